@@ -1,0 +1,1 @@
+"""Data layer: reading tables, schema inference, cleaning, transforms, batches."""

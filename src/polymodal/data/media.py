@@ -1,0 +1,211 @@
+"""Decoding image and audio cells.
+
+A cell of an image or audio column may be a file path (relative to the table's folder,
+or absolute), raw bytes, a numpy array, or (images) a ``PIL.Image``. These functions turn
+any of them into one canonical form, or raise :class:`MediaError` saying which cell and
+why — callers decide whether one bad cell is fatal (it usually is not: the row keeps its
+other modalities and the cell is marked absent).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from polymodal.errors import DataError
+
+# A decompression bomb (a tiny file that decodes to gigapixels) is refused above this.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"})
+
+
+class MediaError(DataError):
+    """One image/audio cell could not be decoded; the message says why."""
+
+
+def is_missing(cell) -> bool:
+    """True for None, NaN and empty strings/bytes — the ways a cell can be absent."""
+    if cell is None:
+        return True
+    if isinstance(cell, float) and np.isnan(cell):
+        return True
+    if isinstance(cell, str | bytes) and len(cell.strip() if isinstance(cell, str) else cell) == 0:
+        return True
+    return False
+
+
+def resolve_path(cell: str | os.PathLike, base_dir: str | os.PathLike | None) -> Path:
+    """A path cell made absolute against the table's folder (absolute paths pass through)."""
+    path = Path(os.path.expanduser(str(cell)))
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    return path
+
+
+def _read_bytes(cell, base_dir) -> tuple[bytes, str]:
+    """The raw bytes behind a path or bytes cell, plus a short description for errors."""
+    if isinstance(cell, bytes | bytearray | memoryview):
+        return bytes(cell), f"{len(cell)} bytes"
+    if isinstance(cell, str | os.PathLike):
+        path = resolve_path(cell, base_dir)
+        try:
+            return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            raise MediaError(f"file not found: {path}") from None
+        except IsADirectoryError:
+            raise MediaError(f"is a folder, not a file: {path}") from None
+        except OSError as exc:
+            raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raise MediaError(f"unsupported cell type {type(cell).__name__}; expected a path, bytes or array")
+
+
+def _to_mode(img: Image.Image, channels: int | None) -> Image.Image:
+    """Convert any Pillow mode explicitly to L (1 channel) or RGB (3 channels).
+
+    Transparency is composited onto white (not dropped to black), 16/32-bit and float
+    greyscale is rescaled to 8 bits from its own range, CMYK goes through Pillow's
+    conversion, palette images are expanded.
+    """
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
+        img = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+        mode = "L"
+    if mode == "P" or mode == "PA" or (mode in ("L", "RGB") and "transparency" in img.info):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+        mode = "RGBA"
+    if channels is None:
+        channels = 1 if mode in ("1", "L") else 3
+    target = "L" if channels == 1 else "RGB"
+    return img if img.mode == target else img.convert(target)
+
+
+def _array_to_image(arr: np.ndarray) -> Image.Image:
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # (C, H, W) -> (H, W, C)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise MediaError(f"array of shape {arr.shape} is not an image; expected (H, W), (H, W, 3|4) or (3, H, W)")
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.float64)
+        if np.nanmax(arr) <= 1.0 + 1e-6 and np.nanmin(arr) >= 0.0:
+            arr = arr * 255.0  # floats in [0, 1]
+        arr = np.clip(np.nan_to_num(arr), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def load_image(
+    cell,
+    base_dir: str | os.PathLike | None = None,
+    *,
+    channels: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode one image cell to a Pillow image in mode L (channels=1) or RGB (channels=3).
+
+    ``channels=None`` keeps greyscale as L and turns everything else into RGB. EXIF
+    orientation is applied. Raises :class:`MediaError` for a missing, corrupt, truncated
+    or oversized (decompression bomb) image.
+    """
+    if isinstance(cell, Image.Image):
+        img = cell
+    elif isinstance(cell, np.ndarray):
+        img = _array_to_image(cell)
+    else:
+        data, what = _read_bytes(cell, base_dir)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data))
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise MediaError(
+                        f"{what}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+                        f"{max_pixels:,} (a possible decompression bomb); raise max_pixels if it is genuine"
+                    )
+                img.load()  # decode now so truncation errors surface here
+        except MediaError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise MediaError(f"{what}: refused as a possible decompression bomb ({exc})") from None
+        except Image.UnidentifiedImageError:
+            raise MediaError(f"{what}: not an image Pillow can identify (corrupt or unsupported format)") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise MediaError(f"{what}: corrupt or truncated image ({exc})") from None
+    if img.size[0] * img.size[1] > max_pixels:
+        raise MediaError(f"image of {img.size[0]}x{img.size[1]} pixels exceeds the limit of {max_pixels:,}")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
+        pass
+    return _to_mode(img, channels)
+
+
+def image_to_array(img: Image.Image) -> np.ndarray:
+    """A decoded image as uint8 (H, W, C)."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def load_audio(cell, base_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, int]:
+    """Decode one audio cell to ``(mono float32 waveform in [-1, 1], sample_rate)``.
+
+    Array cells are taken as mono waveforms; a ``(samples, rate)`` tuple is accepted too.
+    Files and bytes go through soundfile (WAV, FLAC, OGG, AIFF, ...), with scipy's WAV
+    reader as a fallback.
+    """
+    if isinstance(cell, tuple) and len(cell) == 2:
+        wave, rate = cell
+        return _mono(np.asarray(wave, dtype=np.float32)), int(rate)
+    if isinstance(cell, np.ndarray):
+        raise MediaError("an audio array needs its sample rate: pass (waveform, sample_rate) as the cell")
+    data, what = _read_bytes(cell, base_dir)
+    try:
+        import soundfile
+
+        wave, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        return _mono(wave), int(rate)
+    except Exception as sf_exc:  # noqa: BLE001 - fall back to scipy, then report both
+        try:
+            from scipy.io import wavfile
+
+            rate, wave = wavfile.read(io.BytesIO(data))
+        except Exception:  # noqa: BLE001
+            raise MediaError(f"{what}: not decodable audio ({sf_exc})") from None
+        wave = np.asarray(wave)
+        if wave.dtype.kind in "iu":
+            info = np.iinfo(wave.dtype)
+            wave = (wave.astype(np.float32) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+        return _mono(wave.astype(np.float32)), int(rate)
+
+
+def _mono(wave: np.ndarray) -> np.ndarray:
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 2:
+        # soundfile gives (frames, channels); a (channels, frames) array has few rows.
+        wave = wave.mean(axis=1) if wave.shape[1] <= 8 else wave.mean(axis=0)
+    if wave.ndim != 1:
+        raise MediaError(f"audio of shape {wave.shape} is not a waveform")
+    return np.ascontiguousarray(wave)
+
+
+def looks_like_media_path(value: str, extensions: frozenset[str]) -> bool:
+    """True when a string ends in one of the given file extensions."""
+    return Path(value.strip()).suffix.lower() in extensions

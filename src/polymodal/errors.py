@@ -1,0 +1,33 @@
+"""Errors a user can cause, and nothing else.
+
+Every user-facing mistake raises a subclass of :class:`PolymodalError` whose message
+names the file/column/parameter, the value received, and the fix. The CLI prints the
+message as one line and exits non-zero; the service answers 4xx with it. Internal
+invariants use ``assert``; bugs raise whatever they raise.
+"""
+
+from __future__ import annotations
+
+
+class PolymodalError(ValueError):
+    """A mistake in the user's input, with a message that says how to fix it."""
+
+
+class DataError(PolymodalError):
+    """A table, file or cell cannot be read or makes no sense as given."""
+
+
+class SchemaError(PolymodalError):
+    """A column override, label or modality that does not fit the table."""
+
+
+class ConfigError(PolymodalError):
+    """An unknown or out-of-range configuration value."""
+
+
+class NotFittedError(PolymodalError, AttributeError):
+    """A model was used before ``fit`` (or ``load``)."""
+
+
+class ModelFolderError(PolymodalError):
+    """A saved model folder is incomplete, corrupt or from an incompatible version."""
