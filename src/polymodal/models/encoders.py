@@ -106,7 +106,9 @@ class ImageEncoder(ConfigurableModule):
     up to 48 px, 3 stages (32x32 -> 8x8); beyond that the stem adds one stride-2 conv per
     halving until the side is <= 48 (64 -> 1 extra stride, 128 -> 2), so compute stays
     close to the 32-px case. Stage widths are ``width * (1, 2, 4)``. Global average pooling
-    makes the output independent of the exact size. Works in ``channels_last`` memory
+    makes the output independent of the exact size. ``blocks_per_stage`` residual blocks
+    per stage (the first one strided); with the defaults a forward pass costs about
+    37 M multiply-adds for a 1x28x28 image, 49 M for 3x32x32 and 61 M for 3x64x64. Works in ``channels_last`` memory
     format (convolutions + GroupNorm + mean pooling, no ``view`` on NCHW strides).
     """
 
@@ -117,6 +119,7 @@ class ImageEncoder(ConfigurableModule):
         *,
         width: int = 32,
         out_dim: int = 128,
+        blocks_per_stage: int = 1,
         dropout: float = 0.0,
     ):
         super().__init__()
@@ -124,11 +127,12 @@ class ImageEncoder(ConfigurableModule):
         if len(size) != 2:
             raise ConfigError(f"ImageEncoder: image_size must be an int or [H, W], got {image_size!r}")
         _check_positive("ImageEncoder", in_channels=in_channels, height=size[0], width_px=size[1],
-                        width=width, out_dim=out_dim)
+                        width=width, out_dim=out_dim, blocks_per_stage=blocks_per_stage)
         _check_dropout("ImageEncoder", dropout)
         self._store_config(in_channels=in_channels,
                            image_size=size[0] if size[0] == size[1] else size,
-                           width=width, out_dim=out_dim, dropout=dropout)
+                           width=width, out_dim=out_dim, blocks_per_stage=blocks_per_stage,
+                           dropout=dropout)
         side = min(size)
 
         stem: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False)]
@@ -144,8 +148,8 @@ class ImageEncoder(ConfigurableModule):
         for stage in range(num_stages):
             out_channels = width * 2**stage
             stride = 1 if stage == 0 else 2
-            blocks += [_ResidualBlock(channels, out_channels, stride=stride),
-                       _ResidualBlock(out_channels, out_channels)]
+            blocks.append(_ResidualBlock(channels, out_channels, stride=stride))
+            blocks += [_ResidualBlock(out_channels, out_channels) for _ in range(blocks_per_stage - 1)]
             channels = out_channels
         self.blocks = nn.Sequential(*blocks)
         self.norm = nn.GroupNorm(_num_groups(channels), channels)
@@ -281,16 +285,14 @@ class TabularEncoder(ConfigurableModule):
             )
         if categorical.numel() == 0:
             return
-        low = categorical.amin(dim=0)
-        high = categorical.amax(dim=0)
-        cards = torch.tensor(self.cardinalities, device=categorical.device)
-        bad = ((low < 0) | (high >= cards)).nonzero().flatten().tolist()
-        if bad:
-            i = bad[0]
+        cards = torch.tensor(self.cardinalities, device=categorical.device)  # (F_cat,)
+        outside = (categorical < 0) | (categorical >= cards)  # (B, F_cat)
+        if outside.any():
+            row, col = (int(i) for i in outside.nonzero()[0])
             raise DataError(
-                f"categorical column {i} holds index {int(high[i]) if high[i] >= cards[i] else int(low[i])}, "
-                f"outside its vocabulary [0, {self.cardinalities[i]}); encode unseen values as 0 "
-                "(unknown) with the fitted transform"
+                f"categorical column {col} holds index {int(categorical[row, col])} (row {row}), "
+                f"outside its vocabulary [0, {self.cardinalities[col]}); encode the table with the "
+                "model's fitted transform, which maps unseen values to 0 (unknown)"
             )
 
     def forward(

@@ -37,21 +37,22 @@ def is_available() -> bool:
 def to_uint8(counts: np.ndarray) -> np.ndarray:
     """Pixel counts 0..16 -> uint8 0..255 as round(v * 255 / 16) (round half up)."""
     # floor(x + 0.5) rounds half up; the only tie, 8 -> 127.5, goes to 128 either way.
-    return np.floor(np.asarray(counts, dtype=np.float64) * 255.0 / _MAX_COUNT + 0.5).astype(np.uint8)
+    return np.floor(np.asarray(counts, dtype=np.float64) * 255.0 / _MAX_COUNT + 0.5).astype(
+        np.uint8
+    )
 
 
-def load(*, split: bool, n: int | None, seed: int) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+def load(
+    *, split: bool, n: int | None, seed: int
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """The digits table (or its stratified 80/20 split); see the module docstring."""
     from sklearn.datasets import load_digits
 
     check_n(n, available=NUM_ROWS, dataset=NAME, split=split)
     bunch = load_digits()
     images = to_uint8(bunch.images)  # (1797, 8, 8)
-    table = pd.DataFrame(
-        {"image": image_column(images), "label": bunch.target.astype(np.int64)}
-    )
+    table = pd.DataFrame({"image": image_column(images), "label": bunch.target.astype(np.int64)})
     table = sample_rows(table, n, seed)
     if not split:
         return table
     return stratified_split(table, LABEL, seed=seed)
-

@@ -50,7 +50,7 @@ def sample_rows(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     if n is None or n >= len(df):
         return df.reset_index(drop=True)
     rng = np.random.default_rng(seed)
-    # Sorted so that a sample keeps the source order (fixed-split datasets rely on it).
+    # Sorted so that a sample keeps the source order, like a filtered view of the table.
     rows = np.sort(rng.choice(len(df), size=n, replace=False))
     return df.iloc[rows].reset_index(drop=True)
 
@@ -74,7 +74,9 @@ def stratified_split(
     counts = pd.Series(labels).value_counts()
     num_test = max(1, round(len(df) * test_fraction))
     num_test = min(num_test, len(df) - 1)
-    can_stratify = counts.min() >= 2 and num_test >= len(counts) and len(df) - num_test >= len(counts)
+    can_stratify = (
+        counts.min() >= 2 and num_test >= len(counts) and len(df) - num_test >= len(counts)
+    )
     train_rows, test_rows = train_test_split(
         rows,
         test_size=num_test,

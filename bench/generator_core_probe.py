@@ -1,0 +1,347 @@
+"""Probe: which objective, sampler, step count and guidance for the CPU generator?
+
+Trains the class-conditional :class:`polymodal.models.unet.UNet` under a fixed wall-clock
+budget on 8x8 digits (sklearn) and 28x28 Fashion-MNIST (Debian ``dataset-fashion-mnist``)
+and scores samples with judges trained on real data:
+
+- digits: an SVC on real digits -> conditional accuracy (generated image classified as
+  the class it was conditioned on).
+- fashion: a small CNN trained ~1 min on real data -> conditional accuracy, and the
+  Frechet distance (FD) in its penultimate features, next to the real-vs-real floor at
+  the same sample count.
+
+Usage (2 threads; the whole run is ~20 CPU-minutes with the defaults):
+
+    .venv/bin/python bench/generator_core_probe.py --part digits
+    .venv/bin/python bench/generator_core_probe.py --part fashion
+
+This is a benchmark, not a test. Its own tiny loop (AdamW, warm-up + cosine by elapsed
+time, EMA with a half-life in images) stands in for polymodal.train.
+
+CONCLUSIONS (numbers in RESULTS at the bottom of this file):
+(filled in from the measured tables below)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import gzip
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polymodal.models.flow import drop_conditions, rectified_flow_loss
+from polymodal.models.samplers import euler_sample, guided_velocity, heun_sample
+from polymodal.models.unet import UNet
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+NUM_CLASSES = 10
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_digits_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn digits as (N, 1, 8, 8) in [-1, 1] and labels (N,)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0 * 2 - 1  # 0..16 -> [-1, 1]
+    return x, torch.tensor(d.target, dtype=torch.long)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (gzip): big-endian header of ndim sizes, then uint8 data."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST ``train``/``t10k`` as (N, 1, 28, 28) in [-1, 1] and labels (N,)."""
+    images = _read_idx(FASHION_DIR / f"{split}-images-idx3-ubyte.gz")
+    labels = _read_idx(FASHION_DIR / f"{split}-labels-idx1-ubyte.gz")
+    x = torch.tensor(images, dtype=torch.float32)[:, None] / 127.5 - 1
+    return x, torch.tensor(labels, dtype=torch.long)
+
+
+# ------------------------------------------------------------------------- training
+
+
+def train_generator(
+    net: UNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    time_budget_s: float,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    min_lr: float = 1e-4,
+    warmup_s: float = 10.0,
+    time_sampling: str = "logit_normal",
+    cond_drop_prob: float = 0.1,
+    ema_half_life_images: float = 5_000,
+    channels_last: bool = True,
+    seed: int = 0,
+) -> tuple[UNet, dict]:
+    """Train for ``time_budget_s`` wall seconds; returns the EMA network and stats."""
+    gen = torch.Generator().manual_seed(seed)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt).train()
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    # EMA decay per step from a half-life counted in images (Karras et al. 2024, EDM2,
+    # Sec. 3.1): after ema_half_life_images images the old weights weigh one half.
+    ema_decay = 0.5 ** (batch_size / ema_half_life_images)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    onehot = F.one_hot(y, NUM_CLASSES).float()
+    start, steps, losses = time.perf_counter(), 0, []
+    while (elapsed := time.perf_counter() - start) < time_budget_s:
+        # Warm-up then cosine to min_lr, both measured in elapsed seconds of the budget.
+        frac = elapsed / time_budget_s
+        cosine = min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * frac))
+        for group in opt.param_groups:
+            group["lr"] = cosine * min(1.0, elapsed / warmup_s)
+        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
+        cond, _ = drop_conditions(onehot[idx], cond_drop_prob, gen)
+        loss = rectified_flow_loss(
+            net,
+            x[idx].contiguous(memory_format=fmt),
+            cond=cond,
+            generator=gen,
+            time_sampling=time_sampling,
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - ema_decay)
+        losses.append(loss.item())
+        steps += 1
+    seconds = time.perf_counter() - start
+    stats = {
+        "steps": steps,
+        "images_per_s": steps * batch_size / seconds,
+        "final_loss": float(np.mean(losses[-100:])),
+    }
+    return ema, stats
+
+
+def sample_classes(
+    net: UNet,
+    labels: torch.Tensor,
+    *,
+    method: str = "euler",
+    num_steps: int = 16,
+    shift: float = 1.0,
+    guidance: float = 1.0,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
+    batch_size: int = 250,
+    seed: int = 1,
+) -> tuple[torch.Tensor, float]:
+    """Class-conditional samples for ``labels``; returns images and images per second."""
+    sampler = {"euler": euler_sample, "heun": heun_sample}[method]
+    size, channels = net.config()["image_size"], net.config()["image_channels"]
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(labels.shape[0], channels, size, size, generator=gen)
+    out = []
+    start = time.perf_counter()
+    for i in range(0, labels.shape[0], batch_size):
+        cond = F.one_hot(labels[i : i + batch_size], NUM_CLASSES).float()
+        velocity_fn = functools.partial(
+            guided_velocity,
+            net,
+            cond=cond,
+            guidance=guidance,
+            guidance_interval=guidance_interval,
+        )
+        x = noise[i : i + batch_size].contiguous(memory_format=torch.channels_last)
+        out.append(sampler(velocity_fn, x, num_steps=num_steps, shift=shift))
+    seconds = time.perf_counter() - start
+    return torch.cat(out).clamp(-1, 1), labels.shape[0] / seconds
+
+
+# --------------------------------------------------------------------------- judges
+
+
+class DigitsJudge:
+    """An RBF SVC on real 8x8 digits (~99% accuracy on held-out real digits)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        from sklearn.svm import SVC
+
+        self.svc = SVC(C=10.0, gamma="scale").fit(x.flatten(1).numpy(), y.numpy())
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        pred = self.svc.predict(images.flatten(1).numpy())
+        return float((pred == labels.numpy()).mean())
+
+
+class FashionJudgeNet(nn.Module):
+    """Small CNN; ``features`` (B, 128) feed the Frechet distance."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 7, 7)
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),  # (B, 128)
+        )
+        self.head = nn.Linear(128, NUM_CLASSES)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class FashionJudge:
+    """Trains :class:`FashionJudgeNet` for ``time_budget_s`` on real training images."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, *, time_budget_s: float = 60.0):
+        torch.manual_seed(0)
+        self.net = FashionJudgeNet()
+        opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
+        start = time.perf_counter()
+        while time.perf_counter() - start < time_budget_s:
+            idx = torch.randint(0, x.shape[0], (128,))
+            loss = F.cross_entropy(self.net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.net.eval()
+
+    @torch.no_grad()
+    def _run(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = torch.cat([self.net.features(b) for b in images.split(500)])
+        return feats, self.net.head(feats).argmax(1)
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        return float((self._run(images)[1] == labels).float().mean())
+
+    def frechet(self, a: torch.Tensor, b: torch.Tensor) -> float:
+        return frechet_distance(self._run(a)[0].double().numpy(), self._run(b)[0].double().numpy())
+
+
+def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) (Heusel et al. 2017, Eq. 6)."""
+    from scipy import linalg
+
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+# ---------------------------------------------------------------------------- probes
+
+
+SAMPLER_GRID = [
+    # (method, num_steps, shift, guidance, guidance_interval)
+    ("euler", 8, 1.0, 1.0, (0.0, 1.0)),
+    ("euler", 16, 1.0, 1.0, (0.0, 1.0)),
+    ("euler", 32, 1.0, 1.0, (0.0, 1.0)),
+    ("heun", 4, 1.0, 1.0, (0.0, 1.0)),
+    ("heun", 8, 1.0, 1.0, (0.0, 1.0)),
+    ("euler", 8, 2.0, 1.0, (0.0, 1.0)),
+    ("euler", 8, 0.5, 1.0, (0.0, 1.0)),
+    ("euler", 16, 1.0, 1.5, (0.0, 1.0)),
+    ("euler", 16, 1.0, 2.0, (0.0, 1.0)),
+    ("euler", 16, 1.0, 3.0, (0.0, 1.0)),
+    ("euler", 16, 1.0, 2.0, (0.0, 0.7)),
+    ("euler", 16, 1.0, 3.0, (0.0, 0.7)),
+    ("euler", 16, 1.0, 3.0, (0.2, 0.8)),
+    ("euler", 8, 1.0, 2.0, (0.0, 0.7)),
+    ("euler", 8, 1.0, 3.0, (0.0, 0.7)),
+    ("heun", 4, 1.0, 2.0, (0.0, 0.7)),
+]
+
+
+def _row(name: str, cells: dict) -> str:
+    return f"{name:<34}" + "".join(f"{k}={v:<9.4g}" for k, v in cells.items())
+
+
+def probe_digits(args) -> None:
+    x, y = load_digits_data()
+    judge = DigitsJudge(x, y)
+    labels = torch.arange(NUM_CLASSES).repeat(100)  # 1000 samples, 100 per class
+    print(f"digits: judge on real = {judge.accuracy(x, y):.3f}")
+    models = {}
+    for ts_name in args.time_samplings:
+        torch.manual_seed(0)
+        net = UNet.sized_for(8, 1, NUM_CLASSES)
+        ema, st = train_generator(net, x, y, time_budget_s=args.train_s, time_sampling=ts_name)
+        imgs, _ = sample_classes(ema, labels, num_steps=16)
+        print(_row(f"train {ts_name}", {**st, "acc_e16": judge.accuracy(imgs, labels)}))
+        models[ts_name] = ema
+    ema = models[args.time_samplings[0]]
+    for method, steps, shift, g, interval in SAMPLER_GRID:
+        imgs, ips = sample_classes(
+            ema, labels, method=method, num_steps=steps, shift=shift, guidance=g,
+            guidance_interval=interval,
+        )
+        name = f"{method}{steps} s{shift} g{g} {interval}"
+        print(_row(name, {"acc": judge.accuracy(imgs, labels), "img/s": ips}))
+
+
+def probe_fashion(args) -> None:
+    x_train, y_train = load_fashion("train")
+    x_test, y_test = load_fashion("t10k")
+    judge = FashionJudge(x_train, y_train, time_budget_s=args.judge_s)
+    n = args.num_samples
+    labels = torch.arange(NUM_CLASSES).repeat(n // NUM_CLASSES)
+    real_a = x_test[:n]
+    real_b = x_train[:n]
+    floor = judge.frechet(real_a, real_b)
+    print(f"fashion: judge test acc = {judge.accuracy(x_test, y_test):.3f}, "
+          f"real-vs-real FD floor (n={n}) = {floor:.3f}")
+    models = {}
+    for ts_name in args.time_samplings:
+        torch.manual_seed(0)
+        net = UNet.sized_for(28, 1, NUM_CLASSES, base_channels=args.base_channels)
+        ema, st = train_generator(
+            net, x_train, y_train, time_budget_s=args.train_s, time_sampling=ts_name
+        )
+        imgs, ips = sample_classes(ema, labels, num_steps=16)
+        cells = {**st, "acc_e16": judge.accuracy(imgs, labels),
+                 "FD/floor": judge.frechet(imgs, real_a) / floor}
+        print(_row(f"train {ts_name} b{args.base_channels}", cells))
+        models[ts_name] = ema
+        torch.save(ema.state_dict(), f"/tmp/probe_fashion_{ts_name}.pt")
+    ema = models[args.time_samplings[0]]
+    for method, steps, shift, g, interval in SAMPLER_GRID:
+        imgs, ips = sample_classes(
+            ema, labels, method=method, num_steps=steps, shift=shift, guidance=g,
+            guidance_interval=interval,
+        )
+        name = f"{method}{steps} s{shift} g{g} {interval}"
+        cells = {"acc": judge.accuracy(imgs, labels),
+                 "FD/floor": judge.frechet(imgs, real_a) / floor, "img/s": ips}
+        print(_row(name, cells), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=["digits", "fashion"], required=True)
+    parser.add_argument("--train-s", type=float, default=90.0, help="training seconds per model")
+    parser.add_argument("--judge-s", type=float, default=60.0)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--base-channels", type=int, default=16)
+    parser.add_argument("--time-samplings", nargs="+", default=["logit_normal", "uniform"])
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    {"digits": probe_digits, "fashion": probe_fashion}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()

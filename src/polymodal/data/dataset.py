@@ -1,0 +1,223 @@
+"""A table as a torch ``Dataset`` of rows, and the ``collate`` that makes a ``Batch``.
+
+:class:`TableDataset` runs :meth:`TableTransform.encode` once, so numbers, categories,
+tags and text embeddings are small arrays in memory; image and audio cells are decoded
+only when their row is read, so memory is O(batch), not O(table). Training-time image
+augmentation draws from a generator seeded by ``(seed, epoch, row)``: the same row in the
+same epoch is augmented the same way whatever the worker count or order, so resumed
+training repeats the original run.
+
+Typical use::
+
+    ds = TableDataset(train_df, transform, train=True, seed=0)
+    loader = make_loader(ds, batch_size=32, shuffle=True, seed=0)
+    for epoch in range(num_epochs):
+        set_epoch(loader, epoch)
+        for batch in loader:  # polymodal.data.batch.Batch
+            ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from polymodal.data.batch import Batch
+from polymodal.data.transforms import EncodedTable, TableTransform
+from polymodal.errors import ConfigError, DataError
+
+Sample = dict  # one row: see TableDataset.__getitem__
+
+
+class TableDataset(Dataset):
+    """Rows of a table as per-modality tensors, ready for :func:`collate`.
+
+    Args:
+        df: the table (its ``attrs["base_dir"]`` is where relative media paths resolve).
+        transform: a fitted :class:`TableTransform`.
+        train: apply the transform's image augmentation (if it has one).
+        cache_media: keep decoded (un-augmented) image/audio tensors in memory after the
+            first read — for small tables that are read many times. With worker processes
+            each worker fills its own copy, which ends with the epoch.
+        with_label: include the label when the table has it.
+        seed: base seed of the augmentation randomness.
+        allow_missing_columns: treat absent image/audio/text columns as absent cells.
+    """
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        transform: TableTransform,
+        *,
+        train: bool = False,
+        cache_media: bool = False,
+        with_label: bool = True,
+        seed: int = 0,
+        allow_missing_columns: bool = False,
+    ):
+        self.transform = transform
+        self.train = train
+        self.cache_media = cache_media
+        self.seed = seed
+        self.epoch = 0
+        self.encoded: EncodedTable = transform.encode(
+            df, with_label=with_label, allow_missing_columns=allow_missing_columns
+        )
+        self._media_cache: dict[tuple[str, int], tuple[torch.Tensor, bool]] = {}
+
+    def __len__(self) -> int:
+        return self.encoded.n_rows
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation randomness of ``epoch`` (call before iterating)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> Sample:
+        """Row ``index`` as a dict of tensors (one row of each ``Batch`` field)."""
+        enc = self.encoded
+        index = int(index)  # samplers may hand out numpy or tensor integers
+        if not 0 <= index < enc.n_rows:
+            raise IndexError(f"row {index} out of range for a table of {enc.n_rows} rows")
+        sample: Sample = {"index": index, "text": {}, "image": {}, "audio": {}, "mask": {}}
+        for name in ("numeric", "categorical", "multilabel"):
+            values = getattr(enc, name)
+            sample[name] = None if values is None else torch.from_numpy(values[index])
+        for col, vectors in enc.text.items():
+            sample["text"][col] = torch.from_numpy(vectors[index])  # (D,)
+        for col, present in enc.mask.items():
+            sample["mask"][col] = bool(present[index])
+        rng = None
+        for col, cells in enc.image.items():
+            image, present = self._media("image", col, index, cells[index])
+            if self.train and present and self.transform.augment is not None:
+                if rng is None:
+                    rng = np.random.default_rng([self.seed, self.epoch, index])
+                image = self.transform.augment_image(image, rng)
+            sample["image"][col] = image  # (C, H, W)
+            sample["mask"][col] = present
+        for col, cells in enc.audio.items():
+            spectrogram, present = self._media("audio", col, index, cells[index])
+            sample["audio"][col] = spectrogram  # (1, n_mels, T)
+            sample["mask"][col] = present
+        sample["label"] = (
+            None if enc.label is None else torch.from_numpy(np.asarray(enc.label[index]))
+        )
+        return sample
+
+    def _media(self, modality: str, column: str, index: int, cell) -> tuple[torch.Tensor, bool]:
+        """Decode one image/audio cell (un-augmented), through the cache if enabled."""
+        key = (column, index)
+        if self.cache_media and key in self._media_cache:
+            return self._media_cache[key]
+        decode = self.transform.image_tensor if modality == "image" else self.transform.audio_tensor
+        decoded = decode(cell, self.encoded.base_dir, column=column)
+        if self.cache_media:
+            self._media_cache[key] = decoded
+        return decoded
+
+    @staticmethod
+    def collate(samples: Sequence[Sample]) -> Batch:
+        return collate(samples)
+
+
+def collate(samples: Sequence[Sample]) -> Batch:
+    """Stack rows from :class:`TableDataset` into one :class:`Batch` (shapes in batch.py)."""
+    if not samples:
+        raise DataError("collate got an empty list of rows")
+    first = samples[0]
+
+    def stack(name: str) -> torch.Tensor | None:
+        if first[name] is None:
+            return None
+        return torch.stack([s[name] for s in samples])
+
+    label = None
+    if all(s["label"] is not None for s in samples):
+        label = torch.stack([s["label"] for s in samples])  # (B,) or (B, K)
+    return Batch(
+        index=torch.tensor([s["index"] for s in samples], dtype=torch.int64),  # (B,)
+        numeric=stack("numeric"),  # (B, F_num)
+        categorical=stack("categorical"),  # (B, F_cat)
+        multilabel=stack("multilabel"),  # (B, F_tags)
+        text={c: torch.stack([s["text"][c] for s in samples]) for c in first["text"]},  # (B, D)
+        image={
+            c: torch.stack([s["image"][c] for s in samples]) for c in first["image"]
+        },  # (B, C, H, W)
+        audio={
+            c: torch.stack([s["audio"][c] for s in samples]) for c in first["audio"]
+        },  # (B, 1, M, T)
+        mask={
+            c: torch.tensor([s["mask"][c] for s in samples], dtype=torch.bool)
+            for c in first["mask"]
+        },
+        label=label,
+    )
+
+
+class SeededShuffleSampler(Sampler[int]):
+    """A random permutation of ``range(n)`` that depends only on ``(seed, epoch)``.
+
+    Unlike a shuffling DataLoader with one long-lived generator, the order of epoch ``e``
+    does not depend on how many epochs ran before in this process, so a resumed run
+    visits rows in the same order as an uninterrupted one.
+    """
+
+    def __init__(self, n: int, *, seed: int = 0):
+        self.n = n
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def make_loader(
+    dataset: TableDataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    """A DataLoader of :class:`Batch` whose order is fixed by ``seed`` (and the epoch).
+
+    With ``shuffle=True`` and no ``sampler``, rows are drawn by a
+    :class:`SeededShuffleSampler`; call :func:`set_epoch` before each epoch.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} must be a positive integer, e.g. 32")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(f"num_workers={num_workers!r} must be a non-negative integer")
+    if sampler is None and shuffle:
+        sampler = SeededShuffleSampler(len(dataset), seed=seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,  # order comes from the sampler, never from global RNG state
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        drop_last=drop_last,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,  # workers re-copy the dataset, so they see set_epoch
+    )
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Tell the loader's sampler and dataset which epoch starts (order and augmentation)."""
+    for part in (loader.sampler, loader.dataset):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)

@@ -1,0 +1,122 @@
+"""Running the same loop under ``torchrun``: process-group set-up and the few collectives.
+
+``torchrun --nproc_per_node=N`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; with
+``WORLD_SIZE > 1`` the trainer joins the group (gloo on CPU, NCCL on CUDA), wraps the model
+in ``DistributedDataParallel`` and lets rank 0 alone evaluate, log and write files. Every
+decision that changes control flow (stop, save) is taken on rank 0 and shared, so all ranks
+run the same number of steps and reach the same collectives.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from polymodal.errors import ConfigError
+
+
+@dataclass
+class DistributedContext:
+    """Who this process is. ``world_size == 1`` means an ordinary single process."""
+
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    owns_group: bool = False
+    """True when the trainer created the process group (so it destroys it at the end)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that evaluates, logs and writes files."""
+        return self.rank == 0
+
+    # --- set-up -------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, device_type: str) -> DistributedContext:
+        """Read torchrun's variables; join the process group when there is more than one rank."""
+        try:
+            world_size = int(os.environ.get("WORLD_SIZE", "1"))
+            rank = int(os.environ.get("RANK", "0"))
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        except ValueError as exc:
+            raise ConfigError(f"WORLD_SIZE/RANK/LOCAL_RANK must be integers (as torchrun sets "
+                              f"them), got {exc}. Launch with torchrun or unset them.") from exc
+        if world_size <= 1:
+            return cls()
+        owns = False
+        if not dist.is_initialized():
+            backend = "nccl" if device_type == "cuda" else "gloo"
+            if device_type == "cuda":
+                torch.cuda.set_device(local_rank)
+            dist.init_process_group(backend=backend)
+            owns = True
+        return cls(world_size=world_size, rank=rank, local_rank=local_rank, owns_group=owns)
+
+    def close(self) -> None:
+        """Leave the process group if the trainer created it."""
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self.owns_group = False
+
+    # --- collectives (no-ops in a single process) ---------------------------------------
+
+    def sum_(self, values: torch.Tensor) -> torch.Tensor:
+        """All-reduce ``values`` by sum in place (a small float64 CPU/GPU vector)."""
+        if self.enabled:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values
+
+    def broadcast_flag(self, flag: bool, device: torch.device) -> bool:
+        """Rank 0's ``flag``, on every rank."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.broadcast(t, src=0)
+        return bool(t.item() > 0)
+
+    def broadcast_int(self, value: int | None, device: torch.device) -> int | None:
+        """Rank 0's ``value`` (an int >= 0 or ``None``), on every rank."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([-1 if value is None else value], dtype=torch.int64, device=device)
+        dist.broadcast(t, src=0)
+        return None if int(t.item()) < 0 else int(t.item())
+
+    def broadcast_module_(self, module: torch.nn.Module) -> None:
+        """Overwrite every rank's weights and buffers with rank 0's, in place."""
+        if self.enabled:
+            for tensor in module.state_dict().values():
+                dist.broadcast(tensor, src=0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` (small JSON-ready values), on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (JSON-ready values and tensors), in rank order, on every rank.
+
+        Used only for RNG states at checkpoint time; objects travel between our own
+        processes, never to or from disk.
+        """
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()

@@ -1,0 +1,108 @@
+"""Shared test fixtures: tiny tables with every modality, written into ``tmp_path``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+from PIL import Image
+
+TINY_TABLE_COLUMNS = ["id", "image", "caption", "audio", "price", "color", "tags", "date", "label"]
+
+_COLORS = ["red", "green", "blue", "red", "green", "blue", "red", "green"]
+_RGB = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 60, 220)}
+_LABELS = ["yes", "no", "yes", "no", "yes", "no", "yes", "no"]
+_CAPTIONS = [
+    "a small red square",
+    "a bright green tile",
+    "a deep blue patch",
+    "red, with a thin border",
+    "green on a plain background",
+    "blue and slightly noisy",
+    "a red block, centred",
+    "a pale green square",
+]
+_PRICES = [9.99, 12.5, math.nan, 3.25, 20.0, 7.75, 15.1, 4.4]
+_TAGS = ["a|b", "b", "a|c", "c", "a|b|c", "b|c", "a", "b"]
+_DATES = [
+    f"2024-0{month}-{day:02d}"
+    for month, day in zip([1, 1, 2, 3, 3, 4, 5, 6], range(3, 27, 3), strict=True)
+]
+_SAMPLE_RATE_HZ = 8000
+
+
+def _write_table(folder: Path, color_column: list, label_column: list) -> Path:
+    """Write the media files and table.csv into ``folder``; return the CSV path."""
+    (folder / "images").mkdir()
+    (folder / "audio").mkdir()
+    rows = []
+    for i in range(8):
+        # 8x8 RGB image in the row's colour, with a brighter pixel at a per-row spot so no two
+        # images are identical (dedup and leakage checks see 8 distinct files).
+        pixels = np.zeros((8, 8, 3), dtype=np.uint8)  # (H, W, C)
+        pixels[:] = _RGB[_COLORS[i]]
+        pixels[i, i] = 255
+        image_path = f"images/img_{i}.png"
+        Image.fromarray(pixels).save(folder / image_path)
+        # 0.1 s mono sine whose pitch rises with the row number.
+        duration_s, frequency_hz = 0.1, 220.0 * (1 + i)
+        t = np.arange(int(duration_s * _SAMPLE_RATE_HZ)) / _SAMPLE_RATE_HZ
+        wave = 0.5 * np.sin(2 * np.pi * frequency_hz * t)
+        audio_path = f"audio/clip_{i}.wav"
+        soundfile.write(
+            folder / audio_path, wave.astype(np.float32), _SAMPLE_RATE_HZ, subtype="PCM_16"
+        )
+        rows.append(
+            {
+                "id": i + 1,
+                "image": image_path,
+                "caption": _CAPTIONS[i],
+                "audio": audio_path,
+                "price": _PRICES[i],
+                "color": color_column[i],
+                "tags": _TAGS[i],
+                "date": _DATES[i],
+                "label": label_column[i],
+            }
+        )
+    path = folder / "table.csv"
+    pd.DataFrame(rows, columns=TINY_TABLE_COLUMNS).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def tiny_table(tmp_path: Path) -> Path:
+    """An 8-row CSV with every modality; returns the path ``tmp_path / "table.csv"``.
+
+    Columns (stable; other tests rely on them), in this order:
+
+    - ``id``: int 1..8, unique (an ID column).
+    - ``image``: relative PNG paths ``images/img_{i}.png`` (8x8 RGB, coloured by ``color``,
+      with one bright pixel at (i, i) so all eight differ); resolve against the CSV's folder.
+    - ``caption``: short English text, all distinct.
+    - ``audio``: relative WAV paths ``audio/clip_{i}.wav`` (0.1 s mono sine, 8 kHz, PCM16,
+      pitch 220*(i+1) Hz).
+    - ``price``: float, one missing value (row 2, 0-based).
+    - ``color``: categorical strings ``red``/``green``/``blue``.
+    - ``tags``: multilabel, ``|``-separated from {a, b, c}, e.g. ``"a|b"``; never empty.
+    - ``date``: ISO dates ``YYYY-MM-DD`` in 2024, increasing.
+    - ``label``: ``"yes"``/``"no"``, alternating (4 of each).
+    """
+    return _write_table(tmp_path, _COLORS, _LABELS)
+
+
+@pytest.fixture
+def tiny_table_coded(tmp_path: Path) -> Path:
+    """The same table as ``tiny_table``, but with integer-coded classes.
+
+    ``color`` holds codes 0/1/2 (red/green/blue) and ``label`` holds 1/0 (yes/no): integer
+    columns that should still be read as categories, not numbers.
+    """
+    codes = {"red": 0, "green": 1, "blue": 2}
+    return _write_table(
+        tmp_path, [codes[c] for c in _COLORS], [1 if v == "yes" else 0 for v in _LABELS]
+    )
