@@ -131,33 +131,49 @@ def load_image(
     elif isinstance(cell, np.ndarray):
         img = _array_to_image(cell)
     else:
-        data, what = _read_bytes(cell, base_dir)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(io.BytesIO(data))
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise MediaError(
-                        f"{what}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
-                        f"{max_pixels:,} (a possible decompression bomb); raise max_pixels if it is genuine"
-                    )
-                img.load()  # decode now so truncation errors surface here
-        except MediaError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise MediaError(f"{what}: refused as a possible decompression bomb ({exc})") from None
-        except Image.UnidentifiedImageError:
-            raise MediaError(f"{what}: not an image Pillow can identify (corrupt or unsupported format)") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise MediaError(f"{what}: corrupt or truncated image ({exc})") from None
+        if isinstance(cell, str | os.PathLike):
+            # Let Pillow read the file itself: no copy of the bytes through Python.
+            path = resolve_path(cell, base_dir)
+            what, source = str(path), path
+            if not path.is_file():
+                _read_bytes(cell, base_dir)  # raises the precise MediaError (missing, folder, ...)
+        else:
+            data, what = _read_bytes(cell, base_dir)
+            source = io.BytesIO(data)
+        img = _open_checked(source, what, max_pixels)
     if img.size[0] * img.size[1] > max_pixels:
         raise MediaError(f"image of {img.size[0]}x{img.size[1]} pixels exceeds the limit of {max_pixels:,}")
-    try:
-        img = ImageOps.exif_transpose(img)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
-        pass
+    # Only formats that carry EXIF need the (not free) orientation check.
+    if img.format in ("JPEG", "MPO", "TIFF", "WEBP") or "exif" in img.info:
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
+            pass
     return _to_mode(img, channels)
+
+
+def _open_checked(source, what: str, max_pixels: int) -> Image.Image:
+    """Open and fully decode an image, refusing bombs and reporting corruption clearly."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(source)
+            width, height = img.size
+            if width * height > max_pixels:
+                raise MediaError(
+                    f"{what}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+                    f"{max_pixels:,} (a possible decompression bomb); raise max_pixels if it is genuine"
+                )
+            img.load()  # decode now so truncation errors surface here
+            return img
+    except MediaError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(f"{what}: refused as a possible decompression bomb ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise MediaError(f"{what}: not an image Pillow can identify (corrupt or unsupported format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"{what}: corrupt or truncated image ({exc})") from None
 
 
 def image_to_array(img: Image.Image) -> np.ndarray:

@@ -508,10 +508,13 @@ class TableTransform:
         if (new_w, new_h) != (w, h):
             # Pillow's resize widens its kernel when shrinking, so this is antialiased.
             img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
-        pixels = torch.tensor(image_to_array(img)).permute(2, 0, 1)  # (C, h, w) uint8, copied
+        pixels = torch.from_numpy(image_to_array(img).copy()).permute(2, 0, 1)  # (C, h, w) uint8
+        scaled = pixels.float().div_(127.5).sub_(1.0)
+        if (new_w, new_h) == (width, height):
+            return scaled.contiguous(), True
         out = torch.full((channels, height, width), -1.0)
         top, left = (height - new_h) // 2, (width - new_w) // 2
-        out[:, top : top + new_h, left : left + new_w] = pixels.float() / 127.5 - 1.0
+        out[:, top : top + new_h, left : left + new_w] = scaled
         return out, True
 
     def augment_image(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
