@@ -90,10 +90,14 @@ def train_generator(
     time_sampling: str = "logit_normal",
     cond_drop_prob: float = 0.1,
     ema_half_life_images: float = 5_000,
-    channels_last: bool = True,
+    channels_last: bool = False,
     seed: int = 0,
 ) -> tuple[UNet, dict]:
-    """Train for ``time_budget_s`` wall seconds; returns the EMA network and stats."""
+    """Train for ``time_budget_s`` CPU seconds of this process; returns the EMA net and stats.
+
+    CPU time, not wall time, because the probe machine is shared: wall-clock throughput
+    swung 20x between identical runs, process CPU time far less.
+    """
     gen = torch.Generator().manual_seed(seed)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt).train()
@@ -103,8 +107,8 @@ def train_generator(
     ema_decay = 0.5 ** (batch_size / ema_half_life_images)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     onehot = F.one_hot(y, NUM_CLASSES).float()
-    start, steps, losses = time.perf_counter(), 0, []
-    while (elapsed := time.perf_counter() - start) < time_budget_s:
+    start, steps, losses = time.process_time(), 0, []
+    while (elapsed := time.process_time() - start) < time_budget_s:
         # Warm-up then cosine to min_lr, both measured in elapsed seconds of the budget.
         frac = elapsed / time_budget_s
         cosine = min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * frac))
@@ -127,10 +131,10 @@ def train_generator(
                 p_ema.lerp_(p, 1 - ema_decay)
         losses.append(loss.item())
         steps += 1
-    seconds = time.perf_counter() - start
+    cpu_s = time.process_time() - start
     stats = {
         "steps": steps,
-        "images_per_s": steps * batch_size / seconds,
+        "img/cpu_s": steps * batch_size / cpu_s,
         "final_loss": float(np.mean(losses[-100:])),
     }
     return ema, stats
@@ -148,13 +152,13 @@ def sample_classes(
     batch_size: int = 250,
     seed: int = 1,
 ) -> tuple[torch.Tensor, float]:
-    """Class-conditional samples for ``labels``; returns images and images per second."""
+    """Class-conditional samples for ``labels``; returns images and images per CPU second."""
     sampler = {"euler": euler_sample, "heun": heun_sample}[method]
     size, channels = net.config()["image_size"], net.config()["image_channels"]
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(labels.shape[0], channels, size, size, generator=gen)
     out = []
-    start = time.perf_counter()
+    start = time.process_time()
     for i in range(0, labels.shape[0], batch_size):
         cond = F.one_hot(labels[i : i + batch_size], NUM_CLASSES).float()
         velocity_fn = functools.partial(
@@ -164,10 +168,9 @@ def sample_classes(
             guidance=guidance,
             guidance_interval=guidance_interval,
         )
-        x = noise[i : i + batch_size].contiguous(memory_format=torch.channels_last)
+        x = noise[i : i + batch_size]
         out.append(sampler(velocity_fn, x, num_steps=num_steps, shift=shift))
-    seconds = time.perf_counter() - start
-    return torch.cat(out).clamp(-1, 1), labels.shape[0] / seconds
+    return torch.cat(out).clamp(-1, 1), labels.shape[0] / (time.process_time() - start)
 
 
 # --------------------------------------------------------------------------- judges
@@ -212,8 +215,8 @@ class FashionJudge:
         torch.manual_seed(0)
         self.net = FashionJudgeNet()
         opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
-        start = time.perf_counter()
-        while time.perf_counter() - start < time_budget_s:
+        start = time.process_time()
+        while time.process_time() - start < time_budget_s:
             idx = torch.randint(0, x.shape[0], (128,))
             loss = F.cross_entropy(self.net(x[idx]), y[idx])
             opt.zero_grad()
@@ -250,7 +253,6 @@ SAMPLER_GRID = [
     # (method, num_steps, shift, guidance, guidance_interval)
     ("euler", 8, 1.0, 1.0, (0.0, 1.0)),
     ("euler", 16, 1.0, 1.0, (0.0, 1.0)),
-    ("euler", 32, 1.0, 1.0, (0.0, 1.0)),
     ("heun", 4, 1.0, 1.0, (0.0, 1.0)),
     ("heun", 8, 1.0, 1.0, (0.0, 1.0)),
     ("euler", 8, 2.0, 1.0, (0.0, 1.0)),
@@ -258,9 +260,7 @@ SAMPLER_GRID = [
     ("euler", 16, 1.0, 1.5, (0.0, 1.0)),
     ("euler", 16, 1.0, 2.0, (0.0, 1.0)),
     ("euler", 16, 1.0, 3.0, (0.0, 1.0)),
-    ("euler", 16, 1.0, 2.0, (0.0, 0.7)),
     ("euler", 16, 1.0, 3.0, (0.0, 0.7)),
-    ("euler", 16, 1.0, 3.0, (0.2, 0.8)),
     ("euler", 8, 1.0, 2.0, (0.0, 0.7)),
     ("euler", 8, 1.0, 3.0, (0.0, 0.7)),
     ("heun", 4, 1.0, 2.0, (0.0, 0.7)),
@@ -274,7 +274,7 @@ def _row(name: str, cells: dict) -> str:
 def probe_digits(args) -> None:
     x, y = load_digits_data()
     judge = DigitsJudge(x, y)
-    labels = torch.arange(NUM_CLASSES).repeat(100)  # 1000 samples, 100 per class
+    labels = torch.arange(NUM_CLASSES).repeat(50)  # 500 samples, 50 per class
     print(f"digits: judge on real = {judge.accuracy(x, y):.3f}")
     models = {}
     for ts_name in args.time_samplings:
@@ -291,7 +291,7 @@ def probe_digits(args) -> None:
             guidance_interval=interval,
         )
         name = f"{method}{steps} s{shift} g{g} {interval}"
-        print(_row(name, {"acc": judge.accuracy(imgs, labels), "img/s": ips}))
+        print(_row(name, {"acc": judge.accuracy(imgs, labels), "img/cpu_s": ips}))
 
 
 def probe_fashion(args) -> None:
@@ -326,16 +326,16 @@ def probe_fashion(args) -> None:
         )
         name = f"{method}{steps} s{shift} g{g} {interval}"
         cells = {"acc": judge.accuracy(imgs, labels),
-                 "FD/floor": judge.frechet(imgs, real_a) / floor, "img/s": ips}
+                 "FD/floor": judge.frechet(imgs, real_a) / floor, "img/cpu_s": ips}
         print(_row(name, cells), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["digits", "fashion"], required=True)
-    parser.add_argument("--train-s", type=float, default=90.0, help="training seconds per model")
+    parser.add_argument("--train-s", type=float, default=90.0, help="training CPU seconds per model")
     parser.add_argument("--judge-s", type=float, default=60.0)
-    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--base-channels", type=int, default=16)
     parser.add_argument("--time-samplings", nargs="+", default=["logit_normal", "uniform"])
     args = parser.parse_args()

@@ -266,6 +266,19 @@ def test_modality_dropout_keeps_a_rows_only_modality(fusion):
     assert torch.equal(train_out, model.eval()(batch))
 
 
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_parameter_is_in_the_graph_under_modality_dropout(fusion):
+    # DistributedDataParallel (without find_unused_parameters) needs every parameter to
+    # take part in every step, even when a modality was dropped for all rows.
+    spec = make_spec("binary")
+    model = make_model(spec, fusion, modality_dropout=0.9).train()
+    batch = make_batch(spec, rows=2)
+    batch.mask["photo"][:] = False
+    task_loss("binary", model(batch), batch.label).backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None]
+    assert unused == []
+
+
 # --- drop ablation ----------------------------------------------------------------------------
 
 

@@ -153,7 +153,7 @@ def test_interrupted_then_resumed_run_is_bitwise_identical(tmp_path):
 
 
 def test_evaluation_and_callbacks_do_not_change_the_trajectory():
-    class DrawRandom(Callback):
+    class DrawRandom:  # any object with the hook's name works as a callback
         def on_step_end(self, state, model):
             torch.rand(3), np.random.rand(), random.random()
 
@@ -210,6 +210,21 @@ def test_time_limit_is_honoured_and_best_weights_are_kept():
     # The LR plan was estimated from the measured pace and decayed over it.
     lrs = [h["lr"] for h in result.history if h["event"] == "train"]
     assert lrs[-1] < 0.6 * max(lrs)
+
+
+def test_time_limit_counts_the_earlier_parts_of_a_resumed_run(tmp_path):
+    def slow_loss(model, batch):
+        time.sleep(0.01)
+        return mse_loss(model, batch)
+
+    cfg = config(max_epochs=None, time_limit_s=0.5)
+    first = Trainer(cfg, out_dir=tmp_path).fit(make_model(), make_data(), loss_fn=slow_loss)
+    assert first.stop_reason == "time_limit" and first.steps > 5
+    # The budget is spent: a resumed run stops after one more step.
+    again = Trainer(cfg, out_dir=tmp_path).fit(make_model(), make_data(), loss_fn=slow_loss,
+                                               resume=True)
+    assert again.stop_reason == "time_limit"
+    assert again.resumed_from_step == first.steps and again.steps == first.steps + 1
 
 
 def test_early_stopping_after_patience_evaluations_without_improvement():

@@ -79,7 +79,10 @@ def label_targets(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return multi_hot, present
     index_of = {key: k for k, key in enumerate(classes)}
     y_true = np.array(
-        [index_of.get(_class_key(c), -1) if ok else -1 for c, ok in zip(cells, present, strict=True)],
+        [
+            index_of.get(_class_key(c), -1) if ok else -1
+            for c, ok in zip(cells, present, strict=True)
+        ],
         dtype=np.int64,
     )
     return y_true, y_true >= 0
@@ -112,7 +115,9 @@ def _score(predictor, y_true, outputs, scored) -> float:
     kwargs = {}
     if predictor.problem_type_ == "multilabel":
         kwargs["label_names"] = [str(c) for c in predictor.classes_]
-    return float(compute_metrics(predictor.problem_type_, y_true[scored], outputs[scored], **kwargs)[name])
+    return float(
+        compute_metrics(predictor.problem_type_, y_true[scored], outputs[scored], **kwargs)[name]
+    )
 
 
 def _gain(predictor, reference: float, degraded: float) -> float:
@@ -166,7 +171,9 @@ def modality_ablation(predictor, df: pd.DataFrame) -> pd.DataFrame:
     modalities = list(dict.fromkeys(predictor.schema_.modality(c) for c in features))
     for modality in modalities:
         columns = predictor.schema_.by_modality(modality)
-        value = _score(predictor, y_true, predictor_outputs(predictor, df, drop=set(columns)), scored)
+        value = _score(
+            predictor, y_true, predictor_outputs(predictor, df, drop=set(columns)), scored
+        )
         rows.append(
             {
                 "masked": modality,

@@ -78,7 +78,9 @@ def confusion_matrix_png(
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
     names = [_short(c) for c in class_names]
     rotate = max((len(n) for n in names), default=0) > ROTATE_LABELS_LONGER_THAN
-    ax.set_xticks(range(num_classes), names, rotation=45 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_xticks(
+        range(num_classes), names, rotation=45 if rotate else 0, ha="right" if rotate else "center"
+    )
     ax.set_yticks(range(num_classes), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -89,8 +91,12 @@ def confusion_matrix_png(
             for j in range(num_classes):
                 if counts[i, j]:
                     ax.text(
-                        j, i, f"{rates[i, j]:.0%}\n{counts[i, j]:,}",
-                        ha="center", va="center", fontsize=font_size,
+                        j,
+                        i,
+                        f"{rates[i, j]:.0%}\n{counts[i, j]:,}",
+                        ha="center",
+                        va="center",
+                        fontsize=font_size,
                         color="white" if rates[i, j] > 0.5 else "black",
                     )
     return _png(fig)
@@ -103,7 +109,9 @@ def calibration_png(y_true: np.ndarray, proba: np.ndarray, *, num_bins: int = 10
     under-confident bins, below it over-confident; the lower panel shows how many
     rows fall in each confidence bin.
     """
-    curve = reliability_curve(y_true, proba, num_bins=num_bins)  # (bins, 3): confidence, accuracy, count
+    curve = reliability_curve(
+        y_true, proba, num_bins=num_bins
+    )  # (bins, 3): confidence, accuracy, count
     ece = expected_calibration_error(y_true, proba)
     fig = _new_figure(4.6, 4.8)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
@@ -141,7 +149,9 @@ def per_label_f1_png(f1_by_label: Mapping[str, float]) -> bytes:
 # --------------------------------------------------------------------------- regression
 
 
-def regression_scatter_png(y_true: np.ndarray, y_pred: np.ndarray, *, label: str = "label") -> bytes:
+def regression_scatter_png(
+    y_true: np.ndarray, y_pred: np.ndarray, *, label: str = "label"
+) -> bytes:
     """Predicted vs true values with the y = x line; many points are drawn small and faint."""
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
@@ -170,14 +180,14 @@ def ablation_png(ablation: pd.DataFrame) -> bytes:
     rows = ablation[ablation["masked"] != "none"].iloc[:MAX_BARS]
     metric = str(ablation["metric"].iloc[0]) if len(ablation) else "metric"
     full = float(ablation["value"].iloc[0]) if len(ablation) else float("nan")
-    fig = _new_figure(5.5, 1.4 + 0.35 * max(len(rows), 1))
+    fig = _new_figure(6.0, 1.4 + 0.35 * max(len(rows), 1))
     ax = fig.add_subplot()
     names = list(rows["masked"])[::-1]
     values = list(rows["contribution"])[::-1]
     ax.barh(names, values, color=[_BLUE if v >= 0 else _ORANGE for v in values])
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"{metric} lost when the modality is masked")
-    ax.set_title(f"What each modality contributes (all: {metric} = {full:.3g})")
+    ax.set_title(f"Modality contributions (all modalities: {metric} = {full:.3g})", fontsize=11)
     return _png(fig)
 
 
@@ -187,7 +197,9 @@ def importance_png(importance: pd.DataFrame) -> bytes:
     metric = str(importance["metric"].iloc[0]) if len(importance) else "metric"
     fig = _new_figure(5.5, 1.4 + 0.3 * max(len(rows), 1))
     ax = fig.add_subplot()
-    names = [f"{_short(c)} ({m})" for c, m in zip(rows["column"], rows["modality"], strict=True)][::-1]
+    names = [f"{_short(c)} ({m})" for c, m in zip(rows["column"], rows["modality"], strict=True)][
+        ::-1
+    ]
     means = list(rows["importance_mean"])[::-1]
     stds = list(rows["importance_std"])[::-1]
     ax.barh(names, means, xerr=stds, color=[_BLUE if v >= 0 else _ORANGE for v in means], capsize=3)
@@ -229,8 +241,16 @@ def training_curve_png(history: Sequence[Mapping], *, metric: str | None = None)
     if not history:
         return None
     steps = [row.get("step", i) for i, row in enumerate(history)]
-    losses = [(s, row.get("loss")) for s, row in zip(steps, history, strict=True)]
-    losses = [(s, float(v)) for s, v in losses if isinstance(v, int | float | np.number) and np.isfinite(v)]
+    # The training loop repeats the last training loss in its "eval" records; when it
+    # tags records, draw the loss from the "train" ones only.
+    tagged = any(row.get("event") == "train" for row in history)
+    losses = [
+        (s, float(row["loss"]))
+        for s, row in zip(steps, history, strict=True)
+        if (not tagged or row.get("event") == "train")
+        and isinstance(row.get("loss"), int | float | np.number)
+        and np.isfinite(row["loss"])
+    ]
     metrics = _metric_series(history, metric)
     if not losses and not metrics:
         return None
@@ -242,8 +262,13 @@ def training_curve_png(history: Sequence[Mapping], *, metric: str | None = None)
     left.set_ylabel("training loss")
     left.set_title("Loss")
     for k, (name, points) in enumerate(metrics.items()):
-        right.plot(*zip(*points, strict=True), marker="o", markersize=3, label=name,
-                   color=_ORANGE if k == 0 else None)
+        right.plot(
+            *zip(*points, strict=True),
+            marker="o",
+            markersize=3,
+            label=name,
+            color=_ORANGE if k == 0 else None,
+        )
     right.set_xlabel("step")
     right.set_title("Validation metric")
     if metrics:

@@ -75,8 +75,8 @@ class FusionPredictor(nn.Module):
         spec: the feature spec (see the module docstring); stored as ``self.spec``.
         fusion: ``"concat"`` (:class:`ConcatFusion`) or ``"attention"`` (:class:`AttentionFusion`).
         width: every encoder's output size and the fused embedding's size. Internal
-            widths follow it (image CNN base width ``max(8, width // 4)``, MLP hidden
-            ``2 * width``), so one number sizes the model.
+            widths follow it (image CNN base width ``max(8, width // 4)``, audio CNN
+            ``max(8, width // 8)``, MLP hidden ``2 * width``), so one number sizes the model.
         modality_dropout: probability of hiding a whole modality per row in train mode.
         dropout: dropout inside the encoders' MLPs, the fusion and before the head.
     """

@@ -126,7 +126,10 @@ class TrainResult:
 
 
 class Callback:
-    """Hooks into the loop; override the ones you need. They run on rank 0 only."""
+    """Hooks into the loop; override the ones you need. They run on rank 0 only.
+
+    Any object with some of these methods works as a callback; subclassing is optional.
+    """
 
     def on_eval(self, state: TrainState, model: nn.Module) -> None:
         """After each evaluation; ``model`` is the evaluated (EMA, if on) model."""
@@ -200,6 +203,11 @@ class _ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.skip_samples)
+
+
+def _hooks(callbacks: Sequence[Any], name: str) -> list[Callable]:
+    """The callbacks' ``name`` methods, skipping callbacks that do not define it."""
+    return [hook for cb in callbacks if (hook := getattr(cb, name, None)) is not None]
 
 
 def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -401,8 +409,8 @@ class Trainer:
                 state.history.append(record)
                 log.write(record)
                 with preserved_rng_state():
-                    for cb in callbacks:
-                        cb.on_eval(state, target)
+                    for hook in _hooks(callbacks, "on_eval"):
+                        hook(state, target)
                 patience = cfg.early_stopping_patience
                 stop = patience is not None and state.evals_since_best >= patience
             stop = ctx.broadcast_flag(stop, device)
@@ -429,6 +437,10 @@ class Trainer:
                     stop_reason = "max_epochs"
                     break
                 loader_generator.manual_seed(cfg.seed + state.epoch)
+                if hasattr(train_dataset, "set_epoch"):
+                    # Per-item augmentation draws from seed + epoch + index: new each epoch,
+                    # the same again after a resume.
+                    train_dataset.set_epoch(state.epoch)
                 if sampler is not None:
                     sampler.set_epoch(state.epoch)
                     sampler.skip_samples = state.batch_in_epoch * per_rank_batch
@@ -505,10 +517,11 @@ class Trainer:
                     early = False
                     if cfg.eval_every_steps is not None and state.step % cfg.eval_every_steps == 0:
                         early = evaluate()
-                    if ctx.is_main and callbacks:
+                    step_hooks = _hooks(callbacks, "on_step_end") if ctx.is_main else []
+                    if step_hooks:
                         with preserved_rng_state():
-                            for cb in callbacks:
-                                cb.on_step_end(state, model)
+                            for hook in step_hooks:
+                                hook(state, model)
                     if flags[2] > 0:
                         save()
                     bar.update(state.step, total_steps=state.planned_steps,

@@ -1,0 +1,400 @@
+"""The predictor report: modality ablation, permutation importance, figures, Markdown/HTML.
+
+Most tests run over ``StandInPredictor``, a test double of the Predictor interface
+(``predict_proba``/``predict`` with ``drop=``, ``evaluate``, ``schema_``, ``classes_``,
+``leaderboard``, ``cleaning_report_``, ``training_history_``) built on scikit-learn,
+so that which columns the model uses is known exactly. The real data layer
+(``infer_schema``, ``clean_report``) supplies the schema and cleaning report.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from polymodal.data.cleaning import clean_report
+from polymodal.data.schema import cell_tags, infer_schema
+from polymodal.errors import ConfigError, DataError
+from polymodal.evaluate import plots
+from polymodal.evaluate.explain import modality_ablation, permutation_importance
+from polymodal.evaluate.metrics import compute_metrics
+from polymodal.evaluate.report import Document, write_predictor_report
+
+_WORDS = ["apple", "stone", "river", "cloud", "paper", "glass", "tiger", "lemon", "piano", "chair"]
+
+
+def _table(num_rows: int, problem_type: str, seed: int = 0) -> pd.DataFrame:
+    """Columns: x (informative number), z (noise number), color (noise category),
+    note (noise text, which the stand-in ignores), label (from x alone)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=num_rows)
+    z = rng.normal(size=num_rows)
+    noisy = x + 0.3 * rng.normal(size=num_rows)
+    if problem_type == "binary":
+        label = np.where(noisy > 0, "high", "low")
+    elif problem_type == "multiclass":
+        label = np.array(["small", "medium", "large"])[np.digitize(noisy, [-0.5, 0.5])]
+    elif problem_type == "regression":
+        label = 3.0 * x + 0.3 * rng.normal(size=num_rows)
+    else:  # multilabel: "hot" follows x, "cold" its opposite, "odd" is noise
+        label = [
+            "|".join(t for t, on in (("hot", v > 0.3), ("cold", v < -0.3), ("odd", r > 0.5)) if on)
+            or "none"
+            for v, r in zip(noisy, rng.random(num_rows), strict=True)
+        ]
+    notes = [" ".join(rng.choice(_WORDS, size=4)) for _ in range(num_rows)]
+    return pd.DataFrame(
+        {
+            "x": x,
+            "z": z,
+            "color": rng.choice(["red", "green", "blue"], size=num_rows),
+            "note": notes,
+            "label": label,
+        }
+    )
+
+
+class StandInPredictor:
+    """A test double of polymodal's Predictor over a scikit-learn linear model.
+
+    Uses numeric columns (mean-imputed) and one-hot categorical columns; ignores text.
+    ``drop=`` masks columns as missing: numbers become the training mean, categories
+    an all-zero one-hot, the way a presence mask of False reads in the real model.
+    """
+
+    def __init__(self, problem_type: str):
+        self.problem_type = problem_type
+
+    def fit(self, df: pd.DataFrame) -> StandInPredictor:
+        overrides = {"note": "text", "color": "categorical"}
+        if self.problem_type == "multilabel":
+            overrides["label"] = "multilabel"
+        self.schema_ = infer_schema(
+            df, label="label", overrides=overrides, problem_type=self.problem_type
+        )
+        assert self.schema_.problem_type == self.problem_type
+        self.problem_type_ = self.problem_type
+        self.cleaning_report_ = clean_report(df, self.schema_)
+        self.numeric_ = self.schema_.by_modality("numeric")
+        self.means_ = {c: float(df[c].mean()) for c in self.numeric_}
+        self.vocab_ = {c: sorted(df[c].unique()) for c in self.schema_.by_modality("categorical")}
+        features = self._features(df)
+        if self.problem_type == "regression":
+            self.classes_ = None
+            self.model_ = Ridge().fit(features, df["label"].to_numpy(dtype=float))
+        elif self.problem_type == "multilabel":
+            self.classes_ = sorted({t for cell in df["label"] for t in cell_tags(cell, "|")})
+            targets = self._multi_hot(df)
+            self.model_ = [
+                LogisticRegression().fit(features, targets[:, k]) for k in range(len(self.classes_))
+            ]
+        else:
+            self.classes_ = sorted(df["label"].unique())
+            self.model_ = LogisticRegression(max_iter=500).fit(features, df["label"])
+        self.training_history_ = [
+            {
+                "step": s,
+                "epoch": s // 5,
+                "loss": 1.0 / (s + 1),
+                "metrics": {"val_accuracy": 0.5 + s / 40},
+                "elapsed_s": 0.1 * s,
+            }
+            for s in range(0, 20, 2)
+        ]
+        return self
+
+    def _multi_hot(self, df: pd.DataFrame) -> np.ndarray:
+        return np.array(
+            [[t in cell_tags(c, "|") for t in self.classes_] for c in df["label"]], dtype=int
+        )
+
+    def _features(self, df: pd.DataFrame, drop=None) -> np.ndarray:
+        drop = set(drop or ())
+        blocks = []
+        for c in self.numeric_:
+            values = df[c].to_numpy(dtype=float)
+            if c in drop:
+                values = np.full(len(df), self.means_[c])
+            blocks.append(np.where(np.isnan(values), self.means_[c], values)[:, None])
+        for c, vocab in self.vocab_.items():
+            onehot = (df[c].to_numpy()[:, None] == np.array(vocab)[None, :]).astype(float)
+            blocks.append(onehot * (c not in drop))
+        return np.hstack(blocks)  # (N, F)
+
+    def predict_proba(self, df: pd.DataFrame, *, drop=None) -> pd.DataFrame:
+        features = self._features(df, drop)
+        if self.problem_type == "multilabel":
+            proba = np.stack([m.predict_proba(features)[:, 1] for m in self.model_], axis=1)
+        else:
+            proba = self.model_.predict_proba(features)
+        return pd.DataFrame(proba, columns=self.classes_, index=df.index)
+
+    def predict(self, df: pd.DataFrame, *, drop=None):
+        if self.problem_type == "regression":
+            return self.model_.predict(self._features(df, drop))
+        proba = self.predict_proba(df, drop=drop).to_numpy()
+        return np.asarray(self.classes_)[proba.argmax(axis=1)]
+
+    def evaluate(self, df: pd.DataFrame) -> dict:
+        if self.problem_type == "regression":
+            return compute_metrics(
+                "regression", df["label"].to_numpy(dtype=float), self.predict(df)
+            )
+        proba = self.predict_proba(df).to_numpy()
+        if self.problem_type == "multilabel":
+            return compute_metrics(
+                "multilabel", self._multi_hot(df), proba, label_names=self.classes_
+            )
+        y_true = np.array([self.classes_.index(v) for v in df["label"]])
+        return compute_metrics(self.problem_type, y_true, proba)
+
+    def leaderboard(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "model": ["linear"],
+                "val_accuracy": [0.9],
+                "fit_time_s": [0.01],
+                "predict_time_s": [0.001],
+                "chosen": [True],
+            }
+        )
+
+    def get_params(self) -> dict:
+        return {"label": "label", "problem_type": self.problem_type, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def binary():
+    train, test = _table(300, "binary", seed=1), _table(200, "binary", seed=2)
+    return StandInPredictor("binary").fit(train), test
+
+
+def _is_png(data: bytes) -> tuple[int, int]:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.format == "PNG"
+    return image.size
+
+
+# --------------------------------------------------------------------------- ablation
+
+
+def test_ablation_finds_the_modality_the_model_uses_and_not_the_ignored_one(binary):
+    predictor, test = binary
+    ablation = modality_ablation(predictor, test)
+    assert list(ablation["masked"])[0] == "none"
+    assert set(ablation["masked"]) == {"none", "numeric", "categorical", "text"}
+    by_modality = ablation.set_index("masked")
+    full = by_modality.loc["none", "value"]
+    assert full > 0.85 and by_modality.loc["none", "metric"] == "accuracy"
+    # Masking the numbers leaves the model guessing; masking the text it ignores changes nothing.
+    assert by_modality.loc["numeric", "value"] < 0.65
+    assert by_modality.loc["numeric", "contribution"] > 0.2
+    assert by_modality.loc["text", "contribution"] == 0.0
+    assert by_modality.loc["text", "value"] == full
+    assert ablation["masked"].iloc[1] == "numeric"  # largest contribution first
+    assert by_modality.loc["numeric", "columns"] == "x, z"
+
+
+def test_ablation_contribution_is_positive_for_lower_is_better_metrics():
+    predictor = StandInPredictor("regression").fit(_table(200, "regression", seed=3))
+    ablation = modality_ablation(predictor, _table(100, "regression", seed=4)).set_index("masked")
+    assert ablation.loc["none", "metric"] == "rmse"
+    # RMSE rises without the numbers: change > 0, but contribution (= helps) is also > 0.
+    assert ablation.loc["numeric", "change"] > 1.0
+    assert ablation.loc["numeric", "contribution"] == pytest.approx(
+        ablation.loc["numeric", "change"]
+    )
+
+
+def test_ablation_needs_the_label_column(binary):
+    predictor, test = binary
+    with pytest.raises(DataError, match="'label'"):
+        modality_ablation(predictor, test.drop(columns="label"))
+
+
+# --------------------------------------------------------------------------- permutation
+
+
+def test_permutation_importance_ranks_the_informative_column_first(binary):
+    predictor, test = binary
+    importance = permutation_importance(predictor, test, n_repeats=3, seed=0)
+    assert set(importance["column"]) == {"x", "z", "color", "note"}
+    assert importance["column"].iloc[0] == "x"
+    by_column = importance.set_index("column")
+    assert by_column.loc["x", "importance_mean"] > 0.2
+    assert by_column.loc["x", "importance_mean"] > by_column.loc["z", "importance_mean"] + 0.15
+    assert (
+        by_column.loc["note", "importance_mean"] == 0.0
+        and by_column.loc["note", "importance_std"] == 0.0
+    )
+    assert by_column.loc["x", "modality"] == "numeric"
+    assert importance.attrs["baseline"] > 0.85
+
+
+def test_permutation_importance_is_deterministic_for_a_seed(binary):
+    predictor, test = binary
+    first = permutation_importance(predictor, test, n_repeats=2, seed=7, max_rows=120)
+    again = permutation_importance(predictor, test, n_repeats=2, seed=7, max_rows=120)
+    other = permutation_importance(predictor, test, n_repeats=2, seed=8, max_rows=120)
+    pd.testing.assert_frame_equal(first, again)
+    assert first.attrs["num_rows_scored"] == 120
+    assert not np.allclose(
+        first.set_index("column")["importance_mean"].sort_index(),
+        other.set_index("column")["importance_mean"].sort_index(),
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"n_repeats": 0}, {"max_rows": -1}, {"n_repeats": 1.5}, {"seed": -2}]
+)
+def test_permutation_importance_rejects_bad_settings(binary, kwargs):
+    predictor, test = binary
+    name = next(iter(kwargs))
+    with pytest.raises(ConfigError, match=name):
+        permutation_importance(predictor, test, **kwargs)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_every_plot_returns_a_png(binary):
+    predictor, test = binary
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 3, size=60)
+    proba = rng.dirichlet([1, 1, 1], size=60)  # (N, K)
+    ablation = modality_ablation(predictor, test)
+    importance = permutation_importance(predictor, test, n_repeats=1)
+    history = predictor.training_history_
+    figures = {
+        "confusion": plots.confusion_matrix_png(
+            y_true, proba.argmax(axis=1), ["a", "b", "a rather long class name"]
+        ),
+        "calibration": plots.calibration_png(y_true, proba),
+        "scatter": plots.regression_scatter_png(
+            rng.normal(size=40), rng.normal(size=40), label="price"
+        ),
+        "per_label": plots.per_label_f1_png({"hot": 0.9, "cold": 0.7, "odd": 0.1}),
+        "ablation": plots.ablation_png(ablation),
+        "importance": plots.importance_png(importance),
+        "training": plots.training_curve_png(history, metric="accuracy"),
+    }
+    for name, png in figures.items():
+        width, height = _is_png(png)
+        assert 200 <= width <= 1200 and 150 <= height <= 1200, (name, width, height)
+
+
+def test_plots_skip_what_they_cannot_draw():
+    many = [f"class {k}" for k in range(plots.MAX_CONFUSION_CLASSES + 1)]
+    assert plots.confusion_matrix_png(np.zeros(5, int), np.zeros(5, int), many) is None
+    assert plots.training_curve_png([]) is None
+    assert plots.training_curve_png([{"step": 0, "loss": None, "metrics": {}}]) is None
+
+
+# --------------------------------------------------------------------------- document + report
+
+
+def _check_self_contained(html: str) -> None:
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower()
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert sources, "the report has no images"
+    for src in sources:
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        _is_png(base64.b64decode(src.split(",", 1)[1], validate=True))
+    assert not re.search(r'href="(?!#)', html)
+
+
+def _markdown_links(md: str) -> list[str]:
+    return re.findall(r"\]\(([^)]+)\)", md)
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "multiclass", "regression", "multilabel"])
+def test_report_folder_is_complete_and_self_contained(tmp_path: Path, problem_type: str):
+    predictor = StandInPredictor(problem_type).fit(_table(200, problem_type, seed=5))
+    test = _table(80, problem_type, seed=6)
+    command = "polymodal evaluate runs/model test.csv --out report"
+    result = write_predictor_report(
+        predictor, test, tmp_path / "report", command=command, n_repeats=1
+    )
+
+    out = tmp_path / "report"
+    assert result["report_md"] == out / "report.md" and result["report_html"] == out / "report.html"
+    assert result["metrics"] == predictor.evaluate(test)
+    assert set(result["importance"]["column"]) == {"x", "z", "color", "note"}
+    expected = {"ablation.png", "importance.png", "training_curve.png"} | {
+        "binary": {"confusion_matrix.png", "calibration.png"},
+        "multiclass": {"confusion_matrix.png", "calibration.png"},
+        "regression": {"predicted_vs_true.png"},
+        "multilabel": {"per_label_f1.png"},
+    }[problem_type]
+    assert {p.name for p in out.glob("*.png")} == expected
+    assert {p.name for p in result["figures"]} == expected
+
+    md = result["report_md"].read_text()
+    links = _markdown_links(md)
+    assert set(links) == expected
+    for link in links:
+        _is_png((out / link).read_bytes())
+    html = result["report_html"].read_text()
+    _check_self_contained(html)
+    assert html.count("<img ") == len(expected)
+    # What the report must say: metrics, leaderboard, ablation, schema reasons, cleaning, command.
+    for text in (
+        "Metrics",
+        "Leaderboard",
+        "What each modality contributes",
+        "Permutation importance",
+        "Schema",
+        "Cleaning findings",
+        command,
+        '"problem_type"',
+    ):
+        assert text in md, text
+    assert predictor.schema_.columns["x"].reason in md
+    primary = {
+        "binary": "accuracy",
+        "multiclass": "accuracy",
+        "regression": "rmse",
+        "multilabel": "f1_macro",
+    }
+    assert f"| {primary[problem_type]} |" in md
+    assert not list(out.glob(".*.tmp"))  # atomic writes left no temporary files
+
+
+def test_document_renders_every_section_kind(tmp_path: Path):
+    png = plots.per_label_f1_png({"a": 0.5})
+    doc = Document("A <title> & more")
+    doc.add_heading("Numbers").add_text("x < y | z").add_list(["one", "two"]).add_code(
+        '{"a": 1}', language="json"
+    )
+    doc.add_table(
+        pd.DataFrame({"name": ["a|b", "c"], "value": [0.123456, float("nan")]}),
+        caption="t",
+        max_rows=1,
+    )
+    doc.add_image(png, "A figure", filename="fig.png")
+    md_path, html_path = doc.write(tmp_path)
+    md = md_path.read_text()
+    assert md.startswith("# A <title> & more\n")
+    assert "| a\\|b | 0.1235 |" in md and "... and 1 more rows" in md and "| c |" not in md
+    assert "![A figure](fig.png)" in md and (tmp_path / "fig.png").read_bytes() == png
+    html = html_path.read_text()
+    assert "<title>A &lt;title&gt; &amp; more</title>" in html
+    assert "<p>x &lt; y | z</p>" in html and "<li>two</li>" in html
+    assert "<figcaption>A figure</figcaption>" in html
+    _check_self_contained(html)
+    with pytest.raises(ValueError, match="fig.png"):
+        doc.add_image(png, "again", filename="fig.png")
+    with pytest.raises(ValueError, match="plain name"):
+        doc.add_image(png, "escape", filename="../fig.png")
+    with pytest.raises(ValueError, match="PNG"):
+        doc.add_image(b"GIF89a", "not a png")
