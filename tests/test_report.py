@@ -215,6 +215,17 @@ def test_ablation_contribution_is_positive_for_lower_is_better_metrics():
     )
 
 
+def test_rows_without_a_known_label_are_not_scored(binary):
+    predictor, test = binary
+    test = test.copy()
+    test.loc[0, "label"] = None
+    test.loc[1, "label"] = "a class never seen"
+    ablation = modality_ablation(predictor, test)
+    assert ablation.attrs["num_rows_scored"] == len(test) - 2
+    with pytest.raises(DataError, match="no row"):
+        modality_ablation(predictor, test.assign(label=None))
+
+
 def test_ablation_needs_the_label_column(binary):
     predictor, test = binary
     with pytest.raises(DataError, match="'label'"):

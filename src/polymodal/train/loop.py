@@ -437,10 +437,10 @@ class Trainer:
                     stop_reason = "max_epochs"
                     break
                 loader_generator.manual_seed(cfg.seed + state.epoch)
-                if hasattr(train_dataset, "set_epoch"):
+                if hasattr(dataset, "set_epoch"):
                     # Per-item augmentation draws from seed + epoch + index: new each epoch,
                     # the same again after a resume.
-                    train_dataset.set_epoch(state.epoch)
+                    dataset.set_epoch(state.epoch)
                 if sampler is not None:
                     sampler.set_epoch(state.epoch)
                     sampler.skip_samples = state.batch_in_epoch * per_rank_batch
