@@ -23,6 +23,15 @@ from polymodal.models.samplers import (
 from polymodal.models.unet import UNet
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These nets are tiny: one thread avoids spin-waiting on a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def tiny_unet(**overrides) -> UNet:
     kwargs = dict(image_channels=1, image_size=8, base_channels=8, channel_mults=(1, 2), cond_dim=4)
     kwargs.update(overrides)
@@ -41,7 +50,7 @@ def randomized(net: UNet, seed: int = 0) -> UNet:
 
 def test_one_batch_overfit():
     torch.manual_seed(0)
-    net = tiny_unet(base_channels=16)
+    net = tiny_unet()
     x0 = torch.rand(8, 1, 8, 8) * 2 - 1  # (8, 1, 8, 8)
     cond = torch.eye(4)[torch.arange(8) % 4]  # (8, 4)
 
@@ -49,14 +58,14 @@ def test_one_batch_overfit():
         # Same t and noise every call: a single batch to memorise.
         return rectified_flow_loss(net, x0, cond=cond, generator=torch.Generator().manual_seed(1))
 
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
     first = fixed_batch_loss().item()
-    for _ in range(150):
+    for _ in range(40):
         loss = fixed_batch_loss()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert fixed_batch_loss().item() < 0.1 * first
+    assert fixed_batch_loss().item() < 0.05 * first
 
 
 @pytest.mark.parametrize("size", [28, 13, 8, 7])
@@ -69,11 +78,11 @@ def test_odd_sizes_are_padded_and_cropped_back(size, channels):
     out = net(x, torch.rand(2))
     assert out.shape == (2, channels, size, size)
     assert torch.isfinite(out).all()
-    # Cropping must keep the top-left-aligned pixels: changing one input pixel in the
-    # image changes the output near it (the padded margin is not what we return).
-    x2 = x.clone()
-    x2[:, :, size - 1, size - 1] += 1.0
-    assert not torch.allclose(net(x2, torch.rand(2).fill_(0.5)), net(x, torch.full((2,), 0.5)))
+    # The output is the top-left crop of the network run on the padded image.
+    pad = (-size) % 4
+    padded = torch.nn.functional.pad(x, (0, pad, 0, pad), mode="replicate")
+    t = torch.full((2,), 0.5)
+    assert torch.allclose(net(padded, t)[:, :, :size, :size], net(x, t), atol=1e-5)
 
 
 def test_sized_for_matches_the_reference_scale():

@@ -409,3 +409,47 @@ def test_document_renders_every_section_kind(tmp_path: Path):
         doc.add_image(png, "escape", filename="../fig.png")
     with pytest.raises(ValueError, match="PNG"):
         doc.add_image(b"GIF89a", "not a png")
+
+
+# --------------------------------------------------------------------------- the real Predictor
+
+
+def test_report_on_the_real_predictor_end_to_end(tiny_table: Path, tmp_path: Path, monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from polymodal.api import Predictor
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # One OpenMP thread: on a busy 2-core machine the gradient-boosting candidate's spinning
+    # threads otherwise turn a 0.5 s fit on 8 rows into 15 s.
+    with threadpool_limits(limits=1):
+        predictor = Predictor(
+            label="label", time_limit=3, text_encoder="hashed", seed=0, verbosity=0
+        ).fit(tiny_table)
+        # A path, as the CLI passes it: image/audio paths resolve against the table's folder,
+        # also in the shuffled copies permutation importance scores.
+        result = write_predictor_report(
+            predictor,
+            tiny_table,
+            tmp_path / "report",
+            command="polymodal evaluate m t.csv",
+            n_repeats=1,
+        )
+
+    features = predictor.schema_.features()
+    modalities = {predictor.schema_.modality(c) for c in features}
+    assert {"image", "audio", "text", "numeric", "categorical"} <= modalities
+    ablation, importance = result["ablation"], result["importance"]
+    assert set(ablation["masked"]) == {"none"} | modalities
+    assert set(importance["column"]) == set(features)
+    assert np.isfinite(ablation["value"]).all() and np.isfinite(importance["importance_mean"]).all()
+    # The unmasked score computed here agrees with the predictor's own evaluate().
+    assert ablation["value"].iloc[0] == pytest.approx(result["metrics"]["accuracy"])
+
+    out = tmp_path / "report"
+    pngs = {p.name for p in out.glob("*.png")}
+    assert {"confusion_matrix.png", "calibration.png", "ablation.png", "importance.png"} <= pngs
+    md = result["report_md"].read_text()
+    assert set(_markdown_links(md)) == pngs
+    assert '"preset"' in md and "polymodal evaluate m t.csv" in md
+    _check_self_contained(result["report_html"].read_text())

@@ -136,6 +136,114 @@ def datasets_export(
     out.print(f"wrote {path / 'train.csv'} and {path / 'test.csv'} (images under {path / 'images'})")
 
 
+# ----------------------------------------------------------------------- predictor
+
+
+def _print_frame(frame, *, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column))
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    out.print(table)
+
+
+def _print_metrics(metrics: dict, *, title: str) -> None:
+    import pandas as pd
+
+    _print_frame(pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), title=title)
+
+
+@app.command("fit")
+def fit(
+    table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
+    label: str = typer.Option(..., "--label", "-l", help="The column to predict."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to save the fitted predictor in."),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds for the whole fit."),
+    preset: str = typer.Option("fast", "--preset", help="fast or best."),
+    column: list[str] = typer.Option(
+        [], "--column", "-c", help="Override a column's modality: NAME=MODALITY (repeatable)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    problem_type: str = typer.Option("auto", "--problem-type", help="auto, binary, multiclass, regression or multilabel."),
+    text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm or hashed."),
+) -> None:
+    """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
+    from polymodal.api import Predictor
+    from polymodal.data.schema import parse_overrides
+
+    predictor = Predictor(
+        label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
+        columns=parse_overrides(column) or None, text_encoder=text_encoder,
+    ).fit(table)
+    path = predictor.save(out_dir)
+    _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
+    out.print(f"chosen model: [bold]{predictor.chosen_}[/]; saved to {path}")
+
+
+def _prediction_frame(predictor, df):
+    """ID-like columns of the input, the prediction, and one probability column per class."""
+    import pandas as pd
+
+    schema = predictor.schema_
+    ids = [c for c, col in schema.columns.items()
+           if col.modality == "ignored" and "ID-like" in col.reason and c in df.columns]
+    frame = df[ids].reset_index(drop=True).copy()
+    predictions = predictor.predict(df).reset_index(drop=True)
+    if predictor.problem_type_ == "multilabel":
+        delimiter = schema.columns[schema.label].delimiter or "|"
+        predictions = predictions.map(lambda tags: delimiter.join(map(str, tags)))
+    frame["prediction"] = predictions
+    if predictor.problem_type_ != "regression":
+        proba = predictor.predict_proba(df).reset_index(drop=True)
+        frame = pd.concat([frame, proba.add_prefix("proba_")], axis=1)
+    return frame
+
+
+@app.command("predict")
+def predict(
+    model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
+    table: str = typer.Argument(..., help="Table to predict on (same columns as for training)."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="CSV to write the predictions to."),
+) -> None:
+    """Predict every row of TABLE; keeps the row order and any ID column."""
+    from polymodal.api import Predictor
+    from polymodal.data.readers import read_table
+    from polymodal.files import write_text
+
+    predictor = Predictor.load(model_dir)
+    frame = _prediction_frame(predictor, read_table(table))
+    write_text(out_file, frame.to_csv(index=False))
+    out.print(f"wrote {len(frame):,} predictions to {out_file}")
+
+
+@app.command("evaluate")
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
+    table: str = typer.Argument(..., help="Labelled table to score the predictor on."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for report.md/report.html (default: MODEL_DIR/report)."
+    ),
+) -> None:
+    """Score a saved predictor on TABLE and write the evaluation report."""
+    from polymodal.api import Predictor
+    from polymodal.data.readers import read_table
+
+    predictor = Predictor.load(model_dir)
+    df = read_table(table)
+    try:
+        from polymodal.evaluate.report import write_predictor_report
+    except ImportError:  # the report module is optional; the metrics are not
+        write_predictor_report = None
+    if write_predictor_report is None:
+        _print_metrics(predictor.evaluate(df), title=f"metrics on {table}")
+        return
+    report = write_predictor_report(predictor, df, out_dir or model_dir / "report",
+                                    command=" ".join(["polymodal", *sys.argv[1:]]))
+    _print_metrics(report["metrics"], title=f"metrics on {table}")
+    out.print(f"report: {report['report_md']} and {report['report_html']}")
+
+
 # ---------------------------------------------------------------------------- demo
 
 

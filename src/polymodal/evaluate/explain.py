@@ -27,6 +27,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from polymodal.data.readers import read_table
 from polymodal.data.schema import cell_tags, column_numbers, present_mask
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate.metrics import PRIMARY_METRIC, compute_metrics
@@ -126,6 +127,11 @@ def _gain(predictor, reference: float, degraded: float) -> float:
     return reference - degraded if direction == "max" else degraded - reference
 
 
+def as_table(data) -> pd.DataFrame:
+    """A DataFrame as is; a path to a table file or folder read with :func:`read_table`."""
+    return data if isinstance(data, pd.DataFrame) else read_table(data)
+
+
 def _scorable(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     y_true, scored = label_targets(predictor, df)
     if not scored.any():
@@ -139,8 +145,10 @@ def _scorable(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- ablation
 
 
-def modality_ablation(predictor, df: pd.DataFrame) -> pd.DataFrame:
+def modality_ablation(predictor, df) -> pd.DataFrame:
     """The primary metric with every modality, then with each modality masked out.
+
+    ``df`` is a DataFrame with the label column, or a path to such a table.
 
     Returns one row per modality, after a first row ``masked == "none"`` (the full
     model), with columns:
@@ -154,6 +162,7 @@ def modality_ablation(predictor, df: pd.DataFrame) -> pd.DataFrame:
     Rows after the first are sorted by ``contribution``, largest first. Deterministic:
     nothing is random.
     """
+    df = as_table(df)
     y_true, scored = _scorable(predictor, df)
     name, _ = primary_metric(predictor)
     features = predictor.schema_.features()
@@ -201,13 +210,14 @@ def _check_positive_int(name: str, value, fix: str) -> None:
 
 def permutation_importance(
     predictor,
-    df: pd.DataFrame,
+    df,
     *,
     n_repeats: int = 3,
     seed: int = 0,
     max_rows: int = 2000,
 ) -> pd.DataFrame:
-    """Permutation importance of every feature column, on at most ``max_rows`` rows.
+    """Permutation importance of every feature column, on at most ``max_rows`` rows of ``df``
+    (a DataFrame with the label column, or a path to one).
 
     For each feature column, its cells are shuffled across the (scored) rows
     ``n_repeats`` times and the predictor re-scored; ``importance`` is how much the
@@ -228,6 +238,7 @@ def permutation_importance(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer; got {seed!r}")
 
+    df = as_table(df)
     y_true, scored = _scorable(predictor, df)
     # Only rows that can be scored take part; shuffling among them keeps the sample the same.
     positions = np.flatnonzero(scored)

@@ -72,7 +72,7 @@ def confusion_matrix_png(
     rates = counts / np.maximum(row_totals, 1)  # a class absent from y_true stays all zero
 
     side_in = min(10.0, 2.5 + 0.38 * num_classes)
-    fig = _new_figure(side_in + 1.0, side_in)
+    fig = _new_figure(side_in + 1.4, side_in)
     ax = fig.add_subplot()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")

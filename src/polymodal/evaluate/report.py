@@ -30,6 +30,7 @@ import pandas as pd
 
 from polymodal.evaluate import plots
 from polymodal.evaluate.explain import (
+    as_table,
     label_targets,
     modality_ablation,
     permutation_importance,
@@ -266,7 +267,11 @@ def _section_html(section: Section) -> str:
         frame, hidden = _visible_rows(section)
         caption = f"<caption>{esc(section.caption)}</caption>" if section.caption else ""
         head = "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
-        numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
+        numeric = [
+            pd.api.types.is_numeric_dtype(frame[c].dtype)
+            and not pd.api.types.is_bool_dtype(frame[c].dtype)
+            for c in frame.columns
+        ]
         rows = "".join(
             "<tr>"
             + "".join(
@@ -279,7 +284,8 @@ def _section_html(section: Section) -> str:
             for row in frame.itertuples(index=False)
         )
         more = f'<p class="note">... and {hidden:,} more rows</p>' if hidden else ""
-        return f'<div class="table"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}</div>'
+        table = f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        return f'<div class="table">{table}{more}</div>'
     if isinstance(section, Figure):
         data = base64.b64encode(section.png).decode("ascii")
         return (
@@ -357,8 +363,9 @@ def _scalar_metrics(metrics: dict) -> tuple[dict[str, float], dict[str, float]]:
 
 
 def _predictor_config(predictor) -> dict | None:
-    """The settings that reproduce the predictor: ``get_params()`` or ``config_``, as plain JSON."""
-    for getter in ("get_params", "get_config"):
+    """The settings that reproduce the predictor, as plain JSON: the resolved
+    ``config_dict()`` when there is one, else ``get_params()`` / ``get_config()`` / ``config_``."""
+    for getter in ("config_dict", "get_params", "get_config"):
         if callable(getattr(predictor, getter, None)):
             return _as_json_dict(getattr(predictor, getter)())
     for attribute in ("config_", "config"):
@@ -412,7 +419,7 @@ def _add_cleaning(doc: Document, report) -> None:
 
 def write_predictor_report(
     predictor,
-    df: pd.DataFrame,
+    df,
     out_dir: str | os.PathLike,
     *,
     title: str | None = None,
@@ -422,6 +429,9 @@ def write_predictor_report(
     max_rows: int = 2000,
 ) -> dict:
     """Evaluate a fitted predictor on ``df`` and write ``report.md`` + ``report.html`` into ``out_dir``.
+
+    ``df`` is a DataFrame with the label column, or a path to a table (read with
+    :func:`~polymodal.data.readers.read_table`, so relative media paths resolve).
 
     The report holds the metrics, the figures for the problem type (confusion matrix
     and calibration, predicted-vs-true, or F1 per label), the leaderboard, the
@@ -434,6 +444,7 @@ def write_predictor_report(
     "report_md": Path, "report_html": Path, "figures": [Path, ...]}``.
     """
     out_dir = Path(out_dir)
+    df = as_table(df)  # read once: every step below re-scores the same rows
     schema = predictor.schema_
     problem = predictor.problem_type_
     metric_name, direction = primary_metric(predictor)
@@ -504,21 +515,22 @@ def write_predictor_report(
     # 4. Explanations.
     doc.add_heading("What each modality contributes")
     doc.add_text(
-        f"{metric_name} with every modality, then with each modality's columns masked out as if "
-        "missing. 'contribution' is how much worse the predictor does without the modality "
-        "(positive = it helps)."
+        f"The primary metric ({metric_name}) with every modality, then with each modality's "
+        "columns masked out as if missing. 'contribution' is how much worse the predictor does "
+        "without the modality (positive = it helps)."
     )
     doc.add_table(ablation)
     if len(ablation) > 1:
         doc.add_image(
             plots.ablation_png(ablation),
-            f"{metric_name} lost when each modality is masked",
+            f"How much {metric_name} is lost when each modality is masked",
             filename="ablation.png",
         )
     doc.add_heading("Permutation importance")
     doc.add_text(
-        f"{metric_name} lost when one column's cells are shuffled across rows (mean ± std over "
-        f"{n_repeats} shuffles, {importance.attrs.get('num_rows_scored', 0):,} rows, seed {seed})."
+        f"How much {metric_name} is lost when one column's cells are shuffled across rows "
+        f"(mean ± std over {n_repeats} shuffles, "
+        f"{importance.attrs.get('num_rows_scored', 0):,} rows, seed {seed})."
     )
     doc.add_table(importance)
     if len(importance):
@@ -534,7 +546,9 @@ def write_predictor_report(
     if curve is not None:
         doc.add_heading("Training")
         doc.add_image(
-            curve, "Training loss and validation metric vs step", filename="training_curve.png"
+            curve,
+            "Training of the neural candidate: loss and validation metric vs step",
+            filename="training_curve.png",
         )
 
     # 6. Data: what each column was taken for, and what cleaning found.

@@ -1,0 +1,137 @@
+"""The neural candidate of a :class:`~polymodal.api.predictor.Predictor`.
+
+A :class:`~polymodal.models.predictor_net.FusionPredictor` trained with the shared
+:class:`~polymodal.train.Trainer` (AdamW, warm-up + cosine, EMA, early stopping on the
+validation metric, time limit, resumable checkpoints), with outputs in the predictor's
+convention (see :mod:`polymodal.models.classic`): ``(N, K)`` probabilities for binary
+(K = 2), multiclass and multilabel, ``(N,)`` standardised values for regression.
+Saved as ``weights.safetensors`` + ``model.json`` (the feature spec and network config).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from polymodal.data.batch import Batch
+from polymodal.data.dataset import TableDataset, collate, make_loader
+from polymodal.errors import ModelFolderError
+from polymodal.files import atomic_path, write_json
+from polymodal.models.heads import predict_from_outputs, task_loss
+from polymodal.models.predictor_net import FusionPredictor
+from polymodal.train import TrainConfig, Trainer, TrainResult, seed_everything
+
+WEIGHTS_FILE = "weights.safetensors"
+META_FILE = "model.json"
+EVAL_BATCH_SIZE = 256
+
+
+def network_outputs(model: FusionPredictor, batch: Batch) -> np.ndarray:
+    """The network's predictions for one batch in the predictor's output convention."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        raw = model(batch.to(device))
+        # float64 before the softmax/sigmoid, so each row of probabilities sums to 1 exactly enough
+        # for scikit-learn's checks.
+        values = predict_from_outputs(model.problem_type, raw.double()).cpu().numpy()
+    if model.problem_type == "binary":
+        values = np.stack([1.0 - values, values], axis=1)  # (B,) P(class 1) -> (B, 2)
+    return values.astype(np.float64)
+
+
+def _loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    # ``model`` may be DDP-wrapped: call it, and read the problem type from the batch's owner.
+    network = model.module if hasattr(model, "module") else model
+    return task_loss(network.problem_type, model(batch), batch.label)
+
+
+class NeuralCandidate:
+    """A fusion network over every modality, trained on a time budget.
+
+    Args:
+        spec: the fitted transform's ``feature_spec()``.
+        network: keyword arguments of :class:`FusionPredictor` (fusion, width, dropouts).
+        seed: seeds the initial weights (and, through the train config, everything else).
+    """
+
+    def __init__(self, spec: dict, network: dict, *, seed: int = 0):
+        self.spec = spec
+        self.network = dict(network)
+        self.seed = seed
+        seed_everything(seed)  # the initial weights depend on the seed only
+        self.model_ = FusionPredictor(spec, **self.network)
+        self.result_: TrainResult | None = None
+
+    def fit(self, train: TableDataset, val: TableDataset, *, config: TrainConfig,
+            score: Callable[[np.ndarray], float], metric_name: str, metric_mode: str,
+            out_dir: str | os.PathLike | None = None, resume: bool = False,
+            callbacks: Sequence = ()) -> TrainResult:
+        """Train on ``train``, keeping the weights that score best on ``val``.
+
+        ``score(outputs)`` is the validation metric of the (N_val, ...) outputs.
+        """
+        val_loader = make_loader(val, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
+
+        def evaluate(model: torch.nn.Module) -> dict[str, float]:
+            outputs = np.concatenate([network_outputs(model, b) for b in val_loader])
+            return {metric_name: float(score(outputs))}
+
+        trainer = Trainer(config, out_dir=out_dir)
+        self.result_ = trainer.fit(self.model_, train, collate_fn=collate, loss_fn=_loss,
+                                   eval_fn=evaluate, metric_name=metric_name,
+                                   metric_mode=metric_mode, resume=resume, callbacks=callbacks)
+        self.model_.eval()
+        return self.result_
+
+    def predict_outputs(self, batch: Batch) -> np.ndarray:
+        self.model_.eval()
+        return network_outputs(self.model_, batch)
+
+    # --- persistence ------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.model_.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        write_json(directory / META_FILE, {"spec": self.model_.spec, "network": self.model_.config(),
+                                           "seed": self.seed})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> NeuralCandidate:
+        directory = Path(directory)
+        meta_path, weights_path = directory / META_FILE, directory / WEIGHTS_FILE
+        for path in (meta_path, weights_path):
+            if not path.is_file():
+                raise ModelFolderError(f"{path} is missing; the model folder is incomplete — "
+                                       "save the predictor again")
+        try:
+            meta = json.loads(meta_path.read_text())
+            candidate = cls(meta["spec"], meta["network"], seed=meta.get("seed", 0))
+            candidate.model_.load_state_dict(load_file(str(weights_path)))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+            raise ModelFolderError(f"{directory} holds an unreadable or mismatched network "
+                                   f"({exc}); save the predictor again") from None
+        candidate.model_.eval()
+        return candidate
+
+
+def default_halflife_images(num_train_rows: int, batch_size: int) -> float:
+    """EMA half-life: a quarter of an epoch, within [one batch, 5,000 images]."""
+    return float(min(5000.0, max(batch_size, 0.25 * num_train_rows)))
+
+
+def default_warmup_steps(num_train_rows: int, batch_size: int, max_epochs: int) -> int:
+    """Linear warm-up over ~5% of the planned steps, at most 100."""
+    planned = max_epochs * math.ceil(num_train_rows / batch_size)
+    return int(max(1, min(100, planned // 20)))

@@ -1,0 +1,749 @@
+"""``Predictor``: fit a multimodal table, predict, evaluate, save and load — on a time budget.
+
+The scikit-learn pattern: ``__init__`` stores its arguments unchanged, ``fit`` returns
+``self``, learned state ends in ``_``, and using an unfitted predictor raises
+:class:`~polymodal.errors.NotFittedError`. ``fit`` does, in order:
+
+1. read the table, infer the schema (every column's modality, with its reason) and the
+   problem type, and write the cleaning report (``cleaning_report_``);
+2. split a seeded, stratified validation set (unless ``tuning_data`` is given);
+3. fit the per-modality transforms on the training rows only;
+4. train the candidates in order of cost, each within its share of the time budget —
+   the classic baselines on flat features (:mod:`polymodal.models.classic`), then the
+   neural fusion model with the shared training loop (:mod:`polymodal.api.neural`);
+5. fit a greedy weighted ensemble of them (:mod:`polymodal.models.ensemble`);
+6. choose the candidate that validates best; ``leaderboard()`` shows them all.
+
+Outputs inside the predictor follow one convention for every model: ``(N, K)``
+probabilities (binary with K = 2, multiclass, multilabel) or ``(N,)`` standardised
+values (regression); ``predict``/``predict_proba`` turn them into the user's labels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+import os
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from polymodal.api.model_folder import (
+    check_folder,
+    cleaning_report_from_dict,
+    write_folder_atomically,
+)
+from polymodal.api.neural import (
+    EVAL_BATCH_SIZE,
+    NeuralCandidate,
+    default_halflife_images,
+    default_warmup_steps,
+)
+from polymodal.data.cleaning import clean_report
+from polymodal.data.dataset import TableDataset, make_loader
+from polymodal.data.readers import read_table
+from polymodal.data.schema import PROBLEM_TYPES, Schema, hashable_values, infer_schema, present_mask
+from polymodal.data.text import TEXT_KINDS
+from polymodal.data.transforms import TableTransform
+from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
+from polymodal.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+from polymodal.files import write_json, write_text
+from polymodal.models.classic import CLASSIC_KINDS, ClassicModel, flat_features, flat_layout
+from polymodal.models.ensemble import blend, ensemble_selection
+from polymodal.train import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+NEURAL = "neural"
+ENSEMBLE = "ensemble"
+OPTIONAL_MODALITIES = ("image", "audio", "text")  # may be left out of a table to predict on
+FUSION_CHOICES = ("auto", "concat", "attention")
+
+# Resolved settings per preset; "fast" fits a 2-core CPU in a minute or two, "best" is
+# larger and trains longer (early stopping still ends it when validation stops improving).
+PRESETS: dict[str, dict] = {
+    "fast": {"fusion": "concat", "width": 64, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.01,
+             "max_epochs": 30, "early_stopping_patience": 5, "modality_dropout": 0.1,
+             "dropout": 0.1, "ensemble_rounds": 25},
+    "best": {"fusion": "attention", "width": 128, "batch_size": 64, "lr": 1e-3,
+             "weight_decay": 0.02, "max_epochs": 100, "early_stopping_patience": 10,
+             "modality_dropout": 0.15, "dropout": 0.1, "ensemble_rounds": 50},
+}
+
+# Shares of the training budget (what is left after reading and transforming the table).
+BASELINE_SHARES = {"random_forest": 0.10, "hist_gradient_boosting": 0.15}
+RESERVE_SHARE = 0.10  # kept back for the ensemble and scoring the validation set
+MIN_RESERVE_S = 0.5
+MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
+MIN_NEURAL_S = 2.0  # the network needs at least this to take a few steps
+FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is too small
+MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
+MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
+
+REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
+                  "ensemble.json", "leaderboard.csv", "versions.json")
+
+
+class _Budget:
+    """Seconds left of an optional time limit that started at ``start``."""
+
+    def __init__(self, time_limit_s: float | None, start: float):
+        self.time_limit_s = time_limit_s
+        self.start = start
+
+    def left(self) -> float:
+        if self.time_limit_s is None:
+            return math.inf
+        return self.time_limit_s - (time.perf_counter() - self.start)
+
+
+def _share(left_s: float, fraction: float) -> float | None:
+    return None if math.isinf(left_s) else max(0.0, left_s * fraction)
+
+
+class Predictor:
+    """Predict one column of a multimodal table from the others.
+
+    Args:
+        label: the column to predict.
+        problem_type: ``"auto"`` (inferred from the label, with the reason kept in the
+            schema) or one of ``binary``, ``multiclass``, ``regression``, ``multilabel``.
+        time_limit: seconds for the whole ``fit``; ``None`` trains every candidate fully.
+        preset: ``"fast"`` (small network, short training) or ``"best"`` (larger, longer).
+        seed: seeds the split, every model and the training order; the same seed and data
+            give identical predictions on CPU.
+        columns: modality overrides ``{column: modality}``, e.g. ``{"zip": "categorical"}``.
+        text_encoder: ``"auto"``, ``"minilm"`` or ``"hashed"`` text embeddings.
+        image_size: side of the square images the models see; ``None`` infers it.
+        fusion: ``"auto"`` (the preset's), ``"concat"`` or ``"attention"``.
+        validation_fraction: share of labelled rows held out to choose the model.
+        verbosity: 0 silent, 1 one line per candidate and the training progress bar.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        problem_type: str = "auto",
+        time_limit: float | None = None,
+        preset: str = "fast",
+        seed: int = 0,
+        columns: dict[str, str] | None = None,
+        text_encoder: str = "auto",
+        image_size: int | None = None,
+        fusion: str = "auto",
+        validation_fraction: float = 0.2,
+        verbosity: int = 1,
+    ):
+        self.label = label
+        self.problem_type = problem_type
+        self.time_limit = time_limit
+        self.preset = preset
+        self.seed = seed
+        self.columns = columns
+        self.text_encoder = text_encoder
+        self.image_size = image_size
+        self.fusion = fusion
+        self.validation_fraction = validation_fraction
+        self.verbosity = verbosity
+
+    # ------------------------------------------------------------------ configuration
+
+    def get_params(self) -> dict:
+        """The constructor arguments, as given (JSON-able)."""
+        return {
+            "label": self.label, "problem_type": self.problem_type, "time_limit": self.time_limit,
+            "preset": self.preset, "seed": self.seed,
+            "columns": None if self.columns is None else dict(self.columns),
+            "text_encoder": self.text_encoder, "image_size": self.image_size,
+            "fusion": self.fusion, "validation_fraction": self.validation_fraction,
+            "verbosity": self.verbosity,
+        }
+
+    def _validate_params(self) -> None:
+        """Check every argument once and report all problems in one ConfigError."""
+        problems = []
+
+        def is_int(v) -> bool:
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        if not isinstance(self.label, str) or not self.label:
+            problems.append(f"label={self.label!r} must be a column name (a non-empty string)")
+        if self.problem_type not in ("auto", *PROBLEM_TYPES):
+            problems.append(f"problem_type={self.problem_type!r} must be 'auto' or one of {list(PROBLEM_TYPES)}")
+        if self.time_limit is not None and not (
+            isinstance(self.time_limit, numbers.Real) and not isinstance(self.time_limit, bool)
+            and self.time_limit > 0 and math.isfinite(self.time_limit)
+        ):
+            problems.append(f"time_limit={self.time_limit!r} must be a number of seconds > 0, or None")
+        if self.preset not in PRESETS:
+            problems.append(f"preset={self.preset!r} must be one of {list(PRESETS)}")
+        if not is_int(self.seed) or self.seed < 0:
+            problems.append(f"seed={self.seed!r} must be an integer >= 0")
+        if self.columns is not None and not (
+            isinstance(self.columns, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in self.columns.items())
+        ):
+            problems.append(f"columns={self.columns!r} must be a dict {{column: modality}}, "
+                            "e.g. {'zip': 'categorical'}")
+        if self.text_encoder not in TEXT_KINDS:
+            problems.append(f"text_encoder={self.text_encoder!r} must be one of {list(TEXT_KINDS)}")
+        if self.image_size is not None and (not is_int(self.image_size) or self.image_size < 8):
+            problems.append(f"image_size={self.image_size!r} must be an integer >= 8, or None to infer it")
+        if self.fusion not in FUSION_CHOICES:
+            problems.append(f"fusion={self.fusion!r} must be one of {list(FUSION_CHOICES)}")
+        if not (isinstance(self.validation_fraction, numbers.Real)
+                and 0 < self.validation_fraction <= 0.5):
+            problems.append(f"validation_fraction={self.validation_fraction!r} must be in (0, 0.5], e.g. 0.2")
+        if not is_int(self.verbosity) or self.verbosity < 0:
+            problems.append(f"verbosity={self.verbosity!r} must be an integer >= 0")
+        if problems:
+            raise ConfigError("Predictor: " + "; ".join(problems))
+
+    def _resolve_preset(self, schema: Schema) -> dict:
+        details = dict(PRESETS[self.preset])
+        if self.fusion != "auto":
+            details["fusion"] = self.fusion
+        # Attention over a single modality token has nothing to attend to.
+        tokens = int(bool(schema.by_modality("numeric") or schema.by_modality("categorical")
+                          or schema.by_modality("multilabel") or schema.by_modality("datetime")))
+        tokens += sum(len(schema.by_modality(m)) for m in OPTIONAL_MODALITIES)
+        if tokens < 2:
+            details["fusion"] = "concat"
+        return details
+
+    def _say(self, message: str) -> None:
+        logger.info(message)
+        if self.verbosity > 0:
+            from rich.console import Console
+
+            Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, train, tuning_data=None, *, resume_dir: str | os.PathLike | None = None,
+            checkpoint_every_s: float = 30.0, callbacks: Sequence = ()) -> Predictor:
+        """Train every candidate on ``train`` and keep the one that validates best.
+
+        Args:
+            train: a DataFrame or a path :func:`~polymodal.data.readers.read_table` reads.
+            tuning_data: labelled rows to validate on; default: a seeded, stratified
+                ``validation_fraction`` of ``train``.
+            resume_dir: folder for the neural candidate's checkpoints; when it holds one
+                from an interrupted fit with the same data and settings, training resumes.
+            checkpoint_every_s: how often that checkpoint is written (with ``resume_dir``).
+            callbacks: training-loop callbacks for the neural candidate
+                (see :class:`polymodal.train.Callback`).
+        """
+        start = time.perf_counter()
+        self._validate_params()
+        budget = _Budget(self.time_limit, start)
+        log: list[dict] = []
+
+        # 1. Read the table; infer the schema (with reasons) and report what needs cleaning.
+        df = read_table(train)
+        tuning = None if tuning_data is None else read_table(tuning_data)
+        if tuning is not None and self.label not in tuning.columns:
+            raise SchemaError(f"tuning_data lacks the label column {self.label!r} (its columns: "
+                              f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
+                              "or leave tuning_data=None to split them off the training table")
+        schema = infer_schema(df, label=self.label, overrides=self.columns,
+                              problem_type=self.problem_type, seed=self.seed)
+        self.cleaning_report_ = clean_report(df, schema, max_file_checks=MAX_FILE_CHECKS)
+        problem = schema.problem_type
+        self._say(f"[bold]{self.label}[/]: {schema.problem_reason}")
+
+        # 2. Labelled rows only; split off a validation set unless one was given.
+        df = self._labelled(df, "the training table")
+        if tuning is None:
+            train_df, val_df = self._split(df, problem)
+        else:
+            train_df, val_df = df, self._labelled(tuning, "tuning_data")
+
+        # 3. Transforms learn from the training rows only.
+        transform = TableTransform(schema, image_size=self.image_size,
+                                   text_encoder=self.text_encoder).fit(train_df)
+        spec = transform.feature_spec()
+        self.schema_, self.transform_, self.problem_type_ = schema, transform, problem
+        self.preset_ = self._resolve_preset(schema)
+        train_ds = TableDataset(train_df, transform, train=True, seed=self.seed,
+                                cache_media=self._cache_media(spec, len(train_df)))
+        val_ds = TableDataset(val_df, transform, cache_media=True)
+        y_train = train_ds.encoded.label
+        score, y_val, val_known = self._scorer(val_ds)
+        metric, mode = PRIMARY_METRIC[problem]
+
+        # 4. Candidates in order of cost, each within its share of the budget.
+        self.models_: dict = {}
+        val_outputs: dict[str, np.ndarray] = {}
+        rows: list[dict] = []
+
+        def record(name: str, outputs: np.ndarray, fit_s: float, predict_s: float, **extra) -> None:
+            value = float(score(outputs))
+            val_outputs[name] = outputs
+            rows.append({"model": name, f"val_{metric}": value, "fit_time_s": round(fit_s, 3),
+                         "predict_time_s": round(predict_s, 3)})
+            log.append({"event": "candidate", "model": name, f"val_{metric}": value,
+                        "fit_time_s": fit_s, "predict_time_s": predict_s, **extra})
+            self._say(f"  {name:<24} val {metric} {value:.4f}   fit {fit_s:.1f} s   "
+                      f"predict {predict_s:.2f} s")
+
+        flat_start = time.perf_counter()
+        layout = flat_layout(spec)
+        x_train, x_val = self._flat(train_ds, spec), self._flat(val_ds, spec)
+        log.append({"event": "flat_features", "num_features": layout.num_features,
+                    "time_s": time.perf_counter() - flat_start})
+        too_small = budget.left() < MIN_TRAIN_S
+        if too_small:
+            message = (f"time_limit={self.time_limit} s is too small to train anything (reading and "
+                       f"transforming the table left {max(0.0, budget.left()):.2f} s); keeping the "
+                       f"fastest baseline, a {FALLBACK_TREES}-tree random forest on at most "
+                       f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
+            warnings.warn(message, UserWarning, stacklevel=2)
+            self._say(f"[yellow]warning:[/] {message}")
+        for kind in CLASSIC_KINDS:
+            if too_small and kind != "random_forest":
+                continue
+            left = budget.left()
+            if kind != "random_forest" and left < MIN_TRAIN_S:
+                self._say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
+                continue
+            model = ClassicModel(kind, problem, spec["n_outputs"], categorical=layout.categorical,
+                                 seed=self.seed)
+            fit_start = time.perf_counter()
+            if too_small:
+                rows_kept = np.random.default_rng(self.seed).permutation(len(x_train))[:FALLBACK_ROWS]
+                model.fit(x_train[np.sort(rows_kept)], y_train[np.sort(rows_kept)],
+                          max_size=FALLBACK_TREES)
+            else:
+                model.fit(x_train, y_train, time_limit_s=_share(left, BASELINE_SHARES[kind]))
+            fit_s = time.perf_counter() - fit_start
+            predict_start = time.perf_counter()
+            outputs = model.predict_outputs(x_val)
+            self.models_[kind] = model
+            record(kind, outputs, fit_s, time.perf_counter() - predict_start,
+                   complete=model.complete_)
+
+        self.training_history_: list[dict] = []
+        if not too_small:
+            self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record,
+                             resume_dir, checkpoint_every_s, callbacks)
+
+        # 5. A weighted ensemble, when more than one model was trained.
+        self.ensemble_weights_: dict[str, float] | None = None
+        if len(val_outputs) > 1:
+            ens_start = time.perf_counter()
+            weights = ensemble_selection(val_outputs, score, mode=mode,
+                                         num_rounds=self.preset_["ensemble_rounds"])
+            if len(weights) > 1:
+                blended = blend(val_outputs, weights)
+                predict_s = sum(r["predict_time_s"] for r in rows if r["model"] in weights)
+                self.ensemble_weights_ = weights
+                record(ENSEMBLE, blended, time.perf_counter() - ens_start, predict_s,
+                       weights=weights)
+
+        # 6. The best on validation wins; ties go to the cheaper (earlier) model.
+        chosen = self._choose(rows, metric, mode)
+        self.chosen_ = chosen
+        if chosen != ENSEMBLE:
+            self.ensemble_weights_ = None
+        for row in rows:
+            row["chosen"] = row["model"] == chosen
+        self.leaderboard_ = pd.DataFrame(rows, columns=["model", f"val_{metric}", "fit_time_s",
+                                                        "predict_time_s", "chosen"])
+        self.val_metric_ = float(next(r[f"val_{metric}"] for r in rows if r["model"] == chosen))
+        # Predictions (and the saved folder) use only the models the chosen one needs;
+        # every trained candidate stays reachable in memory for inspection.
+        self.candidates_ = dict(self.models_)
+        needed = set(self.ensemble_weights_ or {chosen: 1.0})
+        self.models_ = {name: m for name, m in self.models_.items() if name in needed}
+        total_s = time.perf_counter() - start
+        log.append({"event": "chosen", "model": chosen, f"val_{metric}": self.val_metric_,
+                    "fit_total_s": total_s, "num_train_rows": len(train_df),
+                    "num_val_rows": int(val_known.sum())})
+        self.train_log_ = log
+        self.fit_time_s_ = total_s
+        self._say(f"chosen: [bold]{chosen}[/] (val {metric} {self.val_metric_:.4f}) "
+                  f"in {total_s:.1f} s")
+        return self
+
+    def _fit_neural(self, train_ds, val_ds, spec, score, metric, mode, budget, record,
+                    resume_dir, checkpoint_every_s, callbacks) -> None:
+        """Train the fusion network in what is left of the budget, minus a reserve."""
+        left = budget.left()
+        reserve = max(MIN_RESERVE_S, RESERVE_SHARE * left) if not math.isinf(left) else 0.0
+        time_s = None if math.isinf(left) else left - reserve
+        if time_s is not None and time_s < MIN_NEURAL_S:
+            self._say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
+            return
+        p = self.preset_
+        n_train = len(train_ds)
+        batch_size = int(min(p["batch_size"], n_train))
+        config = TrainConfig(
+            batch_size=batch_size, lr=p["lr"], weight_decay=p["weight_decay"],
+            warmup_steps=default_warmup_steps(n_train, batch_size, p["max_epochs"]),
+            max_epochs=p["max_epochs"], time_limit_s=time_s,
+            ema_halflife_images=default_halflife_images(n_train, batch_size),
+            early_stopping_patience=p["early_stopping_patience"],
+            checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
+            seed=self.seed, progress=self.verbosity > 0,
+        )
+        network = {"fusion": p["fusion"], "width": p["width"],
+                   "modality_dropout": p["modality_dropout"], "dropout": p["dropout"]}
+        candidate = NeuralCandidate(spec, network, seed=self.seed)
+        out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
+        fit_start = time.perf_counter()
+        result = candidate.fit(train_ds, val_ds, config=config, score=score, metric_name=metric,
+                               metric_mode=mode, out_dir=out_dir, resume=resume_dir is not None,
+                               callbacks=callbacks)
+        fit_s = time.perf_counter() - fit_start
+        predict_start = time.perf_counter()
+        outputs = self._dataset_outputs(val_ds, {NEURAL: candidate}, layout_spec=None)[NEURAL]
+        self.models_[NEURAL] = candidate
+        self.training_history_ = list(result.history)
+        record(NEURAL, outputs, fit_s, time.perf_counter() - predict_start,
+               stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
+               resumed_from_step=result.resumed_from_step,
+               history=result.history)
+
+    @staticmethod
+    def _choose(rows: list[dict], metric: str, mode: str) -> str:
+        def key(row: dict) -> float:
+            value = row[f"val_{metric}"]
+            if not math.isfinite(value):
+                return math.inf
+            return -value if mode == "max" else value
+
+        return min(rows, key=key)["model"]  # min keeps the first of equal keys
+
+    # ------------------------------------------------------------------ fit helpers
+
+    def _labelled(self, df: pd.DataFrame, what: str) -> pd.DataFrame:
+        """The rows of ``df`` whose label is present (a warning counts the others)."""
+        if self.label not in df.columns:
+            raise SchemaError(f"{what} has no label column {self.label!r}; its columns are "
+                              f"{list(df.columns)[:20]}")
+        present = present_mask(df[self.label])
+        if not present.any():
+            raise DataError(f"every row of {what} lacks a value in label column {self.label!r}; "
+                            "pass labelled rows")
+        if not present.all():
+            message = (f"{int((~present).sum()):,} row(s) of {what} have no {self.label!r} value "
+                       "and are left out of training")
+            warnings.warn(message, UserWarning, stacklevel=3)
+            self._say(f"[yellow]note:[/] {message}")
+        return _rows(df, np.flatnonzero(present))
+
+    def _split(self, df: pd.DataFrame, problem: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """A seeded validation split, stratified by class when every class can be split."""
+        from sklearn.model_selection import train_test_split
+
+        n = len(df)
+        n_val = max(1, int(round(self.validation_fraction * n)))
+        if n - n_val < 2:
+            raise DataError(f"the training table has {n} labelled row(s); a predictor needs at "
+                            "least 3 (2 to train on, 1 to validate on)")
+        stratify = None
+        if problem in ("binary", "multiclass"):
+            keys = hashable_values(df[self.label]).astype(str).to_numpy()
+            counts = pd.Series(keys).value_counts()
+            if counts.min() >= 2 and n_val >= len(counts) and n - n_val >= len(counts):
+                stratify = keys
+        train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val,
+                                              random_state=self.seed, stratify=stratify)
+        return _rows(df, np.sort(train_idx)), _rows(df, np.sort(val_idx))
+
+    @staticmethod
+    def _cache_media(spec: dict, num_rows: int) -> bool:
+        per_row = sum(math.prod(s) for s in spec["image_shapes"].values())
+        per_row += sum(math.prod(s) for s in spec["audio_shapes"].values())
+        return per_row * 4 * num_rows <= MEDIA_CACHE_BYTES
+
+    @staticmethod
+    def _flat(dataset: TableDataset, spec: dict) -> np.ndarray:
+        """Flat features (N, F) of every row of ``dataset``, without augmentation."""
+        was_training, dataset.train = dataset.train, False
+        try:
+            loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
+            return np.concatenate([flat_features(b, spec) for b in loader])
+        finally:
+            dataset.train = was_training
+
+    def _scorer(self, dataset: TableDataset):
+        """``(score(outputs) -> primary metric, y_true, known)`` over the dataset's labelled rows."""
+        y_true, known = self._targets(dataset)
+        if not known.any():
+            raise DataError(f"no validation row has a {self.label!r} value the training rows have "
+                            "(unseen classes cannot be scored); pass more rows or other tuning_data")
+        y_known = y_true[known]
+
+        def score(outputs: np.ndarray) -> float:
+            return self._primary_metric(y_known, np.asarray(outputs)[known])
+
+        return score, y_true, known
+
+    def _primary_metric(self, y_true: np.ndarray, outputs: np.ndarray) -> float:
+        """The primary metric alone, as :func:`compute_metrics` defines it but without the
+        others (ensemble selection scores hundreds of blends)."""
+        problem = self.problem_type_
+        if problem in ("binary", "multiclass"):
+            return float(np.mean(outputs.argmax(axis=1) == y_true))  # accuracy
+        if problem == "regression":
+            values = self.transform_.inverse_label(outputs)
+            return float(np.sqrt(np.mean((np.asarray(y_true, dtype=np.float64) - values) ** 2)))
+        from sklearn.metrics import f1_score
+
+        predicted = (outputs >= 0.5).astype(np.int64)
+        return float(f1_score(y_true, predicted, average="macro", zero_division=0))
+
+    def _targets(self, dataset: TableDataset) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded labels as metrics take them (class indices, original-unit values or
+        multi-hot) and which rows have one."""
+        enc = dataset.encoded
+        if enc.label is None:
+            raise DataError(f"the table has no label column {self.label!r}, so it cannot be "
+                            "scored; pass rows that include it")
+        known = np.asarray(enc.label_present, dtype=bool)
+        if self.problem_type_ == "regression":
+            values = np.asarray(self.transform_.inverse_label(np.nan_to_num(enc.label)))
+            return values, known
+        if self.problem_type_ == "multilabel":
+            return np.asarray(enc.label).astype(np.int64), known
+        return np.asarray(enc.label, dtype=np.int64), known & (np.asarray(enc.label) >= 0)
+
+    def _metrics(self, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+        """All metrics of the problem type, regression in the label's own units."""
+        problem = self.problem_type_
+        if problem == "regression":
+            return compute_metrics(problem, y_true, self.transform_.inverse_label(outputs))
+        if problem == "multilabel":
+            return compute_metrics(problem, y_true, outputs,
+                                   label_names=[str(t) for t in self.transform_.classes_])
+        return compute_metrics(problem, y_true, outputs)
+
+    # ------------------------------------------------------------------ predict
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "chosen_"):
+            raise NotFittedError("This Predictor is not fitted yet; call fit(...) or Predictor.load(dir)")
+
+    @property
+    def classes_(self) -> list | None:
+        """Classes (binary/multiclass) or tags (multilabel) in output order; None for regression."""
+        self._check_fitted()
+        return self.transform_.classes_
+
+    def _prepare(self, data, drop: Iterable[str] | None) -> pd.DataFrame:
+        """The table to predict on, checked against the training columns, with ``drop``
+        columns emptied (every cell missing, as a row without them would be)."""
+        self._check_fitted()
+        df = read_table(data)
+        schema = self.schema_
+        features = schema.features()
+        absent = [c for c in features if c not in df.columns]
+        required = [c for c in absent if schema.modality(c) not in OPTIONAL_MODALITIES]
+        if required:
+            raise DataError(f"the table lacks column(s) {required} that the predictor was trained "
+                            f"on; its columns are {list(df.columns)[:20]}. Add them (only image, "
+                            "audio and text columns may be left out)")
+        if absent:
+            warnings.warn(f"column(s) {absent} are missing from the table; the predictor treats "
+                          "them as absent in every row (their presence mask is False)",
+                          UserWarning, stacklevel=3)
+        extra = [c for c in df.columns if c not in schema.columns]
+        if extra:
+            warnings.warn(f"column(s) {extra[:20]} were not in the training table and are ignored",
+                          UserWarning, stacklevel=3)
+        if drop:
+            names = [drop] if isinstance(drop, str) else list(drop)
+            unknown = [c for c in names if c not in features]
+            if unknown:
+                raise ConfigError(f"drop: {unknown} are not feature columns of this predictor; "
+                                  f"choose among {features}")
+            for column in names:
+                if column in df.columns:
+                    df[column] = pd.Series([None] * len(df), index=df.index, dtype=object)
+        return df
+
+    def _dataset_outputs(self, dataset: TableDataset, models: dict,
+                         layout_spec: dict | None) -> dict[str, np.ndarray]:
+        """Each model's outputs over the dataset's rows, in one pass over its batches."""
+        classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
+        neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
+        flats: list[np.ndarray] = []
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
+        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
+        for batch in loader:
+            if classic:
+                flats.append(flat_features(batch, layout_spec))
+            for name, model in neural.items():
+                parts[name].append(model.predict_outputs(batch))
+        outputs = {name: np.concatenate(p) for name, p in parts.items()}
+        if classic:
+            x = np.concatenate(flats)
+            outputs.update({name: m.predict_outputs(x) for name, m in classic.items()})
+        return outputs
+
+    def _outputs(self, df: pd.DataFrame, *, with_label: bool = False
+                 ) -> tuple[np.ndarray, TableDataset]:
+        """The chosen model's outputs for ``df`` (N, K) or (N,), and the encoded dataset."""
+        dataset = TableDataset(df, self.transform_, with_label=with_label,
+                               allow_missing_columns=True)
+        outputs = self._dataset_outputs(dataset, self.models_, self.transform_.feature_spec())
+        if self.ensemble_weights_:
+            return blend(outputs, self.ensemble_weights_), dataset
+        return outputs[self.chosen_], dataset
+
+    def predict_proba(self, df, *, drop: Iterable[str] | None = None) -> pd.DataFrame:
+        """Class (or tag) probabilities: one column per entry of ``classes_``, rows as in ``df``.
+
+        ``drop`` names feature columns to mask out (treated as missing in every row), as
+        the per-modality ablation does.
+        """
+        self._check_fitted()
+        if self.problem_type_ == "regression":
+            raise ConfigError("predict_proba is for classification and multilabel; this predictor "
+                              "does regression — call predict(df) for values")
+        table = self._prepare(df, drop)
+        outputs, _ = self._outputs(table)
+        return pd.DataFrame(outputs, index=table.index, columns=list(self.classes_))
+
+    def predict(self, df, *, drop: Iterable[str] | None = None) -> pd.Series:
+        """Predictions in the label's own values, rows as in ``df``.
+
+        Classes as in the training table (strings stay strings, integers integers),
+        regression values in the label's units, multilabel a list of tags per row.
+        """
+        table = self._prepare(df, drop)
+        outputs, _ = self._outputs(table)
+        values = self.transform_.decode_label(outputs)
+        dtype = object if self.problem_type_ == "multilabel" else None  # a list of tags per row
+        return pd.Series(values, index=table.index, name=self.label, dtype=dtype)
+
+    def evaluate(self, df) -> dict[str, float]:
+        """Every metric of the problem type on ``df``'s labelled rows (a flat dict).
+
+        Rows whose label is missing, or a class never seen in training, are not scored.
+        """
+        table = self._prepare(df, None)
+        if self.label not in table.columns:
+            raise DataError(f"the table has no label column {self.label!r}, so the predictor cannot "
+                            f"be scored on it; its columns are {list(table.columns)[:20]}")
+        outputs, dataset = self._outputs(table, with_label=True)
+        y_true, known = self._targets(dataset)
+        if not known.any():
+            raise DataError(f"no row of the table has a usable {self.label!r} value ({len(table)} "
+                            "rows); pass rows with known labels")
+        return self._metrics(y_true[known], outputs[known])
+
+    def leaderboard(self) -> pd.DataFrame:
+        """Every candidate: ``model``, ``val_<metric>``, ``fit_time_s``, ``predict_time_s``, ``chosen``."""
+        self._check_fitted()
+        return self.leaderboard_.copy()
+
+    # ------------------------------------------------------------------ save / load
+
+    def config_dict(self) -> dict:
+        """The resolved configuration written to ``config.json``."""
+        self._check_fitted()
+        return {"params": self.get_params(), "preset": self.preset_,
+                "problem_type": self.problem_type_, "label": self.label,
+                "chosen": self.chosen_, "val_metric": self.val_metric_,
+                "models": sorted(self.models_)}
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the fitted predictor to ``directory`` atomically (nothing pickled).
+
+        An existing polymodal model folder there is replaced as a whole; any other
+        non-empty folder is left alone and raises :class:`ModelFolderError`.
+        """
+        self._check_fitted()
+        from polymodal import versions
+
+        def write(folder: Path) -> None:
+            write_json(folder / "config.json", self.config_dict())
+            write_json(folder / "schema.json", self.schema_.to_dict())
+            write_json(folder / "cleaning.json", self.cleaning_report_.to_dict())
+            self.transform_.save(folder / "transform")
+            for name, model in self.models_.items():
+                model.save(folder / "models" / name)
+            write_json(folder / "ensemble.json", {"chosen": self.chosen_,
+                                                  "weights": self.ensemble_weights_,
+                                                  "models": sorted(self.models_)})
+            write_text(folder / "leaderboard.csv", self.leaderboard_.to_csv(index=False))
+            write_json(folder / "versions.json", versions())
+            lines = [json.dumps(_json_safe(r)) for r in self.train_log_]
+            write_text(folder / "train_log.jsonl", "\n".join(lines) + "\n")
+
+        return write_folder_atomically(directory, write, format_version=FORMAT_VERSION)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Predictor:
+        """A predictor saved by :meth:`save`; it gives identical predictions."""
+        path = check_folder(directory, format_version=FORMAT_VERSION, required=REQUIRED_FILES)
+        try:
+            config = json.loads((path / "config.json").read_text())
+            ensemble = json.loads((path / "ensemble.json").read_text())
+            schema = Schema.from_dict(json.loads((path / "schema.json").read_text()))
+            cleaning = cleaning_report_from_dict(json.loads((path / "cleaning.json").read_text()))
+            leaderboard = pd.read_csv(path / "leaderboard.csv")
+            predictor = cls(**config["params"])
+            names = list(ensemble["models"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFolderError(f"{path} has a missing or malformed entry ({exc}); save the "
+                                   "predictor again") from None
+        missing = [f"models/{n}" for n in names if not (path / "models" / n).is_dir()]
+        if missing:
+            raise ModelFolderError(f"{path} is incomplete: {', '.join(missing)} missing; save the "
+                                   "predictor again")
+        predictor.schema_ = schema
+        predictor.problem_type_ = config["problem_type"]
+        predictor.preset_ = config["preset"]
+        predictor.cleaning_report_ = cleaning
+        predictor.transform_ = TableTransform.load(path / "transform")
+        predictor.models_ = {
+            name: (NeuralCandidate.load(path / "models" / name) if name == NEURAL
+                   else ClassicModel.load(path / "models" / name))
+            for name in names
+        }
+        predictor.ensemble_weights_ = ensemble["weights"]
+        predictor.chosen_ = ensemble["chosen"]
+        predictor.val_metric_ = config["val_metric"]
+        predictor.leaderboard_ = leaderboard
+        log_path = path / "train_log.jsonl"
+        predictor.train_log_ = ([json.loads(line) for line in log_path.read_text().splitlines() if line]
+                                if log_path.is_file() else [])
+        neural = next((r for r in predictor.train_log_ if r.get("model") == NEURAL), None)
+        predictor.training_history_ = list(neural.get("history", [])) if neural else []
+        return predictor
+
+    def __repr__(self) -> str:
+        state = f"chosen={self.chosen_!r}" if hasattr(self, "chosen_") else "not fitted"
+        return f"Predictor(label={self.label!r}, preset={self.preset!r}, {state})"
+
+
+def _rows(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """Rows by position, renumbered, keeping the table's attrs (its base_dir)."""
+    part = df.iloc[positions].reset_index(drop=True)
+    part.attrs = dict(df.attrs)
+    return part
+
+
+def _json_safe(value):
+    """NaN/inf as null, numpy scalars as numbers, so every log line is valid JSON."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,346 @@
+"""Classic baselines over "flat features": scikit-learn models that need one vector per row.
+
+:func:`flat_features` turns a :class:`~polymodal.data.batch.Batch` into a ``(B, F)``
+float matrix that tree ensembles can use: the numbers, category codes and tags as they
+are, the frozen text embeddings, each image average-pooled to at most 16x16 per channel,
+and each log-mel spectrogram summarised by the mean and standard deviation of every mel
+band over time; one 0/1 presence flag per text/image/audio column tells "absent" from
+"all zeros". :func:`flat_layout` names those columns and says which are categorical.
+
+:class:`ClassicModel` wraps the two baselines of the predictor's candidate list:
+
+- ``"random_forest"``: the seed pipeline, ``StandardScaler`` + ``RandomForestClassifier``
+  (or ``Regressor``) with scikit-learn's defaults (100 trees), grown in chunks of trees
+  (``warm_start``) so a time limit can stop it early with a usable forest;
+- ``"hist_gradient_boosting"``: ``HistGradientBoostingClassifier`` / ``Regressor`` with the
+  category-code columns declared categorical, also grown in chunks of iterations; for
+  multilabel one model per tag (a constant tag gets a ``DummyClassifier``).
+
+Outputs follow the predictor's convention (shared with :mod:`polymodal.models.ensemble`):
+``(N, K)`` class probabilities for binary (K = 2) and multiclass, ``(N,)`` standardised
+values for regression, ``(N, K)`` tag probabilities for multilabel.
+
+Models are saved with ``skops`` (no pickle): loading lists the types the file would
+construct and refuses any outside an allowlist of scikit-learn/numpy types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from polymodal.data.batch import Batch
+from polymodal.errors import ConfigError, ModelFolderError
+from polymodal.files import write_json
+
+CLASSIC_KINDS = ("random_forest", "hist_gradient_boosting")
+FLAT_IMAGE_SIDE = 16  # images are pooled to at most this many pixels per side
+# HistGradientBoosting bins categorical codes into at most 255 bins; a column with more
+# categories is handed to it as a plain number instead.
+HGB_MAX_CATEGORIES = 255
+RF_TREES, RF_CHUNK = 100, 10  # scikit-learn's default forest, grown 10 trees at a time
+HGB_ITERATIONS, HGB_CHUNK = 100, 20
+
+MODEL_FILE = "model.skops"
+META_FILE = "model.json"
+# Types a saved model may construct when loaded; anything else is refused.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.")
+_TRUSTED_NAMES = frozenset({"functools.partial"})
+
+
+# --------------------------------------------------------------------------- features
+
+
+@dataclass
+class FlatLayout:
+    """Names of the flat-feature columns, and which of them are category codes."""
+
+    names: list[str]
+    categorical: list[bool]
+
+    @property
+    def num_features(self) -> int:
+        return len(self.names)
+
+
+def _pooled_side(height: int, width: int) -> tuple[int, int]:
+    return min(height, FLAT_IMAGE_SIDE), min(width, FLAT_IMAGE_SIDE)
+
+
+def flat_layout(spec: dict) -> FlatLayout:
+    """The flat-feature columns for a transform's feature spec, in :func:`flat_features` order."""
+    names: list[str] = list(spec.get("numeric_names") or [f"numeric_{i}" for i in range(spec["n_numeric"])])
+    categorical = [False] * len(names)
+    for column, cardinality in zip(spec["categorical_columns"], spec["categorical_cardinalities"], strict=True):
+        names.append(column)
+        categorical.append(cardinality <= HGB_MAX_CATEGORIES)
+    for column, dim in spec["multilabel_columns"].items():
+        names += [f"{column}[{k}]" for k in range(dim)]
+        categorical += [False] * dim
+    for column, dim in spec["text_dims"].items():
+        names += [f"{column}__emb{k}" for k in range(dim)] + [f"{column}__present"]
+        categorical += [False] * (dim + 1)
+    for column, (channels, height, width) in spec["image_shapes"].items():
+        side_h, side_w = _pooled_side(height, width)
+        count = channels * side_h * side_w
+        names += [f"{column}__px{k}" for k in range(count)] + [f"{column}__present"]
+        categorical += [False] * (count + 1)
+    for column, (_, n_mels, _) in spec["audio_shapes"].items():
+        names += [f"{column}__mel{k}_mean" for k in range(n_mels)]
+        names += [f"{column}__mel{k}_std" for k in range(n_mels)] + [f"{column}__present"]
+        categorical += [False] * (2 * n_mels + 1)
+    return FlatLayout(names=names, categorical=categorical)
+
+
+def flat_features(batch: Batch, spec: dict) -> np.ndarray:
+    """One float32 row of flat features per row of ``batch``: ``(B, F)``, F = flat_layout(spec)."""
+    rows = len(batch)
+    parts: list[torch.Tensor] = []
+
+    def presence(column: str) -> torch.Tensor:
+        mask = batch.mask.get(column)
+        flag = torch.ones(rows) if mask is None else mask.float().cpu()
+        return flag[:, None]  # (B, 1)
+
+    if spec["n_numeric"]:
+        parts.append(batch.numeric.float().cpu())  # (B, F_num)
+    if spec["categorical_cardinalities"]:
+        parts.append(batch.categorical.float().cpu())  # (B, F_cat) codes
+    if spec["multilabel_dim"]:
+        parts.append(batch.multilabel.float().cpu())  # (B, F_tags)
+    for column in spec["text_dims"]:
+        parts += [batch.text[column].float().cpu(), presence(column)]  # (B, D), (B, 1)
+    for column, (_, height, width) in spec["image_shapes"].items():
+        images = batch.image[column].float().cpu()  # (B, C, H, W) in [-1, 1]
+        pooled = F.adaptive_avg_pool2d(images, _pooled_side(height, width))  # (B, C, h, w)
+        parts += [pooled.reshape(rows, -1), presence(column)]
+    for column in spec["audio_shapes"]:
+        log_mel = batch.audio[column].float().cpu()[:, 0]  # (B, n_mels, T)
+        mean, std = log_mel.mean(dim=2), log_mel.std(dim=2, unbiased=False)  # (B, n_mels) each
+        parts += [mean, std, presence(column)]
+    if not parts:
+        raise ConfigError("the feature spec has no features to flatten")
+    return torch.cat(parts, dim=1).numpy().astype(np.float32, copy=False)  # (B, F)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@contextlib.contextmanager
+def _sklearn_threads() -> Iterator[None]:
+    """Give scikit-learn's OpenMP pool (gradient boosting) as many threads as torch uses.
+
+    OpenMP workers spin while they wait, so on a CPU shared with other processes a full
+    pool can run many times slower than one thread (measured on a busy 2-core machine:
+    16 s vs 1 s for the same boosting fit). Following ``torch.get_num_threads()`` gives one
+    knob for both libraries: ``torch.set_num_threads(1)`` makes both single-threaded.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=torch.get_num_threads(), user_api="openmp"):
+        yield
+
+
+def _full_proba(classes: np.ndarray, proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities over all ``n_classes`` from a model that saw only ``classes`` of them."""
+    full = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
+    full[:, np.asarray(classes, dtype=np.int64)] = proba
+    return full
+
+
+def _tag_probability(classes: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """P(tag present) from one binary output's ``predict_proba`` (N, 1 or 2)."""
+    classes = np.asarray(classes).astype(np.int64).tolist()
+    return proba[:, classes.index(1)] if 1 in classes else np.zeros(proba.shape[0])
+
+
+class ClassicModel:
+    """A scikit-learn baseline over flat features, with the predictor's output convention.
+
+    Args:
+        kind: one of :data:`CLASSIC_KINDS`.
+        problem_type: ``binary``, ``multiclass``, ``regression`` or ``multilabel``.
+        n_outputs: classes (binary: 2), tags, or 1 for regression.
+        categorical: per flat-feature column, whether it holds category codes (used by
+            gradient boosting; the forest treats codes as numbers, as the seed did).
+        seed: ``random_state`` of every estimator.
+    """
+
+    def __init__(self, kind: str, problem_type: str, n_outputs: int, *,
+                 categorical: list[bool] | None = None, seed: int = 0):
+        if kind not in CLASSIC_KINDS:
+            raise ConfigError(f"classic model kind {kind!r} is unknown; choose one of {CLASSIC_KINDS}")
+        self.kind = kind
+        self.problem_type = problem_type
+        self.n_outputs = int(2 if problem_type == "binary" else n_outputs)
+        self.categorical = list(categorical or [])
+        self.seed = seed
+        self.estimator_ = None
+        self.complete_ = True  # False when a time limit stopped growing the model early
+
+    # --- construction -----------------------------------------------------------------
+
+    def _forest(self):
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        cls = RandomForestRegressor if self.problem_type == "regression" else RandomForestClassifier
+        return make_pipeline(StandardScaler(), cls(n_estimators=RF_CHUNK, warm_start=True,
+                                                   random_state=self.seed))
+
+    def _boosting(self, *, regression: bool):
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+        mask = self.categorical if any(self.categorical) else None
+        return cls(max_iter=HGB_CHUNK, warm_start=True, categorical_features=mask,
+                   random_state=self.seed)
+
+    # --- fit --------------------------------------------------------------------------
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *, time_limit_s: float | None = None,
+            max_size: int | None = None) -> ClassicModel:
+        """Fit on flat features ``X`` (N, F) and encoded labels ``y``.
+
+        ``y``: class indices (N,), standardised values (N,) or multi-hot (N, K).
+        ``time_limit_s`` stops adding trees/iterations once spent (at least one chunk is
+        always grown); ``max_size`` caps the trees/iterations (default: the full model).
+        """
+        deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
+        X = np.asarray(X, dtype=np.float32)
+        with _sklearn_threads():
+            return self._fit(X, y, deadline, max_size)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, deadline: float | None,
+             max_size: int | None) -> ClassicModel:
+        if self.kind == "hist_gradient_boosting" and self.problem_type == "multilabel":
+            self.estimator_ = self._fit_per_tag(X, np.asarray(y), deadline)
+            return self
+        if self.kind == "random_forest":
+            estimator, chunk, total = self._forest(), RF_CHUNK, RF_TREES
+            param = estimator.steps[-1][0] + "__n_estimators"  # the forest inside the pipeline
+        else:
+            estimator = self._boosting(regression=self.problem_type == "regression")
+            param, chunk, total = "max_iter", HGB_CHUNK, HGB_ITERATIONS
+        total = min(total, max_size) if max_size else total
+        target = y if self.problem_type != "multilabel" else np.asarray(y).astype(np.int64)
+        if self.problem_type in ("binary", "multiclass") and len(np.unique(y)) < 2:
+            from sklearn.dummy import DummyClassifier
+
+            self.estimator_ = DummyClassifier(strategy="prior").fit(X, y)
+            return self
+        size = min(chunk, total)
+        while True:
+            estimator.set_params(**{param: size})
+            estimator.fit(X, target)
+            stopped_early = getattr(estimator, "n_iter_", size) < size  # boosting's early stop
+            if size >= total or stopped_early:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                self.complete_ = False
+                break
+            size = min(size + chunk, total)
+        self.estimator_ = estimator
+        return self
+
+    def _fit_per_tag(self, X: np.ndarray, y: np.ndarray, deadline: float | None) -> list:
+        from sklearn.dummy import DummyClassifier
+
+        models = []
+        for k in range(y.shape[1]):
+            target = y[:, k].astype(np.int64)
+            if len(np.unique(target)) < 2:
+                models.append(DummyClassifier(strategy="prior").fit(X, target))
+                continue
+            model = self._boosting(regression=False)
+            model.set_params(max_iter=HGB_ITERATIONS, warm_start=False)
+            models.append(model.fit(X, target))
+            if deadline is not None and time.perf_counter() >= deadline and k + 1 < y.shape[1]:
+                self.complete_ = False  # the remaining tags get the prior
+                models += [DummyClassifier(strategy="prior").fit(X, y[:, j].astype(np.int64))
+                           for j in range(k + 1, y.shape[1])]
+                break
+        return models
+
+    # --- predict ----------------------------------------------------------------------
+
+    def predict_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities (N, K) or standardised values (N,), as in the module docstring."""
+        if self.estimator_ is None:
+            raise ModelFolderError(f"{self.kind} model has no fitted estimator; fit or load it first")
+        X = np.asarray(X, dtype=np.float32)
+        with _sklearn_threads():
+            return self._predict(X)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        est = self.estimator_
+        if self.problem_type == "regression":
+            return np.asarray(est.predict(X), dtype=np.float64).reshape(-1)
+        if self.problem_type == "multilabel":
+            if isinstance(est, list):  # one model per tag
+                columns = [_tag_probability(m.classes_, m.predict_proba(X)) for m in est]
+            else:  # a multi-output forest: one (N, n_classes_k) array per tag
+                classes = est.steps[-1][1].classes_
+                columns = [_tag_probability(c, p)
+                           for c, p in zip(classes, est.predict_proba(X), strict=True)]
+            return np.stack(columns, axis=1).astype(np.float64)  # (N, K)
+        return _full_proba(est.classes_, est.predict_proba(X), self.n_outputs)  # (N, K)
+
+    # --- persistence ------------------------------------------------------------------
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "problem_type": self.problem_type, "n_outputs": self.n_outputs,
+                "categorical": self.categorical, "seed": self.seed, "complete": self.complete_}
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``model.skops`` (no pickle) and ``model.json`` into ``directory``."""
+        import skops.io as sio
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        sio.dump(self.estimator_, directory / MODEL_FILE)
+        write_json(directory / META_FILE, self.config())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ClassicModel:
+        """Rebuild a model saved by :meth:`save`, refusing files that construct unknown types."""
+        import skops.io as sio
+
+        directory = Path(directory)
+        meta_path, model_path = directory / META_FILE, directory / MODEL_FILE
+        for path in (meta_path, model_path):
+            if not path.is_file():
+                raise ModelFolderError(f"{path} is missing; the model folder is incomplete — "
+                                       "save the predictor again")
+        try:
+            meta = json.loads(meta_path.read_text())
+            model = cls(meta["kind"], meta["problem_type"], meta["n_outputs"],
+                        categorical=meta["categorical"], seed=meta["seed"])
+            model.complete_ = bool(meta.get("complete", True))
+            untrusted = sio.get_untrusted_types(file=model_path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFolderError(f"{directory} holds an unreadable classic model ({exc}); "
+                                   "save the predictor again") from None
+        refused = [t for t in untrusted
+                   if not (t.startswith(_TRUSTED_PREFIXES) or t in _TRUSTED_NAMES)]
+        if refused:
+            raise ModelFolderError(f"{model_path} would construct types outside scikit-learn/numpy "
+                                   f"({', '.join(refused)}); refusing to load it. Only load model "
+                                   "folders written by polymodal")
+        try:
+            model.estimator_ = sio.load(model_path, trusted=untrusted)
+        except Exception as exc:  # noqa: BLE001 - any failure means an unusable file
+            raise ModelFolderError(f"{model_path} could not be loaded ({exc}); it may come from "
+                                   "another scikit-learn version — save the predictor again") from None
+        return model

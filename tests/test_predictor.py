@@ -1,0 +1,392 @@
+"""The Predictor: every problem type and modality, save/load, seeds, resume, bad input.
+
+Tables are tiny (8-60 rows) and most fits are bounded by epochs, not time, so results
+do not depend on the machine's speed; ``text_encoder="hashed"`` avoids loading MiniLM
+except in the one test that checks it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from polymodal.api import Predictor
+from polymodal.api.neural import NeuralCandidate
+from polymodal.data.readers import read_table
+from polymodal.data.text import minilm_available
+from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
+from polymodal.evaluate.metrics import PRIMARY_METRIC
+from polymodal.models.classic import ClassicModel
+from polymodal.models.ensemble import blend, ensemble_selection
+
+# On a shared 2-core machine one thread is much faster than two when others are busy.
+torch.set_num_threads(1)
+
+FAST = {"preset": "fast", "text_encoder": "hashed", "verbosity": 0}
+
+
+def tabular_table(problem: str, n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Numbers and a category whose link to the label is strong enough to learn from 48 rows."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    red = (color == "red").astype(float)
+    if problem == "binary":
+        label = np.where(2 * x1 + 2 * red > 0.5, "yes", "no")
+    elif problem == "multiclass":
+        label = np.select([x1 < -0.4, x1 > 0.4], ["low", "high"], "mid")
+    elif problem == "regression":
+        label = 3.0 * x1 + 2.0 * red + 10.0
+    else:  # multilabel: "|"-separated tags
+        label = ["|".join(t for t, on in (("a", a > 0), ("b", b), ("c", c > 0)) if on) or "c"
+                 for a, b, c in zip(x1, color == "red", x2, strict=True)]
+    return pd.DataFrame({"x1": x1, "x2": x2, "color": color, "label": label})
+
+
+@pytest.fixture(scope="module")
+def media_table(tmp_path_factory) -> pd.DataFrame:
+    """The conftest 8-row table with every modality, read as a user would."""
+    from conftest import _COLORS, _LABELS, _write_table
+
+    folder = tmp_path_factory.mktemp("media")
+    return read_table(_write_table(folder, _COLORS, _LABELS))
+
+
+@pytest.fixture(scope="module")
+def fitted(media_table) -> Predictor:
+    """One predictor on every modality, shared by the tests that only read it."""
+    return Predictor("label", **FAST).fit(media_table)
+
+
+# --------------------------------------------------------------------------- problem types
+
+
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "regression", "multilabel"])
+def test_every_problem_type(problem):
+    train, test = tabular_table(problem, seed=0), tabular_table(problem, n=40, seed=1)
+    p = Predictor("label", **FAST).fit(train)
+    assert p.problem_type_ == problem
+    board = p.leaderboard()
+    metric = PRIMARY_METRIC[problem][0]
+    assert list(board.columns) == ["model", f"val_{metric}", "fit_time_s", "predict_time_s", "chosen"]
+    assert {"random_forest", "hist_gradient_boosting", "neural"} <= set(board["model"])
+    assert board["chosen"].sum() == 1
+
+    predictions = p.predict(test)
+    assert len(predictions) == len(test) and list(predictions.index) == list(test.index)
+    metrics = p.evaluate(test)
+    if problem == "regression":
+        assert predictions.dtype == np.float64
+        assert metrics["r2"] > 0.5, metrics  # values come back in the label's units
+        with pytest.raises(ConfigError, match="regression"):
+            p.predict_proba(test)
+        return
+    proba = p.predict_proba(test)
+    assert list(proba.columns) == p.classes_
+    if problem == "multilabel":
+        assert p.classes_ == ["a", "b", "c"]
+        assert all(isinstance(tags, list) and set(tags) <= {"a", "b", "c"} for tags in predictions)
+        assert metrics["f1_macro"] > 0.5, metrics
+        return
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert set(predictions) <= set(p.classes_) and isinstance(predictions.iloc[0], str)
+    assert (predictions == proba.idxmax(axis=1)).all()
+    assert metrics["accuracy"] > 0.7, metrics
+
+
+# --------------------------------------------------------------------------- modalities
+
+
+@pytest.mark.parametrize(
+    "columns, modality",
+    [(["image"], "image"), (["caption"], "text"), (["audio"], "audio"),
+     (["price", "color", "tags", "date"], None)],
+    ids=["image", "text", "audio", "tabular"],
+)
+def test_each_modality_alone(media_table, columns, modality):
+    table = media_table[[*columns, "label"]]
+    table.attrs = dict(media_table.attrs)
+    p = Predictor("label", **FAST).fit(table)
+    features = p.schema_.features()
+    assert features == columns
+    if modality is not None:
+        assert p.schema_.modality(columns[0]) == modality
+    predictions = p.predict(table)
+    assert set(predictions) <= {"yes", "no"} and len(predictions) == 8
+    assert p.leaderboard()["model"].iloc[0] == "random_forest"
+
+
+def test_all_modalities_together(fitted, media_table):
+    assert set(fitted.schema_.features()) == {"image", "caption", "audio", "price", "color",
+                                              "tags", "date"}
+    assert fitted.schema_.modality("id") == "ignored"  # an ID is not a feature
+    assert "neural" in fitted.candidates_
+    network = fitted.candidates_["neural"].model_
+    assert set(network.modalities()) == {"tabular", "caption", "image", "audio"}
+    proba = fitted.predict_proba(media_table)
+    assert proba.shape == (8, 2) and list(proba.columns) == ["no", "yes"]
+    assert fitted.cleaning_report_.num_rows == 8
+
+
+def test_drop_is_the_same_as_a_missing_column(fitted, media_table):
+    dropped = fitted.predict_proba(media_table, drop={"image", "audio"})
+    without = media_table.drop(columns=["image", "audio"])
+    with pytest.warns(UserWarning, match="missing from the table"):
+        missing = fitted.predict_proba(without)
+    pd.testing.assert_frame_equal(dropped, missing)
+    with pytest.raises(ConfigError, match="nosuch"):
+        fitted.predict_proba(media_table, drop={"nosuch"})
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def test_save_load_gives_identical_predictions(fitted, media_table, tmp_path):
+    folder = fitted.save(tmp_path / "model")
+    for name in ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
+                 "ensemble.json", "leaderboard.csv", "versions.json", "train_log.jsonl",
+                 "format_version"):
+        assert (folder / name).exists(), name
+    assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pickle"))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["problem_type"] == "binary" and config["preset"]["width"] == 64
+
+    loaded = Predictor.load(folder)
+    pd.testing.assert_frame_equal(loaded.predict_proba(media_table),
+                                  fitted.predict_proba(media_table), check_exact=True)
+    assert loaded.predict(media_table).tolist() == fitted.predict(media_table).tolist()
+    pd.testing.assert_frame_equal(loaded.leaderboard(), fitted.leaderboard(), check_exact=False)
+    assert loaded.evaluate(media_table) == fitted.evaluate(media_table)
+    assert loaded.classes_ == fitted.classes_ and loaded.schema_.to_dict() == fitted.schema_.to_dict()
+    assert loaded.cleaning_report_.issues == fitted.cleaning_report_.issues
+
+    # Saving again over a polymodal folder swaps in the new one.
+    fitted.save(folder)
+    assert Predictor.load(folder).chosen_ == fitted.chosen_
+
+
+def test_neural_candidate_round_trip(fitted, media_table, tmp_path):
+    from polymodal.data.dataset import TableDataset, collate
+
+    network = fitted.candidates_["neural"]
+    network.save(tmp_path / "neural")
+    loaded = NeuralCandidate.load(tmp_path / "neural")
+    for key, value in network.model_.state_dict().items():
+        assert torch.equal(value, loaded.model_.state_dict()[key]), key
+    rows = TableDataset(media_table, fitted.transform_, with_label=False)
+    batch = collate([rows[i] for i in range(len(rows))])
+    np.testing.assert_array_equal(network.predict_outputs(batch), loaded.predict_outputs(batch))
+
+
+def test_bad_model_folders(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "model")
+    with pytest.raises(ModelFolderError, match="not a folder"):
+        Predictor.load(tmp_path / "nowhere")
+
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(folder, incomplete)
+    (incomplete / "transform" / "transform.json").unlink()
+    with pytest.raises(ModelFolderError, match="incomplete.*transform"):
+        Predictor.load(incomplete)
+
+    future = tmp_path / "future"
+    shutil.copytree(folder, future)
+    (future / "format_version").write_text("999\n")
+    with pytest.raises(ModelFolderError, match="format_version '999'"):
+        Predictor.load(future)
+
+    # A user's folder is never overwritten.
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.txt").write_text("precious")
+    with pytest.raises(ModelFolderError, match="not a polymodal model folder"):
+        fitted.save(user)
+    assert (user / "thesis.txt").read_text() == "precious"
+    assert sorted(p.name for p in user.iterdir()) == ["thesis.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".user.")]  # no temp left
+
+
+def test_classic_model_refuses_untrusted_types(tmp_path):
+    import fractions
+
+    import skops.io as sio
+
+    model = ClassicModel("random_forest", "binary", 2)
+    folder = tmp_path / "rf"
+    folder.mkdir()
+    sio.dump(fractions.Fraction(1, 3), folder / "model.skops")
+    (folder / "model.json").write_text(json.dumps(model.config()))
+    with pytest.raises(ModelFolderError, match="fractions.Fraction"):
+        ClassicModel.load(folder)
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+
+def test_same_seed_same_predictions():
+    train = tabular_table("multiclass")
+    a = Predictor("label", seed=3, **FAST).fit(train)
+    b = Predictor("label", seed=3, **FAST).fit(train)
+    pd.testing.assert_frame_equal(a.predict_proba(train), b.predict_proba(train), check_exact=True)
+    metric = "val_accuracy"
+    assert a.leaderboard()[metric].tolist() == b.leaderboard()[metric].tolist()
+    for key, value in a.candidates_["neural"].model_.state_dict().items():
+        assert torch.equal(value, b.candidates_["neural"].model_.state_dict()[key]), key
+
+
+class Crash(Exception):
+    """Stands for the process dying mid-training."""
+
+
+class CrashAtStep:
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, state, model) -> None:
+        if state.step == self.step:
+            raise Crash(f"crashed at step {state.step}")
+
+
+def test_resume_after_an_interrupted_fit_gives_the_same_model(tmp_path):
+    train = tabular_table("binary")
+    reference = Predictor("label", **FAST).fit(train)
+
+    resume_dir = tmp_path / "resume"
+    with pytest.raises(Crash):
+        Predictor("label", **FAST).fit(train, resume_dir=resume_dir, checkpoint_every_s=0,
+                                       callbacks=[CrashAtStep(6)])
+    assert (resume_dir / "neural" / "checkpoint.safetensors").is_file()
+    resumed = Predictor("label", **FAST).fit(train, resume_dir=resume_dir, checkpoint_every_s=0)
+    neural = next(r for r in resumed.train_log_ if r.get("model") == "neural")
+    assert neural["resumed_from_step"] == 5  # the last checkpoint before the crash
+    assert neural["steps"] > 6  # and it trained on past the crash
+
+    for key, value in reference.candidates_["neural"].model_.state_dict().items():
+        assert torch.equal(value, resumed.candidates_["neural"].model_.state_dict()[key]), key
+    pd.testing.assert_frame_equal(reference.predict_proba(train), resumed.predict_proba(train),
+                                  check_exact=True)
+
+
+# --------------------------------------------------------------------------- not fitted
+
+
+def test_not_fitted_errors(tmp_path):
+    p = Predictor("label")
+    table = tabular_table("binary", n=5)
+    for call in (lambda: p.predict(table), lambda: p.predict_proba(table),
+                 lambda: p.evaluate(table), p.leaderboard, lambda: p.save(tmp_path / "m"),
+                 lambda: p.classes_):
+        with pytest.raises(NotFittedError, match=r"not fitted yet; call fit\(\.\.\.\) or Predictor.load"):
+            call()
+    assert not (tmp_path / "m").exists()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_arguments_are_reported_together():
+    with pytest.raises(ConfigError) as info:
+        Predictor("label", preset="huge", seed=-1, time_limit=0).fit(tabular_table("binary"))
+    message = str(info.value)
+    assert "preset='huge'" in message and "seed=-1" in message and "time_limit=0" in message
+
+
+def test_label_with_one_class():
+    table = tabular_table("binary")
+    table["label"] = "yes"
+    with pytest.raises(SchemaError, match="single class"):
+        Predictor("label", **FAST).fit(table)
+
+
+def test_regression_label_with_text():
+    table = tabular_table("regression")
+    table["label"] = table["label"].astype(object)
+    table.loc[3, "label"] = "about ten"
+    with pytest.raises(SchemaError, match="not numbers.*about ten"):
+        Predictor("label", problem_type="regression", **FAST).fit(table)
+
+
+def test_tuning_data_without_label():
+    table = tabular_table("binary")
+    with pytest.raises(SchemaError, match="tuning_data lacks the label column 'label'"):
+        Predictor("label", **FAST).fit(table, tuning_data=table.drop(columns=["label"]))
+
+
+def test_tuning_data_is_used_for_validation():
+    train, tuning = tabular_table("binary", seed=0), tabular_table("binary", n=30, seed=2)
+    p = Predictor("label", **FAST).fit(train, tuning_data=tuning)
+    assert p.train_log_[-1]["num_train_rows"] == 60 and p.train_log_[-1]["num_val_rows"] == 30
+
+
+def test_time_limit_too_small_keeps_the_fastest_baseline():
+    table = tabular_table("binary")
+    with pytest.warns(UserWarning, match="too small to train anything"):
+        p = Predictor("label", time_limit=0.01, **FAST).fit(table)
+    assert p.leaderboard()["model"].tolist() == ["random_forest"]
+    assert p.chosen_ == "random_forest"
+    assert set(p.predict(table)) <= {"yes", "no"}
+
+
+def test_predict_table_checks(fitted, media_table):
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['price'\]"):
+        fitted.predict(media_table.drop(columns=["price"]))
+
+    extra = media_table.assign(notes="spare", shoe_size=42)
+    with pytest.warns(UserWarning, match=r"\['notes', 'shoe_size'\].*ignored"):
+        with_extra = fitted.predict_proba(extra)
+    pd.testing.assert_frame_equal(with_extra, fitted.predict_proba(media_table))
+
+    unseen = media_table.assign(color=["purple"] * 8)  # the unknown bucket, not an error
+    assert len(fitted.predict(unseen)) == 8
+
+    shuffled = media_table.iloc[::-1]  # predictions follow the input's row order
+    assert fitted.predict(shuffled).tolist() == fitted.predict(media_table).tolist()[::-1]
+
+
+def test_evaluate_needs_the_label(fitted, media_table):
+    with pytest.raises(DataError, match="no label column 'label'"):
+        fitted.evaluate(media_table.drop(columns=["label"]))
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_ensemble_selection_weights_the_better_model():
+    y = np.array([0, 1, 1, 0, 1, 0])
+    good = np.eye(2)[y] * 0.8 + 0.1  # (6, 2), right on every row
+    bad = np.eye(2)[1 - y] * 0.8 + 0.1  # wrong on every row
+
+    def accuracy(outputs: np.ndarray) -> float:
+        return float(np.mean(outputs.argmax(axis=1) == y))
+
+    weights = ensemble_selection({"bad": bad, "good": good}, accuracy, mode="max", num_rounds=10)
+    assert weights == {"good": 1.0}
+    half = blend({"a": good, "b": bad}, {"a": 0.5, "b": 0.5})
+    np.testing.assert_allclose(half, 0.5)
+    with pytest.raises(ConfigError, match="mode"):
+        ensemble_selection({"a": good}, accuracy, mode="up")
+
+
+@pytest.mark.skipif(not minilm_available(), reason="MiniLM weights are not installed")
+def test_text_uses_minilm_by_default(media_table):
+    table = media_table[["caption", "label"]]
+    p = Predictor("label", preset="fast", verbosity=0).fit(table)
+    assert p.transform_.text_embedder_.kind == "minilm"
+    assert len(p.predict(table)) == 8
+
+
+def test_verbose_fit_prints_each_candidate(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Predictor("label", preset="fast", text_encoder="hashed", verbosity=1).fit(
+            tabular_table("binary", n=30))
+    err = capsys.readouterr().err
+    for name in ("random_forest", "hist_gradient_boosting", "neural", "chosen:"):
+        assert name in err
+
