@@ -297,6 +297,21 @@ SAMPLER_GRID = [
     ("heun", 4, 1.0, 2.0, (0.0, 0.7)),
 ]
 
+# Second sweep around the winners of the first: guidance intervals (Kynkaenniemi et al.
+# 2024 guide for EDM sigma in (0.28, 5.42], i.e. t = sigma / (1 + sigma) in (0.22, 0.84)),
+# fewer steps, Heun, and time shifts.
+INTERVAL_GRID = [
+    ("euler", 8, 1.0, 2.0, (0.22, 0.84)),
+    ("euler", 8, 1.0, 3.0, (0.22, 0.84)),
+    ("euler", 8, 1.0, 2.0, (0.0, 0.5)),
+    ("euler", 8, 2.0, 2.0, (0.0, 0.7)),
+    ("euler", 6, 1.0, 2.0, (0.0, 0.7)),
+    ("euler", 12, 1.0, 2.0, (0.0, 0.7)),
+    ("heun", 4, 2.0, 2.0, (0.0, 0.7)),
+    ("heun", 5, 1.0, 2.0, (0.0, 0.7)),
+]
+GRIDS = {"main": SAMPLER_GRID, "interval": INTERVAL_GRID}
+
 
 def _row(name: str, cells: dict) -> str:
     return f"{name:<34}" + "".join(f"{k}={v:<9.4g}" for k, v in cells.items())
@@ -311,17 +326,26 @@ def _probe(args, *, x, y, image_size, score) -> None:
     """
     labels = torch.arange(NUM_CLASSES).repeat(args.num_samples // NUM_CLASSES)
     models = {}
-    for ts_name in args.time_samplings:
+    for ts_name in [] if args.load else args.time_samplings:
         torch.manual_seed(0)
         net = UNet.sized_for(image_size, 1, NUM_CLASSES, base_channels=args.base_channels)
         ema, st = train_generator(net, x, y, num_images=args.train_images, time_sampling=ts_name)
         imgs, _ = sample_classes(ema, labels, num_steps=16)
         print(_row(f"train {ts_name} b{args.base_channels}", {**st, **score(imgs, labels)}))
         models[ts_name] = ema
-    ema = models[args.time_samplings[0]]
+        torch.save(
+            {"config": ema.config(), "state": ema.state_dict()},
+            f"/tmp/generator_probe_{args.part}_{ts_name}.pt",
+        )
+    if args.load:
+        saved = torch.load(args.load)
+        ema = UNet(**saved["config"]).eval()
+        ema.load_state_dict(saved["state"])
+    else:
+        ema = models[args.time_samplings[0]]
     sec_per_image = seconds_per_image_forward(ema)
     print(f"one evaluation: {1e3 * sec_per_image:.3f} ms/image (best of 5, batch 250)")
-    for method, steps, shift, g, interval in SAMPLER_GRID:
+    for method, steps, shift, g, interval in GRIDS[args.grid]:
         imgs, nfe = sample_classes(
             ema, labels, method=method, num_steps=steps, shift=shift, guidance=g,
             guidance_interval=interval,
@@ -367,6 +391,8 @@ def main() -> None:
     parser.add_argument("--judge-steps", type=int, default=500)
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--base-channels", type=int, default=None, help="None: UNet.sized_for")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="main")
+    parser.add_argument("--load", help="sweep a model saved by an earlier run; no training")
     parser.add_argument("--time-samplings", nargs="+", default=["logit_normal", "uniform"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -100,7 +100,7 @@ class PlainCNN(nn.Module):
     """A VGG-ish CNN from a spec string like ``"32,p,64,p,128"``: ints are conv3x3+BN+ReLU,
     ``p`` a 2x2 max-pool, ``s<C>`` a stride-2 conv; then global average pooling + linear."""
 
-    def __init__(self, spec: str, norm: str = "bn", head_dim: int = 128):
+    def __init__(self, spec: str, norm: str = "bn", head_dim: int = 128, head: str = "gap"):
         super().__init__()
         layers: list[nn.Module] = []
         c = 1
@@ -118,11 +118,14 @@ class PlainCNN(nn.Module):
             layers.append(nn.ReLU(inplace=True))
             c = out
         self.features = nn.Sequential(*layers)
-        self.proj = nn.Linear(c, head_dim)
+        self.flat = head == "flat"
+        side = self.features(torch.zeros(1, 1, 28, 28)).shape[-1]
+        self.proj = nn.Linear(c * side * side if self.flat else c, head_dim)
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.1), nn.Linear(head_dim, 10))
 
     def forward(self, x):
-        h = self.features(x).mean(dim=(2, 3))
+        h = self.features(x)
+        h = h.flatten(1) if self.flat else h.mean(dim=(2, 3))
         return self.head(self.proj(h))
 
 

@@ -165,6 +165,8 @@ def test_save_load_gives_identical_predictions(fitted, media_table, tmp_path):
     assert loaded.evaluate(media_table) == fitted.evaluate(media_table)
     assert loaded.classes_ == fitted.classes_ and loaded.schema_.to_dict() == fitted.schema_.to_dict()
     assert loaded.cleaning_report_.issues == fitted.cleaning_report_.issues
+    steps = [r["step"] for r in fitted.training_history_]
+    assert steps and [r["step"] for r in loaded.training_history_] == steps
 
     # Saving again over a polymodal folder swaps in the new one.
     fitted.save(folder)
@@ -263,7 +265,8 @@ def test_resume_after_an_interrupted_fit_gives_the_same_model(tmp_path):
                                        callbacks=[CrashAtStep(6)])
     assert (resume_dir / "neural" / "checkpoint.safetensors").is_file()
     resumed = Predictor("label", **FAST).fit(train, resume_dir=resume_dir, checkpoint_every_s=0)
-    neural = next(r for r in resumed.train_log_ if r.get("model") == "neural")
+    neural = next(r for r in resumed.train_log_
+                  if r["event"] == "candidate" and r["model"] == "neural")
     assert neural["resumed_from_step"] == 5  # the last checkpoint before the crash
     assert neural["steps"] > 6  # and it trained on past the crash
 

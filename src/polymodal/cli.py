@@ -238,8 +238,9 @@ def evaluate(
     if write_predictor_report is None:
         _print_metrics(predictor.evaluate(df), title=f"metrics on {table}")
         return
-    report = write_predictor_report(predictor, df, out_dir or model_dir / "report",
-                                    command=" ".join(["polymodal", *sys.argv[1:]]))
+    report_dir = out_dir or model_dir / "report"
+    command = f"polymodal evaluate {model_dir} {table} --out {report_dir}"
+    report = write_predictor_report(predictor, df, report_dir, command=command)
     _print_metrics(report["metrics"], title=f"metrics on {table}")
     out.print(f"report: {report['report_md']} and {report['report_html']}")
 

@@ -27,7 +27,7 @@ from polymodal.errors import ModelFolderError
 from polymodal.files import atomic_path, write_json
 from polymodal.models.heads import predict_from_outputs, task_loss
 from polymodal.models.predictor_net import FusionPredictor
-from polymodal.train import TrainConfig, Trainer, TrainResult, seed_everything
+from polymodal.train import TrainConfig, Trainer, TrainResult
 
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "model.json"
@@ -66,8 +66,10 @@ class NeuralCandidate:
         self.spec = spec
         self.network = dict(network)
         self.seed = seed
-        seed_everything(seed)  # the initial weights depend on the seed only
-        self.model_ = FusionPredictor(spec, **self.network)
+        # The initial weights depend on the seed only, and the caller's RNG is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model_ = FusionPredictor(spec, **self.network)
         self.result_: TrainResult | None = None
 
     def fit(self, train: TableDataset, val: TableDataset, *, config: TrainConfig,

@@ -244,6 +244,8 @@ class Predictor:
         """
         start = time.perf_counter()
         self._validate_params()
+        for name in [k for k in vars(self) if k.endswith("_")]:
+            delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
         budget = _Budget(self.time_limit, start)
         log: list[dict] = []
 
@@ -277,7 +279,7 @@ class Predictor:
                                 cache_media=self._cache_media(spec, len(train_df)))
         val_ds = TableDataset(val_df, transform, cache_media=True)
         y_train = train_ds.encoded.label
-        score, y_val, val_known = self._scorer(val_ds)
+        score, _, val_known = self._scorer(val_ds)
         metric, mode = PRIMARY_METRIC[problem]
 
         # 4. Candidates in order of cost, each within its share of the budget.
@@ -300,40 +302,11 @@ class Predictor:
         x_train, x_val = self._flat(train_ds, spec), self._flat(val_ds, spec)
         log.append({"event": "flat_features", "num_features": layout.num_features,
                     "time_s": time.perf_counter() - flat_start})
-        too_small = budget.left() < MIN_TRAIN_S
-        if too_small:
-            message = (f"time_limit={self.time_limit} s is too small to train anything (reading and "
-                       f"transforming the table left {max(0.0, budget.left()):.2f} s); keeping the "
-                       f"fastest baseline, a {FALLBACK_TREES}-tree random forest on at most "
-                       f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
-            warnings.warn(message, UserWarning, stacklevel=2)
-            self._say(f"[yellow]warning:[/] {message}")
-        for kind in CLASSIC_KINDS:
-            if too_small and kind != "random_forest":
-                continue
-            left = budget.left()
-            if kind != "random_forest" and left < MIN_TRAIN_S:
-                self._say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
-                continue
-            model = ClassicModel(kind, problem, spec["n_outputs"], categorical=layout.categorical,
-                                 seed=self.seed)
-            fit_start = time.perf_counter()
-            if too_small:
-                rows_kept = np.random.default_rng(self.seed).permutation(len(x_train))[:FALLBACK_ROWS]
-                model.fit(x_train[np.sort(rows_kept)], y_train[np.sort(rows_kept)],
-                          max_size=FALLBACK_TREES)
-            else:
-                model.fit(x_train, y_train, time_limit_s=_share(left, BASELINE_SHARES[kind]))
-            fit_s = time.perf_counter() - fit_start
-            predict_start = time.perf_counter()
-            outputs = model.predict_outputs(x_val)
-            self.models_[kind] = model
-            record(kind, outputs, fit_s, time.perf_counter() - predict_start,
-                   complete=model.complete_)
-
+        too_small = self._fit_baselines(x_train, y_train, x_val, layout.categorical, spec,
+                                         budget, record)
         self.training_history_: list[dict] = []
         if not too_small:
-            self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record,
+            self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
                              resume_dir, checkpoint_every_s, callbacks)
 
         # 5. A weighted ensemble, when more than one model was trained.
@@ -374,7 +347,42 @@ class Predictor:
                   f"in {total_s:.1f} s")
         return self
 
-    def _fit_neural(self, train_ds, val_ds, spec, score, metric, mode, budget, record,
+    def _fit_baselines(self, x_train, y_train, x_val, categorical, spec, budget, record) -> bool:
+        """Fit the classic models on flat features; True when the budget was too small
+        for more than the fallback forest."""
+        too_small = budget.left() < MIN_TRAIN_S
+        if too_small:
+            message = (f"time_limit={self.time_limit} s is too small to train anything (reading and "
+                       f"transforming the table left {max(0.0, budget.left()):.2f} s); keeping the "
+                       f"fastest baseline, a {FALLBACK_TREES}-tree random forest on at most "
+                       f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
+            warnings.warn(message, UserWarning, stacklevel=3)
+            self._say(f"[yellow]warning:[/] {message}")
+        for kind in CLASSIC_KINDS:
+            if too_small and kind != "random_forest":
+                continue
+            left = budget.left()
+            if kind != "random_forest" and left < MIN_TRAIN_S:
+                self._say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
+                continue
+            model = ClassicModel(kind, self.problem_type_, spec["n_outputs"],
+                                 categorical=categorical, seed=self.seed)
+            fit_start = time.perf_counter()
+            if too_small:
+                rng = np.random.default_rng(self.seed)
+                kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
+                model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
+            else:
+                model.fit(x_train, y_train, time_limit_s=_share(left, BASELINE_SHARES[kind]))
+            fit_s = time.perf_counter() - fit_start
+            predict_start = time.perf_counter()
+            outputs = model.predict_outputs(x_val)
+            self.models_[kind] = model
+            record(kind, outputs, fit_s, time.perf_counter() - predict_start,
+                   complete=model.complete_)
+        return too_small
+
+    def _fit_neural(self, train_ds, val_ds, spec, score, metric, mode, budget, record, log,
                     resume_dir, checkpoint_every_s, callbacks) -> None:
         """Train the fusion network in what is left of the budget, minus a reserve."""
         left = budget.left()
@@ -405,13 +413,13 @@ class Predictor:
                                callbacks=callbacks)
         fit_s = time.perf_counter() - fit_start
         predict_start = time.perf_counter()
-        outputs = self._dataset_outputs(val_ds, {NEURAL: candidate}, layout_spec=None)[NEURAL]
+        outputs = self._dataset_outputs(val_ds, {NEURAL: candidate}, spec)[NEURAL]
         self.models_[NEURAL] = candidate
         self.training_history_ = list(result.history)
+        log.extend({"model": NEURAL, **entry} for entry in result.history)
         record(NEURAL, outputs, fit_s, time.perf_counter() - predict_start,
                stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
-               resumed_from_step=result.resumed_from_step,
-               history=result.history)
+               resumed_from_step=result.resumed_from_step)
 
     @staticmethod
     def _choose(rows: list[dict], metric: str, mode: str) -> str:
@@ -573,7 +581,7 @@ class Predictor:
         return df
 
     def _dataset_outputs(self, dataset: TableDataset, models: dict,
-                         layout_spec: dict | None) -> dict[str, np.ndarray]:
+                         spec: dict) -> dict[str, np.ndarray]:
         """Each model's outputs over the dataset's rows, in one pass over its batches."""
         classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
         neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
@@ -582,7 +590,7 @@ class Predictor:
         loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
         for batch in loader:
             if classic:
-                flats.append(flat_features(batch, layout_spec))
+                flats.append(flat_features(batch, spec))
             for name, model in neural.items():
                 parts[name].append(model.predict_outputs(batch))
         outputs = {name: np.concatenate(p) for name, p in parts.items()}
@@ -720,8 +728,10 @@ class Predictor:
         log_path = path / "train_log.jsonl"
         predictor.train_log_ = ([json.loads(line) for line in log_path.read_text().splitlines() if line]
                                 if log_path.is_file() else [])
-        neural = next((r for r in predictor.train_log_ if r.get("model") == NEURAL), None)
-        predictor.training_history_ = list(neural.get("history", [])) if neural else []
+        predictor.training_history_ = [
+            {k: v for k, v in r.items() if k != "model"} for r in predictor.train_log_
+            if r.get("model") == NEURAL and r.get("event") in ("train", "eval")
+        ]
         return predictor
 
     def __repr__(self) -> str:

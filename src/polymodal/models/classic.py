@@ -48,7 +48,7 @@ FLAT_IMAGE_SIDE = 16  # images are pooled to at most this many pixels per side
 # categories is handed to it as a plain number instead.
 HGB_MAX_CATEGORIES = 255
 RF_TREES, RF_CHUNK = 100, 10  # scikit-learn's default forest, grown 10 trees at a time
-HGB_ITERATIONS, HGB_CHUNK = 100, 20
+HGB_ITERATIONS, HGB_CHUNK = 100, 10
 
 MODEL_FILE = "model.skops"
 META_FILE = "model.json"
