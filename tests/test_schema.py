@@ -409,3 +409,17 @@ def test_public_cell_helpers():
     assert cell_tags("b| a |b", "|") == ["a", "b"]
     assert cell_tags(("x", "y"), None) == ["x", "y"]
     assert cell_tags(np.nan, "|") == []
+
+
+def test_templated_sentences_are_text_and_short_labels_categorical():
+    rng = np.random.default_rng(0)
+    rooms = rng.integers(1, 7, 300)
+    hoods = rng.choice(["north", "south", "east", "west"], 300)
+    df = pd.DataFrame({
+        "description": [f"bright flat with {r} rooms in the {h}" for r, h in zip(rooms, hoods, strict=True)],
+        "job": rng.choice(["data engineer", "shop assistant", "nurse"], 300),
+    })
+    schema = infer_schema(df)
+    assert schema.modality("description") == "text"
+    assert "sentences" in schema.columns["description"].reason
+    assert schema.modality("job") == "categorical"

@@ -54,7 +54,13 @@ from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
 from polymodal.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from polymodal.files import write_json, write_text
-from polymodal.models.classic import CLASSIC_KINDS, ClassicModel, flat_features, flat_layout
+from polymodal.models.classic import (
+    CLASSIC_KINDS,
+    ClassicModel,
+    flat_features,
+    flat_layout,
+    supports,
+)
 from polymodal.models.ensemble import blend, ensemble_selection
 from polymodal.train import TrainConfig
 
@@ -78,7 +84,11 @@ PRESETS: dict[str, dict] = {
 }
 
 # Shares of the training budget (what is left after reading and transforming the table).
-BASELINE_SHARES = {"random_forest": 0.10, "hist_gradient_boosting": 0.15}
+BASELINE_SHARES = {"random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
+                   "hist_gradient_boosting": 0.15}
+# Refitting a classic model on train + validation rows costs about its first fit scaled by
+# the row ratio; this margin covers the rest (feature scaling, noisy timings).
+REFIT_COST_MARGIN = 1.5
 RESERVE_SHARE = 0.10  # kept back for the ensemble and scoring the validation set
 MIN_RESERVE_S = 0.5
 MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
@@ -305,9 +315,13 @@ class Predictor:
         too_small = self._fit_baselines(x_train, y_train, x_val, layout.categorical, spec,
                                          budget, record)
         self.training_history_: list[dict] = []
+        refit = tuning is None and not too_small
+        # Time kept back for refitting the classic models on every labelled row (step 7).
+        refit_reserve_s = (sum(r["fit_time_s"] for r in rows) * REFIT_COST_MARGIN
+                           * len(df) / len(train_df)) if refit else 0.0
         if not too_small:
             self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
-                             resume_dir, checkpoint_every_s, callbacks)
+                             resume_dir, checkpoint_every_s, callbacks, refit_reserve_s)
 
         # 5. A weighted ensemble, when more than one model was trained.
         self.ensemble_weights_: dict[str, float] | None = None
@@ -337,6 +351,14 @@ class Predictor:
         self.candidates_ = dict(self.models_)
         needed = set(self.ensemble_weights_ or {chosen: 1.0})
         self.models_ = {name: m for name, m in self.models_.items() if name in needed}
+
+        # 7. Refit the chosen classic models on train + validation rows (AutoGluon's
+        #    "refit_full"): the held-out rows were needed to choose a model, and on small
+        #    tables a fifth more rows is worth more than the tiny risk of a changed model.
+        #    The network keeps its weights (retraining it would double its cost).
+        self.refit_models_: list[str] = []
+        if refit:
+            self._refit_on_all_rows(x_train, y_train, x_val, val_ds, budget, rows, log)
         total_s = time.perf_counter() - start
         log.append({"event": "chosen", "model": chosen, f"val_{metric}": self.val_metric_,
                     "fit_total_s": total_s, "num_train_rows": len(train_df),
@@ -359,7 +381,7 @@ class Predictor:
             warnings.warn(message, UserWarning, stacklevel=3)
             self._say(f"[yellow]warning:[/] {message}")
         for kind in CLASSIC_KINDS:
-            if too_small and kind != "random_forest":
+            if (too_small and kind != "random_forest") or not supports(kind, self.problem_type_):
                 continue
             left = budget.left()
             if kind != "random_forest" and left < MIN_TRAIN_S:
@@ -382,11 +404,39 @@ class Predictor:
                    complete=model.complete_)
         return too_small
 
+    def _refit_on_all_rows(self, x_train, y_train, x_val, val_ds, budget, rows, log) -> None:
+        """Refit each kept classic model on train + labelled validation rows, with the size
+        (trees, iterations) it reached before, when the budget still has time for it."""
+        _, known = self._targets(val_ds)
+        x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
+        y_all = np.concatenate([y_train, np.asarray(val_ds.encoded.label)[known]])
+        fit_times = {r["model"]: r["fit_time_s"] for r in rows}
+        for name, model in list(self.models_.items()):
+            if not isinstance(model, ClassicModel):
+                continue
+            estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
+            if estimate_s > budget.left():
+                self._say(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s, "
+                          f"{max(0.0, budget.left()):.1f} s left")
+                continue
+            fit_start = time.perf_counter()
+            refitted = ClassicModel(model.kind, model.problem_type, model.n_outputs,
+                                    categorical=model.categorical, seed=model.seed)
+            refitted.fit(x_all, y_all, max_size=model.size_)
+            refitted.complete_ = model.complete_
+            self.models_[name] = self.candidates_[name] = refitted
+            self.refit_models_.append(name)
+            fit_s = time.perf_counter() - fit_start
+            log.append({"event": "refit", "model": name, "num_rows": len(x_all), "fit_time_s": fit_s})
+            self._say(f"  {name:<24} refitted on all {len(x_all)} labelled rows in {fit_s:.1f} s")
+
     def _fit_neural(self, train_ds, val_ds, spec, score, metric, mode, budget, record, log,
-                    resume_dir, checkpoint_every_s, callbacks) -> None:
-        """Train the fusion network in what is left of the budget, minus a reserve."""
+                    resume_dir, checkpoint_every_s, callbacks, refit_reserve_s: float = 0.0) -> None:
+        """Train the fusion network in what is left of the budget, minus a reserve for the
+        ensemble, the validation scoring and the classic models' refit."""
         left = budget.left()
-        reserve = max(MIN_RESERVE_S, RESERVE_SHARE * left) if not math.isinf(left) else 0.0
+        reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s
+                   if not math.isinf(left) else 0.0)
         time_s = None if math.isinf(left) else left - reserve
         if time_s is not None and time_s < MIN_NEURAL_S:
             self._say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
@@ -664,7 +714,8 @@ class Predictor:
         return {"params": self.get_params(), "preset": self.preset_,
                 "problem_type": self.problem_type_, "label": self.label,
                 "chosen": self.chosen_, "val_metric": self.val_metric_,
-                "models": sorted(self.models_)}
+                "models": sorted(self.models_),
+                "refit_on_all_rows": list(getattr(self, "refit_models_", []))}
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the fitted predictor to ``directory`` atomically (nothing pickled).
@@ -724,6 +775,7 @@ class Predictor:
         predictor.ensemble_weights_ = ensemble["weights"]
         predictor.chosen_ = ensemble["chosen"]
         predictor.val_metric_ = config["val_metric"]
+        predictor.refit_models_ = list(config.get("refit_on_all_rows", []))
         predictor.leaderboard_ = leaderboard
         log_path = path / "train_log.jsonl"
         predictor.train_log_ = ([json.loads(line) for line in log_path.read_text().splitlines() if line]

@@ -656,6 +656,14 @@ def _string_reason(
             (f"text: free text, {words:.1f} words per cell on average, {ratio:.0%} distinct"),
             None,
         )
+    if words >= 4 and distinct > 20:
+        # Templated sentences repeat, but they are still language, not a handful of codes.
+        return (
+            "text",
+            f"text: sentences, {words:.1f} words per cell on average, {_n(distinct)} distinct "
+            f"in {_rows(n)}",
+            None,
+        )
     if distinct <= class_limit(num_rows):
         return "categorical", f"categorical: {_n(distinct)} distinct values in {_rows(n)}", None
     return (

@@ -1,0 +1,120 @@
+"""The models a server holds: loaded once from their folders, described for ``GET /models``.
+
+A folder's kind is read from its ``config.json``: a ``"kind"`` field when the writer put
+one there, otherwise the files only a Predictor writes (``ensemble.json``) tell them
+apart. Each model is served under its folder's name unless the user names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from polymodal.errors import ConfigError, ModelFolderError
+from polymodal.serve.rows import column_info, to_json_value
+
+KINDS = ("predictor", "generator")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # safe in a URL path segment
+
+
+@dataclass
+class ServedModel:
+    """One loaded model and what the service says about it."""
+
+    name: str
+    kind: str  # "predictor" or "generator"
+    model: object
+    path: str | None = None
+    versions: dict = field(default_factory=dict)  # the versions the model was saved with
+
+    def __post_init__(self) -> None:
+        assert self.kind in KINDS, self.kind
+
+
+def folder_kind(path: Path) -> str:
+    """``"predictor"`` or ``"generator"`` for a saved model folder."""
+    config_path = path / "config.json"
+    if not path.is_dir():
+        raise ModelFolderError(f"model folder {path} does not exist or is not a folder; pass a "
+                               "folder written by Predictor.save or Generator.save")
+    if not config_path.is_file():
+        raise ModelFolderError(f"{path} has no config.json, so it is not a saved polymodal model; "
+                               "pass a folder written by Predictor.save or Generator.save")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{config_path} is not valid JSON ({exc}); save the model again"
+                               ) from None
+    kind = config.get("kind") if isinstance(config, dict) else None
+    if kind in KINDS:
+        return kind
+    return "predictor" if (path / "ensemble.json").is_file() else "generator"
+
+
+def load_models(directories: list[str | os.PathLike], names: list[str] | None = None
+                ) -> dict[str, ServedModel]:
+    """Load every model folder once; ``names`` (same length) overrides the folder names."""
+    if not directories:
+        raise ConfigError("serve needs at least one model folder; pass DIR [DIR ...]")
+    names = list(names or [])
+    if names and len(names) != len(directories):
+        raise ConfigError(f"--name was given {len(names)} time(s) for {len(directories)} model "
+                          "folder(s); give one name per folder, in the same order, or none")
+    served: dict[str, ServedModel] = {}
+    for i, directory in enumerate(directories):
+        path = Path(directory)
+        name = names[i] if names else path.absolute().name
+        if not _NAME.match(name):
+            raise ConfigError(f"model name {name!r} (for {path}) must be letters, digits, '_', "
+                              "'-' or '.', starting with a letter or digit; pass --name")
+        if name in served:
+            raise ConfigError(f"two models are named {name!r} ({served[name].path} and {path}); "
+                              "give each a distinct --name")
+        served[name] = load_model(path, name)
+    return served
+
+
+def load_model(path: Path, name: str) -> ServedModel:
+    """Load one folder as whatever kind it is."""
+    kind = folder_kind(path)
+    if kind == "predictor":
+        from polymodal.api import Predictor
+
+        model = Predictor.load(path)
+    else:
+        from polymodal.api import Generator
+
+        model = Generator.load(path)
+    versions_path = path / "versions.json"
+    try:
+        versions = json.loads(versions_path.read_text()) if versions_path.is_file() else {}
+    except (OSError, ValueError):
+        versions = {}
+    return ServedModel(name=name, kind=kind, model=model, path=str(path), versions=versions)
+
+
+def describe(served: ServedModel) -> dict:
+    """The public description of one model (an entry of ``GET /models``)."""
+    info: dict = {"name": served.name, "kind": served.kind, "versions": served.versions}
+    model = served.model
+    if served.kind == "predictor":
+        schema = model.schema_
+        classes = model.classes_
+        info.update({
+            "label": schema.label,
+            "problem_type": model.problem_type_,
+            "classes": None if classes is None else [to_json_value(c) for c in classes],
+            "columns": column_info(schema),
+        })
+    else:
+        conditions = getattr(model, "conditions_", {}) or {}
+        info["conditions"] = {
+            column: {"modality": spec.get("modality"),
+                     "classes": (None if spec.get("classes") is None
+                                 else [to_json_value(c) for c in spec["classes"]])}
+            for column, spec in conditions.items()
+        }
+    return info

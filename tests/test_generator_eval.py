@@ -1,0 +1,221 @@
+"""Judges and generator evaluation, on real digits with stand-in generators.
+
+The stand-ins are honest extremes whose right answers are known: ``ReplayGenerator``
+returns real digits of the class asked for (drawn from its own training pool), so it must
+score like real data (conditional accuracy ~ the judge's real accuracy, FD ~ the floor)
+and be caught memorising; ``NoiseGenerator`` returns uniform noise, so it must score near
+chance and near the noise ceiling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from polymodal import datasets
+from polymodal.data.schema import infer_schema
+from polymodal.data.transforms import TableTransform
+from polymodal.errors import ConfigError, DataError, ModelFolderError
+from polymodal.evaluate.generator_eval import evaluate_generator, stratified_halves
+from polymodal.evaluate.judge import Judge, PixelJudge
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The machine is shared: one thread is faster than two when the other core is busy.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """(real_table, pool_table): disjoint real digits; the pool is the stand-ins' training set."""
+    train, test = datasets.load("digits", split=True)
+    full = pd.concat([train, test], ignore_index=True).sample(frac=1.0, random_state=0)
+    full = full.reset_index(drop=True)
+    full.attrs = dict(train.attrs)
+    real, pool = full.iloc[:1000].reset_index(drop=True), full.iloc[1000:].reset_index(drop=True)
+    real.attrs = pool.attrs = dict(train.attrs)
+    return real, pool
+
+
+def _images(table: pd.DataFrame) -> np.ndarray:
+    return np.stack(table["image"].to_list())[..., None]  # (N, 8, 8, 1) uint8
+
+
+class ReplayGenerator:
+    """A 'generator' that returns real pool images of the asked class (a perfect copier)."""
+
+    def __init__(self, pool: pd.DataFrame, *, conditional: bool = True):
+        self.image = "image"
+        self.condition = ["label"] if conditional else []
+        classes = sorted(pool["label"].unique().tolist())
+        self.conditions_ = (
+            {"label": {"modality": "categorical", "classes": classes}} if conditional else {}
+        )
+        self.transform_ = TableTransform(infer_schema(pool)).fit(pool)
+        self.training_history_ = [
+            {"step": s, "loss": 1.0 / (s + 1), "event": "train", "elapsed_s": s * 0.1}
+            for s in range(0, 100, 10)
+        ]
+        self._images = _images(pool)
+        self._labels = pool["label"].to_numpy()
+
+    def config_dict(self) -> dict:
+        return {"kind": "replay", "image": self.image, "condition": self.condition}
+
+    def sample(self, n, *, conditions=None, prompts=None, num_steps=None, guidance=None, seed=0):
+        rng = np.random.default_rng(seed)
+        if conditions is None:
+            return self._images[rng.integers(len(self._images), size=n)]
+        picks = [rng.choice(np.flatnonzero(self._labels == c)) for c in conditions["label"]]
+        return self._images[picks]
+
+
+class NoiseGenerator(ReplayGenerator):
+    """Uniform noise whatever is asked."""
+
+    def sample(self, n, *, conditions=None, prompts=None, num_steps=None, guidance=None, seed=0):
+        return np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def judge(digits):
+    real, _ = digits
+    return Judge.train(_images(real[:600]), real["label"][:600], time_limit_s=20, max_epochs=20)
+
+
+@pytest.fixture(scope="module")
+def replay_result(digits, tmp_path_factory):
+    real, pool = digits
+    out_dir = tmp_path_factory.mktemp("replay_report")
+    result = evaluate_generator(
+        ReplayGenerator(pool), real, n_samples=300, train_table=pool, out_dir=out_dir,
+        judge_time_limit_s=15, judge_max_epochs=20,
+    )
+    return result, out_dir
+
+
+def test_judge_beats_chance_on_held_out_digits(digits, judge):
+    real, _ = digits
+    held = real[600:]
+    accuracy = judge.accuracy(_images(held), held["label"])
+    assert accuracy > 0.8  # chance is 0.1
+    assert judge.classes == list(range(10))
+    assert judge.features(_images(held[:5])).shape == (5, 64)
+    assert judge.training_info["steps"] > 0
+
+
+def test_judge_save_load_gives_identical_features(digits, judge, tmp_path):
+    real, _ = digits
+    images = _images(real[600:700])
+    loaded = Judge.load(judge.save(tmp_path / "judge"))
+    assert loaded.classes == judge.classes
+    np.testing.assert_array_equal(loaded.features(images), judge.features(images))
+    np.testing.assert_array_equal(loaded.predict(images), judge.predict(images))
+
+
+def test_judge_refuses_bad_input(judge, tmp_path):
+    with pytest.raises(DataError, match=r"\(8, 8, 1\)"):
+        judge.features(np.zeros((2, 16, 16, 1), dtype=np.uint8))
+    with pytest.raises(DataError, match="uint8"):
+        judge.features(np.zeros((2, 8, 8, 1), dtype=np.float32))
+    with pytest.raises(DataError, match="'eleven'"):
+        judge.accuracy(np.zeros((1, 8, 8, 1), dtype=np.uint8), ["eleven"])
+    with pytest.raises(ModelFolderError, match="judge.json"):
+        Judge.load(tmp_path)
+
+
+def test_pixel_judge_pools_large_images():
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28, 1), dtype=np.uint8)
+    features = PixelJudge().features(images)
+    assert features.shape == (3, 14 * 14)
+    assert 0.0 <= features.min() and features.max() <= 1.0
+
+
+def test_stratified_halves_are_disjoint_and_balanced():
+    labels = [0] * 11 + [1] * 7 + [2] * 2
+    a, b = stratified_halves(labels, len(labels), seed=0)
+    assert sorted(np.concatenate([a, b]).tolist()) == list(range(20))
+    assert abs(len(a) - len(b)) <= 1
+    for c in (0, 1, 2):
+        in_a = sum(labels[i] == c for i in a)
+        in_b = sum(labels[i] == c for i in b)
+        assert abs(in_a - in_b) <= 1
+
+
+def test_replay_generator_scores_like_real_data(replay_result):
+    result, _ = replay_result
+    assert result["judge"] == "trained"
+    assert abs(result["conditional_accuracy"] - result["judge_accuracy_real"]) < 0.08
+    assert result["conditional_accuracy"] > 0.8
+    # FD of real digits from another pool sits at the real-vs-real floor, far below noise.
+    assert result["fd"] < 2.0 * result["fd_floor"] + 1e-3
+    assert result["fd_ceiling"] > 10 * result["fd_floor"]
+    assert result["precision"] > 0.6 and result["recall"] > 0.6
+    # A classifier trained on the replayed samples is about as good as one on real images.
+    assert result["cas"] > 0.7
+    assert abs(result["cas"] - result["cas_real"]) < 0.15
+    assert result["sampling_images_per_s"] > 0
+
+
+def test_replay_generator_is_caught_memorising(replay_result):
+    result, _ = replay_result
+    # Every sample is a training image: distance 0 to its nearest training neighbour.
+    assert result["near_copies"] == result["n_samples"]
+    assert result["nn_ratio_pixels"] < 0.05
+    assert result["nn_dist_heldout_median_pixels"] > 0.1
+
+
+def test_report_folder_is_complete(replay_result):
+    result, out_dir = replay_result
+    html = (out_dir / "report.html").read_text()
+    md = (out_dir / "report.md").read_text()
+    assert html.count("data:image/png;base64,") == 3  # samples, memorisation, training curve
+    for name in ("samples.png", "nearest_training.png", "training_curve.png"):
+        assert (out_dir / name).read_bytes().startswith(b"\x89PNG")
+        assert f"]({name})" in md
+    assert "Fréchet distance" in md and "noise (ceiling)" in md
+    assert '"kind": "replay"' in md  # the config section
+    assert result["report_html"] == str(out_dir / "report.html")
+    assert Judge.load(result["judge_dir"]).classes == list(range(10))
+
+
+def test_noise_generator_scores_near_chance_and_ceiling(digits, replay_result):
+    real, pool = digits
+    judge_dir = replay_result[0]["judge_dir"]  # a saved judge, passed as a path
+    result = evaluate_generator(NoiseGenerator(pool), real, judge=judge_dir, n_samples=200,
+                                cas=False)
+    assert result["conditional_accuracy"] < 0.35
+    assert result["fd"] > 0.5 * result["fd_ceiling"]
+    assert result["fd"] > 10 * result["fd_floor"]
+    assert "memorisation" in result["skipped"] and "CAS" in result["skipped"]
+    assert "report_md" not in result  # no out_dir, nothing written
+
+
+def test_unconditional_generator_skips_class_metrics(digits, tmp_path):
+    real, pool = digits
+    result = evaluate_generator(ReplayGenerator(pool, conditional=False), real, judge="pixels",
+                                n_samples=100, out_dir=tmp_path)
+    assert result["judge"] == "pixels"
+    assert "conditional_accuracy" not in result and "cas" not in result
+    assert "no categorical condition" in result["skipped"]
+    assert result["fd"] < 3.0 * result["fd_floor"] + 1e-3
+    assert "no categorical condition" in (tmp_path / "report.md").read_text()
+
+
+def test_bad_arguments_name_the_fix(digits):
+    real, pool = digits
+    generator = ReplayGenerator(pool)
+    with pytest.raises(ConfigError, match="'image'.*categorical conditions are"):
+        evaluate_generator(generator, real, label="image", judge="pixels")
+    with pytest.raises(ConfigError, match="judge='nonsense'"):
+        evaluate_generator(generator, real, judge="nonsense")
+    with pytest.raises(ConfigError, match="n_samples=1"):
+        evaluate_generator(generator, real, n_samples=1)
+    with pytest.raises(DataError, match="no column 'label'"):
+        evaluate_generator(generator, real.drop(columns=["label"]), judge="pixels", n_samples=10)
