@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install bench clean system-deps
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -21,10 +21,21 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	$(BIN)/polymodal demo
 
-test: $(STAMP)
+# Best effort: Debian's Chromium for the browser tests (they skip without it) and the
+# Fashion-MNIST package for its dataset (its tests skip without it). Needs root or sudo.
+system-deps:
+	@if [ -x /usr/bin/chromium ] && [ -d /usr/share/doc/dataset-fashion-mnist ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "note: not root; skipping chromium and dataset-fashion-mnist (their tests will skip)"; exit 0; fi; \
+	command -v apt-get >/dev/null 2>&1 || { echo "note: no apt-get; browser tests will skip"; exit 0; }; \
+	$$SUDO apt-get update -qq >/dev/null && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null \
+	|| echo "note: could not install chromium/dataset-fashion-mnist; their tests will skip"
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
