@@ -6,6 +6,8 @@ and the image-heavy Predictor recipe were chosen. Two kinds of measurement:
 ``speed``     images/s of one training step (forward + backward + AdamW) per architecture,
               in short interleaved runs with the seed CNN as the yardstick, medians
               reported — the machine is shared, so absolute numbers drift, ratios less so.
+``threads``   wall-clock images/s with 1 or 2 threads and OpenMP's default (spinning)
+              or PASSIVE wait policy.
 ``accuracy``  validation/test accuracy after a fixed number of images seen (so a busy
               machine changes the wall time, not the result), on plain tensors with the
               augmentation done batch-wise.
@@ -225,6 +227,46 @@ def cmd_speed(args) -> None:
             append_log(rec)
 
 
+def cmd_threads(args) -> None:
+    """Wall-clock images/s with 1 vs 2 threads and OpenMP's default vs PASSIVE wait policy.
+
+    Each setting runs in a fresh interpreter (the policy is read when OpenMP starts),
+    interleaved and repeated; medians are reported.
+    """
+    import subprocess
+    import sys
+
+    settings = [(1, None), (2, None), (2, "PASSIVE"), (1, "PASSIVE")]
+    rates: dict[tuple, list[float]] = {s: [] for s in settings}
+    code = ("import sys, time, torch; sys.path.insert(0, {bench!r}); "
+            "from image_recipe_probe import build, parse_arch; "
+            "from torch.nn import functional as F; torch.set_num_threads({threads}); "
+            "torch.manual_seed(0); name, kw = parse_arch({arch!r}); m = build(name, **kw); "
+            "opt = torch.optim.AdamW(m.parameters(), 1e-3); "
+            "x = torch.randn({bs}, 1, 28, 28); y = torch.randint(0, 10, ({bs},))\n"
+            "for i in range({steps} + 2):\n"
+            "    t = time.perf_counter() if i == 2 else t if i > 2 else 0\n"
+            "    opt.zero_grad(); F.cross_entropy(m(x), y).backward(); opt.step()\n"
+            "print({steps} * {bs} / (time.perf_counter() - t))")
+    for _ in range(args.repeats):
+        for threads, policy in settings:
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            if policy:
+                env["OMP_WAIT_POLICY"] = policy
+            src = code.format(bench=str(Path(__file__).parent), threads=threads, arch=args.arch,
+                              bs=args.batch_size, steps=args.steps)
+            out = subprocess.run([sys.executable, "-c", src], env=env, capture_output=True,
+                                 text=True, check=True).stdout
+            rates[(threads, policy)].append(float(out.strip().splitlines()[-1]))
+    for (threads, policy), values in rates.items():
+        rec = {"kind": "threads", "arch": args.arch, "threads": threads,
+               "omp_wait_policy": policy or "default", "batch_size": args.batch_size,
+               "wall_images_per_s_median": round(statistics.median(values)),
+               "runs": [round(v) for v in values], "load_avg": os.getloadavg()[0]}
+        print(json.dumps(rec), flush=True)
+        append_log(rec)
+
+
 def parse_arch(arch: str) -> tuple[str, dict]:
     """``"encoder{...json kwargs...}"`` or ``"plain:32,p,64{...}"`` -> (name, kwargs)."""
     if "{" in arch:
@@ -338,6 +380,12 @@ def main() -> None:
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--channels-last", action="store_true")
     s.set_defaults(func=cmd_speed)
+    t = sub.add_parser("threads")
+    t.add_argument("--arch", default="encoder")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--steps", type=int, default=10)
+    t.add_argument("--repeats", type=int, default=3)
+    t.set_defaults(func=cmd_threads)
     a = sub.add_parser("accuracy")
     a.add_argument("--arch", default="encoder")
     a.add_argument("--epochs", type=float, default=5)

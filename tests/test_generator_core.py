@@ -133,7 +133,9 @@ def test_conditioning_and_context_change_outputs():
     ctx2 = context.clone()
     ctx2[:, 2] = 100.0
     mask = torch.tensor([[True, True, False]] * 2)
-    assert torch.allclose(net(x, t, cond_a, context, mask), net(x, t, cond_a, ctx2, mask), atol=1e-6)
+    assert torch.allclose(
+        net(x, t, cond_a, context, mask), net(x, t, cond_a, ctx2, mask), atol=1e-6
+    )
 
 
 def test_samplers_are_deterministic_and_conditioning_changes_samples():
@@ -145,7 +147,9 @@ def test_samplers_are_deterministic_and_conditioning_changes_samples():
         a = sampler(fn, noise, num_steps=4)
         assert torch.equal(a, sampler(fn, noise.clone(), num_steps=4))
     other = functools.partial(guided_velocity, net, cond=cond.roll(1, dims=0), guidance=2.0)
-    assert not torch.allclose(euler_sample(fn, noise, num_steps=4), euler_sample(other, noise, num_steps=4))
+    assert not torch.allclose(
+        euler_sample(fn, noise, num_steps=4), euler_sample(other, noise, num_steps=4)
+    )
     x = torch.rand(4, 1, 8, 8) * 2 - 1
     mask = torch.zeros(8, 8, dtype=torch.bool)
     mask[:, :4] = True
@@ -154,8 +158,12 @@ def test_samplers_are_deterministic_and_conditioning_changes_samples():
         ea = edit_sample(fn, x, strength=0.6, num_steps=4, generator=ga)
         eb = edit_sample(fn, x, strength=0.6, num_steps=4, generator=gb)
         assert torch.equal(ea, eb) == same
-        ia = inpaint_sample(fn, x, mask, num_steps=4, generator=torch.Generator().manual_seed(seed_a))
-        ib = inpaint_sample(fn, x, mask, num_steps=4, generator=torch.Generator().manual_seed(seed_b))
+        ia = inpaint_sample(
+            fn, x, mask, num_steps=4, generator=torch.Generator().manual_seed(seed_a)
+        )
+        ib = inpaint_sample(
+            fn, x, mask, num_steps=4, generator=torch.Generator().manual_seed(seed_b)
+        )
         assert torch.equal(ia, ib) == same
 
 
@@ -167,7 +175,9 @@ def test_guidance_one_equals_plain_conditional_sampling_exactly():
         return net(x, t, cond, context)
 
     guided = functools.partial(guided_velocity, net, cond=cond, context=context, guidance=1.0)
-    assert torch.equal(euler_sample(guided, noise, num_steps=5), euler_sample(plain, noise, num_steps=5))
+    assert torch.equal(
+        euler_sample(guided, noise, num_steps=5), euler_sample(plain, noise, num_steps=5)
+    )
     # Outside the guidance interval guidance is off, so an empty interval is plain too.
     off = functools.partial(
         guided_velocity, net, cond=cond, context=context, guidance=3.0, guidance_interval=(2.0, 3.0)
@@ -205,8 +215,14 @@ def test_inpainting_keeps_known_pixels_exactly():
     mask = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
     mask[:, :, 2:6, 2:6] = True
     for method in ("euler", "heun"):
-        out = inpaint_sample(fn, x_known, mask, num_steps=5, method=method,
-                             generator=torch.Generator().manual_seed(0))
+        out = inpaint_sample(
+            fn,
+            x_known,
+            mask,
+            num_steps=5,
+            method=method,
+            generator=torch.Generator().manual_seed(0),
+        )
         assert torch.equal(out[mask], x_known[mask])
         assert not torch.allclose(out[~mask], x_known[~mask])
     with pytest.raises(DataError, match="mask"):
@@ -217,8 +233,14 @@ def test_variations_differ_from_each_other_and_keep_order():
     net = randomized(tiny_unet())
     x = torch.rand(2, 1, 8, 8) * 2 - 1
     fn = functools.partial(guided_velocity, net, cond=torch.eye(4)[[0, 0, 0, 1, 1, 1]])
-    out = variation_sample(fn, x, num_variations=3, strength=0.5, num_steps=4,
-                           generator=torch.Generator().manual_seed(0))
+    out = variation_sample(
+        fn,
+        x,
+        num_variations=3,
+        strength=0.5,
+        num_steps=4,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.shape == (6, 1, 8, 8)
     assert not torch.allclose(out[0], out[1])
     # Each variation is nearer its own source than the other one.

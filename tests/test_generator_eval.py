@@ -52,7 +52,7 @@ class ReplayGenerator:
 
     def __init__(self, pool: pd.DataFrame, *, conditional: bool = True):
         self.image = "image"
-        self.condition = ["label"] if conditional else []
+        self.condition = "label" if conditional else None  # as a user may pass it
         classes = sorted(pool["label"].unique().tolist())
         self.conditions_ = (
             {"label": {"modality": "categorical", "classes": classes}} if conditional else {}
@@ -219,3 +219,34 @@ def test_bad_arguments_name_the_fix(digits):
         evaluate_generator(generator, real, n_samples=1)
     with pytest.raises(DataError, match="no column 'label'"):
         evaluate_generator(generator, real.drop(columns=["label"]), judge="pixels", n_samples=10)
+
+
+def test_real_generator_end_to_end(digits, judge, tmp_path):
+    """The real Generator, trained for seconds, through ``Generator.evaluate``."""
+    from polymodal.api.generator import Generator
+
+    real, pool = digits
+    generator = Generator(image="image", condition="label", time_limit=3, verbosity=0)
+    generator.fit(pool)
+    result = generator.evaluate(real, judge=judge, n_samples=60, num_steps=4, cas=False,
+                                train_table=pool, out_dir=tmp_path)
+    assert result["num_steps"] == 4 and result["guidance"] == generator.guidance
+    assert result["conditional_accuracy_num_scored"] == 60  # classes '0'..'9' match 0..9
+    assert 0.0 <= result["conditional_accuracy"] <= 1.0
+    # Seconds of training are far from real digits: above the floor, not copying.
+    assert result["fd"] > result["fd_floor"]
+    assert result["near_copies"] == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "training_curve.png" in md and '"kind": "generator"' in md
+
+
+def test_judge_training_is_seeded(digits):
+    real, _ = digits
+    images, labels = _images(real[:120]), real["label"][:120]
+    state = torch.random.get_rng_state()
+    a = Judge.train(images, labels, max_epochs=2, time_limit_s=60, seed=3)
+    b = Judge.train(images, labels, max_epochs=2, time_limit_s=60, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    np.testing.assert_array_equal(a.features(images), b.features(images))
+    c = Judge.train(images, labels, max_epochs=2, time_limit_s=60, seed=4)
+    assert not np.array_equal(a.features(images), c.features(images))

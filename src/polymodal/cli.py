@@ -245,6 +245,281 @@ def evaluate(
     out.print(f"report: {report['report_md']} and {report['report_html']}")
 
 
+# ----------------------------------------------------------------------- generator
+
+generate_app = typer.Typer(
+    help="Train a conditional image generator on a table; sample and edit images.",
+    no_args_is_help=True,
+)
+app.add_typer(generate_app, name="generate")
+
+
+def _check_new_model_folder(path: Path) -> None:
+    """Fail before training, not after, when --out would overwrite a user's folder."""
+    from polymodal.api.model_folder import is_model_folder
+
+    if path.exists() and not path.is_dir():
+        _fail(f"--out {path} is a file; pass a folder for the generator")
+    if path.is_dir() and any(path.iterdir()) and not is_model_folder(path):
+        _fail(f"--out {path} exists and is not a polymodal model folder; choose a new or empty "
+              "folder (an existing model folder is replaced)")
+
+
+def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dict, list | None, int]:
+    """``col=value`` options and prompts -> (conditions, prompts, groups), each list
+    expanded to ``n`` values: k values for a column (or k prompts) give k groups of n/k."""
+    values: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            _fail(f"--condition {item!r} must look like COLUMN=VALUE, e.g. label=7")
+        values.setdefault(name.strip(), []).append(value.strip())
+    lists = [v for v in values.values()] + ([prompts] if prompts else [])
+    groups = max((len(v) for v in lists), default=1)
+    for v in lists:
+        if len(v) not in (1, groups):
+            _fail(f"give each condition 1 or {groups} values (got {len(v)}): one group of "
+                  "images per value")
+    if n % groups:
+        _fail(f"-n {n} is not a multiple of the {groups} conditions/prompts given; pass -n "
+              f"{groups * max(1, n // groups)}")
+
+    def expand(v: list) -> list:
+        return [x for x in v for _ in range(n // len(v))] if len(v) > 1 else v
+
+    conditions = {k: expand(v) for k, v in values.items()}
+    return conditions, (expand(prompts) if prompts else None), groups
+
+
+def _write_images(images, out: Path, *, ncols: int | None) -> str:
+    """A .png path: one grid; anything else: a new folder of one PNG per image (atomic)."""
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    from polymodal.evaluate.images import make_grid, save_png
+
+    if out.suffix.lower() == ".png":
+        scale = max(1, 64 // images.shape[1])
+        save_png(make_grid(images, ncols=ncols, scale=scale), out)
+        return f"a grid of {len(images)} images to {out}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        _fail(f"--out {out} exists and is not an empty folder; pass a new folder, or a .png path "
+              "for one grid")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        digits = max(4, len(str(len(images))))
+        for i, image in enumerate(images):
+            pixels = image[..., 0] if image.shape[-1] == 1 else image
+            Image.fromarray(pixels).save(staging / f"sample_{i:0{digits}d}.png")
+        if out.is_dir():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return f"{len(images)} images to {out}/"
+
+
+@generate_app.command("fit")
+def generate_fit(
+    table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
+    image: str = typer.Option("image", "--image", help="The image column to generate."),
+    condition: list[str] = typer.Option(
+        [], "--condition", help="A column to condition on (repeatable); none = unconditional."
+    ),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to save the generator in."),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds for the whole fit."),
+    preset: str = typer.Option("fast", "--preset", help="fast or best."),
+    seed: int = typer.Option(0, "--seed"),
+    column: list[str] = typer.Option(
+        [], "--column", "-c", help="Override a column's modality: NAME=MODALITY (repeatable)."
+    ),
+    text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm or hashed."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Side of generated images."),
+) -> None:
+    """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
+    from polymodal.api.generator import Generator
+    from polymodal.data.schema import parse_overrides
+
+    _check_new_model_folder(out_dir)
+    generator = Generator(
+        image, condition or None, time_limit=time_limit, preset=preset, seed=seed,
+        columns=parse_overrides(column) or None, text_encoder=text_encoder, image_size=image_size,
+    ).fit(table, out_dir=out_dir)
+    path = generator.save(out_dir)
+    for name, info in generator.conditions_.items():
+        classes = info.get("classes")
+        shown = f": {', '.join(map(str, classes[:20]))}" if classes else ""
+        out.print(f"condition [bold]{name}[/] ({info['modality']}){shown}", highlight=False)
+    out.print(f"saved to {path} (samples: {path / 'samples' / 'latest.png'})")
+
+
+@generate_app.command("sample")
+def generate_sample(
+    model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="grid.png for one grid, or a folder for one PNG per image."),
+    condition: list[str] = typer.Option(
+        [], "--condition", help="COLUMN=VALUE (repeatable; several values of one column give one group each)."
+    ),
+    prompt: list[str] = typer.Option([], "--prompt", help="Text for the text condition (repeatable)."),
+    n: int = typer.Option(16, "-n", "--n", help="Number of images."),
+    steps: int | None = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
+    guidance: float | None = typer.Option(None, "--guidance", help="Guidance scale (1 = none)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate N images, optionally for given conditions or prompts."""
+    from polymodal.api.generator import Generator
+
+    conditions, prompts, groups = _parse_conditions(condition, prompt, n)
+    generator = Generator.load(model_dir)
+    images = generator.sample(n, conditions=conditions or None, prompts=prompts,
+                              num_steps=steps, guidance=guidance, seed=seed)
+    out.print(f"wrote {_write_images(images, out_path, ncols=n // groups if groups > 1 else None)}")
+
+
+@generate_app.command("edit")
+def generate_edit(
+    model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
+    image: Path = typer.Option(..., "--image", help="The image to edit."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+    mask: Path | None = typer.Option(
+        None, "--mask", help="Inpainting mask: white = keep the pixel, black = fill it in."
+    ),
+    strength: float = typer.Option(0.5, "--strength", help="0 keeps the image, 1 redraws it."),
+    condition: list[str] = typer.Option([], "--condition", help="COLUMN=VALUE (repeatable)."),
+    prompt: list[str] = typer.Option([], "--prompt", help="Text for the text condition."),
+    steps: int | None = typer.Option(None, "--steps"),
+    guidance: float | None = typer.Option(None, "--guidance"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Edit one image (SDEdit), or fill in the black part of --mask (inpainting)."""
+    from PIL import Image
+
+    from polymodal.api.generator import Generator
+    from polymodal.evaluate.images import save_png
+
+    conditions, prompts, _ = _parse_conditions(condition, prompt, 1)
+    generator = Generator.load(model_dir)
+    edited = generator.edit(str(image), strength=strength, conditions=conditions or None,
+                            prompts=prompts, mask=None if mask is None else str(mask),
+                            num_steps=steps, guidance=guidance, seed=seed)
+    pixels = edited[0, ..., 0] if edited.shape[-1] == 1 else edited[0]
+    save_png(Image.fromarray(pixels), out_path)
+    out.print(f"wrote {out_path}")
+
+
+@generate_app.command("evaluate")
+def generate_evaluate(
+    model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
+    table: str = typer.Argument(..., help="Real rows the generator was not trained on."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for report.md/report.html (default: MODEL_DIR/evaluation)."
+    ),
+    judge: str | None = typer.Option(
+        None, "--judge", help="A saved judge folder, or 'pixels' (default: train one on half of TABLE)."
+    ),
+    train_table: str | None = typer.Option(
+        None, "--train-table", help="The training rows, for the memorisation check."
+    ),
+    n_samples: int = typer.Option(1000, "--n-samples", help="Images to generate and score."),
+    steps: int | None = typer.Option(None, "--steps"),
+    guidance: float | None = typer.Option(None, "--guidance"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Score a saved generator against real images (FD, KID, precision/recall, accuracy, CAS)."""
+    from polymodal.api.generator import Generator
+    from polymodal.evaluate.generator_eval import evaluate_generator
+
+    generator = Generator.load(model_dir)
+    report_dir = out_dir or model_dir / "evaluation"
+    metrics = evaluate_generator(generator, table, judge=judge, n_samples=n_samples,
+                                 num_steps=steps, guidance=guidance, seed=seed,
+                                 train_table=train_table, out_dir=report_dir)
+    numbers = {k: v for k, v in metrics.items()
+               if isinstance(v, int | float) and not isinstance(v, bool)}
+    _print_metrics(numbers, title=f"generator metrics on {table}")
+    if metrics.get("skipped"):
+        out.print(f"skipped: {metrics['skipped']}", highlight=False)
+    if "report_md" in metrics:
+        out.print(f"report: {metrics['report_md']} and {metrics['report_html']}")
+
+
+# ------------------------------------------------------------------------ augment
+
+
+@app.command("augment")
+def augment(
+    table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
+    label: str = typer.Option(..., "--label", "-l", help="The class column to generate images for."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="New folder for augmented.csv, images/ and the summary."),
+    image: str | None = typer.Option(None, "--image", help="The image column (default: the table's only one)."),
+    per_class: int | None = typer.Option(None, "--per-class", help="Synthetic images per class (rarest classes first)."),
+    ratio: float | None = typer.Option(None, "--ratio", help="Synthetic images per real row (default 1.0)."),
+    generator: Path | None = typer.Option(None, "--generator", help="A saved generator folder to reuse."),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds to train the generator."),
+    filter_: bool = typer.Option(False, "--filter/--no-filter", help="Drop samples a real-data judge does not recognise as their class."),
+    compare: bool = typer.Option(False, "--compare", help="Hold out real rows; score a real-only vs an augmented predictor on them."),
+    fit_time_limit: float = typer.Option(60.0, "--fit-time-limit", help="Seconds for each predictor with --compare."),
+    marker: str = typer.Option("is_synthetic", "--marker", help="Boolean column that marks synthetic rows."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Add generated images of each class to TABLE (balancing rare classes first)."""
+    from polymodal.api.augment import augment_to_folder
+
+    if per_class is not None and ratio is not None:
+        _fail("pass --per-class or --ratio, not both")
+    summary = augment_to_folder(
+        table, out_dir, label=label, compare=compare, fit_time_limit=fit_time_limit,
+        image=image, per_class=per_class, ratio=ratio,
+        generator=None if generator is None else str(generator), time_limit=time_limit,
+        filter=filter_, marker=marker, seed=seed,
+    )
+    _print_frame(_per_class_frame(summary["per_class"]), title=f"synthetic rows per class of {label!r}")
+    if summary.get("compare"):
+        c = summary["compare"]
+        metric = c["metric"]
+        out.print(f"held-out {metric}: real-only {c['real_only']['metrics'][metric]:.4f}, "
+                  f"real + synthetic {c['augmented']['metrics'][metric]:.4f} "
+                  f"(lift {c['lift']:+.4f}, {c['num_test_rows']} held-out rows)")
+    out.print(f"wrote {summary['out_dir']}/augmented.csv ({summary['num_real']:,} real + "
+              f"{summary['num_synthetic']:,} synthetic rows) and augment_summary.json")
+
+
+def _per_class_frame(per_class: dict):
+    """The summary's per-class counts as a table, one row per class."""
+    import pandas as pd
+
+    return pd.DataFrame([{"class": c, **counts} for c, counts in per_class.items()])
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@app.command("serve")
+def serve(
+    model_dirs: list[Path] = typer.Argument(..., help="Model folders (Predictor or Generator) to serve."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the models to the network."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    name: list[str] = typer.Option([], "--name", help="A model's name in URLs, one per folder in order (default: folder names)."),
+    workers: int = typer.Option(1, "--workers", help="Inference threads."),
+    max_queue: int = typer.Option(8, "--max-queue", help="Requests that may wait for a worker before others get 503."),
+) -> None:
+    """Serve models over HTTP with a web page at /, until Ctrl+C (which lets running requests finish)."""
+    from polymodal.serve import ServeLimits, run_server
+
+    def ready(models) -> None:
+        for served in models.values():
+            out.print(f"serving {served.kind} [bold]{served.name}[/] from {served.path}")
+        shown = f"[{host}]" if ":" in host else host
+        out.print(f"web page and API on http://{shown}:{port}/ (API docs at /docs)")
+
+    limits = ServeLimits(max_workers=workers, max_queue=max_queue)
+    run_server(model_dirs, host=host, port=port, names=name or None, limits=limits, on_ready=ready)
+
+
 # ---------------------------------------------------------------------------- demo
 
 

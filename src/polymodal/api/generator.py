@@ -51,7 +51,7 @@ from polymodal.data.batch import Batch
 from polymodal.data.dataset import TableDataset, collate
 from polymodal.data.media import load_image
 from polymodal.data.readers import read_table
-from polymodal.data.schema import infer_schema
+from polymodal.data.schema import Schema, infer_schema
 from polymodal.data.text import TEXT_KINDS
 from polymodal.data.transforms import (
     UNKNOWN_INDEX,
@@ -71,6 +71,7 @@ from polymodal.files import atomic_path, write_json, write_text
 from polymodal.models.condition import CONDITION_MODALITIES, ConditionEncoder, condition_spec
 from polymodal.models.flow import drop_conditions, rectified_flow_loss
 from polymodal.models.samplers import (
+    DEFAULT_GUIDANCE_INTERVAL,
     DEFAULT_SHIFT,
     edit_sample,
     euler_sample,
@@ -89,11 +90,14 @@ WEIGHTS_FILE = "weights.safetensors"
 REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIGHTS_FILE,
                   "versions.json")
 
-# Sampling defaults, from the measurements quoted in issue 4 and bench/generator_core_probe.py
-# (Fashion-MNIST, same judge): Euler at 16 steps; guidance 1.5 gave the best Frechet
-# distance (6.3 vs 12.3 at 1.0 and 13.5 at 2.0) with conditional accuracy 0.94.
-DEFAULT_NUM_STEPS = 16
-DEFAULT_GUIDANCE = 1.5
+# Sampling defaults, from bench/generator_core_probe.py (the table in models/samplers.py,
+# class-conditional Fashion-MNIST): Heun at 4 steps with guidance 3, guided only for
+# t >= 0.3 (the samplers' DEFAULT_GUIDANCE_INTERVAL), scored like Euler at 16 steps with
+# guidance 2-3 everywhere (conditional accuracy 0.83 vs 0.82-0.86, FD/floor 2.72 vs
+# 2.50-2.77) for 12 network evaluations per image instead of 32.
+DEFAULT_SAMPLER = "heun"
+DEFAULT_NUM_STEPS = 4
+DEFAULT_GUIDANCE = 3.0
 # Training defaults from the same reference: batch 64 beat 128 per CPU-minute (more
 # optimiser steps), AdamW 1e-3 with warm-up + cosine, EMA half-life 5,000 images.
 DEFAULT_BATCH_SIZE = 64
@@ -123,8 +127,8 @@ class _GeneratorNetwork(nn.Module):
     """UNet + condition encoder; ``forward(batch)`` is the training loss.
 
     The loss is the forward pass so that under ``torchrun`` the DDP wrapper sees the whole
-    step (see :class:`polymodal.train.Trainer`). ``condition(batch)`` is the condition
-    vector (B, D), or None for an unconditional generator.
+    step (see :class:`polymodal.train.Trainer`). ``condition_vector(batch)`` is the
+    condition vector (B, D), or None for an unconditional generator.
     """
 
     def __init__(self, unet: UNet, condition: ConditionEncoder | None, *, image_column: str,
@@ -197,12 +201,14 @@ class _TrainingRows(Dataset):
             return None if values is None else torch.from_numpy(values[idx])
 
         image = {self.image_column: x0}
+        mask = {c: torch.from_numpy(m[idx]) for c, m in enc.mask.items()}
         for col, cells in enc.image.items():  # image *conditions*, decoded per row
             if col != self.image_column:
                 decoded = [self.transform.image_tensor(cells[i], enc.base_dir, column=col)
                            for i in idx]
                 image[col] = torch.stack([x for x, _ in decoded])  # (B, C', H', W')
-        mask = {c: torch.from_numpy(m[idx]) for c, m in enc.mask.items()}
+                # Only now is it known whether the cell decodes.
+                mask[col] = torch.tensor([present for _, present in decoded])
         return Batch(index=torch.from_numpy(idx), numeric=rows(enc.numeric),
                      categorical=rows(enc.categorical), multilabel=rows(enc.multilabel),
                      text={c: torch.from_numpy(v[idx]) for c, v in enc.text.items()},
@@ -211,18 +217,20 @@ class _TrainingRows(Dataset):
 
 def _decode_images(transform: TableTransform, df: pd.DataFrame, column: str
                    ) -> tuple[torch.Tensor, np.ndarray]:
-    """Every image of ``column`` as uint8 (N_ok, C, H, W), and the (N,) mask of decoded rows."""
+    """Every image of ``column`` as uint8 (N_ok, C, H, W), and the (N,) mask of decoded rows.
+
+    uint8 is a quarter of float32's memory (47 MB for Fashion-MNIST's 60,000 images) and
+    exact: the transform made its floats as uint8 pixels / 127.5 - 1.
+    """
     base_dir = df.attrs.get("base_dir")
-    images, ok = [], np.zeros(len(df), dtype=bool)
+    images = torch.empty(len(df), *transform.image_shapes_[column], dtype=torch.uint8)
+    ok = np.zeros(len(df), dtype=bool)
     for i, cell in enumerate(df[column].to_numpy(dtype=object)):
         x, present = transform.image_tensor(cell, base_dir, column=column)  # (C, H, W)
         if present:
             ok[i] = True
-            # [-1, 1] -> uint8 is exact: the transform made x from uint8 pixels / 127.5 - 1.
-            images.append(x.add(1.0).mul_(127.5).round_().to(torch.uint8))
-    if not images:
-        return torch.zeros(0, dtype=torch.uint8), ok
-    return torch.stack(images), ok
+            images[i] = x.add(1.0).mul_(127.5).round_().to(torch.uint8)
+    return images[torch.from_numpy(ok)] if not ok.all() else images, ok
 
 
 def _sorted_classes(values: list[str]) -> list[str]:
@@ -237,18 +245,22 @@ def _sorted_classes(values: list[str]) -> list[str]:
 
 
 class _SampleGrids(Callback):
-    """Writes ``out_dir/samples/step_XXXXXX.png`` and ``latest.png`` at most every ``every_s``."""
+    """Writes ``out_dir/samples/step_XXXXXX.png`` and ``latest.png`` every ``every_s`` or so.
+
+    The first grid is due ``every_s`` after training starts (a grid of the untrained
+    network shows nothing and costs a short run much of its budget); ``fit`` writes the
+    final one.
+    """
 
     def __init__(self, generator: Generator, every_s: float):
         self.generator = generator
         self.every_s = every_s
-        self.last_write: float | None = None
+        self.last_write = time.perf_counter()
 
     def on_eval(self, state: TrainState, model: nn.Module) -> None:
         if state.out_dir is None or not state.is_main:
             return
-        now = time.perf_counter()
-        if self.last_write is not None and now - self.last_write < self.every_s:
+        if time.perf_counter() - self.last_write < self.every_s:
             return
         self.generator._write_grid(model, Path(state.out_dir), state.step)
         self.last_write = time.perf_counter()
@@ -274,7 +286,7 @@ class Generator:
             for text conditions and prompts.
         guidance: default classifier-free guidance scale for sampling (1 = none).
         num_steps: default number of sampler steps.
-        sampler: default sampler, ``"euler"`` or ``"heun"``.
+        sampler: default sampler, ``"heun"`` (2nd order) or ``"euler"``.
         condition_dropout: share of training rows whose whole condition is replaced by the
             null condition (and, with several columns, of single columns hidden).
         batch_size: training batch size.
@@ -296,7 +308,7 @@ class Generator:
         text_encoder: str = "auto",
         guidance: float = DEFAULT_GUIDANCE,
         num_steps: int = DEFAULT_NUM_STEPS,
-        sampler: str = "euler",
+        sampler: str = DEFAULT_SAMPLER,
         condition_dropout: float = 0.1,
         batch_size: int = DEFAULT_BATCH_SIZE,
         ema_halflife_images: float | None = DEFAULT_EMA_HALFLIFE_IMAGES,
@@ -392,7 +404,8 @@ class Generator:
                             "of images > 0, or None for no EMA")
         if self.columns is not None and not (
                 isinstance(self.columns, dict)
-                and all(isinstance(k, str) and isinstance(v, str) for k, v in self.columns.items())):
+                and all(isinstance(k, str) and isinstance(v, str)
+                        for k, v in self.columns.items())):
             problems.append(f"columns={self.columns!r} must be a dict {{column: modality}}, e.g. "
                             "{'photo': 'image'}")
         if not is_int(self.verbosity) or self.verbosity < 0:
@@ -429,98 +442,34 @@ class Generator:
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, name)  # a fit that fails leaves the generator unfitted, not half-old
         self._warned_null = set()
-        preset = PRESETS[self.preset]
-        conditions = self._condition_columns()
 
-        # 1. Read the table; infer the modality of the columns we use.
-        df = read_table(table)
-        missing = [c for c in [self.image, *conditions] if c not in df.columns]
-        if missing:
-            raise SchemaError(f"column(s) {missing} are not in the table; its columns are "
-                              f"{list(df.columns)[:30]}. Pass image=... and condition=[...] "
-                              "with names from it")
-        attrs = dict(df.attrs)
-        df = df[[self.image, *conditions]].reset_index(drop=True)
-        df.attrs = attrs
-        overrides = {k: v for k, v in (self.columns or {}).items() if k in df.columns}
-        schema = infer_schema(df, overrides=overrides, seed=self.seed)
-        self._check_modalities(schema, conditions)
-
-        # 2. Transforms; decode every target image once.
+        # 1. Read the table; infer the modalities of the image and condition columns.
+        df, schema = self._read(table)
+        # 2. Transforms; decode every target image once, skipping unreadable ones.
         transform = TableTransform(schema, image_size=self.image_size,
                                    image_channels=self.image_channels,
                                    text_encoder=self.text_encoder).fit(df)
-        images, ok = _decode_images(transform, df, self.image)
-        num_ok, num_skipped = int(ok.sum()), int((~ok).sum())
-        if num_ok < MIN_TRAIN_IMAGES:
-            raise DataError(
-                f"image column {self.image!r} has {num_ok} usable image(s) ({num_skipped} of "
-                f"{len(df)} rows missing or unreadable); training needs at least "
-                f"{MIN_TRAIN_IMAGES}. Add images or fix the unreadable files")
-        if num_skipped:
-            message = (f"{num_skipped} of {len(df)} rows skipped: their {self.image!r} image is "
-                       "missing or unreadable")
-            warnings.warn(message, UserWarning, stacklevel=2)
-            self._say(f"[yellow]note:[/] {message}")
-        rows = df.iloc[np.flatnonzero(ok)].reset_index(drop=True)
-        rows.attrs = attrs
-        encoded = transform.encode(rows, with_label=False)
-        dataset = _TrainingRows(images, encoded, transform, self.image)
-        channels, height, width = transform.image_shapes_[self.image]
-        self._say(f"[bold]{self.image}[/]: {num_ok:,} images, {width}x{height}, "
-                  f"{channels} channel(s); conditions: "
-                  f"{', '.join(f'{c} ({schema.modality(c)})' for c in conditions) or 'none'}")
-
-        # 3. The network: weights depend on the seed only; the caller's RNG is left alone.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            encoder = None
-            if conditions:
-                spec = condition_spec(transform.feature_spec(), conditions)
-                encoder = ConditionEncoder(spec, out_dim=preset["cond_dim"])
-            unet = UNet.sized_for(height, channels, cond_dim=encoder.out_dim if encoder else 0,
-                                  **preset["unet"])
-        network = _GeneratorNetwork(unet, encoder, image_column=self.image,
-                                    condition_dropout=self.condition_dropout)
+        dataset, rows = self._training_rows(df, transform)
         self.schema_, self.transform_ = schema, transform
-        self.image_shape_ = (channels, height, width)
-        self.conditions_ = self._conditions_info(schema, transform, rows, conditions)
+        self.image_shape_ = tuple(transform.image_shapes_[self.image])
+        self.conditions_ = self._conditions_info(schema, transform, rows)
         self._grid = self._grid_conditions(rows, self.conditions_)
-
-        # 4. Train.
-        steps_per_epoch = math.ceil(num_ok / self.batch_size)
+        channels, height, width = self.image_shape_
+        described = ", ".join(f"{c} ({i['modality']})" for c, i in self.conditions_.items())
+        self._say(f"[bold]{self.image}[/]: {len(dataset):,} images, {width}x{height}, "
+                  f"{channels} channel(s); conditions: {described or 'none'}")
+        # 3. The network, then 4. training with the shared loop.
+        network = self._build_network(transform)
         time_left = (None if self.time_limit is None
                      else max(1.0, self.time_limit - (time.perf_counter() - start)))
-        config = TrainConfig(
-            batch_size=self.batch_size, lr=preset["lr"],
-            weight_decay=0.0,  # as in the measured reference (bench/generator_core_probe.py)
-            warmup_steps=min(50, max(1, steps_per_epoch * preset["max_epochs"] // 20)),
-            max_epochs=None if time_left is not None else preset["max_epochs"],
-            time_limit_s=time_left, ema_halflife_images=self.ema_halflife_images,
-            eval_every_steps=min(steps_per_epoch, 200),
-            checkpoint_every_s=60.0 if out_dir is not None else None, seed=self.seed,
-            progress=self.verbosity > 0, restore_best_weights=False)
-        eval_rows = dataset.collate(list(range(min(EVAL_ROWS, num_ok))))
+        result = self._train(network, dataset, out_dir=out_dir, resume=resume,
+                             time_left_s=time_left)
 
-        def validation_loss(model: nn.Module) -> dict[str, float]:
-            # Fixed rows, times and noise: comparable across evaluations.
-            device = next(model.parameters()).device
-            batch = eval_rows.to(device)
-            cond = model.condition_vector(batch)
-            loss = rectified_flow_loss(model.unet, batch.image[self.image], cond=cond,
-                                       generator=torch.Generator(device).manual_seed(0))
-            return {"val_loss": float(loss)}
-
-        callbacks = [_SampleGrids(self, GRID_EVERY_S)] if out_dir is not None else []
-        trainer = Trainer(config, out_dir=out_dir)
-        result = trainer.fit(network, dataset, collate_fn=dataset.collate,
-                             loss_fn=lambda model, batch: model(batch), eval_fn=validation_loss,
-                             metric_name="val_loss", resume=resume, callbacks=callbacks)
         network.eval()
         self.network_ = network
         self.unet_, self.condition_encoder_ = network.unet, network.condition
         self.out_dir_ = None if out_dir is None else str(Path(out_dir).absolute())
-        self.train_log_ = [*result.history, {
+        self.training_history_ = [*result.history, {
             "event": "end", "stop_reason": result.stop_reason, "step": result.steps,
             "nan_step": result.nan_step, "images_per_s": result.images_per_s,
             "wall_s": result.wall_s}]
@@ -528,7 +477,7 @@ class Generator:
             "stop_reason": result.stop_reason, "steps": result.steps, "epochs": result.epochs,
             "images_seen": result.images_seen, "images_per_s": round(result.images_per_s, 2),
             "wall_s": round(result.wall_s, 2), "nan_step": result.nan_step,
-            "num_images": num_ok, "skipped_rows": num_skipped}
+            "num_images": len(dataset), "skipped_rows": len(df) - len(dataset)}
         if result.stop_reason == "nan_loss":
             message = (f"training stopped at step {result.nan_step}: the loss (or its gradient) "
                        "became NaN/inf; the generator keeps the last good (EMA) weights. Try a "
@@ -541,7 +490,20 @@ class Generator:
                   f"{result.images_per_s:.0f} images/s), stopped by {result.stop_reason}")
         return self
 
-    def _check_modalities(self, schema, conditions: list[str]) -> None:
+    def _read(self, table) -> tuple[pd.DataFrame, Schema]:
+        """The image and condition columns of the table, and their schema."""
+        conditions = self._condition_columns()
+        df = read_table(table)
+        missing = [c for c in [self.image, *conditions] if c not in df.columns]
+        if missing:
+            raise SchemaError(f"column(s) {missing} are not in the table; its columns are "
+                              f"{list(df.columns)[:30]}. Pass image=... and condition=[...] "
+                              "with names from it")
+        attrs = dict(df.attrs)
+        df = df[[self.image, *conditions]].reset_index(drop=True)
+        df.attrs = attrs  # base_dir: where relative image paths resolve
+        overrides = {k: v for k, v in (self.columns or {}).items() if k in df.columns}
+        schema = infer_schema(df, overrides=overrides, seed=self.seed)
         column = schema.columns[self.image]
         if column.modality != "image":
             raise SchemaError(
@@ -555,13 +517,82 @@ class Generator:
                     f"condition column {c!r} is {col.modality} ({col.reason}); a generator can "
                     f"be conditioned on {', '.join(CONDITION_MODALITIES)} columns. Override it "
                     f"with columns={{{c!r}: 'categorical'}} (or another modality) or leave it out")
+        return df, schema
 
-    @staticmethod
-    def _conditions_info(schema, transform: TableTransform, rows: pd.DataFrame,
-                         conditions: list[str]) -> dict:
+    def _training_rows(self, df: pd.DataFrame, transform: TableTransform
+                       ) -> tuple[_TrainingRows, pd.DataFrame]:
+        """The rows whose image decodes, as a dataset and as a table (others reported)."""
+        images, ok = _decode_images(transform, df, self.image)
+        num_ok, num_skipped = int(ok.sum()), int((~ok).sum())
+        if num_ok < MIN_TRAIN_IMAGES:
+            raise DataError(
+                f"image column {self.image!r} has {num_ok} usable image(s) ({num_skipped} of "
+                f"{len(df)} rows missing or unreadable); training needs at least "
+                f"{MIN_TRAIN_IMAGES}. Add images or fix the unreadable files")
+        if num_skipped:
+            message = (f"{num_skipped} of {len(df)} rows skipped: their {self.image!r} image is "
+                       "missing or unreadable")
+            warnings.warn(message, UserWarning, stacklevel=3)
+            self._say(f"[yellow]note:[/] {message}")
+        rows = df.iloc[np.flatnonzero(ok)].reset_index(drop=True)
+        rows.attrs = dict(df.attrs)
+        encoded = transform.encode(rows, with_label=False)
+        return _TrainingRows(images, encoded, transform, self.image), rows
+
+    def _build_network(self, transform: TableTransform) -> _GeneratorNetwork:
+        """UNet + condition encoder; the weights depend on the seed only (the caller's RNG
+        is left as it was)."""
+        preset = PRESETS[self.preset]
+        channels, height, _ = self.image_shape_
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            encoder = None
+            if self.conditions_:
+                spec = condition_spec(transform.feature_spec(), list(self.conditions_))
+                encoder = ConditionEncoder(spec, out_dim=preset["cond_dim"])
+            unet = UNet.sized_for(height, channels, cond_dim=encoder.out_dim if encoder else 0,
+                                  **preset["unet"])
+        return _GeneratorNetwork(unet, encoder, image_column=self.image,
+                                 condition_dropout=self.condition_dropout)
+
+    def _train(self, network: _GeneratorNetwork, dataset: _TrainingRows, *,
+               out_dir: str | os.PathLike | None, resume: bool, time_left_s: float | None):
+        """Train ``network`` in place with the shared loop; returns its ``TrainResult``."""
+        preset = PRESETS[self.preset]
+        steps_per_epoch = math.ceil(len(dataset) / self.batch_size)
+        config = TrainConfig(
+            batch_size=self.batch_size, lr=preset["lr"],
+            weight_decay=0.0,  # as in the measured reference (bench/generator_core_probe.py)
+            warmup_steps=min(50, max(1, steps_per_epoch * preset["max_epochs"] // 20)),
+            max_epochs=None if time_left_s is not None else preset["max_epochs"],
+            time_limit_s=time_left_s, ema_halflife_images=self.ema_halflife_images,
+            # Evaluations are cheap (one fixed batch) and drive the sample grids.
+            eval_every_steps=min(steps_per_epoch, 200),
+            checkpoint_every_s=60.0 if out_dir is not None else None, seed=self.seed,
+            progress=self.verbosity > 0,
+            restore_best_weights=False)  # the EMA weights, not the noisiest-best snapshot
+        eval_rows = dataset.collate(list(range(min(EVAL_ROWS, len(dataset)))))
+
+        def validation_loss(model: nn.Module) -> dict[str, float]:
+            # Fixed rows, times and noise, so evaluations compare across steps.
+            device = next(model.parameters()).device
+            batch = eval_rows.to(device)
+            loss = rectified_flow_loss(model.unet, batch.image[self.image],
+                                       cond=model.condition_vector(batch),
+                                       generator=torch.Generator(device).manual_seed(0))
+            return {"val_loss": float(loss)}
+
+        callbacks = [_SampleGrids(self, GRID_EVERY_S)] if out_dir is not None else []
+        return Trainer(config, out_dir=out_dir).fit(
+            network, dataset, collate_fn=dataset.collate,
+            loss_fn=lambda model, batch: model(batch), eval_fn=validation_loss,
+            metric_name="val_loss", resume=resume, callbacks=callbacks)
+
+    def _conditions_info(self, schema: Schema, transform: TableTransform,
+                         rows: pd.DataFrame) -> dict:
         """What a caller needs to ask for a condition: modality, classes, ranges."""
         info: dict[str, dict] = {}
-        for c in conditions:
+        for c in self._condition_columns():
             modality = schema.modality(c)
             entry: dict = {"modality": modality}
             if modality == "categorical":
@@ -675,11 +706,13 @@ class Generator:
             value = conditions[col]
             if isinstance(value, list | tuple | np.ndarray | pd.Series):
                 values = list(value)
-                if len(values) == 1:
-                    values = values * n
-                if len(values) != n:
-                    raise ConfigError(f"conditions[{col!r}] has {len(values)} values for n={n} "
-                                      f"images; pass one value, or exactly {n}")
+                if not values or n % len(values):
+                    raise ConfigError(
+                        f"conditions[{col!r}] has {len(values)} values for n={n} images; pass "
+                        f"one value, {n} values, or k values with k dividing {n} (each value "
+                        f"then gets n/k consecutive images)")
+                # k < n values: n/k consecutive images each, e.g. [3, 7] -> 3 3 ... 7 7.
+                values = [v for v in values for _ in range(n // len(values))]
             else:
                 values = [value] * n
             frame[col] = values
@@ -751,9 +784,12 @@ class Generator:
                batch_size: int = 256) -> np.ndarray:
         """``n`` new images as uint8 (n, H, W, C), the same for the same arguments and seed.
 
-        ``conditions`` maps condition columns to one value or a list of ``n`` values;
-        ``prompts`` gives the texts of the (single) text condition column. Columns not given
-        are sampled unconditionally. ``guidance`` 1 is plain conditional sampling.
+        ``conditions`` maps condition columns to one value or a list of values: ``n`` of
+        them, or ``k`` dividing ``n``, each then used for ``n/k`` consecutive images
+        (``conditions={"label": [3, 7]}`` with n=16 gives eight 3s, then eight 7s).
+        ``prompts`` gives the texts of the (single) text condition column, the same way.
+        Columns not given are sampled unconditionally (the null condition).
+        ``guidance`` 1 is plain conditional sampling.
         """
         self._check_fitted()
         _check_count("n", n)
@@ -902,6 +938,11 @@ class Generator:
 
     # ------------------------------------------------------------------ save / load
 
+    def config_dict(self) -> dict:
+        """The resolved configuration saved as ``config.json`` (JSON-able)."""
+        self._check_fitted()
+        return self._config_document()
+
     def _config_document(self) -> dict:
         preset = PRESETS[self.preset]
         return {
@@ -921,7 +962,8 @@ class Generator:
                           "condition_dropout": self.condition_dropout,
                           "ema_halflife_images": self.ema_halflife_images},
             "sampler": {"method": self.sampler, "num_steps": self.num_steps,
-                        "guidance": self.guidance, "shift": DEFAULT_SHIFT},
+                        "guidance": self.guidance, "shift": DEFAULT_SHIFT,
+                        "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL)},
             "conditions": self.conditions_,
             "grid": self._grid,
             "training": self.train_result_,
@@ -946,7 +988,8 @@ class Generator:
             aside.rmdir()
             os.rename(target, aside)
             train_dir = aside
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.network_.state_dict().items()}
+        state = {k: v.detach().to("cpu").contiguous()
+                 for k, v in self.network_.state_dict().items()}
 
         def write(folder: Path) -> None:
             write_json(folder / "config.json", self._config_document())
@@ -956,7 +999,7 @@ class Generator:
                 save_file(state, str(tmp))
             write_json(folder / "versions.json", versions())
             write_text(folder / "train_log.jsonl",
-                       "".join(json.dumps(r, default=str) + "\n" for r in self.train_log_))
+                       "".join(json.dumps(r, default=str) + "\n" for r in self.training_history_))
             samples = None if train_dir is None else train_dir / "samples"
             if samples is not None and samples.is_dir():
                 shutil.copytree(samples, folder / "samples")
@@ -984,10 +1027,6 @@ class Generator:
         path = _check_generator_folder(directory)
         try:
             config = json.loads((path / "config.json").read_text())
-            if config.get("kind") != "generator":
-                raise ModelFolderError(f"{path} holds a {config.get('kind', 'predictor')} model, "
-                                       "not a generator; load it with the matching class "
-                                       "(e.g. polymodal.Predictor.load)")
             generator = cls(**config["params"])
             transform = TableTransform.load(path / "transform")
             with torch.random.fork_rng(devices=[]):
@@ -997,8 +1036,6 @@ class Generator:
             network = _GeneratorNetwork(unet, encoder, image_column=config["image_column"],
                                         condition_dropout=config["params"]["condition_dropout"])
             network.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
-            from polymodal.data.schema import Schema
-
             generator.schema_ = Schema.from_dict(json.loads((path / "schema.json").read_text()))
             generator.image_shape_ = tuple(config["image_shape"])
             generator.conditions_ = config["conditions"]
@@ -1014,7 +1051,7 @@ class Generator:
         generator.network_ = network
         generator.unet_, generator.condition_encoder_ = network.unet, network.condition
         generator.out_dir_ = None
-        generator.train_log_ = _read_jsonl(path / "train_log.jsonl")
+        generator.training_history_ = _read_jsonl(path / "train_log.jsonl")
         generator._warned_null = set()
         return generator
 
@@ -1082,11 +1119,26 @@ def _check_generator_folder(directory: str | os.PathLike) -> Path:
         raise ModelFolderError(f"{path} has format_version {text!r}, but this polymodal reads "
                                f"generator version {FORMAT_VERSION}; load it with the polymodal "
                                "version that wrote it (see versions.json) or train it again")
+    kind = _folder_kind(path / "config.json")
+    if kind != "generator":
+        raise ModelFolderError(f"{path} holds a {kind} model, not a generator; load it with the "
+                               "matching class (e.g. polymodal.Predictor.load)")
     missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
     if missing:
         raise ModelFolderError(f"{path} is incomplete: {', '.join(missing)} missing; save the "
                                "generator again")
     return path
+
+
+def _folder_kind(config_path: Path) -> str:
+    """"generator" for a generator's config.json; else what it seems to hold."""
+    try:
+        config = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        return "generator"  # reported below as a missing file
+    except (OSError, ValueError):
+        return "generator"  # unreadable: reported when loading it
+    return config.get("kind", "predictor") if isinstance(config, dict) else "unknown"
 
 
 def _read_jsonl(path: Path) -> list[dict]:

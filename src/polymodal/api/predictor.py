@@ -34,6 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from polymodal.api.augment import (
+    SYNTHETIC_COLUMN,
+    AugmentConfig,
+    add_synthetic_rows,
+    split_marked,
+)
 from polymodal.api.model_folder import (
     check_folder,
     cleaning_report_from_dict,
@@ -57,6 +63,7 @@ from polymodal.files import write_json, write_text
 from polymodal.models.classic import (
     CLASSIC_KINDS,
     ClassicModel,
+    category_numbers,
     flat_features,
     flat_layout,
     supports,
@@ -66,7 +73,7 @@ from polymodal.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: flat features gained category numbers and image edge statistics
 NEURAL = "neural"
 ENSEMBLE = "ensemble"
 OPTIONAL_MODALITIES = ("image", "audio", "text")  # may be left out of a table to predict on
@@ -86,9 +93,16 @@ PRESETS: dict[str, dict] = {
 # Shares of the training budget (what is left after reading and transforming the table).
 BASELINE_SHARES = {"random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
                    "hist_gradient_boosting": 0.15}
+# On tables with images or audio, flat features (pooled pixels, edge and mel statistics)
+# serve forests and linear models poorly (few of the many pixel columns matter, and only
+# together) and the network needs the time: their shares are scaled by this. Boosting,
+# which looks at every feature at every split, keeps its share.
+MEDIA_BASELINE_SCALE = 0.5
+MEDIA_SCALED_KINDS = ("random_forest", "extra_trees", "linear")
 # Refitting a classic model on train + validation rows costs about its first fit scaled by
 # the row ratio; this margin covers the rest (feature scaling, noisy timings).
 REFIT_COST_MARGIN = 1.5
+REFIT_MAX_SHARE = 0.15  # at most this share of the budget is kept back from the network for it
 RESERVE_SHARE = 0.10  # kept back for the ensemble and scoring the validation set
 MIN_RESERVE_S = 0.5
 MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
@@ -239,7 +253,8 @@ class Predictor:
     # ------------------------------------------------------------------ fit
 
     def fit(self, train, tuning_data=None, *, resume_dir: str | os.PathLike | None = None,
-            checkpoint_every_s: float = 30.0, callbacks: Sequence = ()) -> Predictor:
+            checkpoint_every_s: float = 30.0, callbacks: Sequence = (),
+            augment=None) -> Predictor:
         """Train every candidate on ``train`` and keep the one that validates best.
 
         Args:
@@ -251,40 +266,80 @@ class Predictor:
             checkpoint_every_s: how often that checkpoint is written (with ``resume_dir``).
             callbacks: training-loop callbacks for the neural candidate
                 (see :class:`polymodal.train.Callback`).
+            augment: generative augmentation (:mod:`polymodal.api.augment`): ``None``,
+                ``"auto"`` (train a class-conditional generator on the training split for
+                ``time_limit`` seconds and add ``ratio=1`` synthetic rows, rarest classes
+                first), a ``Generator`` or its folder, or a dict of
+                :class:`~polymodal.api.augment.AugmentConfig` options. Synthetic rows join
+                the training rows after the validation split, never validation; rows a
+                table marks in its ``is_synthetic`` column are treated the same way even
+                without ``augment``. Generating does not count against ``time_limit``.
         """
         start = time.perf_counter()
         self._validate_params()
+        augment_config = AugmentConfig.from_option(augment, seed=self.seed, time_limit=self.time_limit,
+                                                   verbosity=self.verbosity)
         for name in [k for k in vars(self) if k.endswith("_")]:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
         budget = _Budget(self.time_limit, start)
         log: list[dict] = []
 
         # 1. Read the table; infer the schema (with reasons) and report what needs cleaning.
+        #    Rows marked synthetic are set aside: they may train, never validate.
         df = read_table(train)
+        marker = SYNTHETIC_COLUMN if augment_config is None else augment_config.marker
+        marked_df = None
+        columns = self.columns
+        if augment_config is not None or marker in df.columns:
+            df, marked_df, real_positions = split_marked(df, marker)
+            columns = {**(self.columns or {}), marker: "ignored"}  # a marker, not a feature
+        else:
+            real_positions = np.arange(len(df))
         tuning = None if tuning_data is None else read_table(tuning_data)
         if tuning is not None and self.label not in tuning.columns:
             raise SchemaError(f"tuning_data lacks the label column {self.label!r} (its columns: "
                               f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
                               "or leave tuning_data=None to split them off the training table")
-        schema = infer_schema(df, label=self.label, overrides=self.columns,
+        schema = infer_schema(df, label=self.label, overrides=columns,
                               problem_type=self.problem_type, seed=self.seed)
         self.cleaning_report_ = clean_report(df, schema, max_file_checks=MAX_FILE_CHECKS)
         problem = schema.problem_type
         self._say(f"[bold]{self.label}[/]: {schema.problem_reason}")
+        if augment_config is not None and problem not in ("binary", "multiclass"):
+            raise ConfigError(f"augment= needs a classification label; {self.label!r} is "
+                              f"{problem} ({schema.problem_reason}). Leave augment=None")
 
         # 2. Labelled rows only; split off a validation set unless one was given.
-        df = self._labelled(df, "the training table")
+        #    ``validation_rows_`` keeps the positions (in the table given) validated on.
+        real_df, df = df, self._labelled(df, "the training table")
+        labelled_positions = real_positions[present_mask(real_df[self.label])]
+        self.validation_rows_ = np.zeros(0, dtype=np.int64)
         if tuning is None:
-            train_df, val_df = self._split(df, problem)
+            train_idx, val_idx = self._split_positions(df, problem)
+            train_df, val_df = _rows(df, train_idx), _rows(df, val_idx)
+            self.validation_rows_ = labelled_positions[val_idx]
         else:
             train_df, val_df = df, self._labelled(tuning, "tuning_data")
+        self.train_rows_ = labelled_positions if tuning is not None else labelled_positions[train_idx]
 
         # 3. Transforms learn from the training rows only.
         transform = TableTransform(schema, image_size=self.image_size,
                                    text_encoder=self.text_encoder).fit(train_df)
         spec = transform.feature_spec()
+        log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         self.schema_, self.transform_, self.problem_type_ = schema, transform, problem
         self.preset_ = self._resolve_preset(schema)
+        # 3b. Generative augmentation: synthetic rows join the (real) training rows only, and
+        #     the transforms above stay fitted on real rows. Generating is not charged to the
+        #     predictor's budget, so a real-only fit with the same time_limit is comparable.
+        self.augmentation_ = None
+        if marked_df is not None:
+            augment_start = time.perf_counter()
+            train_df, self.augmentation_ = add_synthetic_rows(train_df, marked_df, augment_config,
+                                                              label=self.label)
+            budget.start += time.perf_counter() - augment_start
+            log.append({"event": "augmented", "num_train_rows": len(train_df),
+                        "time_s": time.perf_counter() - augment_start})
         train_ds = TableDataset(train_df, transform, train=True, seed=self.seed,
                                 cache_media=self._cache_media(spec, len(train_df)))
         val_ds = TableDataset(val_df, transform, cache_media=True)
@@ -308,7 +363,7 @@ class Predictor:
                       f"predict {predict_s:.2f} s")
 
         flat_start = time.perf_counter()
-        layout = flat_layout(spec)
+        layout = flat_layout(spec, category_numbers(transform.vocab_))
         x_train, x_val = self._flat(train_ds, spec), self._flat(val_ds, spec)
         log.append({"event": "flat_features", "num_features": layout.num_features,
                     "time_s": time.perf_counter() - flat_start})
@@ -317,8 +372,10 @@ class Predictor:
         self.training_history_: list[dict] = []
         refit = tuning is None and not too_small
         # Time kept back for refitting the classic models on every labelled row (step 7).
-        refit_reserve_s = (sum(r["fit_time_s"] for r in rows) * REFIT_COST_MARGIN
-                           * len(df) / len(train_df)) if refit else 0.0
+        refit_reserve_s = 0.0
+        if refit and not math.isinf(budget.left()):
+            refit_reserve_s = min(REFIT_MAX_SHARE * budget.left(), sum(r["fit_time_s"] for r in rows)
+                                  * REFIT_COST_MARGIN * len(df) / len(train_df))
         if not too_small:
             self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
                              resume_dir, checkpoint_every_s, callbacks, refit_reserve_s)
@@ -380,7 +437,9 @@ class Predictor:
                        f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
             warnings.warn(message, UserWarning, stacklevel=3)
             self._say(f"[yellow]warning:[/] {message}")
+        media = bool(spec["image_shapes"] or spec["audio_shapes"])
         for kind in CLASSIC_KINDS:
+            scale = MEDIA_BASELINE_SCALE if media and kind in MEDIA_SCALED_KINDS else 1.0
             if (too_small and kind != "random_forest") or not supports(kind, self.problem_type_):
                 continue
             left = budget.left()
@@ -395,7 +454,7 @@ class Predictor:
                 kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
                 model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
             else:
-                model.fit(x_train, y_train, time_limit_s=_share(left, BASELINE_SHARES[kind]))
+                model.fit(x_train, y_train, time_limit_s=_share(left, scale * BASELINE_SHARES[kind]))
             fit_s = time.perf_counter() - fit_start
             predict_start = time.perf_counter()
             outputs = model.predict_outputs(x_val)
@@ -501,6 +560,11 @@ class Predictor:
 
     def _split(self, df: pd.DataFrame, problem: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """A seeded validation split, stratified by class when every class can be split."""
+        train_idx, val_idx = self._split_positions(df, problem)
+        return _rows(df, train_idx), _rows(df, val_idx)
+
+    def _split_positions(self, df: pd.DataFrame, problem: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted row positions (train, validation) of :meth:`_split`."""
         from sklearn.model_selection import train_test_split
 
         n = len(df)
@@ -516,7 +580,7 @@ class Predictor:
                 stratify = keys
         train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val,
                                               random_state=self.seed, stratify=stratify)
-        return _rows(df, np.sort(train_idx)), _rows(df, np.sort(val_idx))
+        return np.sort(train_idx), np.sort(val_idx)
 
     @staticmethod
     def _cache_media(spec: dict, num_rows: int) -> bool:
@@ -524,13 +588,13 @@ class Predictor:
         per_row += sum(math.prod(s) for s in spec["audio_shapes"].values())
         return per_row * 4 * num_rows <= MEDIA_CACHE_BYTES
 
-    @staticmethod
-    def _flat(dataset: TableDataset, spec: dict) -> np.ndarray:
+    def _flat(self, dataset: TableDataset, spec: dict) -> np.ndarray:
         """Flat features (N, F) of every row of ``dataset``, without augmentation."""
+        numbers = category_numbers(self.transform_.vocab_)
         was_training, dataset.train = dataset.train, False
         try:
             loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
-            return np.concatenate([flat_features(b, spec) for b in loader])
+            return np.concatenate([flat_features(b, spec, numbers) for b in loader])
         finally:
             dataset.train = was_training
 
@@ -637,10 +701,11 @@ class Predictor:
         neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
         flats: list[np.ndarray] = []
         parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
+        numbers = category_numbers(self.transform_.vocab_)
         loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
         for batch in loader:
             if classic:
-                flats.append(flat_features(batch, spec))
+                flats.append(flat_features(batch, spec, numbers))
             for name, model in neural.items():
                 parts[name].append(model.predict_outputs(batch))
         outputs = {name: np.concatenate(p) for name, p in parts.items()}
@@ -715,7 +780,8 @@ class Predictor:
                 "problem_type": self.problem_type_, "label": self.label,
                 "chosen": self.chosen_, "val_metric": self.val_metric_,
                 "models": sorted(self.models_),
-                "refit_on_all_rows": list(getattr(self, "refit_models_", []))}
+                "refit_on_all_rows": list(getattr(self, "refit_models_", [])),
+                "augmentation": _json_safe(getattr(self, "augmentation_", None))}
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the fitted predictor to ``directory`` atomically (nothing pickled).
@@ -776,6 +842,7 @@ class Predictor:
         predictor.chosen_ = ensemble["chosen"]
         predictor.val_metric_ = config["val_metric"]
         predictor.refit_models_ = list(config.get("refit_on_all_rows", []))
+        predictor.augmentation_ = config.get("augmentation")
         predictor.leaderboard_ = leaderboard
         log_path = path / "train_log.jsonl"
         predictor.train_log_ = ([json.loads(line) for line in log_path.read_text().splitlines() if line]

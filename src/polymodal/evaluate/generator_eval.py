@@ -38,12 +38,13 @@ import io
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+from scipy import linalg
 
 from polymodal.data.readers import read_table
 from polymodal.data.schema import infer_schema
@@ -94,24 +95,29 @@ def table_images(generator, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
         raise DataError(f"the table has no image column {column!r} (the generator was trained "
                         f"on it); its columns are {list(table.columns)}.")
     base_dir = table.attrs.get("base_dir")
-    tensors, present = [], []
+    images, present = [], []
     for cell in table[column]:
         x, ok = generator.transform_.image_tensor(cell, base_dir, column=column)  # (C, H, W)
         present.append(ok)
         if ok:
-            tensors.append(x)
-    if not tensors:
+            # uint8 one by one: a float stack of 60,000 images would be 4x the memory.
+            images.append(tensor_to_uint8(x[None])[0])  # (H, W, C)
+    if not images:
         raise DataError(f"none of the {len(table)} cells of image column {column!r} could be "
                         "decoded; check the paths relative to the table's folder.")
-    return tensor_to_uint8(torch.stack(tensors)), np.asarray(present)
+    return np.stack(images), np.asarray(present)
 
 
 def _real_set(generator, table: pd.DataFrame, label: str | None) -> _RealSet:
+    """The rows whose image decodes (and, with ``label``, whose label is present)."""
     images, present = table_images(generator, table)
     rows = table.loc[present].reset_index(drop=True)
     rows.attrs = dict(table.attrs)
-    labels = rows[label].tolist() if label is not None else None
-    return _RealSet(images, rows, labels)
+    if label is None:
+        return _RealSet(images, rows, None)
+    known = rows[label].notna().to_numpy()
+    rows = rows.loc[known].reset_index(drop=True)
+    return _RealSet(images[known], rows, rows[label].tolist())
 
 
 def _subset(real: _RealSet, index: np.ndarray) -> _RealSet:
@@ -180,7 +186,8 @@ def _sample_plan(generator, label: str | None, held: _RealSet, n: int,
     The other condition columns copy a held-out row of the same class (any row when the
     class has none there), so their values are realistic combinations.
     """
-    columns = list(getattr(generator, "condition", None) or [])
+    # ``conditions_`` (fitted) rather than ``condition`` (the argument, maybe a string).
+    columns = list(getattr(generator, "conditions_", None) or {})
     if not columns:
         return None, None
     rng = np.random.default_rng(seed)
@@ -232,7 +239,11 @@ def _distribution_metrics(judge, generated: np.ndarray, reference: np.ndarray,
     out = {}
     kid_subset = min(1000, len(generated), len(reference))
     for suffix, feats in sets.items():
-        out[f"fd{suffix}"] = frechet_distance(feats, ref)
+        with warnings.catch_warnings():
+            # Constant features (the always-black border of digits in pixel space) make the
+            # covariance singular; scipy warns, the distance stays finite and comparable.
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            out[f"fd{suffix}"] = frechet_distance(feats, ref)
         kid, kid_std = kernel_inception_distance(feats, ref, subset_size=kid_subset,
                                                  num_subsets=20, seed=seed)
         out[f"kid{suffix}"] = kid
@@ -312,11 +323,13 @@ def _class_grid(samples: np.ndarray, asked: list | None, classes: list | None) -
 def _pairs_grid(samples: np.ndarray, train: np.ndarray, distances: np.ndarray) -> bytes:
     """The closest samples beside their nearest training image: rows of (sample, train)."""
     order = np.argsort(distances)[:MEMORISATION_PAIRS]
-    flat_train = train.reshape(len(train), -1).astype(np.float32) / 255.0
+    flat_train = train.reshape(len(train), -1).astype(np.float32) / 255.0  # (N_train, D)
+    train_sq = (flat_train**2).sum(axis=1)
     tiles, labels = [], []
     for i in order:
-        query = samples[i].reshape(1, -1).astype(np.float32) / 255.0
-        nearest = int(((flat_train - query) ** 2).sum(axis=1).argmin())
+        query = samples[i].reshape(-1).astype(np.float32) / 255.0  # (D,)
+        # ‖t − q‖² up to the constant ‖q‖², without an (N_train, D) temporary.
+        nearest = int((train_sq - 2.0 * (flat_train @ query)).argmin())
         tiles += [samples[i], train[nearest]]
         labels.append(f"d={distances[i]:.2f}")
     scale = max(1, MIN_TILE_PX // samples.shape[1])
@@ -443,7 +456,10 @@ def evaluate_generator(
     noise = rng.integers(0, 256, size=(m, *samples.shape[1:]), dtype=np.uint8)
     metrics: dict = {
         "n_samples": n_samples, "n_compared": m, "n_heldout": len(held.images),
-        "label": label, "judge": judge.kind, "num_steps": num_steps, "guidance": guidance,
+        "label": label, "judge": judge.kind,
+        # The settings used: the generator's own defaults where none were given.
+        "num_steps": num_steps if num_steps is not None else getattr(generator, "num_steps", None),
+        "guidance": guidance if guidance is not None else getattr(generator, "guidance", None),
         "seed": seed, "sampling_s": sampling_s, "sampling_images_per_s": n_samples / sampling_s,
     }
     metrics.update(_distribution_metrics(judge, generated_m, held.images[half_a],
@@ -500,7 +516,7 @@ def evaluate_generator(
 
 def _report(generator, metrics: dict, samples, asked, classes, train_images, pixel_distances,
             judge, skipped: list[str]) -> Document:
-    conditions = list(getattr(generator, "condition", None) or [])
+    conditions = list(getattr(generator, "conditions_", None) or {})
     doc = Document(f"Generator evaluation: {generator.image!r}"
                    + (f" given {', '.join(conditions)}" if conditions else " (unconditional)"))
     steps = "default" if metrics["num_steps"] is None else metrics["num_steps"]
@@ -525,7 +541,8 @@ def _report(generator, metrics: dict, samples, asked, classes, train_images, pix
     if pixel_distances is not None:
         doc.add_heading("Memorisation")
         doc.add_text(
-            f"Median nearest-training-image distance (pixels in [0, 1]): samples "
+            f"Median Euclidean distance to the nearest training image (pixels scaled to "
+            f"[0, 1]): samples "
             f"{metrics['nn_dist_samples_median_pixels']:.3f}, held-out reals "
             f"{metrics['nn_dist_heldout_median_pixels']:.3f}; {metrics['near_copies']} near "
             "copies. The closest samples (left) beside their nearest training image (right):"

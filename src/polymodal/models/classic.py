@@ -2,10 +2,14 @@
 
 :func:`flat_features` turns a :class:`~polymodal.data.batch.Batch` into a ``(B, F)``
 float matrix that tree ensembles can use: the numbers, category codes and tags as they
-are, the frozen text embeddings, each image average-pooled to at most 16x16 per channel,
-and each log-mel spectrogram summarised by the mean and standard deviation of every mel
+are, the frozen text embeddings, each image average-pooled to at most 16x16 per channel
+plus its edge statistics (:func:`edge_statistics`), and each log-mel spectrogram summarised by the mean and standard deviation of every mel
 band over time; one 0/1 presence flag per text/image/audio column tells "absent" from
 "all zeros". :func:`flat_layout` names those columns and says which are categorical.
+A categorical column whose categories are all numbers (a 0-16 pixel intensity read as
+"integer-coded classes", a rating) also gets its value as a number
+(:func:`category_numbers`): the category codes are ranked by frequency, so without it a
+forest would have no order to split on, where the seed's pipeline had the raw numbers.
 
 :class:`ClassicModel` wraps the classic models of the predictor's candidate list:
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 import warnings
@@ -54,12 +59,14 @@ from polymodal.files import write_json
 CLASSIC_KINDS = ("random_forest", "extra_trees", "linear", "hist_gradient_boosting")
 _FORESTS = ("random_forest", "extra_trees")
 FLAT_IMAGE_SIDE = 16  # images are pooled to at most this many pixels per side
+EDGE_ORIENTATION_BINS = 18  # 10-degree bins of edge orientation (see edge_statistics)
+EDGE_FEATURES = EDGE_ORIENTATION_BINS + EDGE_ORIENTATION_BINS // 2 + 1
 # HistGradientBoosting bins categorical codes into at most 255 bins; a column with more
 # categories is handed to it as a plain number instead.
 HGB_MAX_CATEGORIES = 255
 RF_TREES, RF_CHUNK = 100, 10  # scikit-learn's default forest, grown 10 trees at a time
 HGB_ITERATIONS, HGB_CHUNK = 100, 10
-LINEAR_MAX_ITER = 500  # lbfgs iterations; enough on standardised features
+LINEAR_MAX_ITER = 200  # lbfgs iterations: a time bound (wide text/pixel features converge slowly)
 
 MODEL_FILE = "model.skops"
 META_FILE = "model.json"
@@ -87,13 +94,64 @@ def _pooled_side(height: int, width: int) -> tuple[int, int]:
     return min(height, FLAT_IMAGE_SIDE), min(width, FLAT_IMAGE_SIDE)
 
 
-def flat_layout(spec: dict) -> FlatLayout:
-    """The flat-feature columns for a transform's feature spec, in :func:`flat_features` order."""
+def edge_statistics(images: torch.Tensor) -> torch.Tensor:
+    """Global edge statistics of each image: ``(B, C, H, W)`` -> ``(B, EDGE_FEATURES)``.
+
+    Pooled pixels tell a tree where colour is, not what outline it has: the same shape
+    moved or rotated gives other pixels. These features do not move with it: the
+    histogram of gradient orientations over the whole image (Sobel gradients of the
+    channel mean, orientation modulo 180 degrees, weighted by gradient magnitude, summing
+    to 1), the magnitudes of that histogram's discrete Fourier coefficients — unchanged
+    by a rotation, which only shifts the histogram circularly (the idea of Fourier HOG:
+    Liu, Yap & Gong 2014, "Rotation-invariant HOG descriptors using Fourier analysis in
+    polar and spherical coordinates", IJCV) — and the mean gradient magnitude. A circle
+    spreads its edges over all orientations; a square, a triangle or a star concentrates
+    them on 2, 3 or 5 directions, which shows as a peak at that Fourier frequency.
+    """
+    gray = images.float().mean(dim=1, keepdim=True)  # (B, 1, H, W)
+    sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    kernels = torch.stack([sobel_x, sobel_x.T])[:, None]  # (2, 1, 3, 3): d/dx, d/dy
+    gradients = F.conv2d(gray, kernels, padding=1).flatten(2)  # (B, 2, H*W)
+    magnitude = gradients.norm(dim=1)  # (B, H*W)
+    angle = torch.atan2(gradients[:, 1], gradients[:, 0]) % math.pi  # (B, H*W) in [0, pi)
+    bins = (angle / math.pi * EDGE_ORIENTATION_BINS).long().clamp(max=EDGE_ORIENTATION_BINS - 1)
+    histogram = torch.zeros(len(images), EDGE_ORIENTATION_BINS).scatter_add_(1, bins, magnitude)
+    histogram = histogram / histogram.sum(dim=1, keepdim=True).clamp(min=1e-6)  # (B, bins)
+    spectrum = torch.fft.rfft(histogram, dim=1).abs()[:, 1:]  # (B, bins // 2); DC is always 1
+    return torch.cat([histogram, spectrum, magnitude.mean(dim=1, keepdim=True)], dim=1)
+
+
+def category_numbers(vocab: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """For each categorical column whose categories all read as numbers, ``values[code]``:
+    the number each category code stands for, NaN for the unknown (0) and missing (1) codes.
+
+    ``vocab`` is the fitted transform's ``vocab_`` (``{column: category strings}``, codes
+    2, 3, ... in that order).
+    """
+    numbers = {}
+    for column, categories in vocab.items():
+        try:
+            values = np.array([float(c) for c in categories], dtype=np.float64)
+        except (TypeError, ValueError):
+            continue  # words, not numbers
+        if len(values) and np.isfinite(values).all():
+            numbers[column] = np.concatenate([[np.nan, np.nan], values]).astype(np.float32)
+    return numbers
+
+
+def flat_layout(spec: dict, numbers: dict[str, np.ndarray] | None = None) -> FlatLayout:
+    """The flat-feature columns for a transform's feature spec, in :func:`flat_features` order.
+
+    ``numbers``: :func:`category_numbers` of the transform, or None for codes only.
+    """
     names: list[str] = list(spec.get("numeric_names") or [f"numeric_{i}" for i in range(spec["n_numeric"])])
     categorical = [False] * len(names)
     for column, cardinality in zip(spec["categorical_columns"], spec["categorical_cardinalities"], strict=True):
         names.append(column)
         categorical.append(cardinality <= HGB_MAX_CATEGORIES)
+    valued = [c for c in spec["categorical_columns"] if c in (numbers or {})]
+    names += [f"{column}__value" for column in valued]
+    categorical += [False] * len(valued)
     for column, dim in spec["multilabel_columns"].items():
         names += [f"{column}[{k}]" for k in range(dim)]
         categorical += [False] * dim
@@ -103,8 +161,11 @@ def flat_layout(spec: dict) -> FlatLayout:
     for column, (channels, height, width) in spec["image_shapes"].items():
         side_h, side_w = _pooled_side(height, width)
         count = channels * side_h * side_w
-        names += [f"{column}__px{k}" for k in range(count)] + [f"{column}__present"]
-        categorical += [False] * (count + 1)
+        names += [f"{column}__px{k}" for k in range(count)]
+        names += [f"{column}__edge_orientation{k}" for k in range(EDGE_ORIENTATION_BINS)]
+        names += [f"{column}__edge_spectrum{k + 1}" for k in range(EDGE_ORIENTATION_BINS // 2)]
+        names += [f"{column}__edge_strength", f"{column}__present"]
+        categorical += [False] * (count + EDGE_FEATURES + 1)
     for column, (_, n_mels, _) in spec["audio_shapes"].items():
         names += [f"{column}__mel{k}_mean" for k in range(n_mels)]
         names += [f"{column}__mel{k}_std" for k in range(n_mels)] + [f"{column}__present"]
@@ -112,8 +173,9 @@ def flat_layout(spec: dict) -> FlatLayout:
     return FlatLayout(names=names, categorical=categorical)
 
 
-def flat_features(batch: Batch, spec: dict) -> np.ndarray:
-    """One float32 row of flat features per row of ``batch``: ``(B, F)``, F = flat_layout(spec)."""
+def flat_features(batch: Batch, spec: dict, numbers: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """One float32 row of flat features per row of ``batch``: ``(B, F)``,
+    F = ``flat_layout(spec, numbers)``."""
     rows = len(batch)
     parts: list[torch.Tensor] = []
 
@@ -125,7 +187,12 @@ def flat_features(batch: Batch, spec: dict) -> np.ndarray:
     if spec["n_numeric"]:
         parts.append(batch.numeric.float().cpu())  # (B, F_num)
     if spec["categorical_cardinalities"]:
-        parts.append(batch.categorical.float().cpu())  # (B, F_cat) codes
+        codes = batch.categorical.cpu()  # (B, F_cat)
+        parts.append(codes.float())
+        for j, column in enumerate(spec["categorical_columns"]):
+            if column in (numbers or {}):
+                values = numbers[column][codes[:, j].numpy()]  # (B,) the categories' numbers
+                parts.append(torch.from_numpy(values)[:, None])
     if spec["multilabel_dim"]:
         parts.append(batch.multilabel.float().cpu())  # (B, F_tags)
     for column in spec["text_dims"]:
@@ -133,7 +200,7 @@ def flat_features(batch: Batch, spec: dict) -> np.ndarray:
     for column, (_, height, width) in spec["image_shapes"].items():
         images = batch.image[column].float().cpu()  # (B, C, H, W) in [-1, 1]
         pooled = F.adaptive_avg_pool2d(images, _pooled_side(height, width))  # (B, C, h, w)
-        parts += [pooled.reshape(rows, -1), presence(column)]
+        parts += [pooled.reshape(rows, -1), edge_statistics(images), presence(column)]
     for column in spec["audio_shapes"]:
         log_mel = batch.audio[column].float().cpu()[:, 0]  # (B, n_mels, T)
         mean, std = log_mel.mean(dim=2), log_mel.std(dim=2, unbiased=False)  # (B, n_mels) each
@@ -226,6 +293,7 @@ class ClassicModel:
     def _linear(self, num_features: int):
         """Standardised numbers and one-hot category codes into a (logistic) linear model."""
         from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression, Ridge
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -233,7 +301,10 @@ class ClassicModel:
         categorical = self.categorical if len(self.categorical) == num_features else []
         cat_columns = [i for i, is_cat in enumerate(categorical) if is_cat]
         num_columns = [i for i in range(num_features) if i not in set(cat_columns)]
-        parts = [("numbers", StandardScaler(), num_columns)]
+        # Category numbers are NaN for unknown/missing cells; the trees take NaN, a linear model not.
+        numbers = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                                StandardScaler())
+        parts = [("numbers", numbers, num_columns)]
         if cat_columns:
             parts.append(("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
                           cat_columns))

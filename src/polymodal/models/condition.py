@@ -205,7 +205,7 @@ class ConditionEncoder(nn.Module):
                 x = inputs[0]
                 keep = present[col].reshape(-1, *([1] * (x.dim() - 1)))
                 # Absent cells hold placeholder zeros already; make sure NaNs cannot leak.
-                emb = self.encoders[f"c{i}"](torch.where(keep, x, torch.zeros((), dtype=x.dtype)))
+                emb = self.encoders[f"c{i}"](torch.where(keep, x, x.new_zeros(())))
             else:
                 emb = self.encoders[f"c{i}"](*inputs)  # (B, out_dim)
             emb = emb * present[col][:, None].to(emb.dtype)  # absent -> adds nothing

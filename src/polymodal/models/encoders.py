@@ -123,10 +123,12 @@ class ImageEncoder(ConfigurableModule):
 
     Each conv is followed by GroupNorm and ReLU. Depth follows the image size (the
     smaller side): up to 16 px one strided stage (8x8 -> 4x4); up to 48 px two
-    (32x32 -> 8x8); beyond that the stem adds one stride-2 conv per halving until the
-    side is <= 48 (64 -> 1 extra stride, 128 -> 2), so compute stays close to the 32-px
-    case. ``blocks_per_stage - 1`` pre-activation residual blocks follow each strided
-    conv. About 2.4 M multiply-adds for a 1x28x28 image with the defaults.
+    (32x32 -> 8x8); beyond that the stem's convs are strided, one per halving until the
+    side is <= 48 (64 -> 1 extra stride, 128 -> 2), so compute stays within ~2x of the
+    32-px case. ``blocks_per_stage - 1`` pre-activation residual blocks follow each
+    strided conv. With the defaults a forward pass costs about 2.3 M multiply-adds for a
+    1x28x28 image, 3.2 M for 3x32x32 and 6.9 M for 3x128x128 (the previous ResNet: 37 M
+    for 1x28x28) and trains ~7x faster.
 
     The head keeps the coarse layout (a flattened grid of at most 7x7 cells, average-pooled
     down to it when the feature map is larger) instead of a global average: for centred
@@ -167,11 +169,17 @@ class ImageEncoder(ConfigurableModule):
         def halve(side: int) -> int:  # a 3x3 stride-2 conv with padding 1
             return (side + 1) // 2
 
+        # Large images: the stem downsamples from its first conv on, where it is cheapest,
+        # one stride-2 conv per halving until the side is <= 48.
         stem_channels = max(4, width // 2)
-        stem: list[nn.Module] = [_ConvNormAct(in_channels, stem_channels)]
-        while min(height, width_px) > 48:  # large images: downsample early, where it is cheapest
-            stem.append(_ConvNormAct(stem_channels, stem_channels, stride=2))
+        stem: list[nn.Module] = []
+        channels = in_channels
+        while min(height, width_px) > 48:
+            stem.append(_ConvNormAct(channels, stem_channels, stride=2))
+            channels = stem_channels
             height, width_px = halve(height), halve(width_px)
+        if not stem:
+            stem.append(_ConvNormAct(in_channels, stem_channels))
         self.stem = nn.Sequential(*stem)
 
         num_stages = 1 if min(height, width_px) <= 16 else 2

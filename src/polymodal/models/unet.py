@@ -198,6 +198,10 @@ class UNet(nn.Module):
             0 disables it. Cross-attention runs in the bottleneck and at every
             attention resolution.
         dropout: dropout inside residual blocks.
+
+    On CPU, run it in ``channels_last`` memory format (``net.to(memory_format=
+    torch.channels_last)`` and inputs likewise): at 28x28 an evaluation was 20% cheaper
+    (1.38 vs 1.73 CPU-ms per image, bench/generator_core_probe.py --part speed).
     """
 
     def __init__(
@@ -269,9 +273,7 @@ class UNet(nn.Module):
         for i, width in enumerate(widths):
             attn = level_sizes[i] in attention_resolutions
             ctx = cross_attn_dim if attn else 0
-            self.down.append(
-                _Level(channels, width, num_res_blocks, emb_dim, dropout, attn, ctx)
-            )
+            self.down.append(_Level(channels, width, num_res_blocks, emb_dim, dropout, attn, ctx))
             channels = width
             if i < self.num_levels - 1:
                 self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
@@ -395,16 +397,18 @@ class UNet(nn.Module):
             raise DataError(
                 f"UNet time t has shape {tuple(t.shape)}; expected ({x.shape[0]},) or a scalar."
             )
-        if cond is not None and (
-            self.cond_dim == 0 or cond.shape != (x.shape[0], self.cond_dim)
-        ):
+        if cond is not None and (self.cond_dim == 0 or cond.shape != (x.shape[0], self.cond_dim)):
             raise DataError(
                 f"UNet cond has shape {tuple(cond.shape)}; expected ({x.shape[0]}, "
                 f"{self.cond_dim}). Build the UNet with cond_dim={cond.shape[-1]} or pass "
                 f"conditions of the configured width."
             )
         if context is not None:
-            if self.cross_attn_dim == 0 or context.ndim != 3 or context.shape[-1] != self.cross_attn_dim:
+            if (
+                self.cross_attn_dim == 0
+                or context.ndim != 3
+                or context.shape[-1] != self.cross_attn_dim
+            ):
                 raise DataError(
                     f"UNet context has shape {tuple(context.shape)}; expected (B, L, "
                     f"{self.cross_attn_dim}) and a UNet built with cross_attn_dim > 0."
@@ -437,7 +441,9 @@ def _validate(**cfg: Any) -> None:
             problems.append(f"{name}={cfg[name]!r} (must be an integer >= 0)")
     mults = cfg["channel_mults"]
     if not mults or any(not isinstance(m, int) or m < 1 for m in mults):
-        problems.append(f"channel_mults={list(mults)!r} (must be positive integers, e.g. [1, 2, 4])")
+        problems.append(
+            f"channel_mults={list(mults)!r} (must be positive integers, e.g. [1, 2, 4])"
+        )
     if not 0.0 <= cfg["dropout"] < 1.0:
         problems.append(f"dropout={cfg['dropout']!r} (must be in [0, 1))")
     if problems:

@@ -4,6 +4,7 @@
 
 - ``GET  /health``                 — liveness and how busy the inference pool is
 - ``GET  /models``                 — each model's kind, columns, classes, conditions, versions
+- ``GET  /models/{name}``          — one of them
 - ``POST /models/{name}/predict``  — JSON rows, or multipart rows + image/audio files
 - ``POST /models/{name}/generate`` — JSON; base64 PNGs, or one PNG grid for ``Accept: image/png``
 - ``POST /models/{name}/edit``     — multipart image (+ mask) and a strength
@@ -18,7 +19,7 @@ on the event loop.
 from __future__ import annotations
 
 import json
-import logging
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,10 +43,12 @@ from polymodal.serve.limits import (
     check_at_most,
 )
 from polymodal.serve.messages import (
+    MAX_SEED,
     ErrorBody,
     GenerateRequest,
     HealthResponse,
     ImagesResponse,
+    ModelInfo,
     ModelsResponse,
     PredictRequest,
     PredictResponse,
@@ -54,8 +57,6 @@ from polymodal.serve.messages import (
 from polymodal.serve.registry import ServedModel, describe
 from polymodal.serve.rows import prediction_payload, rows_to_frame
 from polymodal.serve.uploads import check_image, grid_png, png_base64, png_bytes
-
-logger = logging.getLogger(__name__)
 
 INDEX_HTML = Path(__file__).parent / "static" / "index.html"
 ERRORS = {status: {"model": ErrorBody} for status in (404, 413, 422, 503)}
@@ -92,9 +93,9 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
             raise ModelNotFound(f"no model named {name!r}; this server has "
                                 f"{sorted(models) or 'none'} (see GET /models)")
         if served.kind != kind:
-            other = "predict" if served.kind == "predictor" else "generate or edit"
-            raise ModelNotFound(f"model {name!r} is a {served.kind}, not a {kind}; "
-                                f"use /models/{name}/{other.split()[0]} ({other})")
+            fits = ("/predict" if served.kind == "predictor" else "/generate or /edit")
+            raise ModelNotFound(f"model {name!r} is a {served.kind}, not a {kind}; send this "
+                                f"request to /models/{name}{fits}")
         return served
 
     @app.get("/", include_in_schema=False)
@@ -112,6 +113,12 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
     async def list_models() -> dict:
         return {"models": [describe(m) for m in models.values()]}
 
+    @app.get("/models/{name}", response_model=ModelInfo, responses={404: {"model": ErrorBody}})
+    async def one_model(name: str) -> dict:
+        if name not in models:
+            raise ModelNotFound(f"no model named {name!r}; this server has {sorted(models)}")
+        return describe(models[name])
+
     @app.post("/models/{name}/predict", response_model=PredictResponse, responses=ERRORS,
               openapi_extra=_predict_request_doc())
     async def predict(name: str, request: Request) -> dict:
@@ -120,8 +127,12 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
         ``COLUMN[ROW]``."""
         served = find(name, "predictor")
         rows, files = await _read_predict_body(request)
-        table = rows_to_frame(rows, files, served.model.schema_, limits)
-        return await pool.run(prediction_payload, served.model, table)
+
+        def work() -> dict:  # decoding uploads is CPU work too: on a worker, not the loop
+            table = rows_to_frame(rows, files, served.model.schema_, limits)
+            return prediction_payload(served.model, table)
+
+        return await pool.run(work)
 
     @app.post("/models/{name}/generate", response_model=ImagesResponse,
               responses={**ERRORS, **PNG_OR_JSON})
@@ -130,12 +141,16 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
         served = find(name, "generator")
         check_at_most(body.n, limits.max_images, field="n", limit_name="max_images")
         _check_steps(body.steps, limits)
-        prompts = _prompts(body.prompt, body.n)
-        conditions = _check_conditions(body.conditions, served.model, body.n)
-        images = await pool.run(served.model.sample, body.n, conditions=conditions,
-                                prompts=prompts, num_steps=body.steps, guidance=body.guidance,
-                                seed=body.seed)
-        return _images_response(np.asarray(images), request)
+        as_png = _accepts_png(request.headers.get("accept", ""))
+
+        def work():
+            # The Generator checks the conditions and prompt itself (ConfigError -> 422).
+            images = served.model.sample(body.n, conditions=body.conditions, prompts=body.prompt,
+                                         num_steps=body.steps, guidance=body.guidance,
+                                         seed=body.seed)
+            return _encode_images(np.asarray(images), as_png)
+
+        return await pool.run(work)
 
     @app.post("/models/{name}/edit", response_model=ImagesResponse,
               responses={**ERRORS, **PNG_OR_JSON})
@@ -143,38 +158,44 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
         name: str,
         request: Request,
         image: Annotated[UploadFile, File(description="The image to edit.")],
-        mask: Annotated[UploadFile | None, File(
-            description="Optional greyscale mask, white where the image may change.")] = None,
+        mask: Annotated[UploadFile | None, File(description=(
+            "Optional greyscale mask of the image's size: white pixels are kept, black ones "
+            "are redrawn (inpainting; strength then only needs to be above 0)."))] = None,
         strength: Annotated[float, Form(ge=0.0, le=1.0, description=(
-            "0 keeps the image, 1 redraws it entirely."))] = 0.5,
+            "Without a mask: 0 keeps the image, 1 redraws it entirely."))] = 0.5,
         conditions: Annotated[str | None, Form(description=(
             'JSON object of condition column -> value, e.g. {"label": 3}.'))] = None,
         prompt: Annotated[str | None, Form()] = None,
         steps: Annotated[int | None, Form(ge=1)] = None,
-        guidance: Annotated[float | None, Form()] = None,
-        seed: Annotated[int, Form()] = 0,
+        guidance: Annotated[float | None, Form(allow_inf_nan=False)] = None,
+        seed: Annotated[int, Form(ge=0, le=MAX_SEED)] = 0,
     ):
-        """Redraw an uploaded image (only inside ``mask`` when one is given)."""
+        """Redraw an uploaded image (only its black mask pixels when a mask is given)."""
         served = find(name, "generator")
         _check_steps(steps, limits)
-        picture = check_image(await image.read(), field="image",
-                              max_pixels=limits.max_image_pixels)
-        pixels = image_to_array(picture)[None]  # (1, H, W, C) uint8
-        mask_pixels = None
-        if mask is not None:
-            mask_image = check_image(await mask.read(), field="mask",
-                                     max_pixels=limits.max_image_pixels, channels=1)
-            if mask_image.size != picture.size:
-                raise DataError(f"mask: its size {mask_image.size[0]}x{mask_image.size[1]} differs "
-                                f"from the image's {picture.size[0]}x{picture.size[1]}; send a "
-                                "mask of the same size")
-            mask_pixels = image_to_array(mask_image)[None, ..., 0]  # (1, H, W) uint8
-        parsed = _parse_conditions_form(conditions)
-        parsed = _check_conditions(parsed, served.model, 1)
-        images = await pool.run(served.model.edit, pixels, strength=strength,
-                                conditions=parsed, prompts=_prompts(prompt, 1), mask=mask_pixels,
-                                num_steps=steps, guidance=guidance, seed=seed)
-        return _images_response(np.asarray(images), request)
+        parsed_conditions = _parse_conditions_form(conditions)
+        as_png = _accepts_png(request.headers.get("accept", ""))
+        image_bytes = await image.read()
+        mask_bytes = None if mask is None else await mask.read()
+
+        def work():
+            picture = check_image(image_bytes, field="image", max_pixels=limits.max_image_pixels)
+            pixels = image_to_array(picture)[None]  # (1, H, W, C) uint8
+            keep = None
+            if mask_bytes is not None:
+                mask_image = check_image(mask_bytes, field="mask",
+                                         max_pixels=limits.max_image_pixels, channels=1)
+                if mask_image.size != picture.size:
+                    raise DataError(f"mask: its size {mask_image.size[0]}x{mask_image.size[1]} "
+                                    f"differs from the image's {picture.size[0]}x"
+                                    f"{picture.size[1]}; send a mask of the same size")
+                keep = image_to_array(mask_image)[None, ..., 0]  # (1, H, W) uint8, 255 = keep
+            images = served.model.edit(pixels, strength=strength, conditions=parsed_conditions,
+                                       prompts=prompt, mask=keep, num_steps=steps,
+                                       guidance=guidance, seed=seed)
+            return _encode_images(np.asarray(images), as_png)
+
+        return await pool.run(work)
 
     return app
 
@@ -185,7 +206,7 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
 async def _read_predict_body(request: Request) -> tuple[Any, dict[str, bytes]]:
     """``(rows, files)`` from a JSON or multipart body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
         files: dict[str, bytes] = {}
         rows_text = None
@@ -203,7 +224,7 @@ async def _read_predict_body(request: Request) -> tuple[Any, dict[str, bytes]]:
         return rows, files
     if content_type not in ("application/json", ""):
         raise DataError(f"body: content type {content_type!r} is not accepted; send "
-                        "application/json or multipart/form-data")
+                        "application/json, or multipart/form-data (a form) for files")
     raw = await request.body()
     doc = _parse_json(raw, "body")
     try:
@@ -234,57 +255,52 @@ def _check_steps(steps: int | None, limits: ServeLimits) -> None:
         check_at_most(steps, limits.max_steps, field="steps", limit_name="max_steps")
 
 
-def _prompts(prompt: str | list[str] | None, n: int) -> list[str] | None:
-    """One prompt per image: a single prompt is repeated, a list must have n entries."""
-    if prompt is None:
-        return None
-    if isinstance(prompt, str):
-        return [prompt] * n
-    if len(prompt) != n:
-        raise DataError(f"prompt: a list of {len(prompt)} prompts for n={n} images; send one "
-                        "prompt, or one per image")
-    return list(prompt)
-
-
-def _check_conditions(conditions: dict | None, generator, n: int) -> dict | None:
-    """Refuse unknown condition columns and lists of the wrong length, naming them."""
-    if not conditions:
-        return None
-    known = dict(getattr(generator, "conditions_", {}) or {})
-    for column, value in conditions.items():
-        field = f"conditions.{column}"
-        if column not in known:
-            raise DataError(f"{field}: the model is not conditioned on {column!r}; its "
-                            f"conditions are {sorted(known) or 'none'}")
-        if isinstance(value, list) and len(value) != n:
-            raise DataError(f"{field}: a list of {len(value)} values for {n} image(s); send one "
-                            "value for all, or one per image")
-    return conditions
-
-
-def _images_response(images: np.ndarray, request: Request):
-    """uint8 (N, H, W, C) as JSON base64 PNGs, or one PNG grid when the client asks for PNG."""
+def _encode_images(images: np.ndarray, as_png: bool):
+    """uint8 (N, H, W, C) as JSON base64 PNGs, or one PNG (a grid when N > 1)."""
     assert images.ndim == 4 and images.dtype == np.uint8, (images.shape, images.dtype)
-    if "image/png" in request.headers.get("accept", ""):
+    if as_png:
         data = png_bytes(images[0]) if len(images) == 1 else grid_png(images)
         return Response(data, media_type="image/png")
     return {"images": [png_base64(im) for im in images], "width": int(images.shape[2]),
             "height": int(images.shape[1])}
 
 
+def _accepts_png(accept: str) -> bool:
+    """True when the Accept header names image/png itself (``*/*`` alone means JSON)."""
+    return any(part.split(";")[0].strip().lower() == "image/png" for part in accept.split(","))
+
+
 def _error(status: int, detail: str, field: str | None = None, headers=None) -> JSONResponse:
     return JSONResponse({"detail": detail, "field": field}, status_code=status, headers=headers)
 
 
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict"}
+
+
+def _error_field(error: dict) -> str | None:
+    """``("body", "conditions", "label", "float")`` -> ``"conditions.label"``: the request
+    field, without the names pydantic gives the members of a union."""
+    parts = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+    parts = [p for p in parts if p not in _UNION_TAGS and "[" not in p
+             and not p.startswith("function-")]
+    return ".".join(parts) or None
+
+
 def _validation_message(errors: list[dict]) -> tuple[str, str | None]:
-    """FastAPI/pydantic validation errors as one line naming the first bad field."""
-    first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    field = ".".join(loc) or None
-    shown = first.get("input")
-    got = f" (got {shown!r:.80})" if "input" in first and not isinstance(shown, dict) else ""
-    more = f"; and {len(errors) - 1} more problem(s)" if len(errors) > 1 else ""
-    return f"{field or 'body'}: {first.get('msg', 'invalid')}{got}{more}", field
+    """FastAPI/pydantic validation errors as one line naming the first bad field.
+
+    A value that fits no member of a union yields one error per member; the one that is
+    not a plain type mismatch ("should be a finite number" rather than "should be a
+    valid string") says best what is wrong.
+    """
+    first_field = _error_field(errors[0])
+    same_field = [e for e in errors if _error_field(e) == first_field]
+    error = min(same_field, key=lambda e: str(e.get("type", "")).endswith("_type"))
+    shown = error.get("input")
+    got = f" (got {shown!r:.80})" if "input" in error and not isinstance(shown, dict) else ""
+    others = len({_error_field(e) for e in errors} - {first_field})
+    more = f"; and {others} more field(s) with problems" if others else ""
+    return f"{first_field or 'body'}: {error.get('msg', 'invalid')}{got}{more}", first_field
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -315,23 +331,32 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail), field, headers=exc.headers)
 
 
+_LEADING_FIELD = re.compile(r"^([\w.\[\]]+)(?:=|: )")
+# Python API parameter names -> the request fields they come from.
+_API_TO_FIELD = {"num_steps": "steps", "prompts": "prompt"}
+
+
 def _field_of(message: str) -> str | None:
-    """The field a serve-side message starts with (``"rows[0].price: ..."``), if any."""
-    head, sep, _ = message.partition(": ")
-    if sep and " " not in head and len(head) < 80:
-        return head
-    return None
+    """The field a message starts with (``"rows[0].price: ..."``, ``"guidance=-3 ..."``),
+    named as in the request; None when the message does not start with one."""
+    match = _LEADING_FIELD.match(message)
+    if match is None:
+        return None
+    return _API_TO_FIELD.get(match.group(1), match.group(1))
 
 
 def _predict_request_doc() -> dict:
-    """The OpenAPI request body of /predict: JSON rows, or multipart rows + files."""
+    """The OpenAPI request body of /predict: JSON rows, or a form of rows + files."""
+    rows = {"type": "string", "description": "The rows as a JSON list of objects (default: "
+                                             "one empty row)."}
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": PredictRequest.model_json_schema()},
         "multipart/form-data": {"schema": {
             "type": "object",
-            "properties": {"rows": {"type": "string", "description": (
-                "The rows as a JSON list of objects (default: one empty row).")}},
+            "properties": {"rows": rows},
             "additionalProperties": {"type": "string", "format": "binary", "description": (
                 "An image/audio file for column COLUMN (one row) or COLUMN[ROW].")},
         }},
+        "application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "properties": {"rows": rows}}},
     }}}

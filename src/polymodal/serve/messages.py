@@ -7,11 +7,14 @@ handlers accept and return. Request models forbid unknown fields: a typo such as
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-Scalar = StrictStr | StrictInt | StrictFloat | bool
+# JSON parsers accept NaN and Infinity; no condition value or setting means either.
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Scalar = StrictStr | StrictInt | FiniteFloat | bool
+MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
 
 
 class ErrorBody(BaseModel):
@@ -53,9 +56,10 @@ class GenerateRequest(BaseModel):
                           "on a text column only).")
     steps: StrictInt | None = Field(None, ge=1, description="Sampler steps; null uses the model's "
                                                             "default. At most max_steps.")
-    guidance: StrictFloat | StrictInt | None = Field(
+    guidance: FiniteFloat | StrictInt | None = Field(
         None, description="Classifier-free guidance scale; null uses the model's default.")
-    seed: StrictInt = Field(0, description="The same seed and request give the same images.")
+    seed: StrictInt = Field(0, ge=0, le=MAX_SEED,
+                            description="The same seed and request give the same images.")
 
 
 class ImagesResponse(BaseModel):
@@ -75,7 +79,10 @@ class ModelInfo(BaseModel):
         None, description="Predictors: each feature column's name, modality, whether a row "
                           "needs it, and why it has that modality.")
     conditions: dict[str, dict[str, Any]] | None = Field(
-        None, description="Generators: condition column -> {modality, classes}.")
+        None, description="Generators: condition column -> {modality, and classes "
+                          "(categorical), min/max/mean (numeric) or tags (multilabel)}.")
+    image_shape: list[int] | None = Field(
+        None, description="Generators: (channels, height, width) of the images they make.")
 
 
 class ModelsResponse(BaseModel):

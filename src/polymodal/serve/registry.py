@@ -111,10 +111,9 @@ def describe(served: ServedModel) -> dict:
         })
     else:
         conditions = getattr(model, "conditions_", {}) or {}
-        info["conditions"] = {
-            column: {"modality": spec.get("modality"),
-                     "classes": (None if spec.get("classes") is None
-                                 else [to_json_value(c) for c in spec["classes"]])}
-            for column, spec in conditions.items()
-        }
+        # Each entry: modality, and classes (categorical), min/max/mean (numeric) or tags.
+        info["conditions"] = {column: {k: to_json_value(v) for k, v in spec.items()}
+                              for column, spec in conditions.items()}
+        shape = getattr(model, "image_shape_", None)
+        info["image_shape"] = None if shape is None else [int(v) for v in shape]
     return info

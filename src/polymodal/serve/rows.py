@@ -20,13 +20,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from polymodal.api.predictor import OPTIONAL_MODALITIES  # columns a row may leave out
 from polymodal.data.schema import Schema
 from polymodal.errors import DataError, SchemaError
 from polymodal.serve.limits import ServeLimits, check_at_most
 from polymodal.serve.uploads import check_audio, check_image, decode_base64
 
-# Columns a row may leave out; the predictor treats them as absent (Predictor's rule).
-OPTIONAL_MODALITIES = ("image", "audio", "text")
 MEDIA_MODALITIES = ("image", "audio")
 
 
@@ -54,21 +53,24 @@ def rows_to_frame(rows: Sequence, files: Mapping[str, bytes], schema: Schema,
     modality = {name: schema.modality(name) for name in features}
     known = set(schema.columns)
     cells = [_row_dict(row, i, known) for i, row in enumerate(rows)]
+    uploaded_as: dict[tuple[int, str], str] = {}  # errors name an upload by its form field
     for field, data in files.items():
         column, index = _file_target(field, len(rows), modality)
         if cells[index].get(column) is not None:
             raise DataError(f"{field}: rows[{index}].{column} is given both in the rows and as "
                             "an uploaded file; send it once")
         cells[index][column] = data
+        uploaded_as[index, column] = field
     table: dict[str, list] = {name: [] for name in features}
     for i, row in enumerate(cells):
         missing = [c for c in features if c not in row and modality[c] not in OPTIONAL_MODALITIES]
         if missing:
-            raise SchemaError(f"rows[{i}] lacks column(s) {missing}, which the model needs; send "
-                              "null for a value that is unknown")
+            raise SchemaError(f"rows[{i}]: missing column(s) {missing}, which the model needs; "
+                              "send null for a value that is unknown")
         for name in features:
             value = row.get(name)
-            table[name].append(_check_cell(value, f"rows[{i}].{name}", modality[name], limits))
+            field = uploaded_as.get((i, name), f"rows[{i}].{name}")
+            table[name].append(_check_cell(value, field, modality[name], limits))
     return pd.DataFrame(table, columns=features)
 
 
@@ -113,6 +115,7 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
     """The cell as the predictor should see it, or DataError naming ``field``."""
     if value is None:
         return None
+
     def wrong(expected: str):
         shown = repr(value) if not isinstance(value, bytes) else f"{len(value)} bytes"
         return DataError(f"{field}: expected {expected}, got {shown[:80]} "
@@ -130,14 +133,19 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
         return value
     if modality == "numeric":
         if isinstance(value, str):
+            if not value.strip():
+                return None
             try:
-                value = float(value.replace(",", "")) if value.strip() else None
+                number = float(value.replace(",", ""))
             except ValueError:
                 raise wrong("a number") from None
-            return value
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise wrong("a number")
-        return float(value)
+        else:
+            number = float(value)
+        if not math.isfinite(number):  # JSON parsers take 1e999, NaN and Infinity
+            raise wrong("a finite number (send null for a missing value)")
+        return number
     if modality == "categorical":
         if isinstance(value, str | bool | numbers.Real):
             return value
@@ -162,7 +170,9 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
 
 
 def to_json_value(value):
-    """A prediction value as plain JSON: numpy scalars unwrapped, NaN as null."""
+    """A value as plain JSON: numpy scalars unwrapped, NaN as null, containers recursed."""
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
         return [to_json_value(v) for v in value]
     if isinstance(value, np.generic):

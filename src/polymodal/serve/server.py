@@ -23,8 +23,8 @@ def run_server(directories: list[str | os.PathLike], *, host: str = LOOPBACK, po
     explicitly (``host="0.0.0.0"``). ``on_ready(models)`` is called once the models are
     loaded, before the socket opens (the CLI prints what it serves).
     """
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"port={port} is not a TCP port; choose one in 1..65535 (0 picks a free one)")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port; choose one in 1..65535")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load local weights only
     import uvicorn
 

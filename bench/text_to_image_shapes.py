@@ -1,0 +1,308 @@
+"""Benchmark: text-to-image on ``shapes``, scored attribute by attribute (issue 5).
+
+A generator conditioned on the caption alone ("a small red star at the top left") is
+asked for held-out captions, and every sample is read back by an
+:class:`~polymodal.evaluate.attribute_judge.AttributeJudge` -- a multi-head CNN trained
+from scratch on freshly rendered ``shapes`` images (another seed, more images than the
+generator saw), sharing no weights with any generator. A sample counts as right on an
+attribute when the judge reads the value the caption asked for; "all" needs the shape,
+colour, size and position cell right at once.
+
+Setup:
+
+1. Training rows: ``shapes`` (seed 0, ``--train-rows``) with every row of the held-out
+   colour-shape combinations removed (:data:`HELD_OUT`: red star, blue triangle).
+2. Prompts: rows of another seed (1), never trained on. ``seen``: combinations that were
+   in training, in new phrasings/positions; ``unseen``: the held-out combinations. Each
+   prompt is sampled ``--samples-per-prompt`` times.
+3. Contenders, each trained for the same wall budget (``--budget-s``, ``fit`` included):
+   - ``caption/minilm``: ``Generator(condition=["caption"], text_encoder="minilm")``;
+   - ``caption/hashed``: the same with the hashed n-gram text encoder (``--no-hashed``
+     to skip);
+   - ``class/factorised``: ``Generator(condition=["shape", "color", "size",
+     "position"])``: the same information as structured columns. polymodal's condition
+     encoder embeds each column separately and sums, so it can be asked for combinations
+     it never saw, and is reported on both groups.
+4. ``real renders``: the judge on the prompt rows' own real images, the ceiling any
+   generator's score should be read against; the judge's own held-out accuracy is in
+   the JSON (``judge.holdout_accuracy``).
+
+Output: one table on stdout; ``bench/out/text_to_image_shapes[_quick]/results.json``
+(settings, judge, per-contender scores and training summaries) and ``grid.png`` (per
+prompt: the real render, then samples of each contender, left to right).
+
+Usage::
+
+    .venv/bin/python bench/text_to_image_shapes.py --quick          # smoke run, ~4 minutes
+    .venv/bin/python bench/text_to_image_shapes.py                  # 5 min per generator
+    .venv/bin/python bench/text_to_image_shapes.py --budget-s 600 --no-hashed
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads, even by accident
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageDraw
+
+from polymodal import Generator
+from polymodal.data.builtin import shapes
+from polymodal.evaluate.attribute_judge import AttributeJudge
+from polymodal.evaluate.images import make_grid, save_png
+from polymodal.files import write_json
+
+OUT_ROOT = Path(__file__).resolve().parent / "out"
+HELD_OUT = (("star", "red"), ("triangle", "blue"))  # (shape, color) never trained on
+TRAIN_SEED, PROMPT_SEED = 0, 1
+CLASS_COLUMNS = ["shape", "color", "size", "position"]
+SCORE_KEYS = ("shape", "color", "size", "position", "all")
+GRID_PROMPTS_PER_GROUP = 4
+GRID_SAMPLES = 4
+
+
+@dataclass
+class Settings:
+    """Everything that decides the numbers (saved with them)."""
+
+    budget_s: float = 300.0
+    train_rows: int = 6_000
+    prompts_per_group: int = 64
+    samples_per_prompt: int = 4
+    judge_images: int = 30_000
+    judge_s: float = 240.0
+    num_steps: int = 16
+    guidance: float = 1.5
+    hashed: bool = True
+    threads: int = 1
+    seed: int = 0
+    quick: bool = False
+
+
+QUICK = {"budget_s": 45.0, "train_rows": 2_000, "prompts_per_group": 16,
+         "samples_per_prompt": 2, "judge_images": 6_000, "judge_s": 40.0}
+
+
+def is_held_out(table: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: rows whose (shape, color) is one of :data:`HELD_OUT`."""
+    pairs = set(HELD_OUT)
+    return np.array([(s, c) in pairs for s, c in zip(table["shape"], table["color"], strict=True)])
+
+
+def build_data(settings: Settings) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Training rows (held-out combinations removed) and the seen/unseen prompt rows."""
+    table = shapes.load(split=False, n=settings.train_rows, seed=TRAIN_SEED)
+    train = table[~is_held_out(table)].reset_index(drop=True)
+    k = settings.prompts_per_group
+    # Held-out combinations are 2 of 24: draw enough rows for k of them, with margin.
+    pool = shapes.load(split=False, n=k * 18, seed=PROMPT_SEED)
+    unseen = is_held_out(pool)
+    prompts = {"seen": pool[~unseen].head(k).reset_index(drop=True),
+               "unseen": pool[unseen].head(k).reset_index(drop=True)}
+    assert len(prompts["unseen"]) == k, "prompt pool too small for the held-out combinations"
+    return train, prompts
+
+
+@dataclass
+class Contender:
+    name: str
+    condition: list[str]
+    text_encoder: str = "auto"
+
+
+def contenders(settings: Settings) -> list[Contender]:
+    out = [Contender("caption/minilm", ["caption"], "minilm")]
+    if settings.hashed:
+        out.append(Contender("caption/hashed", ["caption"], "hashed"))
+    out.append(Contender("class/factorised", CLASS_COLUMNS))
+    return out
+
+
+def sample_for(generator: Generator, contender: Contender, rows: pd.DataFrame,
+               settings: Settings) -> tuple[np.ndarray, pd.DataFrame]:
+    """``samples_per_prompt`` images per prompt row -> uint8 (N, H, W, 3) and their truth."""
+    repeated = rows.loc[rows.index.repeat(settings.samples_per_prompt)].reset_index(drop=True)
+    n = len(repeated)
+    kwargs = dict(num_steps=settings.num_steps, guidance=settings.guidance, seed=settings.seed)
+    if contender.condition == ["caption"]:
+        images = generator.sample(n, prompts=repeated["caption"].tolist(), **kwargs)
+    else:
+        conditions = {c: repeated[c].tolist() for c in contender.condition}
+        images = generator.sample(n, conditions=conditions, **kwargs)
+    return images, repeated
+
+
+def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, pd.DataFrame],
+                  judge: AttributeJudge, settings: Settings) -> dict:
+    """Fit under the budget, sample every prompt group, score with the judge."""
+    print(f"\n== {contender.name}: fit for {settings.budget_s:g} s on {len(train):,} rows",
+          flush=True)
+    start = time.perf_counter()
+    generator = Generator(image="image", condition=contender.condition,
+                          text_encoder=contender.text_encoder, time_limit=settings.budget_s,
+                          seed=settings.seed, verbosity=1)
+    generator.fit(train)
+    fit_s = time.perf_counter() - start
+    result: dict = {"fit_s": round(fit_s, 1), "training": generator.train_result_,
+                    "scores": {}, "samples": {}}
+    for group, rows in prompts.items():
+        start = time.perf_counter()
+        images, truth = sample_for(generator, contender, rows, settings)
+        sample_s = time.perf_counter() - start
+        result["scores"][group] = judge.score(images, truth)
+        result["scores"][group]["sample_images_per_s"] = round(len(images) / sample_s, 1)
+        result["samples"][group] = images  # kept for the grid, dropped from the JSON
+    return result
+
+
+def judge_for(settings: Settings, out_dir: Path) -> AttributeJudge:
+    """Train the attribute judge (or reuse the one saved by an earlier run with the same settings)."""
+    folder = out_dir / "judge"
+    wanted = {"num_images": settings.judge_images, "seed": settings.seed}
+    if (folder / "attribute_judge.json").is_file():
+        judge = AttributeJudge.load(folder)
+        if all(judge.training_info.get(k) == v for k, v in wanted.items()):
+            print(f"attribute judge: reusing {folder}", flush=True)
+            return judge
+    print(f"attribute judge: rendering {settings.judge_images:,} images and training for at "
+          f"most {settings.judge_s:g} s", flush=True)
+    judge = AttributeJudge.train(num_images=settings.judge_images, time_limit_s=settings.judge_s,
+                                 max_epochs=30, seed=settings.seed)
+    judge.save(folder)
+    return judge
+
+
+def print_table(results: dict, real: dict[str, dict], judge: AttributeJudge) -> str:
+    """The one table: prompt accuracy per attribute, per contender and prompt group."""
+    header = f"{'contender':<18} {'prompts':<7} " + " ".join(f"{k:>8}" for k in SCORE_KEYS)
+    lines = [header, "-" * len(header)]
+    rows = [("real renders", real)] + [(name, r["scores"]) for name, r in results.items()]
+    for name, scores in rows:
+        for group, s in scores.items():
+            lines.append(f"{name:<18} {group:<7} " + " ".join(f"{s[k]:>8.3f}" for k in SCORE_KEYS))
+    held = judge.holdout_accuracy
+    lines.append(f"judge on {judge.training_info.get('num_holdout')} held-out renders: "
+                 + ", ".join(f"{k} {held[k]:.3f}" for k in SCORE_KEYS)
+                 + f" (colour read by {judge.color_method})")
+    text = "\n".join(lines)
+    print("\n" + text, flush=True)
+    return text
+
+
+def save_grid(results: dict, prompts: dict[str, pd.DataFrame], settings: Settings,
+              path: Path) -> None:
+    """Rows: a few prompts per group; columns: real render, then each contender's samples."""
+    per_prompt = min(GRID_SAMPLES, settings.samples_per_prompt)
+    tiles, labels = [], []
+    for group, rows in prompts.items():
+        for i in range(min(GRID_PROMPTS_PER_GROUP, len(rows))):
+            tiles.append(rows["image"].iloc[i])
+            for r in results.values():
+                start = i * settings.samples_per_prompt
+                tiles.extend(r["samples"][group][start:start + per_prompt])
+            labels.append(f"[{group}] {rows['caption'].iloc[i]}")
+    ncols, scale, padding_px = 1 + per_prompt * len(results), 2, 2
+    label_px = 8 + 6 * max(len(s) for s in labels)
+    grid = make_grid(tiles, ncols=ncols, scale=scale, padding_px=padding_px, row_labels=labels,
+                     label_width_px=label_px)
+    # A header strip naming the column blocks.
+    header_px, tile_px = 16, tiles[0].shape[1] * scale + padding_px
+    canvas = Image.new("RGB", (grid.width, grid.height + header_px), (255, 255, 255))
+    canvas.paste(grid, (0, header_px))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((label_px + padding_px, 2), "real", fill=(0, 0, 0))
+    for j, name in enumerate(results):
+        x = label_px + padding_px + (1 + j * per_prompt) * tile_px
+        draw.text((x, 2), name, fill=(0, 0, 0))
+    save_png(canvas, path)
+
+
+def seen_caption_overlap(train: pd.DataFrame, rows: pd.DataFrame) -> float:
+    """Share of prompts whose exact caption text is also a training caption."""
+    known = set(train["caption"])
+    return float(np.mean([c in known for c in rows["caption"]]))
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = Settings()
+    parser.add_argument("--quick", action="store_true", help="a short smoke run: " + ", ".join(
+        f"{k}={v}" for k, v in QUICK.items()))
+    parser.add_argument("--budget-s", type=float, help=f"seconds per generator fit "
+                        f"(default {defaults.budget_s:g})")
+    parser.add_argument("--train-rows", type=int, help="shapes rows before removing held-out "
+                        f"combinations (default {defaults.train_rows})")
+    parser.add_argument("--prompts-per-group", type=int)
+    parser.add_argument("--samples-per-prompt", type=int)
+    parser.add_argument("--judge-images", type=int)
+    parser.add_argument("--judge-s", type=float)
+    parser.add_argument("--num-steps", type=int)
+    parser.add_argument("--guidance", type=float)
+    parser.add_argument("--no-hashed", action="store_true", help="skip the hashed text encoder")
+    parser.add_argument("--threads", type=int, help="torch threads (default 1: on a shared "
+                        "2-core machine 2 threads measured slower)")
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    values = asdict(defaults)
+    if args.quick:
+        values.update(QUICK)
+    for key in values:
+        given = getattr(args, key, None)
+        if given is not None:
+            values[key] = given
+    values["hashed"] = not args.no_hashed
+    values["quick"] = args.quick
+    return Settings(**values)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    settings = parse_args(argv)
+    quick = settings.quick
+    torch.set_num_threads(settings.threads)
+    out_dir = OUT_ROOT / ("text_to_image_shapes_quick" if quick else "text_to_image_shapes")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wall_start = time.perf_counter()
+
+    train, prompts = build_data(settings)
+    print(f"training rows: {len(train):,} (held out: "
+          f"{', '.join(f'{c} {s}' for s, c in HELD_OUT)}); prompts: "
+          f"{ {g: len(r) for g, r in prompts.items()} } x {settings.samples_per_prompt} samples",
+          flush=True)
+    judge = judge_for(settings, out_dir)
+    real = {g: judge.score(np.stack(r["image"].to_list()), r) for g, r in prompts.items()}
+
+    results = {}
+    for contender in contenders(settings):
+        results[contender.name] = run_contender(contender, train, prompts, judge, settings)
+
+    table = print_table(results, real, judge)
+    save_grid(results, prompts, settings, out_dir / "grid.png")
+    document = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "settings": asdict(settings),
+        "held_out": [list(p) for p in HELD_OUT],
+        "num_train_rows": len(train),
+        "seen_prompts_with_a_training_caption": seen_caption_overlap(train, prompts["seen"]),
+        "judge": judge.config(),
+        "real_renders": real,
+        "contenders": {name: {k: v for k, v in r.items() if k != "samples"}
+                       for name, r in results.items()},
+        "table": table,
+        "wall_s": round(time.perf_counter() - wall_start, 1),
+    }
+    write_json(out_dir / "results.json", document)
+    print(f"\nwrote {out_dir / 'results.json'} and {out_dir / 'grid.png'} "
+          f"({document['wall_s']:.0f} s)", flush=True)
+    return document
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""`polymodal generate fit / sample / edit / evaluate` end to end on exported digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from polymodal.api.generator import Generator
+from polymodal.cli import main
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread: on a shared 2-core machine two are often slower; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # imports torch._dynamo once
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """300 digits exported as CSV + PNG files, and a generator fitted on them by the CLI."""
+    root = tmp_path_factory.mktemp("generate")
+    with pytest.raises(SystemExit) as exc:
+        main(["datasets", "export", "digits", str(root / "data"), "--n", "300"])
+    assert exc.value.code == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "fit", str(root / "data" / "train.csv"), "--image", "image",
+              "--condition", "label", "--time-limit", "3", "--seed", "0",
+              "--out", str(root / "model")])
+    assert exc.value.code == 0
+    return root
+
+
+def test_fit_saves_a_generator_with_its_training_grids(folder):
+    model = folder / "model"
+    generator = Generator.load(model)
+    assert generator.conditions_["label"]["classes"] == [str(i) for i in range(10)]
+    assert (model / "samples" / "latest.png").is_file()
+    assert list((model / "samples").glob("step_*.png"))
+    assert (model / "train_log.jsonl").read_text().count('"event": "end"') == 1
+
+
+def test_sample_writes_one_grid(folder, capsys):
+    grid = folder / "grid.png"
+    code, out, err = run_cli(capsys, "generate", "sample", folder / "model", "--condition",
+                             "label=7", "-n", "6", "--steps", "4", "--guidance", "2",
+                             "--out", grid)
+    assert code == 0, err
+    assert "6 images" in out
+    width, height = Image.open(grid).size
+    assert width > 2 * 64 and height > 64  # 6 tiles of 8x8 scaled to 64 px
+
+
+def test_sample_writes_one_png_per_image_into_a_folder(folder, capsys):
+    target = folder / "samples-out"
+    code, out, err = run_cli(capsys, "generate", "sample", folder / "model", "--condition",
+                             "label=3", "--condition", "label=8", "-n", "4", "--seed", "1",
+                             "--out", target)
+    assert code == 0, err
+    files = sorted(target.glob("*.png"))
+    assert [f.name for f in files] == [f"sample_{i:04d}.png" for i in range(4)]
+    assert all(Image.open(f).size == (8, 8) for f in files)
+    # The same command with the API gives the same pixels (label 3 twice, then 8 twice).
+    expected = Generator.load(folder / "model").sample(
+        4, conditions={"label": ["3", "3", "8", "8"]}, seed=1)
+    np.testing.assert_array_equal(np.stack([np.asarray(Image.open(f)) for f in files]),
+                                  expected[..., 0])
+    code, _, err = run_cli(capsys, "generate", "sample", folder / "model", "--condition",
+                           "label=1", "--out", target)
+    assert code == 2 and "not an empty folder" in err
+
+
+def test_edit_with_strength_zero_and_with_a_mask(folder, capsys):
+    source = folder / "data" / pd.read_csv(folder / "data" / "test.csv")["image"][0]
+    original = np.asarray(Image.open(source))
+    same = folder / "same.png"
+    code, _, err = run_cli(capsys, "generate", "edit", folder / "model", "--image", source,
+                           "--strength", "0", "--out", same)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asarray(Image.open(same)), original)
+
+    keep = np.zeros((8, 8), dtype=np.uint8)
+    keep[:4] = 255  # keep the top half
+    Image.fromarray(keep).save(folder / "mask.png")
+    filled = folder / "filled.png"
+    code, _, err = run_cli(capsys, "generate", "edit", folder / "model", "--image", source,
+                           "--mask", folder / "mask.png", "--condition", "label=5",
+                           "--out", filled)
+    assert code == 0, err
+    result = np.asarray(Image.open(filled))
+    np.testing.assert_array_equal(result[:4], original[:4])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--condition", "label=42"], "never saw; known classes"),
+    (["--prompt", "a seven"], "no text prompts"),
+    (["--guidance", "50"], "guidance=50.0 must be a number in [0, 20]"),
+    (["--steps", "0"], "num_steps=0 must be an integer in [1, 1000]"),
+    (["--condition", "label"], "must look like COLUMN=VALUE"),
+    (["--condition", "label=1", "--condition", "label=2", "-n", "3"], "not a multiple"),
+])
+def test_bad_sampling_input_is_one_line_and_exit_2(folder, capsys, args, message):
+    code, _, err = run_cli(capsys, "generate", "sample", folder / "model", *args,
+                           "--out", folder / "bad.png")
+    assert code == 2
+    assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_fit_refuses_to_overwrite_a_user_folder_before_training(folder, capsys):
+    mine = folder / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, _, err = run_cli(capsys, "generate", "fit", folder / "data" / "train.csv",
+                           "--condition", "label", "--out", mine)
+    assert code == 2 and "not a polymodal model folder" in err
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_fit_on_a_column_without_images(folder, capsys):
+    code, _, err = run_cli(capsys, "generate", "fit", folder / "data" / "train.csv",
+                           "--image", "label", "--time-limit", "1", "--out", folder / "x")
+    assert code == 2 and "not an image" in err
+
+
+def test_evaluate_writes_a_report(folder, capsys):
+    code, out, err = run_cli(capsys, "generate", "evaluate", folder / "model",
+                             folder / "data" / "test.csv", "--judge", "pixels",
+                             "--n-samples", "16", "--steps", "4", "--out", folder / "eval")
+    assert code == 0, err
+    assert "fd" in out and (folder / "eval" / "report.md").is_file()

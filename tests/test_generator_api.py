@@ -1,0 +1,428 @@
+"""The ``Generator`` API: fit, sample, edit, variations, save/load and every bad input.
+
+Each model trains for a few seconds on a built-in dataset (digits 8x8, shapes 16x16), so
+the tests check behaviour that holds for any weights -- shapes, determinism, exact
+save/load identity, guidance = 1 is plain conditional sampling, strength 0 and inpainting
+keep pixels -- plus that conditioning reaches the output.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from polymodal import datasets
+from polymodal.api.generator import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_NUM_STEPS,
+    DEFAULT_SAMPLER,
+    Generator,
+)
+from polymodal.data.dataset import TableDataset, collate
+from polymodal.data.text import minilm_available
+from polymodal.data.transforms import tensor_to_uint8
+from polymodal.errors import (
+    ConfigError,
+    DataError,
+    ModelFolderError,
+    NotFittedError,
+    SchemaError,
+)
+from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, euler_sample
+
+FIT_S = 3.0  # training seconds per model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread: on a shared 2-core machine two are often slower; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    # AdamW's first construction imports torch._dynamo (seconds); do it outside the budgets.
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return datasets.load("digits", split=True, seed=0)
+
+
+@pytest.fixture(scope="module")
+def digit_gen(digits, tmp_path_factory):
+    train, _ = digits
+    out = tmp_path_factory.mktemp("digits-run")
+    gen = Generator(condition=["label"], time_limit=FIT_S, text_encoder="hashed", verbosity=0)
+    return gen.fit(train, out_dir=out)
+
+
+@pytest.fixture(scope="module")
+def shapes_gen():
+    """Conditioned on a caption (text), a category and a number at once."""
+    table = datasets.load("shapes", n=240, seed=0, image_size=16)
+    gen = Generator(condition=["caption", "shape", "hue"], time_limit=FIT_S,
+                    text_encoder="hashed", verbosity=0)
+    return gen.fit(table)
+
+
+def _labels(n: int) -> dict:
+    return {"label": [i % 10 for i in range(n)]}
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def test_fit_learns_the_image_shape_and_conditions(digit_gen):
+    assert digit_gen.image_shape_ == (1, 8, 8)
+    assert digit_gen.conditions_ == {
+        "label": {"modality": "categorical", "classes": [str(i) for i in range(10)]}}
+    result = digit_gen.train_result_
+    assert result["steps"] > 0 and result["num_images"] == 1438 and result["skipped_rows"] == 0
+    # Constructor arguments are stored unchanged; defaults are the measured ones.
+    assert digit_gen.guidance == DEFAULT_GUIDANCE and digit_gen.num_steps == DEFAULT_NUM_STEPS
+    assert digit_gen.condition == ["label"]
+
+
+def test_fit_writes_sample_grids_into_out_dir(digit_gen):
+    samples = digit_gen.out_dir_ + "/samples"
+    latest = Image.open(samples + "/latest.png")
+    # One row per class (10) of 8 images, scaled 8x for 8-pixel digits.
+    assert latest.size[1] > 10 * 64
+    steps = sorted(p.name for p in Path(samples).glob("step_*.png"))
+    assert steps and steps[-1] == f"step_{digit_gen.train_result_['steps']:06d}.png"
+
+
+def test_sample_before_fit_is_a_clear_error():
+    with pytest.raises(NotFittedError, match="fit"):
+        Generator().sample(2)
+
+
+# -------------------------------------------------------------------------- sample
+
+
+def test_sample_shape_dtype_and_determinism(digit_gen):
+    a = digit_gen.sample(10, conditions=_labels(10), seed=3)
+    assert a.shape == (10, 8, 8, 1) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, digit_gen.sample(10, conditions=_labels(10), seed=3))
+    assert not np.array_equal(a, digit_gen.sample(10, conditions=_labels(10), seed=4))
+    # The batch size used for sampling does not change the images' noise.
+    b = digit_gen.sample(10, conditions=_labels(10), seed=3, batch_size=3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_fewer_condition_values_than_images_repeat_in_groups(digit_gen):
+    grouped = digit_gen.sample(4, conditions={"label": [3, 7]}, seed=2)
+    np.testing.assert_array_equal(grouped,
+                                  digit_gen.sample(4, conditions={"label": [3, 3, 7, 7]}, seed=2))
+
+
+def test_conditioning_changes_the_output(digit_gen):
+    def class_gap(guidance: float) -> float:
+        zeros = digit_gen.sample(8, conditions={"label": 0}, seed=0, guidance=guidance)
+        ones = digit_gen.sample(8, conditions={"label": 1}, seed=0, guidance=guidance)
+        return float(np.abs(zeros.astype(int) - ones.astype(int)).mean())
+
+    # Same noise, other class: other images; guidance extrapolates along the class
+    # difference, so the gap grows with it (a few seconds of training teach little more).
+    assert 0 < class_gap(1.0) < class_gap(4.0)
+
+
+@pytest.mark.slow
+def test_conditional_samples_are_recognised_by_an_independent_judge(digits):
+    """Quality, not just plumbing: an SVC trained on real digits reads the asked class."""
+    from sklearn.svm import SVC
+
+    train, test = digits
+    gen = Generator(condition=["label"], time_limit=120, verbosity=0).fit(train)
+    svc = SVC().fit(np.stack(list(train["image"])).reshape(len(train), -1) / 255.0,
+                    train["label"])
+    asked = [i % 10 for i in range(500)]
+    images = gen.sample(500, conditions={"label": asked}, seed=0)
+    accuracy = float((svc.predict(images.reshape(500, -1) / 255.0) == np.array(asked)).mean())
+    assert accuracy >= 0.9, accuracy
+
+
+def test_guidance_one_equals_plain_conditional_sampling(digit_gen):
+    n, seed, steps = 6, 5, 8
+    got = digit_gen.sample(n, conditions=_labels(n), seed=seed, guidance=1.0, num_steps=steps,
+                           sampler="euler")
+    # The same by hand: the condition vector of the rows, then Euler on the plain network.
+    rows = pd.DataFrame({"label": [i % 10 for i in range(n)]})
+    batch = collate(list(TableDataset(rows, digit_gen.transform_, with_label=False,
+                                      allow_missing_columns=True)))
+    with torch.no_grad():
+        cond = digit_gen.condition_encoder_(batch)
+    noise = torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    expected = euler_sample(lambda x, t: digit_gen.unet_(x, t, cond), noise, num_steps=steps)
+    np.testing.assert_array_equal(got, tensor_to_uint8(expected))
+    guided = digit_gen.sample(n, conditions=_labels(n), seed=seed, guidance=3.0, num_steps=steps,
+                              sampler="euler")
+    assert not np.array_equal(got, guided)
+
+
+def test_both_samplers_run(digit_gen):
+    heun = digit_gen.sample(4, conditions={"label": 7}, sampler="heun", num_steps=4)
+    assert heun.shape == (4, 8, 8, 1)
+    images = digit_gen.sample(4, conditions={"label": 7}, sampler="euler", num_steps=8)
+    assert images.shape == (4, 8, 8, 1)
+
+
+def test_unconditional_generator(digits):
+    train, _ = digits
+    gen = Generator(time_limit=2.0, verbosity=0).fit(train)
+    assert gen.conditions_ == {} and gen.condition_encoder_ is None
+    images = gen.sample(5, seed=1)
+    assert images.shape == (5, 8, 8, 1)
+    with pytest.raises(ConfigError, match="unconditional"):
+        gen.sample(2, conditions={"label": 3})
+
+
+# ------------------------------------------------------------------- text, numeric
+
+
+def test_prompts_and_numeric_conditions(shapes_gen):
+    info = shapes_gen.conditions_
+    assert info["caption"]["modality"] == "text" and info["hue"]["modality"] == "numeric"
+    assert info["shape"]["classes"] == ["circle", "square", "star", "triangle"]
+    assert 0 <= info["hue"]["min"] < info["hue"]["max"] <= 360
+    kwargs = dict(conditions={"shape": "circle", "hue": 0.0}, seed=0)
+    red = shapes_gen.sample(4, prompts=["a large red circle in the center"] * 4, **kwargs)
+    blue = shapes_gen.sample(4, prompts=["a small blue square at the top left"], **kwargs)
+    assert red.shape == (4, 16, 16, 3) and red.dtype == np.uint8
+    assert not np.array_equal(red, blue)
+    hot = shapes_gen.sample(4, prompts=["a circle"], conditions={"shape": "circle", "hue": 300})
+    assert not np.array_equal(hot, shapes_gen.sample(4, prompts=["a circle"],
+                                                     conditions={"shape": "circle", "hue": 0}))
+    with pytest.raises(ConfigError, match="hue"):
+        shapes_gen.sample(2, prompts=["x"], conditions={"shape": "star", "hue": "warm"})
+
+
+def test_a_condition_left_out_is_sampled_unconditionally_and_said_once(shapes_gen):
+    shapes_gen._warned_null.clear()
+    with pytest.warns(UserWarning, match=r"\['caption', 'hue'\].*unconditionally"):
+        images = shapes_gen.sample(3, conditions={"shape": "star"})
+    assert images.shape == (3, 16, 16, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shapes_gen.sample(3, conditions={"shape": "star"})  # said once already
+
+
+@pytest.mark.skipif(not minilm_available(), reason="MiniLM (polymodal[text]) not installed")
+def test_minilm_prompt_sampling(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))
+    table = datasets.load("shapes", n=48, seed=1, image_size=8)
+    gen = Generator(condition=["caption"], text_encoder="minilm", time_limit=2.0,
+                    verbosity=0).fit(table)
+    assert gen.conditions_["caption"]["text_encoder"] == "minilm"
+    images = gen.sample(2, prompts=["a red circle", "a blue star"], seed=0)
+    assert images.shape == (2, 8, 8, 3)
+
+
+def test_an_image_condition(digits):
+    """Image-to-image conditioning: generate a digit from its mirror image."""
+    table = digits[0].head(200).copy()
+    table["mirror"] = [np.ascontiguousarray(im[:, ::-1]) for im in table["image"]]
+    gen = Generator(condition=["mirror"], time_limit=1.5, verbosity=0).fit(table)
+    assert gen.conditions_ == {"mirror": {"modality": "image", "shape": [1, 8, 8]}}
+    mirrors = list(table["mirror"][:3])
+    images = gen.sample(3, conditions={"mirror": mirrors}, seed=0, guidance=3.0)
+    assert images.shape == (3, 8, 8, 1)
+    other = gen.sample(3, conditions={"mirror": mirrors[::-1]}, seed=0, guidance=3.0)
+    assert not np.array_equal(images, other)
+
+
+# ------------------------------------------------------------------- edit, inpaint
+
+
+def _digit_images(digits, n: int) -> np.ndarray:
+    _, test = digits
+    return np.stack(list(test["image"][:n]))  # (n, 8, 8) uint8
+
+
+def test_edit_strength_zero_returns_the_input(digit_gen, digits):
+    images = _digit_images(digits, 3)
+    out = digit_gen.edit(images, strength=0.0, conditions={"label": 1})
+    np.testing.assert_array_equal(out, images[..., None])
+    edited = digit_gen.edit(images, strength=0.7, conditions={"label": 1}, seed=2)
+    assert edited.shape == (3, 8, 8, 1) and not np.array_equal(edited, out)
+    np.testing.assert_array_equal(edited, digit_gen.edit(images, strength=0.7,
+                                                         conditions={"label": 1}, seed=2))
+
+
+def test_edit_converts_images_of_another_size_or_channel_count(digit_gen, digits, tmp_path):
+    rgb = np.repeat(_digit_images(digits, 1)[0][..., None], 3, axis=2)  # (8, 8, 3)
+    big = np.asarray(Image.fromarray(rgb).resize((16, 16), Image.Resampling.NEAREST))
+    path = tmp_path / "big.png"
+    Image.fromarray(big).save(path)
+    with pytest.warns(UserWarning, match=r"image 0 \(16x16, 3 channel\(s\)\) converted to the "
+                                         r"model's 8x8, 1 channel"):
+        out = digit_gen.edit(str(path), strength=0.0)
+    # Nearest-upscaled, then downscaled (antialiased) and made grey: close to the original.
+    assert out.shape == (1, 8, 8, 1)
+    assert np.abs(out[0, ..., 0].astype(int) - rgb[..., 0].astype(int)).mean() < 16
+
+
+def test_inpainting_keeps_known_pixels_exactly(digit_gen, digits):
+    images = _digit_images(digits, 2)
+    keep = np.zeros((8, 8), dtype=bool)
+    keep[:, :4] = True  # keep the left half, fill in the right half
+    out = digit_gen.edit(images, strength=1.0, mask=keep, conditions={"label": [3, 4]}, seed=1)
+    assert out.shape == (2, 8, 8, 1)
+    np.testing.assert_array_equal(out[:, :, :4, 0], images[:, :, :4])
+    assert not np.array_equal(out[:, :, 4:, 0], images[:, :, 4:])
+    # A uint8 mask (255 = keep) of twice the size, same aspect: resized, same result.
+    big = np.repeat(np.repeat(keep.astype(np.uint8) * 255, 2, axis=0), 2, axis=1)
+    again = digit_gen.edit(images, strength=1.0, mask=big, conditions={"label": [3, 4]}, seed=1)
+    np.testing.assert_array_equal(again, out)
+
+
+def test_a_mask_of_another_aspect_is_a_data_error(digit_gen, digits):
+    with pytest.raises(DataError, match="aspect"):
+        digit_gen.edit(_digit_images(digits, 1), mask=np.ones((8, 4), dtype=bool))
+
+
+def test_variations(digit_gen, digits):
+    out = digit_gen.variations(_digit_images(digits, 1)[0], 4, strength=0.6, seed=0,
+                               conditions={"label": 6})
+    assert out.shape == (4, 8, 8, 1)
+    assert len({o.tobytes() for o in out}) == 4  # each with its own noise
+
+
+# ----------------------------------------------------------------------- save/load
+
+
+def test_save_load_gives_identical_samples(digit_gen, tmp_path, digits):
+    folder = digit_gen.save(tmp_path / "model")
+    for name in ("config.json", "schema.json", "transform/transform.json",
+                 "weights.safetensors", "versions.json", "train_log.jsonl",
+                 "samples/latest.png", "format_version"):
+        assert (folder / name).exists(), name
+    config = json.loads((folder / "config.json").read_text())
+    assert config["network"]["unet"]["image_size"] == 8
+    assert config["sampler"] == {"method": DEFAULT_SAMPLER, "num_steps": DEFAULT_NUM_STEPS,
+                                 "guidance": DEFAULT_GUIDANCE, "shift": DEFAULT_SHIFT,
+                                 "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL)}
+    loaded = Generator.load(folder)
+    assert loaded.conditions_ == digit_gen.conditions_
+    np.testing.assert_array_equal(loaded.sample(12, conditions=_labels(12), seed=7),
+                                  digit_gen.sample(12, conditions=_labels(12), seed=7))
+    images = _digit_images(digits, 2)
+    np.testing.assert_array_equal(
+        loaded.edit(images, strength=0.5, conditions={"label": 2}, seed=1),
+        digit_gen.edit(images, strength=0.5, conditions={"label": 2}, seed=1))
+    # Saving again over a model folder replaces it.
+    loaded.save(folder)
+    assert Generator.load(folder).train_result_ == digit_gen.train_result_
+
+
+def test_save_refuses_a_folder_that_is_not_a_model(digit_gen, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("precious")
+    with pytest.raises(ModelFolderError, match="not a polymodal model folder"):
+        digit_gen.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
+
+
+def test_load_incomplete_or_foreign_folders(digit_gen, tmp_path):
+    with pytest.raises(ModelFolderError, match="not a folder"):
+        Generator.load(tmp_path / "nowhere")
+    folder = digit_gen.save(tmp_path / "model")
+    (folder / "weights.safetensors").unlink()
+    with pytest.raises(ModelFolderError, match="weights.safetensors missing"):
+        Generator.load(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFolderError, match="format_version"):
+        Generator.load(tmp_path / "empty")
+    (folder / "config.json").write_text('{"label": "price"}')  # what a predictor writes
+    with pytest.raises(ModelFolderError, match="holds a predictor model, not a generator"):
+        Generator.load(folder)
+
+
+def test_fit_into_out_dir_then_save_there(digits, tmp_path):
+    """The CLI's path: the training folder becomes the model folder, grids included."""
+    train, _ = digits
+    out = tmp_path / "run"
+    gen = Generator(condition="label", time_limit=1.5, verbosity=0).fit(train.head(64),
+                                                                         out_dir=out)
+    gen.save(out)
+    assert (out / "samples" / "latest.png").is_file() and (out / "checkpoint.safetensors").is_file()
+    assert Generator.load(out).sample(2, conditions={"label": 5}).shape == (2, 8, 8, 1)
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+def test_sampling_a_class_never_seen_lists_the_known_ones(digit_gen):
+    with pytest.raises(ConfigError, match=r"label='11'.*never saw.*'0', '1', '2'"):
+        digit_gen.sample(2, conditions={"label": "11"})
+
+
+def test_a_prompt_for_a_model_without_text_conditioning(digit_gen):
+    with pytest.raises(ConfigError, match=r"conditioned on label \(categorical\).*no text"):
+        digit_gen.sample(2, prompts=["a seven"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"guidance": -0.5}, r"guidance=-0.5 must be a number in \[0, 20\]"),
+    ({"guidance": 25}, r"guidance=25 must be a number in \[0, 20\]"),
+    ({"num_steps": 0}, r"num_steps=0 must be an integer in \[1, 1000\]"),
+    ({"num_steps": 1001}, r"num_steps=1001 must be an integer in \[1, 1000\]"),
+    ({"sampler": "ddim"}, r"sampler='ddim' must be one of \['euler', 'heun'\]"),
+    ({"conditions": {"colour": 1}}, r"'colour'.*condition columns are \['label'\]"),
+    ({"conditions": {"label": [1, 2, 3]}}, r"3 values for n=2 images"),
+])
+def test_out_of_range_sampling_settings(digit_gen, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        digit_gen.sample(2, **kwargs)
+
+
+def test_edit_strength_out_of_range(digit_gen, digits):
+    with pytest.raises(ConfigError, match=r"strength=1.5 must be in \[0, 1\]"):
+        digit_gen.edit(_digit_images(digits, 1), strength=1.5)
+
+
+def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
+    gen = Generator(condition=["label"], guidance=30, num_steps=0, preset="slow")
+    with pytest.raises(ConfigError) as exc:
+        gen.fit(digits[0])
+    assert all(s in str(exc.value) for s in ("guidance=30", "num_steps=0", "preset='slow'"))
+
+
+def test_an_image_column_that_holds_no_images(digits):
+    with pytest.raises(SchemaError, match=r"image column 'label' is categorical.*not an image"):
+        Generator(image="label", verbosity=0).fit(digits[0])
+    with pytest.raises(SchemaError, match=r"\['photo'\] are not in the table"):
+        Generator(image="photo", verbosity=0).fit(digits[0])
+
+
+def test_too_few_images_says_how_many_are_needed(digits):
+    table = digits[0].head(20).copy()
+    table.loc[table.index[:10], "image"] = None  # 10 usable left
+    with pytest.raises(DataError, match=r"10 usable image\(s\) \(10 of 20 rows missing.*at "
+                                        r"least 16"):
+        Generator(condition=["label"], verbosity=0).fit(table)
+
+
+def test_unreadable_images_are_skipped_and_reported(digits, tmp_path):
+    rows = digits[0].head(40)
+    paths = []
+    for i, image in enumerate(rows["image"]):
+        paths.append(f"img{i}.png")
+        Image.fromarray(image).save(tmp_path / paths[-1])
+    for name in paths[:3]:
+        (tmp_path / name).write_bytes(b"not a png")  # unreadable
+    (tmp_path / "table.csv").write_text(
+        pd.DataFrame({"image": paths, "label": rows["label"].to_numpy()}).to_csv(index=False))
+    with pytest.warns(UserWarning, match="3 of 40 rows skipped"):
+        gen = Generator(condition=["label"], time_limit=1.0, verbosity=0).fit(
+            str(tmp_path / "table.csv"))
+    assert gen.train_result_["num_images"] == 37
