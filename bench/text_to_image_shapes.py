@@ -67,6 +67,7 @@ CLASS_COLUMNS = ["shape", "color", "size", "position"]
 SCORE_KEYS = ("shape", "color", "size", "position", "all")
 GRID_PROMPTS_PER_GROUP = 4
 GRID_SAMPLES = 4
+JUDGE_MAX_EPOCHS = 30  # the judge's time limit is what stops it
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Settings:
 
     budget_s: float = 300.0
     train_rows: int = 6_000
-    prompts_per_group: int = 64
+    prompts_per_group: int = 48
     samples_per_prompt: int = 4
     judge_images: int = 30_000
     judge_s: float = 240.0
@@ -166,7 +167,8 @@ def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, 
 def judge_for(settings: Settings, out_dir: Path) -> AttributeJudge:
     """Train the attribute judge (or reuse the one saved by an earlier run with the same settings)."""
     folder = out_dir / "judge"
-    wanted = {"num_images": settings.judge_images, "seed": settings.seed}
+    wanted = {"num_images": settings.judge_images, "time_limit_s": settings.judge_s,
+              "max_epochs": JUDGE_MAX_EPOCHS, "seed": settings.seed}
     if (folder / "attribute_judge.json").is_file():
         judge = AttributeJudge.load(folder)
         if all(judge.training_info.get(k) == v for k, v in wanted.items()):
@@ -175,7 +177,7 @@ def judge_for(settings: Settings, out_dir: Path) -> AttributeJudge:
     print(f"attribute judge: rendering {settings.judge_images:,} images and training for at "
           f"most {settings.judge_s:g} s", flush=True)
     judge = AttributeJudge.train(num_images=settings.judge_images, time_limit_s=settings.judge_s,
-                                 max_epochs=30, seed=settings.seed)
+                                 max_epochs=JUDGE_MAX_EPOCHS, seed=settings.seed)
     judge.save(folder)
     return judge
 
@@ -210,7 +212,8 @@ def save_grid(results: dict, prompts: dict[str, pd.DataFrame], settings: Setting
                 tiles.extend(r["samples"][group][start:start + per_prompt])
             labels.append(f"[{group}] {rows['caption'].iloc[i]}")
     ncols, scale, padding_px = 1 + per_prompt * len(results), 2, 2
-    label_px = 8 + 6 * max(len(s) for s in labels)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_px = 8 + int(max(measure.textlength(s) for s in labels))
     grid = make_grid(tiles, ncols=ncols, scale=scale, padding_px=padding_px, row_labels=labels,
                      label_width_px=label_px)
     # A header strip naming the column blocks.

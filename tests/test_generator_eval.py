@@ -86,7 +86,8 @@ class NoiseGenerator(ReplayGenerator):
 @pytest.fixture(scope="module")
 def judge(digits):
     real, _ = digits
-    return Judge.train(_images(real[:600]), real["label"][:600], time_limit_s=20, max_epochs=20)
+    return Judge.train(_images(real[:600]), real["label"][:600], time_limit_s=None,
+                       max_epochs=20)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def replay_result(digits, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("replay_report")
     result = evaluate_generator(
         ReplayGenerator(pool), real, n_samples=300, train_table=pool, out_dir=out_dir,
-        judge_time_limit_s=15, judge_max_epochs=20,
+        judge_time_limit_s=None, judge_max_epochs=20,
     )
     return result, out_dir
 
@@ -244,9 +245,9 @@ def test_judge_training_is_seeded(digits):
     real, _ = digits
     images, labels = _images(real[:120]), real["label"][:120]
     state = torch.random.get_rng_state()
-    a = Judge.train(images, labels, max_epochs=2, time_limit_s=60, seed=3)
-    b = Judge.train(images, labels, max_epochs=2, time_limit_s=60, seed=3)
+    a = Judge.train(images, labels, max_epochs=2, time_limit_s=None, seed=3)
+    b = Judge.train(images, labels, max_epochs=2, time_limit_s=None, seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
     np.testing.assert_array_equal(a.features(images), b.features(images))
-    c = Judge.train(images, labels, max_epochs=2, time_limit_s=60, seed=4)
+    c = Judge.train(images, labels, max_epochs=2, time_limit_s=None, seed=4)
     assert not np.array_equal(a.features(images), c.features(images))

@@ -526,12 +526,17 @@ def serve(
 @app.command("demo")
 def demo(
     out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Where the demo writes its files."),
-    n_shapes: int = typer.Option(400, "--n-shapes", help="Rows of the rendered `shapes` table."),
+    dataset: str = typer.Option("shapes", "--dataset", help="shapes (text-to-image) or fashion-mnist."),
+    time_limit: float = typer.Option(
+        240.0, "--time-limit", help="Training budget in seconds, shared by the predictor, generator and augmentation."
+    ),
+    n_rows: int | None = typer.Option(None, "--n-rows", help="Rows of the table (default: 1,500 shapes / 12,000 Fashion-MNIST)."),
+    seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """The main job on built-in data: inspect each dataset and show decoded samples."""
+    """The main job on built-in data: inspect, predict, generate, edit, evaluate, augment, report."""
     from polymodal.demo import run_demo
 
-    run_demo(out_dir=out_dir, n_shapes=n_shapes, console=out)
+    run_demo(out_dir=out_dir, dataset=dataset, time_limit_s=time_limit, n_rows=n_rows, seed=seed, console=out)
 
 
 @app.command("version")

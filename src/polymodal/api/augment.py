@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from polymodal.data.readers import read_table
-from polymodal.data.schema import infer_schema, present_mask
+from polymodal.data.schema import cell_missing, infer_schema, present_mask
 from polymodal.errors import ConfigError, DataError, SchemaError
 from polymodal.evaluate.judge import Judge, sorted_classes
 from polymodal.files import write_json, write_text
@@ -209,7 +209,7 @@ def synthetic_counts(real_counts: dict, *, per_class: int | None = None,
     ``per_class`` per class, and a skewed one is levelled before anything else grows.
 
     >>> synthetic_counts({"a": 10, "b": 2}, per_class=5)
-    {'a': 2, 'b': 8}
+    {'a': 1, 'b': 9}
     """
     if per_class is not None and ratio is not None:
         raise ConfigError("pass per_class or ratio, not both")
@@ -258,15 +258,16 @@ def marker_mask(table: pd.DataFrame, marker: str) -> np.ndarray:
         return values.to_numpy()
     words = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False,
              "1.0": True, "0.0": False}
+    present = present_mask(values)  # a missing marker means a real row
+    keys = values[present].astype(str).str.strip().str.lower()
+    unknown = ~keys.isin(list(words))
+    if unknown.any():
+        i = int(np.flatnonzero(present)[np.flatnonzero(unknown.to_numpy())[0]])
+        raise DataError(f"column {marker!r} marks synthetic rows and must hold True/False; "
+                        f"row {i} holds {values.iloc[i]!r}. Fix the cell, or pass another "
+                        "marker name")
     out = np.zeros(len(table), dtype=bool)
-    for i, cell in enumerate(values):
-        if not present_mask(pd.Series([cell], dtype=object))[0]:
-            continue  # a missing marker means a real row
-        key = str(cell).strip().lower()
-        if key not in words:
-            raise DataError(f"column {marker!r} marks synthetic rows and must hold True/False; "
-                            f"row {i} holds {cell!r}. Fix the cell, or pass another marker name")
-        out[i] = words[key]
+    out[present] = keys.map(words).to_numpy(dtype=bool)
     return out
 
 
@@ -723,7 +724,7 @@ def _portable(table: pd.DataFrame, out: Path, staging: Path, media: list[str], m
                 path = Path(os.path.expanduser(os.fspath(cell)))
                 path = path if path.is_absolute() else base_dir / path
                 cells.append(Path(os.path.relpath(path.resolve(), out)).as_posix())
-            elif not present_mask(pd.Series([cell], dtype=object))[0]:
+            elif cell_missing(cell):
                 cells.append(None)
             elif column == image or isinstance(cell, np.ndarray | bytes | bytearray):
                 folder = SYNTHETIC_IMAGE_DIR if synthetic[i] else f"images/{real_prefix}"

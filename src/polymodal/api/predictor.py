@@ -6,7 +6,9 @@ The scikit-learn pattern: ``__init__`` stores its arguments unchanged, ``fit`` r
 
 1. read the table, infer the schema (every column's modality, with its reason) and the
    problem type, and write the cleaning report (``cleaning_report_``);
-2. split a seeded, stratified validation set (unless ``tuning_data`` is given);
+2. split a seeded, stratified validation set (unless ``tuning_data`` is given); with
+   ``augment=`` (or rows marked ``is_synthetic``) synthetic rows join the training rows
+   only after this split (:mod:`polymodal.api.augment`), never validation;
 3. fit the per-modality transforms on the training rows only;
 4. train the candidates in order of cost, each within its share of the time budget —
    the classic baselines on flat features (:mod:`polymodal.models.classic`), then the
@@ -375,7 +377,7 @@ class Predictor:
         refit_reserve_s = 0.0
         if refit and not math.isinf(budget.left()):
             refit_reserve_s = min(REFIT_MAX_SHARE * budget.left(), sum(r["fit_time_s"] for r in rows)
-                                  * REFIT_COST_MARGIN * len(df) / len(train_df))
+                                  * REFIT_COST_MARGIN * (len(train_df) + len(val_df)) / len(train_df))
         if not too_small:
             self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
                              resume_dir, checkpoint_every_s, callbacks, refit_reserve_s)

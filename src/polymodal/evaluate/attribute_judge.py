@@ -156,7 +156,7 @@ class AttributeJudge:
             for the ``"color"`` attribute.
     """
 
-    def __init__(self, image_size: int = 32, *, width: int = 32, out_dim: int = 128,
+    def __init__(self, image_size: int = 32, *, width: int = 16, out_dim: int = 128,
                  color_method: str = "cnn"):
         if color_method not in COLOR_METHODS:
             raise ConfigError(f"color_method={color_method!r} must be one of {list(COLOR_METHODS)}")
@@ -179,9 +179,9 @@ class AttributeJudge:
         distractor_prob: float = 0.5,
         time_limit_s: float | None = 120.0,
         max_epochs: int = 8,
-        batch_size: int = 128,
+        batch_size: int = 64,
         lr: float = 2e-3,
-        width: int = 32,
+        width: int = 16,
         out_dim: int = 128,
         render_seed: int = DEFAULT_RENDER_SEED,
         seed: int = 0,
@@ -221,7 +221,8 @@ class AttributeJudge:
         judge.net.eval()
         judge.training_info = {
             "num_images": num_images, "num_holdout": num_holdout, "render_seed": render_seed,
-            "distractor_prob": distractor_prob, "steps": result.steps,
+            "distractor_prob": distractor_prob, "time_limit_s": time_limit_s,
+            "max_epochs": max_epochs, "steps": result.steps,
             "epochs": round(result.epochs, 3), "stop_reason": result.stop_reason,
             "render_s": round(render_s, 2), "train_s": round(time.perf_counter() - train_start, 2),
             "seed": seed,

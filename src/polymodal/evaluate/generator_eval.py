@@ -113,11 +113,16 @@ def _real_set(generator, table: pd.DataFrame, label: str | None) -> _RealSet:
     images, present = table_images(generator, table)
     rows = table.loc[present].reset_index(drop=True)
     rows.attrs = dict(table.attrs)
+    return _with_labels(_RealSet(images, rows, None), label)
+
+
+def _with_labels(real: _RealSet, label: str | None) -> _RealSet:
+    """``real`` labelled by column ``label``, without the rows whose label is missing."""
     if label is None:
-        return _RealSet(images, rows, None)
-    known = rows[label].notna().to_numpy()
-    rows = rows.loc[known].reset_index(drop=True)
-    return _RealSet(images[known], rows, rows[label].tolist())
+        return real
+    known = real.rows[label].notna().to_numpy()
+    rows = real.rows.loc[known].reset_index(drop=True)
+    return _RealSet(real.images[known], rows, rows[label].tolist())
 
 
 def _subset(real: _RealSet, index: np.ndarray) -> _RealSet:
@@ -375,7 +380,7 @@ def evaluate_generator(
     seed: int = 0,
     train_table=None,
     out_dir: str | os.PathLike | None = None,
-    judge_time_limit_s: float = 60.0,
+    judge_time_limit_s: float | None = 60.0,
     judge_max_epochs: int = 30,
     cas: bool = True,
 ) -> dict:
@@ -397,7 +402,8 @@ def evaluate_generator(
         out_dir: where to write ``report.md``/``report.html`` (+ PNGs and the trained
             judge under ``judge/``); ``None`` writes nothing.
         judge_time_limit_s, judge_max_epochs: budget of each classifier trained here
-            (the judge and the two CAS classifiers).
+            (the judge and the two CAS classifiers); a time limit of ``None`` makes the
+            epochs the only bound, so results do not depend on the machine's speed.
         cas: compute the classification accuracy score (two more classifiers to train).
 
     Returns:
@@ -432,10 +438,9 @@ def evaluate_generator(
     else:
         judge = judge if judge is not None else PixelJudge()
         held, trained_judge = real, False
-    if train_table is not None and real_pool is None and judge_label is not None:
-        train_rows = read_table(train_table)
-        if judge_label in train_rows.columns:
-            real_pool = _real_set(generator, train_rows, judge_label)
+    train = None if train_table is None else _real_set(generator, read_table(train_table), None)
+    if train is not None and real_pool is None and judge_label in train.rows.columns:
+        real_pool = _with_labels(train, judge_label)
     if len(held.images) < 4:
         raise DataError(f"only {len(held.images)} held-out real images; evaluation needs at "
                         "least 4 (pass a larger real table).")
@@ -492,10 +497,10 @@ def evaluate_generator(
 
     # 6. Memorisation against the generator's training images.
     pixel_distances, train_images = None, None
-    if train_table is None:
+    if train is None:
         skipped.append("memorisation: no train_table given")
     else:
-        train_images, _ = table_images(generator, read_table(train_table))
+        train_images = train.images
         memo = _memorisation(samples, held.images, train_images, judge)
         pixel_distances = memo.pop("_pixel_distances")
         metrics.update(memo)

@@ -137,7 +137,7 @@ class Judge:
         labels: Sequence,
         *,
         classes: Sequence | None = None,
-        time_limit_s: float = 30.0,
+        time_limit_s: float | None = 30.0,
         max_epochs: int = 30,
         batch_size: int = 64,
         lr: float = 2e-3,
@@ -148,8 +148,9 @@ class Judge:
         """Train a judge on uint8 images ``(N, H, W, C)`` and their label values.
 
         Runs the shared :class:`~polymodal.train.Trainer` for at most ``max_epochs`` or
-        ``time_limit_s`` seconds, seeded: with a step bound (not the time limit) two runs
-        give the same weights. The caller's global RNG state is left as it was.
+        ``time_limit_s`` seconds (``None``: epochs only), seeded: when the epochs, not the
+        clock, end the run, two runs give the same weights. The caller's global RNG state
+        is left as it was.
         """
         images = as_uint8_images(images)
         labels = list(labels)

@@ -111,7 +111,10 @@ def edge_statistics(images: torch.Tensor) -> torch.Tensor:
     gray = images.float().mean(dim=1, keepdim=True)  # (B, 1, H, W)
     sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
     kernels = torch.stack([sobel_x, sobel_x.T])[:, None]  # (2, 1, 3, 3): d/dx, d/dy
-    gradients = F.conv2d(gray, kernels, padding=1).flatten(2)  # (B, 2, H*W)
+    # Replicate, not zero, padding: zeros would draw a frame of strong horizontal and
+    # vertical edges around every image that is not black.
+    gray = F.pad(gray, (1, 1, 1, 1), mode="replicate")  # (B, 1, H + 2, W + 2)
+    gradients = F.conv2d(gray, kernels).flatten(2)  # (B, 2, H*W)
     magnitude = gradients.norm(dim=1)  # (B, H*W)
     angle = torch.atan2(gradients[:, 1], gradients[:, 0]) % math.pi  # (B, H*W) in [0, pi)
     bins = (angle / math.pi * EDGE_ORIENTATION_BINS).long().clamp(max=EDGE_ORIENTATION_BINS - 1)
