@@ -154,10 +154,10 @@ def save_results(path: Path, results: list[dict]) -> None:
 
 def report(results: list[dict], fractions: list[float]) -> str:
     """The per-run table, the per-fraction summary and the plain statement."""
-    lines = ["fraction  seed  real  synth  real-only acc  augmented acc    lift     CAS  "
+    lines = ["fraction  seed   real  synth  real-only acc  augmented acc    lift     CAS  "
              "CAS(real)  gen steps"]
     for r in sorted(results, key=lambda r: (r["fraction"], r["seed"])):
-        lines.append(f"{r['fraction']:>8.0%}  {r['seed']:>4}  {r['num_real']:>4}  "
+        lines.append(f"{r['fraction']:>8.0%}  {r['seed']:>4}  {r['num_real']:>5}  "
                      f"{r['num_synthetic']:>5}  {r['real_only']['accuracy']:>13.4f}  "
                      f"{r['augmented']['accuracy']:>13.4f}  {r['lift']:>+6.4f}  "
                      f"{r['cas']:>6.4f}  {r['cas_real']:>9.4f}  {r['generator']['steps']:>9}")

@@ -23,19 +23,23 @@ Setup:
      "position"])``: the same information as structured columns. polymodal's condition
      encoder embeds each column separately and sums, so it can be asked for combinations
      it never saw, and is reported on both groups.
-4. ``real renders``: the judge on the prompt rows' own real images, the ceiling any
-   generator's score should be read against; the judge's own held-out accuracy is in
-   the JSON (``judge.holdout_accuracy``).
+4. Reading aids: ``real renders`` is the judge on the prompt rows' own real images (the
+   ceiling a generator's score is read against; the judge's accuracy on 1,000 held-out
+   renders is printed under the table); rows marked ``*`` score the same samples against
+   shuffled prompts (:func:`shuffled_truth`), the chance level given the judge's biases.
 
-Output: one table on stdout; ``bench/out/text_to_image_shapes[_quick]/results.json``
-(settings, judge, per-contender scores and training summaries) and ``grid.png`` (per
-prompt: the real render, then samples of each contender, left to right).
+Output: one table on stdout; in ``bench/out/text_to_image_shapes[_quick]/`` (or
+``--out``): ``results.json`` (command, settings, judge, per-contender scores and
+training summaries), ``grid.png`` (per prompt: the real render, then samples of each
+contender, left to right), ``samples.npz`` (every sample, keyed ``contender/group``) and
+``judge/`` (reused by a later run with the same judge settings, or via ``--judge-dir``).
 
-Usage::
+Usage (measured on a shared, busy 2-core CPU: ``--quick`` 4 minutes, the default 28)::
 
-    .venv/bin/python bench/text_to_image_shapes.py --quick          # smoke run, ~4 minutes
+    .venv/bin/python bench/text_to_image_shapes.py --quick          # smoke run
     .venv/bin/python bench/text_to_image_shapes.py                  # 5 min per generator
-    .venv/bin/python bench/text_to_image_shapes.py --budget-s 600 --no-hashed
+    .venv/bin/python bench/text_to_image_shapes.py --budget-s 600 --no-hashed \
+        --out bench/out/text_to_image_shapes_b600 --judge-dir bench/out/text_to_image_shapes/judge
 """
 
 from __future__ import annotations
@@ -75,17 +79,33 @@ class Settings:
     """Everything that decides the numbers (saved with them)."""
 
     budget_s: float = 300.0
+    """Wall seconds of each generator's ``fit`` (text embedding included)."""
     train_rows: int = 6_000
+    """shapes rows drawn for training, before the held-out combinations are removed."""
     prompts_per_group: int = 48
+    """Prompts in each of the seen and unseen groups."""
     samples_per_prompt: int = 4
+    """Images sampled per prompt (each scored on its own)."""
     judge_images: int = 30_000
+    """Fresh renders the attribute judge trains on."""
     judge_s: float = 240.0
+    """Training seconds of the attribute judge."""
     num_steps: int = 16
+    """Sampler steps (the Generator's default)."""
     guidance: float = 1.5
+    """Classifier-free guidance scale (the Generator's default)."""
     hashed: bool = True
+    """Also run the caption generator with the hashed n-gram text encoder."""
     threads: int = 1
+    """torch threads (on a shared 2-core machine 2 threads measured slower than 1)."""
     seed: int = 0
+    """Seed of the generators, their samples and the judge."""
     quick: bool = False
+    """The short smoke settings of :data:`QUICK`."""
+    out: str = ""
+    """Output folder; "" = bench/out/text_to_image_shapes[_quick]."""
+    judge_dir: str = ""
+    """Folder to save the judge to / reuse it from; "" = <out>/judge."""
 
 
 QUICK = {"budget_s": 45.0, "train_rows": 2_000, "prompts_per_group": 16,
@@ -141,6 +161,20 @@ def sample_for(generator: Generator, contender: Contender, rows: pd.DataFrame,
     return images, repeated
 
 
+def shuffled_truth(truth: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The truth rows with prompts permuted (all samples of a prompt move together).
+
+    Scoring samples against another prompt's attributes measures what the judge's biases
+    and the generator's marginal distribution give with no prompt following at all: the
+    chance level of each column. It is not 1/K: the unseen group asks only for stars and
+    triangles, so a judge that reads blobs as stars scores 0.5 on shape there.
+    """
+    k = settings.samples_per_prompt
+    order = np.random.default_rng(settings.seed).permutation(len(truth) // k)
+    rows = (order[:, None] * k + np.arange(k)).reshape(-1)  # (N,)
+    return truth.iloc[rows].reset_index(drop=True)
+
+
 def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, pd.DataFrame],
                   judge: AttributeJudge, settings: Settings) -> dict:
     """Fit under the budget, sample every prompt group, score with the judge."""
@@ -153,20 +187,21 @@ def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, 
     generator.fit(train)
     fit_s = time.perf_counter() - start
     result: dict = {"fit_s": round(fit_s, 1), "training": generator.train_result_,
-                    "scores": {}, "samples": {}}
+                    "scores": {}, "shuffled": {}, "samples": {}}
     for group, rows in prompts.items():
         start = time.perf_counter()
         images, truth = sample_for(generator, contender, rows, settings)
         sample_s = time.perf_counter() - start
         result["scores"][group] = judge.score(images, truth)
         result["scores"][group]["sample_images_per_s"] = round(len(images) / sample_s, 1)
+        result["shuffled"][group] = judge.score(images, shuffled_truth(truth, settings))
         result["samples"][group] = images  # kept for the grid, dropped from the JSON
     return result
 
 
-def judge_for(settings: Settings, out_dir: Path) -> AttributeJudge:
-    """Train the attribute judge (or reuse the one saved by an earlier run with the same settings)."""
-    folder = out_dir / "judge"
+def judge_for(settings: Settings, folder: Path) -> AttributeJudge:
+    """Train the attribute judge into ``folder``, or reuse the one an earlier run with the
+    same judge settings saved there."""
     wanted = {"num_images": settings.judge_images, "time_limit_s": settings.judge_s,
               "max_epochs": JUDGE_MAX_EPOCHS, "seed": settings.seed}
     if (folder / "attribute_judge.json").is_file():
@@ -184,12 +219,15 @@ def judge_for(settings: Settings, out_dir: Path) -> AttributeJudge:
 
 def print_table(results: dict, real: dict[str, dict], judge: AttributeJudge) -> str:
     """The one table: prompt accuracy per attribute, per contender and prompt group."""
-    header = f"{'contender':<18} {'prompts':<7} " + " ".join(f"{k:>8}" for k in SCORE_KEYS)
+    header = f"{'contender':<20} {'prompts':<7} " + " ".join(f"{k:>8}" for k in SCORE_KEYS)
     lines = [header, "-" * len(header)]
     rows = [("real renders", real)] + [(name, r["scores"]) for name, r in results.items()]
-    for name, scores in rows:
+    rows += [(f"{name} *", r["shuffled"]) for name, r in results.items()]
+    for i, (name, scores) in enumerate(rows):
+        if i == 1 + len(results):
+            lines.append("* the same samples scored against shuffled prompts (chance level)")
         for group, s in scores.items():
-            lines.append(f"{name:<18} {group:<7} " + " ".join(f"{s[k]:>8.3f}" for k in SCORE_KEYS))
+            lines.append(f"{name:<20} {group:<7} " + " ".join(f"{s[k]:>8.3f}" for k in SCORE_KEYS))
     held = judge.holdout_accuracy
     lines.append(f"judge on {judge.training_info.get('num_holdout')} held-out renders: "
                  + ", ".join(f"{k} {held[k]:.3f}" for k in SCORE_KEYS)
@@ -253,6 +291,10 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--threads", type=int, help="torch threads (default 1: on a shared "
                         "2-core machine 2 threads measured slower)")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--out", help="output folder (default bench/out/text_to_image_shapes"
+                        "[_quick])")
+    parser.add_argument("--judge-dir", help="where the judge is saved and reused from "
+                        "(default OUT/judge)")
     args = parser.parse_args(argv)
     values = asdict(defaults)
     if args.quick:
@@ -270,7 +312,8 @@ def main(argv: list[str] | None = None) -> dict:
     settings = parse_args(argv)
     quick = settings.quick
     torch.set_num_threads(settings.threads)
-    out_dir = OUT_ROOT / ("text_to_image_shapes_quick" if quick else "text_to_image_shapes")
+    default_out = OUT_ROOT / ("text_to_image_shapes_quick" if quick else "text_to_image_shapes")
+    out_dir = Path(settings.out) if settings.out else default_out
     out_dir.mkdir(parents=True, exist_ok=True)
     wall_start = time.perf_counter()
 
@@ -279,7 +322,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{', '.join(f'{c} {s}' for s, c in HELD_OUT)}); prompts: "
           f"{ {g: len(r) for g, r in prompts.items()} } x {settings.samples_per_prompt} samples",
           flush=True)
-    judge = judge_for(settings, out_dir)
+    judge = judge_for(settings, Path(settings.judge_dir) if settings.judge_dir
+                      else out_dir / "judge")
     real = {g: judge.score(np.stack(r["image"].to_list()), r) for g, r in prompts.items()}
 
     results = {}
@@ -302,6 +346,10 @@ def main(argv: list[str] | None = None) -> dict:
         "wall_s": round(time.perf_counter() - wall_start, 1),
     }
     write_json(out_dir / "results.json", document)
+    # The samples and their prompts' truth, to rescore them with another judge later.
+    np.savez_compressed(out_dir / "samples.npz", **{
+        f"{name}/{group}": images for name, r in results.items()
+        for group, images in r["samples"].items()})
     print(f"\nwrote {out_dir / 'results.json'} and {out_dir / 'grid.png'} "
           f"({document['wall_s']:.0f} s)", flush=True)
     return document

@@ -20,6 +20,10 @@ too, so a reader of a benchmark can see whether they agree on generated images.
 
 Every score comes with the judge's own accuracy on held-out real renders
 (``holdout_accuracy``): a generator's prompt accuracy can be read only against it.
+Measured with the defaults (30,000 renders, 240 s on a busy 2-core CPU, 2,023 steps; see
+``bench/text_to_image_shapes.py``) on 1,000 renders of another seed: colour 1.000 (pixels;
+the colour head 0.996), size 0.999, position 0.999, shape 0.822 (0.76 for small shapes,
+0.88 for large; nearly all errors are circle <-> square).
 """
 
 from __future__ import annotations
@@ -173,12 +177,12 @@ class AttributeJudge:
     def train(
         cls,
         *,
-        num_images: int = 20_000,
+        num_images: int = 30_000,
         num_holdout: int = 1_000,
         image_size: int = 32,
         distractor_prob: float = 0.5,
-        time_limit_s: float | None = 120.0,
-        max_epochs: int = 8,
+        time_limit_s: float | None = 240.0,
+        max_epochs: int = 30,
         batch_size: int = 64,
         lr: float = 2e-3,
         width: int = 16,

@@ -383,6 +383,7 @@ def evaluate_generator(
     judge_time_limit_s: float | None = 60.0,
     judge_max_epochs: int = 30,
     cas: bool = True,
+    sampling_images_per_s: float | None = None,
 ) -> dict:
     """Sample a fitted generator and score it against real images; see the module docstring.
 
@@ -405,6 +406,9 @@ def evaluate_generator(
             (the judge and the two CAS classifiers); a time limit of ``None`` makes the
             epochs the only bound, so results do not depend on the machine's speed.
         cas: compute the classification accuracy score (two more classifiers to train).
+        sampling_images_per_s: the sampling speed to report when the samples were made
+            elsewhere (a benchmark replaying another process's samples); ``None`` reports
+            the speed measured here.
 
     Returns:
         A flat dict: every metric (``fd``, ``fd_floor``, ``fd_ceiling``, ``kid*``,
@@ -465,7 +469,9 @@ def evaluate_generator(
         # The settings used: the generator's own defaults where none were given.
         "num_steps": num_steps if num_steps is not None else getattr(generator, "num_steps", None),
         "guidance": guidance if guidance is not None else getattr(generator, "guidance", None),
-        "seed": seed, "sampling_s": sampling_s, "sampling_images_per_s": n_samples / sampling_s,
+        "seed": seed, "sampling_s": sampling_s,
+        "sampling_images_per_s": (n_samples / sampling_s if sampling_images_per_s is None
+                                  else float(sampling_images_per_s)),
     }
     metrics.update(_distribution_metrics(judge, generated_m, held.images[half_a],
                                          held.images[half_b[:m]], noise, seed))

@@ -252,14 +252,25 @@ def _section_markdown(section: Section) -> list[str]:
     raise TypeError(f"unknown section {section!r}")
 
 
+_INLINE_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
+
+
+def _inline_html(text: str) -> str:
+    """Escape text, then render the two Markdown inlines paragraphs use: `code` and **bold**."""
+    escaped = html.escape(str(text))
+    escaped = _INLINE_CODE.sub(r"<code>\1</code>", escaped)
+    return _BOLD.sub(r"<strong>\1</strong>", escaped)
+
+
 def _section_html(section: Section) -> str:
     esc = html.escape
     if isinstance(section, Heading):
         return f"<h{section.level}>{esc(section.text)}</h{section.level}>"
     if isinstance(section, Paragraph):
-        return f"<p>{esc(section.text)}</p>"
+        return f"<p>{_inline_html(section.text)}</p>"
     if isinstance(section, BulletList):
-        items = "".join(f"<li>{esc(i)}</li>" for i in section.items) or "<li>(none)</li>"
+        items = "".join(f"<li>{_inline_html(i)}</li>" for i in section.items) or "<li>(none)</li>"
         return f"<ul>{items}</ul>"
     if isinstance(section, CodeBlock):
         return f"<pre><code>{esc(section.text)}</code></pre>"
@@ -313,6 +324,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 16px 0; display: inline-block; vertical-align: top; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #e3e7ec; }
 figcaption { font-size: 0.88em; color: #555; margin-top: 4px; }
+p code, li code { background: #f0f2f5; padding: 0 3px; border-radius: 3px; font-size: 90%; }
 pre { background: #f5f7f9; border: 1px solid #e3e7ec; padding: 10px; overflow-x: auto;
       font-size: 0.85em; }
 .note { color: #666; font-size: 0.88em; }
