@@ -9,6 +9,12 @@ Heavy submodules load on first use, so ``import polymodal`` is cheap.
 from __future__ import annotations
 
 import importlib
+import os
+
+# OpenMP threads that spin while waiting made training 5-8x slower on a busy 2-core machine
+# (bench/image_recipe_probe.py: 66 vs 456 images/s); passive waiting costs nothing when
+# the machine is idle. Only takes effect if set before torch/sklearn start their runtimes.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -101,6 +101,17 @@ BASELINE_SHARES = {"random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
 # which looks at every feature at every split, keeps its share.
 MEDIA_BASELINE_SCALE = 0.5
 MEDIA_SCALED_KINDS = ("random_forest", "extra_trees", "linear")
+# The linear model's solver cannot stop at a time limit, and on thousands of pixel columns
+# it ran 293 s of a 690 s budget on Fashion-MNIST (bench/predictor_fashion.py): skipped there.
+MEDIA_SKIPPED_KINDS = ("linear",)
+# Image tables: the network settings measured by bench/image_recipe_probe.py (93.1% on
+# Fashion-MNIST in the seed CNN's wall time, bench/predictor_fashion.py): a wider fused
+# width (the image encoder is a quarter of it), larger batches, a higher LR decayed to 0,
+# stronger weight decay, and no EMA (it lags on runs of a few epochs).
+IMAGE_RECIPE = {"width": 128, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.05,
+                "min_lr_ratio": 0.0, "ema": False}
+# Validation beyond this many rows buys little selection accuracy and costs scoring time.
+MAX_VALIDATION_ROWS = 5000
 # Refitting a classic model on train + validation rows costs about its first fit scaled by
 # the row ratio; this margin covers the rest (feature scaling, noisy timings).
 REFIT_COST_MARGIN = 1.5
@@ -444,6 +455,8 @@ class Predictor:
             scale = MEDIA_BASELINE_SCALE if media and kind in MEDIA_SCALED_KINDS else 1.0
             if (too_small and kind != "random_forest") or not supports(kind, self.problem_type_):
                 continue
+            if media and kind in MEDIA_SKIPPED_KINDS:
+                continue
             left = budget.left()
             if kind != "random_forest" and left < MIN_TRAIN_S:
                 self._say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
@@ -502,14 +515,20 @@ class Predictor:
         if time_s is not None and time_s < MIN_NEURAL_S:
             self._say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
             return
-        p = self.preset_
+        p = dict(self.preset_)
+        image_table = bool(spec["image_shapes"])
+        if image_table:
+            p.update({k: v for k, v in IMAGE_RECIPE.items() if k != "width"},
+                     width=max(p["width"], IMAGE_RECIPE["width"]))
         n_train = len(train_ds)
         batch_size = int(min(p["batch_size"], n_train))
         config = TrainConfig(
             batch_size=batch_size, lr=p["lr"], weight_decay=p["weight_decay"],
             warmup_steps=default_warmup_steps(n_train, batch_size, p["max_epochs"]),
+            min_lr_ratio=p.get("min_lr_ratio", TrainConfig.min_lr_ratio),
             max_epochs=p["max_epochs"], time_limit_s=time_s,
-            ema_halflife_images=default_halflife_images(n_train, batch_size),
+            ema_halflife_images=(default_halflife_images(n_train, batch_size)
+                                 if p.get("ema", True) else None),
             early_stopping_patience=p["early_stopping_patience"],
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
             seed=self.seed, progress=self.verbosity > 0,
@@ -570,7 +589,7 @@ class Predictor:
         from sklearn.model_selection import train_test_split
 
         n = len(df)
-        n_val = max(1, int(round(self.validation_fraction * n)))
+        n_val = max(1, min(MAX_VALIDATION_ROWS, int(round(self.validation_fraction * n))))
         if n - n_val < 2:
             raise DataError(f"the training table has {n} labelled row(s); a predictor needs at "
                             "least 3 (2 to train on, 1 to validate on)")
