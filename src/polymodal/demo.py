@@ -100,7 +100,7 @@ def run_demo(
     *,
     out_dir: Path = Path("demo-out"),
     dataset: str = "shapes",
-    time_limit_s: float = 240.0,
+    time_limit_s: float = 200.0,
     n_rows: int | None = None,
     seed: int = 0,
     console: Console | None = None,
