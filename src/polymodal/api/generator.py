@@ -46,7 +46,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Dataset
 
-from polymodal.api.model_folder import FORMAT_FILE, is_model_folder, write_folder_atomically
+from polymodal.api.model_folder import (
+    check_folder,
+    is_model_folder,
+    write_folder_atomically,
+)
 from polymodal.data.batch import Batch
 from polymodal.data.dataset import TableDataset, collate
 from polymodal.data.media import load_image
@@ -1024,7 +1028,8 @@ class Generator:
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Generator:
         """Rebuild a generator saved by :meth:`save`; it samples exactly the same images."""
-        path = _check_generator_folder(directory)
+        path = check_folder(directory, format_version=FORMAT_VERSION, required=REQUIRED_FILES,
+                            kind="generator")
         try:
             config = json.loads((path / "config.json").read_text())
             generator = cls(**config["params"])
@@ -1103,42 +1108,6 @@ def _check_count(name: str, value) -> None:
 def _check_seed(seed) -> None:
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed={seed!r} must be an integer >= 0")
-
-
-def _check_generator_folder(directory: str | os.PathLike) -> Path:
-    path = Path(directory)
-    if not path.is_dir():
-        raise ModelFolderError(f"{path} is not a folder; pass the folder written by "
-                               "Generator.save (or `polymodal generate fit --out`)")
-    marker = path / FORMAT_FILE
-    if not marker.is_file():
-        raise ModelFolderError(f"{path} has no {FORMAT_FILE} file, so it is not a (complete) "
-                               "polymodal model folder; save the generator again")
-    text = marker.read_text().strip()
-    if text != str(FORMAT_VERSION):
-        raise ModelFolderError(f"{path} has format_version {text!r}, but this polymodal reads "
-                               f"generator version {FORMAT_VERSION}; load it with the polymodal "
-                               "version that wrote it (see versions.json) or train it again")
-    kind = _folder_kind(path / "config.json")
-    if kind != "generator":
-        raise ModelFolderError(f"{path} holds a {kind} model, not a generator; load it with the "
-                               "matching class (e.g. polymodal.Predictor.load)")
-    missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
-    if missing:
-        raise ModelFolderError(f"{path} is incomplete: {', '.join(missing)} missing; save the "
-                               "generator again")
-    return path
-
-
-def _folder_kind(config_path: Path) -> str:
-    """"generator" for a generator's config.json; else what it seems to hold."""
-    try:
-        config = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        return "generator"  # reported below as a missing file
-    except (OSError, ValueError):
-        return "generator"  # unreadable: reported when loading it
-    return config.get("kind", "predictor") if isinstance(config, dict) else "unknown"
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -9,6 +9,7 @@ folder (one without ``format_version``), so a typo in ``--out`` cannot wipe a us
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -71,25 +72,43 @@ def write_folder_atomically(directory: str | os.PathLike, write: Callable[[Path]
 
 
 def check_folder(directory: str | os.PathLike, *, format_version: int,
-                 required: Iterable[str]) -> Path:
-    """The folder's path, after checking its format version and that ``required`` files exist."""
+                 required: Iterable[str], kind: str = "predictor") -> Path:
+    """The folder's path, after checking that it is a saved ``kind`` model ("predictor" or
+    "generator") of ``format_version`` with every ``required`` file; one clear error if not."""
+    saver = f"{kind.capitalize()}.save"
     path = Path(directory)
     if not path.is_dir():
-        raise ModelFolderError(f"{path} is not a folder; pass the folder written by Predictor.save")
+        raise ModelFolderError(f"{path} is not a folder; pass the folder written by {saver}")
     marker = path / FORMAT_FILE
     if not marker.is_file():
         raise ModelFolderError(f"{path} has no {FORMAT_FILE} file, so it is not a (complete) polymodal "
-                               "model folder; save the predictor again")
+                               f"model folder; save the {kind} again")
     text = marker.read_text().strip()
     if text != str(format_version):
         raise ModelFolderError(f"{path} has format_version {text!r}, but this polymodal reads "
-                               f"version {format_version}; load it with the polymodal version that "
-                               "wrote it (see versions.json) or train it again")
+                               f"{kind} version {format_version}; load it with the polymodal version "
+                               "that wrote it (see versions.json) or train it again")
+    found = _config_kind(path / "config.json")
+    if found is not None and found != kind:
+        raise ModelFolderError(f"{path} holds a {found} model, not a {kind}; load it with "
+                               f"polymodal.{found.capitalize()}.load")
     missing = [name for name in required if not (path / name).exists()]
     if missing:
         raise ModelFolderError(f"{path} is incomplete: {', '.join(missing)} missing; "
-                               "save the predictor again")
+                               f"save the {kind} again")
     return path
+
+
+def _config_kind(config_path: Path) -> str | None:
+    """The ``kind`` a model's config.json declares (predictors written before it existed
+    declare none); None when the file is missing or unreadable (reported elsewhere)."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    return str(config.get("kind", "predictor"))
 
 
 def cleaning_report_from_dict(d: dict) -> CleaningReport:
