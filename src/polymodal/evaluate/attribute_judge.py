@@ -28,7 +28,6 @@ the colour head 0.996), size 0.999, position 0.999, shape 0.822 (0.76 for small 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -39,15 +38,17 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from polymodal.data.builtin import shapes
 from polymodal.errors import ConfigError, DataError, ModelFolderError
-from polymodal.evaluate.judge import as_uint8_images
-from polymodal.files import write_bytes, write_json
+from polymodal.evaluate.judge import (
+    as_uint8_images,
+    load_network_state,
+    read_network,
+    save_network,
+)
 from polymodal.models.encoders import ImageEncoder
 from polymodal.train import TrainConfig, Trainer
 from polymodal.train.seed import preserved_rng_state, seed_everything
@@ -325,39 +326,20 @@ class AttributeJudge:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``attribute_judge.safetensors`` + ``attribute_judge.json`` into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
-        write_bytes(directory / WEIGHTS_NAME, save_safetensors(state))
-        write_json(directory / CONFIG_NAME, self.config())
-        return directory
+        return save_network(directory, self.net, self.config(), weights_name=WEIGHTS_NAME,
+                            config_name=CONFIG_NAME)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> AttributeJudge:
         """Rebuild a judge written by :meth:`save`."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise ModelFolderError(f"{path} is missing: {directory} is not a saved attribute "
-                                       f"judge folder (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelFolderError(f"{config_path} is not valid JSON ({exc})") from None
-        if config.get("format") != FORMAT or config.get("version") != VERSION:
-            raise ModelFolderError(f"{config_path} has format {config.get('format')!r} version "
-                                   f"{config.get('version')!r}; this polymodal reads {FORMAT!r} "
-                                   f"version {VERSION}. Train the judge again")
+        config, state = read_network(directory, weights_name=WEIGHTS_NAME, config_name=CONFIG_NAME,
+                                     file_format=FORMAT, version=VERSION, what="attribute judge")
         if config.get("attributes") != {k: list(v) for k, v in ATTRIBUTES.items()}:
-            raise ModelFolderError(f"{config_path} was trained on other attribute values than "
-                                   "this polymodal's shapes dataset; train the judge again")
+            raise ModelFolderError(f"{Path(directory) / CONFIG_NAME} was trained on other attribute "
+                                   "values than this polymodal's shapes dataset; train the judge again")
         judge = cls(config["image_size"], width=config["width"], out_dim=config["out_dim"],
                     color_method=config["color_method"])
-        try:
-            judge.net.load_state_dict(load_safetensors(weights_path.read_bytes()))
-        except RuntimeError as exc:
-            raise ModelFolderError(f"{weights_path} does not match {config_path}: {exc}") from None
+        load_network_state(judge.net, state, directory)
         judge.training_info = dict(config.get("training") or {})
         judge.holdout_accuracy = dict(config.get("holdout_accuracy") or {})
         return judge

@@ -97,6 +97,49 @@ class _JudgeNet(nn.Module):
         return self.head(F.silu(self.features(images)))  # (B, K)
 
 
+def save_network(directory: str | os.PathLike, net: nn.Module, config: dict, *,
+                 weights_name: str, config_name: str) -> Path:
+    """Write a network's weights (safetensors) and its JSON config into ``directory``,
+    each atomically; the pair :func:`read_network` reads back."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    write_bytes(directory / weights_name, save_safetensors(state))
+    write_json(directory / config_name, config)
+    return directory
+
+
+def read_network(directory: str | os.PathLike, *, weights_name: str, config_name: str,
+                 file_format: str, version: int, what: str) -> tuple[dict, dict]:
+    """``(config, state_dict)`` of a folder written by :func:`save_network`, after checking
+    both files exist and the config's format/version; one clear ModelFolderError if not."""
+    directory = Path(directory)
+    config_path, weights_path = directory / config_name, directory / weights_name
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ModelFolderError(f"{path} is missing: {directory} is not a saved {what} "
+                                   f"folder (expected {config_name} and {weights_name}).")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{config_path} is not valid JSON ({exc}).") from None
+    if config.get("format") != file_format or config.get("version") != version:
+        raise ModelFolderError(
+            f"{config_path} has format {config.get('format')!r} version "
+            f"{config.get('version')!r}; this polymodal reads {file_format!r} version "
+            f"{version}. Train the {what} again."
+        )
+    return config, load_safetensors(weights_path.read_bytes())
+
+
+def load_network_state(net: nn.Module, state: dict, directory: str | os.PathLike) -> None:
+    """Load ``state`` into ``net``; a mismatch is a ModelFolderError naming the folder."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFolderError(f"the weights in {directory} do not match its config: {exc}") from None
+
+
 class Judge:
     """A small image classifier trained on real images' labels, used to score generators.
 
@@ -234,38 +277,17 @@ class Judge:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``judge.safetensors`` + ``judge.json`` into ``directory`` (atomically)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
-        write_bytes(directory / WEIGHTS_NAME, save_safetensors(state))
-        write_json(directory / CONFIG_NAME, self.config())
-        return directory
+        return save_network(directory, self.net, self.config(), weights_name=WEIGHTS_NAME,
+                            config_name=CONFIG_NAME)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Judge:
         """Rebuild a judge written by :meth:`save`."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise ModelFolderError(f"{path} is missing: {directory} is not a saved judge "
-                                       "folder (expected judge.json and judge.safetensors).")
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelFolderError(f"{config_path} is not valid JSON ({exc}).") from None
-        if config.get("format") != JUDGE_FORMAT or config.get("version") != JUDGE_VERSION:
-            raise ModelFolderError(
-                f"{config_path} has format {config.get('format')!r} version "
-                f"{config.get('version')!r}; this polymodal reads {JUDGE_FORMAT!r} version "
-                f"{JUDGE_VERSION}. Retrain the judge."
-            )
+        config, state = read_network(directory, weights_name=WEIGHTS_NAME, config_name=CONFIG_NAME,
+                                     file_format=JUDGE_FORMAT, version=JUDGE_VERSION, what="judge")
         judge = cls(config["classes"], config["image_shape"], width=config["width"],
                     out_dim=config["out_dim"])
-        try:
-            judge.net.load_state_dict(load_safetensors(weights_path.read_bytes()))
-        except RuntimeError as exc:
-            raise ModelFolderError(f"{weights_path} does not match {config_path}: {exc}") from None
+        load_network_state(judge.net, state, directory)
         judge.training_info = dict(config.get("training") or {})
         return judge
 
