@@ -165,6 +165,13 @@ def run_api(seed: int, time_limit_s: float) -> dict:
         board = predictor.leaderboard()
         result["leaderboard"] = json.loads(board.to_json(orient="records"))
         result["chosen"] = str(predictor.chosen_)
+        # Where the fit's wall time went: reading/transforming, flat features, each model.
+        result["time_breakdown"] = {
+            (e["event"] if "model" not in e else
+             e["model"] if e["event"] == "candidate" else f"refit {e['model']}"):
+            round(e.get("time_s", e.get("fit_time_s", 0.0)), 1)
+            for e in predictor.train_log_
+            if e.get("event") in ("prepared", "flat_features", "candidate", "refit")}
     except Exception as exc:  # the leaderboard is extra information only
         result["leaderboard_error"] = repr(exc)
     return result

@@ -129,3 +129,32 @@ def test_chosen_classic_models_are_refitted_on_train_and_validation_rows():
     board = p.leaderboard()
     assert {"random_forest", "extra_trees", "linear", "hist_gradient_boosting"} <= set(board["model"])
     assert np.mean(p.predict(table) == table["label"]) > 0.85
+
+
+def test_large_tables_skip_the_refit(monkeypatch):
+    import polymodal.api.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "REFIT_MAX_ROWS", 50)  # 64 training rows: "large"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=80)
+    table = pd.DataFrame({"x": x, "label": np.where(x > 0, "yes", "no")})
+    p = Predictor("label", preset="fast", text_encoder="hashed", verbosity=0, seed=0).fit(table)
+    assert p.refit_models_ == []
+    assert not [e for e in p.train_log_ if e["event"] == "refit"]
+
+
+def test_large_media_tables_train_the_classic_models_on_a_sample(monkeypatch):
+    import polymodal.api.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "CLASSIC_MEDIA_MAX_ROWS", 30)
+    images, labels = [], []
+    for i in range(60):
+        kind = ("circle", "square")[i % 2]
+        images.append(render_shape(kind, "red", "large", "center", image_size=16, seed=i))
+        labels.append(kind)
+    table = pd.DataFrame({"image": images, "label": labels})
+    p = Predictor("label", preset="fast", time_limit=20, verbosity=0, seed=0).fit(table)
+    flat = next(e for e in p.train_log_ if e["event"] == "flat_features")
+    assert flat["classic_train_rows"] == 30  # of 48 training rows
+    assert "random_forest" in p.candidates_
+    assert np.mean(p.predict(table) == table["label"]) > 0.8

@@ -298,3 +298,25 @@ def test_user_mistakes_raise_clear_errors():
         net(torch.randn(2, 3, 8, 8), torch.rand(2))
     with pytest.raises(DataError, match="cond"):
         net(torch.randn(2, 1, 8, 8), torch.rand(2), torch.randn(2, 7))
+
+
+def test_coordinate_channels_let_the_network_tell_where_it_is():
+    # One level (no striding) is translation-equivariant: a flat image gives the same
+    # output at every pixel beyond the padding's reach. Coordinate channels break that.
+    flat = torch.zeros(1, 1, 32, 32)
+    t = torch.full((1,), 0.5)
+    plain = randomized(UNet(image_channels=1, image_size=32, base_channels=8, channel_mults=(1,)))
+    inner = plain(flat, t)[0, 0, 14:18, 14:18]
+    assert torch.allclose(inner, inner[0, 0].expand_as(inner), atol=1e-5)
+    coord = randomized(UNet(image_channels=1, image_size=32, base_channels=8, channel_mults=(1,),
+                            coord_channels=True))
+    inner = coord(flat, t)[0, 0, 14:18, 14:18]
+    assert (inner - inner[0, 0]).abs().max() > 1e-4
+    # The flag is part of the saved config (off unless asked), and odd sizes still crop back.
+    assert plain.config()["coord_channels"] is False
+    rebuilt = UNet(**json.loads(json.dumps(coord.config())))
+    rebuilt.load_state_dict(coord.state_dict())
+    assert torch.equal(rebuilt(flat, t), coord(flat, t))
+    odd = randomized(UNet(image_channels=3, image_size=13, base_channels=8,
+                          channel_mults=(1, 2), coord_channels=True))
+    assert odd(torch.randn(2, 3, 13, 13), torch.rand(2)).shape == (2, 3, 13, 13)

@@ -422,3 +422,18 @@ def test_multilabel_loss_skips_nan_entries():
     expected = torch.nn.functional.binary_cross_entropy_with_logits(
         torch.tensor([2.0, 0.0, 1.0]), torch.tensor([1.0, 0.0, 1.0]))
     assert torch.allclose(task_loss("multilabel", outputs, labels), expected)
+
+
+def test_label_smoothing_matches_torch_and_smooths_binary_targets():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    labels = torch.tensor([0, 2])
+    expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
+    assert torch.allclose(task_loss("multiclass", logits, labels, label_smoothing=0.1), expected)
+    assert task_loss("multiclass", logits, labels, label_smoothing=0.1) > task_loss(
+        "multiclass", logits, labels)  # confident right answers cost more when smoothed
+    # Binary: targets 1 -> 0.95 and 0 -> 0.05, so even a perfect logit keeps some loss.
+    smoothed = task_loss("binary", torch.tensor([20.0, -20.0]), torch.tensor([1, 0]),
+                         label_smoothing=0.1)
+    assert smoothed > 0.5
+    with pytest.raises(ValueError, match="label_smoothing"):
+        task_loss("multiclass", logits, labels, label_smoothing=1.0)

@@ -10,6 +10,7 @@ Saved as ``weights.safetensors`` + ``model.json`` (the feature spec and network 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -47,10 +48,11 @@ def network_outputs(model: FusionPredictor, batch: Batch) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+def _loss(model: torch.nn.Module, batch: Batch, *, label_smoothing: float = 0.0) -> torch.Tensor:
     # ``model`` may be DDP-wrapped: call it, and read the problem type from the batch's owner.
     network = model.module if hasattr(model, "module") else model
-    return task_loss(network.problem_type, model(batch), batch.label)
+    return task_loss(network.problem_type, model(batch), batch.label,
+                     label_smoothing=label_smoothing)
 
 
 class NeuralCandidate:
@@ -60,12 +62,14 @@ class NeuralCandidate:
         spec: the fitted transform's ``feature_spec()``.
         network: keyword arguments of :class:`FusionPredictor` (fusion, width, dropouts).
         seed: seeds the initial weights (and, through the train config, everything else).
+        label_smoothing: of the classification targets while training (0 = none).
     """
 
-    def __init__(self, spec: dict, network: dict, *, seed: int = 0):
+    def __init__(self, spec: dict, network: dict, *, seed: int = 0, label_smoothing: float = 0.0):
         self.spec = spec
         self.network = dict(network)
         self.seed = seed
+        self.label_smoothing = float(label_smoothing)
         # The initial weights depend on the seed only, and the caller's RNG is left as it was.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -87,7 +91,8 @@ class NeuralCandidate:
             return {metric_name: float(score(outputs))}
 
         trainer = Trainer(config, out_dir=out_dir)
-        self.result_ = trainer.fit(self.model_, train, collate_fn=collate, loss_fn=_loss,
+        loss_fn = functools.partial(_loss, label_smoothing=self.label_smoothing)
+        self.result_ = trainer.fit(self.model_, train, collate_fn=collate, loss_fn=loss_fn,
                                    eval_fn=evaluate, metric_name=metric_name,
                                    metric_mode=metric_mode, resume=resume, callbacks=callbacks)
         self.model_.eval()
@@ -106,7 +111,8 @@ class NeuralCandidate:
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp))
         write_json(directory / META_FILE, {"spec": self.model_.spec, "network": self.model_.config(),
-                                           "seed": self.seed})
+                                           "seed": self.seed,
+                                           "label_smoothing": self.label_smoothing})
         return directory
 
     @classmethod
@@ -119,7 +125,8 @@ class NeuralCandidate:
                                        "save the predictor again")
         try:
             meta = json.loads(meta_path.read_text())
-            candidate = cls(meta["spec"], meta["network"], seed=meta.get("seed", 0))
+            candidate = cls(meta["spec"], meta["network"], seed=meta.get("seed", 0),
+                            label_smoothing=meta.get("label_smoothing", 0.0))
             candidate.model_.load_state_dict(load_file(str(weights_path)))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
             raise ModelFolderError(f"{directory} holds an unreadable or mismatched network "

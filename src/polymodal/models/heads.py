@@ -116,25 +116,34 @@ def _known_labels(problem_type: str, labels: torch.Tensor) -> torch.Tensor:
     return known
 
 
-def task_loss(problem_type: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def task_loss(problem_type: str, outputs: torch.Tensor, labels: torch.Tensor, *,
+              label_smoothing: float = 0.0) -> torch.Tensor:
     """The mean training loss over the batch's known labels (a scalar tensor).
 
     binary: BCE with logits; multiclass: cross-entropy; regression: mean squared error on
     the standardised target; multilabel: BCE with logits averaged over rows and tags.
     Missing labels (class index -1, NaN values) are left out of the mean; a batch with
     none known gives a zero loss that still back-propagates (to zero gradients).
+    ``label_smoothing`` (binary and multiclass) mixes that much of the uniform
+    distribution into the targets, as ``torch.nn.CrossEntropyLoss`` does.
     """
     _check_problem_type(problem_type)
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing={label_smoothing!r} must be in [0, 1)")
     _check_labels(problem_type, outputs, labels)
     known = _known_labels(problem_type, labels)  # (B,) or (B, K)
     # Missing labels are replaced by a harmless valid value, then weighted out.
     labels = torch.where(known, labels, torch.zeros((), dtype=labels.dtype, device=labels.device))
     if problem_type == "multiclass":
-        losses = F.cross_entropy(outputs, labels.long(), reduction="none")  # (B,)
+        losses = F.cross_entropy(outputs, labels.long(), reduction="none",
+                                 label_smoothing=label_smoothing)  # (B,)
     elif problem_type == "regression":
         losses = F.mse_loss(outputs, labels.to(outputs.dtype), reduction="none")  # (B,)
     else:  # binary (B,) and multilabel (B, K)
-        losses = F.binary_cross_entropy_with_logits(outputs, labels.to(outputs.dtype), reduction="none")
+        targets = labels.to(outputs.dtype)
+        if problem_type == "binary" and label_smoothing:
+            targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
+        losses = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
     weights = known.to(losses.dtype)
     return (losses * weights).sum() / weights.sum().clamp(min=1.0)
 
