@@ -138,6 +138,9 @@ def run_polymodal(preset: Preset, args) -> dict:
     samples = generator.sample(args.n_samples, conditions={"label": asked}, num_steps=args.steps,
                                guidance=args.guidance, seed=args.seed)
     sampling_s = time.perf_counter() - start
+    # Kept, so bench/generator_sampling_sweep.py can score other sampler settings on the
+    # same trained model without another 15 minutes of training.
+    generator.save(args.result + "_model")
     result = generator.train_result_
     return {
         "samples": samples, "asked": [str(a) for a in asked], "classes": [str(c) for c in classes],
@@ -435,6 +438,9 @@ def parse_args(preset: Preset, argv=None):
     parser.add_argument("--judge-s", type=float, default=preset.judge_s,
                         help="training budget of the judge, seconds (CAS classifiers: 30 epochs)")
     parser.add_argument("--contenders", default="polymodal," + ",".join(preset.peers))
+    parser.add_argument("--reuse-judge", action="store_true",
+                        help="score with the judge an earlier run saved (so a rerun of one "
+                        "contender compares with that run's other contenders)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -454,8 +460,13 @@ def compare(preset: Preset, args, *, extra_scoring=None, targets=fashion_targets
                for name in args.contenders.split(",")}
     print(f"[{time.strftime('%H:%M:%S')}] scoring ...", flush=True)
     train, test = load_split(preset)
-    judge = train_judge(preset, train, args)
-    judge.save(out_dir / "judge")
+    if args.reuse_judge and (out_dir / "judge").is_dir():
+        from polymodal.evaluate.judge import Judge
+
+        judge = Judge.load(out_dir / "judge")  # the judge an earlier run scored its contenders with
+    else:
+        judge = train_judge(preset, train, args)
+        judge.save(out_dir / "judge")
     scores: dict[str, dict] = {}
     for name, record in records.items():
         if "error" in record:
@@ -471,7 +482,8 @@ def compare(preset: Preset, args, *, extra_scoring=None, targets=fashion_targets
     check_targets(targets(scores.get("polymodal", {})))
     summary = {"preset": preset.name, "budget_s": args.budget_s, "n_samples": args.n_samples,
                "judge": judge.config(), "best_peer": best_peer(scores), "scores": scores}
-    path = out_dir.parent / f"{preset.name}.json"
+    path = out_dir.parent / (f"{preset.name}.json" if set(scores) >= {"polymodal", *preset.peers}
+                             else f"{preset.name}_{'_'.join(scores)}.json")
     path.write_text(json.dumps(summary, indent=2, default=str))
     print(f"\nJSON: {path}\nreports: {out_dir}/<contender>/report.html")
     return summary

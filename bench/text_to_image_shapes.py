@@ -90,12 +90,14 @@ class Settings:
     """Fresh renders the attribute judge trains on."""
     judge_s: float = 240.0
     """Training seconds of the attribute judge."""
-    num_steps: int = 16
-    """Sampler steps (the Generator's default)."""
-    guidance: float = 1.5
-    """Classifier-free guidance scale (the Generator's default)."""
+    num_steps: int | None = None
+    """Sampler steps (None: the Generator's default)."""
+    guidance: float | None = None
+    """Classifier-free guidance scale (None: the Generator's default)."""
     hashed: bool = True
     """Also run the caption generator with the hashed n-gram text encoder."""
+    no_coords: bool = False
+    """Also run the MiniLM caption generator without coordinate channels (an ablation)."""
     threads: int = 1
     """torch threads (on a shared 2-core machine 2 threads measured slower than 1)."""
     seed: int = 0
@@ -137,10 +139,13 @@ class Contender:
     name: str
     condition: list[str]
     text_encoder: str = "auto"
+    coord_channels: bool | None = None  # None: the Generator decides
 
 
 def contenders(settings: Settings) -> list[Contender]:
     out = [Contender("caption/minilm", ["caption"], "minilm")]
+    if settings.no_coords:
+        out.append(Contender("caption/minilm-nocoord", ["caption"], "minilm", coord_channels=False))
     if settings.hashed:
         out.append(Contender("caption/hashed", ["caption"], "hashed"))
     out.append(Contender("class/factorised", CLASS_COLUMNS))
@@ -183,7 +188,8 @@ def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, 
     start = time.perf_counter()
     generator = Generator(image="image", condition=contender.condition,
                           text_encoder=contender.text_encoder, time_limit=settings.budget_s,
-                          seed=settings.seed, verbosity=1)
+                          coord_channels=contender.coord_channels, seed=settings.seed,
+                          verbosity=1)
     generator.fit(train)
     fit_s = time.perf_counter() - start
     result: dict = {"fit_s": round(fit_s, 1), "training": generator.train_result_,
@@ -288,6 +294,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--num-steps", type=int)
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--no-hashed", action="store_true", help="skip the hashed text encoder")
+    parser.add_argument("--no-coords", action="store_true",
+                        help="also run the MiniLM caption generator without coordinate channels")
     parser.add_argument("--threads", type=int, help="torch threads (default 1: on a shared "
                         "2-core machine 2 threads measured slower)")
     parser.add_argument("--seed", type=int)

@@ -395,10 +395,19 @@ def test_edit_strength_out_of_range(digit_gen, digits):
 
 
 def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
-    gen = Generator(condition=["label"], guidance=30, num_steps=0, preset="slow")
+    gen = Generator(condition=["label"], guidance=30, num_steps=0, preset="slow",
+                    coord_channels="yes")
     with pytest.raises(ConfigError) as exc:
         gen.fit(digits[0])
-    assert all(s in str(exc.value) for s in ("guidance=30", "num_steps=0", "preset='slow'"))
+    assert all(s in str(exc.value) for s in ("guidance=30", "num_steps=0", "preset='slow'",
+                                             "coord_channels='yes'"))
+
+
+def test_coordinate_channels_can_be_forced(digits):
+    gen = Generator(condition=["label"], time_limit=1.0, coord_channels=True, verbosity=0)
+    gen.fit(digits[0].head(64))
+    assert gen.unet_.config()["coord_channels"] is True
+    assert gen.sample(2, conditions={"label": "3"}).shape == (2, 8, 8, 1)
 
 
 def test_an_image_column_that_holds_no_images(digits):
