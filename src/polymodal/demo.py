@@ -43,6 +43,11 @@ SHARES = {"predictor": 0.25, "generator": 0.50, "augment": 0.25}
 # demo's ~100 s it then takes twice the steps it would at 32x32 (427 vs 212 in 90 s on
 # 1,200 rows) and shows coloured shapes where it asked, where 32x32 was still noise.
 TEXT_TO_IMAGE_SIZE = 16
+# Augmentation on 70 labelled digits with a 20-s generator (default budget, seed 0): 40
+# synthetic per class, filtered, took held-out accuracy 0.866 -> 0.772; 10 per class
+# unfiltered 0.841; 10 per class filtered by the real-data judge 0.869. About as many
+# synthetic rows as real ones, and only those the judge recognises.
+AUGMENT_PER_CLASS = 10
 PROMPTS = (
     "a small red circle at the top left",
     "a large blue square in the center",
@@ -300,24 +305,28 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
     scarce.attrs = dict(train.attrs)
     generator_s, predictor_s = 0.4 * budget_s, 0.3 * budget_s
     with console.status(f"training a generator on {len(scarce)} labelled digits and sampling…"):
-        augmented, summary = augment_table(scarce, label="label", per_class=40, time_limit=generator_s,
-                                           seed=seed, verbosity=0)
+        augmented, summary = augment_table(scarce, label="label", per_class=AUGMENT_PER_CLASS,
+                                           filter=True, time_limit=generator_s, seed=seed,
+                                           verbosity=0)
     with console.status("training real-only and real + synthetic predictors with the same budget…"):
         comparison = compare_augmentation(scarce, augmented, test, label="label",
                                           time_limit=predictor_s, seed=seed)
     real_acc = comparison["real_only"]["metrics"]["accuracy"]
     aug_acc = comparison["augmented"]["metrics"]["accuracy"]
     n_synth = int(len(augmented) - len(scarce))
+    dropped = int((summary.get("filter") or {}).get("dropped", 0))
     console.print(f"real only {real_acc:.3f} → real + {n_synth} synthetic {aug_acc:.3f} "
                   f"(lift {aug_acc - real_acc:+.3f}) on {len(test)} held-out real digits")
     table = pd.DataFrame([
         {"training data": f"{len(scarce)} real digits (5% of the labels)", "accuracy": real_acc},
-        {"training data": f"{len(scarce)} real + {n_synth} synthetic", "accuracy": aug_acc},
+        {"training data": f"{len(scarce)} real + {n_synth} synthetic ({dropped} samples dropped "
+                          "by the judge)", "accuracy": aug_acc},
     ])
     chart = _bar_chart_png(table["training data"].tolist(), table["accuracy"].tolist(),
                            title=f"held-out real accuracy ({len(test)} digits)")
     return {
-        "how": (f"`polymodal augment TABLE --label label --per-class 40 --compare --out DIR` on "
+        "how": (f"`polymodal augment TABLE --label label --per-class {AUGMENT_PER_CLASS} --filter "
+                f"--compare --out DIR` on "
                 f"{len(scarce)} labelled digits (5% of the training labels); generator budget "
                 f"{generator_s:.0f} s, each predictor {predictor_s:.0f} s. Synthetic rows never enter "
                 "the validation or test data."),
@@ -325,7 +334,7 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
         "chart": chart,
         "lift_text": f"{real_acc:.3f} → {aug_acc:.3f} ({aug_acc - real_acc:+.3f})",
         "summary": {"real_accuracy": real_acc, "augmented_accuracy": aug_acc,
-                    "num_real": len(scarce), "num_synthetic": n_synth,
+                    "num_real": len(scarce), "num_synthetic": n_synth, "num_dropped": dropped,
                     "generator": {k: v for k, v in summary.items() if isinstance(v, int | float | str)}},
     }
 

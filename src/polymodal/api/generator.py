@@ -1122,7 +1122,7 @@ def _wants_coordinates(conditions: dict) -> bool:
     objects and were measured without them."""
     if not conditions:
         return False
-    (only, info), *rest = conditions.items()
+    (_column, info), *rest = conditions.items()
     return bool(rest) or info["modality"] != "categorical"
 
 
