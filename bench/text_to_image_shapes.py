@@ -96,8 +96,8 @@ class Settings:
     """Classifier-free guidance scale (None: the Generator's default)."""
     hashed: bool = True
     """Also run the caption generator with the hashed n-gram text encoder."""
-    no_coords: bool = False
-    """Also run the MiniLM caption generator without coordinate channels (an ablation)."""
+    coord_ablation: bool = False
+    """Also run the MiniLM caption generator with coordinate channels (an ablation)."""
     threads: int = 1
     """torch threads (on a shared 2-core machine 2 threads measured slower than 1)."""
     seed: int = 0
@@ -139,13 +139,13 @@ class Contender:
     name: str
     condition: list[str]
     text_encoder: str = "auto"
-    coord_channels: bool | None = None  # None: the Generator decides
+    coord_channels: bool = False
 
 
 def contenders(settings: Settings) -> list[Contender]:
     out = [Contender("caption/minilm", ["caption"], "minilm")]
-    if settings.no_coords:
-        out.append(Contender("caption/minilm-nocoord", ["caption"], "minilm", coord_channels=False))
+    if settings.coord_ablation:
+        out.append(Contender("caption/minilm-coord", ["caption"], "minilm", coord_channels=True))
     if settings.hashed:
         out.append(Contender("caption/hashed", ["caption"], "hashed"))
     out.append(Contender("class/factorised", CLASS_COLUMNS))
@@ -294,8 +294,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--num-steps", type=int)
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--no-hashed", action="store_true", help="skip the hashed text encoder")
-    parser.add_argument("--no-coords", action="store_true",
-                        help="also run the MiniLM caption generator without coordinate channels")
+    parser.add_argument("--coord-ablation", action="store_true",
+                        help="also run the MiniLM caption generator with coordinate channels "
+                        "(an ablation; they are off by default)")
     parser.add_argument("--threads", type=int, help="torch threads (default 1: on a shared "
                         "2-core machine 2 threads measured slower)")
     parser.add_argument("--seed", type=int)

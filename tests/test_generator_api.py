@@ -89,8 +89,7 @@ def test_fit_learns_the_image_shape_and_conditions(digit_gen):
     # Constructor arguments are stored unchanged; defaults are the measured ones.
     assert digit_gen.guidance == DEFAULT_GUIDANCE and digit_gen.num_steps == DEFAULT_NUM_STEPS
     assert digit_gen.condition == ["label"]
-    # A single class column: centred objects, no coordinate channels (as measured).
-    assert digit_gen.unet_.config()["coord_channels"] is False
+    assert digit_gen.unet_.config()["coord_channels"] is False  # off unless asked for
 
 
 def test_fit_writes_sample_grids_into_out_dir(digit_gen):
@@ -195,8 +194,6 @@ def test_prompts_and_numeric_conditions(shapes_gen):
     assert info["caption"]["modality"] == "text" and info["hue"]["modality"] == "numeric"
     assert info["shape"]["classes"] == ["circle", "square", "star", "triangle"]
     assert 0 <= info["hue"]["min"] < info["hue"]["max"] <= 360
-    # Captions can say where ("at the top left"): the UNet sees pixel coordinates.
-    assert shapes_gen.unet_.config()["coord_channels"] is True
     kwargs = dict(conditions={"shape": "circle", "hue": 0.0}, seed=0)
     red = shapes_gen.sample(4, prompts=["a large red circle in the center"] * 4, **kwargs)
     blue = shapes_gen.sample(4, prompts=["a small blue square at the top left"], **kwargs)
