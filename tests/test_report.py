@@ -296,6 +296,8 @@ def test_every_plot_returns_a_png(binary):
         "per_label": plots.per_label_f1_png({"hot": 0.9, "cold": 0.7, "odd": 0.1}),
         "ablation": plots.ablation_png(ablation),
         "importance": plots.importance_png(importance),
+        "accuracy_bars": plots.accuracy_bars_png(["real only", "real + synthetic"], [0.87, 0.88],
+                                                 title="held-out accuracy"),
         "training": plots.training_curve_png(history, metric="accuracy"),
     }
     for name, png in figures.items():

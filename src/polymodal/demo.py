@@ -41,7 +41,7 @@ DATASETS = ("shapes", "fashion-mnist")
 SHARES = {"predictor": 0.25, "generator": 0.50, "augment": 0.25}
 # The caption-conditioned generator learns shapes at 16x16 (upscaled in the grids): in the
 # demo's ~100 s it then takes twice the steps it would at 32x32 (427 vs 212 in 90 s on
-# 1,200 rows) and shows coloured shapes where it asked, where 32x32 was still noise.
+# 1,200 rows) and draws a blob of the asked-for colour, where 32x32 was still noise.
 TEXT_TO_IMAGE_SIZE = 16
 # Augmentation on 70 labelled digits with a 20-s generator (default budget, seed 0): 40
 # synthetic per class, filtered, took held-out accuracy 0.866 -> 0.772; 10 per class
@@ -296,6 +296,7 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
     """
     from polymodal import datasets
     from polymodal.api.augment import augment_table, compare_augmentation
+    from polymodal.evaluate.plots import accuracy_bars_png
 
     train, test = datasets.load("digits", split=True, seed=seed)
     rng = np.random.default_rng(seed)
@@ -322,8 +323,8 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
         {"training data": f"{len(scarce)} real + {n_synth} synthetic ({dropped} samples dropped "
                           "by the judge)", "accuracy": aug_acc},
     ])
-    chart = _bar_chart_png(table["training data"].tolist(), table["accuracy"].tolist(),
-                           title=f"held-out real accuracy ({len(test)} digits)")
+    chart = accuracy_bars_png(table["training data"].tolist(), table["accuracy"].tolist(),
+                              title=f"held-out real accuracy ({len(test)} digits)")
     return {
         "how": (f"`polymodal augment TABLE --label label --per-class {AUGMENT_PER_CLASS} --filter "
                 f"--compare --out DIR` on "
@@ -338,20 +339,3 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
                     "generator": {k: v for k, v in summary.items() if isinstance(v, int | float | str)}},
     }
 
-
-def _bar_chart_png(names: list[str], values: list[float], *, title: str) -> bytes:
-    import io
-
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 2.2), dpi=100)
-    ax = fig.add_subplot()
-    bars = ax.barh(names, values, color=["#8da0cb", "#66c2a5"][: len(values)])
-    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3)
-    ax.set_xlim(0, 1.05)
-    ax.set_title(title, fontsize=10)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()

@@ -318,7 +318,7 @@ class Generator:
         columns: modality overrides ``{column: modality}``, e.g. ``{"photo": "image"}``.
         coord_channels: give the UNet two pixel-coordinate input channels. Off by
             default: on caption-conditioned ``shapes`` (bench/text_to_image_shapes.py
-            --no-coords, 300 s each) they did not improve position (0.115/0.125 vs
+            --coord-ablation, 300 s each) they did not improve position (0.115/0.125 vs
             0.099/0.125 seen/unseen, chance ~0.10-0.17) and cost nothing measurable.
         verbosity: 0 silent; 1 one line per stage and the training progress bar.
     """

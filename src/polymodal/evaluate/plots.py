@@ -210,6 +210,19 @@ def importance_png(importance: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
+def accuracy_bars_png(names: Sequence[str], values: Sequence[float], *, title: str) -> bytes:
+    """Horizontal bars of accuracies in [0, 1], labelled with their values, first at the top."""
+    fig = _new_figure(6.0, 1.2 + 0.5 * max(len(names), 1))
+    ax = fig.add_subplot()
+    bars = ax.barh([_short(n, 60) for n in names], values,
+                   color=[(_GREY, _BLUE)[i % 2] for i in range(len(values))])
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3)
+    ax.set_xlim(0, 1.05)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    return _png(fig)
+
+
 # --------------------------------------------------------------------------- training
 
 
