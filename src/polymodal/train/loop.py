@@ -276,9 +276,13 @@ class Trainer:
         device = resolve_device(cfg.device)
         ctx = DistributedContext.from_env(device.type)
         try:
-            return self._fit(wall_start, ctx, device, model, train_dataset, collate_fn,
-                             loss_fn, eval_fn, metric_name, metric_mode, resume,
-                             list(callbacks))
+            result = self._fit(wall_start, ctx, device, model, train_dataset, collate_fn,
+                               loss_fn, eval_fn, metric_name, metric_mode, resume,
+                               list(callbacks))
+            # Every rank leaves its last collective before any rank tears the group down:
+            # a gloo peer closing its sockets under a rank still at work can abort it.
+            ctx.barrier()
+            return result
         finally:
             ctx.close()
 
