@@ -128,7 +128,7 @@ def run_polymodal(preset: Preset, args) -> dict:
     train, _ = load_split(preset)
     start = time.perf_counter()
     generator = Generator(image="image", condition="label", time_limit=args.budget_s,
-                          seed=args.seed, verbosity=0).fit(train)
+                          seed=args.seed, lr=args.lr, verbosity=0).fit(train)
     fit_s = time.perf_counter() - start
     classes = list(generator.conditions_["label"]["classes"])
     asked = asked_labels(classes, args.n_samples)
@@ -295,7 +295,7 @@ def run_contender(preset: Preset, name: str, args, out_dir: Path) -> dict:
     command = [sys.executable, str(Path(sys.argv[0]).resolve()), "--worker", name,
                "--budget-s", str(args.budget_s), "--n-samples", str(args.n_samples),
                "--seed", str(args.seed), "--result", str(result)]
-    for flag, value in (("--steps", args.steps), ("--guidance", args.guidance)):
+    for flag, value in (("--steps", args.steps), ("--guidance", args.guidance), ("--lr", args.lr)):
         if value is not None:
             command += [flag, str(value)]
     print(f"[{time.strftime('%H:%M:%S')}] {name}: training {args.budget_s:.0f} s ...", flush=True)
@@ -442,6 +442,8 @@ def parse_args(preset: Preset, argv=None):
                         help="score with the judge an earlier run saved (so a rerun of one "
                         "contender compares with that run's other contenders)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="polymodal's learning rate (default: the Generator's)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -23,6 +23,7 @@ from polymodal.api.generator import (
     DEFAULT_GUIDANCE,
     DEFAULT_NUM_STEPS,
     DEFAULT_SAMPLER,
+    PRESETS,
     Generator,
 )
 from polymodal.data.dataset import TableDataset, collate
@@ -393,11 +394,31 @@ def test_edit_strength_out_of_range(digit_gen, digits):
 
 def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
     gen = Generator(condition=["label"], guidance=30, num_steps=0, preset="slow",
-                    coord_channels="yes")
+                    coord_channels="yes", lr=0.0)
     with pytest.raises(ConfigError) as exc:
         gen.fit(digits[0])
     assert all(s in str(exc.value) for s in ("guidance=30", "num_steps=0", "preset='slow'",
-                                             "coord_channels='yes'"))
+                                             "coord_channels='yes'", "lr=0.0"))
+
+
+def test_the_learning_rate_is_used_and_saved(digits, tmp_path):
+    table = digits[0].head(64)
+    given = Generator(condition=["label"], time_limit=1.0, lr=1.5e-3, verbosity=0).fit(table)
+    default = Generator(condition=["label"], time_limit=1.0, verbosity=0).fit(table)
+    assert given.config_dict()["optimizer"]["lr"] == 1.5e-3
+    assert default.config_dict()["optimizer"]["lr"] == PRESETS["fast"]["lr"] != 1.5e-3
+
+    def lrs(gen):
+        return {e["step"]: e["lr"] for e in gen.training_history_ if "lr" in e}
+
+    # Same seed and data, so the same warm-up steps: the rates differ by the peak's ratio.
+    common = sorted(set(lrs(given)) & set(lrs(default)))
+    assert common
+    for step in common[:3]:
+        assert lrs(given)[step] == pytest.approx(
+            lrs(default)[step] * 1.5e-3 / PRESETS["fast"]["lr"], rel=1e-6)
+    given.save(tmp_path / "m")
+    assert Generator.load(tmp_path / "m").lr == 1.5e-3
 
 
 def test_coordinate_channels_can_be_forced(digits):
