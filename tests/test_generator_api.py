@@ -403,20 +403,15 @@ def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
 
 def test_the_learning_rate_is_used_and_saved(digits, tmp_path):
     table = digits[0].head(64)
-    given = Generator(condition=["label"], time_limit=1.0, lr=1.5e-3, verbosity=0).fit(table)
+    given = Generator(condition=["label"], time_limit=1.0, lr=1.5e-3, verbosity=0)
+    given.fit(table, out_dir=tmp_path / "run")
     default = Generator(condition=["label"], time_limit=1.0, verbosity=0).fit(table)
+    # What the training loop was given, and what the model folder says.
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["lr"] == 1.5e-3
     assert given.config_dict()["optimizer"]["lr"] == 1.5e-3
     assert default.config_dict()["optimizer"]["lr"] == PRESETS["fast"]["lr"] != 1.5e-3
-
-    def lrs(gen):
-        return {e["step"]: e["lr"] for e in gen.training_history_ if "lr" in e}
-
-    # Same seed and data, so the same warm-up steps: the rates differ by the peak's ratio.
-    common = sorted(set(lrs(given)) & set(lrs(default)))
-    assert common
-    for step in common[:3]:
-        assert lrs(given)[step] == pytest.approx(
-            lrs(default)[step] * 1.5e-3 / PRESETS["fast"]["lr"], rel=1e-6)
+    logged = [e["lr"] for e in given.training_history_ if "lr" in e]
+    assert logged and max(logged) <= 1.5e-3 * (1 + 1e-9)
     given.save(tmp_path / "m")
     assert Generator.load(tmp_path / "m").lr == 1.5e-3
 
