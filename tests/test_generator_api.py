@@ -401,11 +401,10 @@ def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
                                              "coord_channels='yes'", "lr=0.0"))
 
 
-def test_the_learning_rate_is_used_and_saved(digits, tmp_path):
-    table = digits[0].head(64)
+def test_the_learning_rate_is_used_and_saved(digits, digit_gen, tmp_path):
     given = Generator(condition=["label"], time_limit=1.0, lr=1.5e-3, verbosity=0)
-    given.fit(table, out_dir=tmp_path / "run")
-    default = Generator(condition=["label"], time_limit=1.0, verbosity=0).fit(table)
+    given.fit(digits[0].head(64), out_dir=tmp_path / "run")
+    default = digit_gen  # fitted without lr=
     # What the training loop was given, and what the model folder says.
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["lr"] == 1.5e-3
     assert given.config_dict()["optimizer"]["lr"] == 1.5e-3

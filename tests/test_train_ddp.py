@@ -83,8 +83,8 @@ def _run(args: list[str], cwd: Path) -> None:
         env.pop(var, None)
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0 and "Signal 6 (SIGABRT)" in proc.stderr:
-        # gloo's TCP transport has been seen (once in CI, never in 30 local runs) to abort a
-        # rank with "terminate called without an active exception" on a loaded machine.
+        # gloo's TCP transport has been seen (once in CI, never in 30 local runs, quiet or
+        # loaded) to abort a rank with "terminate called without an active exception".
         # That is torch's teardown, not our loop: run once more on a fresh port, and fail
         # (with both attempts' output) if it happens again.
         warnings.warn(f"torchrun child aborted (SIGABRT); retrying once:\n{proc.stderr[-2000:]}",
