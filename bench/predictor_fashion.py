@@ -147,6 +147,7 @@ def run_seed_cnn(seed: int) -> dict:
 
 def run_api(seed: int, time_limit_s: float) -> dict:
     """``Predictor(...).fit(train_csv).evaluate(test_csv)`` under the given time limit."""
+    import numpy as np
     import torch
 
     from polymodal import Predictor
@@ -171,7 +172,20 @@ def run_api(seed: int, time_limit_s: float) -> dict:
              e["model"] if e["event"] == "candidate" else f"refit {e['model']}"):
             round(e.get("time_s", e.get("fit_time_s", 0.0)), 1)
             for e in predictor.train_log_
-            if e.get("event") in ("prepared", "flat_features", "candidate", "refit")}
+            if e.get("event") in ("prepared", "media_decoded", "flat_features", "candidate",
+                                  "refit")}
+        # Diagnostics: every candidate's own test accuracy (the leaderboard's are validation).
+        from polymodal.data.dataset import TableDataset
+        from polymodal.data.readers import read_table
+
+        test_df = read_table(str(test_csv))
+        dataset = TableDataset(test_df, predictor.transform_, with_label=True)
+        outputs = predictor._dataset_outputs(dataset, predictor.candidates_,
+                                             predictor.transform_.feature_spec())
+        truth = np.asarray(dataset.encoded.label)
+        result["candidate_test_accuracy"] = {
+            name: round(float((out.argmax(axis=1) == truth).mean()), 4)
+            for name, out in outputs.items()}
     except Exception as exc:  # the leaderboard is extra information only
         result["leaderboard_error"] = repr(exc)
     return result

@@ -186,3 +186,25 @@ def test_worker_processes_give_the_same_batches(every_modality):
         assert torch.equal(a.index, b.index)
         assert torch.equal(a.image["photo"], b.image["photo"])
         assert torch.equal(a.audio["sound"], b.audio["sound"])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_preload_media_fills_the_cache_with_what_a_read_decodes(every_modality, workers):
+    df, transform = every_modality
+    cached = TableDataset(df, transform, cache_media=True)
+    # 2 media columns x 6 rows, decoded by worker processes or here.
+    assert cached.preload_media(num_workers=workers) == 12
+    assert cached.preload_media(num_workers=workers) == 0  # nothing left to decode
+    fresh = TableDataset(df, transform)
+    for row in range(len(df)):
+        a, b = cached[row], fresh[row]
+        for modality, column in (("image", "photo"), ("audio", "sound")):
+            assert torch.equal(a[modality][column], b[modality][column])
+            assert a["mask"][column] == b["mask"][column]
+    assert not cached[5]["mask"]["photo"]  # the corrupt file stays absent
+
+
+def test_preload_media_needs_the_cache(every_modality):
+    df, transform = every_modality
+    with pytest.raises(Exception, match="cache_media=True"):
+        TableDataset(df, transform).preload_media()

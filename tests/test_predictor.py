@@ -393,3 +393,27 @@ def test_verbose_fit_prints_each_candidate(capsys):
     for name in ("random_forest", "hist_gradient_boosting", "neural", "chosen:"):
         assert name in err
 
+
+
+def test_media_tables_fit_the_classic_models_beside_the_network(media_table):
+    """With two or more threads, a media table's classic models train in a side thread
+    while the network trains: every candidate is still there, in the usual order, and
+    the classic ones are refitted on all rows (a small table)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predictor = Predictor("label", time_limit=60, **FAST).fit(media_table)
+        assert torch.get_num_threads() == 2  # given back after the fit
+    finally:
+        torch.set_num_threads(previous)
+    board = predictor.leaderboard()
+    names = board["model"].tolist()
+    assert names[:3] == ["random_forest", "extra_trees", "hist_gradient_boosting"]
+    assert "neural" in names
+    assert set(predictor.refit_models_) <= {"random_forest", "extra_trees",
+                                            "hist_gradient_boosting"}
+    refits = [e for e in predictor.train_log_ if e.get("event") == "refit"]
+    assert [e["model"] for e in refits] == predictor.refit_models_
+    assert any(e.get("event") == "media_decoded" for e in predictor.train_log_)
+    predictions = predictor.predict(media_table)
+    assert len(predictions) == len(media_table)

@@ -482,3 +482,24 @@ def test_cuda_bf16_autocast_trains():
     assert set(dtypes) == {torch.bfloat16}
     assert next(model.parameters()).dtype == torch.float32  # weights stay fp32
     assert result.best_metric < 2.0
+
+
+def test_cpu_bf16_is_fast_only_with_amx_tiles(tmp_path, monkeypatch):
+    from polymodal.train import config as config_module
+
+    for flags, expected in (("fpu avx512f avx512_bf16 amx_bf16 amx_tile", True),
+                            ("fpu avx2 avx512f avx512_bf16", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(config_module, "CPUINFO", str(info))
+        config_module.cpu_has_fast_bf16.cache_clear()
+        assert config_module.cpu_has_fast_bf16() is expected
+    monkeypatch.setattr(config_module, "CPUINFO", str(tmp_path / "missing"))
+    config_module.cpu_has_fast_bf16.cache_clear()
+    assert config_module.cpu_has_fast_bf16() is False
+    config_module.cpu_has_fast_bf16.cache_clear()
+
+
+def test_the_optimizer_is_fused_on_cpu():
+    opt = build_optimizer(make_model(), lr=1e-3, weight_decay=0.01, betas=(0.9, 0.999))
+    assert opt.defaults["fused"] is True

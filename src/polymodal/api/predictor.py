@@ -29,6 +29,7 @@ import logging
 import math
 import numbers
 import os
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from polymodal.api.augment import (
     SYNTHETIC_COLUMN,
@@ -67,12 +69,14 @@ from polymodal.models.classic import (
     CLASSIC_KINDS,
     ClassicModel,
     category_numbers,
+    classic_threads,
     flat_features,
     flat_layout,
     supports,
 )
 from polymodal.models.ensemble import blend, ensemble_selection
 from polymodal.train import TrainConfig
+from polymodal.train.config import cpu_has_fast_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +140,10 @@ MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
 MIN_NEURAL_S = 2.0  # the network needs at least this to take a few steps
 FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is too small
 MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
+# Media files are decoded by worker processes from this many rows on (on 2 cores, 1.6x
+# (files in the page cache) to 4x (cold) faster than one by one for Fashion-MNIST's PNGs;
+# below it, starting the processes costs more than it saves).
+PARALLEL_DECODE_MIN_ROWS = 2000
 MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
 
 REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
@@ -370,6 +378,16 @@ class Predictor:
         train_ds = TableDataset(train_df, transform, train=True, seed=self.seed,
                                 cache_media=self._cache_media(spec, len(train_df)))
         val_ds = TableDataset(val_df, transform, cache_media=True)
+        media = bool(spec["image_shapes"] or spec["audio_shapes"])
+        if media:
+            # Decode every media file once, in parallel, before anything reads them: the
+            # flat features and every epoch of the network then read the cache.
+            decode_start = time.perf_counter()
+            for ds in (train_ds, val_ds):
+                if ds.cache_media:
+                    ds.preload_media(num_workers=_decode_workers(len(ds)))
+            log.append({"event": "media_decoded", "num_rows": len(train_ds) + len(val_ds),
+                        "time_s": time.perf_counter() - decode_start})
         y_train = train_ds.encoded.label
         score, _, val_known = self._scorer(val_ds)
         metric, mode = PRIMARY_METRIC[problem]
@@ -402,18 +420,34 @@ class Predictor:
         log.append({"event": "flat_features", "num_features": layout.num_features,
                     "classic_train_rows": len(x_train),
                     "time_s": time.perf_counter() - flat_start})
-        too_small = self._fit_baselines(x_train, y_train, x_val, layout.categorical, spec,
-                                         budget, record, num_train_rows=len(train_ds))
         self.training_history_: list[dict] = []
-        refit = tuning is None and not too_small and len(train_df) < REFIT_MAX_ROWS
-        # Time kept back for refitting the classic models on every labelled row (step 7).
-        refit_reserve_s = 0.0
-        if refit and not math.isinf(budget.left()):
-            refit_reserve_s = min(REFIT_MAX_SHARE * budget.left(), sum(r["fit_time_s"] for r in rows)
-                                  * REFIT_COST_MARGIN * (len(train_df) + len(val_df)) / len(train_df))
-        if not too_small:
-            self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
-                             resume_dir, checkpoint_every_s, callbacks, refit_reserve_s)
+        refits = None
+        too_small = budget.left() < MIN_TRAIN_S
+        threads = _torch_threads()
+        if media and threads >= 2 and not too_small and not math.isinf(budget.left()):
+            # Media tables: the classic models fit on one core while the network trains
+            # on the others. Both read only in-memory arrays by now, and on a 2-core CPU one
+            # torch thread trains this network as fast as two (OpenMP's passive waiting
+            # costs the second thread its gain; bench/predictor_fashion.py), so the network
+            # gets the whole budget instead of what the classic models leave of it.
+            refit = tuning is None and len(train_df) < REFIT_MAX_ROWS
+            refits = self._fit_side_by_side(x_train, y_train, x_val, layout.categorical, spec,
+                                            budget, record, log, train_ds, val_ds, score, metric,
+                                            mode, resume_dir, checkpoint_every_s, callbacks,
+                                            threads, refit=refit)
+        else:
+            too_small = self._fit_baselines(x_train, y_train, x_val, layout.categorical, spec,
+                                             budget, record, num_train_rows=len(train_ds))
+            refit = tuning is None and not too_small and len(train_df) < REFIT_MAX_ROWS
+            # Time kept back for refitting the classic models on every labelled row (step 7).
+            refit_reserve_s = 0.0
+            if refit and not math.isinf(budget.left()):
+                refit_reserve_s = min(REFIT_MAX_SHARE * budget.left(),
+                                      sum(r["fit_time_s"] for r in rows) * REFIT_COST_MARGIN
+                                      * (len(train_df) + len(val_df)) / len(train_df))
+            if not too_small:
+                self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
+                                 resume_dir, checkpoint_every_s, callbacks, refit_reserve_s)
 
         # 5. A weighted ensemble, when more than one model was trained.
         self.ensemble_weights_: dict[str, float] | None = None
@@ -450,7 +484,8 @@ class Predictor:
         #    The network keeps its weights (retraining it would double its cost).
         self.refit_models_: list[str] = []
         if refit:
-            self._refit_on_all_rows(x_train, y_train, x_val, val_ds, budget, rows, log)
+            self._refit_on_all_rows(x_train, y_train, x_val, val_ds, budget, rows, log,
+                                    prefitted=refits)
         total_s = time.perf_counter() - start
         log.append({"event": "chosen", "model": chosen, f"val_{metric}": self.val_metric_,
                     "fit_total_s": total_s, "num_train_rows": len(train_df),
@@ -462,9 +497,12 @@ class Predictor:
         return self
 
     def _fit_baselines(self, x_train, y_train, x_val, categorical, spec, budget, record, *,
-                       num_train_rows: int) -> bool:
+                       num_train_rows: int, models: dict | None = None, say=None) -> bool:
         """Fit the classic models on flat features; True when the budget was too small
-        for more than the fallback forest."""
+        for more than the fallback forest. Fitted models go into ``models`` (default
+        ``self.models_``), messages to ``say`` (default :meth:`_say`)."""
+        models = self.models_ if models is None else models
+        say = self._say if say is None else say
         too_small = budget.left() < MIN_TRAIN_S
         if too_small:
             message = (f"time_limit={self.time_limit} s is too small to train anything (reading and "
@@ -472,7 +510,7 @@ class Predictor:
                        f"fastest baseline, a {FALLBACK_TREES}-tree random forest on at most "
                        f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
             warnings.warn(message, UserWarning, stacklevel=3)
-            self._say(f"[yellow]warning:[/] {message}")
+            say(f"[yellow]warning:[/] {message}")
         media = bool(spec["image_shapes"] or spec["audio_shapes"])
         large_media = media and num_train_rows >= LARGE_MEDIA_ROWS
         for kind in CLASSIC_KINDS:
@@ -485,7 +523,7 @@ class Predictor:
                 continue
             left = budget.left()
             if kind != "random_forest" and left < MIN_TRAIN_S:
-                self._say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
+                say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
                 continue
             model = ClassicModel(kind, self.problem_type_, spec["n_outputs"],
                                  categorical=categorical, seed=self.seed)
@@ -499,39 +537,117 @@ class Predictor:
             fit_s = time.perf_counter() - fit_start
             predict_start = time.perf_counter()
             outputs = model.predict_outputs(x_val)
-            self.models_[kind] = model
+            models[kind] = model
             record(kind, outputs, fit_s, time.perf_counter() - predict_start,
                    complete=model.complete_)
         return too_small
 
-    def _refit_on_all_rows(self, x_train, y_train, x_val, val_ds, budget, rows, log) -> None:
+    def _refit_on_all_rows(self, x_train, y_train, x_val, val_ds, budget, rows, log, *,
+                           prefitted: dict | None = None) -> None:
         """Refit each kept classic model on train + labelled validation rows, with the size
-        (trees, iterations) it reached before, when the budget still has time for it."""
-        _, known = self._targets(val_ds)
-        x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
-        y_all = np.concatenate([y_train, np.asarray(val_ds.encoded.label)[known]])
-        fit_times = {r["model"]: r["fit_time_s"] for r in rows}
+        (trees, iterations) it reached before, when the budget still has time for it.
+        ``prefitted`` holds refits already made (``{name: (model, fit_s, num_rows)}``, by
+        :meth:`_fit_side_by_side`); only those are used then."""
+        if prefitted is None:
+            x_all, y_all = self._all_rows(x_train, y_train, x_val, val_ds)
+            fit_times = {r["model"]: r["fit_time_s"] for r in rows}
         for name, model in list(self.models_.items()):
             if not isinstance(model, ClassicModel):
                 continue
-            estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
-            if estimate_s > budget.left():
-                self._say(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s, "
-                          f"{max(0.0, budget.left()):.1f} s left")
-                continue
-            fit_start = time.perf_counter()
-            refitted = ClassicModel(model.kind, model.problem_type, model.n_outputs,
-                                    categorical=model.categorical, seed=model.seed)
-            refitted.fit(x_all, y_all, max_size=model.size_)
-            refitted.complete_ = model.complete_
+            if prefitted is not None:
+                if name not in prefitted:
+                    continue
+                refitted, fit_s, num_rows = prefitted[name]
+            else:
+                estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
+                if estimate_s > budget.left():
+                    self._say(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s, "
+                              f"{max(0.0, budget.left()):.1f} s left")
+                    continue
+                fit_start = time.perf_counter()
+                refitted = _refit(model, x_all, y_all)
+                fit_s, num_rows = time.perf_counter() - fit_start, len(x_all)
             self.models_[name] = self.candidates_[name] = refitted
             self.refit_models_.append(name)
-            fit_s = time.perf_counter() - fit_start
-            log.append({"event": "refit", "model": name, "num_rows": len(x_all), "fit_time_s": fit_s})
-            self._say(f"  {name:<24} refitted on all {len(x_all)} labelled rows in {fit_s:.1f} s")
+            log.append({"event": "refit", "model": name, "num_rows": num_rows, "fit_time_s": fit_s})
+            self._say(f"  {name:<24} refitted on all {num_rows} labelled rows in {fit_s:.1f} s")
+
+    def _all_rows(self, x_train, y_train, x_val, val_ds) -> tuple[np.ndarray, np.ndarray]:
+        """Flat features and targets of the training rows plus the labelled validation rows."""
+        _, known = self._targets(val_ds)
+        x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
+        y_all = np.concatenate([y_train, np.asarray(val_ds.encoded.label)[known]])
+        return x_all, y_all
+
+    def _fit_side_by_side(self, x_train, y_train, x_val, categorical, spec, budget, record, log,
+                          train_ds, val_ds, score, metric, mode, resume_dir, checkpoint_every_s,
+                          callbacks, threads: int, *, refit: bool) -> dict:
+        """The classic models (and, with ``refit``, their refits on all labelled rows) in a
+        background thread with one CPU thread, the network meanwhile in this one with the
+        rest; results are recorded in the usual order (classic first) after both finish.
+        Returns the refits made (``{name: (model, fit_s, num_rows)}``)."""
+        classic: dict = {}
+        refits: dict = {}
+        calls: list[tuple] = []  # record() calls, replayed in order once both are done
+        messages: list[str] = []
+        errors: list[BaseException] = []
+        network_end = time.perf_counter() + budget.left() * (1 - RESERVE_SHARE)
+
+        def side() -> None:
+            try:
+                with classic_threads(1):
+                    self._fit_baselines(x_train, y_train, x_val, categorical, spec, budget,
+                                        lambda *a, **k: calls.append((a, k)),
+                                        num_train_rows=len(train_ds), models=classic,
+                                        say=messages.append)
+                    if refit:
+                        refits.update(self._refit_before(classic, calls, network_end, x_train,
+                                                         y_train, x_val, val_ds, messages))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                errors.append(exc)
+
+        neural_calls: list[tuple] = []
+        previous = torch.get_num_threads()
+        worker = threading.Thread(target=side, name="polymodal-classic", daemon=True)
+        torch.set_num_threads(max(1, threads - 1))
+        try:
+            self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget,
+                             lambda *a, **k: neural_calls.append((a, k)), log, resume_dir,
+                             checkpoint_every_s, callbacks, on_started=worker.start)
+        finally:
+            if worker.ident is not None:  # started
+                worker.join()
+            torch.set_num_threads(previous)
+        if errors:
+            raise errors[0]
+        for message in messages:
+            self._say(message)
+        for kind in CLASSIC_KINDS:  # the order the sequential path records them in
+            if kind in classic:
+                self.models_[kind] = classic[kind]
+        for args, kwargs in calls + neural_calls:
+            record(*args, **kwargs)
+        return refits
+
+    def _refit_before(self, classic: dict, calls: list, deadline: float, x_train, y_train,
+                      x_val, val_ds, messages: list) -> dict:
+        """Refit each of ``classic`` on all labelled rows, each only when its estimated cost
+        ends before ``deadline`` (a ``perf_counter`` time)."""
+        x_all, y_all = self._all_rows(x_train, y_train, x_val, val_ds)
+        fit_times = {args[0]: args[2] for args, _ in calls}
+        refits = {}
+        for name, model in classic.items():
+            estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
+            if time.perf_counter() + estimate_s > deadline:
+                messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
+                continue
+            fit_start = time.perf_counter()
+            refits[name] = (_refit(model, x_all, y_all), time.perf_counter() - fit_start, len(x_all))
+        return refits
 
     def _fit_neural(self, train_ds, val_ds, spec, score, metric, mode, budget, record, log,
-                    resume_dir, checkpoint_every_s, callbacks, refit_reserve_s: float = 0.0) -> None:
+                    resume_dir, checkpoint_every_s, callbacks, refit_reserve_s: float = 0.0, *,
+                    on_started=None) -> None:
         """Train the fusion network in what is left of the budget, minus a reserve for the
         ensemble, the validation scoring and the classic models' refit."""
         left = budget.left()
@@ -540,6 +656,8 @@ class Predictor:
         time_s = None if math.isinf(left) else left - reserve
         if time_s is not None and time_s < MIN_NEURAL_S:
             self._say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
+            if on_started is not None:
+                on_started()
             return
         p = dict(self.preset_)
         image_table = bool(spec["image_shapes"])
@@ -558,6 +676,8 @@ class Predictor:
             early_stopping_patience=p["early_stopping_patience"],
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
             seed=self.seed, progress=self.verbosity > 0,
+            # Image networks are convolutions, which AMX tiles run in bf16 far faster.
+            precision="bf16" if image_table and cpu_has_fast_bf16() else "auto",
         )
         network = {"fusion": p["fusion"], "width": p["width"],
                    "modality_dropout": p["modality_dropout"], "dropout": p["dropout"]}
@@ -567,6 +687,8 @@ class Predictor:
                                "label_smoothing": smoothing, "image_recipe": image_table}
         candidate = NeuralCandidate(spec, network, seed=self.seed, label_smoothing=smoothing)
         out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
+        if on_started is not None:
+            on_started()
         fit_start = time.perf_counter()
         result = candidate.fit(train_ds, val_ds, config=config, score=score, metric_name=metric,
                                metric_mode=mode, out_dir=out_dir, resume=resume_dir is not None,
@@ -912,6 +1034,36 @@ class Predictor:
     def __repr__(self) -> str:
         state = f"chosen={self.chosen_!r}" if hasattr(self, "chosen_") else "not fitted"
         return f"Predictor(label={self.label!r}, preset={self.preset!r}, {state})"
+
+
+def _refit(model: ClassicModel, x_all: np.ndarray, y_all: np.ndarray) -> ClassicModel:
+    """A classic model of the same kind and size as ``model``, fitted on ``x_all``."""
+    refitted = ClassicModel(model.kind, model.problem_type, model.n_outputs,
+                            categorical=model.categorical, seed=model.seed)
+    refitted.fit(x_all, y_all, max_size=model.size_)
+    refitted.complete_ = model.complete_
+    return refitted
+
+
+def _torch_threads() -> int:
+    return torch.get_num_threads()
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _decode_workers(num_rows: int) -> int:
+    """Worker processes that decode a table's media files: none for small tables (starting
+    processes costs more than it saves), else one per core the process may use."""
+    if num_rows < PARALLEL_DECODE_MIN_ROWS:
+        return 0
+    cores = _cores()
+    return cores if cores > 1 else 0
 
 
 def _rows(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from polymodal.data.transforms import EncodedTable, TableTransform
 from polymodal.errors import ConfigError, DataError
 
 Sample = dict  # one row: see TableDataset.__getitem__
+PRELOAD_BATCH_SIZE = 256  # rows per worker batch in TableDataset.preload_media
 
 
 class TableDataset(Dataset):
@@ -119,9 +120,62 @@ class TableDataset(Dataset):
             self._media_cache[key] = decoded
         return decoded
 
+    def preload_media(self, *, num_workers: int = 0, batch_size: int = PRELOAD_BATCH_SIZE) -> int:
+        """Decode every image/audio cell into the cache now; returns the cells decoded.
+
+        With ``num_workers > 0`` the files are decoded by that many worker processes (a
+        DataLoader's), which on a table of many small files is nearly ``num_workers`` times
+        faster than decoding them one by one inside the first epoch. Needs
+        ``cache_media=True``; cells already cached are skipped.
+        """
+        if not self.cache_media:
+            raise ConfigError("preload_media needs a dataset built with cache_media=True")
+        enc = self.encoded
+        columns = [("image", c) for c in enc.image] + [("audio", c) for c in enc.audio]
+        todo = [i for i in range(enc.n_rows) if any((c, i) not in self._media_cache for _, c in columns)]
+        if not columns or not todo:
+            return 0
+        loader = DataLoader(_MediaCells(self, columns), batch_size=batch_size, shuffle=False,
+                            sampler=todo, num_workers=num_workers, collate_fn=_collate_cells,
+                            persistent_workers=False)
+        for indices, decoded in loader:
+            for column, (values, present) in decoded.items():
+                values = values.clone()  # out of the workers' shared memory: no file handles kept
+                for k, index in enumerate(indices.tolist()):
+                    self._media_cache[(column, index)] = (values[k], bool(present[k]))
+        return len(todo) * len(columns)
+
     @staticmethod
     def collate(samples: Sequence[Sample]) -> Batch:
         return collate(samples)
+
+
+class _MediaCells(Dataset):
+    """The media cells of a :class:`TableDataset`'s rows, decoded uncached and un-augmented
+    (what :meth:`TableDataset.preload_media`'s workers run)."""
+
+    def __init__(self, parent: TableDataset, columns: list[tuple[str, str]]):
+        self.encoded, self.transform, self.columns = parent.encoded, parent.transform, columns
+
+    def __len__(self) -> int:
+        return self.encoded.n_rows
+
+    def __getitem__(self, index: int) -> tuple[int, dict[str, tuple[torch.Tensor, bool]]]:
+        enc, out = self.encoded, {}
+        for modality, column in self.columns:
+            cells = enc.image[column] if modality == "image" else enc.audio[column]
+            decode = self.transform.image_tensor if modality == "image" else self.transform.audio_tensor
+            out[column] = decode(cells[index], enc.base_dir, column=column)
+        return int(index), out
+
+
+def _collate_cells(items):
+    """``(indices (B,), {column: (values (B, ...), present (B,) bool)})``."""
+    indices = torch.tensor([i for i, _ in items], dtype=torch.int64)
+    columns = items[0][1].keys()
+    return indices, {c: (torch.stack([cells[c][0] for _, cells in items]),
+                         torch.tensor([cells[c][1] for _, cells in items], dtype=torch.bool))
+                     for c in columns}
 
 
 def collate(samples: Sequence[Sample]) -> Batch:

@@ -40,6 +40,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -227,8 +228,24 @@ def _sklearn_threads() -> Iterator[None]:
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=torch.get_num_threads(), user_api="openmp"):
+    limit = getattr(_THREADS, "limit", None) or torch.get_num_threads()
+    with threadpool_limits(limits=limit, user_api="openmp"):
         yield
+
+
+_THREADS = threading.local()
+
+
+@contextlib.contextmanager
+def classic_threads(limit: int) -> Iterator[None]:
+    """In this Python thread, classic models use ``limit`` CPU threads whatever torch's
+    count is (for fitting them beside a network that trains in another thread)."""
+    previous = getattr(_THREADS, "limit", None)
+    _THREADS.limit = int(limit)
+    try:
+        yield
+    finally:
+        _THREADS.limit = previous
 
 
 def supports(kind: str, problem_type: str) -> bool:
