@@ -86,6 +86,7 @@ from polymodal.models.samplers import (
 )
 from polymodal.models.unet import UNet
 from polymodal.train import Callback, TrainConfig, Trainer, TrainState
+from polymodal.train.config import cpu_has_fast_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -646,6 +647,10 @@ class Generator:
             eval_every_steps=min(steps_per_epoch, 200),
             checkpoint_every_s=60.0 if out_dir is not None else None, seed=self.seed,
             progress=self.verbosity > 0,
+            # bf16 autocast where AMX tiles run it: ~1.23x the training images per second
+            # on Fashion-MNIST (393 vs 318 in 45 s) and a lower validation loss at the same
+            # time (0.246 vs 0.258); sampling stays fp32.
+            precision="bf16" if cpu_has_fast_bf16() else "auto",
             restore_best_weights=False)  # the EMA weights, not the noisiest-best snapshot
         eval_rows = dataset.collate(list(range(min(EVAL_ROWS, len(dataset)))))
 

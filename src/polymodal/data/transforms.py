@@ -33,7 +33,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy.signal import resample_poly
 
 from polymodal.data.media import image_to_array, load_audio, load_image
 from polymodal.data.schema import MODALITIES, PROBLEM_TYPES, Schema, column_numbers
@@ -583,6 +582,10 @@ class TableTransform:
             return wave.astype(np.float32)
         g = math.gcd(int(rate), self.audio_sample_rate)
         # Polyphase resampling applies an anti-aliasing low-pass filter.
+        # Imported here: scipy.signal adds ~60 MB to every process that imports polymodal,
+        # and only audio at another sample rate needs it.
+        from scipy.signal import resample_poly
+
         return resample_poly(wave, self.audio_sample_rate // g, int(rate) // g).astype(np.float32)
 
     def _log_mel(self, wave: np.ndarray) -> torch.Tensor:
