@@ -423,13 +423,14 @@ class Predictor:
         self.training_history_: list[dict] = []
         refits = None
         too_small = budget.left() < MIN_TRAIN_S
-        threads = _torch_threads()
+        threads = torch.get_num_threads()
         if media and threads >= 2 and not too_small and not math.isinf(budget.left()):
             # Media tables: the classic models fit on one core while the network trains
             # on the others. Both read only in-memory arrays by now, and on a 2-core CPU one
-            # torch thread trains this network as fast as two (OpenMP's passive waiting
-            # costs the second thread its gain; bench/predictor_fashion.py), so the network
-            # gets the whole budget instead of what the classic models leave of it.
+            # torch thread trains the image network as fast as two (OpenMP's passive waiting
+            # costs the second thread its gain: 1,850-2,630 vs 1,470-2,120 images/s,
+            # bench/image_recipe_probe.py speed), so the network gets the whole budget
+            # instead of what the classic models leave of it.
             refit = tuning is None and len(train_df) < REFIT_MAX_ROWS
             refits = self._fit_side_by_side(x_train, y_train, x_val, layout.categorical, spec,
                                             budget, record, log, train_ds, val_ds, score, metric,
@@ -610,13 +611,13 @@ class Predictor:
         previous = torch.get_num_threads()
         worker = threading.Thread(target=side, name="polymodal-classic", daemon=True)
         torch.set_num_threads(max(1, threads - 1))
+        worker.start()
         try:
             self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget,
                              lambda *a, **k: neural_calls.append((a, k)), log, resume_dir,
-                             checkpoint_every_s, callbacks, on_started=worker.start)
+                             checkpoint_every_s, callbacks)
         finally:
-            if worker.ident is not None:  # started
-                worker.join()
+            worker.join()
             torch.set_num_threads(previous)
         if errors:
             raise errors[0]
@@ -646,8 +647,7 @@ class Predictor:
         return refits
 
     def _fit_neural(self, train_ds, val_ds, spec, score, metric, mode, budget, record, log,
-                    resume_dir, checkpoint_every_s, callbacks, refit_reserve_s: float = 0.0, *,
-                    on_started=None) -> None:
+                    resume_dir, checkpoint_every_s, callbacks, refit_reserve_s: float = 0.0) -> None:
         """Train the fusion network in what is left of the budget, minus a reserve for the
         ensemble, the validation scoring and the classic models' refit."""
         left = budget.left()
@@ -656,8 +656,6 @@ class Predictor:
         time_s = None if math.isinf(left) else left - reserve
         if time_s is not None and time_s < MIN_NEURAL_S:
             self._say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
-            if on_started is not None:
-                on_started()
             return
         p = dict(self.preset_)
         image_table = bool(spec["image_shapes"])
@@ -687,8 +685,6 @@ class Predictor:
                                "label_smoothing": smoothing, "image_recipe": image_table}
         candidate = NeuralCandidate(spec, network, seed=self.seed, label_smoothing=smoothing)
         out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
-        if on_started is not None:
-            on_started()
         fit_start = time.perf_counter()
         result = candidate.fit(train_ds, val_ds, config=config, score=score, metric_name=metric,
                                metric_mode=mode, out_dir=out_dir, resume=resume_dir is not None,
@@ -1043,10 +1039,6 @@ def _refit(model: ClassicModel, x_all: np.ndarray, y_all: np.ndarray) -> Classic
     refitted.fit(x_all, y_all, max_size=model.size_)
     refitted.complete_ = model.complete_
     return refitted
-
-
-def _torch_threads() -> int:
-    return torch.get_num_threads()
 
 
 def _cores() -> int:

@@ -19,6 +19,7 @@ Typical use::
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -135,9 +136,13 @@ class TableDataset(Dataset):
         todo = [i for i in range(enc.n_rows) if any((c, i) not in self._media_cache for _, c in columns)]
         if not columns or not todo:
             return 0
+        # Forked workers share the table and transform as they are; spawned ones (where
+        # fork does not exist) would get pickled copies, text embedder and all.
+        context = ("fork" if num_workers and "fork" in multiprocessing.get_all_start_methods()
+                   else None)
         loader = DataLoader(_MediaCells(self, columns), batch_size=batch_size, shuffle=False,
                             sampler=todo, num_workers=num_workers, collate_fn=_collate_cells,
-                            persistent_workers=False)
+                            persistent_workers=False, multiprocessing_context=context)
         for indices, decoded in loader:
             for column, (values, present) in decoded.items():
                 values = values.clone()  # out of the workers' shared memory: no file handles kept
