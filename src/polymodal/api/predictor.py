@@ -27,6 +27,7 @@ import dataclasses
 import json
 import logging
 import math
+import multiprocessing
 import numbers
 import os
 import threading
@@ -1052,8 +1053,8 @@ def _cores() -> int:
 def _decode_workers(num_rows: int) -> int:
     """Worker processes that decode a table's media files: none for small tables (starting
     processes costs more than it saves), else one per core the process may use."""
-    if num_rows < PARALLEL_DECODE_MIN_ROWS:
-        return 0
+    if num_rows < PARALLEL_DECODE_MIN_ROWS or "fork" not in multiprocessing.get_all_start_methods():
+        return 0  # spawned workers would each get a pickled copy of the transform
     cores = _cores()
     return cores if cores > 1 else 0
 
