@@ -494,6 +494,10 @@ def test_cpu_bf16_is_fast_only_with_amx_tiles(tmp_path, monkeypatch):
         monkeypatch.setattr(config_module, "CPUINFO", str(info))
         config_module.cpu_has_fast_bf16.cache_clear()
         assert config_module.cpu_has_fast_bf16() is expected
+        # ... and only for images large enough to gain from it.
+        assert config_module.bf16_pays_for_images([(1, 28, 28)]) is expected
+        assert config_module.bf16_pays_for_images([(3, 32, 32), (1, 8, 8)]) is False
+        assert config_module.bf16_pays_for_images([]) is False
     monkeypatch.setattr(config_module, "CPUINFO", str(tmp_path / "missing"))
     config_module.cpu_has_fast_bf16.cache_clear()
     assert config_module.cpu_has_fast_bf16() is False

@@ -77,7 +77,7 @@ from polymodal.models.classic import (
 )
 from polymodal.models.ensemble import blend, ensemble_selection
 from polymodal.train import TrainConfig
-from polymodal.train.config import cpu_has_fast_bf16
+from polymodal.train.config import bf16_pays_for_images
 
 logger = logging.getLogger(__name__)
 
@@ -676,7 +676,8 @@ class Predictor:
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
             seed=self.seed, progress=self.verbosity > 0,
             # Image networks are convolutions, which AMX tiles run in bf16 far faster.
-            precision="bf16" if image_table and cpu_has_fast_bf16() else "auto",
+            precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
+                       else "auto"),
         )
         network = {"fusion": p["fusion"], "width": p["width"],
                    "modality_dropout": p["modality_dropout"], "dropout": p["dropout"]}
