@@ -582,8 +582,8 @@ class TableTransform:
             return wave.astype(np.float32)
         g = math.gcd(int(rate), self.audio_sample_rate)
         # Polyphase resampling applies an anti-aliasing low-pass filter.
-        # Imported here: scipy.signal adds ~60 MB to every process that imports polymodal,
-        # and only audio at another sample rate needs it.
+        # Imported here, not with the module: only audio at another sample rate needs
+        # scipy.signal, a large import (most of scipy is loaded by scikit-learn anyway).
         from scipy.signal import resample_poly
 
         return resample_poly(wave, self.audio_sample_rate // g, int(rate) // g).astype(np.float32)
