@@ -413,6 +413,10 @@ def test_the_learning_rate_is_used_and_saved(digits, digit_gen, tmp_path):
     assert logged and max(logged) <= 1.5e-3 * (1 + 1e-9)
     given.save(tmp_path / "m")
     assert Generator.load(tmp_path / "m").lr == 1.5e-3
+    # The training precision is kept with the model, as the loop was given it.
+    used = json.loads((tmp_path / "run" / "train_config.json").read_text())["precision"]
+    assert given.train_result_["precision"] == used
+    assert Generator.load(tmp_path / "m").config_dict()["training"]["precision"] == used
 
 
 def test_coordinate_channels_can_be_forced(digits):

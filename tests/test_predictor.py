@@ -394,11 +394,10 @@ def test_verbose_fit_prints_each_candidate(capsys):
         assert name in err
 
 
-
 def test_media_tables_fit_the_classic_models_beside_the_network(media_table):
     """With two or more threads, a media table's classic models train in a side thread
     while the network trains: every candidate is still there, in the usual order, and
-    the classic ones are refitted on all rows (a small table)."""
+    the refits of the classic models kept (a small table) are the ones logged."""
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -415,5 +414,8 @@ def test_media_tables_fit_the_classic_models_beside_the_network(media_table):
     refits = [e for e in predictor.train_log_ if e.get("event") == "refit"]
     assert [e["model"] for e in refits] == predictor.refit_models_
     assert any(e.get("event") == "media_decoded" for e in predictor.train_log_)
+    beside = [e for e in predictor.train_log_ if e.get("event") == "classic_beside_network"]
+    assert beside == [{"event": "classic_beside_network", "classic_threads": 1,
+                       "network_threads": 1}]
     predictions = predictor.predict(media_table)
     assert len(predictions) == len(media_table)

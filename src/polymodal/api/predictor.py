@@ -609,9 +609,10 @@ class Predictor:
                 errors.append(exc)
 
         neural_calls: list[tuple] = []
-        previous = torch.get_num_threads()
         worker = threading.Thread(target=side, name="polymodal-classic", daemon=True)
         torch.set_num_threads(max(1, threads - 1))
+        log.append({"event": "classic_beside_network", "classic_threads": 1,
+                    "network_threads": torch.get_num_threads()})
         worker.start()
         try:
             self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget,
@@ -619,7 +620,7 @@ class Predictor:
                              checkpoint_every_s, callbacks)
         finally:
             worker.join()
-            torch.set_num_threads(previous)
+            torch.set_num_threads(threads)
         if errors:
             raise errors[0]
         for message in messages:

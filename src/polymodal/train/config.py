@@ -16,6 +16,7 @@ from typing import Any
 from polymodal.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 CPUINFO = "/proc/cpuinfo"
 
 
@@ -46,7 +47,6 @@ def bf16_pays_for_images(shapes) -> bool:
     CPU with AMX, when the smallest image side is at least :data:`BF16_MIN_IMAGE_SIDE`."""
     sides = [min(shape[-2:]) for shape in shapes]
     return bool(sides) and min(sides) >= BF16_MIN_IMAGE_SIDE and cpu_has_fast_bf16()
-DEVICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
 
 
 @dataclass
