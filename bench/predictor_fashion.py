@@ -24,9 +24,10 @@ The table given to polymodal holds only ``image`` and ``label``: the export's
 ``label_name`` column is the label spelled out, which no model should be handed.
 
 Each part runs in its own subprocess, so its peak RSS (``ru_maxrss``) is its own, with
-``OMP_WAIT_POLICY=PASSIVE`` unless ``--omp-active`` (the same for every part: on a busy
-2-core machine, OpenMP threads spinning while they wait for each other made each training
-step 5-8x slower than sleeping ones did).
+the same OpenMP waiting for every part: polymodal's own (``GOMP_SPINCOUNT=10000``, a
+short spin before sleeping; see ``polymodal/__init__.py``), or ``OMP_WAIT_POLICY=PASSIVE``
+with ``--omp-passive`` (the setting of this benchmark's runs before 2026-11-28's fifth
+session; fully passive waiting made 2-thread training 1.3-1.8x slower on an idle machine).
 ``--seeds 3`` repeats everything with seeds 0, 1, 2 and reports medians. Target (issue
 3): polymodal >= 93.0 % test accuracy in no more wall time than the seed CNN.
 
@@ -50,6 +51,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+# The caller's own OpenMP wait settings, read before polymodal is imported (it sets
+# GOMP_SPINCOUNT on import unless OMP_WAIT_POLICY is given).
+OMP_ENV = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads, even by accident
 
@@ -273,16 +278,26 @@ def child(part: str, seed: int, time_limit_s: float | None, threads: int | None,
         cmd += ["--time-limit", f"{time_limit_s:.3f}"]
     if threads is not None:
         cmd += ["--threads", str(threads)]
-    env = dict(os.environ)
-    if passive_omp:
-        # Sleeping, not spinning, OpenMP workers: on a shared 2-core machine spinning
-        # threads made a training step 5-8x slower (bench/image_recipe_probe.py notes).
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(OMP_ENV)
+    if not OMP_ENV:
+        # Every part alike, the seed CNN included (polymodal would set this on import).
+        if passive_omp:
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
+        else:
+            env["GOMP_SPINCOUNT"] = "10000"
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         return {"name": part, "seed": seed, "error": (proc.stderr or proc.stdout)[-2000:]}
     return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def omp_setting(passive: bool) -> str:
+    """The OpenMP wait setting every part ran with, as ``child`` chose it."""
+    if OMP_ENV:
+        return ", ".join(f"{k}={v}" for k, v in OMP_ENV.items()) + " (yours)"
+    return "OMP_WAIT_POLICY=PASSIVE" if passive else "GOMP_SPINCOUNT=10000"
 
 
 def run_part(part: str, seed: int, time_limit_s: float | None) -> dict:
@@ -315,8 +330,9 @@ def main() -> None:
                         help="polymodal's limit in s (default: the seed CNN's measured wall time)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for every part alike (default: torch's own choice)")
-    parser.add_argument("--omp-active", action="store_true",
-                        help="leave OMP_WAIT_POLICY alone (default: PASSIVE for every part)")
+    parser.add_argument("--omp-passive", action="store_true",
+                        help="OMP_WAIT_POLICY=PASSIVE for every part (default: polymodal's "
+                             "GOMP_SPINCOUNT=10000 for every part)")
     parser.add_argument("--part", choices=("seed", "api", "direct"), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -334,20 +350,19 @@ def main() -> None:
     modes = ["api", "direct"] if args.mode == "both" else [args.mode]
     runs: dict[str, list[dict]] = {"seed": [], **{m: [] for m in modes}}
     for seed in range(args.seeds):
-        seed_result = child("seed", seed, None, args.threads, not args.omp_active)
+        seed_result = child("seed", seed, None, args.threads, args.omp_passive)
         runs["seed"].append(seed_result)
         print(json.dumps(seed_result), flush=True)
         limit = args.time_limit or seed_result.get("wall_s")
         for mode in modes:
-            result = child(mode, seed, limit, args.threads, not args.omp_active)
+            result = child(mode, seed, limit, args.threads, args.omp_passive)
             runs[mode].append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "leaderboard"}), flush=True)
 
     summary = {}
     print(f"\nFashion-MNIST, {args.seeds} seed(s), medians; load average now "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads "
-          f"{args.threads or 'default'}; OMP_WAIT_POLICY "
-          f"{'PASSIVE' if not args.omp_active else os.environ.get('OMP_WAIT_POLICY', 'default')}")
+          f"{args.threads or 'default'}; OpenMP waiting {omp_setting(args.omp_passive)}")
     print(f"{'run':<70} {'test acc':>9} {'wall s':>8} {'peak RSS MiB':>13}")
     seed_acc, seed_wall = median_of(runs["seed"], "accuracy"), median_of(runs["seed"], "wall_s")
     seed_rss = median_of(runs["seed"], "peak_rss_mib")

@@ -208,3 +208,32 @@ def test_preload_media_needs_the_cache(every_modality):
     df, transform = every_modality
     with pytest.raises(Exception, match="cache_media=True"):
         TableDataset(df, transform).preload_media()
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_a_batch_read_at_once_equals_the_rows_collated(every_modality, train):
+    """``__getitems__`` (what the DataLoader calls per batch) builds the same Batch as the
+    per-row path, augmentation, missing and unreadable cells included."""
+    df, transform = every_modality
+    dataset = TableDataset(df, transform, train=train, seed=4)
+    dataset.set_epoch(3)
+    indices = [5, 0, 2, 3, 0]
+    fast, rows = dataset.__getitems__(indices), collate([dataset[i] for i in indices])
+    for name in ("index", "numeric", "categorical", "multilabel", "label"):
+        a, b = getattr(fast, name), getattr(rows, name)
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+    for name in ("text", "image", "audio", "mask"):
+        a, b = getattr(fast, name), getattr(rows, name)
+        assert a.keys() == b.keys(), name
+        for column in a:
+            assert a[column].dtype == b[column].dtype and torch.equal(a[column], b[column])
+    with pytest.raises(IndexError, match="row 6 out of range"):
+        dataset.__getitems__([1, 6])
+
+
+def test_the_loader_reads_whole_batches(every_modality, monkeypatch):
+    df, transform = every_modality
+    dataset = TableDataset(df, transform)
+    monkeypatch.setattr(TableDataset, "__getitem__", lambda self, i: pytest.fail("row path"))
+    loader = make_loader(dataset, batch_size=4, shuffle=True, seed=0)
+    assert sorted(i for b in loader for i in b.index.tolist()) == list(range(6))

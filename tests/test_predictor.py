@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import warnings
 
 import numpy as np
@@ -382,6 +383,32 @@ def test_text_uses_minilm_by_default(media_table):
     p = Predictor("label", preset="fast", verbosity=0).fit(table)
     assert p.transform_.text_embedder_.kind == "minilm"
     assert len(p.predict(table)) == 8
+
+
+def test_network_takes_the_threads_back_when_the_classic_models_are_done():
+    from types import SimpleNamespace
+
+    from polymodal.api.predictor import _ThreadsBack
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    previous = torch.get_num_threads()
+    log: list = []
+    try:
+        torch.set_num_threads(1)
+        callback = _ThreadsBack(worker, 2, log)
+        callback.on_step_end(SimpleNamespace(step=3), None)
+        assert torch.get_num_threads() == 1 and log == []  # the side thread still runs
+        release.set()
+        worker.join()
+        callback.on_step_end(SimpleNamespace(step=4), None)
+        assert torch.get_num_threads() == 2
+        callback.on_step_end(SimpleNamespace(step=5), None)
+        assert log == [{"event": "network_threads", "threads": 2, "step": 4}]
+    finally:
+        release.set()
+        torch.set_num_threads(previous)
 
 
 def test_verbose_fit_prints_each_candidate(capsys):

@@ -11,10 +11,15 @@ from __future__ import annotations
 import importlib
 import os
 
-# OpenMP threads that spin while waiting made training 5-8x slower on a busy 2-core machine
-# (bench/image_recipe_probe.py: 66 vs 456 images/s); passive waiting costs nothing when
-# the machine is idle. Only takes effect if set before torch/sklearn start their runtimes.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How long an idle OpenMP thread spins before it sleeps. Fully passive waiting (no spin)
+# cost 2-thread training 1.3-1.8x on an idle 2-core machine (UNet steps 258 vs 452
+# images/s; the Predictor's image encoder 2,538 vs 3,382), and GNU OpenMP's default (about
+# 3 ms of spinning) risks starving other work on a busy one; 10,000 spins (~0.1 ms) kept
+# 433 images/s when idle and was no worse than passive with two busy processes beside it
+# (69 vs 56 images/s, noisy). Read when the runtime starts, so it only takes effect before
+# torch/sklearn are imported; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 __version__ = "0.1.0"
 

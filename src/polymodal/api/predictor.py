@@ -23,6 +23,7 @@ values (regression); ``predict``/``predict_proba`` turn them into the user's lab
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -166,6 +167,23 @@ class _Budget:
 
 def _share(left_s: float, fraction: float) -> float | None:
     return None if math.isinf(left_s) else max(0.0, left_s * fraction)
+
+
+class _ThreadsBack:
+    """Training-loop callback: once ``worker`` (the classic models' thread) has ended, the
+    network trains with ``threads`` torch threads again; logged as ``network_threads``."""
+
+    def __init__(self, worker: threading.Thread, threads: int, log: list):
+        self.worker, self.threads, self.log = worker, threads, log
+        self.done = False
+
+    def on_step_end(self, state, model) -> None:
+        if self.done or self.worker.is_alive():
+            return
+        self.done = True
+        torch.set_num_threads(self.threads)
+        self.log.append({"event": "network_threads", "threads": self.threads,
+                         "step": state.step})
 
 
 class Predictor:
@@ -389,7 +407,6 @@ class Predictor:
                     ds.preload_media(num_workers=_decode_workers(len(ds)))
             log.append({"event": "media_decoded", "num_rows": len(train_ds) + len(val_ds),
                         "time_s": time.perf_counter() - decode_start})
-        y_train = train_ds.encoded.label
         score, _, val_known = self._scorer(val_ds)
         metric, mode = PRIMARY_METRIC[problem]
 
@@ -408,36 +425,41 @@ class Predictor:
             self._say(f"  {name:<24} val {metric} {value:.4f}   fit {fit_s:.1f} s   "
                       f"predict {predict_s:.2f} s")
 
-        flat_start = time.perf_counter()
         layout = flat_layout(spec, category_numbers(transform.vocab_))
-        # Large media tables: the classic models see a seeded sample of the training rows
-        # (their accuracy on pixel features saturates long before; the network sees all).
-        classic_rows = None
-        if (spec["image_shapes"] or spec["audio_shapes"]) and len(train_ds) > CLASSIC_MEDIA_MAX_ROWS:
-            classic_rows = np.sort(np.random.default_rng(self.seed).permutation(
-                len(train_ds))[:CLASSIC_MEDIA_MAX_ROWS])
-            y_train = np.asarray(y_train)[classic_rows]
-        x_train, x_val = self._flat(train_ds, spec, rows=classic_rows), self._flat(val_ds, spec)
-        log.append({"event": "flat_features", "num_features": layout.num_features,
-                    "classic_train_rows": len(x_train),
-                    "time_s": time.perf_counter() - flat_start})
+
+        def flat_features_now() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """(x_train, y_train, x_val): the classic models' flat features and targets.
+            Large media tables: the classic models see a seeded sample of the training rows
+            (their accuracy on pixel features saturates long before; the network sees all)."""
+            flat_start = time.perf_counter()
+            classic_rows, y = None, train_ds.encoded.label
+            if media and len(train_ds) > CLASSIC_MEDIA_MAX_ROWS:
+                classic_rows = np.sort(np.random.default_rng(self.seed).permutation(
+                    len(train_ds))[:CLASSIC_MEDIA_MAX_ROWS])
+                y = np.asarray(y)[classic_rows]
+            x_tr, x_va = self._flat(train_ds, spec, rows=classic_rows), self._flat(val_ds, spec)
+            log.append({"event": "flat_features", "num_features": layout.num_features,
+                        "classic_train_rows": len(x_tr),
+                        "time_s": time.perf_counter() - flat_start})
+            return x_tr, y, x_va
+
         self.training_history_: list[dict] = []
         refits = None
         too_small = budget.left() < MIN_TRAIN_S
         threads = torch.get_num_threads()
         if media and threads >= 2 and not too_small and not math.isinf(budget.left()):
-            # Media tables: the classic models fit on one core while the network trains
-            # on the others. Both read only in-memory arrays by now, and on a 2-core CPU one
-            # torch thread trains the image network as fast as two (OpenMP's passive waiting
-            # costs the second thread its gain: 1,850-2,630 vs 1,470-2,120 images/s,
-            # bench/image_recipe_probe.py speed), so the network gets the whole budget
-            # instead of what the classic models leave of it.
+            # Media tables: the flat features and the classic models are computed on one
+            # core while the network trains on the others, and the network takes every core
+            # back once they are done (the side thread's ~20 s would otherwise come out of
+            # the network's budget). Both read only in-memory arrays by now.
             refit = tuning is None and len(train_df) < REFIT_MAX_ROWS
-            refits = self._fit_side_by_side(x_train, y_train, x_val, layout.categorical, spec,
+            refits = self._fit_side_by_side(flat_features_now, layout.categorical, spec,
                                             budget, record, log, train_ds, val_ds, score, metric,
                                             mode, resume_dir, checkpoint_every_s, callbacks,
                                             threads, refit=refit)
+            x_train = y_train = x_val = None  # the refits are made; nothing reads these
         else:
+            x_train, y_train, x_val = flat_features_now()
             too_small = self._fit_baselines(x_train, y_train, x_val, layout.categorical, spec,
                                              budget, record, num_train_rows=len(train_ds))
             refit = tuning is None and not too_small and len(train_df) < REFIT_MAX_ROWS
@@ -581,12 +603,14 @@ class Predictor:
         y_all = np.concatenate([y_train, np.asarray(val_ds.encoded.label)[known]])
         return x_all, y_all
 
-    def _fit_side_by_side(self, x_train, y_train, x_val, categorical, spec, budget, record, log,
+    def _fit_side_by_side(self, flat_features_now, categorical, spec, budget, record, log,
                           train_ds, val_ds, score, metric, mode, resume_dir, checkpoint_every_s,
                           callbacks, threads: int, *, refit: bool) -> dict:
-        """The classic models (and, with ``refit``, their refits on all labelled rows) in a
-        background thread with one CPU thread, the network meanwhile in this one with the
-        rest; results are recorded in the usual order (classic first) after both finish.
+        """The flat features (``flat_features_now()``), the classic models and, with
+        ``refit``, their refits on all labelled rows in a background thread with one CPU
+        thread; the network meanwhile in this one with the rest, and with all ``threads``
+        from its first step after the background thread ends. Results are recorded in the
+        usual order (classic first) after both finish.
         Returns the refits made (``{name: (model, fit_s, num_rows)}``)."""
         classic: dict = {}
         refits: dict = {}
@@ -598,6 +622,7 @@ class Predictor:
         def side() -> None:
             try:
                 with classic_threads(1):
+                    x_train, y_train, x_val = flat_features_now()
                     self._fit_baselines(x_train, y_train, x_val, categorical, spec, budget,
                                         lambda *a, **k: calls.append((a, k)),
                                         num_train_rows=len(train_ds), models=classic,
@@ -614,10 +639,11 @@ class Predictor:
         log.append({"event": "classic_beside_network", "classic_threads": 1,
                     "network_threads": torch.get_num_threads()})
         worker.start()
+        take_back = _ThreadsBack(worker, threads, log)
         try:
             self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget,
                              lambda *a, **k: neural_calls.append((a, k)), log, resume_dir,
-                             checkpoint_every_s, callbacks)
+                             checkpoint_every_s, [*callbacks, take_back])
         finally:
             worker.join()
             torch.set_num_threads(threads)
@@ -764,13 +790,13 @@ class Predictor:
         """Flat features (N, F) of every row of ``dataset`` (or of ``rows``, in that order),
         without augmentation."""
         numbers = category_numbers(self.transform_.vocab_)
-        was_training, dataset.train = dataset.train, False
-        try:
-            loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0,
-                                 sampler=None if rows is None else rows.tolist())
-            return np.concatenate([flat_features(b, spec, numbers) for b in loader])
-        finally:
-            dataset.train = was_training
+        # A shallow copy (same arrays and media cache) that does not augment: the original
+        # may be training the network in another thread meanwhile.
+        dataset = copy.copy(dataset)
+        dataset.train = False
+        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0,
+                             sampler=None if rows is None else rows.tolist())
+        return np.concatenate([flat_features(b, spec, numbers) for b in loader])
 
     def _scorer(self, dataset: TableDataset):
         """``(score(outputs) -> primary metric, y_true, known)`` over the dataset's labelled rows."""

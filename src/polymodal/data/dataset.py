@@ -110,6 +110,51 @@ class TableDataset(Dataset):
         )
         return sample
 
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        """Rows ``indices`` as one :class:`Batch`, equal to ``collate([self[i] for i in
+        indices])`` but built by slicing the encoded arrays (PyTorch's DataLoader calls
+        this for a whole batch; :func:`collate` passes the Batch through).
+
+        On image tables the per-row dicts were ~10 % of a training step (Fashion-MNIST,
+        batch 128). Augmentation still draws per row from ``(seed, epoch, row)``, so a
+        row is augmented the same whichever path reads it.
+        """
+        enc = self.encoded
+        idx = np.fromiter((int(i) for i in indices), dtype=np.int64, count=len(indices))
+        if len(idx) == 0:
+            raise DataError("collate got an empty list of rows")
+        bad = idx[(idx < 0) | (idx >= enc.n_rows)]
+        if len(bad):
+            raise IndexError(f"row {int(bad[0])} out of range for a table of {enc.n_rows} rows")
+
+        def rows(values: np.ndarray | None) -> torch.Tensor | None:
+            return None if values is None else torch.from_numpy(values[idx])
+
+        mask = {c: torch.from_numpy(np.asarray(present[idx], dtype=bool))
+                for c, present in enc.mask.items()}
+        image: dict[str, torch.Tensor] = {}
+        audio: dict[str, torch.Tensor] = {}
+        augment = self.train and self.transform.augment is not None
+        for modality, columns, out in (("image", enc.image, image), ("audio", enc.audio, audio)):
+            for col, cells in columns.items():
+                values, present = [], []
+                for index in idx.tolist():
+                    value, ok = self._media(modality, col, index, cells[index])
+                    if augment and modality == "image" and ok:
+                        rng = np.random.default_rng([self.seed, self.epoch, index])
+                        value = self.transform.augment_image(value, rng)
+                    values.append(value)
+                    present.append(ok)
+                out[col] = torch.stack(values)  # (B, C, H, W) / (B, 1, M, T)
+                mask[col] = torch.tensor(present, dtype=torch.bool)
+        label = None
+        if enc.label is not None:
+            label = torch.from_numpy(np.asarray(enc.label)[idx])  # (B,) or (B, K)
+        return Batch(index=torch.from_numpy(idx), numeric=rows(enc.numeric),
+                     categorical=rows(enc.categorical), multilabel=rows(enc.multilabel),
+                     text={c: torch.from_numpy(v[idx]) for c, v in enc.text.items()},
+                     image=image, audio=audio, mask=mask, label=label)
+
     def _media(self, modality: str, column: str, index: int, cell) -> tuple[torch.Tensor, bool]:
         """Decode one image/audio cell (un-augmented), through the cache if enabled."""
         key = (column, index)
@@ -184,7 +229,12 @@ def _collate_cells(items):
 
 
 def collate(samples: Sequence[Sample]) -> Batch:
-    """Stack rows from :class:`TableDataset` into one :class:`Batch` (shapes in batch.py)."""
+    """Stack rows from :class:`TableDataset` into one :class:`Batch` (shapes in batch.py).
+
+    A :class:`Batch` (what :meth:`TableDataset.__getitems__` builds) is returned as is.
+    """
+    if isinstance(samples, Batch):
+        return samples
     if not samples:
         raise DataError("collate got an empty list of rows")
     first = samples[0]
