@@ -98,6 +98,11 @@ class Settings:
     """Also run the caption generator with the hashed n-gram text encoder."""
     coord_ablation: bool = False
     """Also run the MiniLM caption generator with coordinate channels (an ablation)."""
+    spatial_ablation: bool = False
+    """Also run the MiniLM caption and the factorised generators with
+    ``spatial_condition`` set to the opposite of the Generator's default."""
+    only: str = ""
+    """Comma-separated contender names to run ("" = all)."""
     threads: int = 1
     """torch threads (on a shared 2-core machine 2 threads measured slower than 1)."""
     seed: int = 0
@@ -140,6 +145,7 @@ class Contender:
     condition: list[str]
     text_encoder: str = "auto"
     coord_channels: bool = False
+    spatial_condition: bool | None = None  # None: the Generator's default
 
 
 def contenders(settings: Settings) -> list[Contender]:
@@ -149,6 +155,20 @@ def contenders(settings: Settings) -> list[Contender]:
     if settings.hashed:
         out.append(Contender("caption/hashed", ["caption"], "hashed"))
     out.append(Contender("class/factorised", CLASS_COLUMNS))
+    if settings.spatial_ablation:
+        flipped = not Generator().spatial_condition
+        tag = "spatial" if flipped else "no-spatial"
+        out.insert(1, Contender(f"caption/minilm-{tag}", ["caption"], "minilm",
+                                spatial_condition=flipped))
+        out.append(Contender(f"class/factorised-{tag}", CLASS_COLUMNS,
+                             spatial_condition=flipped))
+    if settings.only:
+        wanted = settings.only.split(",")
+        unknown = sorted(set(wanted) - {c.name for c in out})
+        if unknown:
+            raise SystemExit(f"--only: unknown contender(s) {unknown}; known: "
+                             f"{[c.name for c in out]}")
+        out = [c for c in out if c.name in wanted]
     return out
 
 
@@ -189,7 +209,8 @@ def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, 
     generator = Generator(image="image", condition=contender.condition,
                           text_encoder=contender.text_encoder, time_limit=settings.budget_s,
                           coord_channels=contender.coord_channels, seed=settings.seed,
-                          verbosity=1)
+                          verbosity=1, **({} if contender.spatial_condition is None else
+                                          {"spatial_condition": contender.spatial_condition}))
     generator.fit(train)
     fit_s = time.perf_counter() - start
     result: dict = {"fit_s": round(fit_s, 1), "training": generator.train_result_,
@@ -297,6 +318,10 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--coord-ablation", action="store_true",
                         help="also run the MiniLM caption generator with coordinate channels "
                         "(an ablation; they are off by default)")
+    parser.add_argument("--spatial-ablation", action="store_true",
+                        help="also run the caption and factorised generators with the "
+                        "opposite spatial_condition setting")
+    parser.add_argument("--only", help="comma-separated contender names to run (default all)")
     parser.add_argument("--threads", type=int, help="torch threads (default 1: on a shared "
                         "2-core machine 2 threads measured slower)")
     parser.add_argument("--seed", type=int)

@@ -394,11 +394,12 @@ def test_edit_strength_out_of_range(digit_gen, digits):
 
 def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
     gen = Generator(condition=["label"], guidance=30, num_steps=0, preset="slow",
-                    coord_channels="yes", lr=0.0)
+                    coord_channels="yes", lr=0.0, spatial_condition=1)
     with pytest.raises(ConfigError) as exc:
         gen.fit(digits[0])
     assert all(s in str(exc.value) for s in ("guidance=30", "num_steps=0", "preset='slow'",
-                                             "coord_channels='yes'", "lr=0.0"))
+                                             "coord_channels='yes'", "lr=0.0",
+                                             "spatial_condition=1"))
 
 
 def test_the_learning_rate_is_used_and_saved(digits, digit_gen, tmp_path):
@@ -424,6 +425,20 @@ def test_coordinate_channels_can_be_forced(digits):
     gen.fit(digits[0].head(64))
     assert gen.unet_.config()["coord_channels"] is True
     assert gen.sample(2, conditions={"label": "3"}).shape == (2, 8, 8, 1)
+
+
+def test_the_spatial_condition_map_is_built_and_saved(digits, tmp_path):
+    gen = Generator(condition=["label"], time_limit=1.0, spatial_condition=True, verbosity=0)
+    gen.fit(digits[0].head(64))
+    assert gen.unet_.config()["spatial_condition"] is True and gen.unet_.cond_map is not None
+    gen.save(tmp_path / "m")
+    loaded = Generator.load(tmp_path / "m")
+    assert loaded.spatial_condition is True and loaded.unet_.cond_map is not None
+    np.testing.assert_array_equal(loaded.sample(3, conditions={"label": "3"}, seed=1),
+                                  gen.sample(3, conditions={"label": "3"}, seed=1))
+    # Nothing to map without a condition: the flag is ignored, not an error.
+    plain = Generator(condition=None, time_limit=1.0, spatial_condition=True, verbosity=0)
+    assert plain.fit(digits[0].head(64)).unet_.cond_map is None
 
 
 def test_an_image_column_that_holds_no_images(digits):

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from polymodal.errors import ConfigError, DataError
 from polymodal.models.flow import drop_conditions, rectified_flow_loss, sample_times
@@ -298,6 +299,37 @@ def test_user_mistakes_raise_clear_errors():
         net(torch.randn(2, 3, 8, 8), torch.rand(2))
     with pytest.raises(DataError, match="cond"):
         net(torch.randn(2, 1, 8, 8), torch.rand(2), torch.randn(2, 7))
+
+
+def test_a_spatial_condition_map_says_where_per_cell():
+    """``spatial_condition`` adds a learned (C, h, w) map of the condition at the
+    bottleneck: zero at initialisation (the network is what it was), and once learned a
+    flat image's output differs by condition in a spatially uneven way."""
+    with pytest.raises(ConfigError, match="spatial_condition=True needs a condition"):
+        UNet(image_channels=1, image_size=16, spatial_condition=True)
+    torch.manual_seed(0)
+    net = UNet(image_channels=1, image_size=16, base_channels=8, channel_mults=(1, 2),
+               cond_dim=4, spatial_condition=True)
+    assert not net.cond_map["conv"].weight.any()  # zero-initialised
+    net = randomized(net)
+    flat, t = torch.zeros(2, 1, 16, 16), torch.full((2,), 0.5)
+    a, b = torch.eye(4)[[0, 0]], torch.eye(4)[[0, 3]]
+    with torch.no_grad():
+        net.cond_proj.weight.zero_()  # the global path carries nothing about cond
+        net.cond_map["conv"].weight.zero_()
+        assert torch.equal(net(flat, t, b), net(flat, t, a))  # a zero map adds nothing
+        nn.init.normal_(net.cond_map["conv"].weight)
+        out = net(flat, t, b)
+    diff = (out[1] - out[0]).abs()[0]  # (16, 16): what cond 3 changes vs cond 0
+    assert torch.equal(out[0], net(flat, t, a)[0])
+    assert diff.max() > 1e-3 and diff.std() > 0.1 * diff.mean()  # uneven over the image
+    assert net.config()["spatial_condition"] is True
+    rebuilt = UNet(**json.loads(json.dumps(net.config())))
+    rebuilt.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(flat, t, b), out)
+        # Images of another size than image_size: the map is resized to the bottleneck.
+        assert net(torch.zeros(2, 1, 12, 20), t, b).shape == (2, 1, 12, 20)
 
 
 def test_coordinate_channels_let_the_network_tell_where_it_is():

@@ -41,6 +41,10 @@ from polymodal.errors import ConfigError, DataError
 __all__ = ["UNet"]
 
 
+# Channels of the condition's coarse grid before the 1x1 conv (UNet(spatial_condition=True)).
+SPATIAL_MAP_CHANNELS = 8
+
+
 def _num_groups(channels: int) -> int:
     """GroupNorm groups: 8 when possible, else the largest divisor of ``channels`` <= 8."""
     for groups in (8, 4, 2, 1):
@@ -202,6 +206,12 @@ class UNet(nn.Module):
             Convolutions are translation-equivariant and the condition enters globally
             (added to the time embedding), so without them "at the top left" has no
             handle: the network can only tell where it is from the zero padding.
+        spatial_condition: also add a learned map of the condition to the bottleneck's
+            feature map: ``cond`` -> linear -> (SPATIAL_MAP_CHANNELS, h, w) -> zero-initialised
+            1x1 conv -> (C, h, w), the way a DCGAN generator turns its vector into a grid.
+            The condition can then say *where* ("at the top left") directly, per cell of
+            the coarsest grid, instead of through a per-channel scale and shift that is
+            the same at every pixel. Needs ``cond_dim > 0``.
 
     On CPU, run it in ``channels_last`` memory format (``net.to(memory_format=
     torch.channels_last)`` and inputs likewise): at 28x28 an evaluation was 20% cheaper
@@ -221,6 +231,7 @@ class UNet(nn.Module):
         cross_attn_dim: int = 0,
         dropout: float = 0.0,
         coord_channels: bool = False,
+        spatial_condition: bool = False,
     ):
         super().__init__()
         default_base, default_mults = _default_widths(image_size)
@@ -237,6 +248,9 @@ class UNet(nn.Module):
             cross_attn_dim=cross_attn_dim,
             dropout=dropout,
         )
+        if spatial_condition and not cond_dim:
+            raise ConfigError("spatial_condition=True needs a condition (cond_dim > 0); an "
+                              "unconditional UNet has nothing to map. Leave it False.")
         self._config = dict(
             image_channels=int(image_channels),
             image_size=int(image_size),
@@ -248,6 +262,7 @@ class UNet(nn.Module):
             cross_attn_dim=int(cross_attn_dim),
             dropout=float(dropout),
             coord_channels=bool(coord_channels),
+            spatial_condition=bool(spatial_condition),
         )
         self.image_channels = image_channels
         self.coord_channels = bool(coord_channels)
@@ -285,6 +300,15 @@ class UNet(nn.Module):
             channels = width
             if i < self.num_levels - 1:
                 self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
+
+        self.bottom_size = level_sizes[-1]
+        self.cond_map = None
+        if spatial_condition:
+            k = SPATIAL_MAP_CHANNELS
+            self.cond_map = nn.ModuleDict({
+                "linear": nn.Linear(cond_dim, k * self.bottom_size**2),
+                "conv": _zero_init(nn.Conv2d(k, channels, 1)),
+            })
 
         lowest_attn = level_sizes[-1] in attention_resolutions
         self.mid = _Level(channels, channels, 1, emb_dim, dropout, lowest_attn, cross_attn_dim)
@@ -387,6 +411,12 @@ class UNet(nn.Module):
             skips.append(h)
             if i < self.num_levels - 1:
                 h = self.downsample[i](h)
+        if self.cond_map is not None:
+            side = self.bottom_size
+            grid = self.cond_map["linear"](cond.to(emb.dtype)).view(B, -1, side, side)
+            if grid.shape[-2:] != h.shape[-2:]:  # images of another size than image_size
+                grid = F.interpolate(grid, size=h.shape[-2:], mode="bilinear", align_corners=False)
+            h = h + self.cond_map["conv"](grid).to(h.dtype)  # (B, C_last, h, w)
         h = self.mid(h, emb, context, context_mask)  # (B, C_last, H'/2^(L-1), W'/2^(L-1))
         for j, level in enumerate(self.up):
             if j > 0:
