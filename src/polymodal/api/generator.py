@@ -150,7 +150,9 @@ REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIG
 #   heun 8,  g 1.75    0.952      43.7     2.85       51
 #
 # Heun 8 / 1.8 keeps accuracy >= 0.95 with a margin, a lower FD than the reference's at a
-# higher accuracy, and 1.7x the reference's sampling speed.
+# higher accuracy, and 1.7x the reference's sampling speed. A 15-minute run at these
+# defaults with the spatial condition map on (the default since): accuracy 0.959, FD 48.8,
+# 46.1 images/s in the benchmark's worker.
 DEFAULT_SAMPLER = "heun"
 DEFAULT_NUM_STEPS = 8
 DEFAULT_GUIDANCE = 1.8
