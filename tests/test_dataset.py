@@ -231,6 +231,23 @@ def test_a_batch_read_at_once_equals_the_rows_collated(every_modality, train):
         dataset.__getitems__([1, 6])
 
 
+def test_a_batch_read_at_once_augments_several_image_columns_like_the_rows(tmp_path):
+    """One generator per row draws for every image column in order, in both paths."""
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    df = pd.DataFrame({"front": ["0.png", "1.png", "2.png"], "back": ["2.png", "0.png", "1.png"],
+                       "y": ["a", "b", "a"]})
+    df.attrs["base_dir"] = str(tmp_path)
+    schema = make_schema({"front": "image", "back": "image", "y": "categorical"}, label="y",
+                         problem_type="binary")
+    transform = TableTransform(schema, augment={"shift_px": 3}).fit(df)
+    dataset = TableDataset(df, transform, train=True, seed=2)
+    fast, rows = dataset.__getitems__([2, 0, 1]), collate([dataset[i] for i in (2, 0, 1)])
+    for column in ("front", "back"):
+        assert torch.equal(fast.image[column], rows.image[column]), column
+
+
 def test_the_loader_reads_whole_batches(every_modality, monkeypatch):
     df, transform = every_modality
     dataset = TableDataset(df, transform)

@@ -687,9 +687,10 @@ class Generator:
             checkpoint_every_s=60.0 if out_dir is not None else None, seed=self.seed,
             progress=self.verbosity > 0,
             # bf16 autocast where AMX tiles run it: on Fashion-MNIST 1.23x the training
-            # images per second in a 45-s A/B (393 vs 318) with a lower validation loss at
-            # the same time (0.246 vs 0.258); not for small images (no gain); sampling
-            # stays fp32.
+            # images per second in a 45-s A/B under passive OpenMP waiting (393 vs 318),
+            # with a lower validation loss at the same time (0.246 vs 0.258), and 1.53x
+            # in 40-s fits with spinning waits (525 vs 343); not for small images (no
+            # gain); sampling stays fp32.
             precision=self._training_precision(),
             restore_best_weights=False)  # the EMA weights, not the noisiest-best snapshot
         eval_rows = dataset.collate(list(range(min(EVAL_ROWS, len(dataset)))))

@@ -92,19 +92,8 @@ class TableDataset(Dataset):
             sample["text"][col] = torch.from_numpy(vectors[index])  # (D,)
         for col, present in enc.mask.items():
             sample["mask"][col] = bool(present[index])
-        rng = None
-        for col, cells in enc.image.items():
-            image, present = self._media("image", col, index, cells[index])
-            if self.train and present and self.transform.augment is not None:
-                if rng is None:
-                    rng = np.random.default_rng([self.seed, self.epoch, index])
-                image = self.transform.augment_image(image, rng)
-            sample["image"][col] = image  # (C, H, W)
-            sample["mask"][col] = present
-        for col, cells in enc.audio.items():
-            spectrogram, present = self._media("audio", col, index, cells[index])
-            sample["audio"][col] = spectrogram  # (1, n_mels, T)
-            sample["mask"][col] = present
+        sample["image"], sample["audio"], media_present = self._media_row(index)
+        sample["mask"].update(media_present)
         sample["label"] = (
             None if enc.label is None else torch.from_numpy(np.asarray(enc.label[index]))
         )
@@ -116,7 +105,7 @@ class TableDataset(Dataset):
         this for a whole batch; :func:`collate` passes the Batch through).
 
         On image tables the per-row dicts were ~10 % of a training step (Fashion-MNIST,
-        batch 128). Augmentation still draws per row from ``(seed, epoch, row)``, so a
+        batch 128). Media cells go through :meth:`_media_row`, as in the row path, so a
         row is augmented the same whichever path reads it.
         """
         enc = self.encoded
@@ -132,21 +121,11 @@ class TableDataset(Dataset):
 
         mask = {c: torch.from_numpy(np.asarray(present[idx], dtype=bool))
                 for c, present in enc.mask.items()}
-        image: dict[str, torch.Tensor] = {}
-        audio: dict[str, torch.Tensor] = {}
-        augment = self.train and self.transform.augment is not None
-        for modality, columns, out in (("image", enc.image, image), ("audio", enc.audio, audio)):
-            for col, cells in columns.items():
-                values, present = [], []
-                for index in idx.tolist():
-                    value, ok = self._media(modality, col, index, cells[index])
-                    if augment and modality == "image" and ok:
-                        rng = np.random.default_rng([self.seed, self.epoch, index])
-                        value = self.transform.augment_image(value, rng)
-                    values.append(value)
-                    present.append(ok)
-                out[col] = torch.stack(values)  # (B, C, H, W) / (B, 1, M, T)
-                mask[col] = torch.tensor(present, dtype=torch.bool)
+        media = [self._media_row(index) for index in idx.tolist()]
+        image = {c: torch.stack([m[0][c] for m in media]) for c in enc.image}  # (B, C, H, W)
+        audio = {c: torch.stack([m[1][c] for m in media]) for c in enc.audio}  # (B, 1, M, T)
+        for col in (*enc.image, *enc.audio):
+            mask[col] = torch.tensor([m[2][col] for m in media], dtype=torch.bool)
         label = None
         if enc.label is not None:
             label = torch.from_numpy(np.asarray(enc.label)[idx])  # (B,) or (B, K)
@@ -154,6 +133,24 @@ class TableDataset(Dataset):
                      categorical=rows(enc.categorical), multilabel=rows(enc.multilabel),
                      text={c: torch.from_numpy(v[idx]) for c, v in enc.text.items()},
                      image=image, audio=audio, mask=mask, label=label)
+
+    def _media_row(self, index: int) -> tuple[dict, dict, dict]:
+        """Row ``index``'s images ``{column: (C, H, W)}`` (augmented when training: one
+        generator seeded by ``(seed, epoch, row)`` draws for every image column in order),
+        audio ``{column: (1, n_mels, T)}`` and ``{column: present}`` for both."""
+        enc = self.encoded
+        images, audio, present = {}, {}, {}
+        rng = None
+        for col, cells in enc.image.items():
+            image, present[col] = self._media("image", col, index, cells[index])
+            if self.train and present[col] and self.transform.augment is not None:
+                if rng is None:
+                    rng = np.random.default_rng([self.seed, self.epoch, index])
+                image = self.transform.augment_image(image, rng)
+            images[col] = image
+        for col, cells in enc.audio.items():
+            audio[col], present[col] = self._media("audio", col, index, cells[index])
+        return images, audio, present
 
     def _media(self, modality: str, column: str, index: int, cell) -> tuple[torch.Tensor, bool]:
         """Decode one image/audio cell (un-augmented), through the cache if enabled."""

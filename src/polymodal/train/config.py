@@ -25,8 +25,9 @@ def cpu_has_fast_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware tiles (Intel AMX: Sapphire Rapids and
     later), where bf16 autocast trains small convolutional networks much faster than fp32:
     measured on a 2-core Xeon with AMX, 1.35-1.7x the images per second for the
-    predictor's 28x28 image network and 1.23x for the generator's UNet. Without AMX, bf16
-    convolutions are usually no faster than fp32, so fp32 stays the choice there."""
+    predictor's 28x28 image network and 1.23-1.53x for the generator's UNet (passive vs
+    spinning OpenMP waits). Without AMX, bf16 convolutions are usually no faster than
+    fp32, so fp32 stays the choice there."""
     try:
         with open(CPUINFO, encoding="utf-8", errors="replace") as f:
             for line in f:
