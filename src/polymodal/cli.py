@@ -166,7 +166,7 @@ def fit(
     ),
     seed: int = typer.Option(0, "--seed"),
     problem_type: str = typer.Option("auto", "--problem-type", help="auto, binary, multiclass, regression or multilabel."),
-    text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm or hashed."),
+    text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm, hashed or minilm+hashed."),
 ) -> None:
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
     from polymodal.api import Predictor
@@ -337,7 +337,7 @@ def generate_fit(
     column: list[str] = typer.Option(
         [], "--column", "-c", help="Override a column's modality: NAME=MODALITY (repeatable)."
     ),
-    text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm or hashed."),
+    text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm, hashed or minilm+hashed."),
     image_size: int | None = typer.Option(None, "--image-size", help="Side of generated images."),
 ) -> None:
     """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""

@@ -56,7 +56,7 @@ from polymodal.data.dataset import TableDataset, collate
 from polymodal.data.media import load_image
 from polymodal.data.readers import read_table
 from polymodal.data.schema import Schema, infer_schema
-from polymodal.data.text import TEXT_KINDS
+from polymodal.data.text import TEXT_KINDS, minilm_available
 from polymodal.data.transforms import (
     UNKNOWN_INDEX,
     EncodedTable,
@@ -360,8 +360,9 @@ class Generator:
             data give identical weights on CPU (with no time limit).
         time_limit: seconds for the whole ``fit``; ``None`` trains the preset's epochs.
         preset: ``"fast"`` or ``"best"`` (see ``PRESETS``).
-        text_encoder: ``"auto"`` (MiniLM when installed), ``"minilm"`` or ``"hashed"``,
-            for text conditions and prompts.
+        text_encoder: for text conditions and prompts: ``"auto"`` (MiniLM's sentence
+            vector beside hashed n-grams when MiniLM is installed, else the n-grams),
+            ``"minilm"``, ``"hashed"`` or ``"minilm+hashed"``.
         guidance: default classifier-free guidance scale for sampling (1 = none).
         num_steps: default number of sampler steps.
         sampler: default sampler, ``"heun"`` (2nd order) or ``"euler"``.
@@ -452,6 +453,21 @@ class Generator:
         if self.condition is None:
             return []
         return [self.condition] if isinstance(self.condition, str) else list(self.condition)
+
+    def _text_kind(self) -> str:
+        """The text encoder ``fit`` uses: ``"auto"`` resolved for generation.
+
+        A prompt names what to draw in literal words ("a small red circle at the top
+        left"), and the condition network must read each one in a short fit. MiniLM's
+        sentence vector alone carried position too weakly for that: on ``shapes`` the
+        caption generator put shapes in the asked-for cell at chance level (0.08-0.13),
+        with the hashed n-grams in 1.00 of samples (``bench/text_to_image_shapes.py``,
+        240-s fits). Both side by side keep the n-grams' literal words and MiniLM's
+        paraphrases. The predictor's ``"auto"`` stays MiniLM alone.
+        """
+        if self.text_encoder != "auto":
+            return self.text_encoder
+        return "minilm+hashed" if minilm_available() else "hashed"
 
     def _validate_params(self) -> None:
         """Check every argument once and report all problems in one ConfigError."""
@@ -561,7 +577,7 @@ class Generator:
         # 2. Transforms; decode every target image once, skipping unreadable ones.
         transform = TableTransform(schema, image_size=self.image_size,
                                    image_channels=self.image_channels,
-                                   text_encoder=self.text_encoder).fit(df)
+                                   text_encoder=self._text_kind()).fit(df)
         dataset, rows = self._training_rows(df, transform)
         self.schema_, self.transform_ = schema, transform
         self.image_shape_ = tuple(transform.image_shapes_[self.image])

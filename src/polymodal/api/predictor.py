@@ -198,7 +198,8 @@ class Predictor:
         seed: seeds the split, every model and the training order; the same seed and data
             give identical predictions on CPU.
         columns: modality overrides ``{column: modality}``, e.g. ``{"zip": "categorical"}``.
-        text_encoder: ``"auto"``, ``"minilm"`` or ``"hashed"`` text embeddings.
+        text_encoder: ``"auto"`` (MiniLM when installed), ``"minilm"``, ``"hashed"`` or
+            ``"minilm+hashed"`` text embeddings.
         image_size: side of the square images the models see; ``None`` infers it.
         fusion: ``"auto"`` (the preset's), ``"concat"`` or ``"attention"``.
         validation_fraction: share of labelled rows held out to choose the model.

