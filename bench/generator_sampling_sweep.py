@@ -6,12 +6,16 @@
 setting (sampler, steps, guidance) on the same trained weights with the same judge, the
 test split as the real set and ``--n-samples`` images (the comparison's own count), so a
 setting can be chosen by measurement without training again. Guidance is applied for
-t in ``DEFAULT_GUIDANCE_INTERVAL`` (polymodal.models.samplers), as at sampling time.
+t in the model's ``guidance_interval`` unless a setting names another.
 
 Usage::
 
     .venv/bin/python bench/generator_sampling_sweep.py                 # the default grid
     .venv/bin/python bench/generator_sampling_sweep.py --settings heun:4:3 euler:16:2
+    .venv/bin/python bench/generator_sampling_sweep.py --settings heun:8:1.8:0.4-1
+
+A fourth field sets the guidance interval (lo-hi, in t) for that setting instead of the
+model's own (``Generator.guidance_interval``).
 
 Prints one row per setting; JSON in ``bench/out/generator_sampling_sweep.json``.
 """
@@ -52,20 +56,25 @@ def main(argv=None) -> None:
     judge = Judge.load(args.judge)
     _, test = load_split(FASHION)
     rows = []
+    saved_interval = tuple(generator.guidance_interval)
     for setting in args.settings:
-        sampler, steps, guidance = setting.split(":")
+        sampler, steps, guidance, *interval = setting.split(":")
+        lo_hi = (tuple(float(v) for v in interval[0].split("-")) if interval
+                 else saved_interval)
+        generator.guidance_interval = lo_hi
         generator.sampler = sampler
         start = time.perf_counter()
         m = evaluate_generator(generator, test, judge=judge, n_samples=args.n_samples,
                                num_steps=int(steps), guidance=float(guidance), seed=args.seed,
                                cas=False)
-        row = {"setting": setting, "conditional_accuracy": m["conditional_accuracy"],
+        row = {"setting": setting, "seed": args.seed, "guidance_interval": list(lo_hi),
+               "conditional_accuracy": m["conditional_accuracy"],
                "fd": m["fd"], "fd_floor": m["fd_floor"], "fd_ratio_to_floor": m["fd_ratio_to_floor"],
                "precision": m["precision"], "recall": m["recall"],
                "sampling_images_per_s": m["sampling_images_per_s"],
                "wall_s": time.perf_counter() - start}
         rows.append(row)
-        print(f"{setting:<14} acc {row['conditional_accuracy']:.3f}  FD {row['fd']:7.2f}  "
+        print(f"{setting:<18} seed {args.seed} acc {row['conditional_accuracy']:.3f}  FD {row['fd']:7.2f}  "
               f"floor {row['fd_floor']:.2f}  FD/floor {row['fd_ratio_to_floor']:5.2f}  "
               f"P {row['precision']:.3f} R {row['recall']:.3f}  "
               f"{row['sampling_images_per_s']:.1f} images/s", flush=True)

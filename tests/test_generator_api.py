@@ -416,12 +416,14 @@ def test_edit_strength_out_of_range(digit_gen, digits):
 
 def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
     gen = Generator(condition=["label"], guidance=30, num_steps=0, preset="slow",
-                    coord_channels="yes", lr=0.0, spatial_condition=1)
+                    coord_channels="yes", lr=0.0, spatial_condition=1,
+                    guidance_interval=(0.8, 0.3))
     with pytest.raises(ConfigError) as exc:
         gen.fit(digits[0])
     assert all(s in str(exc.value) for s in ("guidance=30", "num_steps=0", "preset='slow'",
                                              "coord_channels='yes'", "lr=0.0",
-                                             "spatial_condition=1"))
+                                             "spatial_condition=1",
+                                             "guidance_interval=(0.8, 0.3)"))
 
 
 def test_the_learning_rate_is_used_and_saved(digits, digit_gen, tmp_path):
@@ -440,6 +442,29 @@ def test_the_learning_rate_is_used_and_saved(digits, digit_gen, tmp_path):
     used = json.loads((tmp_path / "run" / "train_config.json").read_text())["precision"]
     assert given.train_result_["precision"] == used
     assert Generator.load(tmp_path / "m").config_dict()["training"]["precision"] == used
+
+
+def test_the_guidance_interval_is_used_saved_and_kept_for_older_folders(digit_gen, tmp_path):
+    digit_gen.save(tmp_path / "m")
+    loaded = Generator.load(tmp_path / "m")
+    assert tuple(loaded.guidance_interval) == DEFAULT_GUIDANCE_INTERVAL
+    ask = {"label": "3"}
+    np.testing.assert_array_equal(loaded.sample(2, conditions=ask, seed=1),
+                                  digit_gen.sample(2, conditions=ask, seed=1))
+    # An interval that holds no sampler time is no guidance at all; a wider one differs.
+    loaded.guidance_interval = (0.95, 0.99)  # between the first two of 8 steps (1, 0.875)
+    unguided = loaded.sample(2, conditions=ask, seed=1, guidance=1.0)
+    np.testing.assert_array_equal(loaded.sample(2, conditions=ask, seed=1, guidance=3.0),
+                                  unguided)
+    loaded.guidance_interval = (0.0, 1.0)
+    assert not np.array_equal(loaded.sample(2, conditions=ask, seed=1, guidance=3.0), unguided)
+    # A folder saved before the interval was a parameter samples as it did then.
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["params"]["guidance_interval"]
+    config["sampler"]["guidance_interval"] = [0.3, 1.0]
+    config_path.write_text(json.dumps(config))
+    assert tuple(Generator.load(tmp_path / "m").guidance_interval) == (0.3, 1.0)
 
 
 def test_coordinate_channels_can_be_forced(digits):
