@@ -490,12 +490,13 @@ class Generator:
         """The text encoder ``fit`` uses: ``"auto"`` resolved for generation.
 
         A prompt names what to draw in literal words ("a small red circle at the top
-        left"), and the condition network must read each one in a short fit. MiniLM's
-        sentence vector alone carried position too weakly for that: on ``shapes`` the
-        caption generator put shapes in the asked-for cell at chance level (0.08-0.13),
-        with the hashed n-grams in 1.00 of samples (``bench/text_to_image_shapes.py``,
-        240-s fits). Both side by side keep the n-grams' literal words and MiniLM's
-        paraphrases. The predictor's ``"auto"`` stays MiniLM alone.
+        left"), and the condition network must read each one in a short fit. On
+        ``shapes`` (``bench/text_to_image_shapes.py``, 240-s fits) MiniLM's sentence vector
+        alone put shapes in the asked-for cell in 20-31 % of samples (chance ~15 %); hashed
+        n-grams alone in 98-100 %, but only for words seen in training (45 % for "in the
+        upper left" and the like, colour 0.68); both side by side 92-100 %, and the most
+        robust to new words (position 0.56, colour 0.90). The predictor's ``"auto"``
+        stays MiniLM alone.
         """
         if self.text_encoder != "auto":
             return self.text_encoder

