@@ -39,7 +39,8 @@ training summaries), ``grid.png`` (per prompt: the real render, then samples of 
 contender, left to right), ``samples.npz`` (every sample, keyed ``contender/group``) and
 ``judge/`` (reused by a later run with the same judge settings, or via ``--judge-dir``).
 
-Usage (measured on a shared, busy 2-core CPU: ``--quick`` 4 minutes, the default 28)::
+Usage (``--quick`` took 4 minutes on a shared, busy 2-core CPU; ``--budget-s 240`` with
+the four default contenders 17 minutes on a quiet one, the judge reused)::
 
     .venv/bin/python bench/text_to_image_shapes.py --quick          # smoke run
     .venv/bin/python bench/text_to_image_shapes.py                  # 5 min per generator
@@ -84,12 +85,12 @@ REWORDED_TEMPLATES = (
 # Words for size and position the training captions never use (theirs: shapes.SIZE_WORDS
 # and shapes.POSITION_PHRASES).
 SYNONYMS = {
-    "small": ("tiny",), "large": ("huge",),
-    "top left": ("in the upper left",), "top": ("along the upper edge",),
-    "top right": ("in the upper right",), "left": ("on the left-hand side",),
-    "center": ("in the middle",), "right": ("on the right-hand side",),
-    "bottom left": ("in the lower left",), "bottom": ("along the lower edge",),
-    "bottom right": ("in the lower right",),
+    "small": "tiny", "large": "huge",
+    "top left": "in the upper left", "top": "along the upper edge",
+    "top right": "in the upper right", "left": "on the left-hand side",
+    "center": "in the middle", "right": "on the right-hand side",
+    "bottom left": "in the lower left", "bottom": "along the lower edge",
+    "bottom right": "in the lower right",
 }
 CAPTION_ONLY_GROUPS = ("reworded", "synonyms")
 GRID_PROMPTS_PER_GROUP = 4
@@ -172,7 +173,7 @@ def reword(rows: pd.DataFrame, rng: np.random.Generator, *, synonyms: bool) -> p
     captions = []
     for shape, color, size, position in zip(*(rows[c] for c in CLASS_COLUMNS), strict=True):
         if synonyms:
-            size_word, where = SYNONYMS[size][0], SYNONYMS[position][0]
+            size_word, where = SYNONYMS[size], SYNONYMS[position]
         else:
             words = shapes.SIZE_WORDS[size]
             phrases = shapes.POSITION_PHRASES[position]
