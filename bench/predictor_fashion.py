@@ -150,7 +150,7 @@ def run_seed_cnn(seed: int) -> dict:
 # --- part 2a: polymodal through the Predictor API ----------------------------------------
 
 
-def run_api(seed: int, time_limit_s: float) -> dict:
+def run_api(seed: int, time_limit_s: float, image_augment: str = "none") -> dict:
     """``Predictor(...).fit(train_csv).evaluate(test_csv)`` under the given time limit."""
     import numpy as np
     import torch
@@ -159,11 +159,14 @@ def run_api(seed: int, time_limit_s: float) -> dict:
 
     train_csv, test_csv = ensure_table()
     start = time.perf_counter()
-    predictor = Predictor(label="label", time_limit=time_limit_s, preset="fast", seed=seed)
+    predictor = Predictor(label="label", time_limit=time_limit_s, preset="fast", seed=seed,
+                          image_augment=image_augment)
     predictor.fit(str(train_csv))
     fit_s = time.perf_counter() - start
     metrics = predictor.evaluate(str(test_csv))
-    result = {"name": "polymodal fit (Predictor API)", "seed": seed,
+    name = "polymodal fit (Predictor API)" + (
+        "" if image_augment == "none" else f", --image-augment {image_augment}")
+    result = {"name": name, "seed": seed, "image_augment": image_augment,
               "accuracy": float(metrics["accuracy"]), "wall_s": fit_s,
               "evaluate_s": time.perf_counter() - start - fit_s, "time_limit_s": time_limit_s,
               "peak_rss_mib": peak_rss_mib(), "torch_threads": torch.get_num_threads()}
@@ -172,6 +175,11 @@ def run_api(seed: int, time_limit_s: float) -> dict:
         result["leaderboard"] = json.loads(board.to_json(orient="records"))
         result["chosen"] = str(predictor.chosen_)
         # Where the fit's wall time went: reading/transforming, flat features, each model.
+        result["tta_hflip"] = next((e for e in predictor.train_log_
+                                    if e.get("event") == "tta_hflip"), None)
+        result["network_epochs"] = next((e.get("epochs") for e in predictor.train_log_
+                                         if e.get("model") == "neural"
+                                         and e.get("event") == "candidate"), None)
         result["time_breakdown"] = {
             (e["event"] if "model" not in e else
              e["model"] if e["event"] == "candidate" else f"refit {e['model']}"):
@@ -271,9 +279,10 @@ def run_direct(seed: int, time_limit_s: float) -> dict:
 
 
 def child(part: str, seed: int, time_limit_s: float | None, threads: int | None,
-          passive_omp: bool) -> dict:
+          passive_omp: bool, image_augment: str = "none") -> dict:
     """Run one part in a fresh interpreter (its own peak RSS); return its result dict."""
-    cmd = [sys.executable, __file__, "--part", part, "--seed", str(seed)]
+    cmd = [sys.executable, __file__, "--part", part, "--seed", str(seed),
+           "--image-augment", image_augment]
     if time_limit_s is not None:
         cmd += ["--time-limit", f"{time_limit_s:.3f}"]
     if threads is not None:
@@ -300,13 +309,13 @@ def omp_setting(passive: bool) -> str:
     return "OMP_WAIT_POLICY=PASSIVE" if passive else "GOMP_SPINCOUNT=10000"
 
 
-def run_part(part: str, seed: int, time_limit_s: float | None) -> dict:
+def run_part(part: str, seed: int, time_limit_s: float | None, image_augment: str) -> dict:
     if part == "seed":
         return run_seed_cnn(seed)
     if part == "direct":
         return run_direct(seed, time_limit_s)
     try:
-        return run_api(seed, time_limit_s)
+        return run_api(seed, time_limit_s, image_augment)
     except ImportError as exc:
         reason = f"Predictor API not importable ({exc})"
     except Exception as exc:  # noqa: BLE001 — report the failure and measure the fallback
@@ -333,6 +342,9 @@ def main() -> None:
     parser.add_argument("--omp-passive", action="store_true",
                         help="OMP_WAIT_POLICY=PASSIVE for every part (default: polymodal's "
                              "GOMP_SPINCOUNT=10000 for every part)")
+    parser.add_argument("--image-augment", default="none,hflip",
+                        help="comma-separated Predictor(image_augment=...) settings, one api run "
+                             "each (default: none,hflip — without and with mirroring)")
     parser.add_argument("--part", choices=("seed", "api", "direct"), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -342,12 +354,15 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.threads)
-        result = run_part(args.part, args.seed, args.time_limit)
+        result = run_part(args.part, args.seed, args.time_limit, args.image_augment)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return
 
     ensure_table()  # exported once, outside every timed part
-    modes = ["api", "direct"] if args.mode == "both" else [args.mode]
+    augments = [a.strip() for a in args.image_augment.split(",") if a.strip()]
+    api_modes = [a if a == "none" else f"api+{a}" for a in augments]
+    api_modes = ["api" if m == "none" else m for m in api_modes]
+    modes = {"api": api_modes, "direct": ["direct"], "both": [*api_modes, "direct"]}[args.mode]
     runs: dict[str, list[dict]] = {"seed": [], **{m: [] for m in modes}}
     for seed in range(args.seeds):
         seed_result = child("seed", seed, None, args.threads, args.omp_passive)
@@ -355,7 +370,8 @@ def main() -> None:
         print(json.dumps(seed_result), flush=True)
         limit = args.time_limit or seed_result.get("wall_s")
         for mode in modes:
-            result = child(mode, seed, limit, args.threads, args.omp_passive)
+            part, _, augment = mode.partition("+")
+            result = child(part, seed, limit, args.threads, args.omp_passive, augment or "none")
             runs[mode].append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "leaderboard"}), flush=True)
 

@@ -97,6 +97,15 @@ def test_user_mistakes_are_one_line_errors(model_dir, digits, capsys):
                            "--out", str(digits / "m2"))
     assert code == 2 and "nosuch" in err and "Traceback" not in err
 
+    for value, expected in (('{"hflip": tru', "--image-augment '{\"hflip\": tru' is not valid JSON"),
+                            ("[1]", "image_augment='[1]' must be None, one of"),
+                            ('{"flip": true}', "image_augment has unknown key(s) ['flip']")):
+        code, _, err = run_cli(capsys, "fit", str(digits / "data" / "train.csv"), "--label",
+                               "label", "--image-augment", value, "--out", str(digits / "m3"))
+        assert code == 2 and expected in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert not (digits / "m3").exists()
+
     bad = digits / "no_image.csv"
     pd.read_csv(digits / "data" / "test.csv").drop(columns=["sample_id"]).rename(
         columns={"label": "digit"}).to_csv(bad, index=False)

@@ -11,7 +11,7 @@ from PIL import Image
 
 import polymodal.data.transforms as transforms_module
 from polymodal.data.batch import Batch
-from polymodal.data.dataset import TableDataset, collate, make_loader, set_epoch
+from polymodal.data.dataset import TableDataset, collate, make_loader, row_uniforms, set_epoch
 from polymodal.data.schema import ColumnSchema, Schema
 from polymodal.data.transforms import TableTransform
 
@@ -65,7 +65,7 @@ def every_modality(tmp_path):
         problem_type="binary",
     )
     transform = TableTransform(
-        schema, text_encoder="hashed", n_mels=16, augment={"shift_px": 2}
+        schema, text_encoder="hashed", n_mels=16, augment={"shift_px": 2, "hflip": True}
     ).fit(df)
     return df, transform
 
@@ -232,7 +232,7 @@ def test_a_batch_read_at_once_equals_the_rows_collated(every_modality, train):
 
 
 def test_a_batch_read_at_once_augments_several_image_columns_like_the_rows(tmp_path):
-    """One generator per row draws for every image column in order, in both paths."""
+    """Each image column of a row reads its own draws, mirroring included, in both paths."""
     rng = np.random.default_rng(1)
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8)).save(tmp_path / f"{i}.png")
@@ -241,11 +241,34 @@ def test_a_batch_read_at_once_augments_several_image_columns_like_the_rows(tmp_p
     df.attrs["base_dir"] = str(tmp_path)
     schema = make_schema({"front": "image", "back": "image", "y": "categorical"}, label="y",
                          problem_type="binary")
-    transform = TableTransform(schema, augment={"shift_px": 3}).fit(df)
+    transform = TableTransform(schema, augment={"shift_px": 3, "hflip": True}).fit(df)
     dataset = TableDataset(df, transform, train=True, seed=2)
-    fast, rows = dataset.__getitems__([2, 0, 1]), collate([dataset[i] for i in (2, 0, 1)])
-    for column in ("front", "back"):
-        assert torch.equal(fast.image[column], rows.image[column]), column
+    mirrored = set()
+    for epoch in range(6):
+        dataset.set_epoch(epoch)
+        fast, rows = dataset.__getitems__([2, 0, 1]), collate([dataset[i] for i in (2, 0, 1)])
+        for column in ("front", "back"):
+            assert torch.equal(fast.image[column], rows.image[column]), (epoch, column)
+        draws = dataset._augment_draws(np.array([2, 0, 1]))  # (3, 2 x AUGMENT_DRAWS)
+        mirrored |= {bool(f) for f in (draws[:, 3] < 0.5)} | {bool(f) for f in (draws[:, 7] < 0.5)}
+        assert not np.array_equal(draws[:, :4], draws[:, 4:])  # the columns' own draws
+    assert mirrored == {True, False}
+
+
+def test_row_uniforms_depend_on_seed_epoch_and_row_only():
+    rows = np.arange(1000)
+    u = row_uniforms(3, 1, rows, 4)
+    assert u.shape == (1000, 4) and u.min() >= 0.0 and u.max() < 1.0
+    assert np.array_equal(u[[7, 2]], row_uniforms(3, 1, np.array([7, 2]), 4))  # batch-free
+    assert np.array_equal(u[:, :2], row_uniforms(3, 1, rows, 2))
+    for other in (row_uniforms(4, 1, rows, 4), row_uniforms(3, 2, rows, 4)):
+        assert np.abs(u - other).mean() > 0.2  # a new seed or epoch: new numbers
+    # Uniform enough for augmentation: every decile holds ~10 % of 4,000 draws, and
+    # neighbouring rows and columns are uncorrelated.
+    counts = np.histogram(u, bins=10, range=(0, 1))[0]
+    assert counts.min() > 330 and counts.max() < 470
+    assert abs(np.corrcoef(u[:-1, 0], u[1:, 0])[0, 1]) < 0.1
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.1
 
 
 def test_the_loader_reads_whole_batches(every_modality, monkeypatch):

@@ -446,3 +446,63 @@ def test_media_tables_fit_the_classic_models_beside_the_network(media_table):
                        "network_threads": 1}]
     predictions = predictor.predict(media_table)
     assert len(predictions) == len(media_table)
+
+
+# --------------------------------------------------------------------------- image augmentation
+
+
+def test_mirroring_trains_on_mirror_images_and_keeps_tta_only_when_it_validates_better(
+        media_table, tmp_path):
+    plain = Predictor("label", **FAST).fit(media_table)
+    assert plain.transform_.augment_ is None
+    assert not any(e.get("event") == "tta_hflip" for e in plain.train_log_)
+    assert plain.candidates_["neural"].tta_hflip is False
+
+    mirrored = Predictor("label", image_augment="hflip", **FAST).fit(media_table)
+    assert mirrored.transform_.augment_ == {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}
+    events = [e for e in mirrored.train_log_ if e.get("event") == "tta_hflip"]
+    assert len(events) == 1
+    event, network = events[0], mirrored.candidates_["neural"]
+    assert event["kept"] == (event["val_accuracy_tta"] > event["val_accuracy_plain"])
+    assert network.tta_hflip == event["kept"]
+    board = mirrored.leaderboard().set_index("model")
+    chosen_value = event["val_accuracy_tta"] if event["kept"] else event["val_accuracy_plain"]
+    assert board.loc["neural", "val_accuracy"] == pytest.approx(chosen_value)
+
+    # The setting and the TTA choice survive save/load, with identical predictions.
+    loaded = Predictor.load(mirrored.save(tmp_path / "model"))
+    assert loaded.get_params()["image_augment"] == "hflip"
+    if "neural" in loaded.models_:
+        assert loaded.models_["neural"].tta_hflip == network.tta_hflip
+    pd.testing.assert_frame_equal(loaded.predict_proba(media_table),
+                                  mirrored.predict_proba(media_table), check_exact=True)
+
+
+def test_mirror_tta_averages_the_outputs_of_each_image_and_its_mirror(fitted, media_table,
+                                                                      tmp_path):
+    from polymodal.api.neural import mirrored, network_outputs
+    from polymodal.data.dataset import TableDataset, collate
+
+    network = fitted.candidates_["neural"]
+    rows = TableDataset(media_table, fitted.transform_, with_label=False)
+    batch = collate([rows[i] for i in range(len(rows))])
+    flipped = mirrored(batch)
+    for column, images in batch.image.items():
+        assert torch.equal(flipped.image[column], images.flip(-1))
+    assert torch.equal(flipped.numeric, batch.numeric)  # nothing else changes
+    plain = network_outputs(network.model_, batch)
+    expected = 0.5 * (plain + network_outputs(network.model_, flipped))
+    assert not np.allclose(plain, expected)  # the mirror changes the outputs here
+    network.save(tmp_path / "neural")
+    tta = NeuralCandidate.load(tmp_path / "neural")
+    tta.tta_hflip = True
+    np.testing.assert_array_equal(tta.predict_outputs(batch), expected)
+    tta.save(tmp_path / "neural_tta")
+    assert NeuralCandidate.load(tmp_path / "neural_tta").tta_hflip is True
+
+
+def test_image_augment_is_checked():
+    with pytest.raises(ConfigError, match="image_augment='mirror'.*'hflip'"):
+        Predictor("label", image_augment="mirror").fit(tabular_table("binary"))
+    with pytest.raises(ConfigError, match=r"image_augment has unknown key\(s\) \[.vflip.\]"):
+        Predictor("label", image_augment={"vflip": True}, **FAST).fit(tabular_table("binary"))

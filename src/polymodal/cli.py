@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from polymodal.errors import PolymodalError
+from polymodal.errors import ConfigError, PolymodalError
 
 app = typer.Typer(
     name="polymodal",
@@ -167,6 +167,10 @@ def fit(
     seed: int = typer.Option(0, "--seed"),
     problem_type: str = typer.Option("auto", "--problem-type", help="auto, binary, multiclass, regression or multilabel."),
     text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm, hashed or minilm+hashed."),
+    image_augment: str = typer.Option(
+        "none", "--image-augment",
+        help="none, hflip (mirror training images: only when a mirrored image keeps its label) "
+             'or JSON like \'{"hflip": true, "shift_px": 2}\'.'),
 ) -> None:
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
     from polymodal.api import Predictor
@@ -175,10 +179,25 @@ def fit(
     predictor = Predictor(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
+        image_augment=_image_augment_option(image_augment),
     ).fit(table)
     path = predictor.save(out_dir)
     _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
     out.print(f"chosen model: [bold]{predictor.chosen_}[/]; saved to {path}")
+
+
+def _image_augment_option(value: str):
+    """``--image-augment``: a name (none, hflip) or a JSON object of augment settings."""
+    if not value.lstrip().startswith("{"):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--image-augment {value!r} is not valid JSON ({exc.msg}); write e.g. "
+                          '\'{"hflip": true, "shift_px": 2}\' or a name: none, hflip') from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"--image-augment {value!r} must be a JSON object")
+    return parsed
 
 
 def _prediction_frame(predictor, df):

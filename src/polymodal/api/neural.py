@@ -10,6 +10,7 @@ Saved as ``weights.safetensors`` + ``model.json`` (the feature spec and network 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -48,6 +49,11 @@ def network_outputs(model: FusionPredictor, batch: Batch) -> np.ndarray:
     return values.astype(np.float64)
 
 
+def mirrored(batch: Batch) -> Batch:
+    """``batch`` with every image flipped left-right (nothing else changed)."""
+    return dataclasses.replace(batch, image={c: x.flip(-1) for c, x in batch.image.items()})
+
+
 def _loss(model: torch.nn.Module, batch: Batch, *, label_smoothing: float = 0.0) -> torch.Tensor:
     # ``model`` may be DDP-wrapped: call it, and read the problem type from the batch's owner.
     network = model.module if hasattr(model, "module") else model
@@ -63,13 +69,17 @@ class NeuralCandidate:
         network: keyword arguments of :class:`FusionPredictor` (fusion, width, dropouts).
         seed: seeds the initial weights (and, through the train config, everything else).
         label_smoothing: of the classification targets while training (0 = none).
+        tta_hflip: predict the mean of the outputs for each row's images and for their
+            mirror images (test-time augmentation; for networks trained with mirroring).
     """
 
-    def __init__(self, spec: dict, network: dict, *, seed: int = 0, label_smoothing: float = 0.0):
+    def __init__(self, spec: dict, network: dict, *, seed: int = 0, label_smoothing: float = 0.0,
+                 tta_hflip: bool = False):
         self.spec = spec
         self.network = dict(network)
         self.seed = seed
         self.label_smoothing = float(label_smoothing)
+        self.tta_hflip = bool(tta_hflip)
         # The initial weights depend on the seed only, and the caller's RNG is left as it was.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -100,7 +110,10 @@ class NeuralCandidate:
 
     def predict_outputs(self, batch: Batch) -> np.ndarray:
         self.model_.eval()
-        return network_outputs(self.model_, batch)
+        outputs = network_outputs(self.model_, batch)
+        if self.tta_hflip and batch.image:
+            outputs = 0.5 * (outputs + network_outputs(self.model_, mirrored(batch)))
+        return outputs
 
     # --- persistence ------------------------------------------------------------------
 
@@ -112,7 +125,8 @@ class NeuralCandidate:
             save_file(state, str(tmp))
         write_json(directory / META_FILE, {"spec": self.model_.spec, "network": self.model_.config(),
                                            "seed": self.seed,
-                                           "label_smoothing": self.label_smoothing})
+                                           "label_smoothing": self.label_smoothing,
+                                           "tta_hflip": self.tta_hflip})
         return directory
 
     @classmethod
@@ -126,7 +140,8 @@ class NeuralCandidate:
         try:
             meta = json.loads(meta_path.read_text())
             candidate = cls(meta["spec"], meta["network"], seed=meta.get("seed", 0),
-                            label_smoothing=meta.get("label_smoothing", 0.0))
+                            label_smoothing=meta.get("label_smoothing", 0.0),
+                            tta_hflip=meta.get("tta_hflip", False))
             candidate.model_.load_state_dict(load_file(str(weights_path)))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
             raise ModelFolderError(f"{directory} holds an unreadable or mismatched network "

@@ -63,7 +63,7 @@ from polymodal.data.dataset import TableDataset, make_loader
 from polymodal.data.readers import read_table
 from polymodal.data.schema import PROBLEM_TYPES, Schema, hashable_values, infer_schema, present_mask
 from polymodal.data.text import TEXT_KINDS
-from polymodal.data.transforms import TableTransform
+from polymodal.data.transforms import AUGMENT_DEFAULTS, TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
 from polymodal.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from polymodal.files import write_json, write_text
@@ -87,6 +87,9 @@ NEURAL = "neural"
 ENSEMBLE = "ensemble"
 OPTIONAL_MODALITIES = ("image", "audio", "text")  # may be left out of a table to predict on
 FUSION_CHOICES = ("auto", "concat", "attention")
+# Predictor(image_augment=...) names -> TableTransform(augment=...).
+IMAGE_AUGMENT_CHOICES = {"none": None,
+                         "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
 
 # Resolved settings per preset; "fast" fits a 2-core CPU in a minute or two, "best" is
 # larger and trains longer (early stopping still ends it when validation stops improving).
@@ -202,6 +205,16 @@ class Predictor:
             ``"minilm+hashed"`` text embeddings.
         image_size: side of the square images the models see; ``None`` infers it.
         fusion: ``"auto"`` (the preset's), ``"concat"`` or ``"attention"``.
+        image_augment: random changes to training images (the network's; validation and
+            prediction see them as they are). ``None`` (default): none. ``"hflip"``:
+            mirror left-right half the time — say so only when a mirrored image keeps its
+            label (photos of objects, clothes, animals; not digits, text, or labels about
+            left and right). A dict sets ``hflip`` (bool), ``shift_px`` (int) and
+            ``rotate_deg`` (float) of :class:`~polymodal.data.transforms.TableTransform`'s
+            ``augment`` (missing keys: ``hflip`` False, ``shift_px`` 2, ``rotate_deg`` 0).
+            With mirroring on, the network's validation outputs are also scored averaged
+            over each image and its mirror (test-time augmentation), which is kept for
+            prediction when it validates better.
         validation_fraction: share of labelled rows held out to choose the model.
         verbosity: 0 silent, 1 one line per candidate and the training progress bar.
     """
@@ -218,6 +231,7 @@ class Predictor:
         text_encoder: str = "auto",
         image_size: int | None = None,
         fusion: str = "auto",
+        image_augment: str | dict | None = None,
         validation_fraction: float = 0.2,
         verbosity: int = 1,
     ):
@@ -230,6 +244,7 @@ class Predictor:
         self.text_encoder = text_encoder
         self.image_size = image_size
         self.fusion = fusion
+        self.image_augment = image_augment
         self.validation_fraction = validation_fraction
         self.verbosity = verbosity
 
@@ -242,7 +257,10 @@ class Predictor:
             "preset": self.preset, "seed": self.seed,
             "columns": None if self.columns is None else dict(self.columns),
             "text_encoder": self.text_encoder, "image_size": self.image_size,
-            "fusion": self.fusion, "validation_fraction": self.validation_fraction,
+            "fusion": self.fusion,
+            "image_augment": (dict(self.image_augment) if isinstance(self.image_augment, dict)
+                              else self.image_augment),
+            "validation_fraction": self.validation_fraction,
             "verbosity": self.verbosity,
         }
 
@@ -278,6 +296,15 @@ class Predictor:
             problems.append(f"image_size={self.image_size!r} must be an integer >= 8, or None to infer it")
         if self.fusion not in FUSION_CHOICES:
             problems.append(f"fusion={self.fusion!r} must be one of {list(FUSION_CHOICES)}")
+        if isinstance(self.image_augment, dict):
+            unknown = sorted(set(self.image_augment) - set(AUGMENT_DEFAULTS))
+            if unknown:
+                problems.append(f"image_augment has unknown key(s) {unknown}; the keys are "
+                                f"{sorted(AUGMENT_DEFAULTS)}")
+        elif not (self.image_augment is None or self.image_augment in IMAGE_AUGMENT_CHOICES):
+            problems.append(f"image_augment={self.image_augment!r} must be None, one of "
+                            f"{list(IMAGE_AUGMENT_CHOICES)} or a dict like "
+                            "{'hflip': True, 'shift_px': 2}")
         if not (isinstance(self.validation_fraction, numbers.Real)
                 and 0 < self.validation_fraction <= 0.5):
             problems.append(f"validation_fraction={self.validation_fraction!r} must be in (0, 0.5], e.g. 0.2")
@@ -378,8 +405,10 @@ class Predictor:
         self.train_rows_ = labelled_positions if tuning is not None else labelled_positions[train_idx]
 
         # 3. Transforms learn from the training rows only.
+        augment = (self.image_augment if isinstance(self.image_augment, dict)
+                   else IMAGE_AUGMENT_CHOICES[self.image_augment or "none"])
         transform = TableTransform(schema, image_size=self.image_size,
-                                   text_encoder=self.text_encoder).fit(train_df)
+                                   text_encoder=self.text_encoder, augment=augment).fit(train_df)
         spec = transform.feature_spec()
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         self.schema_, self.transform_, self.problem_type_ = schema, transform, problem
@@ -722,10 +751,27 @@ class Predictor:
         fit_s = time.perf_counter() - fit_start
         predict_start = time.perf_counter()
         outputs = self._dataset_outputs(val_ds, {NEURAL: candidate}, spec)[NEURAL]
+        predict_s = time.perf_counter() - predict_start
+        augment = self.transform_.augment_
+        if image_table and augment is not None and augment["hflip"]:
+            # Trained on mirror images too: score the mean over each image and its mirror,
+            # and keep it for prediction only when it validates better.
+            candidate.tta_hflip = True
+            tta_start = time.perf_counter()
+            tta_outputs = self._dataset_outputs(val_ds, {NEURAL: candidate}, spec)[NEURAL]
+            plain, tta = float(score(outputs)), float(score(tta_outputs))
+            candidate.tta_hflip = tta > plain if mode == "max" else tta < plain
+            log.append({"event": "tta_hflip", f"val_{metric}_plain": plain,
+                        f"val_{metric}_tta": tta, "kept": candidate.tta_hflip,
+                        "time_s": time.perf_counter() - tta_start})
+            self._say(f"  {NEURAL:<24} mirror test-time augmentation: val {metric} {plain:.4f} "
+                      f"-> {tta:.4f}, {'kept' if candidate.tta_hflip else 'not kept'}")
+            if candidate.tta_hflip:
+                outputs, predict_s = tta_outputs, time.perf_counter() - tta_start
         self.models_[NEURAL] = candidate
         self.training_history_ = list(result.history)
         log.extend({"model": NEURAL, **entry} for entry in result.history)
-        record(NEURAL, outputs, fit_s, time.perf_counter() - predict_start,
+        record(NEURAL, outputs, fit_s, predict_s, tta_hflip=candidate.tta_hflip,
                stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
                resumed_from_step=result.resumed_from_step)
 

@@ -3,9 +3,9 @@
 :class:`TableDataset` runs :meth:`TableTransform.encode` once, so numbers, categories,
 tags and text embeddings are small arrays in memory; image and audio cells are decoded
 only when their row is read, so memory is O(batch), not O(table). Training-time image
-augmentation draws from a generator seeded by ``(seed, epoch, row)``: the same row in the
-same epoch is augmented the same way whatever the worker count or order, so resumed
-training repeats the original run.
+augmentation draws its numbers from a counter-based hash of ``(seed, epoch, row)``
+(:func:`row_uniforms`): the same row in the same epoch is augmented the same way whatever
+the batch, worker count or order, so resumed training repeats the original run.
 
 Typical use::
 
@@ -28,11 +28,38 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from polymodal.data.batch import Batch
-from polymodal.data.transforms import EncodedTable, TableTransform
+from polymodal.data.transforms import AUGMENT_DRAWS, EncodedTable, TableTransform
 from polymodal.errors import ConfigError, DataError
 
 Sample = dict  # one row: see TableDataset.__getitem__
 PRELOAD_BATCH_SIZE = 256  # rows per worker batch in TableDataset.preload_media
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def row_uniforms(seed: int, epoch: int, rows: np.ndarray, count: int) -> np.ndarray:
+    """``(len(rows), count)`` uniforms in [0, 1), each row's a pure function of
+    ``(seed, epoch, row)``: SplitMix64 (Steele et al. 2014) over a key hashed from the three.
+
+    What per-row augmentation draws from. A numpy ``Generator`` per row gave the same
+    property but cost ~40 us to build, ~5 ms of a 128-row batch (a quarter of a training
+    step on Fashion-MNIST); this is vectorised over the batch.
+    """
+    with np.errstate(over="ignore"):
+        def mix(z: np.ndarray) -> np.ndarray:
+            z = (z ^ (z >> np.uint64(30))) * _MIX1
+            z = (z ^ (z >> np.uint64(27))) * _MIX2
+            return z ^ (z >> np.uint64(31))
+
+        key = mix(np.uint64(int(seed) % 2**64) + _GOLDEN)
+        key = mix(key ^ (np.uint64(int(epoch) % 2**64) * _MIX1))
+        state = mix(key ^ np.asarray(rows, dtype=np.int64).astype(np.uint64) * _MIX2)  # (B,)
+        out = np.empty((len(state), count), dtype=np.float64)
+        for j in range(count):
+            state = state + _GOLDEN
+            out[:, j] = (mix(state) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return out
 
 
 class TableDataset(Dataset):
@@ -121,8 +148,17 @@ class TableDataset(Dataset):
 
         mask = {c: torch.from_numpy(np.asarray(present[idx], dtype=bool))
                 for c, present in enc.mask.items()}
-        media = [self._media_row(index) for index in idx.tolist()]
+        draws = self._augment_draws(idx)
+        # Mirroring is done below on the stacked batch (the same pixels, fewer calls).
+        media = [self._media_row(index, None if draws is None else draws[k], flip=False)
+                 for k, index in enumerate(idx.tolist())]
         image = {c: torch.stack([m[0][c] for m in media]) for c in enc.image}  # (B, C, H, W)
+        for k, col in enumerate(enc.image if draws is not None else ()):
+            flip = self.transform.flips(draws[:, k * AUGMENT_DRAWS:(k + 1) * AUGMENT_DRAWS])
+            present = np.array([m[2][col] for m in media], dtype=bool)
+            if flip is not None and (flip & present).any():
+                mirrored = torch.from_numpy(np.flatnonzero(flip & present))
+                image[col][mirrored] = image[col][mirrored].flip(-1)
         audio = {c: torch.stack([m[1][c] for m in media]) for c in enc.audio}  # (B, 1, M, T)
         for col in (*enc.image, *enc.audio):
             mask[col] = torch.tensor([m[2][col] for m in media], dtype=torch.bool)
@@ -134,19 +170,29 @@ class TableDataset(Dataset):
                      text={c: torch.from_numpy(v[idx]) for c, v in enc.text.items()},
                      image=image, audio=audio, mask=mask, label=label)
 
-    def _media_row(self, index: int) -> tuple[dict, dict, dict]:
-        """Row ``index``'s images ``{column: (C, H, W)}`` (augmented when training: one
-        generator seeded by ``(seed, epoch, row)`` draws for every image column in order),
-        audio ``{column: (1, n_mels, T)}`` and ``{column: present}`` for both."""
+    def _augment_draws(self, rows: np.ndarray) -> np.ndarray | None:
+        """The rows' augmentation uniforms ``(B, AUGMENT_DRAWS x image columns)``, or None
+        when nothing is augmented."""
+        if not (self.train and self.encoded.image and self.transform.augment is not None):
+            return None
+        return row_uniforms(self.seed, self.epoch, rows, AUGMENT_DRAWS * len(self.encoded.image))
+
+    def _media_row(self, index: int, draws: np.ndarray | None = None, *,
+                   flip: bool = True) -> tuple[dict, dict, dict]:
+        """Row ``index``'s images ``{column: (C, H, W)}`` (augmented when training, from
+        ``draws``, the row's line of :meth:`_augment_draws`: each image column reads its
+        own :data:`AUGMENT_DRAWS`; ``flip=False`` leaves out the mirroring), audio
+        ``{column: (1, n_mels, T)}`` and ``{column: present}`` for both."""
         enc = self.encoded
         images, audio, present = {}, {}, {}
-        rng = None
-        for col, cells in enc.image.items():
+        if draws is None:
+            row_draws = self._augment_draws(np.array([index]))
+            draws = None if row_draws is None else row_draws[0]
+        for k, (col, cells) in enumerate(enc.image.items()):
             image, present[col] = self._media("image", col, index, cells[index])
-            if self.train and present[col] and self.transform.augment is not None:
-                if rng is None:
-                    rng = np.random.default_rng([self.seed, self.epoch, index])
-                image = self.transform.augment_image(image, rng)
+            if draws is not None and present[col]:
+                image = self.transform.augment_with(
+                    image, draws[k * AUGMENT_DRAWS:(k + 1) * AUGMENT_DRAWS], flip=flip)
             images[col] = image
         for col, cells in enc.audio.items():
             audio[col], present[col] = self._media("audio", col, index, cells[index])

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,7 @@ MAX_IMAGE_SIZE = 64
 MIN_IMAGE_SIZE = 8
 IMAGE_SAMPLE = 64  # images decoded at fit time to choose size and channels
 AUGMENT_DEFAULTS = {"hflip": False, "shift_px": 2, "rotate_deg": 0.0}
+AUGMENT_DRAWS = 4  # uniforms one image's augmentation reads (see TableTransform.augment_with)
 
 MAX_AUDIO_DURATION_S = 5.0
 MIN_AUDIO_DURATION_S = 0.1
@@ -521,15 +523,23 @@ class TableTransform:
         """Random rotation, shift and (if asked) horizontal flip of a (C, H, W) image.
 
         Uncovered pixels become black (-1), the same as the padding. All randomness comes
-        from ``rng``, so a seeded generator reproduces the same augmentation.
+        from ``rng`` (:data:`AUGMENT_DRAWS` uniforms), so a seeded generator reproduces the
+        same augmentation.
         """
+        return self.augment_with(image, rng.random(AUGMENT_DRAWS))
+
+    def augment_with(self, image: torch.Tensor, draws: Sequence[float], *,
+                     flip: bool = True) -> torch.Tensor:
+        """:meth:`augment_image` from ``draws``, :data:`AUGMENT_DRAWS` uniforms in [0, 1)
+        (angle, vertical shift, horizontal shift, flip), whatever is enabled. With
+        ``flip=False`` the mirroring is left to the caller (:meth:`flips`)."""
         aug = self.augment_
         if aug is None:
             return image
-        # Always draw the same numbers in the same order, whatever is enabled.
-        angle = rng.uniform(-1.0, 1.0) * float(aug["rotate_deg"])
-        dy, dx = (int(v) for v in rng.integers(-aug["shift_px"], aug["shift_px"] + 1, size=2))
-        flip = bool(aug["hflip"]) and rng.random() < 0.5
+        angle = (2.0 * float(draws[0]) - 1.0) * float(aug["rotate_deg"])
+        span = 2 * int(aug["shift_px"]) + 1
+        dy, dx = (min(span - 1, int(float(u) * span)) - int(aug["shift_px"]) for u in draws[1:3])
+        flip = flip and bool(aug["hflip"]) and float(draws[3]) < 0.5
         if angle != 0.0:
             image = _rotate(image, angle)
         if dy or dx:
@@ -537,6 +547,14 @@ class TableTransform:
         if flip:
             image = image.flip(-1)
         return image
+
+    def flips(self, draws: np.ndarray) -> np.ndarray | None:
+        """Which rows of ``draws`` (``(B, AUGMENT_DRAWS)``, as :meth:`augment_with` reads
+        them) are mirrored, as a ``(B,)`` bool array; None when mirroring is off."""
+        aug = self.augment_
+        if aug is None or not aug["hflip"]:
+            return None
+        return np.asarray(draws)[:, 3] < 0.5
 
     # ------------------------------------------------------------------ audio
 
