@@ -11,7 +11,10 @@ Issue 3's second benchmark. Side by side, in one run:
    measured wall time. Two ways, chosen with ``--mode``:
 
    - ``api`` (default): ``Predictor(label="label", time_limit=S, preset="fast",
-     seed=seed).fit(train_csv).evaluate(test_csv)["accuracy"]`` — what a user runs;
+     seed=seed, image_augment=A).fit(train_csv).evaluate(test_csv)["accuracy"]`` — what a
+     user runs — once per ``--image-augment`` setting: ``none`` (the default fit) and
+     ``hflip`` (mirrored training images and, when it validates better, mirror test-time
+     augmentation: the user's statement that a mirrored garment keeps its label);
    - ``direct``: the image recipe this benchmark was tuned with, run through the
      library's parts directly (``infer_schema`` -> ``TableTransform`` with shift
      augmentation -> ``TableDataset`` -> ``FusionPredictor`` + ``Trainer``), with no
@@ -34,6 +37,7 @@ session; fully passive waiting made 2-thread training 1.3-1.8x slower on an idle
 Usage::
 
     .venv/bin/python bench/predictor_fashion.py                    # one seed, ~6 minutes
+    .venv/bin/python bench/predictor_fashion.py --image-augment none  # the default fit only
     .venv/bin/python bench/predictor_fashion.py --seeds 3 --mode both
 
 Results are printed and written to ``bench/out/predictor_fashion.json``. A benchmark,

@@ -20,7 +20,7 @@ from polymodal.models.encoders import (
     TextEncoder,
     categorical_embedding_dim,
 )
-from polymodal.models.fusion import AttentionFusion, ConcatFusion, modality_dropout
+from polymodal.models.fusion import AttentionFusion, ConcatFusion, SingleFusion, modality_dropout
 from polymodal.models.heads import TaskHead, head_output_dim, predict_from_outputs, task_loss
 from polymodal.models.predictor_net import FusionPredictor
 
@@ -124,6 +124,40 @@ def test_each_modality_alone(modality, name):
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("modality, name", [("tabular", "tabular"), ("text", "title"),
+                                            ("image", "photo"), ("audio", "clip")])
+def test_single_fusion_passes_one_modality_through(modality, name):
+    spec = make_spec("multiclass", modalities=(modality,))
+    model = make_model(spec, "single")
+    assert isinstance(model.fusion, SingleFusion) and model.modalities() == [name]
+    batch = make_batch(spec)
+    outputs = model(batch)
+    assert outputs.shape == (8, 4)
+    task_loss("multiclass", outputs, batch.label).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    # The fused embedding is silu(the encoder's token).
+    model.eval()
+    tokens, _ = model._tokens(batch, None)
+    assert torch.equal(model.encode(batch), torch.nn.functional.silu(tokens[name]))
+
+
+def test_single_fusion_zeroes_absent_cells_and_needs_one_modality():
+    spec = make_spec("binary", modalities=("image",))
+    model = make_model(spec, "single").eval()
+    batch = make_batch(spec)
+    absent = torch.tensor([True, False, True, False, False, False, False, True])
+    batch.mask["photo"] = ~absent
+    batch.image["photo"][absent] = float("nan")  # must not leak
+    fused = model.encode(batch)
+    assert torch.equal(fused[absent], torch.zeros(int(absent.sum()), WIDTH))
+    assert fused[~absent].abs().sum() > 0 and torch.isfinite(model(batch)).all()
+    with pytest.raises(ConfigError, match=r"fusion='single' needs a spec with exactly one "
+                                          r"modality; this one has 4: \['tabular', 'title'"):
+        make_model(make_spec(), "single")
+    with pytest.raises(ConfigError, match="exactly one modality"):
+        SingleFusion(["a", "b"], 8)
+
+
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_absent_inputs_do_not_change_outputs(fusion):
     spec = make_spec("multiclass")
@@ -199,6 +233,8 @@ def test_from_config_rejects_unknown_key():
     (ConcatFusion(["a", "b"], 8, out_dim=4, hidden=8),
      ({"a": torch.randn(2, 8), "b": torch.randn(2, 8)}, {"a": torch.ones(2, dtype=torch.bool),
                                                          "b": torch.tensor([True, False])})),
+    (SingleFusion(["a"], 8, modality_dropout=0.1),
+     ({"a": torch.randn(2, 8)}, {"a": torch.tensor([True, False])})),
     (TaskHead(8, "multiclass", 5), (torch.randn(2, 8),)),
 ])
 def test_every_module_config_round_trips_through_json(module, inputs):

@@ -506,3 +506,25 @@ def test_image_augment_is_checked():
         Predictor("label", image_augment="mirror").fit(tabular_table("binary"))
     with pytest.raises(ConfigError, match=r"image_augment has unknown key\(s\) \[.vflip.\]"):
         Predictor("label", image_augment={"vflip": True}, **FAST).fit(tabular_table("binary"))
+
+
+def test_an_image_only_table_needs_no_fusion_mlp(media_table, monkeypatch):
+    import polymodal.api.predictor as predictor_module
+
+    images = media_table[["image", "label"]].copy()
+    images.attrs = dict(media_table.attrs)
+    # Make this 8-row table count as "large" to see the large-table batch settings too.
+    monkeypatch.setattr(predictor_module, "LARGE_MEDIA_ROWS", 4)
+    single = Predictor("label", **FAST).fit(images)
+    assert single.neural_config_["network"]["fusion"] == "single"
+    assert single.neural_config_["train"]["lr"] == predictor_module.LARGE_IMAGE_BATCH["lr"]
+    assert single.candidates_["neural"].model_.config()["fusion"] == "single"
+    asked = Predictor("label", fusion="concat", **FAST).fit(images)
+    assert asked.neural_config_["network"]["fusion"] == "concat"  # the user's choice stands
+    both = Predictor("label", **FAST).fit(media_table)  # several modalities: fused
+    assert both.neural_config_["network"]["fusion"] == "concat"
+    monkeypatch.setattr(predictor_module, "LARGE_MEDIA_ROWS", 10**9)
+    small = Predictor("label", **FAST).fit(images)
+    assert small.neural_config_["train"]["lr"] == predictor_module.IMAGE_RECIPE["lr"]
+    assert small.neural_config_["train"]["batch_size"] == min(
+        predictor_module.IMAGE_RECIPE["batch_size"], len(small.train_rows_))

@@ -120,6 +120,12 @@ MEDIA_SKIPPED_KINDS = ("linear",)
 # stronger weight decay, and no EMA (it lags on runs of a few epochs).
 IMAGE_RECIPE = {"width": 128, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.05,
                 "min_lr_ratio": 0.0, "ema": False, "label_smoothing": 0.1}
+# ... and on large image tables (LARGE_MEDIA_ROWS training rows or more) batches of 256 at
+# a sqrt-scaled LR: what a step costs besides its convolutions (building the batch, the
+# optimiser, dozens of small ops) is then paid half as often per image. A bare network
+# trained 17 % more images per second at the same test accuracy for the same time
+# (Fashion-MNIST, 60 s, seeds 0 / 1: 0.9293 / 0.9289 vs 0.9292 / 0.9293 at 128 and 3e-3).
+LARGE_IMAGE_BATCH = {"batch_size": 256, "lr": 4.2e-3}
 # Large media tables (this many training rows or more): the network learns far more per
 # second than the classic models on flat pixel/mel features (Fashion-MNIST, 55k rows:
 # forests 0.85-0.87, boosting 0.88 in 23 s, the network 0.91 in 62 s), so boosting's share
@@ -721,6 +727,11 @@ class Predictor:
             p.update({k: v for k, v in IMAGE_RECIPE.items() if k != "width"},
                      width=max(p["width"], IMAGE_RECIPE["width"]))
         n_train = len(train_ds)
+        if image_table and n_train >= LARGE_MEDIA_ROWS:
+            p.update(LARGE_IMAGE_BATCH)
+        # One image column and nothing else: nothing to fuse (see SingleFusion).
+        if image_table and self.fusion == "auto" and _only_one_image(spec):
+            p["fusion"] = "single"
         batch_size = int(min(p["batch_size"], n_train))
         config = TrainConfig(
             batch_size=batch_size, lr=p["lr"], weight_decay=p["weight_decay"],
@@ -1132,6 +1143,13 @@ def _decode_workers(num_rows: int) -> int:
         return 0  # spawned workers would each get a pickled copy of the transform
     cores = _cores()
     return cores if cores > 1 else 0
+
+
+def _only_one_image(spec: dict) -> bool:
+    """Whether a feature spec holds one image column and no other feature."""
+    return (len(spec["image_shapes"]) == 1 and not spec["text_dims"] and not spec["audio_shapes"]
+            and not spec["n_numeric"] and not spec["categorical_cardinalities"]
+            and not spec["multilabel_dim"])
 
 
 def _rows(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

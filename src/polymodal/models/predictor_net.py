@@ -30,11 +30,11 @@ from torch import nn
 from polymodal.data.batch import Batch
 from polymodal.errors import ConfigError, DataError, SchemaError
 from polymodal.models.encoders import AudioEncoder, ImageEncoder, TabularEncoder, TextEncoder
-from polymodal.models.fusion import AttentionFusion, ConcatFusion
+from polymodal.models.fusion import AttentionFusion, ConcatFusion, SingleFusion
 from polymodal.models.heads import TaskHead
 
 TABULAR = "tabular"
-FUSIONS = ("concat", "attention")
+FUSIONS = ("concat", "attention", "single")
 _SPEC_DEFAULTS: dict = {
     "n_numeric": 0,
     "categorical_cardinalities": [],
@@ -73,7 +73,8 @@ class FusionPredictor(nn.Module):
 
     Args:
         spec: the feature spec (see the module docstring); stored as ``self.spec``.
-        fusion: ``"concat"`` (:class:`ConcatFusion`) or ``"attention"`` (:class:`AttentionFusion`).
+        fusion: ``"concat"`` (:class:`ConcatFusion`), ``"attention"`` (:class:`AttentionFusion`)
+            or, for a spec with exactly one modality, ``"single"`` (:class:`SingleFusion`).
         width: every encoder's output size and the fused embedding's size. Internal
             widths follow it (image CNN base width ``max(8, width // 4)``, audio CNN
             ``max(8, width // 8)``, MLP hidden ``2 * width``), so one number sizes the model.
@@ -125,7 +126,13 @@ class FusionPredictor(nn.Module):
             raise ConfigError("feature spec has no features (no numeric, categorical, multilabel, "
                               "text, image or audio columns); a model needs at least one")
 
-        if fusion == "concat":
+        if fusion == "single":
+            if len(self._names) != 1:
+                raise ConfigError(f"fusion='single' needs a spec with exactly one modality; this "
+                                  f"one has {len(self._names)}: {self._names}. Use 'concat' or "
+                                  "'attention'")
+            self.fusion = SingleFusion(self._names, width, modality_dropout=modality_dropout)
+        elif fusion == "concat":
             self.fusion = ConcatFusion(self._names, width, out_dim=width, hidden=2 * width,
                                        dropout=dropout, modality_dropout=modality_dropout)
         else:
