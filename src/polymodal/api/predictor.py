@@ -210,7 +210,9 @@ class Predictor:
         text_encoder: ``"auto"`` (MiniLM when installed), ``"minilm"``, ``"hashed"`` or
             ``"minilm+hashed"`` text embeddings.
         image_size: side of the square images the models see; ``None`` infers it.
-        fusion: ``"auto"`` (the preset's), ``"concat"`` or ``"attention"``.
+        fusion: ``"auto"`` (the preset's; for a table of one image column and nothing
+            else, none: the image's embedding goes to the head through a SiLU, see
+            :class:`~polymodal.models.fusion.SingleFusion`), ``"concat"`` or ``"attention"``.
         image_augment: random changes to training images (the network's; validation and
             prediction see them as they are). ``None`` (default): none. ``"hflip"``:
             mirror left-right half the time — say so only when a mirrored image keeps its
