@@ -508,7 +508,7 @@ def test_image_augment_is_checked():
         Predictor("label", image_augment={"vflip": True}, **FAST).fit(tabular_table("binary"))
 
 
-def test_an_image_only_table_needs_no_fusion_mlp(media_table, monkeypatch):
+def test_a_large_image_only_table_needs_no_fusion_mlp(media_table, monkeypatch):
     import polymodal.api.predictor as predictor_module
 
     images = media_table[["image", "label"]].copy()
@@ -524,7 +524,8 @@ def test_an_image_only_table_needs_no_fusion_mlp(media_table, monkeypatch):
     both = Predictor("label", **FAST).fit(media_table)  # several modalities: fused
     assert both.neural_config_["network"]["fusion"] == "concat"
     monkeypatch.setattr(predictor_module, "LARGE_MEDIA_ROWS", 10**9)
-    small = Predictor("label", **FAST).fit(images)
+    small = Predictor("label", **FAST).fit(images)  # small tables keep the MLP
+    assert small.neural_config_["network"]["fusion"] == "concat"
     assert small.neural_config_["train"]["lr"] == predictor_module.IMAGE_RECIPE["lr"]
     assert small.neural_config_["train"]["batch_size"] == min(
         predictor_module.IMAGE_RECIPE["batch_size"], len(small.train_rows_))

@@ -147,10 +147,12 @@ class ConcatFusion(_Fusion):
 class SingleFusion(_Fusion):
     """The one modality's token through a SiLU: ``silu(t)``, ``(B, in_dim)``, zero where absent.
 
-    For networks over a single column (an image table): a concatenation MLP over one token
-    adds ~20 small ops to every training step, which on CPU cost 12-26 % of a Fashion-MNIST
-    step (``bench/predictor_fashion.py``), for nothing to fuse. An absent cell's token is
-    already zero, and ``silu(0) = 0``, so it stays zero.
+    For networks over a single column (a large image table): a concatenation MLP over one
+    token adds ~20 small ops to every training step, which on CPU cost 12-26 % of a
+    Fashion-MNIST step (``bench/predictor_fashion.py``), for nothing to fuse. An absent
+    cell's token is already zero, and ``silu(0) = 0``, so it stays zero. (On tiny tables,
+    trained for a few dozen steps, the MLP's extra layer learned more: the Predictor keeps
+    it there.)
     """
 
     def __init__(self, modalities: Sequence[str], in_dim: int, *, modality_dropout: float = 0.0):
