@@ -7,8 +7,8 @@
 - :class:`SingleFusion`    — one modality: its token through a SiLU (zeros where absent);
   nothing to mix, so no MLP to pay for at every step.
 
-Both guarantee that an absent modality's embedding cannot change the output: its token
-is replaced by zeros before anything reads it. Both apply *modality dropout* in train
+All three guarantee that an absent modality's embedding cannot change the output: its
+token is replaced by zeros before anything reads it. All apply *modality dropout* in train
 mode (:func:`modality_dropout`, the one place it is implemented): whole modalities are
 hidden per row with probability ``p``, so the model learns to predict from any subset
 and degrades gracefully when a cell is missing at inference.
