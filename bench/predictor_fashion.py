@@ -364,8 +364,7 @@ def main() -> None:
 
     ensure_table()  # exported once, outside every timed part
     augments = [a.strip() for a in args.image_augment.split(",") if a.strip()]
-    api_modes = [a if a == "none" else f"api+{a}" for a in augments]
-    api_modes = ["api" if m == "none" else m for m in api_modes]
+    api_modes = ["api" if a == "none" else f"api+{a}" for a in augments]
     modes = {"api": api_modes, "direct": ["direct"], "both": [*api_modes, "direct"]}[args.mode]
     runs: dict[str, list[dict]] = {"seed": [], **{m: [] for m in modes}}
     for seed in range(args.seeds):

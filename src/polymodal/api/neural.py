@@ -112,8 +112,13 @@ class NeuralCandidate:
         self.model_.eval()
         outputs = network_outputs(self.model_, batch)
         if self.tta_hflip and batch.image:
-            outputs = 0.5 * (outputs + network_outputs(self.model_, mirrored(batch)))
+            outputs = 0.5 * (outputs + self.mirror_outputs(batch))
         return outputs
+
+    def mirror_outputs(self, batch: Batch) -> np.ndarray:
+        """The network's outputs for the batch with every image mirrored left-right."""
+        self.model_.eval()
+        return network_outputs(self.model_, mirrored(batch))
 
     # --- persistence ------------------------------------------------------------------
 

@@ -153,15 +153,14 @@ class TableDataset(Dataset):
         media = [self._media_row(index, None if draws is None else draws[k], flip=False)
                  for k, index in enumerate(idx.tolist())]
         image = {c: torch.stack([m[0][c] for m in media]) for c in enc.image}  # (B, C, H, W)
-        for k, col in enumerate(enc.image if draws is not None else ()):
-            flip = self.transform.flips(draws[:, k * AUGMENT_DRAWS:(k + 1) * AUGMENT_DRAWS])
-            present = np.array([m[2][col] for m in media], dtype=bool)
-            if flip is not None and (flip & present).any():
-                mirrored = torch.from_numpy(np.flatnonzero(flip & present))
-                image[col][mirrored] = image[col][mirrored].flip(-1)
         audio = {c: torch.stack([m[1][c] for m in media]) for c in enc.audio}  # (B, 1, M, T)
         for col in (*enc.image, *enc.audio):
             mask[col] = torch.tensor([m[2][col] for m in media], dtype=torch.bool)
+        for k, col in enumerate(enc.image if draws is not None else ()):
+            flip = self.transform.flips(draws[:, k * AUGMENT_DRAWS:(k + 1) * AUGMENT_DRAWS])
+            if flip is not None and (flip & mask[col].numpy()).any():
+                mirrored = torch.from_numpy(np.flatnonzero(flip & mask[col].numpy()))
+                image[col][mirrored] = image[col][mirrored].flip(-1)
         label = None
         if enc.label is not None:
             label = torch.from_numpy(np.asarray(enc.label)[idx])  # (B,) or (B, K)
