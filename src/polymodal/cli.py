@@ -539,6 +539,37 @@ def serve(
     run_server(model_dirs, host=host, port=port, names=name or None, limits=limits, on_ready=ready)
 
 
+@app.command("inspect-model")
+def inspect_model(
+    model_dir: Path = typer.Argument(..., help="A model folder (Predictor or Generator)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead."),
+) -> None:
+    """List a model folder's files, kinds and versions, and whether it would load — without
+    loading it. Loading a folder never runs code from it; exit 2 when it would be refused."""
+    from polymodal.api.model_folder import inspect_folder
+
+    report = inspect_folder(model_dir)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        out.print(f"[bold]{report.path}[/]: {report.kind or 'unknown'} model, format_version "
+                  f"{report.format_version or 'missing'}")
+        if report.versions:
+            out.print("written with " + ", ".join(f"{k} {v}" for k, v in report.versions.items()),
+                      highlight=False)
+        width = max((len(f.path) for f in report.files), default=0)
+        for f in report.files:
+            out.print(f"  {f.path:<{width}}  {f.size_bytes:>11,} B  {f.kind:<11}  {f.detail}",
+                      highlight=False, soft_wrap=True)
+            if f.problem:
+                out.print(f"  [bold red]refused:[/] {f.problem}", highlight=False, soft_wrap=True)
+        for note in report.notes:
+            out.print(f"note: {note}", highlight=False)
+        out.print("loads as data, runs no code: " + ("yes" if report.loadable else "[bold red]no[/]"))
+    if not report.loadable:
+        raise typer.Exit(2)
+
+
 # ---------------------------------------------------------------------------- demo
 
 

@@ -5,6 +5,11 @@ in with renames, so a reader (or a crash) sees the old complete folder or the ne
 complete one, never a mix. It refuses to replace a folder that is not a polymodal model
 folder (one without ``format_version``), so a typo in ``--out`` cannot wipe a user's data.
 :func:`check_folder` checks the version and the required files with one clear error.
+
+Loading a folder never runs code from it: configuration is JSON, tensors are safetensors,
+and the classic candidates' skops files load only when every type they hold is one that
+polymodal writes (:mod:`polymodal.models.classic_file`). :func:`inspect_folder` lists a
+folder's files, kinds and versions and says whether it would load, without loading it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from polymodal.data.cleaning import (
@@ -24,8 +30,10 @@ from polymodal.data.cleaning import (
     LeakageFinding,
 )
 from polymodal.errors import ModelFolderError
+from polymodal.models.classic_file import file_types, refused_names
 
 FORMAT_FILE = "format_version"
+KINDS = ("predictor", "generator")
 
 
 def is_model_folder(path: Path) -> bool:
@@ -109,6 +117,142 @@ def _config_kind(config_path: Path) -> str | None:
     if not isinstance(config, dict):
         return None
     return str(config.get("kind", "predictor"))
+
+
+def folder_kind(path: Path) -> str:
+    """``"predictor"`` or ``"generator"`` for a saved model folder.
+
+    Read from ``config.json``'s ``"kind"``; older predictors wrote none, and only a
+    Predictor writes ``ensemble.json``.
+    """
+    config_path = path / "config.json"
+    if not path.is_dir():
+        raise ModelFolderError(f"model folder {path} does not exist or is not a folder; pass a "
+                               "folder written by Predictor.save or Generator.save")
+    if not config_path.is_file():
+        raise ModelFolderError(f"{path} has no config.json, so it is not a saved polymodal model; "
+                               "pass a folder written by Predictor.save or Generator.save")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{config_path} is not valid JSON ({exc}); save the model again"
+                               ) from None
+    kind = config.get("kind") if isinstance(config, dict) else None
+    if kind in KINDS:
+        return kind
+    return "predictor" if (path / "ensemble.json").is_file() else "generator"
+
+
+@dataclass
+class FolderFile:
+    """One file of a model folder, as :func:`inspect_folder` found it."""
+
+    path: str  # relative to the folder
+    size_bytes: int
+    kind: str  # json, text, safetensors, skops, or other (never read by polymodal)
+    detail: str = ""
+    problem: str | None = None  # why loading would refuse the folder
+
+
+@dataclass
+class FolderInspection:
+    """What a model folder holds and whether polymodal would load it."""
+
+    path: str
+    kind: str | None
+    format_version: str | None
+    versions: dict
+    files: list[FolderFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth a look; loading is unaffected
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{f.path}: {f.problem}" for f in self.files if f.problem]
+
+    @property
+    def loadable(self) -> bool:
+        return self.kind is not None and self.format_version is not None and not self.problems
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "problems": self.problems, "loadable": self.loadable}
+
+
+# Files polymodal reads, by how it reads them; anything else in a folder is never opened.
+_TEXT_FILES = (FORMAT_FILE, ".csv")
+
+
+def inspect_folder(directory: str | os.PathLike) -> FolderInspection:
+    """List a model folder's files with their kinds, and what would stop it loading.
+
+    Reads headers and schemas only: no estimator, network or transform is built.
+    """
+    path = Path(directory)
+    if not path.is_dir():
+        raise ModelFolderError(f"{path} is not a folder; pass a folder written by "
+                               "Predictor.save or Generator.save")
+    try:
+        kind = folder_kind(path)
+    except ModelFolderError:
+        kind = None
+    marker = path / FORMAT_FILE
+    version = marker.read_text().strip() if marker.is_file() else None
+    try:
+        versions = json.loads((path / "versions.json").read_text())
+    except (OSError, ValueError):
+        versions = {}
+    report = FolderInspection(str(path), kind, version, versions if isinstance(versions, dict) else {})
+    if kind is None:
+        report.notes.append("no readable config.json: not a polymodal model folder")
+    if version is None:
+        report.notes.append(f"no {FORMAT_FILE} file: the folder was never finished")
+    for file in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
+        relative = file.relative_to(path).as_posix()
+        if file.is_symlink():
+            report.notes.append(f"{relative} is a link to {os.readlink(file)}")
+        report.files.append(_inspect_file(file, relative))
+    return report
+
+
+def _inspect_file(file: Path, relative: str) -> FolderFile:
+    size = file.stat().st_size if file.exists() else 0
+    entry = FolderFile(relative, size, "other", "never read by polymodal")
+    name = file.name
+    if name.endswith((".json", ".jsonl")):
+        entry.kind, entry.detail = "json", "configuration or log"
+        try:
+            text = file.read_text()
+            for line in (text.splitlines() if name.endswith(".jsonl") else [text]):
+                if line.strip():
+                    json.loads(line)
+        except (OSError, ValueError) as exc:
+            entry.problem = f"not valid JSON ({exc})"
+    elif name.endswith(_TEXT_FILES):
+        entry.kind, entry.detail = "text", "plain text"
+    elif name.endswith(".safetensors"):
+        entry.kind = "safetensors"
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(file), framework="pt") as handle:
+                keys = list(handle.keys())
+            entry.detail = f"{len(keys)} tensors (weights; data only)"
+        except Exception as exc:  # noqa: BLE001 - any failure means an unreadable file
+            entry.problem = f"not a readable safetensors file ({type(exc).__name__})"
+    elif name.endswith(".skops"):
+        entry.kind = "skops"
+        try:
+            refused = refused_names(file)
+            types, _ = file_types(file)
+        except ModelFolderError:
+            entry.problem = "damaged or not a skops file"
+            return entry
+        names = sorted({t.rsplit(".", 1)[1] for t in types if t.startswith("sklearn.")})
+        estimators = [n for n in names if n[0].isupper() and not n.startswith(("Cy", "Half"))]
+        entry.detail = f"scikit-learn estimator of {len(types)} types ({', '.join(estimators)})"
+        if refused:
+            entry.problem = ("holds types polymodal never saves, so loading refuses it: "
+                             + ", ".join(refused))
+    return entry
 
 
 def cleaning_report_from_dict(d: dict) -> CleaningReport:

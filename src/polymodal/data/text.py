@@ -174,7 +174,7 @@ class EmbeddingCache:
         path = self._shard_path(shard)
         if path.exists():
             try:
-                with np.load(path) as data:
+                with np.load(path, allow_pickle=False) as data:
                     keys, vectors = data["keys"], data["vectors"]
                 entries = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
             except (OSError, ValueError, KeyError) as exc:

@@ -30,8 +30,8 @@ Outputs follow the predictor's convention (shared with :mod:`polymodal.models.en
 ``(N, K)`` class probabilities for binary (K = 2) and multiclass, ``(N,)`` standardised
 values for regression, ``(N, K)`` tag probabilities for multilabel.
 
-Models are saved with ``skops`` (no pickle): loading lists the types the file would
-construct and refuses any outside an allowlist of scikit-learn/numpy types.
+Models are saved with ``skops`` (no pickle) and loaded as data only: see
+:mod:`polymodal.models.classic_file`, which refuses any type polymodal does not write.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from polymodal.data.batch import Batch
 from polymodal.errors import ConfigError, ModelFolderError
 from polymodal.files import write_json
+from polymodal.models.classic_file import check_structure, read_estimator, write_estimator
 
 # In the order the predictor trains them; the seed's forest first, so that a budget too
 # small for anything else still gets it.
@@ -71,9 +72,6 @@ LINEAR_MAX_ITER = 200  # lbfgs iterations: a time bound (wide text/pixel feature
 
 MODEL_FILE = "model.skops"
 META_FILE = "model.json"
-# Types a saved model may construct when loaded; anything else is refused.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.")
-_TRUSTED_NAMES = frozenset({"functools.partial"})
 
 
 # --------------------------------------------------------------------------- features
@@ -471,19 +469,16 @@ class ClassicModel:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``model.skops`` (no pickle) and ``model.json`` into ``directory``."""
-        import skops.io as sio
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        sio.dump(self.estimator_, directory / MODEL_FILE)
+        write_estimator(self.estimator_, directory / MODEL_FILE)
         write_json(directory / META_FILE, self.config())
         return directory
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ClassicModel:
-        """Rebuild a model saved by :meth:`save`, refusing files that construct unknown types."""
-        import skops.io as sio
-
+        """Rebuild a model saved by :meth:`save`; a file holding anything polymodal does
+        not write is refused before any of it is built (:func:`read_estimator`)."""
         directory = Path(directory)
         meta_path, model_path = directory / META_FILE, directory / MODEL_FILE
         for path in (meta_path, model_path):
@@ -495,19 +490,10 @@ class ClassicModel:
             model = cls(meta["kind"], meta["problem_type"], meta["n_outputs"],
                         categorical=meta["categorical"], seed=meta["seed"])
             model.complete_ = bool(meta.get("complete", True))
-            untrusted = sio.get_untrusted_types(file=model_path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelFolderError(f"{directory} holds an unreadable classic model ({exc}); "
-                                   "save the predictor again") from None
-        refused = [t for t in untrusted
-                   if not (t.startswith(_TRUSTED_PREFIXES) or t in _TRUSTED_NAMES)]
-        if refused:
-            raise ModelFolderError(f"{model_path} would construct types outside scikit-learn/numpy "
-                                   f"({', '.join(refused)}); refusing to load it. Only load model "
-                                   "folders written by polymodal")
-        try:
-            model.estimator_ = sio.load(model_path, trusted=untrusted)
-        except Exception as exc:  # noqa: BLE001 - any failure means an unusable file
-            raise ModelFolderError(f"{model_path} could not be loaded ({exc}); it may come from "
-                                   "another scikit-learn version — save the predictor again") from None
+            raise ModelFolderError(f"{meta_path} is unreadable ({exc}); save the predictor again"
+                                   ) from None
+        estimator = read_estimator(model_path)
+        check_structure(estimator, model.kind, model.problem_type, model_path)
+        model.estimator_ = estimator
         return model

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from polymodal.errors import ConfigError, ModelFolderError
+from polymodal.api.model_folder import KINDS, folder_kind
+from polymodal.errors import ConfigError
 from polymodal.serve.rows import column_info, to_json_value
 
-KINDS = ("predictor", "generator")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # safe in a URL path segment
 
 
@@ -32,26 +32,6 @@ class ServedModel:
 
     def __post_init__(self) -> None:
         assert self.kind in KINDS, self.kind
-
-
-def folder_kind(path: Path) -> str:
-    """``"predictor"`` or ``"generator"`` for a saved model folder."""
-    config_path = path / "config.json"
-    if not path.is_dir():
-        raise ModelFolderError(f"model folder {path} does not exist or is not a folder; pass a "
-                               "folder written by Predictor.save or Generator.save")
-    if not config_path.is_file():
-        raise ModelFolderError(f"{path} has no config.json, so it is not a saved polymodal model; "
-                               "pass a folder written by Predictor.save or Generator.save")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelFolderError(f"{config_path} is not valid JSON ({exc}); save the model again"
-                               ) from None
-    kind = config.get("kind") if isinstance(config, dict) else None
-    if kind in KINDS:
-        return kind
-    return "predictor" if (path / "ensemble.json").is_file() else "generator"
 
 
 def load_models(directories: list[str | os.PathLike], names: list[str] | None = None

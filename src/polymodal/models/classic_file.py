@@ -1,0 +1,211 @@
+"""A classic candidate's estimator on disk: a skops file that loads as data, never as code.
+
+skops writes an estimator as a zip of ``schema.json`` (each object's type and how to
+rebuild it) and numpy arrays saved without pickle. Loading builds whatever types the
+schema names, so a crafted file can name any importable function — for instance
+``numpy.load(..., allow_pickle=True)`` wrapped in a ``FunctionTransformer`` — and the first
+prediction would run it (skops' "Secure persistence" documentation describes the threat).
+
+:func:`read_estimator` therefore reads the schema itself, lists every type, function and
+loader it names, and refuses the file unless each one is on the exact lists below —
+the classes polymodal's own candidates are made of, by full name, no prefixes — before
+skops builds a single object. What it builds is then checked against the shape that the
+candidate's kind writes (:func:`check_structure`) before any estimator method runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from polymodal.errors import ModelFolderError
+
+# Every type a saved candidate is made of (random_forest, extra_trees, linear,
+# hist_gradient_boosting; each problem type; a one-class target's DummyClassifier).
+# tests/models/test_classic_file.py saves every kind and fails when this list misses one.
+SAVED_TYPES = frozenset({
+    # containers and scalars skops writes for attributes
+    "builtins.dict", "builtins.list", "builtins.slice", "builtins.str", "builtins.tuple",
+    "numpy.dtype", "numpy.ndarray", "numpy.float32", "numpy.float64", "numpy.int32",
+    "numpy.int64", "numpy.uint8", "numpy.uint32", "numpy.uint64", "numpy.bool_",
+    "numpy.random._generator.Generator",
+    # the forests and their trees
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._forest.ExtraTreesRegressor",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    # the linear model and its column preprocessing
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    # gradient boosting, its bins, trees and losses
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.preprocessing._encoders.OrdinalEncoder",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfMultinomialLoss",
+    "sklearn._loss._loss.CyHalfSquaredError",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.link.Interval",
+    # HistGradientBoosting's own categorical preprocessing holds exactly this one
+    # function, as FunctionTransformer(functools.partial(check_array, ...)).
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+    # a target with one class
+    "sklearn.dummy.DummyClassifier",
+})
+
+# How skops rebuilds each node; anything else (bound methods, operators, sparse
+# matrices, ...) is nothing polymodal writes.
+SAVED_LOADERS = frozenset({
+    "DictNode", "ListNode", "TupleNode", "SliceNode", "JsonNode", "ObjectNode", "TypeNode",
+    "DTypeNode", "NdArrayNode", "RandomGeneratorNode", "TreeNode", "LossNode", "PartialNode",
+    "FunctionNode",
+})
+
+
+def write_estimator(estimator, path: str | os.PathLike) -> None:
+    """Write ``estimator`` (or a list of them) to ``path`` with skops (no pickle)."""
+    import skops.io as sio
+
+    sio.dump(estimator, Path(path))
+
+
+def file_types(path: str | os.PathLike) -> tuple[set[str], set[str]]:
+    """The full names of every type and function in a skops file, and its loaders.
+
+    Reads ``schema.json`` only; builds nothing. A damaged file raises
+    :class:`ModelFolderError` in one line.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
+        raise ModelFolderError(f"{path} is damaged or not a model file ({type(exc).__name__}: "
+                               f"{exc}); save the predictor again or copy the folder whole") from None
+    types, loaders = set(), set()
+    for node in _nodes(schema):
+        if "__loader__" in node:
+            loaders.add(str(node["__loader__"]))
+        if "__class__" in node or "__module__" in node:
+            types.add(f"{node.get('__module__')}.{node.get('__class__')}")
+    return types, loaders
+
+
+def refused_names(path: str | os.PathLike) -> list[str]:
+    """What a skops file names outside :data:`SAVED_TYPES` / :data:`SAVED_LOADERS`.
+
+    Both this project's reading of the schema and skops' own list of the types it would
+    not trust by default are checked, so neither can miss what the other sees.
+    """
+    import skops.io as sio
+
+    types, loaders = file_types(path)
+    refused = sorted(types - SAVED_TYPES) + sorted(f"loader {n}" for n in loaders - SAVED_LOADERS)
+    if refused:
+        return refused
+    try:
+        untrusted = set(sio.get_untrusted_types(file=Path(path)))
+    except Exception as exc:  # noqa: BLE001 - skops cannot read it: damaged, not ours
+        raise ModelFolderError(f"{path} is damaged or not a model file ({type(exc).__name__}); "
+                               "save the predictor again or copy the folder whole") from None
+    return sorted(untrusted - SAVED_TYPES)
+
+
+def read_estimator(path: str | os.PathLike):
+    """The estimator in a skops file written by :func:`write_estimator`.
+
+    Refuses the file, naming the first types it holds beyond what polymodal writes,
+    before anything in it is built.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    refused = refused_names(path)
+    if refused:
+        shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+        raise ModelFolderError(f"{path} holds {shown}, which polymodal never saves; refusing to "
+                               "load it (loading must not run code). Only load model folders "
+                               "that polymodal wrote; `polymodal inspect-model` lists a folder")
+    try:
+        # Every name the file holds is on polymodal's exact list, so trusting them is safe.
+        return sio.load(path, trusted=sorted(sio.get_untrusted_types(file=path)))
+    except Exception as exc:  # noqa: BLE001 - any failure means an unusable file
+        raise ModelFolderError(f"{path} could not be loaded ({type(exc).__name__}: {exc}); it may "
+                               "come from another scikit-learn version — save the predictor again"
+                               ) from None
+
+
+def check_structure(estimator, kind: str, problem_type: str, path: str | os.PathLike) -> None:
+    """Raise :class:`ModelFolderError` unless ``estimator`` has the shape that a candidate
+    of ``kind`` writes for ``problem_type`` (its top-level types; see ``ClassicModel._fit``)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    regression = problem_type == "regression"
+    head = {"random_forest": RandomForestRegressor if regression else RandomForestClassifier,
+            "extra_trees": ExtraTreesRegressor if regression else ExtraTreesClassifier,
+            "linear": Ridge if regression else LogisticRegression,
+            "hist_gradient_boosting": (HistGradientBoostingRegressor if regression
+                                       else HistGradientBoostingClassifier)}.get(kind)
+    first = ColumnTransformer if kind == "linear" else StandardScaler
+
+    def fits(model) -> bool:
+        if isinstance(model, DummyClassifier):
+            return not regression
+        if kind == "hist_gradient_boosting":
+            return type(model) is head
+        return (type(model) is Pipeline and len(model.steps) == 2
+                and type(model.steps[0][1]) is first and type(model.steps[1][1]) is head)
+
+    per_tag = kind == "hist_gradient_boosting" and problem_type == "multilabel"
+    ok = (isinstance(estimator, list) and bool(estimator) and all(map(fits, estimator))
+          if per_tag else head is not None and fits(estimator))
+    if not ok:
+        raise ModelFolderError(f"{path} does not hold the {kind} model its model.json declares "
+                               f"(found {type(estimator).__name__}); save the predictor again")
+
+
+def _nodes(value) -> Iterator[dict]:
+    """Every dict in a parsed JSON document, depth first."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
