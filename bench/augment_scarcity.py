@@ -4,14 +4,14 @@ For each fraction of the 60,000 training labels (1%, 5%, 20%; stratified subsets
 per seed) this script:
 
 1. trains a class-conditional ``Generator`` on that subset only (``--generator-s``);
-2. samples synthetic images per class with :func:`polymodal.api.augment.augment_table`
+2. samples synthetic images per class with :func:`polymodal.workflows.augment.augment_table`
    (``--ratio`` synthetic rows per real row, at most ``--max-synthetic`` in all, rarest
    classes first -- the subsets are stratified, so in practice evenly);
 3. trains two ``Predictor``s with the same budget (``--predictor-s``): real rows only,
    and real + synthetic (the synthetic rows train, never validate);
 4. scores both on the full 10,000-image real test set (accuracy), and the generator's
    CAS (Ravuri & Vinyals 2019): a judge-architecture classifier
-   (:class:`polymodal.evaluate.judge.Judge`, as ``evaluate_generator``'s CAS uses)
+   (:class:`polymodal.workflows.judge.Judge`, as ``evaluate_generator``'s CAS uses)
    trained on the synthetic images only, tested on the 10,000 real test images, next to
    the same classifier trained on the real subset.
 
@@ -94,10 +94,10 @@ def images_of(table: pd.DataFrame) -> np.ndarray:
 def run_config(train: pd.DataFrame, test: pd.DataFrame, fraction: float, seed: int,
                args: argparse.Namespace) -> dict:
     """One (fraction, seed): generator, augmentation, two predictors, CAS."""
-    from polymodal.api.augment import SYNTHETIC_COLUMN, augment_table
     from polymodal.api.generator import Generator
     from polymodal.api.predictor import Predictor
-    from polymodal.evaluate.judge import Judge
+    from polymodal.workflows.augment import SYNTHETIC_COLUMN, augment_table
+    from polymodal.workflows.judge import Judge
 
     subset = stratified_subset(train, fraction, seed)[["image", "label"]]
     result: dict = {"fraction": fraction, "seed": seed, "num_real": len(subset),

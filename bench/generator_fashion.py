@@ -4,8 +4,8 @@ Class-conditional Fashion-MNIST (28x28 grey, 10 classes). Each contender trains 
 own subprocess for the same wall-clock budget (default 15 minutes), then samples
 ``--n-samples`` images spread evenly over the classes; the subprocess reports training
 images/s, sampling images/s and its peak RSS (``ru_maxrss``). The parent scores every
-contender's samples with one and the same judge (a :class:`polymodal.evaluate.judge.Judge`
-trained on the training split) through :func:`polymodal.evaluate.generator_eval.evaluate_generator`,
+contender's samples with one and the same judge (a :class:`polymodal.workflows.judge.Judge`
+trained on the training split) through :func:`polymodal.workflows.generator_eval.evaluate_generator`,
 against the 10,000 test images: conditional accuracy, judge-feature FD with its
 real-vs-real floor and noise ceiling, KID, precision/recall, CAS and memorisation.
 
@@ -465,7 +465,7 @@ def run_contender(preset: Preset, name: str, args, out_dir: Path) -> dict:
 def score(record: dict, judge, train: pd.DataFrame, test: pd.DataFrame, out_dir: Path,
           args) -> dict:
     """The same evaluation for every contender; worker timings override the replay's."""
-    from polymodal.evaluate.generator_eval import evaluate_generator
+    from polymodal.workflows.generator_eval import evaluate_generator
 
     stand_in = RecordedSamples(record, record["samples"], train)
     metrics = evaluate_generator(stand_in, test, judge=judge, n_samples=len(record["asked"]),
@@ -566,7 +566,7 @@ def fashion_targets(s: dict) -> list[tuple[str, bool]]:
 
 def train_judge(preset: Preset, train: pd.DataFrame, args):
     """The one judge that scores every contender, trained on the training split."""
-    from polymodal.evaluate.judge import Judge
+    from polymodal.workflows.judge import Judge
 
     images = np.stack(train["image"].to_list())[..., None]  # (N, H, W, 1) uint8
     return Judge.train(images, train["label"].tolist(), time_limit_s=args.judge_s,
@@ -614,7 +614,7 @@ def compare(preset: Preset, args, *, extra_scoring=None, targets=fashion_targets
     print(f"[{time.strftime('%H:%M:%S')}] scoring ...", flush=True)
     train, test = load_split(preset)
     if args.reuse_judge and (out_dir / "judge").is_dir():
-        from polymodal.evaluate.judge import Judge
+        from polymodal.workflows.judge import Judge
 
         judge = Judge.load(out_dir / "judge")  # the judge an earlier run scored its contenders with
     else:

@@ -49,8 +49,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from polymodal.api.generator import Generator
-    from polymodal.evaluate.generator_eval import evaluate_generator
-    from polymodal.evaluate.judge import Judge
+    from polymodal.workflows.generator_eval import evaluate_generator
+    from polymodal.workflows.judge import Judge
 
     generator = Generator.load(args.model)
     judge = Judge.load(args.judge)

@@ -2,7 +2,7 @@
 
 A generator conditioned on the caption alone ("a small red star at the top left") is
 asked for held-out captions, and every sample is read back by an
-:class:`~polymodal.evaluate.attribute_judge.AttributeJudge` -- a multi-head CNN trained
+:class:`~polymodal.workflows.attribute_judge.AttributeJudge` -- a multi-head CNN trained
 from scratch on freshly rendered ``shapes`` images (another seed, more images than the
 generator saw), sharing no weights with any generator. A sample counts as right on an
 attribute when the judge reads the value the caption asked for; "all" needs the shape,
@@ -66,9 +66,9 @@ from PIL import Image, ImageDraw
 
 from polymodal import Generator
 from polymodal.data.builtin import shapes
-from polymodal.evaluate.attribute_judge import AttributeJudge
 from polymodal.evaluate.images import make_grid, save_png
 from polymodal.files import write_json
+from polymodal.workflows.attribute_judge import AttributeJudge
 
 OUT_ROOT = Path(__file__).resolve().parent / "out"
 HELD_OUT = (("star", "red"), ("triangle", "blue"))  # (shape, color) never trained on

@@ -16,7 +16,7 @@ import torch
 
 from polymodal.data.builtin import shapes
 from polymodal.errors import ConfigError, DataError
-from polymodal.evaluate.attribute_judge import ATTRIBUTES, AttributeJudge, dominant_color
+from polymodal.workflows.attribute_judge import ATTRIBUTES, AttributeJudge, dominant_color
 
 
 @pytest.fixture(scope="module")

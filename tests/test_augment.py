@@ -17,19 +17,19 @@ import pytest
 import torch
 
 from polymodal import datasets
-from polymodal.api.augment import (
+from polymodal.api.generator import Generator
+from polymodal.api.predictor import Predictor
+from polymodal.cli import main
+from polymodal.data.readers import read_table
+from polymodal.errors import ConfigError, DataError
+from polymodal.workflows.augment import (
     SYNTHETIC_COLUMN,
     AugmentConfig,
     augment_table,
     marker_mask,
     synthetic_counts,
 )
-from polymodal.api.generator import Generator
-from polymodal.api.predictor import Predictor
-from polymodal.cli import main
-from polymodal.data.readers import read_table
-from polymodal.errors import ConfigError, DataError
-from polymodal.evaluate.judge import Judge
+from polymodal.workflows.judge import Judge
 
 GENERATOR_S = 3.0
 PREDICTOR_S = 3.0
@@ -99,6 +99,9 @@ def test_bad_options_name_the_option():
         AugmentConfig.from_option({"ratoi": 1.0})
     with pytest.raises(ConfigError, match="augment='yes'"):
         AugmentConfig.from_option("yes")
+    with pytest.raises(ConfigError, match="augment='yes' must be a synthesizer"):
+        Predictor("label", verbosity=0).fit(pd.DataFrame({"x": [1.0], "label": ["a"]}),
+                                            augment="yes")
     with pytest.raises(DataError, match="'is_synthetic'.*row 1"):
         marker_mask(pd.DataFrame({SYNTHETIC_COLUMN: ["true", "maybe"]}), SYNTHETIC_COLUMN)
 
@@ -181,7 +184,7 @@ def test_marked_rows_train_but_never_validate(digits, generator):
 def test_fit_with_augment_generates_for_the_training_split_only(digits, generator, tmp_path):
     train, test = digits
     predictor = Predictor("label", time_limit=PREDICTOR_S, verbosity=0).fit(
-        train, augment={"generator": generator, "per_class": 2})
+        train, augment=AugmentConfig(generator=generator, per_class=2, verbosity=0))
     info = predictor.augmentation_
     n_val = len(predictor.validation_rows_)
     # Counted from the training split alone: validation rows were set aside first.
@@ -207,7 +210,7 @@ def test_fit_with_augment_generates_for_the_training_split_only(digits, generato
 def test_auto_trains_the_generator_on_the_training_split_alone(digits):
     train, _ = digits
     predictor = Predictor("label", time_limit=PREDICTOR_S, verbosity=0).fit(
-        train, augment={"time_limit": 2.0, "per_class": 1})
+        train, augment=AugmentConfig(time_limit=2.0, per_class=1, verbosity=0))
     info = predictor.augmentation_
     # The generator learnt from the training split's images only: no validation row leaks.
     assert info["generator"]["training"]["num_images"] == len(predictor.train_rows_)
@@ -220,7 +223,7 @@ def test_augment_needs_a_class_label(digits, generator):
     regression = train.assign(value=np.arange(len(train), dtype=float) * 0.37)
     with pytest.raises(ConfigError, match="classification"):
         Predictor("value", time_limit=PREDICTOR_S, verbosity=0).fit(
-            regression, augment={"generator": generator, "per_class": 1})
+            regression, augment=AugmentConfig(generator=generator, per_class=1, verbosity=0))
 
 
 # ------------------------------------------------------------------------ CLI

@@ -18,8 +18,8 @@ from polymodal import datasets
 from polymodal.data.schema import infer_schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError
-from polymodal.evaluate.generator_eval import evaluate_generator, stratified_halves
-from polymodal.evaluate.judge import Judge, PixelJudge
+from polymodal.workflows.generator_eval import evaluate_generator, stratified_halves
+from polymodal.workflows.judge import Judge, PixelJudge
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -224,13 +224,13 @@ def test_bad_arguments_name_the_fix(digits):
 
 
 def test_real_generator_end_to_end(digits, judge, tmp_path):
-    """The real Generator, trained for seconds, through ``Generator.evaluate``."""
+    """The real Generator, trained for seconds, through ``evaluate_generator``."""
     from polymodal.api.generator import Generator
 
     real, pool = digits
     generator = Generator(image="image", condition="label", time_limit=3, verbosity=0)
     generator.fit(pool)
-    result = generator.evaluate(real, judge=judge, n_samples=60, num_steps=4, cas=False,
+    result = evaluate_generator(generator, real, judge=judge, n_samples=60, num_steps=4, cas=False,
                                 train_table=pool, out_dir=tmp_path)
     assert result["num_steps"] == 4 and result["guidance"] == generator.guidance
     assert result["conditional_accuracy_num_scored"] == 60  # classes '0'..'9' match 0..9

@@ -29,6 +29,8 @@ _LAZY = {
     "infer_schema": ("polymodal.data.schema", "infer_schema"),
     "Predictor": ("polymodal.api", "Predictor"),
     "Generator": ("polymodal.api", "Generator"),
+    "evaluate_generator": ("polymodal.workflows.generator_eval", "evaluate_generator"),
+    "augment_table": ("polymodal.workflows.augment", "augment_table"),
 }
 
 __all__ = ["__version__", "versions", *_LAZY]

@@ -42,40 +42,6 @@ def _fail(message: str, code: int = 2) -> None:
 # ---------------------------------------------------------------------------- data
 
 
-def _inspect(source, *, label: str | None, columns: list[str], check_files: bool):
-    """Read, infer and clean-check one table; shared by `data inspect` and `demo`."""
-    from polymodal.data.cleaning import clean_report
-    from polymodal.data.readers import read_table
-    from polymodal.data.schema import infer_schema, parse_overrides
-
-    df = source if not isinstance(source, str | Path) else read_table(source)
-    schema = infer_schema(df, label=label, overrides=parse_overrides(columns))
-    report = clean_report(df, schema, check_files=check_files)
-    return df, schema, report
-
-
-def _print_schema(df, schema, report, *, title: str) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    table.add_column("column", style="bold")
-    table.add_column("modality", style="cyan")
-    table.add_column("why")
-    for name, modality, reason in schema.summary_rows():
-        mark = " (label)" if name == schema.label else ""
-        table.add_row(name + mark, modality, reason)
-    out.print(table)
-    if schema.label is not None:
-        out.print(f"[bold]problem:[/] {schema.problem_type} — {schema.problem_reason}")
-    for note in df.attrs.get("read_notes", []):
-        out.print(f"[yellow]read:[/] {note}")
-    issues = report.issues
-    if issues:
-        out.print(f"[bold]cleaning report[/] ({len(issues)} finding{'s' if len(issues) != 1 else ''}):")
-        for line in issues:
-            out.print(f"  • {line}", highlight=False)
-    else:
-        out.print("[bold]cleaning report:[/] nothing to report")
-
-
 @data_app.command("inspect")
 def data_inspect(
     table: str = typer.Argument(..., help="CSV/TSV/Parquet/JSONL file, image folder, or IDX file."),
@@ -89,7 +55,9 @@ def data_inspect(
     ),
 ) -> None:
     """Print the schema (each column's modality and why) and the cleaning report."""
-    df, schema, report = _inspect(table, label=label, columns=column, check_files=check_files)
+    from polymodal.workflows.inspect import inspect_table, print_schema
+
+    df, schema, report = inspect_table(table, label=label, columns=column, check_files=check_files)
     if as_json:
         doc = {
             "source": df.attrs.get("source", table),
@@ -100,7 +68,7 @@ def data_inspect(
         }
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
         return
-    _print_schema(df, schema, report, title=f"{table} — {len(df):,} rows × {df.shape[1]} columns")
+    print_schema(out, df, schema, report, title=f"{table} — {len(df):,} rows × {df.shape[1]} columns")
 
 
 # ------------------------------------------------------------------------ datasets
@@ -312,12 +280,10 @@ def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dic
 
 def _write_images(images, out: Path, *, ncols: int | None) -> str:
     """A .png path: one grid; anything else: a new folder of one PNG per image (atomic)."""
-    import shutil
-    import tempfile
-
     from PIL import Image
 
     from polymodal.evaluate.images import make_grid, save_png
+    from polymodal.files import write_folder
 
     if out.suffix.lower() == ".png":
         scale = max(1, 64 // images.shape[1])
@@ -326,19 +292,14 @@ def _write_images(images, out: Path, *, ncols: int | None) -> str:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         _fail(f"--out {out} exists and is not an empty folder; pass a new folder, or a .png path "
               "for one grid")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def write(staging: Path) -> None:
         digits = max(4, len(str(len(images))))
         for i, image in enumerate(images):
             pixels = image[..., 0] if image.shape[-1] == 1 else image
             Image.fromarray(pixels).save(staging / f"sample_{i:0{digits}d}.png")
-        if out.is_dir():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_folder(out, write)
     return f"{len(images)} images to {out}/"
 
 
@@ -450,7 +411,7 @@ def generate_evaluate(
 ) -> None:
     """Score a saved generator against real images (FD, KID, precision/recall, accuracy, CAS)."""
     from polymodal.api.generator import Generator
-    from polymodal.evaluate.generator_eval import evaluate_generator
+    from polymodal.workflows.generator_eval import evaluate_generator
 
     generator = Generator.load(model_dir)
     report_dir = out_dir or model_dir / "evaluation"
@@ -486,7 +447,7 @@ def augment(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Add generated images of each class to TABLE (balancing rare classes first)."""
-    from polymodal.api.augment import augment_to_folder
+    from polymodal.workflows.augment import augment_to_folder
 
     if per_class is not None and ratio is not None:
         _fail("pass --per-class or --ratio, not both")
@@ -584,7 +545,7 @@ def demo(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """The main job on built-in data: inspect, predict, generate, edit, evaluate, augment, report."""
-    from polymodal.demo import run_demo
+    from polymodal.workflows.demo import run_demo
 
     run_demo(out_dir=out_dir, dataset=dataset, time_limit_s=time_limit, n_rows=n_rows, seed=seed, console=out)
 

@@ -1,8 +1,9 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Atomic writes: a reader sees the old file or folder or the new one, never half of one.
 
 Every file polymodal writes for a user (models, reports, exported tables, images) goes
 through here: write to a temporary file in the same folder, flush and fsync, then
-``os.replace`` — atomic on POSIX and Windows within one filesystem.
+``os.replace`` — atomic on POSIX and Windows within one filesystem. A folder is built
+whole as a hidden sibling and renamed into place (:func:`write_folder`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -52,3 +54,36 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_folder(directory: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(staging)`` on a new hidden sibling of ``directory``, then make it appear
+    as ``directory`` at once, replacing what was there.
+
+    Whether an existing folder may be replaced is the caller's to check first. The old
+    folder is moved aside before the new one is renamed in, so there is never a moment
+    with neither; on any error the staging folder is removed and ``directory`` is as it was.
+    """
+    target = Path(directory).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    try:
+        write(staging)
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        if not target.exists():
+            os.replace(staging, target)
+            return target
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old.rmdir()
+        os.replace(target, old)  # both renames are atomic within one filesystem
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            os.replace(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1107,18 +1107,6 @@ class Generator:
 
     # ------------------------------------------------------------------ evaluate
 
-    def evaluate(self, real_table, judge=None, **kwargs) -> dict:
-        """Score samples against real images; see ``polymodal.evaluate.generator_eval``."""
-        self._check_fitted()
-        try:
-            from polymodal.evaluate.generator_eval import evaluate_generator
-        except ModuleNotFoundError as exc:
-            if exc.name != "polymodal.evaluate.generator_eval":
-                raise
-            raise ConfigError("generator evaluation is not available in this installation "
-                              "(polymodal/evaluate/generator_eval.py is missing)") from None
-        return evaluate_generator(self, read_table(real_table), judge=judge, **kwargs)
-
     # ------------------------------------------------------------------ save / load
 
     def config_dict(self) -> dict:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from polymodal.data.cleaning import (
     LeakageFinding,
 )
 from polymodal.errors import ModelFolderError
+from polymodal.files import write_folder
 from polymodal.models.classic_file import file_types, refused_names
 
 FORMAT_FILE = "format_version"
@@ -55,28 +54,13 @@ def write_folder_atomically(directory: str | os.PathLike, write: Callable[[Path]
             f"{target} exists and is not a polymodal model folder (no {FORMAT_FILE} file); "
             "refusing to overwrite it — choose an empty or new folder"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
-    try:
-        write(tmp)
+
+    def write_marked(folder: Path) -> None:
+        write(folder)
         # The version marker goes last: a folder without it was never finished.
-        (tmp / FORMAT_FILE).write_text(f"{format_version}\n")
-        if target.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            old.rmdir()
-            os.rename(target, old)  # both renames are atomic within one filesystem
-            try:
-                os.rename(tmp, target)
-            except BaseException:
-                os.rename(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        (folder / FORMAT_FILE).write_text(f"{format_version}\n")
+
+    return write_folder(target, write_marked)
 
 
 def check_folder(directory: str | os.PathLike, *, format_version: int,

@@ -8,7 +8,7 @@ The scikit-learn pattern: ``__init__`` stores its arguments unchanged, ``fit`` r
    problem type, and write the cleaning report (``cleaning_report_``);
 2. split a seeded, stratified validation set (unless ``tuning_data`` is given); with
    ``augment=`` (or rows marked ``is_synthetic``) synthetic rows join the training rows
-   only after this split (:mod:`polymodal.api.augment`), never validation;
+   only after this split (:mod:`polymodal.workflows.augment`), never validation;
 3. fit the per-modality transforms on the training rows only;
 4. train the candidates in order of cost, each within its share of the time budget —
    the classic baselines on flat features (:mod:`polymodal.models.classic`), then the
@@ -41,12 +41,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from polymodal.api.augment import (
-    SYNTHETIC_COLUMN,
-    AugmentConfig,
-    add_synthetic_rows,
-    split_marked,
-)
 from polymodal.api.model_folder import (
     check_folder,
     cleaning_report_from_dict,
@@ -62,6 +56,7 @@ from polymodal.data.cleaning import clean_report
 from polymodal.data.dataset import TableDataset, make_loader
 from polymodal.data.readers import read_table
 from polymodal.data.schema import PROBLEM_TYPES, Schema, hashable_values, infer_schema, present_mask
+from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
 from polymodal.data.text import TEXT_KINDS
 from polymodal.data.transforms import AUGMENT_DEFAULTS, TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
@@ -356,19 +351,19 @@ class Predictor:
             checkpoint_every_s: how often that checkpoint is written (with ``resume_dir``).
             callbacks: training-loop callbacks for the neural candidate
                 (see :class:`polymodal.train.Callback`).
-            augment: generative augmentation (:mod:`polymodal.api.augment`): ``None``,
-                ``"auto"`` (train a class-conditional generator on the training split for
-                ``time_limit`` seconds and add ``ratio=1`` synthetic rows, rarest classes
-                first), a ``Generator`` or its folder, or a dict of
-                :class:`~polymodal.api.augment.AugmentConfig` options. Synthetic rows join
-                the training rows after the validation split, never validation; rows a
-                table marks in its ``is_synthetic`` column are treated the same way even
-                without ``augment``. Generating does not count against ``time_limit``.
+            augment: a synthesizer of training rows, called as ``augment(train_rows, label)``
+                with the real training split and returning ``(rows, summary)``: generative
+                augmentation is :class:`polymodal.workflows.augment.AugmentConfig`. Its
+                rows join the training rows after the validation split, never validation;
+                rows a table marks in its ``is_synthetic`` column (or the synthesizer's
+                ``marker``) are treated the same way even without ``augment``. Generating
+                does not count against ``time_limit``.
         """
         start = time.perf_counter()
         self._validate_params()
-        augment_config = AugmentConfig.from_option(augment, seed=self.seed, time_limit=self.time_limit,
-                                                   verbosity=self.verbosity)
+        if augment is not None and not callable(augment):
+            raise ConfigError(f"augment={augment!r} must be a synthesizer such as "
+                              "polymodal.workflows.augment.AugmentConfig(ratio=1.0), or None")
         for name in [k for k in vars(self) if k.endswith("_")]:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
         budget = _Budget(self.time_limit, start)
@@ -377,10 +372,10 @@ class Predictor:
         # 1. Read the table; infer the schema (with reasons) and report what needs cleaning.
         #    Rows marked synthetic are set aside: they may train, never validate.
         df = read_table(train)
-        marker = SYNTHETIC_COLUMN if augment_config is None else augment_config.marker
+        marker = getattr(augment, "marker", SYNTHETIC_COLUMN)
         marked_df = None
         columns = self.columns
-        if augment_config is not None or marker in df.columns:
+        if augment is not None or marker in df.columns:
             df, marked_df, real_positions = split_marked(df, marker)
             columns = {**(self.columns or {}), marker: "ignored"}  # a marker, not a feature
         else:
@@ -395,7 +390,7 @@ class Predictor:
         self.cleaning_report_ = clean_report(df, schema, max_file_checks=MAX_FILE_CHECKS)
         problem = schema.problem_type
         self._say(f"[bold]{self.label}[/]: {schema.problem_reason}")
-        if augment_config is not None and problem not in ("binary", "multiclass"):
+        if augment is not None and problem not in ("binary", "multiclass"):
             raise ConfigError(f"augment= needs a classification label; {self.label!r} is "
                               f"{problem} ({schema.problem_reason}). Leave augment=None")
 
@@ -413,10 +408,11 @@ class Predictor:
         self.train_rows_ = labelled_positions if tuning is not None else labelled_positions[train_idx]
 
         # 3. Transforms learn from the training rows only.
-        augment = (self.image_augment if isinstance(self.image_augment, dict)
-                   else IMAGE_AUGMENT_CHOICES[self.image_augment or "none"])
+        image_augment = (self.image_augment if isinstance(self.image_augment, dict)
+                         else IMAGE_AUGMENT_CHOICES[self.image_augment or "none"])
         transform = TableTransform(schema, image_size=self.image_size,
-                                   text_encoder=self.text_encoder, augment=augment).fit(train_df)
+                                   text_encoder=self.text_encoder, augment=image_augment
+                                   ).fit(train_df)
         spec = transform.feature_spec()
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         self.schema_, self.transform_, self.problem_type_ = schema, transform, problem
@@ -427,8 +423,8 @@ class Predictor:
         self.augmentation_ = None
         if marked_df is not None:
             augment_start = time.perf_counter()
-            train_df, self.augmentation_ = add_synthetic_rows(train_df, marked_df, augment_config,
-                                                              label=self.label)
+            train_df, self.augmentation_ = self._with_synthetic_rows(train_df, marked_df, augment,
+                                                                     marker)
             budget.start += time.perf_counter() - augment_start
             log.append({"event": "augmented", "num_train_rows": len(train_df),
                         "time_s": time.perf_counter() - augment_start})
@@ -1037,6 +1033,30 @@ class Predictor:
         return self.leaderboard_.copy()
 
     # ------------------------------------------------------------------ save / load
+
+    def _with_synthetic_rows(self, train: pd.DataFrame, marked: pd.DataFrame, synthesize,
+                             marker: str) -> tuple[pd.DataFrame, dict | None]:
+        """The real training split, the rows the table already marked, and (with
+        ``synthesize``) newly generated ones; and the summary.
+
+        Marked rows of classes absent from ``train`` are left out (the predictor could not
+        encode them).
+        """
+        if synthesize is None and marked.empty:
+            return train, None
+        label = self.label
+        known = set(map(str, train[label]))
+        usable = marked.iloc[np.flatnonzero(present_mask(marked[label]) & marked[label].astype(str)
+                                            .isin(known).to_numpy())] if len(marked) else marked
+        rows, summary = pd.DataFrame(columns=train.columns), None
+        if synthesize is not None:
+            rows, summary = synthesize(train, label)
+        if summary is None:
+            summary = {"marker": marker, "label": label, "num_real": len(train),
+                       "num_synthetic": 0, "generator": None, "filter": None}
+        summary["num_marked_used"] = len(usable)
+        summary["num_marked_left_out"] = len(marked) - len(usable)
+        return concat_rows([train, usable, rows], train.attrs), summary
 
     def config_dict(self) -> dict:
         """The resolved configuration written to ``config.json``."""

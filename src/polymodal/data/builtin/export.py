@@ -16,8 +16,6 @@ and renamed into place at the end, so an interrupted export never leaves a half 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from PIL import Image
 
 from polymodal.data.builtin import describe, load
 from polymodal.errors import DataError
+from polymodal.files import write_folder
 
 SPLITS = ("train", "test")
 # Pillow's PNG encoder and the file writes partly run outside the GIL: a few threads
@@ -55,16 +54,12 @@ def export(
     train, test = load(info.name, split=True, n=n, seed=seed, **options)
     image_columns = [c for c, modality in info.columns.items() if modality == "image"]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+
+    def write(staging: Path) -> None:
         for split_name, frame in zip(SPLITS, (train, test), strict=True):
             _write_split(frame, split_name, staging, image_columns)
-        _move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+
+    return write_folder(out, write)
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
@@ -107,21 +102,3 @@ def _save_png(image: np.ndarray, path: Path) -> None:
     array = np.asarray(image)
     assert array.dtype == np.uint8 and array.ndim in (2, 3), (array.dtype, array.shape)
     Image.fromarray(array).save(path, format="PNG")  # (H, W) -> L, (H, W, 3) -> RGB
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished staging folder to ``out``, replacing what was there."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    if not any(out.iterdir()):
-        out.rmdir()
-        os.replace(staging, out)
-        return
-    # overwrite=True: move the old folder aside first, so there is never a moment with
-    # neither the old nor the new table, then delete it.
-    retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    retired.rmdir()
-    os.replace(out, retired)
-    os.replace(staging, out)
-    shutil.rmtree(retired, ignore_errors=True)

@@ -117,10 +117,10 @@ def run_demo(
 ) -> DemoResult:
     """Run every stage on built-in data and write ``out_dir/report.html``."""
     from polymodal.api import Generator, Predictor
-    from polymodal.cli import _inspect, _print_schema
-    from polymodal.evaluate.generator_eval import evaluate_generator
     from polymodal.evaluate.images import save_png
     from polymodal.evaluate.report import Document, write_predictor_report
+    from polymodal.workflows.generator_eval import evaluate_generator
+    from polymodal.workflows.inspect import inspect_table, print_schema
 
     if dataset not in DATASETS:
         raise ConfigError(f"--dataset {dataset!r} is not a demo dataset; choose one of {list(DATASETS)}")
@@ -145,8 +145,8 @@ def run_demo(
     with console.status("rendering/exporting the table…"):
         train_csv, test_csv = _data_step(dataset, out_dir, n_rows, seed)
     with console.status("reading, inferring each column's modality, opening every image…"):
-        train_df, schema, report = _inspect(str(train_csv), label="label", columns=[], check_files=True)
-    _print_schema(train_df, schema, report, title=f"{train_csv} — {len(train_df):,} rows")
+        train_df, schema, report = inspect_table(str(train_csv), label="label")
+    print_schema(console, train_df, schema, report, title=f"{train_csv} — {len(train_df):,} rows")
     test_df = pd.read_csv(test_csv)
     doc.add_heading("1. The data")
     doc.add_text(f"`{train_csv}` ({len(train_df):,} rows) and `{test_csv}` ({len(test_df):,} rows), "
@@ -295,8 +295,8 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
     budget; both are scored on the same held-out real digits.
     """
     from polymodal import datasets
-    from polymodal.api.augment import augment_table, compare_augmentation
     from polymodal.evaluate.plots import accuracy_bars_png
+    from polymodal.workflows.augment import augment_table, compare_augmentation
 
     train, test = datasets.load("digits", split=True, seed=seed)
     rng = np.random.default_rng(seed)

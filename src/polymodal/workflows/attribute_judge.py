@@ -43,15 +43,15 @@ from torch.utils.data import TensorDataset
 
 from polymodal.data.builtin import shapes
 from polymodal.errors import ConfigError, DataError, ModelFolderError
-from polymodal.evaluate.judge import (
+from polymodal.models.encoders import ImageEncoder
+from polymodal.train import TrainConfig, Trainer
+from polymodal.train.seed import preserved_rng_state, seed_everything
+from polymodal.workflows.judge import (
     as_uint8_images,
     load_network_state,
     read_network,
     save_network,
 )
-from polymodal.models.encoders import ImageEncoder
-from polymodal.train import TrainConfig, Trainer
-from polymodal.train.seed import preserved_rng_state, seed_everything
 
 # The attributes a caption names, and their values in head order.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {

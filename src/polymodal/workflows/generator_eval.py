@@ -1,7 +1,7 @@
 """Evaluate a conditional image generator against real images: metrics and a report.
 
 :func:`evaluate_generator` samples a fitted generator, scores the samples in a judge's
-feature space (see :mod:`polymodal.evaluate.judge`) and, given ``out_dir``, writes
+feature space (see :mod:`polymodal.workflows.judge`) and, given ``out_dir``, writes
 ``report.md`` + ``report.html``. Every distribution figure is printed beside the two
 numbers that make it readable: the *floor* (two disjoint sets of real images scored the
 same way, at the same sample count) and the *ceiling* (uniform noise images).
@@ -58,8 +58,8 @@ from polymodal.evaluate.generation import (
     precision_recall,
 )
 from polymodal.evaluate.images import make_grid
-from polymodal.evaluate.judge import Judge, PixelJudge
 from polymodal.evaluate.report import Document
+from polymodal.workflows.judge import Judge, PixelJudge
 
 # Images per Generator.sample call: bounds sampling memory, not the results' quality.
 SAMPLE_BATCH = 250

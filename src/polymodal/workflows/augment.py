@@ -15,7 +15,7 @@ it can be kept out of validation and test sets, and counted.
 3. train the generator on the real rows (or check the one given knows the label column
    and every class that needs images);
 4. sample the images, class by class, deterministically for ``seed``;
-5. optionally filter them: a :class:`~polymodal.evaluate.judge.Judge` trained on the real
+5. optionally filter them: a :class:`~polymodal.workflows.judge.Judge` trained on the real
    images drops the samples it does not recognise as their class, and the deficit is
    sampled again (at most ``FILTER_ROUNDS`` rounds); dropped counts are reported per class;
 6. append the kept images as rows (the other columns missing) and return the table with
@@ -26,8 +26,9 @@ that reads back with :func:`~polymodal.data.readers.read_table` (``augmented.csv
 ``images/synthetic/*.png``, ``augment_summary.json``), optionally with a comparison of a
 real-only and an augmented predictor on held-out real rows (:func:`compare_augmentation`).
 
-``Predictor.fit(train, augment=...)`` calls :func:`split_marked` and :func:`add_synthetic_rows`
-so that generated rows join the training rows only after the validation split.
+``Predictor.fit(train, augment=AugmentConfig(...))`` calls the config (it is the
+predictor's synthesizer) after its validation split, so generated rows join the training
+rows only, never validation.
 
 Reference: generative data augmentation as in Antoniou et al. 2017 ("Data Augmentation
 Generative Adversarial Networks"); the judge filter follows the common practice of
@@ -40,8 +41,6 @@ import json
 import math
 import numbers
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -51,11 +50,11 @@ import pandas as pd
 
 from polymodal.data.readers import read_table
 from polymodal.data.schema import cell_missing, infer_schema, present_mask
+from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, marker_mask, split_marked
 from polymodal.errors import ConfigError, DataError, SchemaError
-from polymodal.evaluate.judge import Judge, sorted_classes
-from polymodal.files import write_json, write_text
+from polymodal.files import write_folder, write_json, write_text
+from polymodal.workflows.judge import Judge, sorted_classes
 
-SYNTHETIC_COLUMN = "is_synthetic"
 DEFAULT_RATIO = 1.0  # synthetic rows per real labelled row when neither per_class nor ratio is set
 SAMPLE_CHUNK = 500  # images per Generator.sample call: bounds memory, not results
 FILTER_ROUNDS = 3  # sampling rounds at most when the filter drops images (first + 2 refills)
@@ -73,7 +72,8 @@ GENERATOR_DIR = "generator"
 
 @dataclass
 class AugmentConfig:
-    """Settings of generative augmentation; ``Predictor.fit(augment={...})`` takes these keys.
+    """Settings of generative augmentation, and the synthesizer ``Predictor.fit(augment=...)``
+    calls (:meth:`__call__`).
 
     Attributes:
         generator: a fitted ``Generator``, the folder of a saved one, an unfitted
@@ -86,7 +86,7 @@ class AugmentConfig:
             Neither given: ``ratio=1.0``.
         time_limit: seconds to train the generator; ``None`` trains its preset's epochs.
         filter: drop samples the real-data judge does not recognise as their class.
-        judge: a trained :class:`~polymodal.evaluate.judge.Judge` (or its folder) for the
+        judge: a trained :class:`~polymodal.workflows.judge.Judge` (or its folder) for the
             filter; ``None`` trains one on the real images.
         judge_time_limit: seconds to train that judge.
         marker: the boolean column that marks synthetic rows.
@@ -111,8 +111,8 @@ class AugmentConfig:
 
     @classmethod
     def from_option(cls, augment, **defaults) -> AugmentConfig | None:
-        """The config for ``Predictor.fit(augment=...)``: ``None`` (no augmentation),
-        ``"auto"``, a ``Generator``, a saved generator's folder, or a dict of fields.
+        """The config for an augmentation option: ``None`` (no augmentation), ``"auto"``, a
+        ``Generator``, a saved generator's folder, or a dict of fields.
         ``defaults`` fill fields the option leaves out (the predictor's seed, verbosity)."""
         if augment is None or augment is False:
             return None
@@ -175,6 +175,12 @@ class AugmentConfig:
                             "a saved one, or None")
         if problems:
             raise ConfigError("augment: " + "; ".join(problems))
+
+    def __call__(self, train: pd.DataFrame, label: str) -> tuple[pd.DataFrame, dict]:
+        """Synthetic rows for the real labelled training rows ``train`` and their summary:
+        what ``Predictor.fit(augment=config)`` calls after its validation split, so the
+        generator learns from the training rows alone and nothing synthetic validates."""
+        return generate_rows(train, label, self)
 
     def budget_rule(self) -> dict:
         """The rule that sizes the synthetic set, as it will be reported."""
@@ -241,52 +247,6 @@ def synthetic_counts(real_counts: dict, *, per_class: int | None = None,
             extra[i] += 1
         break
     return {c: int(e) for c, e in zip(classes, extra, strict=True)}
-
-
-# ---------------------------------------------------------------------- marked rows
-
-
-def marker_mask(table: pd.DataFrame, marker: str) -> np.ndarray:
-    """(N,) bool: True where ``marker`` says a row is synthetic (absent column: all False).
-
-    Accepts booleans, 0/1 and the strings true/false/yes/no/1/0 (as a CSV gives back).
-    """
-    if marker not in table.columns:
-        return np.zeros(len(table), dtype=bool)
-    values = table[marker]
-    if values.dtype == bool:
-        return values.to_numpy()
-    words = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False,
-             "1.0": True, "0.0": False}
-    present = present_mask(values)  # a missing marker means a real row
-    keys = values[present].astype(str).str.strip().str.lower()
-    unknown = ~keys.isin(list(words))
-    if unknown.any():
-        i = int(np.flatnonzero(present)[np.flatnonzero(unknown.to_numpy())[0]])
-        raise DataError(f"column {marker!r} marks synthetic rows and must hold True/False; "
-                        f"row {i} holds {values.iloc[i]!r}. Fix the cell, or pass another "
-                        "marker name")
-    out = np.zeros(len(table), dtype=bool)
-    out[present] = keys.map(words).to_numpy(dtype=bool)
-    return out
-
-
-def split_marked(table: pd.DataFrame, marker: str) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """(real rows, marked synthetic rows, positions of the real rows in ``table``).
-
-    Both frames keep the table's attrs (where relative media paths resolve) and are
-    renumbered from 0; the real rows get the marker column as all-False so the schema
-    sees it (as an ignored column).
-    """
-    marked = marker_mask(table, marker)
-    real_positions = np.flatnonzero(~marked)
-    real = table.iloc[real_positions].reset_index(drop=True)
-    synthetic = table.iloc[np.flatnonzero(marked)].reset_index(drop=True)
-    real[marker] = False
-    synthetic[marker] = True
-    real.attrs = dict(table.attrs)
-    synthetic.attrs = dict(table.attrs)
-    return real, synthetic, real_positions
 
 
 # ----------------------------------------------------------------------- generation
@@ -360,7 +320,7 @@ def _sample_classes(generator, wanted: dict, label: str, config: AugmentConfig,
 
 def _real_images(generator, real: pd.DataFrame, label: str) -> tuple[np.ndarray, list]:
     """The real rows' images at the generator's size (uint8 (N, H, W, C)) and labels."""
-    from polymodal.evaluate.generator_eval import table_images
+    from polymodal.workflows.generator_eval import table_images
 
     images, decoded = table_images(generator, real)
     return images, real[label][decoded].tolist()
@@ -525,41 +485,7 @@ def augment_table(table, *, label: str, **options) -> tuple[pd.DataFrame, dict]:
                         "needs labelled rows to learn each class from")
     rows, summary = generate_rows(labelled, label, config)
     summary["num_marked_before"] = len(marked)
-    return _concat([real, marked, rows], df.attrs), summary
-
-
-def add_synthetic_rows(train: pd.DataFrame, marked: pd.DataFrame, config: AugmentConfig | None,
-                       *, label: str) -> tuple[pd.DataFrame, dict | None]:
-    """Training rows for ``Predictor.fit``: the real training split, the rows the input
-    table already marked, and (with ``config``) newly generated ones; and the summary.
-
-    ``train`` are the real labelled rows left after the validation split, so the generator
-    learns from them alone and nothing synthetic can reach validation. Marked rows of
-    classes absent from ``train`` are left out (the predictor could not encode them).
-    """
-    if config is None and marked.empty:
-        return train, None
-    known = set(map(str, train[label]))
-    usable = marked.iloc[np.flatnonzero(present_mask(marked[label]) & marked[label].astype(str)
-                                        .isin(known).to_numpy())] if len(marked) else marked
-    summary = None
-    rows = pd.DataFrame(columns=train.columns)
-    if config is not None:
-        rows, summary = generate_rows(train, label, config)
-    if summary is None:
-        summary = {"marker": SYNTHETIC_COLUMN, "label": label, "num_real": len(train),
-                   "num_synthetic": 0, "generator": None, "filter": None}
-    summary["num_marked_used"] = len(usable)
-    summary["num_marked_left_out"] = len(marked) - len(usable)
-    return _concat([train, usable, rows], train.attrs), summary
-
-
-def _concat(frames: list[pd.DataFrame], attrs: dict) -> pd.DataFrame:
-    """Rows of ``frames`` renumbered, with ``attrs`` (where relative media paths resolve)."""
-    parts = [f for f in frames if len(f)]
-    out = pd.concat(parts, ignore_index=True) if parts else frames[0].iloc[:0].copy()
-    out.attrs = dict(attrs)
-    return out
+    return concat_rows([real, marked, rows], df.attrs), summary
 
 
 # ----------------------------------------------------------------------- comparison
@@ -577,7 +503,8 @@ def compare_augmentation(real_train: pd.DataFrame, augmented_train: pd.DataFrame
 
     results = {}
     for name, table, augment in (("real_only", real_train, None),
-                                 ("augmented", augmented_train, {"marker": marker, "per_class": 0})):
+                                 ("augmented", augmented_train,
+                                  AugmentConfig(marker=marker, per_class=0, seed=seed))):
         start = time.perf_counter()
         predictor = Predictor(label, time_limit=time_limit, seed=seed, verbosity=verbosity)
         predictor.fit(table, augment=augment)
@@ -632,9 +559,7 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
     augmented, summary = augment_table(df, label=label, **{**options, "generator": generator})
     summary["source_table"] = str(df.attrs.get("source", table))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    def write(staging: Path) -> None:
         media = _media_columns(df, label, config.seed)
         written = _portable(augmented, out, staging, media, config.marker, summary["image"])
         write_text(staging / AUGMENTED_CSV, written.to_csv(index=False))
@@ -653,12 +578,8 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
             summary["compare"]["holdout_table"] = HOLDOUT_CSV
         summary["files"] = {"table": AUGMENTED_CSV, "synthetic_images": SYNTHETIC_IMAGE_DIR}
         write_json(staging / SUMMARY_JSON, _json_ready(summary))
-        if out.is_dir():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_folder(out, write)
     summary["out_dir"] = str(out)
     return summary
 
