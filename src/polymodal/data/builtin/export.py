@@ -29,8 +29,8 @@ from polymodal.data.builtin import describe, load
 from polymodal.errors import DataError
 
 SPLITS = ("train", "test")
-# Pillow's PNG encoder and the file writes partly run outside the GIL: a few threads
-# (one per core) exported Fashion-MNIST ~1.3x faster than one on a 2-core machine.
+# Pillow's PNG encoder and the file writes partly run outside the GIL: a few threads (one
+# per core) export faster than one (see bench/RESULTS.md, 'Ad-hoc probes').
 MAX_WRITER_THREADS = 4
 
 
