@@ -11,13 +11,11 @@ from __future__ import annotations
 import importlib
 import os
 
-# How long an idle OpenMP thread spins before it sleeps. Fully passive waiting (no spin)
-# cost 2-thread training 1.3-1.8x on an idle 2-core machine (UNet steps 258 vs 452
-# images/s; the Predictor's image encoder 2,538 vs 3,382), and GNU OpenMP's default (about
-# 3 ms of spinning) risks starving other work on a busy one; 10,000 spins (~0.1 ms) kept
-# 433 images/s when idle and was no worse than passive with two busy processes beside it
-# (69 vs 56 images/s, noisy). Read when the runtime starts, so it only takes effect before
-# torch/sklearn are imported; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+# How long an idle OpenMP thread spins before it sleeps: a short spin (~0.1 ms), because
+# fully passive waiting slowed 2-thread training on an idle machine and GNU OpenMP's default
+# spin risks starving other work on a busy one (see bench/RESULTS.md, 'Ad-hoc probes').
+# Read when the runtime starts, so it only takes effect before torch/sklearn are imported;
+# a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 

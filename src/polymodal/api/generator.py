@@ -95,114 +95,29 @@ WEIGHTS_FILE = "weights.safetensors"
 REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIGHTS_FILE,
                   "versions.json")
 
-# Sampling defaults. bench/generator_core_probe.py (40k training images) chose Heun with
-# guidance only for t >= 0.3 (the samplers' DEFAULT_GUIDANCE_INTERVAL): Heun 4 with
-# guidance 3 scored like Euler 16 with guidance everywhere for 12 network evaluations per
-# image instead of 32. Steps and scale were then set on the fully trained model of the
-# 15-minute Fashion-MNIST comparison (bench/generator_sampling_sweep.py: 1,000 samples,
-# the comparison's judge; FD floor 15.4; sampling speed on a shared 2-core machine):
-#
-#   setting          cond. acc   FD/floor   images/s
-#   heun 4,  g 3.0     0.957       6.87       66
-#   heun 4,  g 2.5     0.946       5.53       67
-#   heun 4,  g 2.0     0.924       4.14       69
-#   heun 5,  g 2.5     0.947       5.15       54
-#   heun 5,  g 2.75    0.954       5.85       56   <- the default while lr was 1e-3
-#   heun 6,  g 2.5     0.950       5.02       42
-#   heun 6,  g 2.75    0.957       5.74       42
-#   heun 8,  g 2.5     0.951       5.16       28
-#   euler 8, g 2.5     0.958       6.89       63
-#   euler 16, g 2.5    0.961       5.83       31
-#
-# Guidance trades FD for class accuracy; more Heun steps lower FD at the same accuracy and
-# cost speed. That model was trained at lr 1e-3. At lr 3e-3 (the default since; see below)
-# the condition is learned better and the same guidance overshoots, so the setting was
-# chosen again on that run's model (3,958 steps; same sweep, judge and sample count):
-#
-#   setting          cond. acc   FD/floor   images/s
-#   heun 5,  g 2.75    0.977       7.53       71
-#   heun 5,  g 2.25    0.963       5.78       75
-#   heun 5,  g 2.1     0.958       5.23       74
-#   heun 5,  g 2.0     0.955       4.86       70
-#   heun 5,  g 1.75    0.940       3.90       71
-#   heun 4,  g 2.0     0.955       5.61       96
-#   heun 6,  g 2.0     0.958       4.48       59
-#   heun 6,  g 2.1     0.960       4.84       61
-#   heun 6,  g 2.25    0.966       5.37       59   <- the default until 2026-11-28
-#
-# A shorter or slower run loses class accuracy first (FD moved little between models of
-# 2,589 and 3,135 steps), so that default kept the larger margin on accuracy. Once OpenMP
-# threads stopped waiting passively (polymodal/__init__.py) the same 15 minutes trained
-# 6,764 steps instead of 4,898, guidance 2.25 overshot again, and the issue's reference
-# point (rebuilt in bench/generator_fashion.py: acc 0.940, FD 49.3, 27.5 images/s in that
-# run) had the better FD. Chosen again on that run's model (FD floor 15.4; seed 1 is
-# another draw of samples and real images, floor 17.8):
-#
-#   setting          cond. acc   FD      FD/floor   images/s   seed 1: acc / FD
-#   heun 6,  g 2.25    0.970      70.9     4.62       65        0.967 / 72.7
-#   heun 6,  g 2.0     0.961      59.0     3.84       62
-#   heun 6,  g 1.85    0.958      52.1     3.39       62
-#   heun 6,  g 1.75    0.953      46.9     3.06       61        0.953 / 48.4
-#   heun 6,  g 1.5     0.936      35.5     2.31       59
-#   heun 7,  g 1.8     0.951      46.0     2.99       63        0.951 / 47.7
-#   heun 8,  g 1.85    0.960      48.6     3.16       50
-#   heun 8,  g 1.8     0.957      46.2     3.01       52        0.957 / 48.1   <- default
-#   heun 8,  g 1.75    0.952      43.7     2.85       51
-#
-# Heun 8 / 1.8 kept accuracy >= 0.95 with a margin, a lower FD than the reference's at a
-# higher accuracy, and 1.7x the reference's sampling speed. A 15-minute run at these
-# defaults with the spatial condition map on: accuracy 0.959, FD 48.8, 46.1 images/s in
-# the benchmark's worker -- and in the next side-by-side run accuracy 0.949, FD 50.6: the
-# margin on accuracy was within the draw-to-draw noise of 1,000 samples (sd ~0.007).
-#
-# Then the guidance interval, on that run's model (7,588 steps), both draws (seed 0 / 1):
-# guidance at the noisiest end (t > 0.8) costs FD and buys little accuracy -- there it
-# pulls every sample of a class towards one prototype (Kynkaenniemi et al. 2024 found the
-# same on ImageNet) -- so with it off a larger scale in the middle gets both:
-#
-#   setting   interval     cond. acc       FD            images/s
-#   heun 8, g 1.8  (0.3, 1)    0.961 / 0.963   48.9 / 50.1   42-45    <- the old default
-#   heun 8, g 1.8  (0.4, 1)    0.955 / 0.957   48.5 / 49.7
-#   heun 8, g 2.0  (0.3, 0.9)  0.959 / 0.959   43.0 / 43.3
-#   heun 8, g 2.2  (0.3, 0.9)  0.971 / 0.970   49.6 / 49.8
-#   heun 8, g 2.5  (0.3, 0.8)  0.958 / 0.956   29.6 / 28.2
-#   heun 8, g 2.75 (0.3, 0.8)  0.969 / 0.965   32.6 / 31.1
-#   heun 8, g 3.0  (0.3, 0.8)  0.972 / 0.969   35.8 / 34.1   54-59    <- default
-#   heun 8, g 3.0  (0.2, 0.8)  0.977 / 0.971   38.6 / 36.7
-#   heun 8, g 3.5  (0.3, 0.8)  0.979 / 0.974   42.2 / 40.4
-#   heun 6, g 3.0  (0.3, 0.8)  0.962 / 0.960   30.2 / 28.6   69-73
-#
-# Guidance 3 on (0.3, 0.8) (the samplers' DEFAULT_GUIDANCE_INTERVAL) keeps accuracy
-# ~3 sd above 0.95 at an FD 0.7x the old default's, and skips the second pass on more
-# steps, so sampling is faster too.
+# Sampling defaults: Heun 8 with guidance 3 on t in (0.3, 0.8) (the samplers'
+# DEFAULT_GUIDANCE_INTERVAL) was chosen by the sampler sweep on the fully trained 15-minute
+# Fashion-MNIST model, where it kept class accuracy above 0.95 with a margin at a lower FD
+# and a faster sampling than the earlier defaults; see bench/RESULTS.md,
+# 'generator_sampling_sweep'.
 DEFAULT_SAMPLER = "heun"
 LEGACY_GUIDANCE_INTERVAL = (0.3, 1.0)  # folders saved before the interval was a parameter
 DEFAULT_NUM_STEPS = 8
 DEFAULT_GUIDANCE = 3.0
-# Training defaults from the same reference: batch 64 beat 128 per CPU-minute (more
-# optimiser steps), AdamW with warm-up + cosine, EMA half-life 5,000 images. The peak
-# learning rate is 3e-3, not the reference's 1e-3: the condition is what a short run
-# learns last, and a higher rate learns it sooner. Measured on class-conditional
-# Fashion-MNIST, 5-minute budget (bench/generator_fashion.py --budget-s 300 --lr ...,
-# Heun 5 / guidance 2.75, 1,000 samples, the comparison's judge):
-#
-#   lr      steps   cond. acc   FD/floor   CAS
-#   1e-3    1215    0.882       6.56       0.722
-#   3e-3    1326    0.923       6.49       0.741   <- default
-#   5e-3    1372    0.925       6.12       0.742
-#
-# and on a 16x16 toy where the condition is only *where* a white square is (3,000
-# images, ~350 steps): the velocity loss at t = 0.9 with the true vs a shuffled
-# condition was 0.157 vs 0.159 at 1e-3 (the condition not yet used) and 0.130 vs 0.159 at
-# 3e-3. 5e-3 was level with 3e-3 within run-to-run noise; 3e-3 is the safer default.
+# Training defaults from the reference loop of bench/generator_core_probe.py: batch 64 beat
+# 128 per CPU-minute (more optimiser steps), AdamW with warm-up + cosine, EMA half-life 5,000
+# images. The peak learning rate is 3e-3, not the reference's 1e-3: the condition is what a
+# short run learns last, and a higher rate learns it sooner (chosen on 5-minute
+# Fashion-MNIST fits, 3e-3 being the safer of the two best rates; see bench/RESULTS.md,
+# 'generator_fashion').
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_EMA_HALFLIFE_IMAGES = 5_000.0
 WEIGHT_DECAY = 0.0  # as in the measured reference (bench/generator_core_probe.py)
 
 SAMPLERS = {"euler": euler_sample, "heun": heun_sample}
-# Images per sampler chunk (twice that many network rows with guidance). 64 samples as
-# fast per image as 256 on 2 CPU cores (28x28: 98-100 vs 78-82 images/s) and keeps the
-# activations' peak ~300 MB lower, which is what holds a fit + sample under 1 GiB.
+# Images per sampler chunk (twice that many network rows with guidance): 64 samples as fast
+# per image as 256 on 2 CPU cores and keeps the activations' peak lower, which is what holds
+# a fit + sample under 1 GiB (see bench/RESULTS.md, 'Ad-hoc probes').
 SAMPLE_BATCH_SIZE = 64
 GUIDANCE_RANGE = (0.0, 20.0)
 NUM_STEPS_RANGE = (1, 1000)
@@ -400,18 +315,15 @@ class Generator:
         ema_halflife_images: half-life of the weight EMA in training images.
         columns: modality overrides ``{column: modality}``, e.g. ``{"photo": "image"}``.
         coord_channels: give the UNet two pixel-coordinate input channels. Off by
-            default: on caption-conditioned ``shapes`` (bench/text_to_image_shapes.py
-            --coord-ablation, 300 s each) they did not improve position (0.115/0.125 vs
-            0.099/0.125 seen/unseen, chance ~0.10-0.17) and cost nothing measurable.
+            default: on caption-conditioned ``shapes`` they did not improve position and
+            cost nothing measurable (bench/RESULTS.md, 'text_to_image_shapes').
         spatial_condition: let the condition add a learned coarse map to the UNet's
             bottleneck (see :class:`~polymodal.models.unet.UNet`), so it can say where
             things go; ignored by an unconditional generator. On ``shapes`` conditioned
-            on shape, colour, size and position columns (bench/text_to_image_shapes.py
-            --spatial-ablation, 240 s each) position went from chance (0.109/0.104
-            seen/unseen) to 1.000/1.000. A caption-only generator places shapes too when
-            its text encoder gives it the words (the default; see ``text_encoder``), not
-            with MiniLM's sentence vector alone (0.125/0.115 with the map, 0.094/0.083
-            without).
+            on shape, colour, size and position columns it took position from chance to
+            always right (see bench/RESULTS.md, 'text_to_image_shapes'). A caption-only
+            generator places shapes too when its text encoder gives it the words (the
+            default; see ``text_encoder``), not with MiniLM's sentence vector alone.
         verbosity: 0 silent; 1 one line per stage and the training progress bar.
     """
 
@@ -492,13 +404,10 @@ class Generator:
         """The text encoder ``fit`` uses: ``"auto"`` resolved for generation.
 
         A prompt names what to draw in literal words ("a small red circle at the top
-        left"), and the condition network must read each one in a short fit. On
-        ``shapes`` (``bench/text_to_image_shapes.py``, 240-s fits) MiniLM's sentence vector
-        alone put shapes in the asked-for cell in 20-31 % of samples (chance ~15 %); hashed
-        n-grams alone in 98-100 %, but only for words seen in training (45 % for "in the
-        upper left" and the like, colour 0.68); both side by side 92-100 %, and the most
-        robust to new words (position 0.56, colour 0.90). The predictor's ``"auto"``
-        stays MiniLM alone.
+        left"), and the condition network must read each one in a short fit. On ``shapes``
+        hashed n-grams beside MiniLM's sentence vector placed shapes far more often than
+        MiniLM alone and were the most robust to new words (bench/RESULTS.md,
+        'text_to_image_shapes'). The predictor's ``"auto"`` stays MiniLM alone.
         """
         if self.text_encoder != "auto":
             return self.text_encoder
@@ -743,11 +652,9 @@ class Generator:
             eval_every_steps=min(steps_per_epoch, 200),
             checkpoint_every_s=60.0 if out_dir is not None else None, seed=self.seed,
             progress=self.verbosity > 0,
-            # bf16 autocast where AMX tiles run it: on Fashion-MNIST 1.23x the training
-            # images per second in a 45-s A/B under passive OpenMP waiting (393 vs 318),
-            # with a lower validation loss at the same time (0.246 vs 0.258), and 1.53x
-            # in 40-s fits with spinning waits (525 vs 343); not for small images (no
-            # gain); sampling stays fp32.
+            # bf16 autocast where AMX tiles run it and images are large enough: it trained
+            # faster at an equal or lower validation loss (see bench/RESULTS.md,
+            # 'Ad-hoc probes'); sampling stays fp32.
             precision=self._training_precision(),
             restore_best_weights=False)  # the EMA weights, not the noisiest-best snapshot
         eval_rows = dataset.collate(list(range(min(EVAL_ROWS, len(dataset)))))

@@ -107,24 +107,24 @@ BASELINE_SHARES = {"random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
 MEDIA_BASELINE_SCALE = 0.5
 MEDIA_SCALED_KINDS = ("random_forest", "extra_trees", "linear")
 # The linear model's solver cannot stop at a time limit, and on thousands of pixel columns
-# it ran 293 s of a 690 s budget on Fashion-MNIST (bench/predictor_fashion.py): skipped there.
+# it took a large share of the Fashion-MNIST budget, so it is skipped there (bench/RESULTS.md,
+# 'predictor_fashion').
 MEDIA_SKIPPED_KINDS = ("linear",)
-# Image tables: the network settings measured by bench/image_recipe_probe.py (93.1% on
-# Fashion-MNIST in the seed CNN's wall time, bench/predictor_fashion.py): a wider fused
-# width (the image encoder is a quarter of it), larger batches, a higher LR decayed to 0,
-# stronger weight decay, and no EMA (it lags on runs of a few epochs).
+# Image tables: the network settings chosen by bench/image_recipe_probe.py (see
+# bench/RESULTS.md, 'image_recipe_probe'): a wider fused width (the image encoder is a
+# quarter of it), larger batches, a higher LR decayed to 0, stronger weight decay, and no
+# EMA (it lags on runs of a few epochs).
 IMAGE_RECIPE = {"width": 128, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.05,
                 "min_lr_ratio": 0.0, "ema": False, "label_smoothing": 0.1}
 # ... and on large image tables (LARGE_MEDIA_ROWS training rows or more) batches of 256 at
 # a sqrt-scaled LR: what a step costs besides its convolutions (building the batch, the
-# optimiser, dozens of small ops) is then paid half as often per image. A bare network
-# trained 12-17 % more images per second at the same test accuracy for the same time
-# (Fashion-MNIST, 60 s, seeds 0 / 1: 0.9293 / 0.9289 vs 0.9292 / 0.9293 at 128 and 3e-3).
+# optimiser, dozens of small ops) is then paid half as often per image, so a bare network
+# trained faster at the same test accuracy (see bench/RESULTS.md, 'Ad-hoc probes').
 LARGE_IMAGE_BATCH = {"batch_size": 256, "lr": 4.2e-3}
 # Large media tables (this many training rows or more): the network learns far more per
-# second than the classic models on flat pixel/mel features (Fashion-MNIST, 55k rows:
-# forests 0.85-0.87, boosting 0.88 in 23 s, the network 0.91 in 62 s), so boosting's share
-# shrinks by LARGE_MEDIA_BOOSTING_SCALE; the forests stay, cheap, as ensemble members.
+# second than the classic models on flat pixel/mel features (see bench/RESULTS.md,
+# 'Ad-hoc probes'), so boosting's share shrinks by LARGE_MEDIA_BOOSTING_SCALE; the forests
+# stay, cheap, as ensemble members.
 LARGE_MEDIA_ROWS = 20_000
 LARGE_MEDIA_BOOSTING_SCALE = 1 / 3
 # Refitting the classic models on train + validation rows adds a few percent of rows on
@@ -146,9 +146,9 @@ MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
 MIN_NEURAL_S = 2.0  # the network needs at least this to take a few steps
 FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is too small
 MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
-# Media files are decoded by worker processes from this many rows on (on 2 cores, 1.6x
-# (files in the page cache) to 4x (cold) faster than one by one for Fashion-MNIST's PNGs;
-# below it, starting the processes costs more than it saves).
+# Media files are decoded by worker processes from this many rows on, which was faster than
+# one by one for Fashion-MNIST's PNGs (see bench/RESULTS.md, 'Ad-hoc probes'); below it,
+# starting the processes costs more than it saves.
 PARALLEL_DECODE_MIN_ROWS = 2000
 MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
 
@@ -729,8 +729,8 @@ class Predictor:
             # The time limit binds on large image tables, so what a step costs counts.
             p.update(LARGE_IMAGE_BATCH)
             # One image column and nothing else: nothing to fuse (see SingleFusion). Small
-            # tables keep the MLP, which learned more from their few steps (digits, 5 % of
-            # the labels: 0.866 / 0.850 test accuracy with it, 0.833 / 0.827 without).
+            # tables keep the MLP, which learned more from their few steps (bench/RESULTS.md,
+            # 'Ad-hoc probes').
             if self.fusion == "auto" and _only_one_image(spec):
                 p["fusion"] = "single"
         batch_size = int(min(p["batch_size"], n_train))

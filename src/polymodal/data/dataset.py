@@ -131,9 +131,9 @@ class TableDataset(Dataset):
         indices])`` but built by slicing the encoded arrays (PyTorch's DataLoader calls
         this for a whole batch; :func:`collate` passes the Batch through).
 
-        On image tables the per-row dicts were ~10 % of a training step (Fashion-MNIST,
-        batch 128). Media cells go through :meth:`_media_row`, as in the row path, so a
-        row is augmented the same whichever path reads it.
+        On image tables the per-row dicts were a noticeable share of a training step (see
+        bench/RESULTS.md, 'Ad-hoc probes'). Media cells go through :meth:`_media_row`, as in
+        the row path, so a row is augmented the same whichever path reads it.
         """
         enc = self.encoded
         idx = np.fromiter((int(i) for i in indices), dtype=np.int64, count=len(indices))

@@ -15,7 +15,8 @@ Three kinds share one interface (:class:`TextEmbedder`):
   L2-normalised). The sentence vector carries meaning and paraphrases ("upper left" near
   "top left"); the n-grams carry the literal words, which a small network reads far more
   easily ("top left" is one bigram bucket). The Generator's ``"auto"`` picks this kind for
-  captions: with MiniLM alone its prompts did not place shapes (``bench/text_to_image_shapes.py``).
+  captions: with MiniLM alone its prompts did not place shapes (bench/RESULTS.md,
+  'text_to_image_shapes').
 
 ``"auto"`` picks ``"minilm"`` when the package is installed, else ``"hashed"``, and logs
 which. Embeddings of a frozen encoder are a pure function of (model, text), so they are

@@ -220,9 +220,9 @@ def _sklearn_threads() -> Iterator[None]:
     """Give scikit-learn's OpenMP pool (gradient boosting) as many threads as torch uses.
 
     OpenMP workers spin while they wait, so on a CPU shared with other processes a full
-    pool can run many times slower than one thread (measured on a busy 2-core machine:
-    16 s vs 1 s for the same boosting fit). Following ``torch.get_num_threads()`` gives one
-    knob for both libraries: ``torch.set_num_threads(1)`` makes both single-threaded.
+    pool can run many times slower than one thread (see bench/RESULTS.md, 'Ad-hoc probes').
+    Following ``torch.get_num_threads()`` gives one knob for both libraries:
+    ``torch.set_num_threads(1)`` makes both single-threaded.
     """
     from threadpoolctl import threadpool_limits
 

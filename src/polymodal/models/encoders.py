@@ -128,13 +128,14 @@ class ImageEncoder(ConfigurableModule):
     32-px case. ``blocks_per_stage - 1`` pre-activation residual blocks follow each
     strided conv. With the defaults a forward pass costs about 2.3 M multiply-adds for a
     1x28x28 image, 3.2 M for 3x32x32 and 6.9 M for 3x128x128 (the previous ResNet: 37 M
-    for 1x28x28) and trains ~7x faster.
+    for 1x28x28) and trains several times faster (bench/RESULTS.md, 'Ad-hoc probes').
 
     The head keeps the coarse layout (a flattened grid of at most 7x7 cells, average-pooled
     down to it when the feature map is larger) instead of a global average: for centred
     objects such as Fashion-MNIST's, where a feature is matters. In short CPU runs
-    (4-7 epochs, ``bench/image_recipe_probe.py``) global-average heads reached 87-89 %
-    validation accuracy where flattened-grid CNNs of similar cost reached 91-93 %.
+    (``bench/image_recipe_probe.py``) flattened-grid CNNs reached a higher validation
+    accuracy than global-average heads of similar cost (see bench/RESULTS.md,
+    'image_recipe_probe').
 
     GroupNorm, not BatchNorm: a row's embedding depends on that row alone (an absent
     cell's zero placeholder cannot leak into other rows, batch size 1 trains, train and

@@ -26,21 +26,10 @@ job EDM's c_skip/c_out do), the sampler needs no sigma schedule, and SD3 (Esser 
 2024, Sec. 5.1, Table 1) found RF + logit-normal the best of the formulations it compared,
 EDM included. EDM itself was NOT measured here (CPU budget); the time sampling was.
 
-Why logit-normal by default -- measured with bench/generator_core_probe.py on class-
-conditional Fashion-MNIST (0.39M-parameter UNet, 40k training images, EMA, 500 samples;
-judge-CNN conditional accuracy / Frechet distance over the real-vs-real floor):
-
-    sampler, guidance (interval)   logit-normal      uniform
-    euler 16, g=1                  0.644 / 4.61      0.704 / 4.92
-    euler 16, g=2                  0.820 / 2.50      0.830 / 2.95
-    euler 8,  g=2 (0, 0.7)         0.720 / 4.02      0.782 / 4.56
-    heun 4,   g=2 (0, 0.7)         0.686 / 3.76      0.768 / 4.33
-    euler 16, g=3                  0.856 / 2.77      --
-
-Uniform t gives higher accuracy at equal guidance, logit-normal a lower FD every time;
-logit-normal with guidance 3 beats uniform with guidance 2 on both, so on the
-accuracy/FD frontier logit-normal is at least as good and is the default. (On 8x8 digits
-both reached 0.95 accuracy unguided and 1.00 guided: no signal.)
+Why logit-normal by default: on class-conditional Fashion-MNIST
+(``bench/generator_core_probe.py``) it gave a lower FD than uniform t every time and, with
+a higher guidance, beat it on both accuracy and FD (see bench/RESULTS.md,
+'generator_core_probe').
 
 Classifier-free guidance (Ho & Salimans 2022) needs the same network to also learn the
 unconditional velocity: :func:`drop_conditions` replaces a random fraction of rows'

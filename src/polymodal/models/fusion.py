@@ -148,10 +148,9 @@ class SingleFusion(_Fusion):
     """The one modality's token through a SiLU: ``silu(t)``, ``(B, in_dim)``, zero where absent.
 
     For networks over a single column (a large image table): a concatenation MLP over one
-    token adds ~20 small ops to every training step, which on CPU cost 12-26 % of a
-    Fashion-MNIST step (probes of the Predictor's network, one process and 60-s runs;
-    figures in issue 3's note of 2026-11-29), for nothing to fuse. An absent
-    cell's token is already zero, and ``silu(0) = 0``, so it stays zero. (On tiny tables,
+    token adds ~20 small ops to every training step, a sizeable share of a CPU step (see
+    bench/RESULTS.md, 'Ad-hoc probes'), for nothing to fuse. An absent cell's token is
+    already zero, and ``silu(0) = 0``, so it stays zero. (On tiny tables,
     trained for a few dozen steps, the MLP's extra layer learned more: the Predictor keeps
     it there.)
     """

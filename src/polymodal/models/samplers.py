@@ -43,35 +43,13 @@ VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # Called after each step as ``x = on_step(x, t_next)``; used by inpainting.
 StepHook = Callable[[torch.Tensor, float], torch.Tensor]
 
-# Defaults chosen by bench/generator_core_probe.py (class-conditional Fashion-MNIST, the
-# 0.39M-parameter UNet after 40k training images; 500 samples; judge CNN accuracy /
-# Frechet distance over the real-vs-real floor; "evals" = image-evaluations of the net
-# per sample, cond + uncond, which is what sampling time is proportional to):
-#
-#   sampler   guidance  interval     evals  acc    FD/floor
-#   euler 16  1         -            16     0.644  4.61
-#   euler 8   1         -             8     0.632  5.16
-#   heun 4    1         -             7     0.616  4.54   <- Heun 4 ~ Euler 16 at 7/16 cost
-#   euler 8   1 shift=2 -             8     0.636  5.66   <- shifting toward noise hurts
-#   euler 16  2         (0, 1)       32     0.820  2.50
-#   euler 16  3         (0, 1)       32     0.856  2.77
-#   euler 16  3         (0, 0.7)     27     0.782  2.79   <- class identity is decided
-#   euler 8   3         (0.22, 0.84) 13     0.796  2.70      near noise: guide there
-#   euler 8   3         (0.3, 1)     14     0.842  2.93
-#   euler 8   3 shift=.5 (0.3, 1)    13     0.832  3.22   <- shifting toward data: no gain
-#   heun 4    2         (0.3, 1)     12     0.790  2.53
-#   heun 4    3         (0.3, 1)     12     0.830  2.72   <- ~ euler 16 full guidance, 2.7x cheaper
-#
-# So: uniform time steps (shift 1), Heun with few steps, and guidance only for t >= 0.3
-# (the low-noise end only sharpens details and guidance there costs a second pass for
-# nothing measurable).
-#
-# The upper end was 1.0 until a fully trained model (15-minute Fashion-MNIST, 7,588
-# steps) was swept again: there guidance at t > 0.8 cost FD for little accuracy, and
-# (0.3, 0.8) with a larger scale won on both -- Heun 8, guidance 3: accuracy 0.972, FD
-# 35.8, against guidance 1.8 on (0.3, 1): 0.961, FD 48.9 (the full table is in
-# polymodal/api/generator.py). Kynkaenniemi et al. 2024 ("Applying guidance in a limited
-# interval improves sample and distribution quality") found the same on ImageNet.
+# Defaults chosen by bench/generator_core_probe.py and then the sampler sweep on a fully
+# trained model: uniform time steps (shift 1), Heun with few steps, and guidance only for
+# t in (0.3, 0.8), because guidance near data bought nothing for its second pass and near
+# pure noise it cost FD (see bench/RESULTS.md, 'generator_core_probe' and
+# 'generator_sampling_sweep').
+# Kynkaenniemi et al. 2024 ("Applying guidance in a limited interval improves sample and
+# distribution quality") found the same on ImageNet.
 DEFAULT_SHIFT = 1.0
 DEFAULT_GUIDANCE_INTERVAL = (0.3, 0.8)
 

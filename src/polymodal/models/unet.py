@@ -214,8 +214,8 @@ class UNet(nn.Module):
             the same at every pixel. Needs ``cond_dim > 0``.
 
     On CPU, run it in ``channels_last`` memory format (``net.to(memory_format=
-    torch.channels_last)`` and inputs likewise): at 28x28 an evaluation was 20% cheaper
-    (1.38 vs 1.73 CPU-ms per image, bench/generator_core_probe.py --part speed).
+    torch.channels_last)`` and inputs likewise): an evaluation is cheaper that way
+    (bench/RESULTS.md, 'generator_core_probe').
     """
 
     def __init__(

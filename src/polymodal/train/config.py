@@ -23,11 +23,9 @@ CPUINFO = "/proc/cpuinfo"
 @functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware tiles (Intel AMX: Sapphire Rapids and
-    later), where bf16 autocast trains small convolutional networks much faster than fp32:
-    measured on a 2-core Xeon with AMX, 1.35-1.7x the images per second for the
-    predictor's 28x28 image network and 1.23-1.53x for the generator's UNet (passive vs
-    spinning OpenMP waits). Without AMX, bf16 convolutions are usually no faster than
-    fp32, so fp32 stays the choice there."""
+    later), where bf16 autocast trains small convolutional networks much faster than fp32
+    (see bench/RESULTS.md, 'Ad-hoc probes'). Without AMX, bf16 convolutions are usually no
+    faster than fp32, so fp32 stays the choice there."""
     try:
         with open(CPUINFO, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -38,8 +36,8 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
-# Below this image side bf16 bought nothing measurable (8x8 digits, generator: 503-565 vs
-# 518-635 images/s fp32 in a noisy A/B); from 28x28 on it did (see cpu_has_fast_bf16).
+# Below this image side bf16 bought nothing measurable (8x8 digits); from 28x28 on it did
+# (see cpu_has_fast_bf16 and bench/RESULTS.md, 'Ad-hoc probes').
 BF16_MIN_IMAGE_SIDE = 24
 
 

@@ -20,10 +20,9 @@ too, so a reader of a benchmark can see whether they agree on generated images.
 
 Every score comes with the judge's own accuracy on held-out real renders
 (``holdout_accuracy``): a generator's prompt accuracy can be read only against it.
-Measured with the defaults (30,000 renders, 240 s on a busy 2-core CPU, 2,023 steps; see
-``bench/text_to_image_shapes.py``) on 1,000 renders of another seed: colour 1.000 (pixels;
-the colour head 0.996), size 0.999, position 0.999, shape 0.822 (0.76 for small shapes,
-0.88 for large; nearly all errors are circle <-> square).
+Its held-out accuracy with the defaults (``bench/text_to_image_shapes.py``) is in
+bench/RESULTS.md, 'text_to_image_shapes': shape is the attribute it reads least well (nearly
+all errors are circle <-> square).
 """
 
 from __future__ import annotations

@@ -40,13 +40,12 @@ DATASETS = ("shapes", "fashion-mnist")
 # Shares of the training budget.
 SHARES = {"predictor": 0.25, "generator": 0.50, "augment": 0.25}
 # The caption-conditioned generator learns shapes at 16x16 (upscaled in the grids): in the
-# demo's ~100 s it then takes twice the steps it would at 32x32 (427 vs 212 in 90 s on
-# 1,200 rows) and draws a blob of the asked-for colour, where 32x32 was still noise.
+# demo's budget it then takes about twice the steps it would at 32x32 and draws a blob of the
+# asked-for colour, where 32x32 was still noise (see bench/RESULTS.md, 'Ad-hoc probes').
 TEXT_TO_IMAGE_SIZE = 16
-# Augmentation on 70 labelled digits with a 20-s generator (default budget, seed 0): 40
-# synthetic per class, filtered, took held-out accuracy 0.866 -> 0.772; 10 per class
-# unfiltered 0.841; 10 per class filtered by the real-data judge 0.869. About as many
-# synthetic rows as real ones, and only those the judge recognises.
+# About as many synthetic rows as real ones, and only those the judge recognises: more, or
+# unfiltered, ones lowered held-out accuracy on 70 labelled digits (see bench/RESULTS.md,
+# 'Ad-hoc probes').
 AUGMENT_PER_CLASS = 10
 PROMPTS = (
     "a small red circle at the top left",

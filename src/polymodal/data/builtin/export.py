@@ -28,8 +28,8 @@ from polymodal.errors import DataError
 from polymodal.files import write_folder
 
 SPLITS = ("train", "test")
-# Pillow's PNG encoder and the file writes partly run outside the GIL: a few threads
-# (one per core) exported Fashion-MNIST ~1.3x faster than one on a 2-core machine.
+# Pillow's PNG encoder and the file writes partly run outside the GIL: a few threads (one
+# per core) export faster than one (see bench/RESULTS.md, 'Ad-hoc probes').
 MAX_WRITER_THREADS = 4
 
 
