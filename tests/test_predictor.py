@@ -156,7 +156,7 @@ def test_save_load_gives_identical_predictions(fitted, media_table, tmp_path):
         assert (folder / name).exists(), name
     assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pickle"))
     config = json.loads((folder / "config.json").read_text())
-    assert config["problem_type"] == "binary" and config["preset"]["width"] == 64
+    assert config["problem_type"] == "binary" and config["recipe"]["network"]["width"] == 128  # an image table
 
     loaded = Predictor.load(folder)
     pd.testing.assert_frame_equal(loaded.predict_proba(media_table),
@@ -509,23 +509,39 @@ def test_image_augment_is_checked():
 
 
 def test_a_large_image_only_table_needs_no_fusion_mlp(media_table, monkeypatch):
-    import polymodal.api.predictor as predictor_module
+    """The network trains with the recipe resolved for the table (saved with the model)."""
+    import polymodal.recipes.predictor as recipes
 
     images = media_table[["image", "label"]].copy()
     images.attrs = dict(media_table.attrs)
     # Make this 8-row table count as "large" to see the large-table batch settings too.
-    monkeypatch.setattr(predictor_module, "LARGE_MEDIA_ROWS", 4)
+    monkeypatch.setattr(recipes, "LARGE_MEDIA_ROWS", 4)
     single = Predictor("label", **FAST).fit(images)
+    assert single.recipe_.network.fusion == "single"
     assert single.neural_config_["network"]["fusion"] == "single"
-    assert single.neural_config_["train"]["lr"] == predictor_module.LARGE_IMAGE_BATCH["lr"]
+    assert single.neural_config_["train"]["lr"] == single.recipe_.training.lr == 4.2e-3
     assert single.candidates_["neural"].model_.config()["fusion"] == "single"
     asked = Predictor("label", fusion="concat", **FAST).fit(images)
     assert asked.neural_config_["network"]["fusion"] == "concat"  # the user's choice stands
     both = Predictor("label", **FAST).fit(media_table)  # several modalities: fused
     assert both.neural_config_["network"]["fusion"] == "concat"
-    monkeypatch.setattr(predictor_module, "LARGE_MEDIA_ROWS", 10**9)
+    monkeypatch.setattr(recipes, "LARGE_MEDIA_ROWS", 10**9)
     small = Predictor("label", **FAST).fit(images)  # small tables keep the MLP
     assert small.neural_config_["network"]["fusion"] == "concat"
-    assert small.neural_config_["train"]["lr"] == predictor_module.IMAGE_RECIPE["lr"]
-    assert small.neural_config_["train"]["batch_size"] == min(
-        predictor_module.IMAGE_RECIPE["batch_size"], len(small.train_rows_))
+    assert small.neural_config_["train"]["lr"] == small.recipe_.training.lr == 3e-3
+    assert small.neural_config_["train"]["batch_size"] == min(128, len(small.train_rows_))
+
+
+def test_recipe_overrides_reach_the_network_and_reload_equal(tmp_path):
+    table = tabular_table("binary")
+    p = Predictor("label", recipe={"network.width": 32, "candidates.classic": ["linear"],
+                                   "training.max_epochs": 3}, **FAST).fit(table)
+    assert p.neural_config_["network"]["width"] == 32
+    assert p.neural_config_["train"]["max_epochs"] == 3
+    assert set(p.models_) <= {"linear", "neural"}
+    loaded = Predictor.load(p.save(tmp_path / "model"))
+    assert loaded.recipe_ == p.recipe_
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["recipe"]["network"][
+        "width"] == 32
+    with pytest.raises(ConfigError, match="'network.depth'"):
+        Predictor("label", recipe={"network.depth": 2}, **FAST).fit(table)

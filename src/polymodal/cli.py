@@ -139,6 +139,9 @@ def fit(
         "none", "--image-augment",
         help="none, hflip (mirror training images: only when a mirrored image keeps its label) "
              'or JSON like \'{"hflip": true, "shift_px": 2}\'.'),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a recipe field: KEY=VALUE, e.g. network.width=96 (repeatable; "
+                          "the resolved recipe is in OUT/config.json)."),
 ) -> None:
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
     from polymodal.api import Predictor
@@ -148,10 +151,23 @@ def fit(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
         image_augment=_image_augment_option(image_augment),
+        recipe=_set_options(set_) or None,
     ).fit(table)
     path = predictor.save(out_dir)
     _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
     out.print(f"chosen model: [bold]{predictor.chosen_}[/]; saved to {path}")
+
+
+def _set_options(items: list[str]) -> dict[str, str]:
+    """``--set network.width=64 ...`` as ``{"network.width": "64"}`` (parsed by field type
+    when the recipe is resolved)."""
+    changes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} must be KEY=VALUE, e.g. --set network.width=64")
+        changes[key.strip()] = value.strip()
+    return changes
 
 
 def _image_augment_option(value: str):

@@ -69,9 +69,10 @@ from polymodal.models.classic import (
     classic_threads,
     flat_features,
     flat_layout,
-    supports,
 )
 from polymodal.models.ensemble import blend, ensemble_selection
+from polymodal.recipes.base import from_dict, override, to_dict
+from polymodal.recipes.predictor import PRESETS, PredictorRecipe, resolve_predictor
 from polymodal.train import TrainConfig
 from polymodal.train.config import bf16_pays_for_images
 
@@ -86,47 +87,6 @@ FUSION_CHOICES = ("auto", "concat", "attention")
 IMAGE_AUGMENT_CHOICES = {"none": None,
                          "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
 
-# Resolved settings per preset; "fast" fits a 2-core CPU in a minute or two, "best" is
-# larger and trains longer (early stopping still ends it when validation stops improving).
-PRESETS: dict[str, dict] = {
-    "fast": {"fusion": "concat", "width": 64, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.01,
-             "max_epochs": 30, "early_stopping_patience": 5, "modality_dropout": 0.1,
-             "dropout": 0.1, "ensemble_rounds": 25},
-    "best": {"fusion": "attention", "width": 128, "batch_size": 64, "lr": 1e-3,
-             "weight_decay": 0.02, "max_epochs": 100, "early_stopping_patience": 10,
-             "modality_dropout": 0.15, "dropout": 0.1, "ensemble_rounds": 50},
-}
-
-# Shares of the training budget (what is left after reading and transforming the table).
-BASELINE_SHARES = {"random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
-                   "hist_gradient_boosting": 0.15}
-# On tables with images or audio, flat features (pooled pixels, edge and mel statistics)
-# serve forests and linear models poorly (few of the many pixel columns matter, and only
-# together) and the network needs the time: their shares are scaled by this. Boosting,
-# which looks at every feature at every split, keeps its share.
-MEDIA_BASELINE_SCALE = 0.5
-MEDIA_SCALED_KINDS = ("random_forest", "extra_trees", "linear")
-# The linear model's solver cannot stop at a time limit, and on thousands of pixel columns
-# it took a large share of the Fashion-MNIST budget, so it is skipped there (bench/RESULTS.md,
-# 'predictor_fashion').
-MEDIA_SKIPPED_KINDS = ("linear",)
-# Image tables: the network settings chosen by bench/image_recipe_probe.py (see
-# bench/RESULTS.md, 'image_recipe_probe'): a wider fused width (the image encoder is a
-# quarter of it), larger batches, a higher LR decayed to 0, stronger weight decay, and no
-# EMA (it lags on runs of a few epochs).
-IMAGE_RECIPE = {"width": 128, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.05,
-                "min_lr_ratio": 0.0, "ema": False, "label_smoothing": 0.1}
-# ... and on large image tables (LARGE_MEDIA_ROWS training rows or more) batches of 256 at
-# a sqrt-scaled LR: what a step costs besides its convolutions (building the batch, the
-# optimiser, dozens of small ops) is then paid half as often per image, so a bare network
-# trained faster at the same test accuracy (see bench/RESULTS.md, 'Ad-hoc probes').
-LARGE_IMAGE_BATCH = {"batch_size": 256, "lr": 4.2e-3}
-# Large media tables (this many training rows or more): the network learns far more per
-# second than the classic models on flat pixel/mel features (see bench/RESULTS.md,
-# 'Ad-hoc probes'), so boosting's share shrinks by LARGE_MEDIA_BOOSTING_SCALE; the forests
-# stay, cheap, as ensemble members.
-LARGE_MEDIA_ROWS = 20_000
-LARGE_MEDIA_BOOSTING_SCALE = 1 / 3
 # Refitting the classic models on train + validation rows adds a few percent of rows on
 # large tables and costs time the network would use better: done below this many rows.
 REFIT_MAX_ROWS = 20_000
@@ -236,6 +196,7 @@ class Predictor:
         fusion: str = "auto",
         image_augment: str | dict | None = None,
         validation_fraction: float = 0.2,
+        recipe: dict | None = None,
         verbosity: int = 1,
     ):
         self.label = label
@@ -249,6 +210,7 @@ class Predictor:
         self.fusion = fusion
         self.image_augment = image_augment
         self.validation_fraction = validation_fraction
+        self.recipe = recipe
         self.verbosity = verbosity
 
     # ------------------------------------------------------------------ configuration
@@ -264,6 +226,7 @@ class Predictor:
             "image_augment": (dict(self.image_augment) if isinstance(self.image_augment, dict)
                               else self.image_augment),
             "validation_fraction": self.validation_fraction,
+            "recipe": None if self.recipe is None else dict(self.recipe),
             "verbosity": self.verbosity,
         }
 
@@ -313,20 +276,16 @@ class Predictor:
             problems.append(f"validation_fraction={self.validation_fraction!r} must be in (0, 0.5], e.g. 0.2")
         if not is_int(self.verbosity) or self.verbosity < 0:
             problems.append(f"verbosity={self.verbosity!r} must be an integer >= 0")
+        if self.recipe is not None and not isinstance(self.recipe, dict):
+            problems.append(f"recipe={self.recipe!r} must be a dict of recipe fields, e.g. "
+                            "{'network.width': 96}")
+        elif self.recipe:
+            try:  # unknown keys and values out of range, before any work
+                override(PredictorRecipe(), self.recipe).validate()
+            except ConfigError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError("Predictor: " + "; ".join(problems))
-
-    def _resolve_preset(self, schema: Schema) -> dict:
-        details = dict(PRESETS[self.preset])
-        if self.fusion != "auto":
-            details["fusion"] = self.fusion
-        # Attention over a single modality token has nothing to attend to.
-        tokens = int(bool(schema.by_modality("numeric") or schema.by_modality("categorical")
-                          or schema.by_modality("multilabel") or schema.by_modality("datetime")))
-        tokens += sum(len(schema.by_modality(m)) for m in OPTIONAL_MODALITIES)
-        if tokens < 2:
-            details["fusion"] = "concat"
-        return details
 
     def _say(self, message: str) -> None:
         logger.info(message)
@@ -416,7 +375,6 @@ class Predictor:
         spec = transform.feature_spec()
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         self.schema_, self.transform_, self.problem_type_ = schema, transform, problem
-        self.preset_ = self._resolve_preset(schema)
         # 3b. Generative augmentation: synthetic rows join the (real) training rows only, and
         #     the transforms above stay fitted on real rows. Generating is not charged to the
         #     predictor's budget, so a real-only fit with the same time_limit is comparable.
@@ -428,6 +386,9 @@ class Predictor:
             budget.start += time.perf_counter() - augment_start
             log.append({"event": "augmented", "num_train_rows": len(train_df),
                         "time_s": time.perf_counter() - augment_start})
+        # 3c. The recipe: what trains, and how, for this table (saved with the model).
+        self.recipe_ = resolve_predictor(schema, len(train_df), preset=self.preset,
+                                         fusion=self.fusion, overrides=self.recipe)
         train_ds = TableDataset(train_df, transform, train=True, seed=self.seed,
                                 cache_media=self._cache_media(spec, len(train_df)))
         val_ds = TableDataset(val_df, transform, cache_media=True)
@@ -481,7 +442,8 @@ class Predictor:
         refits = None
         too_small = budget.left() < MIN_TRAIN_S
         threads = torch.get_num_threads()
-        if media and threads >= 2 and not too_small and not math.isinf(budget.left()):
+        if (media and threads >= 2 and not too_small and not math.isinf(budget.left())
+                and self.recipe_.candidates.neural):
             # Media tables: the flat features and the classic models are computed on one
             # core while the network trains on the others, and the network takes every core
             # back once they are done (the side thread's ~20 s would otherwise come out of
@@ -495,7 +457,7 @@ class Predictor:
         else:
             x_train, y_train, x_val = flat_features_now()
             too_small = self._fit_baselines(x_train, y_train, x_val, layout.categorical, spec,
-                                             budget, record, num_train_rows=len(train_ds))
+                                             budget, record)
             refit = tuning is None and not too_small and len(train_df) < REFIT_MAX_ROWS
             # Time kept back for refitting the classic models on every labelled row (step 7).
             refit_reserve_s = 0.0
@@ -503,7 +465,7 @@ class Predictor:
                 refit_reserve_s = min(REFIT_MAX_SHARE * budget.left(),
                                       sum(r["fit_time_s"] for r in rows) * REFIT_COST_MARGIN
                                       * (len(train_df) + len(val_df)) / len(train_df))
-            if not too_small:
+            if not too_small and self.recipe_.candidates.neural:
                 self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
                                  resume_dir, checkpoint_every_s, callbacks, refit_reserve_s)
 
@@ -512,7 +474,7 @@ class Predictor:
         if len(val_outputs) > 1:
             ens_start = time.perf_counter()
             weights = ensemble_selection(val_outputs, score, mode=mode,
-                                         num_rounds=self.preset_["ensemble_rounds"])
+                                         num_rounds=self.recipe_.candidates.ensemble_rounds)
             if len(weights) > 1:
                 blended = blend(val_outputs, weights)
                 predict_s = sum(r["predict_time_s"] for r in rows if r["model"] in weights)
@@ -555,7 +517,7 @@ class Predictor:
         return self
 
     def _fit_baselines(self, x_train, y_train, x_val, categorical, spec, budget, record, *,
-                       num_train_rows: int, models: dict | None = None, say=None) -> bool:
+                       models: dict | None = None, say=None) -> bool:
         """Fit the classic models on flat features; True when the budget was too small
         for more than the fallback forest. Fitted models go into ``models`` (default
         ``self.models_``), messages to ``say`` (default :meth:`_say`)."""
@@ -569,16 +531,9 @@ class Predictor:
                        f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
             warnings.warn(message, UserWarning, stacklevel=3)
             say(f"[yellow]warning:[/] {message}")
-        media = bool(spec["image_shapes"] or spec["audio_shapes"])
-        large_media = media and num_train_rows >= LARGE_MEDIA_ROWS
-        for kind in CLASSIC_KINDS:
-            scale = MEDIA_BASELINE_SCALE if media and kind in MEDIA_SCALED_KINDS else 1.0
-            if large_media and kind == "hist_gradient_boosting":
-                scale = LARGE_MEDIA_BOOSTING_SCALE
-            if (too_small and kind != "random_forest") or not supports(kind, self.problem_type_):
-                continue
-            if media and kind in MEDIA_SKIPPED_KINDS:
-                continue
+        candidates = self.recipe_.candidates
+        # Too small a budget: the fallback forest alone, whatever the recipe lists.
+        for kind in ("random_forest",) if too_small else candidates.classic:
             left = budget.left()
             if kind != "random_forest" and left < MIN_TRAIN_S:
                 say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
@@ -591,7 +546,7 @@ class Predictor:
                 kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
                 model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
             else:
-                model.fit(x_train, y_train, time_limit_s=_share(left, scale * BASELINE_SHARES[kind]))
+                model.fit(x_train, y_train, time_limit_s=_share(left, candidates.shares.get(kind, 0.0)))
             fit_s = time.perf_counter() - fit_start
             predict_start = time.perf_counter()
             outputs = model.predict_outputs(x_val)
@@ -659,7 +614,7 @@ class Predictor:
                     x_train, y_train, x_val = flat_features_now()
                     self._fit_baselines(x_train, y_train, x_val, categorical, spec, budget,
                                         lambda *a, **k: calls.append((a, k)),
-                                        num_train_rows=len(train_ds), models=classic,
+                                        models=classic,
                                         say=messages.append)
                     if refit:
                         refits.update(self._refit_before(classic, calls, network_end, x_train,
@@ -719,41 +674,26 @@ class Predictor:
         if time_s is not None and time_s < MIN_NEURAL_S:
             self._say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
             return
-        p = dict(self.preset_)
-        image_table = bool(spec["image_shapes"])
-        if image_table:
-            p.update({k: v for k, v in IMAGE_RECIPE.items() if k != "width"},
-                     width=max(p["width"], IMAGE_RECIPE["width"]))
+        net, training = self.recipe_.network, self.recipe_.training
         n_train = len(train_ds)
-        if image_table and n_train >= LARGE_MEDIA_ROWS:
-            # The time limit binds on large image tables, so what a step costs counts.
-            p.update(LARGE_IMAGE_BATCH)
-            # One image column and nothing else: nothing to fuse (see SingleFusion). Small
-            # tables keep the MLP, which learned more from their few steps (bench/RESULTS.md,
-            # 'Ad-hoc probes').
-            if self.fusion == "auto" and _only_one_image(spec):
-                p["fusion"] = "single"
-        batch_size = int(min(p["batch_size"], n_train))
         config = TrainConfig(
-            batch_size=batch_size, lr=p["lr"], weight_decay=p["weight_decay"],
-            warmup_steps=default_warmup_steps(n_train, batch_size, p["max_epochs"]),
-            min_lr_ratio=p.get("min_lr_ratio", TrainConfig.min_lr_ratio),
-            max_epochs=p["max_epochs"], time_limit_s=time_s,
-            ema_halflife_images=(default_halflife_images(n_train, batch_size)
-                                 if p.get("ema", True) else None),
-            early_stopping_patience=p["early_stopping_patience"],
+            batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
+            warmup_steps=default_warmup_steps(n_train, training.batch_size, training.max_epochs),
+            min_lr_ratio=training.min_lr_ratio, max_epochs=training.max_epochs,
+            time_limit_s=time_s,
+            ema_halflife_images=(default_halflife_images(n_train, training.batch_size)
+                                 if training.ema else None),
+            early_stopping_patience=training.early_stopping_patience,
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
             seed=self.seed, progress=self.verbosity > 0,
             # Image networks are convolutions, which AMX tiles run in bf16 far faster.
             precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
                        else "auto"),
         )
-        network = {"fusion": p["fusion"], "width": p["width"],
-                   "modality_dropout": p["modality_dropout"], "dropout": p["dropout"]}
-        smoothing = (p.get("label_smoothing", 0.0)
-                     if self.problem_type_ in ("binary", "multiclass") else 0.0)
+        network = dataclasses.asdict(net)
+        smoothing = training.label_smoothing
         self.neural_config_ = {"network": network, "train": dataclasses.asdict(config),
-                               "label_smoothing": smoothing, "image_recipe": image_table}
+                               "label_smoothing": smoothing}
         candidate = NeuralCandidate(spec, network, seed=self.seed, label_smoothing=smoothing)
         out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
         fit_start = time.perf_counter()
@@ -765,7 +705,7 @@ class Predictor:
         outputs = self._dataset_outputs(val_ds, {NEURAL: candidate}, spec)[NEURAL]
         predict_s = time.perf_counter() - predict_start
         augment = self.transform_.augment_
-        if image_table and augment is not None and augment["hflip"]:
+        if spec["image_shapes"] and augment is not None and augment["hflip"]:
             # Trained on mirror images too: score the mean over each image and its mirror
             # (what predict_outputs gives with tta_hflip, batch for batch), and keep it for
             # prediction only when it validates better.
@@ -1061,7 +1001,7 @@ class Predictor:
     def config_dict(self) -> dict:
         """The resolved configuration written to ``config.json``."""
         self._check_fitted()
-        return {"params": self.get_params(), "preset": self.preset_,
+        return {"params": self.get_params(), "recipe": to_dict(self.recipe_),
                 "problem_type": self.problem_type_, "label": self.label,
                 "chosen": self.chosen_, "val_metric": self.val_metric_,
                 "models": sorted(self.models_),
@@ -1116,7 +1056,9 @@ class Predictor:
                                    "predictor again")
         predictor.schema_ = schema
         predictor.problem_type_ = config["problem_type"]
-        predictor.preset_ = config["preset"]
+        # Folders written before recipes existed hold the preset's settings instead.
+        predictor.recipe_ = (from_dict(PredictorRecipe, config["recipe"]) if "recipe" in config
+                             else None)
         predictor.cleaning_report_ = cleaning
         predictor.transform_ = TableTransform.load(path / "transform")
         predictor.models_ = {
@@ -1170,13 +1112,6 @@ def _decode_workers(num_rows: int) -> int:
         return 0  # spawned workers would each get a pickled copy of the transform
     cores = _cores()
     return cores if cores > 1 else 0
-
-
-def _only_one_image(spec: dict) -> bool:
-    """Whether a feature spec holds one image column and no other feature."""
-    return (len(spec["image_shapes"]) == 1 and not spec["text_dims"] and not spec["audio_shapes"]
-            and not spec["n_numeric"] and not spec["categorical_cardinalities"]
-            and not spec["multilabel_dim"])
 
 
 def _rows(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

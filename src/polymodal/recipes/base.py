@@ -1,0 +1,149 @@
+"""What every recipe shares: JSON round trip, overrides by dotted key, one validation error.
+
+A recipe is a dataclass whose fields are numbers, strings, booleans, tuples or nested
+recipes. :func:`to_dict` / :func:`from_dict` round-trip it through JSON exactly;
+:func:`override` applies ``{"network.width": 64}`` or ``{"network": {"width": 64}}``
+(values as given, or as ``--set`` strings parsed by the field's type); an unknown key is
+an error naming it and the keys there are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from typing import Any
+
+from polymodal.errors import ConfigError
+
+
+def to_dict(recipe) -> dict:
+    """The recipe as plain JSON-able values (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(recipe)))
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """The recipe ``cls`` from :func:`to_dict`'s output; unknown keys are an error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {where or cls.__name__} must be a JSON object, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    _check_keys(set(data), names, where)
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = from_dict(kind, value, f"{where}{name}.")
+        elif _origin(kind) is tuple and isinstance(value, list):
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def override(recipe, changes: dict | None):
+    """A copy of ``recipe`` with ``changes`` applied (dotted keys or nested dicts).
+
+    String values for non-string fields are parsed by the field's type (as ``--set``
+    gives them). Every unknown key is reported in one error.
+    """
+    if not changes:
+        return recipe
+    nested: dict = {}
+    for key, value in changes.items():
+        parts = str(key).split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"recipe key {key!r} sets both a section and a field")
+        if isinstance(value, dict):
+            node.setdefault(parts[-1], {}).update(value)
+        else:
+            node[parts[-1]] = value
+    problems: list[str] = []
+    result = _apply(recipe, nested, "", problems)
+    if problems:
+        raise ConfigError("recipe: " + "; ".join(problems))
+    return result
+
+
+def _apply(recipe, changes: dict, where: str, problems: list[str]):
+    hints = typing.get_type_hints(type(recipe))
+    names = {f.name for f in dataclasses.fields(recipe)}
+    unknown = sorted(set(changes) - names)
+    for key in unknown:
+        problems.append(_unknown_message(where + key, key, names))
+    values = {}
+    for name, value in changes.items():
+        if name not in names:
+            continue
+        kind = hints[name]
+        current = getattr(recipe, name)
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                problems.append(f"{where}{name} is a section; set its fields, e.g. "
+                                f"{where}{name}.{dataclasses.fields(kind)[0].name}=...")
+                continue
+            values[name] = _apply(current, value, f"{where}{name}.", problems)
+        else:
+            try:
+                values[name] = _parse(value, kind) if isinstance(value, str) else value
+                if _origin(kind) is tuple and isinstance(values[name], list):
+                    values[name] = tuple(values[name])
+            except ValueError:
+                problems.append(f"{where}{name}={value!r} must be of type {_type_name(kind)}")
+    return dataclasses.replace(recipe, **values)
+
+
+def _parse(text: str, kind) -> Any:
+    """A ``--set`` string as a value of the field's type."""
+    union = _origin(kind) in (typing.Union, types.UnionType)
+    options = [a for a in typing.get_args(kind) if a is not type(None)] if union else [kind]
+    if union and type(None) in typing.get_args(kind) and text.strip().lower() in ("none", "null"):
+        return None
+    for option in options:
+        if option is str:
+            return text
+        if option is bool:
+            lowered = text.strip().lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            continue
+        if option in (int, float):
+            try:
+                return option(text)
+            except ValueError:
+                continue
+        if _origin(option) in (tuple, list, dict):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            return tuple(value) if _origin(option) is tuple else value
+    raise ValueError(text)
+
+
+def _origin(kind):
+    return typing.get_origin(kind)
+
+
+def _type_name(kind) -> str:
+    return getattr(kind, "__name__", str(kind).replace("typing.", ""))
+
+
+def _check_keys(keys: set, names: set, where: str) -> None:
+    unknown = sorted(keys - names)
+    if unknown:
+        raise ConfigError("recipe: " + "; ".join(_unknown_message(where + k, k, names)
+                                                  for k in unknown))
+
+
+def _unknown_message(path: str, key: str, names: set) -> str:
+    close = difflib.get_close_matches(key, sorted(names), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {path!r}{hint}; the keys there are {sorted(names)}"

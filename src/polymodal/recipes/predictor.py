@@ -1,0 +1,245 @@
+"""The Predictor's recipe: which candidates train, the fusion network and how it trains.
+
+:func:`resolve_predictor` is a pure function of the schema, the number of training rows
+and the user's choices: the preset's settings, then what the table asks for (an image
+table trains its network with the image settings; a large one in larger batches; a
+single image column needs no fusion), then the user's overrides, validated once. The
+result is saved in the model's ``config.json`` and loads back equal; what a model was
+trained with is read there, never re-derived. Where a default comes from a measurement,
+bench/RESULTS.md has it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from polymodal.data.schema import Schema
+from polymodal.errors import ConfigError
+from polymodal.models.classic import CLASSIC_KINDS, supports
+from polymodal.recipes.base import override
+
+PRESETS = ("fast", "best")
+FUSIONS = ("concat", "attention", "single")
+# Modalities a row may lack (they get presence masks); each column is one fusion token.
+OPTIONAL_MODALITIES = ("image", "audio", "text")
+# Large media tables: this many training rows or more (see resolve_predictor).
+LARGE_MEDIA_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class NetworkRecipe:
+    """The fusion network: one encoder per modality, fused, then the head."""
+
+    fusion: str = "concat"
+    """'concat' (an MLP over the concatenated modality tokens), 'attention' (a transformer
+    layer across them) or 'single' (one modality's token through a SiLU: a table of one
+    image column and nothing else has nothing to fuse)."""
+
+    width: int = 64
+    """Width of every modality token and of the fusion layers (the image encoder is a
+    quarter of it)."""
+
+    modality_dropout: float = 0.1
+    """Probability of dropping a whole modality of a training row, so the network learns
+    to predict from what is left."""
+
+    dropout: float = 0.1
+    """Dropout inside the fusion layers and the head."""
+
+
+@dataclass(frozen=True)
+class NetworkTrainingRecipe:
+    """How the fusion network trains (the rest of the loop's settings are derived)."""
+
+    batch_size: int = 64
+    """Rows per optimiser step (at most the number of training rows)."""
+
+    lr: float = 3e-3
+    """Peak AdamW learning rate, after warm-up, decayed by a cosine."""
+
+    weight_decay: float = 0.01
+    """AdamW decoupled weight decay."""
+
+    min_lr_ratio: float = 0.1
+    """Floor of the cosine decay as a fraction of ``lr``."""
+
+    max_epochs: int = 30
+    """Passes over the training rows at most; the time limit or early stopping may end
+    training sooner."""
+
+    early_stopping_patience: int = 5
+    """Evaluations without improvement before training stops."""
+
+    ema: bool = True
+    """Evaluate and keep an exponential moving average of the weights (short runs on
+    images are better without: it lags)."""
+
+    label_smoothing: float = 0.0
+    """Label smoothing of the classification loss (0 for regression and multilabel)."""
+
+
+@dataclass(frozen=True)
+class CandidatesRecipe:
+    """Which models compete and how the time is shared."""
+
+    classic: tuple[str, ...] = CLASSIC_KINDS
+    """scikit-learn candidates over flat features, in the order they train."""
+
+    shares: dict[str, float] = field(default_factory=lambda: {
+        "random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
+        "hist_gradient_boosting": 0.15})
+    """Share of the training budget each classic candidate may use (the network gets the
+    rest)."""
+
+    neural: bool = True
+    """Train the fusion network."""
+
+    ensemble_rounds: int = 25
+    """Rounds of greedy ensemble selection (Caruana et al. 2004) over the validation
+    outputs (1 keeps the best single model)."""
+
+
+@dataclass(frozen=True)
+class PredictorRecipe:
+    """Everything the Predictor trains with, resolved for one table."""
+
+    network: NetworkRecipe = field(default_factory=NetworkRecipe)
+    """The fusion network."""
+
+    training: NetworkTrainingRecipe = field(default_factory=NetworkTrainingRecipe)
+    """How the fusion network trains."""
+
+    candidates: CandidatesRecipe = field(default_factory=CandidatesRecipe)
+    """Which models compete, and their shares of the budget."""
+
+    def validate(self) -> None:
+        """Raise one :class:`ConfigError` naming every field that is out of range."""
+        n, t, c = self.network, self.training, self.candidates
+        problems = []
+        if n.fusion not in FUSIONS:
+            problems.append(f"network.fusion={n.fusion!r} must be one of {list(FUSIONS)}")
+        if not _int_at_least(n.width, 4):
+            problems.append(f"network.width={n.width!r} must be an integer >= 4")
+        for name, value in (("network.modality_dropout", n.modality_dropout),
+                            ("network.dropout", n.dropout),
+                            ("training.label_smoothing", t.label_smoothing)):
+            if not _number_in(value, 0.0, 1.0, high_open=True):
+                problems.append(f"{name}={value!r} must be a number in [0, 1)")
+        if not _int_at_least(t.batch_size, 1):
+            problems.append(f"training.batch_size={t.batch_size!r} must be an integer >= 1")
+        if not (_number_in(t.lr, 0.0, math.inf) and t.lr > 0):
+            problems.append(f"training.lr={t.lr!r} must be a number > 0, e.g. 3e-3")
+        if not _number_in(t.weight_decay, 0.0, math.inf):
+            problems.append(f"training.weight_decay={t.weight_decay!r} must be a number >= 0")
+        if not _number_in(t.min_lr_ratio, 0.0, 1.0):
+            problems.append(f"training.min_lr_ratio={t.min_lr_ratio!r} must be in [0, 1]")
+        if not _int_at_least(t.max_epochs, 1):
+            problems.append(f"training.max_epochs={t.max_epochs!r} must be an integer >= 1")
+        if not _int_at_least(t.early_stopping_patience, 1):
+            problems.append(f"training.early_stopping_patience={t.early_stopping_patience!r} "
+                            "must be an integer >= 1")
+        if not isinstance(t.ema, bool):
+            problems.append(f"training.ema={t.ema!r} must be true or false")
+        unknown = [k for k in c.classic if k not in CLASSIC_KINDS]
+        if unknown:
+            problems.append(f"candidates.classic has unknown kind(s) {unknown}; the kinds are "
+                            f"{list(CLASSIC_KINDS)}")
+        bad_shares = {k: v for k, v in c.shares.items()
+                      if k not in CLASSIC_KINDS or not _number_in(v, 0.0, 1.0)}
+        if bad_shares:
+            problems.append(f"candidates.shares {bad_shares} must map classic kinds to "
+                            "numbers in [0, 1]")
+        if not isinstance(c.neural, bool):
+            problems.append(f"candidates.neural={c.neural!r} must be true or false")
+        if not _int_at_least(c.ensemble_rounds, 1):
+            problems.append(f"candidates.ensemble_rounds={c.ensemble_rounds!r} must be an "
+                            "integer >= 1")
+        if not c.classic and not c.neural:
+            problems.append("candidates.classic is empty and candidates.neural is false: "
+                            "nothing would train")
+        if problems:
+            raise ConfigError("recipe: " + "; ".join(problems))
+
+
+def preset_recipe(preset: str) -> PredictorRecipe:
+    """The settings a preset starts from: "fast" fits a 2-core CPU in a minute or two,
+    "best" is larger and trains longer (early stopping still ends it)."""
+    if preset == "best":
+        return PredictorRecipe(
+            network=NetworkRecipe(fusion="attention", width=128, modality_dropout=0.15),
+            training=NetworkTrainingRecipe(lr=1e-3, weight_decay=0.02, max_epochs=100,
+                                           early_stopping_patience=10),
+            candidates=CandidatesRecipe(ensemble_rounds=50))
+    if preset != "fast":
+        raise ConfigError(f"preset={preset!r} must be one of {list(PRESETS)}")
+    return PredictorRecipe()
+
+
+def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fast",
+                      fusion: str = "auto", overrides: dict | None = None) -> PredictorRecipe:
+    """The recipe for a table with ``schema`` and ``num_train_rows`` training rows.
+
+    In order: the preset; the user's ``fusion`` (``"auto"`` keeps the preset's); what the
+    table asks for (below); then ``overrides`` (``{"network.width": 96}``), validated once.
+
+    - Fewer than two modality tokens: attention has nothing to attend to, so concat.
+    - Images or audio: flat features (pooled pixels, edge and mel statistics) serve the
+      forests and the linear model poorly and the network needs the time, so their shares
+      halve; the linear model's solver cannot stop at a time limit and is left out.
+    - Images: the image network's settings (bench/RESULTS.md, image_recipe_probe): a wider
+      token, larger batches, a higher LR decayed to 0, stronger weight decay, no EMA, and
+      label smoothing for classes.
+    - Large media tables (``LARGE_MEDIA_ROWS`` rows or more): boosting's share shrinks to a
+      third (the network learns far more per second); image tables train in batches of
+      256 at a square-root-scaled LR, and one image column alone is not fused.
+    """
+    recipe = preset_recipe(preset)
+    network, training, candidates = recipe.network, recipe.training, recipe.candidates
+    if fusion != "auto":
+        if fusion not in FUSIONS[:2]:
+            raise ConfigError(f"fusion={fusion!r} must be one of ['auto', 'concat', 'attention']")
+        network = replace(network, fusion=fusion)
+    tokens = int(any(schema.by_modality(m) for m in ("numeric", "categorical", "multilabel",
+                                                      "datetime")))
+    tokens += sum(len(schema.by_modality(m)) for m in OPTIONAL_MODALITIES)
+    if tokens < 2:
+        network = replace(network, fusion="concat")
+
+    images = bool(schema.by_modality("image"))
+    media = images or bool(schema.by_modality("audio"))
+    large = media and num_train_rows >= LARGE_MEDIA_ROWS
+    problem = schema.problem_type
+    classic = tuple(k for k in candidates.classic
+                    if supports(k, problem) and not (media and k == "linear"))
+    shares = dict(candidates.shares)
+    if media:
+        shares.update({k: shares[k] * 0.5 for k in ("random_forest", "extra_trees")})
+    if large:
+        shares["hist_gradient_boosting"] /= 3
+    candidates = replace(candidates, classic=classic, shares=shares)
+    if images:
+        network = replace(network, width=max(network.width, 128))
+        training = replace(training, batch_size=128, lr=3e-3, weight_decay=0.05,
+                           min_lr_ratio=0.0, ema=False,
+                           label_smoothing=0.1 if problem in ("binary", "multiclass") else 0.0)
+        if large:
+            training = replace(training, batch_size=256, lr=4.2e-3)
+            if fusion == "auto" and schema.features() == schema.by_modality("image") \
+                    and len(schema.features()) == 1:
+                network = replace(network, fusion="single")
+    training = replace(training, batch_size=int(max(1, min(training.batch_size,
+                                                          num_train_rows))))
+    recipe = override(PredictorRecipe(network, training, candidates), overrides)
+    recipe.validate()
+    return recipe
+
+
+def _int_at_least(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _number_in(value, low: float, high: float, *, high_open: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return low <= value < high if high_open else low <= value <= high
