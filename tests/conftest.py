@@ -1,4 +1,7 @@
-"""Shared test fixtures: tiny tables with every modality, written into ``tmp_path``."""
+"""Shared test fixtures: tiny tables with every modality, one torch thread, the CLI runner.
+
+Test files do not import this module; they ask for its fixtures by name.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
+import torch
 from PIL import Image
+
+from polymodal.cli import main
 
 TINY_TABLE_COLUMNS = ["id", "image", "caption", "audio", "price", "color", "tags", "date", "label"]
 
@@ -106,3 +112,75 @@ def tiny_table_coded(tmp_path: Path) -> Path:
     return _write_table(
         tmp_path, [codes[c] for c in _COLORS], [1 if v == "yes" else 0 for v in _LABELS]
     )
+
+
+@pytest.fixture(scope="session")
+def write_tiny_table():
+    """``write(folder) -> Path``: the ``tiny_table`` files written into an existing, empty
+    ``folder`` (for module-scoped fixtures, which cannot use ``tmp_path``)."""
+    def write(folder: Path) -> Path:
+        return _write_table(Path(folder), _COLORS, _LABELS)
+    return write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests, restored afterwards.
+
+    On a shared 2-core machine two threads spin-waiting on each other are often slower
+    than one. AdamW's first construction imports torch._dynamo (seconds), so it is done
+    here, outside any test's budget. Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")`` (module-scoped fixtures that
+    train should also name it, so it is set up before them).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(*argv) -> (exit status, stdout, stderr)``: the command line, run in-process.
+
+    Output printed before the call is discarded; arguments may be paths.
+    """
+    def run(*argv) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run
+
+
+@pytest.fixture(scope="session")
+def served_model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Folders ``table`` (the tiny table's files), ``predictor`` and ``generator``: small
+    models the serving tests load, trained once per session.
+
+    The predictor learns the 8-row tiny table (image, text, audio, numeric, categorical,
+    tags, date); the generator learns 300 digits conditioned on the label. Both fits are
+    bounded by their fast preset's epochs, not by seconds.
+    """
+    from polymodal import Generator, Predictor, datasets
+
+    base = tmp_path_factory.getbasetemp() / "serve-models"
+    dirs = {"table": base / "table", "predictor": base / "shop", "generator": base / "digits-gen"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a shared 2-core machine two threads are often slower
+    try:
+        dirs["table"].mkdir(parents=True)
+        _write_table(dirs["table"], _COLORS, _LABELS)
+        Predictor("label", time_limit=None, text_encoder="hashed", verbosity=0
+                  ).fit(str(dirs["table"] / "table.csv")).save(dirs["predictor"])
+        train, _ = datasets.load("digits", split=True, seed=0)
+        Generator(condition=["label"], time_limit=None, num_steps=4, verbosity=0
+                  ).fit(train.iloc[:300]).save(dirs["generator"])
+    finally:
+        torch.set_num_threads(threads)
+    return dirs

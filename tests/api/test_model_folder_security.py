@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
-import torch
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from polymodal.api import Predictor
 from polymodal.errors import ModelFolderError
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 POLYMODAL = str(Path(sys.executable).with_name("polymodal"))
 

@@ -21,14 +21,7 @@ from polymodal.errors import ConfigError, DataError, ModelFolderError
 from polymodal.workflows.generator_eval import evaluate_generator, stratified_halves
 from polymodal.workflows.judge import Judge, PixelJudge
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The machine is shared: one thread is faster than two when the other core is busy.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from polymodal.data.builtin import shapes
 from polymodal.errors import ConfigError, DataError
@@ -20,16 +19,11 @@ from polymodal.workflows.attribute_judge import ATTRIBUTES, AttributeJudge, domi
 
 
 @pytest.fixture(scope="module")
-def judge() -> AttributeJudge:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # on a shared 2-core machine 1 thread measured faster
-    try:
-        # Bounded by steps (60), not time, so the weights and scores are the same on a
-        # busy machine; seconds of training are enough for colour, size and position.
-        return AttributeJudge.train(num_images=960, num_holdout=200, time_limit_s=None,
-                                    max_epochs=2, batch_size=32, lr=3e-3, out_dim=64)
-    finally:
-        torch.set_num_threads(threads)
+def judge(one_thread) -> AttributeJudge:
+    # Bounded by steps (60), not time, so the weights and scores are the same on a
+    # busy machine; seconds of training are enough for colour, size and position.
+    return AttributeJudge.train(num_images=960, num_holdout=200, time_limit_s=None,
+                                max_epochs=2, batch_size=32, lr=3e-3, out_dim=64)
 
 
 def _renders(n: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:

@@ -18,72 +18,31 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import _COLORS, _LABELS, _write_table
-from polymodal import Generator, Predictor, datasets
+from polymodal import Generator, Predictor
 from polymodal.cli import main
 from polymodal.errors import ConfigError, ModelFolderError
 from polymodal.serve import ServedModel, ServeLimits, create_app, load_models
 from polymodal.serve.registry import folder_kind
 
-PREDICTOR_FIT_S = 3.0
-GENERATOR_FIT_S = 3.0
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two are often slower; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def trained_model_dirs(tmp_path_factory) -> dict[str, Path]:
-    """``{"table", "predictor", "generator"}`` folders, trained once per pytest session.
-
-    The predictor learns the 8-row table of conftest (image, text, audio, numeric,
-    categorical, tags, date); the generator learns digits conditioned on the label.
-    test_serve_browser.py uses the same folders.
-    """
-    base = tmp_path_factory.getbasetemp() / "serve-models"
-    dirs = {"table": base / "table", "predictor": base / "shop", "generator": base / "digits-gen"}
-    if (base / "done").is_file():
-        return dirs
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # on a shared 2-core machine two threads are often slower
-    try:
-        dirs["table"].mkdir(parents=True)
-        _write_table(dirs["table"], _COLORS, _LABELS)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "time_limit is small" is expected here
-            Predictor("label", time_limit=PREDICTOR_FIT_S, text_encoder="hashed", verbosity=0
-                      ).fit(str(dirs["table"] / "table.csv")).save(dirs["predictor"])
-        train, _ = datasets.load("digits", split=True, seed=0)
-        Generator(condition=["label"], time_limit=GENERATOR_FIT_S, num_steps=4, verbosity=0
-                  ).fit(train.iloc[:300]).save(dirs["generator"])
-    finally:
-        torch.set_num_threads(threads)
-    (base / "done").touch()
-    return dirs
-
-
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory) -> dict[str, Path]:
-    return trained_model_dirs(tmp_path_factory)
+def model_dirs(served_model_dirs) -> dict[str, Path]:
+    return served_model_dirs
 
 
 @pytest.fixture(scope="module")

@@ -38,18 +38,9 @@ from polymodal.errors import (
 )
 from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, euler_sample
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FIT_S = 3.0  # training seconds per model
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine two are often slower; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    # AdamW's first construction imports torch._dynamo (seconds); do it outside the budgets.
-    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from torch.nn import functional as F
 
 from polymodal.models.encoders import ImageEncoder
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MACS_BUDGET_28PX = 3_000_000
 PARAMS_BUDGET_28PX = 600_000
 
@@ -38,14 +40,6 @@ def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
     for handle in handles:
         handle.remove()
     return total
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_default_28px_encoder_is_within_budget():

@@ -26,8 +26,8 @@ from polymodal.evaluate.metrics import PRIMARY_METRIC
 from polymodal.models.classic import ClassicModel
 from polymodal.models.ensemble import blend, ensemble_selection
 
-# On a shared 2-core machine one thread is much faster than two when others are busy.
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 FAST = {"preset": "fast", "text_encoder": "hashed", "verbosity": 0}
 
@@ -51,12 +51,9 @@ def tabular_table(problem: str, n: int = 60, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def media_table(tmp_path_factory) -> pd.DataFrame:
+def media_table(tmp_path_factory, write_tiny_table) -> pd.DataFrame:
     """The conftest 8-row table with every modality, read as a user would."""
-    from conftest import _COLORS, _LABELS, _write_table
-
-    folder = tmp_path_factory.mktemp("media")
-    return read_table(_write_table(folder, _COLORS, _LABELS))
+    return read_table(write_tiny_table(tmp_path_factory.mktemp("media")))
 
 
 @pytest.fixture(scope="module")
@@ -414,10 +411,12 @@ def test_network_takes_the_threads_back_when_the_classic_models_are_done():
 def test_verbose_fit_prints_each_candidate(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        Predictor("label", preset="fast", text_encoder="hashed", verbosity=1).fit(
+        p = Predictor("label", preset="fast", text_encoder="hashed", verbosity=1).fit(
             tabular_table("binary", n=30))
     err = capsys.readouterr().err
-    for name in ("random_forest", "hist_gradient_boosting", "neural", "chosen:"):
+    candidates = [e["model"] for e in p.train_log_ if e.get("event") == "candidate"]
+    assert {"random_forest", "hist_gradient_boosting", "neural"} <= set(candidates)
+    for name in [*candidates, p.chosen_]:  # one line per candidate, and the chosen one
         assert name in err
 
 

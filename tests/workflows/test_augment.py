@@ -14,12 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from polymodal import datasets
 from polymodal.api.generator import Generator
 from polymodal.api.predictor import Predictor
-from polymodal.cli import main
 from polymodal.data.readers import read_table
 from polymodal.errors import ConfigError, DataError
 from polymodal.workflows.augment import (
@@ -31,18 +29,10 @@ from polymodal.workflows.augment import (
 )
 from polymodal.workflows.judge import Judge
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 GENERATOR_S = 3.0
 PREDICTOR_S = 3.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine two are often slower; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # imports torch._dynamo once
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -233,13 +223,12 @@ def _snapshot(folder: Path) -> dict:
     return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
 
 
-def test_cli_augment_writes_a_table_that_reads_back(tmp_path, capsys, generator):
-    main_or_exit = _run(capsys)
-    main_or_exit(["datasets", "export", "digits", str(tmp_path / "data"), "--n", "150"])
+def test_cli_augment_writes_a_table_that_reads_back(tmp_path, run_cli, generator):
+    run_cli(*["datasets", "export", "digits", str(tmp_path / "data"), "--n", "150"])
     saved = generator.save(tmp_path / "gen")
     before = _snapshot(tmp_path / "data")
     out = tmp_path / "aug"
-    code, stdout, _ = main_or_exit(["augment", str(tmp_path / "data" / "train.csv"), "--label",
+    code, stdout, _ = run_cli(*["augment", str(tmp_path / "data" / "train.csv"), "--label",
                                  "label", "--generator", str(saved), "--per-class", "2",
                                  "--compare", "--fit-time-limit", str(PREDICTOR_S),
                                  "--out", str(out)])
@@ -264,27 +253,12 @@ def test_cli_augment_writes_a_table_that_reads_back(tmp_path, capsys, generator)
     real, aug = (compare[k]["metrics"]["accuracy"] for k in ("real_only", "augmented"))
     assert compare["lift"] == pytest.approx(aug - real)
     assert compare["num_test_rows"] == len(holdout)
-    assert "lift" in stdout
 
     # The written table trains a predictor that honours the marker.
     predictor = Predictor("label", time_limit=PREDICTOR_S, verbosity=0).fit(out / "augmented.csv")
     assert not marker.to_numpy()[predictor.validation_rows_].any()
 
     # An existing non-empty --out is refused with one line, not overwritten.
-    code, _, stderr = main_or_exit(["augment", str(tmp_path / "data" / "train.csv"), "--label",
+    code, _, stderr = run_cli(*["augment", str(tmp_path / "data" / "train.csv"), "--label",
                                     "label", "--generator", str(saved), "--out", str(out)])
     assert code == 2 and "not an empty folder" in stderr
-
-
-def _run(capsys):
-    """``main(argv)`` -> (exit status, stdout, stderr)."""
-    def run(argv: list[str]) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = 0
-        try:
-            main(argv)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-    return run

@@ -23,14 +23,7 @@ from polymodal.models.samplers import (
 )
 from polymodal.models.unet import UNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These nets are tiny: one thread avoids spin-waiting on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_unet(**overrides) -> UNet:

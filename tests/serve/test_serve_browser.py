@@ -31,10 +31,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory) -> dict[str, Path]:
-    from test_serve import trained_model_dirs  # the same small models, trained once
-
-    return trained_model_dirs(tmp_path_factory)
+def model_dirs(served_model_dirs) -> dict[str, Path]:
+    return served_model_dirs  # the same small models as test_serve.py, trained once
 
 
 @pytest.fixture(scope="module")

@@ -24,19 +24,11 @@ from polymodal.models.fusion import AttentionFusion, ConcatFusion, SingleFusion,
 from polymodal.models.heads import TaskHead, head_output_dim, predict_from_outputs, task_loss
 from polymodal.models.predictor_net import FusionPredictor
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PROBLEMS = {"binary": 1, "multiclass": 4, "regression": 1, "multilabel": 3}
 FUSIONS = ("concat", "attention")
 WIDTH = 32  # small enough that every test here runs in well under a second on 2 cores
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run these tiny models on one thread: with 2 cores shared by other processes,
-    OpenMP threads spin-waiting on each other make a 20 ms step take a second."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_spec(problem_type: str = "multiclass", modalities=("tabular", "text", "image", "audio")) -> dict:
