@@ -17,7 +17,7 @@ import pytest
 
 from polymodal import datasets
 from polymodal.api import Generator, Predictor
-from polymodal.errors import ModelFolderError, NotFittedError
+from polymodal.errors import ConfigError, ModelFolderError, NotFittedError
 from polymodal.models.classic import CLASSIC_KINDS, ClassicModel, supports
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -171,9 +171,6 @@ def test_get_params_round_trip(fitted, name):
     assert params["seed"] == 3
 
 
-@pytest.mark.xfail(strict=True, raises=(AttributeError, TypeError),
-                   reason="Predictor/Generator have no set_params and get_params takes no "
-                          "deep=, so sklearn.base.clone cannot copy them yet")
 @pytest.mark.parametrize("name", ["predictor", "generator"])
 def test_set_params_and_sklearn_clone(fitted, name):
     from sklearn.base import clone
@@ -183,3 +180,5 @@ def test_set_params_and_sklearn_clone(fitted, name):
     copy = clone(estimator)
     assert copy is not estimator and copy.get_params() == estimator.get_params()
     assert estimator.set_params(seed=5) is estimator and estimator.get_params()["seed"] == 5
+    with pytest.raises(ConfigError, match="unknown parameter.*'sead'"):
+        estimator.set_params(sead=1)

@@ -51,6 +51,7 @@ from polymodal.api.model_folder import (
     is_model_folder,
     write_folder_atomically,
 )
+from polymodal.api.params import get_params, set_params
 from polymodal.data.batch import Batch
 from polymodal.data.dataset import TableDataset, collate
 from polymodal.data.media import load_image
@@ -374,26 +375,13 @@ class Generator:
 
     # ------------------------------------------------------------------ configuration
 
-    def get_params(self) -> dict:
-        """The constructor arguments, as given (JSON-able)."""
-        condition = self.condition
-        return {
-            "image": self.image,
-            "condition": list(condition) if isinstance(condition, list | tuple) else condition,
-            "image_size": self.image_size, "image_channels": self.image_channels,
-            "seed": self.seed, "time_limit": self.time_limit, "preset": self.preset,
-            "text_encoder": self.text_encoder, "guidance": self.guidance,
-            "num_steps": self.num_steps, "sampler": self.sampler,
-            "guidance_interval": (list(self.guidance_interval)
-                                  if isinstance(self.guidance_interval, list | tuple)
-                                  else self.guidance_interval),
-            "condition_dropout": self.condition_dropout, "batch_size": self.batch_size,
-            "lr": self.lr, "ema_halflife_images": self.ema_halflife_images,
-            "columns": None if self.columns is None else dict(self.columns),
-            "coord_channels": self.coord_channels,
-            "spatial_condition": self.spatial_condition,
-            "verbosity": self.verbosity,
-        }
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor arguments, as stored (scikit-learn's contract; JSON-able)."""
+        return get_params(self)
+
+    def set_params(self, **params):
+        """Set constructor arguments (scikit-learn's contract); refit to apply them."""
+        return set_params(self, params)
 
     def _condition_columns(self) -> list[str]:
         if self.condition is None:

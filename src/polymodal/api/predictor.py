@@ -52,6 +52,7 @@ from polymodal.api.neural import (
     default_halflife_images,
     default_warmup_steps,
 )
+from polymodal.api.params import get_params, set_params
 from polymodal.data.cleaning import clean_report
 from polymodal.data.dataset import TableDataset, make_loader
 from polymodal.data.readers import read_table
@@ -215,20 +216,13 @@ class Predictor:
 
     # ------------------------------------------------------------------ configuration
 
-    def get_params(self) -> dict:
-        """The constructor arguments, as given (JSON-able)."""
-        return {
-            "label": self.label, "problem_type": self.problem_type, "time_limit": self.time_limit,
-            "preset": self.preset, "seed": self.seed,
-            "columns": None if self.columns is None else dict(self.columns),
-            "text_encoder": self.text_encoder, "image_size": self.image_size,
-            "fusion": self.fusion,
-            "image_augment": (dict(self.image_augment) if isinstance(self.image_augment, dict)
-                              else self.image_augment),
-            "validation_fraction": self.validation_fraction,
-            "recipe": None if self.recipe is None else dict(self.recipe),
-            "verbosity": self.verbosity,
-        }
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor arguments, as stored (scikit-learn's contract; JSON-able)."""
+        return get_params(self)
+
+    def set_params(self, **params):
+        """Set constructor arguments (scikit-learn's contract); refit to apply them."""
+        return set_params(self, params)
 
     def _validate_params(self) -> None:
         """Check every argument once and report all problems in one ConfigError."""

@@ -1,0 +1,27 @@
+"""scikit-learn's parameter contract for the estimators: ``get_params`` returns the
+constructor's arguments as stored, ``set_params`` sets them (so ``sklearn.base.clone``
+works), and an unknown name is an error naming the parameters there are."""
+
+from __future__ import annotations
+
+import inspect
+
+from polymodal.errors import ConfigError
+
+
+def get_params(estimator) -> dict:
+    """``{name: value}`` for every argument of ``type(estimator).__init__``, as stored."""
+    names = [p for p in inspect.signature(type(estimator).__init__).parameters if p != "self"]
+    return {name: getattr(estimator, name) for name in names}
+
+
+def set_params(estimator, params: dict):
+    """Set constructor arguments on ``estimator`` (learned state is left as it is); returns it."""
+    valid = get_params(estimator)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(f"{type(estimator).__name__}.set_params: unknown parameter(s) "
+                          f"{unknown}; the parameters are {sorted(valid)}")
+    for name, value in params.items():
+        setattr(estimator, name, value)
+    return estimator
