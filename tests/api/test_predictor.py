@@ -544,3 +544,20 @@ def test_recipe_overrides_reach_the_network_and_reload_equal(tmp_path):
         "width"] == 32
     with pytest.raises(ConfigError, match="'network.depth'"):
         Predictor("label", recipe={"network.depth": 2}, **FAST).fit(table)
+
+
+def test_a_synthesizer_gets_a_share_of_the_time_limit_not_a_second_one():
+    """Augmentation counts against the predictor's time_limit: the synthesizer is told its
+    share, at most half of what is left, and is called with the training split alone."""
+    table = tabular_table("binary")
+    seen = {}
+
+    def synthesize(train, label, *, time_limit_s):
+        seen.update(rows=len(train), label=label, time_limit_s=time_limit_s)
+        return train.iloc[:0], {"num_synthetic": 0}
+
+    p = Predictor("label", time_limit=30, **FAST).fit(table, augment=synthesize)
+    assert seen["label"] == "label" and seen["rows"] == len(p.train_rows_)
+    assert 0 < seen["time_limit_s"] <= 15
+    Predictor("label", **FAST).fit(table, augment=synthesize)  # no limit: none passed on
+    assert seen["time_limit_s"] is None

@@ -75,6 +75,7 @@ from polymodal.models.ensemble import blend, ensemble_selection
 from polymodal.recipes.base import from_dict, override, to_dict
 from polymodal.recipes.predictor import PRESETS, PredictorRecipe, resolve_predictor
 from polymodal.train import TrainConfig
+from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ MAX_VALIDATION_ROWS = 5000
 # the row ratio; this margin covers the rest (feature scaling, noisy timings).
 REFIT_COST_MARGIN = 1.5
 REFIT_MAX_SHARE = 0.15  # at most this share of the budget is kept back from the network for it
+# Augmentation's share of the budget left after reading and transforming the table: the
+# generator needs most of it to learn the classes, the candidates train on the rest.
+SYNTHESIS_SHARE = 0.5
 RESERVE_SHARE = 0.05  # kept back for the ensemble and scoring the validation set
 MIN_RESERVE_S = 0.5
 MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
@@ -115,23 +119,6 @@ MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
 
 REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
                   "ensemble.json", "leaderboard.csv", "versions.json")
-
-
-class _Budget:
-    """Seconds left of an optional time limit that started at ``start``."""
-
-    def __init__(self, time_limit_s: float | None, start: float):
-        self.time_limit_s = time_limit_s
-        self.start = start
-
-    def left(self) -> float:
-        if self.time_limit_s is None:
-            return math.inf
-        return self.time_limit_s - (time.perf_counter() - self.start)
-
-
-def _share(left_s: float, fraction: float) -> float | None:
-    return None if math.isinf(left_s) else max(0.0, left_s * fraction)
 
 
 class _ThreadsBack:
@@ -304,13 +291,14 @@ class Predictor:
             checkpoint_every_s: how often that checkpoint is written (with ``resume_dir``).
             callbacks: training-loop callbacks for the neural candidate
                 (see :class:`polymodal.train.Callback`).
-            augment: a synthesizer of training rows, called as ``augment(train_rows, label)``
-                with the real training split and returning ``(rows, summary)``: generative
-                augmentation is :class:`polymodal.workflows.augment.AugmentConfig`. Its
-                rows join the training rows after the validation split, never validation;
-                rows a table marks in its ``is_synthetic`` column (or the synthesizer's
-                ``marker``) are treated the same way even without ``augment``. Generating
-                does not count against ``time_limit``.
+            augment: a synthesizer of training rows, called as ``augment(train_rows, label,
+                time_limit_s=...)`` with the real training split and its share of the time
+                limit, returning ``(rows, summary)``: generative augmentation is
+                :class:`polymodal.workflows.augment.AugmentConfig`. Its rows join the
+                training rows after the validation split, never validation; rows a table
+                marks in its ``is_synthetic`` column (or the synthesizer's ``marker``) are
+                treated the same way even without ``augment``. Generating counts against
+                ``time_limit``, like everything ``fit`` does.
         """
         start = time.perf_counter()
         self._validate_params()
@@ -319,7 +307,7 @@ class Predictor:
                               "polymodal.workflows.augment.AugmentConfig(ratio=1.0), or None")
         for name in [k for k in vars(self) if k.endswith("_")]:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
-        budget = _Budget(self.time_limit, start)
+        budget = TimeBudget(self.time_limit, start=start)
         log: list[dict] = []
 
         # 1. Read the table; infer the schema (with reasons) and report what needs cleaning.
@@ -370,14 +358,13 @@ class Predictor:
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         self.schema_, self.transform_, self.problem_type_ = schema, transform, problem
         # 3b. Generative augmentation: synthetic rows join the (real) training rows only, and
-        #     the transforms above stay fitted on real rows. Generating is not charged to the
-        #     predictor's budget, so a real-only fit with the same time_limit is comparable.
+        #     the transforms above stay fitted on real rows. Generating gets a share of the
+        #     budget (SYNTHESIS_SHARE of what is left), the candidates the rest.
         self.augmentation_ = None
         if marked_df is not None:
             augment_start = time.perf_counter()
-            train_df, self.augmentation_ = self._with_synthetic_rows(train_df, marked_df, augment,
-                                                                     marker)
-            budget.start += time.perf_counter() - augment_start
+            train_df, self.augmentation_ = self._with_synthetic_rows(
+                train_df, marked_df, augment, marker, time_limit_s=budget.share_s(SYNTHESIS_SHARE))
             log.append({"event": "augmented", "num_train_rows": len(train_df),
                         "time_s": time.perf_counter() - augment_start})
         # 3c. The recipe: what trains, and how, for this table (saved with the model).
@@ -434,9 +421,9 @@ class Predictor:
 
         self.training_history_: list[dict] = []
         refits = None
-        too_small = budget.left() < MIN_TRAIN_S
+        too_small = budget.left_s() < MIN_TRAIN_S
         threads = torch.get_num_threads()
-        if (media and threads >= 2 and not too_small and not math.isinf(budget.left())
+        if (media and threads >= 2 and not too_small and not math.isinf(budget.left_s())
                 and self.recipe_.candidates.neural):
             # Media tables: the flat features and the classic models are computed on one
             # core while the network trains on the others, and the network takes every core
@@ -455,8 +442,8 @@ class Predictor:
             refit = tuning is None and not too_small and len(train_df) < REFIT_MAX_ROWS
             # Time kept back for refitting the classic models on every labelled row (step 7).
             refit_reserve_s = 0.0
-            if refit and not math.isinf(budget.left()):
-                refit_reserve_s = min(REFIT_MAX_SHARE * budget.left(),
+            if refit and not math.isinf(budget.left_s()):
+                refit_reserve_s = min(REFIT_MAX_SHARE * budget.left_s(),
                                       sum(r["fit_time_s"] for r in rows) * REFIT_COST_MARGIN
                                       * (len(train_df) + len(val_df)) / len(train_df))
             if not too_small and self.recipe_.candidates.neural:
@@ -517,10 +504,10 @@ class Predictor:
         ``self.models_``), messages to ``say`` (default :meth:`_say`)."""
         models = self.models_ if models is None else models
         say = self._say if say is None else say
-        too_small = budget.left() < MIN_TRAIN_S
+        too_small = budget.left_s() < MIN_TRAIN_S
         if too_small:
             message = (f"time_limit={self.time_limit} s is too small to train anything (reading and "
-                       f"transforming the table left {max(0.0, budget.left()):.2f} s); keeping the "
+                       f"transforming the table left {max(0.0, budget.left_s()):.2f} s); keeping the "
                        f"fastest baseline, a {FALLBACK_TREES}-tree random forest on at most "
                        f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
             warnings.warn(message, UserWarning, stacklevel=3)
@@ -528,7 +515,7 @@ class Predictor:
         candidates = self.recipe_.candidates
         # Too small a budget: the fallback forest alone, whatever the recipe lists.
         for kind in ("random_forest",) if too_small else candidates.classic:
-            left = budget.left()
+            left = budget.left_s()
             if kind != "random_forest" and left < MIN_TRAIN_S:
                 say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
                 continue
@@ -540,7 +527,7 @@ class Predictor:
                 kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
                 model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
             else:
-                model.fit(x_train, y_train, time_limit_s=_share(left, candidates.shares.get(kind, 0.0)))
+                model.fit(x_train, y_train, time_limit_s=budget.share_s(candidates.shares.get(kind, 0.0)))
             fit_s = time.perf_counter() - fit_start
             predict_start = time.perf_counter()
             outputs = model.predict_outputs(x_val)
@@ -567,9 +554,9 @@ class Predictor:
                 refitted, fit_s, num_rows = prefitted[name]
             else:
                 estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
-                if estimate_s > budget.left():
+                if estimate_s > budget.left_s():
                     self._say(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s, "
-                              f"{max(0.0, budget.left()):.1f} s left")
+                              f"{max(0.0, budget.left_s()):.1f} s left")
                     continue
                 fit_start = time.perf_counter()
                 refitted = _refit(model, x_all, y_all)
@@ -600,7 +587,7 @@ class Predictor:
         calls: list[tuple] = []  # record() calls, replayed in order once both are done
         messages: list[str] = []
         errors: list[BaseException] = []
-        network_end = time.perf_counter() + budget.left() * (1 - RESERVE_SHARE)
+        network_end = time.perf_counter() + budget.left_s() * (1 - RESERVE_SHARE)
 
         def side() -> None:
             try:
@@ -661,7 +648,7 @@ class Predictor:
                     resume_dir, checkpoint_every_s, callbacks, refit_reserve_s: float = 0.0) -> None:
         """Train the fusion network in what is left of the budget, minus a reserve for the
         ensemble, the validation scoring and the classic models' refit."""
-        left = budget.left()
+        left = budget.left_s()
         reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s
                    if not math.isinf(left) else 0.0)
         time_s = None if math.isinf(left) else left - reserve
@@ -969,7 +956,8 @@ class Predictor:
     # ------------------------------------------------------------------ save / load
 
     def _with_synthetic_rows(self, train: pd.DataFrame, marked: pd.DataFrame, synthesize,
-                             marker: str) -> tuple[pd.DataFrame, dict | None]:
+                             marker: str, *, time_limit_s: float | None
+                             ) -> tuple[pd.DataFrame, dict | None]:
         """The real training split, the rows the table already marked, and (with
         ``synthesize``) newly generated ones; and the summary.
 
@@ -984,7 +972,7 @@ class Predictor:
                                             .isin(known).to_numpy())] if len(marked) else marked
         rows, summary = pd.DataFrame(columns=train.columns), None
         if synthesize is not None:
-            rows, summary = synthesize(train, label)
+            rows, summary = synthesize(train, label, time_limit_s=time_limit_s)
         if summary is None:
             summary = {"marker": marker, "label": label, "num_real": len(train),
                        "num_synthetic": 0, "generator": None, "filter": None}

@@ -11,6 +11,7 @@ logs are interpretable and the plan can be saved in a checkpoint.
 
 from __future__ import annotations
 
+import math
 import time
 
 # Steps timed before the first estimate; the first step (allocations, lazy init) is excluded.
@@ -18,7 +19,11 @@ _STEPS_BEFORE_ESTIMATE = 5
 
 
 class TimeBudget:
-    """Tracks elapsed time against an optional ``time_limit_s``.
+    """Tracks elapsed time against an optional ``time_limit_s``: the one budget type.
+
+    A fit creates one when it starts, so everything it does (reading the table, the
+    transforms, every candidate, augmentation, the ensemble) counts against the limit;
+    each part gets a share of what is left (:meth:`share_s`).
 
     ``elapsed_offset_s`` carries time spent in earlier (interrupted) parts of a resumed run.
     """
@@ -37,6 +42,16 @@ class TimeBudget:
     def elapsed_s(self) -> float:
         """Seconds since the run started, including earlier parts of a resumed run."""
         return self._offset_s + time.perf_counter() - self._start
+
+    def left_s(self) -> float:
+        """Seconds left of the limit (``inf`` without one; negative once overrun)."""
+        return math.inf if self.time_limit_s is None else self.time_limit_s - self.elapsed_s
+
+    def share_s(self, fraction: float) -> float | None:
+        """``fraction`` of the seconds left, for a part of the run to spend (``None``
+        without a limit)."""
+        left = self.left_s()
+        return None if math.isinf(left) else max(0.0, left * fraction)
 
     def record_step(self, duration_s: float) -> None:
         """Record one optimiser step's wall time (data loading included)."""

@@ -42,7 +42,7 @@ import math
 import numbers
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,9 @@ DEFAULT_RATIO = 1.0  # synthetic rows per real labelled row when neither per_cla
 SAMPLE_CHUNK = 500  # images per Generator.sample call: bounds memory, not results
 FILTER_ROUNDS = 3  # sampling rounds at most when the filter drops images (first + 2 refills)
 DEFAULT_JUDGE_TIME_LIMIT_S = 30.0
+# Within a predictor's share of its budget (AugmentConfig.__call__): the generator's and
+# the filter judge's training; sampling the images takes the rest.
+GENERATOR_SHARE, JUDGE_SHARE = 0.75, 0.1
 AUGMENTED_CSV = "augmented.csv"
 HOLDOUT_CSV = "holdout.csv"
 SUMMARY_JSON = "augment_summary.json"
@@ -176,11 +179,23 @@ class AugmentConfig:
         if problems:
             raise ConfigError("augment: " + "; ".join(problems))
 
-    def __call__(self, train: pd.DataFrame, label: str) -> tuple[pd.DataFrame, dict]:
+    def __call__(self, train: pd.DataFrame, label: str, *,
+                 time_limit_s: float | None = None) -> tuple[pd.DataFrame, dict]:
         """Synthetic rows for the real labelled training rows ``train`` and their summary:
         what ``Predictor.fit(augment=config)`` calls after its validation split, so the
-        generator learns from the training rows alone and nothing synthetic validates."""
-        return generate_rows(train, label, self)
+        generator learns from the training rows alone and nothing synthetic validates.
+
+        ``time_limit_s`` is the predictor's share of its budget for this: the generator
+        trains for at most GENERATOR_SHARE of it and the filter's judge for at most
+        JUDGE_SHARE (or their own limits, if shorter); sampling takes the rest.
+        """
+        config = self
+        if time_limit_s is not None:
+            config = replace(self, time_limit=min(self.time_limit or math.inf,
+                                                  max(1.0, GENERATOR_SHARE * time_limit_s)),
+                             judge_time_limit=min(self.judge_time_limit,
+                                                  max(1.0, JUDGE_SHARE * time_limit_s)))
+        return generate_rows(train, label, config)
 
     def budget_rule(self) -> dict:
         """The rule that sizes the synthetic set, as it will be reported."""
