@@ -385,7 +385,7 @@ def test_text_uses_minilm_by_default(media_table):
 def test_network_takes_the_threads_back_when_the_classic_models_are_done():
     from types import SimpleNamespace
 
-    from polymodal.api.predictor import _ThreadsBack
+    from polymodal.api.candidates import _ThreadsBack
 
     release = threading.Event()
     worker = threading.Thread(target=release.wait)

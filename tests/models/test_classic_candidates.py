@@ -144,9 +144,9 @@ def test_large_tables_skip_the_refit(monkeypatch):
 
 
 def test_large_media_tables_train_the_classic_models_on_a_sample(monkeypatch):
-    import polymodal.api.predictor as predictor_module
+    import polymodal.api.candidates as candidates_module
 
-    monkeypatch.setattr(predictor_module, "CLASSIC_MEDIA_MAX_ROWS", 30)
+    monkeypatch.setattr(candidates_module, "CLASSIC_MEDIA_MAX_ROWS", 30)
     images, labels = [], []
     for i in range(60):
         kind = ("circle", "square")[i % 2]

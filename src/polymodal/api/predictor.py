@@ -23,15 +23,12 @@ values (regression); ``predict``/``predict_proba`` turn them into the user's lab
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 import logging
 import math
 import multiprocessing
 import numbers
 import os
-import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -41,49 +38,50 @@ import numpy as np
 import pandas as pd
 import torch
 
+from polymodal.api.candidates import (
+    MIN_TRAIN_S,
+    NEURAL,
+    CandidateRun,
+    candidate_outputs,
+)
 from polymodal.api.model_folder import (
     check_folder,
     cleaning_report_from_dict,
     write_folder_atomically,
 )
-from polymodal.api.neural import (
-    EVAL_BATCH_SIZE,
-    NeuralCandidate,
-    default_halflife_images,
-    default_warmup_steps,
-)
+from polymodal.api.neural import NeuralCandidate
 from polymodal.api.params import get_params, set_params
 from polymodal.data.cleaning import clean_report
-from polymodal.data.dataset import TableDataset, make_loader
+from polymodal.data.dataset import TableDataset
 from polymodal.data.readers import read_table
-from polymodal.data.schema import PROBLEM_TYPES, Schema, hashable_values, infer_schema, present_mask
+from polymodal.data.schema import PROBLEM_TYPES, Schema, infer_schema, present_mask
+from polymodal.data.split import labelled_positions, take_rows, validation_split
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
 from polymodal.data.text import TEXT_KINDS
 from polymodal.data.transforms import AUGMENT_DEFAULTS, TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
-from polymodal.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+from polymodal.evaluate.metrics import PRIMARY_METRIC
+from polymodal.evaluate.scoring import all_metrics, scorer, targets
 from polymodal.files import write_json, write_text
 from polymodal.models.classic import (
-    CLASSIC_KINDS,
     ClassicModel,
     category_numbers,
-    classic_threads,
-    flat_features,
     flat_layout,
 )
 from polymodal.models.ensemble import blend, ensemble_selection
 from polymodal.recipes.base import from_dict, override, to_dict
-from polymodal.recipes.predictor import PRESETS, PredictorRecipe, resolve_predictor
-from polymodal.train import TrainConfig
+from polymodal.recipes.predictor import (
+    OPTIONAL_MODALITIES,
+    PRESETS,
+    PredictorRecipe,
+    resolve_predictor,
+)
 from polymodal.train.budget import TimeBudget
-from polymodal.train.config import bf16_pays_for_images
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: flat features gained category numbers and image edge statistics
-NEURAL = "neural"
 ENSEMBLE = "ensemble"
-OPTIONAL_MODALITIES = ("image", "audio", "text")  # may be left out of a table to predict on
 FUSION_CHOICES = ("auto", "concat", "attention")
 # Predictor(image_augment=...) names -> TableTransform(augment=...).
 IMAGE_AUGMENT_CHOICES = {"none": None,
@@ -92,24 +90,9 @@ IMAGE_AUGMENT_CHOICES = {"none": None,
 # Refitting the classic models on train + validation rows adds a few percent of rows on
 # large tables and costs time the network would use better: done below this many rows.
 REFIT_MAX_ROWS = 20_000
-# ... and on media tables larger than this the classic models train on a seeded sample of
-# this many rows: forests and boosting on pooled pixels gain little from more, and
-# computing flat features for every row costs seconds the network uses better.
-CLASSIC_MEDIA_MAX_ROWS = 20_000
-# Validation beyond this many rows buys little selection accuracy and costs scoring time.
-MAX_VALIDATION_ROWS = 5000
-# Refitting a classic model on train + validation rows costs about its first fit scaled by
-# the row ratio; this margin covers the rest (feature scaling, noisy timings).
-REFIT_COST_MARGIN = 1.5
-REFIT_MAX_SHARE = 0.15  # at most this share of the budget is kept back from the network for it
 # Augmentation's share of the budget left after reading and transforming the table: the
 # generator needs most of it to learn the classes, the candidates train on the rest.
 SYNTHESIS_SHARE = 0.5
-RESERVE_SHARE = 0.05  # kept back for the ensemble and scoring the validation set
-MIN_RESERVE_S = 0.5
-MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
-MIN_NEURAL_S = 2.0  # the network needs at least this to take a few steps
-FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is too small
 MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
 # Media files are decoded by worker processes from this many rows on, which was faster than
 # one by one for Fashion-MNIST's PNGs (see bench/RESULTS.md, 'Ad-hoc probes'); below it,
@@ -119,23 +102,6 @@ MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
 
 REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
                   "ensemble.json", "leaderboard.csv", "versions.json")
-
-
-class _ThreadsBack:
-    """Training-loop callback: once ``worker`` (the classic models' thread) has ended, the
-    network trains with ``threads`` torch threads again; logged as ``network_threads``."""
-
-    def __init__(self, worker: threading.Thread, threads: int, log: list):
-        self.worker, self.threads, self.log = worker, threads, log
-        self.done = False
-
-    def on_step_end(self, state, model) -> None:
-        if self.done or self.worker.is_alive():
-            return
-        self.done = True
-        torch.set_num_threads(self.threads)
-        self.log.append({"event": "network_threads", "threads": self.threads,
-                         "step": state.step})
 
 
 class Predictor:
@@ -312,525 +278,209 @@ class Predictor:
 
         # 1. Read the table; infer the schema (with reasons) and report what needs cleaning.
         #    Rows marked synthetic are set aside: they may train, never validate.
+        df, marked, positions = self._read(train, augment)
+        # 2. Labelled rows only; split off a validation set unless one was given.
+        train_df, val_df = self._split(df, positions, tuning_data)
+        # 3. Transforms learn from the (real) training rows only; synthetic rows join them
+        #    after, within a share of the budget.
+        self._fit_transform(train_df)
+        log.append({"event": "prepared", "time_s": time.perf_counter() - start})
+        train_df = self._add_synthetic_rows(train_df, marked, augment, budget, log)
+        # 4. The recipe for this table (saved with the model), and the datasets.
+        self.recipe_ = resolve_predictor(self.schema_, len(train_df), preset=self.preset,
+                                         fusion=self.fusion, overrides=self.recipe)
+        run = self._candidate_run(train_df, val_df, budget, log)
+        # 5. Candidates in order of cost, each within its share of the budget.
+        refit = tuning_data is None and len(train_df) < REFIT_MAX_ROWS
+        flat, refits = self._fit_candidates(run, refit, resume_dir=resume_dir,
+                                            checkpoint_every_s=checkpoint_every_s,
+                                            callbacks=callbacks)
+        refit = refit and (refits is not None or not run.too_small)
+        # 6. A weighted ensemble of them; the best on validation wins.
+        self._choose(run)
+        # 7. Refit the chosen classic models on train + validation rows (AutoGluon's
+        #    "refit_full"): the held-out rows were needed to choose a model, and on small
+        #    tables a fifth more rows is worth more than the tiny risk of a changed model.
+        #    The network keeps its weights (retraining it would double its cost).
+        if refit:
+            run.refit_on_all_rows(self.models_, self.candidates_, *flat, prefitted=refits)
+        self.refit_models_ = run.refit_models
+        total_s = time.perf_counter() - start
+        log.append({"event": "chosen", "model": self.chosen_,
+                    f"val_{run.metric}": self.val_metric_, "fit_total_s": total_s,
+                    "num_train_rows": len(train_df), "num_val_rows": self.num_val_rows_})
+        self.train_log_, self.fit_time_s_ = log, total_s
+        self._say(f"chosen: [bold]{self.chosen_}[/] (val {run.metric} {self.val_metric_:.4f}) "
+                  f"in {total_s:.1f} s")
+        return self
+
+    # ------------------------------------------------------------------ fit steps
+
+    def _read(self, train, augment) -> tuple[pd.DataFrame, pd.DataFrame | None, np.ndarray]:
+        """Step 1: the real rows, the rows marked synthetic (None when the table has no
+        marker and no synthesizer is given) and the real rows' positions in the table;
+        sets ``schema_``, ``problem_type_`` and ``cleaning_report_``."""
         df = read_table(train)
         marker = getattr(augment, "marker", SYNTHETIC_COLUMN)
-        marked_df = None
-        columns = self.columns
+        marked, columns, positions = None, self.columns, np.arange(len(df))
         if augment is not None or marker in df.columns:
-            df, marked_df, real_positions = split_marked(df, marker)
+            df, marked, positions = split_marked(df, marker)
             columns = {**(self.columns or {}), marker: "ignored"}  # a marker, not a feature
-        else:
-            real_positions = np.arange(len(df))
-        tuning = None if tuning_data is None else read_table(tuning_data)
-        if tuning is not None and self.label not in tuning.columns:
-            raise SchemaError(f"tuning_data lacks the label column {self.label!r} (its columns: "
-                              f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
-                              "or leave tuning_data=None to split them off the training table")
         schema = infer_schema(df, label=self.label, overrides=columns,
                               problem_type=self.problem_type, seed=self.seed)
         self.cleaning_report_ = clean_report(df, schema, max_file_checks=MAX_FILE_CHECKS)
-        problem = schema.problem_type
+        self.schema_, self.problem_type_ = schema, schema.problem_type
         self._say(f"[bold]{self.label}[/]: {schema.problem_reason}")
-        if augment is not None and problem not in ("binary", "multiclass"):
+        if augment is not None and schema.problem_type not in ("binary", "multiclass"):
             raise ConfigError(f"augment= needs a classification label; {self.label!r} is "
-                              f"{problem} ({schema.problem_reason}). Leave augment=None")
+                              f"{schema.problem_type} ({schema.problem_reason}). Leave "
+                              "augment=None")
+        return df, marked, positions
 
-        # 2. Labelled rows only; split off a validation set unless one was given.
-        #    ``validation_rows_`` keeps the positions (in the table given) validated on.
-        real_df, df = df, self._labelled(df, "the training table")
-        labelled_positions = real_positions[present_mask(real_df[self.label])]
+    def _split(self, df: pd.DataFrame, positions: np.ndarray, tuning_data
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Step 2: (training rows, validation rows), labelled rows only; ``train_rows_``
+        and ``validation_rows_`` keep their positions in the table given."""
+        labelled = self._labelled(df, "the training table")
+        df, positions = take_rows(df, labelled), positions[labelled]
         self.validation_rows_ = np.zeros(0, dtype=np.int64)
-        if tuning is None:
-            train_idx, val_idx = self._split_positions(df, problem)
-            train_df, val_df = _rows(df, train_idx), _rows(df, val_idx)
-            self.validation_rows_ = labelled_positions[val_idx]
-        else:
-            train_df, val_df = df, self._labelled(tuning, "tuning_data")
-        self.train_rows_ = labelled_positions if tuning is not None else labelled_positions[train_idx]
+        if tuning_data is None:
+            train_idx, val_idx = validation_split(df, self.label, self.problem_type_,
+                                                  fraction=self.validation_fraction,
+                                                  seed=self.seed)
+            self.train_rows_, self.validation_rows_ = positions[train_idx], positions[val_idx]
+            return take_rows(df, train_idx), take_rows(df, val_idx)
+        tuning = read_table(tuning_data)
+        if self.label not in tuning.columns:
+            raise SchemaError(f"tuning_data lacks the label column {self.label!r} (its columns: "
+                              f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
+                              "or leave tuning_data=None to split them off the training table")
+        self.train_rows_ = positions
+        return df, take_rows(tuning, self._labelled(tuning, "tuning_data"))
 
-        # 3. Transforms learn from the training rows only.
+    def _labelled(self, df: pd.DataFrame, what: str) -> np.ndarray:
+        """Positions of the rows of ``df`` with a label; a warning counts the others."""
+        positions = labelled_positions(df, self.label, what)
+        if len(positions) < len(df):
+            message = (f"{len(df) - len(positions):,} row(s) of {what} have no {self.label!r} "
+                       "value and are left out of training")
+            warnings.warn(message, UserWarning, stacklevel=4)
+            self._say(f"[yellow]note:[/] {message}")
+        return positions
+
+    def _fit_transform(self, train_df: pd.DataFrame) -> None:
+        """Step 3: the per-modality transforms, fitted on the training rows (``transform_``)."""
         image_augment = (self.image_augment if isinstance(self.image_augment, dict)
                          else IMAGE_AUGMENT_CHOICES[self.image_augment or "none"])
-        transform = TableTransform(schema, image_size=self.image_size,
-                                   text_encoder=self.text_encoder, augment=image_augment
-                                   ).fit(train_df)
-        spec = transform.feature_spec()
-        log.append({"event": "prepared", "time_s": time.perf_counter() - start})
-        self.schema_, self.transform_, self.problem_type_ = schema, transform, problem
-        # 3b. Generative augmentation: synthetic rows join the (real) training rows only, and
-        #     the transforms above stay fitted on real rows. Generating gets a share of the
-        #     budget (SYNTHESIS_SHARE of what is left), the candidates the rest.
+        self.transform_ = TableTransform(self.schema_, image_size=self.image_size,
+                                         text_encoder=self.text_encoder,
+                                         augment=image_augment).fit(train_df)
+
+    def _add_synthetic_rows(self, train: pd.DataFrame, marked: pd.DataFrame | None, synthesize,
+                            budget: TimeBudget, log: list) -> pd.DataFrame:
+        """Step 3b: the real training rows, the table's marked rows of classes the training
+        rows have, and (with ``synthesize``) new rows made within SYNTHESIS_SHARE of the
+        budget left; the summary in ``augmentation_``."""
         self.augmentation_ = None
-        if marked_df is not None:
-            augment_start = time.perf_counter()
-            train_df, self.augmentation_ = self._with_synthetic_rows(
-                train_df, marked_df, augment, marker, time_limit_s=budget.share_s(SYNTHESIS_SHARE))
-            log.append({"event": "augmented", "num_train_rows": len(train_df),
-                        "time_s": time.perf_counter() - augment_start})
-        # 3c. The recipe: what trains, and how, for this table (saved with the model).
-        self.recipe_ = resolve_predictor(schema, len(train_df), preset=self.preset,
-                                         fusion=self.fusion, overrides=self.recipe)
+        if marked is None or (synthesize is None and marked.empty):
+            return train
+        start, label = time.perf_counter(), self.label
+        known = set(map(str, train[label]))
+        usable = marked.iloc[np.flatnonzero(present_mask(marked[label]) & marked[label].astype(str)
+                                            .isin(known).to_numpy())] if len(marked) else marked
+        rows, summary = pd.DataFrame(columns=train.columns), None
+        if synthesize is not None:
+            rows, summary = synthesize(train, label, time_limit_s=budget.share_s(SYNTHESIS_SHARE))
+        if summary is None:
+            summary = {"marker": getattr(synthesize, "marker", SYNTHETIC_COLUMN), "label": label,
+                       "num_real": len(train), "num_synthetic": 0, "generator": None,
+                       "filter": None}
+        summary["num_marked_used"] = len(usable)
+        summary["num_marked_left_out"] = len(marked) - len(usable)
+        self.augmentation_ = summary
+        train = concat_rows([train, usable, rows], train.attrs)
+        log.append({"event": "augmented", "num_train_rows": len(train),
+                    "time_s": time.perf_counter() - start})
+        return train
+
+    def _candidate_run(self, train_df: pd.DataFrame, val_df: pd.DataFrame, budget: TimeBudget,
+                       log: list) -> CandidateRun:
+        """Step 4: the datasets (every media file decoded once, in parallel, before
+        anything reads them) and the run the candidates share."""
+        transform, spec = self.transform_, self.transform_.feature_spec()
         train_ds = TableDataset(train_df, transform, train=True, seed=self.seed,
-                                cache_media=self._cache_media(spec, len(train_df)))
+                                cache_media=_cache_media(spec, len(train_df)))
         val_ds = TableDataset(val_df, transform, cache_media=True)
-        media = bool(spec["image_shapes"] or spec["audio_shapes"])
-        if media:
-            # Decode every media file once, in parallel, before anything reads them: the
-            # flat features and every epoch of the network then read the cache.
+        if spec["image_shapes"] or spec["audio_shapes"]:
             decode_start = time.perf_counter()
             for ds in (train_ds, val_ds):
                 if ds.cache_media:
                     ds.preload_media(num_workers=_decode_workers(len(ds)))
             log.append({"event": "media_decoded", "num_rows": len(train_ds) + len(val_ds),
                         "time_s": time.perf_counter() - decode_start})
-        score, _, val_known = self._scorer(val_ds)
-        metric, mode = PRIMARY_METRIC[problem]
+        score, _, known = scorer(val_ds, self.problem_type_, transform, self.label)
+        self.num_val_rows_ = int(known.sum())
+        metric, mode = PRIMARY_METRIC[self.problem_type_]
+        return CandidateRun(train_ds, val_ds, transform, self.recipe_, self.problem_type_,
+                            budget, score, metric, mode, self.seed, self._say, log,
+                            time_limit=self.time_limit, progress=self.verbosity > 0)
 
-        # 4. Candidates in order of cost, each within its share of the budget.
-        self.models_: dict = {}
-        val_outputs: dict[str, np.ndarray] = {}
-        rows: list[dict] = []
-
-        def record(name: str, outputs: np.ndarray, fit_s: float, predict_s: float, **extra) -> None:
-            value = float(score(outputs))
-            val_outputs[name] = outputs
-            rows.append({"model": name, f"val_{metric}": value, "fit_time_s": round(fit_s, 3),
-                         "predict_time_s": round(predict_s, 3)})
-            log.append({"event": "candidate", "model": name, f"val_{metric}": value,
-                        "fit_time_s": fit_s, "predict_time_s": predict_s, **extra})
-            self._say(f"  {name:<24} val {metric} {value:.4f}   fit {fit_s:.1f} s   "
-                      f"predict {predict_s:.2f} s")
-
-        layout = flat_layout(spec, category_numbers(transform.vocab_))
-
-        def flat_features_now() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            """(x_train, y_train, x_val): the classic models' flat features and targets.
-            Large media tables: the classic models see a seeded sample of the training rows
-            (their accuracy on pixel features saturates long before; the network sees all)."""
-            flat_start = time.perf_counter()
-            classic_rows, y = None, train_ds.encoded.label
-            if media and len(train_ds) > CLASSIC_MEDIA_MAX_ROWS:
-                classic_rows = np.sort(np.random.default_rng(self.seed).permutation(
-                    len(train_ds))[:CLASSIC_MEDIA_MAX_ROWS])
-                y = np.asarray(y)[classic_rows]
-            x_tr, x_va = self._flat(train_ds, spec, rows=classic_rows), self._flat(val_ds, spec)
-            log.append({"event": "flat_features", "num_features": layout.num_features,
-                        "classic_train_rows": len(x_tr),
-                        "time_s": time.perf_counter() - flat_start})
-            return x_tr, y, x_va
-
-        self.training_history_: list[dict] = []
-        refits = None
-        too_small = budget.left_s() < MIN_TRAIN_S
-        threads = torch.get_num_threads()
-        if (media and threads >= 2 and not too_small and not math.isinf(budget.left_s())
-                and self.recipe_.candidates.neural):
-            # Media tables: the flat features and the classic models are computed on one
-            # core while the network trains on the others, and the network takes every core
-            # back once they are done (the side thread's ~20 s would otherwise come out of
-            # the network's budget). Both read only in-memory arrays by now.
-            refit = tuning is None and len(train_df) < REFIT_MAX_ROWS
-            refits = self._fit_side_by_side(flat_features_now, layout.categorical, spec,
-                                            budget, record, log, train_ds, val_ds, score, metric,
-                                            mode, resume_dir, checkpoint_every_s, callbacks,
-                                            threads, refit=refit)
-            x_train = y_train = x_val = None  # the refits are made; nothing reads these
-        else:
-            x_train, y_train, x_val = flat_features_now()
-            too_small = self._fit_baselines(x_train, y_train, x_val, layout.categorical, spec,
-                                             budget, record)
-            refit = tuning is None and not too_small and len(train_df) < REFIT_MAX_ROWS
+    def _fit_candidates(self, run: CandidateRun, refit: bool, **neural) -> tuple[tuple, dict]:
+        """Step 5: the classic candidates and the network, side by side on media tables
+        with two or more threads. Returns the classic models' flat features (x_train,
+        y_train, x_val) and the refits already made (None when not side by side)."""
+        spec, threads = run.spec, torch.get_num_threads()
+        categorical = flat_layout(spec, category_numbers(self.transform_.vocab_)).categorical
+        budget, candidates = run.budget, self.recipe_.candidates
+        run.too_small = budget.left_s() < MIN_TRAIN_S
+        if ((spec["image_shapes"] or spec["audio_shapes"]) and threads >= 2
+                and not run.too_small and not math.isinf(budget.left_s()) and candidates.neural):
+            # Media tables: the network would otherwise wait for the side thread's work.
+            refits = run.fit_side_by_side(categorical, refit=refit, threads=threads, **neural)
+            return (None, None, None), refits
+        flat = run.flat_features()
+        run.too_small = run.fit_classic(*flat, categorical)
+        if not run.too_small and candidates.neural:
             # Time kept back for refitting the classic models on every labelled row (step 7).
-            refit_reserve_s = 0.0
-            if refit and not math.isinf(budget.left_s()):
-                refit_reserve_s = min(REFIT_MAX_SHARE * budget.left_s(),
-                                      sum(r["fit_time_s"] for r in rows) * REFIT_COST_MARGIN
-                                      * (len(train_df) + len(val_df)) / len(train_df))
-            if not too_small and self.recipe_.candidates.neural:
-                self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget, record, log,
-                                 resume_dir, checkpoint_every_s, callbacks, refit_reserve_s)
+            reserve = (run.refit_reserve_s(len(run.train_ds) + len(run.val_ds)) if refit
+                       else 0.0)
+            run.fit_neural(refit_reserve_s=reserve, **neural)
+        return flat, None
 
-        # 5. A weighted ensemble, when more than one model was trained.
+    def _choose(self, run: CandidateRun) -> None:
+        """Step 6: a greedy weighted ensemble when more than one model trained; the best on
+        validation wins, ties going to the cheaper (earlier) model. Predictions (and the
+        saved folder) use only what the chosen one needs; ``candidates_`` keeps them all."""
         self.ensemble_weights_: dict[str, float] | None = None
-        if len(val_outputs) > 1:
-            ens_start = time.perf_counter()
-            weights = ensemble_selection(val_outputs, score, mode=mode,
+        if len(run.val_outputs) > 1:
+            start = time.perf_counter()
+            weights = ensemble_selection(run.val_outputs, run.score, mode=run.mode,
                                          num_rounds=self.recipe_.candidates.ensemble_rounds)
             if len(weights) > 1:
-                blended = blend(val_outputs, weights)
-                predict_s = sum(r["predict_time_s"] for r in rows if r["model"] in weights)
+                predict_s = sum(r["predict_time_s"] for r in run.rows if r["model"] in weights)
                 self.ensemble_weights_ = weights
-                record(ENSEMBLE, blended, time.perf_counter() - ens_start, predict_s,
-                       weights=weights)
+                run.record(ENSEMBLE, blend(run.val_outputs, weights),
+                           time.perf_counter() - start, predict_s, weights=weights)
+        column = f"val_{run.metric}"
 
-        # 6. The best on validation wins; ties go to the cheaper (earlier) model.
-        chosen = self._choose(rows, metric, mode)
-        self.chosen_ = chosen
-        if chosen != ENSEMBLE:
-            self.ensemble_weights_ = None
-        for row in rows:
-            row["chosen"] = row["model"] == chosen
-        self.leaderboard_ = pd.DataFrame(rows, columns=["model", f"val_{metric}", "fit_time_s",
-                                                        "predict_time_s", "chosen"])
-        self.val_metric_ = float(next(r[f"val_{metric}"] for r in rows if r["model"] == chosen))
-        # Predictions (and the saved folder) use only the models the chosen one needs;
-        # every trained candidate stays reachable in memory for inspection.
-        self.candidates_ = dict(self.models_)
-        needed = set(self.ensemble_weights_ or {chosen: 1.0})
-        self.models_ = {name: m for name, m in self.models_.items() if name in needed}
-
-        # 7. Refit the chosen classic models on train + validation rows (AutoGluon's
-        #    "refit_full"): the held-out rows were needed to choose a model, and on small
-        #    tables a fifth more rows is worth more than the tiny risk of a changed model.
-        #    The network keeps its weights (retraining it would double its cost).
-        self.refit_models_: list[str] = []
-        if refit:
-            self._refit_on_all_rows(x_train, y_train, x_val, val_ds, budget, rows, log,
-                                    prefitted=refits)
-        total_s = time.perf_counter() - start
-        log.append({"event": "chosen", "model": chosen, f"val_{metric}": self.val_metric_,
-                    "fit_total_s": total_s, "num_train_rows": len(train_df),
-                    "num_val_rows": int(val_known.sum())})
-        self.train_log_ = log
-        self.fit_time_s_ = total_s
-        self._say(f"chosen: [bold]{chosen}[/] (val {metric} {self.val_metric_:.4f}) "
-                  f"in {total_s:.1f} s")
-        return self
-
-    def _fit_baselines(self, x_train, y_train, x_val, categorical, spec, budget, record, *,
-                       models: dict | None = None, say=None) -> bool:
-        """Fit the classic models on flat features; True when the budget was too small
-        for more than the fallback forest. Fitted models go into ``models`` (default
-        ``self.models_``), messages to ``say`` (default :meth:`_say`)."""
-        models = self.models_ if models is None else models
-        say = self._say if say is None else say
-        too_small = budget.left_s() < MIN_TRAIN_S
-        if too_small:
-            message = (f"time_limit={self.time_limit} s is too small to train anything (reading and "
-                       f"transforming the table left {max(0.0, budget.left_s()):.2f} s); keeping the "
-                       f"fastest baseline, a {FALLBACK_TREES}-tree random forest on at most "
-                       f"{FALLBACK_ROWS} rows. Raise time_limit for a real model")
-            warnings.warn(message, UserWarning, stacklevel=3)
-            say(f"[yellow]warning:[/] {message}")
-        candidates = self.recipe_.candidates
-        # Too small a budget: the fallback forest alone, whatever the recipe lists.
-        for kind in ("random_forest",) if too_small else candidates.classic:
-            left = budget.left_s()
-            if kind != "random_forest" and left < MIN_TRAIN_S:
-                say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
-                continue
-            model = ClassicModel(kind, self.problem_type_, spec["n_outputs"],
-                                 categorical=categorical, seed=self.seed)
-            fit_start = time.perf_counter()
-            if too_small:
-                rng = np.random.default_rng(self.seed)
-                kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
-                model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
-            else:
-                model.fit(x_train, y_train, time_limit_s=budget.share_s(candidates.shares.get(kind, 0.0)))
-            fit_s = time.perf_counter() - fit_start
-            predict_start = time.perf_counter()
-            outputs = model.predict_outputs(x_val)
-            models[kind] = model
-            record(kind, outputs, fit_s, time.perf_counter() - predict_start,
-                   complete=model.complete_)
-        return too_small
-
-    def _refit_on_all_rows(self, x_train, y_train, x_val, val_ds, budget, rows, log, *,
-                           prefitted: dict | None = None) -> None:
-        """Refit each kept classic model on train + labelled validation rows, with the size
-        (trees, iterations) it reached before, when the budget still has time for it.
-        ``prefitted`` holds refits already made (``{name: (model, fit_s, num_rows)}``, by
-        :meth:`_fit_side_by_side`); only those are used then."""
-        if prefitted is None:
-            x_all, y_all = self._all_rows(x_train, y_train, x_val, val_ds)
-            fit_times = {r["model"]: r["fit_time_s"] for r in rows}
-        for name, model in list(self.models_.items()):
-            if not isinstance(model, ClassicModel):
-                continue
-            if prefitted is not None:
-                if name not in prefitted:
-                    continue
-                refitted, fit_s, num_rows = prefitted[name]
-            else:
-                estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
-                if estimate_s > budget.left_s():
-                    self._say(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s, "
-                              f"{max(0.0, budget.left_s()):.1f} s left")
-                    continue
-                fit_start = time.perf_counter()
-                refitted = _refit(model, x_all, y_all)
-                fit_s, num_rows = time.perf_counter() - fit_start, len(x_all)
-            self.models_[name] = self.candidates_[name] = refitted
-            self.refit_models_.append(name)
-            log.append({"event": "refit", "model": name, "num_rows": num_rows, "fit_time_s": fit_s})
-            self._say(f"  {name:<24} refitted on all {num_rows} labelled rows in {fit_s:.1f} s")
-
-    def _all_rows(self, x_train, y_train, x_val, val_ds) -> tuple[np.ndarray, np.ndarray]:
-        """Flat features and targets of the training rows plus the labelled validation rows."""
-        _, known = self._targets(val_ds)
-        x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
-        y_all = np.concatenate([y_train, np.asarray(val_ds.encoded.label)[known]])
-        return x_all, y_all
-
-    def _fit_side_by_side(self, flat_features_now, categorical, spec, budget, record, log,
-                          train_ds, val_ds, score, metric, mode, resume_dir, checkpoint_every_s,
-                          callbacks, threads: int, *, refit: bool) -> dict:
-        """The flat features (``flat_features_now()``), the classic models and, with
-        ``refit``, their refits on all labelled rows in a background thread with one CPU
-        thread; the network meanwhile in this one with the rest, and with all ``threads``
-        from its first step after the background thread ends. Results are recorded in the
-        usual order (classic first) after both finish.
-        Returns the refits made (``{name: (model, fit_s, num_rows)}``)."""
-        classic: dict = {}
-        refits: dict = {}
-        calls: list[tuple] = []  # record() calls, replayed in order once both are done
-        messages: list[str] = []
-        errors: list[BaseException] = []
-        network_end = time.perf_counter() + budget.left_s() * (1 - RESERVE_SHARE)
-
-        def side() -> None:
-            try:
-                with classic_threads(1):
-                    x_train, y_train, x_val = flat_features_now()
-                    self._fit_baselines(x_train, y_train, x_val, categorical, spec, budget,
-                                        lambda *a, **k: calls.append((a, k)),
-                                        models=classic,
-                                        say=messages.append)
-                    if refit:
-                        refits.update(self._refit_before(classic, calls, network_end, x_train,
-                                                         y_train, x_val, val_ds, messages))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                errors.append(exc)
-
-        neural_calls: list[tuple] = []
-        worker = threading.Thread(target=side, name="polymodal-classic", daemon=True)
-        torch.set_num_threads(max(1, threads - 1))
-        log.append({"event": "classic_beside_network", "classic_threads": 1,
-                    "network_threads": torch.get_num_threads()})
-        worker.start()
-        take_back = _ThreadsBack(worker, threads, log)
-        try:
-            self._fit_neural(train_ds, val_ds, spec, score, metric, mode, budget,
-                             lambda *a, **k: neural_calls.append((a, k)), log, resume_dir,
-                             checkpoint_every_s, [*callbacks, take_back])
-        finally:
-            worker.join()
-            torch.set_num_threads(threads)
-        if errors:
-            raise errors[0]
-        for message in messages:
-            self._say(message)
-        for kind in CLASSIC_KINDS:  # the order the sequential path records them in
-            if kind in classic:
-                self.models_[kind] = classic[kind]
-        for args, kwargs in calls + neural_calls:
-            record(*args, **kwargs)
-        return refits
-
-    def _refit_before(self, classic: dict, calls: list, deadline: float, x_train, y_train,
-                      x_val, val_ds, messages: list) -> dict:
-        """Refit each of ``classic`` on all labelled rows, each only when its estimated cost
-        ends before ``deadline`` (a ``perf_counter`` time)."""
-        x_all, y_all = self._all_rows(x_train, y_train, x_val, val_ds)
-        fit_times = {args[0]: args[2] for args, _ in calls}
-        refits = {}
-        for name, model in classic.items():
-            estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
-            if time.perf_counter() + estimate_s > deadline:
-                messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
-                continue
-            fit_start = time.perf_counter()
-            refits[name] = (_refit(model, x_all, y_all), time.perf_counter() - fit_start, len(x_all))
-        return refits
-
-    def _fit_neural(self, train_ds, val_ds, spec, score, metric, mode, budget, record, log,
-                    resume_dir, checkpoint_every_s, callbacks, refit_reserve_s: float = 0.0) -> None:
-        """Train the fusion network in what is left of the budget, minus a reserve for the
-        ensemble, the validation scoring and the classic models' refit."""
-        left = budget.left_s()
-        reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s
-                   if not math.isinf(left) else 0.0)
-        time_s = None if math.isinf(left) else left - reserve
-        if time_s is not None and time_s < MIN_NEURAL_S:
-            self._say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
-            return
-        net, training = self.recipe_.network, self.recipe_.training
-        n_train = len(train_ds)
-        config = TrainConfig(
-            batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
-            warmup_steps=default_warmup_steps(n_train, training.batch_size, training.max_epochs),
-            min_lr_ratio=training.min_lr_ratio, max_epochs=training.max_epochs,
-            time_limit_s=time_s,
-            ema_halflife_images=(default_halflife_images(n_train, training.batch_size)
-                                 if training.ema else None),
-            early_stopping_patience=training.early_stopping_patience,
-            checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
-            seed=self.seed, progress=self.verbosity > 0,
-            # Image networks are convolutions, which AMX tiles run in bf16 far faster.
-            precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
-                       else "auto"),
-        )
-        network = dataclasses.asdict(net)
-        smoothing = training.label_smoothing
-        self.neural_config_ = {"network": network, "train": dataclasses.asdict(config),
-                               "label_smoothing": smoothing}
-        candidate = NeuralCandidate(spec, network, seed=self.seed, label_smoothing=smoothing)
-        out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
-        fit_start = time.perf_counter()
-        result = candidate.fit(train_ds, val_ds, config=config, score=score, metric_name=metric,
-                               metric_mode=mode, out_dir=out_dir, resume=resume_dir is not None,
-                               callbacks=callbacks)
-        fit_s = time.perf_counter() - fit_start
-        predict_start = time.perf_counter()
-        outputs = self._dataset_outputs(val_ds, {NEURAL: candidate}, spec)[NEURAL]
-        predict_s = time.perf_counter() - predict_start
-        augment = self.transform_.augment_
-        if spec["image_shapes"] and augment is not None and augment["hflip"]:
-            # Trained on mirror images too: score the mean over each image and its mirror
-            # (what predict_outputs gives with tta_hflip, batch for batch), and keep it for
-            # prediction only when it validates better.
-            tta_start = time.perf_counter()
-            loader = make_loader(val_ds, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
-            mirror = np.concatenate([candidate.mirror_outputs(b) for b in loader])
-            tta_outputs = 0.5 * (outputs + mirror)
-            plain, tta = float(score(outputs)), float(score(tta_outputs))
-            candidate.tta_hflip = tta > plain if mode == "max" else tta < plain
-            log.append({"event": "tta_hflip", f"val_{metric}_plain": plain,
-                        f"val_{metric}_tta": tta, "kept": candidate.tta_hflip,
-                        "time_s": time.perf_counter() - tta_start})
-            self._say(f"  {NEURAL:<24} mirror test-time augmentation: val {metric} {plain:.4f} "
-                      f"-> {tta:.4f}, {'kept' if candidate.tta_hflip else 'not kept'}")
-            if candidate.tta_hflip:
-                outputs, predict_s = tta_outputs, predict_s + time.perf_counter() - tta_start
-        self.models_[NEURAL] = candidate
-        self.training_history_ = list(result.history)
-        log.extend({"model": NEURAL, **entry} for entry in result.history)
-        record(NEURAL, outputs, fit_s, predict_s, tta_hflip=candidate.tta_hflip,
-               stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
-               resumed_from_step=result.resumed_from_step)
-
-    @staticmethod
-    def _choose(rows: list[dict], metric: str, mode: str) -> str:
         def key(row: dict) -> float:
-            value = row[f"val_{metric}"]
-            if not math.isfinite(value):
-                return math.inf
-            return -value if mode == "max" else value
+            value = row[column]
+            return math.inf if not math.isfinite(value) else -value if run.mode == "max" else value
 
-        return min(rows, key=key)["model"]  # min keeps the first of equal keys
-
-    # ------------------------------------------------------------------ fit helpers
-
-    def _labelled(self, df: pd.DataFrame, what: str) -> pd.DataFrame:
-        """The rows of ``df`` whose label is present (a warning counts the others)."""
-        if self.label not in df.columns:
-            raise SchemaError(f"{what} has no label column {self.label!r}; its columns are "
-                              f"{list(df.columns)[:20]}")
-        present = present_mask(df[self.label])
-        if not present.any():
-            raise DataError(f"every row of {what} lacks a value in label column {self.label!r}; "
-                            "pass labelled rows")
-        if not present.all():
-            message = (f"{int((~present).sum()):,} row(s) of {what} have no {self.label!r} value "
-                       "and are left out of training")
-            warnings.warn(message, UserWarning, stacklevel=3)
-            self._say(f"[yellow]note:[/] {message}")
-        return _rows(df, np.flatnonzero(present))
-
-    def _split(self, df: pd.DataFrame, problem: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """A seeded validation split, stratified by class when every class can be split."""
-        train_idx, val_idx = self._split_positions(df, problem)
-        return _rows(df, train_idx), _rows(df, val_idx)
-
-    def _split_positions(self, df: pd.DataFrame, problem: str) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted row positions (train, validation) of :meth:`_split`."""
-        from sklearn.model_selection import train_test_split
-
-        n = len(df)
-        n_val = max(1, min(MAX_VALIDATION_ROWS, int(round(self.validation_fraction * n))))
-        if n - n_val < 2:
-            raise DataError(f"the training table has {n} labelled row(s); a predictor needs at "
-                            "least 3 (2 to train on, 1 to validate on)")
-        stratify = None
-        if problem in ("binary", "multiclass"):
-            keys = hashable_values(df[self.label]).astype(str).to_numpy()
-            counts = pd.Series(keys).value_counts()
-            if counts.min() >= 2 and n_val >= len(counts) and n - n_val >= len(counts):
-                stratify = keys
-        train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val,
-                                              random_state=self.seed, stratify=stratify)
-        return np.sort(train_idx), np.sort(val_idx)
-
-    @staticmethod
-    def _cache_media(spec: dict, num_rows: int) -> bool:
-        per_row = sum(math.prod(s) for s in spec["image_shapes"].values())
-        per_row += sum(math.prod(s) for s in spec["audio_shapes"].values())
-        return per_row * 4 * num_rows <= MEDIA_CACHE_BYTES
-
-    def _flat(self, dataset: TableDataset, spec: dict, rows: np.ndarray | None = None) -> np.ndarray:
-        """Flat features (N, F) of every row of ``dataset`` (or of ``rows``, in that order),
-        without augmentation."""
-        numbers = category_numbers(self.transform_.vocab_)
-        # A shallow copy (same arrays and media cache) that does not augment: the original
-        # may be training the network in another thread meanwhile.
-        dataset = copy.copy(dataset)
-        dataset.train = False
-        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0,
-                             sampler=None if rows is None else rows.tolist())
-        return np.concatenate([flat_features(b, spec, numbers) for b in loader])
-
-    def _scorer(self, dataset: TableDataset):
-        """``(score(outputs) -> primary metric, y_true, known)`` over the dataset's labelled rows."""
-        y_true, known = self._targets(dataset)
-        if not known.any():
-            raise DataError(f"no validation row has a {self.label!r} value the training rows have "
-                            "(unseen classes cannot be scored); pass more rows or other tuning_data")
-        y_known = y_true[known]
-
-        def score(outputs: np.ndarray) -> float:
-            return self._primary_metric(y_known, np.asarray(outputs)[known])
-
-        return score, y_true, known
-
-    def _primary_metric(self, y_true: np.ndarray, outputs: np.ndarray) -> float:
-        """The primary metric alone, as :func:`compute_metrics` defines it but without the
-        others (ensemble selection scores hundreds of blends)."""
-        problem = self.problem_type_
-        if problem in ("binary", "multiclass"):
-            return float(np.mean(outputs.argmax(axis=1) == y_true))  # accuracy
-        if problem == "regression":
-            values = self.transform_.inverse_label(outputs)
-            return float(np.sqrt(np.mean((np.asarray(y_true, dtype=np.float64) - values) ** 2)))
-        from sklearn.metrics import f1_score
-
-        predicted = (outputs >= 0.5).astype(np.int64)
-        return float(f1_score(y_true, predicted, average="macro", zero_division=0))
-
-    def _targets(self, dataset: TableDataset) -> tuple[np.ndarray, np.ndarray]:
-        """Encoded labels as metrics take them (class indices, original-unit values or
-        multi-hot) and which rows have one."""
-        enc = dataset.encoded
-        if enc.label is None:
-            raise DataError(f"the table has no label column {self.label!r}, so it cannot be "
-                            "scored; pass rows that include it")
-        known = np.asarray(enc.label_present, dtype=bool)
-        if self.problem_type_ == "regression":
-            values = np.asarray(self.transform_.inverse_label(np.nan_to_num(enc.label)))
-            return values, known
-        if self.problem_type_ == "multilabel":
-            return np.asarray(enc.label).astype(np.int64), known
-        return np.asarray(enc.label, dtype=np.int64), known & (np.asarray(enc.label) >= 0)
-
-    def _metrics(self, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
-        """All metrics of the problem type, regression in the label's own units."""
-        problem = self.problem_type_
-        if problem == "regression":
-            return compute_metrics(problem, y_true, self.transform_.inverse_label(outputs))
-        if problem == "multilabel":
-            return compute_metrics(problem, y_true, outputs,
-                                   label_names=[str(t) for t in self.transform_.classes_])
-        return compute_metrics(problem, y_true, outputs)
+        self.chosen_ = min(run.rows, key=key)["model"]  # min keeps the first of equal keys
+        if self.chosen_ != ENSEMBLE:
+            self.ensemble_weights_ = None
+        for row in run.rows:
+            row["chosen"] = row["model"] == self.chosen_
+        self.leaderboard_ = pd.DataFrame(run.rows, columns=["model", column, "fit_time_s",
+                                                            "predict_time_s", "chosen"])
+        self.val_metric_ = float(next(r[column] for r in run.rows if r["chosen"]))
+        self.candidates_ = dict(run.models)
+        needed = set(self.ensemble_weights_ or {self.chosen_: 1.0})
+        self.models_ = {name: m for name, m in run.models.items() if name in needed}
+        self.training_history_ = run.training_history
+        if run.neural_config is not None:
+            self.neural_config_ = run.neural_config
 
     # ------------------------------------------------------------------ predict
 
@@ -876,32 +526,13 @@ class Predictor:
                     df[column] = pd.Series([None] * len(df), index=df.index, dtype=object)
         return df
 
-    def _dataset_outputs(self, dataset: TableDataset, models: dict,
-                         spec: dict) -> dict[str, np.ndarray]:
-        """Each model's outputs over the dataset's rows, in one pass over its batches."""
-        classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
-        neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
-        flats: list[np.ndarray] = []
-        parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
-        numbers = category_numbers(self.transform_.vocab_)
-        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
-        for batch in loader:
-            if classic:
-                flats.append(flat_features(batch, spec, numbers))
-            for name, model in neural.items():
-                parts[name].append(model.predict_outputs(batch))
-        outputs = {name: np.concatenate(p) for name, p in parts.items()}
-        if classic:
-            x = np.concatenate(flats)
-            outputs.update({name: m.predict_outputs(x) for name, m in classic.items()})
-        return outputs
-
     def _outputs(self, df: pd.DataFrame, *, with_label: bool = False
                  ) -> tuple[np.ndarray, TableDataset]:
         """The chosen model's outputs for ``df`` (N, K) or (N,), and the encoded dataset."""
         dataset = TableDataset(df, self.transform_, with_label=with_label,
                                allow_missing_columns=True)
-        outputs = self._dataset_outputs(dataset, self.models_, self.transform_.feature_spec())
+        outputs = candidate_outputs(dataset, self.models_, self.transform_.feature_spec(),
+                                    self.transform_.vocab_)
         if self.ensemble_weights_:
             return blend(outputs, self.ensemble_weights_), dataset
         return outputs[self.chosen_], dataset
@@ -942,11 +573,11 @@ class Predictor:
             raise DataError(f"the table has no label column {self.label!r}, so the predictor cannot "
                             f"be scored on it; its columns are {list(table.columns)[:20]}")
         outputs, dataset = self._outputs(table, with_label=True)
-        y_true, known = self._targets(dataset)
+        y_true, known = targets(dataset, self.problem_type_, self.transform_, self.label)
         if not known.any():
             raise DataError(f"no row of the table has a usable {self.label!r} value ({len(table)} "
                             "rows); pass rows with known labels")
-        return self._metrics(y_true[known], outputs[known])
+        return all_metrics(self.problem_type_, self.transform_, y_true[known], outputs[known])
 
     def leaderboard(self) -> pd.DataFrame:
         """Every candidate: ``model``, ``val_<metric>``, ``fit_time_s``, ``predict_time_s``, ``chosen``."""
@@ -954,31 +585,6 @@ class Predictor:
         return self.leaderboard_.copy()
 
     # ------------------------------------------------------------------ save / load
-
-    def _with_synthetic_rows(self, train: pd.DataFrame, marked: pd.DataFrame, synthesize,
-                             marker: str, *, time_limit_s: float | None
-                             ) -> tuple[pd.DataFrame, dict | None]:
-        """The real training split, the rows the table already marked, and (with
-        ``synthesize``) newly generated ones; and the summary.
-
-        Marked rows of classes absent from ``train`` are left out (the predictor could not
-        encode them).
-        """
-        if synthesize is None and marked.empty:
-            return train, None
-        label = self.label
-        known = set(map(str, train[label]))
-        usable = marked.iloc[np.flatnonzero(present_mask(marked[label]) & marked[label].astype(str)
-                                            .isin(known).to_numpy())] if len(marked) else marked
-        rows, summary = pd.DataFrame(columns=train.columns), None
-        if synthesize is not None:
-            rows, summary = synthesize(train, label, time_limit_s=time_limit_s)
-        if summary is None:
-            summary = {"marker": marker, "label": label, "num_real": len(train),
-                       "num_synthetic": 0, "generator": None, "filter": None}
-        summary["num_marked_used"] = len(usable)
-        summary["num_marked_left_out"] = len(marked) - len(usable)
-        return concat_rows([train, usable, rows], train.attrs), summary
 
     def config_dict(self) -> dict:
         """The resolved configuration written to ``config.json``."""
@@ -1070,13 +676,11 @@ class Predictor:
         return f"Predictor(label={self.label!r}, preset={self.preset!r}, {state})"
 
 
-def _refit(model: ClassicModel, x_all: np.ndarray, y_all: np.ndarray) -> ClassicModel:
-    """A classic model of the same kind and size as ``model``, fitted on ``x_all``."""
-    refitted = ClassicModel(model.kind, model.problem_type, model.n_outputs,
-                            categorical=model.categorical, seed=model.seed)
-    refitted.fit(x_all, y_all, max_size=model.size_)
-    refitted.complete_ = model.complete_
-    return refitted
+def _cache_media(spec: dict, num_rows: int) -> bool:
+    """Whether decoded images/audio of ``num_rows`` rows fit in MEDIA_CACHE_BYTES."""
+    per_row = sum(math.prod(s) for s in spec["image_shapes"].values())
+    per_row += sum(math.prod(s) for s in spec["audio_shapes"].values())
+    return per_row * 4 * num_rows <= MEDIA_CACHE_BYTES
 
 
 def _cores() -> int:
@@ -1094,13 +698,6 @@ def _decode_workers(num_rows: int) -> int:
         return 0  # spawned workers would each get a pickled copy of the transform
     cores = _cores()
     return cores if cores > 1 else 0
-
-
-def _rows(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    """Rows by position, renumbered, keeping the table's attrs (its base_dir)."""
-    part = df.iloc[positions].reset_index(drop=True)
-    part.attrs = dict(df.attrs)
-    return part
 
 
 def _json_safe(value):

@@ -21,7 +21,8 @@ from polymodal.recipes.base import override
 
 PRESETS = ("fast", "best")
 FUSIONS = ("concat", "attention", "single")
-# Modalities a row may lack (they get presence masks); each column is one fusion token.
+# Modalities a row may lack (they get presence masks, and a table to predict on may leave
+# their columns out); each such column is one fusion token.
 OPTIONAL_MODALITIES = ("image", "audio", "text")
 # Large media tables: this many training rows or more (see resolve_predictor).
 LARGE_MEDIA_ROWS = 20_000

@@ -1,0 +1,427 @@
+"""The Predictor's candidates trained on one fit's data, within its budget.
+
+:class:`CandidateRun` holds what every step shares — the training and validation rows,
+the feature spec, the budget, the validation scorer, the recipe — and what the steps
+produce: the fitted models, their validation outputs and leaderboard rows, the log. Its
+steps, in the order ``Predictor.fit`` calls them:
+
+1. :meth:`~CandidateRun.fit_classic` — the scikit-learn candidates on flat features
+   (:mod:`polymodal.models.classic`), each within its recipe share of what is left;
+2. :meth:`~CandidateRun.fit_neural` — the fusion network with the shared training loop
+   (:mod:`polymodal.api.neural`), in what is left minus a reserve;
+   on media tables with two or more threads, :meth:`~CandidateRun.fit_side_by_side`
+   runs both at once: the classic models in a side thread with one CPU thread, the
+   network in this one with the rest (and all of them once the side thread ends);
+3. :meth:`~CandidateRun.refit_on_all_rows` — the kept classic models again on train +
+   validation rows, when the budget has time (AutoGluon's "refit_full").
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from polymodal.api.neural import (
+    EVAL_BATCH_SIZE,
+    NeuralCandidate,
+    default_halflife_images,
+    default_warmup_steps,
+)
+from polymodal.data.dataset import TableDataset, make_loader
+from polymodal.models.classic import (
+    CLASSIC_KINDS,
+    ClassicModel,
+    category_numbers,
+    classic_threads,
+    flat_features,
+)
+from polymodal.train import TrainConfig
+from polymodal.train.budget import TimeBudget
+from polymodal.train.config import bf16_pays_for_images
+
+NEURAL = "neural"
+# Refitting a classic model on train + validation rows costs about its first fit scaled by
+# the row ratio; this margin covers the rest (feature scaling, noisy timings).
+REFIT_COST_MARGIN = 1.5
+REFIT_MAX_SHARE = 0.15  # at most this share of the budget is kept back from the network for it
+RESERVE_SHARE = 0.05  # kept back for the ensemble and scoring the validation set
+MIN_RESERVE_S = 0.5
+MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
+MIN_NEURAL_S = 2.0  # the network needs at least this to take a few steps
+FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is too small
+# On media tables larger than this the classic models train on a seeded sample of this
+# many rows: forests and boosting on pooled pixels gain little from more, and computing
+# flat features for every row costs seconds the network uses better.
+CLASSIC_MEDIA_MAX_ROWS = 20_000
+
+
+def candidate_outputs(dataset: TableDataset, models: dict, spec: dict,
+                      vocab: dict) -> dict[str, np.ndarray]:
+    """Each model's outputs over the dataset's rows, in one pass over its batches
+    (``vocab``: the fitted transform's categories, for the flat features)."""
+    classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
+    neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
+    flats: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
+    numbers = category_numbers(vocab)
+    for batch in make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0):
+        if classic:
+            flats.append(flat_features(batch, spec, numbers))
+        for name, model in neural.items():
+            parts[name].append(model.predict_outputs(batch))
+    outputs = {name: np.concatenate(p) for name, p in parts.items()}
+    if classic:
+        x = np.concatenate(flats)
+        outputs.update({name: m.predict_outputs(x) for name, m in classic.items()})
+    return outputs
+
+
+@dataclasses.dataclass
+class CandidateRun:
+    """One fit's candidates: the inputs every step shares, and what the steps produce."""
+
+    train_ds: TableDataset
+    val_ds: TableDataset
+    transform: object  # the fitted TableTransform
+    recipe: object  # the resolved PredictorRecipe
+    problem_type: str
+    budget: TimeBudget
+    score: Callable[[np.ndarray], float]  # validation outputs -> the primary metric
+    metric: str
+    mode: str  # "max" or "min"
+    seed: int
+    say: Callable[[str], None]
+    log: list[dict]
+    time_limit: float | None = None  # as the user gave it, for messages
+    progress: bool = False
+    models: dict = dataclasses.field(default_factory=dict)
+    val_outputs: dict = dataclasses.field(default_factory=dict)
+    rows: list = dataclasses.field(default_factory=list)
+    training_history: list = dataclasses.field(default_factory=list)
+    neural_config: dict | None = None
+    refit_models: list = dataclasses.field(default_factory=list)
+    too_small: bool = False  # the budget left room for the fallback forest alone
+
+    @property
+    def spec(self) -> dict:
+        return self.transform.feature_spec()
+
+    def record(self, name: str, outputs: np.ndarray, fit_s: float, predict_s: float,
+               **extra) -> None:
+        """A candidate's validation outputs, its leaderboard row and its log record."""
+        value = float(self.score(outputs))
+        self.val_outputs[name] = outputs
+        self.rows.append({"model": name, f"val_{self.metric}": value,
+                          "fit_time_s": round(fit_s, 3), "predict_time_s": round(predict_s, 3)})
+        self.log.append({"event": "candidate", "model": name, f"val_{self.metric}": value,
+                         "fit_time_s": fit_s, "predict_time_s": predict_s, **extra})
+        self.say(f"  {name:<24} val {self.metric} {value:.4f}   fit {fit_s:.1f} s   "
+                 f"predict {predict_s:.2f} s")
+
+    # ------------------------------------------------------------------ features
+
+    def flat_features(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x_train, y_train, x_val): the classic models' flat features and targets.
+        Large media tables: the classic models see a seeded sample of the training rows
+        (their accuracy on pixel features saturates long before; the network sees all)."""
+        start = time.perf_counter()
+        spec, rows, y = self.spec, None, self.train_ds.encoded.label
+        media = bool(spec["image_shapes"] or spec["audio_shapes"])
+        if media and len(self.train_ds) > CLASSIC_MEDIA_MAX_ROWS:
+            rows = np.sort(np.random.default_rng(self.seed).permutation(
+                len(self.train_ds))[:CLASSIC_MEDIA_MAX_ROWS])
+            y = np.asarray(y)[rows]
+        x_train, x_val = self._flat(self.train_ds, rows), self._flat(self.val_ds)
+        self.log.append({"event": "flat_features", "num_features": x_train.shape[1],
+                         "classic_train_rows": len(x_train),
+                         "time_s": time.perf_counter() - start})
+        return x_train, y, x_val
+
+    def _flat(self, dataset: TableDataset, rows: np.ndarray | None = None) -> np.ndarray:
+        """Flat features (N, F) of every row of ``dataset`` (or of ``rows``, in that order),
+        without augmentation."""
+        numbers = category_numbers(self.transform.vocab_)
+        # A shallow copy (same arrays and media cache) that does not augment: the original
+        # may be training the network in another thread meanwhile.
+        dataset = copy.copy(dataset)
+        dataset.train = False
+        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0,
+                             sampler=None if rows is None else rows.tolist())
+        return np.concatenate([flat_features(b, self.spec, numbers) for b in loader])
+
+    # ------------------------------------------------------------------ 1. classic
+
+    def fit_classic(self, x_train, y_train, x_val, categorical: list[bool], *,
+                    models: dict | None = None, say=None, record=None) -> bool:
+        """Fit the classic candidates; True when the budget was too small for more than the
+        fallback forest. ``models``, ``say`` and ``record`` default to this run's own."""
+        models = self.models if models is None else models
+        say = self.say if say is None else say
+        record = self.record if record is None else record
+        too_small = self.budget.left_s() < MIN_TRAIN_S
+        if too_small:
+            message = (f"time_limit={self.time_limit} s is too small to train anything (reading "
+                       f"and transforming the table left {max(0.0, self.budget.left_s()):.2f} s);"
+                       f" keeping the fastest baseline, a {FALLBACK_TREES}-tree random forest on "
+                       f"at most {FALLBACK_ROWS} rows. Raise time_limit for a real model")
+            warnings.warn(message, UserWarning, stacklevel=4)
+            say(f"[yellow]warning:[/] {message}")
+        candidates, n_outputs = self.recipe.candidates, self.spec["n_outputs"]
+        # Too small a budget: the fallback forest alone, whatever the recipe lists.
+        for kind in ("random_forest",) if too_small else candidates.classic:
+            left = self.budget.left_s()
+            if kind != "random_forest" and left < MIN_TRAIN_S:
+                say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
+                continue
+            model = ClassicModel(kind, self.problem_type, n_outputs, categorical=categorical,
+                                 seed=self.seed)
+            fit_start = time.perf_counter()
+            if too_small:
+                rng = np.random.default_rng(self.seed)
+                kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
+                model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
+            else:
+                model.fit(x_train, y_train,
+                          time_limit_s=self.budget.share_s(candidates.shares.get(kind, 0.0)))
+            fit_s = time.perf_counter() - fit_start
+            predict_start = time.perf_counter()
+            outputs = model.predict_outputs(x_val)
+            models[kind] = model
+            record(kind, outputs, fit_s, time.perf_counter() - predict_start,
+                   complete=model.complete_)
+        return too_small
+
+    def refit_reserve_s(self, num_all_rows: int) -> float:
+        """Time to keep back from the network for refitting the classic models on
+        ``num_all_rows`` rows (step 3)."""
+        left = self.budget.left_s()
+        if math.isinf(left):
+            return 0.0
+        fit_s = sum(r["fit_time_s"] for r in self.rows)
+        return min(REFIT_MAX_SHARE * left,
+                   fit_s * REFIT_COST_MARGIN * num_all_rows / len(self.train_ds))
+
+    # ------------------------------------------------------------------ 2. neural
+
+    def fit_neural(self, *, resume_dir=None, checkpoint_every_s: float = 30.0,
+                   callbacks: Sequence = (), refit_reserve_s: float = 0.0, record=None) -> None:
+        """Train the fusion network in what is left of the budget, minus a reserve for the
+        ensemble, the validation scoring and the classic models' refit."""
+        record = self.record if record is None else record
+        left = self.budget.left_s()
+        reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s
+                   if not math.isinf(left) else 0.0)
+        time_s = None if math.isinf(left) else left - reserve
+        if time_s is not None and time_s < MIN_NEURAL_S:
+            self.say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
+            return
+        spec, net, training = self.spec, self.recipe.network, self.recipe.training
+        n_train = len(self.train_ds)
+        config = TrainConfig(
+            batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
+            warmup_steps=default_warmup_steps(n_train, training.batch_size, training.max_epochs),
+            min_lr_ratio=training.min_lr_ratio, max_epochs=training.max_epochs,
+            time_limit_s=time_s,
+            ema_halflife_images=(default_halflife_images(n_train, training.batch_size)
+                                 if training.ema else None),
+            early_stopping_patience=training.early_stopping_patience,
+            checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
+            seed=self.seed, progress=self.progress,
+            # Image networks are convolutions, which AMX tiles run in bf16 far faster.
+            precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
+                       else "auto"),
+        )
+        network = dataclasses.asdict(net)
+        self.neural_config = {"network": network, "train": dataclasses.asdict(config),
+                              "label_smoothing": training.label_smoothing}
+        candidate = NeuralCandidate(spec, network, seed=self.seed,
+                                    label_smoothing=training.label_smoothing)
+        out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
+        fit_start = time.perf_counter()
+        result = candidate.fit(self.train_ds, self.val_ds, config=config, score=self.score,
+                               metric_name=self.metric, metric_mode=self.mode, out_dir=out_dir,
+                               resume=resume_dir is not None, callbacks=callbacks)
+        fit_s = time.perf_counter() - fit_start
+        predict_start = time.perf_counter()
+        outputs = candidate_outputs(self.val_ds, {NEURAL: candidate}, spec,
+                                    self.transform.vocab_)[NEURAL]
+        predict_s = time.perf_counter() - predict_start
+        augment = self.transform.augment_
+        if spec["image_shapes"] and augment is not None and augment["hflip"]:
+            outputs, predict_s = self._mirror_tta(candidate, outputs, predict_s)
+        self.models[NEURAL] = candidate
+        self.training_history = list(result.history)
+        self.log.extend({"model": NEURAL, **entry} for entry in result.history)
+        record(NEURAL, outputs, fit_s, predict_s, tta_hflip=candidate.tta_hflip,
+               stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
+               resumed_from_step=result.resumed_from_step)
+
+    def _mirror_tta(self, candidate: NeuralCandidate, outputs: np.ndarray,
+                    predict_s: float) -> tuple[np.ndarray, float]:
+        """Trained on mirror images too: score the mean over each image and its mirror (what
+        predict_outputs gives with tta_hflip, batch for batch), and keep it for prediction
+        only when it validates better."""
+        start = time.perf_counter()
+        loader = make_loader(self.val_ds, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
+        mirror = np.concatenate([candidate.mirror_outputs(b) for b in loader])
+        tta_outputs = 0.5 * (outputs + mirror)
+        plain, tta = float(self.score(outputs)), float(self.score(tta_outputs))
+        candidate.tta_hflip = tta > plain if self.mode == "max" else tta < plain
+        self.log.append({"event": "tta_hflip", f"val_{self.metric}_plain": plain,
+                         f"val_{self.metric}_tta": tta, "kept": candidate.tta_hflip,
+                         "time_s": time.perf_counter() - start})
+        self.say(f"  {NEURAL:<24} mirror test-time augmentation: val {self.metric} "
+                 f"{plain:.4f} -> {tta:.4f}, {'kept' if candidate.tta_hflip else 'not kept'}")
+        if candidate.tta_hflip:
+            return tta_outputs, predict_s + time.perf_counter() - start
+        return outputs, predict_s
+
+    # ------------------------------------------------------------------ 1 + 2 at once
+
+    def fit_side_by_side(self, categorical: list[bool], *, refit: bool, threads: int,
+                         resume_dir=None, checkpoint_every_s: float = 30.0,
+                         callbacks: Sequence = ()) -> dict:
+        """The flat features, the classic models and, with ``refit``, their refits on all
+        labelled rows in a background thread with one CPU thread; the network meanwhile in
+        this one with the rest, and with all ``threads`` from its first step after the
+        background thread ends. Results are recorded in the usual order (classic first)
+        after both finish. Returns the refits made (``{name: (model, fit_s, num_rows)}``)."""
+        classic: dict = {}
+        refits: dict = {}
+        calls: list[tuple] = []  # record() calls, replayed in order once both are done
+        messages: list[str] = []
+        errors: list[BaseException] = []
+        network_end = time.perf_counter() + self.budget.left_s() * (1 - RESERVE_SHARE)
+
+        def side() -> None:
+            try:
+                with classic_threads(1):
+                    x_train, y_train, x_val = self.flat_features()
+                    self.fit_classic(x_train, y_train, x_val, categorical, models=classic,
+                                     say=messages.append,
+                                     record=lambda *a, **k: calls.append((a, k)))
+                    if refit:
+                        refits.update(self._refit_before(classic, calls, network_end, x_train,
+                                                         y_train, x_val, messages))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                errors.append(exc)
+
+        neural_calls: list[tuple] = []
+        worker = threading.Thread(target=side, name="polymodal-classic", daemon=True)
+        torch.set_num_threads(max(1, threads - 1))
+        self.log.append({"event": "classic_beside_network", "classic_threads": 1,
+                         "network_threads": torch.get_num_threads()})
+        worker.start()
+        take_back = _ThreadsBack(worker, threads, self.log)
+        try:
+            self.fit_neural(resume_dir=resume_dir, checkpoint_every_s=checkpoint_every_s,
+                            callbacks=[*callbacks, take_back],
+                            record=lambda *a, **k: neural_calls.append((a, k)))
+        finally:
+            worker.join()
+            torch.set_num_threads(threads)
+        if errors:
+            raise errors[0]
+        for message in messages:
+            self.say(message)
+        for kind in CLASSIC_KINDS:  # the order the sequential path records them in
+            if kind in classic:
+                self.models[kind] = classic[kind]
+        for args, kwargs in calls + neural_calls:
+            self.record(*args, **kwargs)
+        return refits
+
+    # ------------------------------------------------------------------ 3. refit
+
+    def refit_on_all_rows(self, kept: dict, candidates: dict, x_train, y_train, x_val, *,
+                          prefitted: dict | None = None) -> None:
+        """Refit each kept classic model (in ``kept`` and ``candidates``, replaced there) on
+        train + labelled validation rows, with the size (trees, iterations) it reached
+        before, when the budget still has time for it. ``prefitted`` holds refits already
+        made by :meth:`fit_side_by_side`; only those are used then."""
+        if prefitted is None:
+            x_all, y_all = self._all_rows(x_train, y_train, x_val)
+            fit_times = {r["model"]: r["fit_time_s"] for r in self.rows}
+        for name, model in list(kept.items()):
+            if not isinstance(model, ClassicModel):
+                continue
+            if prefitted is not None:
+                if name not in prefitted:
+                    continue
+                refitted, fit_s, num_rows = prefitted[name]
+            else:
+                estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
+                if estimate_s > self.budget.left_s():
+                    self.say(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} "
+                             f"s, {max(0.0, self.budget.left_s()):.1f} s left")
+                    continue
+                fit_start = time.perf_counter()
+                refitted = _refit(model, x_all, y_all)
+                fit_s, num_rows = time.perf_counter() - fit_start, len(x_all)
+            kept[name] = candidates[name] = refitted
+            self.refit_models.append(name)
+            self.log.append({"event": "refit", "model": name, "num_rows": num_rows,
+                             "fit_time_s": fit_s})
+            self.say(f"  {name:<24} refitted on all {num_rows} labelled rows in {fit_s:.1f} s")
+
+    def _all_rows(self, x_train, y_train, x_val) -> tuple[np.ndarray, np.ndarray]:
+        """Flat features and targets of the training rows plus the labelled validation rows."""
+        enc = self.val_ds.encoded
+        known = np.asarray(enc.label_present, dtype=bool)
+        if self.problem_type in ("binary", "multiclass"):
+            known &= np.asarray(enc.label) >= 0  # classes the training rows never had
+        x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
+        y_all = np.concatenate([y_train, np.asarray(enc.label)[known]])
+        return x_all, y_all
+
+    def _refit_before(self, classic: dict, calls: list, deadline: float, x_train, y_train,
+                      x_val, messages: list) -> dict:
+        """Refit each of ``classic`` on all labelled rows, each only when its estimated cost
+        ends before ``deadline`` (a ``perf_counter`` time)."""
+        x_all, y_all = self._all_rows(x_train, y_train, x_val)
+        fit_times = {args[0]: args[2] for args, _ in calls}
+        refits = {}
+        for name, model in classic.items():
+            estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
+            if time.perf_counter() + estimate_s > deadline:
+                messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
+                continue
+            fit_start = time.perf_counter()
+            refits[name] = (_refit(model, x_all, y_all), time.perf_counter() - fit_start,
+                            len(x_all))
+        return refits
+
+
+class _ThreadsBack:
+    """Training-loop callback: once ``worker`` (the classic models' thread) has ended, the
+    network trains with ``threads`` torch threads again; logged as ``network_threads``."""
+
+    def __init__(self, worker: threading.Thread, threads: int, log: list):
+        self.worker, self.threads, self.log = worker, threads, log
+        self.done = False
+
+    def on_step_end(self, state, model) -> None:
+        if self.done or self.worker.is_alive():
+            return
+        self.done = True
+        torch.set_num_threads(self.threads)
+        self.log.append({"event": "network_threads", "threads": self.threads,
+                         "step": state.step})
+
+
+def _refit(model: ClassicModel, x_all: np.ndarray, y_all: np.ndarray) -> ClassicModel:
+    """A classic model of the same kind and size as ``model``, fitted on ``x_all``."""
+    refitted = ClassicModel(model.kind, model.problem_type, model.n_outputs,
+                            categorical=model.categorical, seed=model.seed)
+    refitted.fit(x_all, y_all, max_size=model.size_)
+    refitted.complete_ = model.complete_
+    return refitted
