@@ -145,7 +145,7 @@ def fit(
 ) -> None:
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
     from polymodal.api import Predictor
-    from polymodal.data.schema import parse_overrides
+    from polymodal.api.params import parse_overrides
 
     predictor = Predictor(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
@@ -184,25 +184,6 @@ def _image_augment_option(value: str):
     return parsed
 
 
-def _prediction_frame(predictor, df):
-    """ID-like columns of the input, the prediction, and one probability column per class."""
-    import pandas as pd
-
-    schema = predictor.schema_
-    ids = [c for c, col in schema.columns.items()
-           if col.modality == "ignored" and "ID-like" in col.reason and c in df.columns]
-    frame = df[ids].reset_index(drop=True).copy()
-    predictions = predictor.predict(df).reset_index(drop=True)
-    if predictor.problem_type_ == "multilabel":
-        delimiter = schema.columns[schema.label].delimiter or "|"
-        predictions = predictions.map(lambda tags: delimiter.join(map(str, tags)))
-    frame["prediction"] = predictions
-    if predictor.problem_type_ != "regression":
-        proba = predictor.predict_proba(df).reset_index(drop=True)
-        frame = pd.concat([frame, proba.add_prefix("proba_")], axis=1)
-    return frame
-
-
 @app.command("predict")
 def predict(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
@@ -211,11 +192,10 @@ def predict(
 ) -> None:
     """Predict every row of TABLE; keeps the row order and any ID column."""
     from polymodal.api import Predictor
-    from polymodal.data.readers import read_table
     from polymodal.files import write_text
+    from polymodal.workflows.outputs import prediction_frame
 
-    predictor = Predictor.load(model_dir)
-    frame = _prediction_frame(predictor, read_table(table))
+    frame = prediction_frame(Predictor.load(model_dir), table)
     write_text(out_file, frame.to_csv(index=False))
     out.print(f"wrote {len(frame):,} predictions to {out_file}")
 
@@ -230,22 +210,14 @@ def evaluate(
 ) -> None:
     """Score a saved predictor on TABLE and write the evaluation report."""
     from polymodal.api import Predictor
-    from polymodal.data.readers import read_table
+    from polymodal.workflows.outputs import evaluate_to_report
 
-    predictor = Predictor.load(model_dir)
-    df = read_table(table)
-    try:
-        from polymodal.evaluate.report import write_predictor_report
-    except ImportError:  # the report module is optional; the metrics are not
-        write_predictor_report = None
-    if write_predictor_report is None:
-        _print_metrics(predictor.evaluate(df), title=f"metrics on {table}")
-        return
     report_dir = out_dir or model_dir / "report"
     command = f"polymodal evaluate {model_dir} {table} --out {report_dir}"
-    report = write_predictor_report(predictor, df, report_dir, command=command)
+    report = evaluate_to_report(Predictor.load(model_dir), table, report_dir, command=command)
     _print_metrics(report["metrics"], title=f"metrics on {table}")
-    out.print(f"report: {report['report_md']} and {report['report_html']}")
+    if "report_md" in report:
+        out.print(f"report: {report['report_md']} and {report['report_html']}")
 
 
 # ----------------------------------------------------------------------- generator
@@ -294,31 +266,6 @@ def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dic
     return conditions, (expand(prompts) if prompts else None), groups
 
 
-def _write_images(images, out: Path, *, ncols: int | None) -> str:
-    """A .png path: one grid; anything else: a new folder of one PNG per image (atomic)."""
-    from PIL import Image
-
-    from polymodal.evaluate.images import make_grid, save_png
-    from polymodal.files import write_folder
-
-    if out.suffix.lower() == ".png":
-        scale = max(1, 64 // images.shape[1])
-        save_png(make_grid(images, ncols=ncols, scale=scale), out)
-        return f"a grid of {len(images)} images to {out}"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        _fail(f"--out {out} exists and is not an empty folder; pass a new folder, or a .png path "
-              "for one grid")
-
-    def write(staging: Path) -> None:
-        digits = max(4, len(str(len(images))))
-        for i, image in enumerate(images):
-            pixels = image[..., 0] if image.shape[-1] == 1 else image
-            Image.fromarray(pixels).save(staging / f"sample_{i:0{digits}d}.png")
-
-    write_folder(out, write)
-    return f"{len(images)} images to {out}/"
-
-
 @generate_app.command("fit")
 def generate_fit(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
@@ -338,7 +285,7 @@ def generate_fit(
 ) -> None:
     """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
     from polymodal.api.generator import Generator
-    from polymodal.data.schema import parse_overrides
+    from polymodal.api.params import parse_overrides
 
     _check_new_model_folder(out_dir)
     generator = Generator(
@@ -368,12 +315,13 @@ def generate_sample(
 ) -> None:
     """Generate N images, optionally for given conditions or prompts."""
     from polymodal.api.generator import Generator
+    from polymodal.workflows.media import write_images
 
     conditions, prompts, groups = _parse_conditions(condition, prompt, n)
     generator = Generator.load(model_dir)
     images = generator.sample(n, conditions=conditions or None, prompts=prompts,
                               num_steps=steps, guidance=guidance, seed=seed)
-    out.print(f"wrote {_write_images(images, out_path, ncols=n // groups if groups > 1 else None)}")
+    out.print(f"wrote {write_images(images, out_path, ncols=n // groups if groups > 1 else None)}")
 
 
 @generate_app.command("edit")
@@ -392,18 +340,15 @@ def generate_edit(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Edit one image (SDEdit), or fill in the black part of --mask (inpainting)."""
-    from PIL import Image
-
     from polymodal.api.generator import Generator
-    from polymodal.evaluate.images import save_png
+    from polymodal.workflows.media import write_image
 
     conditions, prompts, _ = _parse_conditions(condition, prompt, 1)
     generator = Generator.load(model_dir)
     edited = generator.edit(str(image), strength=strength, conditions=conditions or None,
                             prompts=prompts, mask=None if mask is None else str(mask),
                             num_steps=steps, guidance=guidance, seed=seed)
-    pixels = edited[0, ..., 0] if edited.shape[-1] == 1 else edited[0]
-    save_png(Image.fromarray(pixels), out_path)
+    write_image(edited[0], out_path)
     out.print(f"wrote {out_path}")
 
 

@@ -2,7 +2,7 @@
 
 The contracts live in pyproject.toml: data -> models -> train -> evaluate -> api ->
 workflows -> serve -> cli, imports only downwards; no cycle between sibling modules; the
-CLI and the service reach no lower than api/ and workflows/ (beyond the listed exceptions).
+CLI and the service reach no lower than api/ and workflows/ (with no exceptions).
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """scikit-learn's parameter contract for the estimators: ``get_params`` returns the
 constructor's arguments as stored, ``set_params`` sets them (so ``sklearn.base.clone``
-works), and an unknown name is an error naming the parameters there are."""
+works), and an unknown name is an error naming the parameters there are; and
+:func:`parse_overrides`, the ``columns=`` parameter from ``NAME=MODALITY`` strings (the
+CLI's ``--column``)."""
 
 from __future__ import annotations
 
 import inspect
 
+from polymodal.data.schema import parse_overrides
 from polymodal.errors import ConfigError
+
+__all__ = ["get_params", "parse_overrides", "set_params"]
 
 
 def get_params(estimator) -> dict:

@@ -8,7 +8,7 @@ or from the shell: ``polymodal serve runs/digits runs/digits-gen --port 8000``.
 Modules: :mod:`~polymodal.serve.app` (routes and error answers),
 :mod:`~polymodal.serve.registry` (loading and describing models),
 :mod:`~polymodal.serve.rows` (request rows -> a checked table),
-:mod:`~polymodal.serve.uploads` (checked image/audio decoding, PNG encoding),
+:mod:`~polymodal.serve.uploads` (base64 and image uploads checked against the limits),
 :mod:`~polymodal.serve.limits` (request caps, the bounded inference pool),
 :mod:`~polymodal.serve.server` (uvicorn), ``static/index.html`` (the page).
 """

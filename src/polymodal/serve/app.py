@@ -32,7 +32,6 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
 from polymodal import __version__
-from polymodal.data.media import image_to_array
 from polymodal.errors import DataError, PolymodalError
 from polymodal.serve.limits import (
     BodySizeLimit,
@@ -56,7 +55,8 @@ from polymodal.serve.messages import (
 )
 from polymodal.serve.registry import ServedModel, describe
 from polymodal.serve.rows import prediction_payload, rows_to_frame
-from polymodal.serve.uploads import check_image, grid_png, png_base64, png_bytes
+from polymodal.serve.uploads import check_image
+from polymodal.workflows.media import grid_image, image_to_array, png_base64, png_bytes
 
 INDEX_HTML = Path(__file__).parent / "static" / "index.html"
 ERRORS = {status: {"model": ErrorBody} for status in (404, 413, 422, 503)}
@@ -259,7 +259,7 @@ def _encode_images(images: np.ndarray, as_png: bool):
     """uint8 (N, H, W, C) as JSON base64 PNGs, or one PNG (a grid when N > 1)."""
     assert images.ndim == 4 and images.dtype == np.uint8, (images.shape, images.dtype)
     if as_png:
-        data = png_bytes(images[0]) if len(images) == 1 else grid_png(images)
+        data = png_bytes(images[0] if len(images) == 1 else grid_image(images))
         return Response(data, media_type="image/png")
     return {"images": [png_base64(im) for im in images], "width": int(images.shape[2]),
             "height": int(images.shape[1])}

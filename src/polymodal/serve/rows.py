@@ -20,11 +20,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from polymodal.api.predictor import OPTIONAL_MODALITIES  # columns a row may leave out
-from polymodal.data.schema import Schema
+# The Predictor's schema type, and the modalities a row may leave out.
+from polymodal.api.predictor import OPTIONAL_MODALITIES, Schema
 from polymodal.errors import DataError, SchemaError
 from polymodal.serve.limits import ServeLimits, check_at_most
-from polymodal.serve.uploads import check_audio, check_image, decode_base64
+from polymodal.serve.uploads import check_image, decode_base64
+from polymodal.workflows.media import check_audio
 
 MEDIA_MODALITIES = ("image", "audio")
 

@@ -1,0 +1,105 @@
+"""Media across the faces: checked decoding of a client's image/audio bytes, and images
+out as PNG bytes, viewable grids and files.
+
+Shared by the CLI (``generate sample/edit`` write PNGs) and the service (uploads in,
+PNGs out), so neither reaches into ``polymodal.data`` or ``polymodal.evaluate`` itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from polymodal.data.media import MediaError, image_to_array, load_audio, load_image
+from polymodal.errors import ConfigError, DataError
+from polymodal.evaluate.images import make_grid, save_png
+from polymodal.files import write_folder
+
+__all__ = ["check_audio", "decode_image", "grid_image", "image_to_array", "png_base64",
+           "png_bytes", "write_image", "write_images"]
+
+
+# ------------------------------------------------------------------------------ in
+
+
+def decode_image(data: bytes, *, field: str, max_pixels: int, channels: int | None = None
+                 ) -> Image.Image:
+    """Decode uploaded bytes in full; DataError naming ``field`` when they are empty,
+    corrupt or not an image (``image_to_array`` turns the result into uint8 pixels)."""
+    if not data:
+        raise DataError(f"{field}: the uploaded file is empty; choose an image file")
+    try:
+        return load_image(data, channels=channels, max_pixels=max_pixels)
+    except MediaError as exc:
+        raise DataError(f"{field}: {exc}; upload a PNG, JPEG or another image Pillow reads") from None
+
+
+def check_audio(data: bytes, *, field: str) -> None:
+    """Refuse uploaded bytes that do not decode as audio (DataError naming ``field``)."""
+    if not data:
+        raise DataError(f"{field}: the uploaded file is empty; choose an audio file")
+    try:
+        load_audio(data)
+    except MediaError as exc:
+        raise DataError(f"{field}: {exc}; upload a WAV, FLAC or OGG file") from None
+
+
+# ----------------------------------------------------------------------------- out
+
+
+def _as_pillow(image: np.ndarray | Image.Image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    arr = np.asarray(image, dtype=np.uint8)
+    return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
+
+
+def png_bytes(image: np.ndarray | Image.Image) -> bytes:
+    """One uint8 (H, W) or (H, W, C) image, or a Pillow image, encoded as PNG."""
+    buf = io.BytesIO()
+    _as_pillow(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_base64(image: np.ndarray) -> str:
+    """One image as a base64 PNG string (what a browser puts after ``data:image/png;base64,``)."""
+    return base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def grid_image(images: np.ndarray, *, ncols: int | None = None) -> Image.Image:
+    """uint8 images (N, H, W, C) tiled into one picture, small images enlarged so they can
+    be seen."""
+    side = max(images.shape[1], images.shape[2])
+    scale = max(1, 64 // side)  # an 8x8 digit becomes 64x64 instead of a speck
+    return make_grid(images, ncols=ncols, scale=scale)
+
+
+def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:
+    """One image written as a PNG file, atomically."""
+    save_png(_as_pillow(image), path)
+
+
+def write_images(images: np.ndarray, out: Path, *, ncols: int | None) -> str:
+    """A .png path: one grid; anything else: a new folder of one PNG per image (atomic).
+
+    Returns what was written, for a message: ``"a grid of 16 images to grid.png"``.
+    """
+    if out.suffix.lower() == ".png":
+        write_image(grid_image(images, ncols=ncols), out)
+        return f"a grid of {len(images)} images to {out}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not an empty folder; pass a new folder, or "
+                          "a .png path for one grid")
+
+    def write(staging: Path) -> None:
+        digits = max(4, len(str(len(images))))
+        for i, image in enumerate(images):
+            _as_pillow(image).save(staging / f"sample_{i:0{digits}d}.png")
+
+    write_folder(out, write)
+    return f"{len(images)} images to {out}/"
