@@ -561,3 +561,19 @@ def test_a_synthesizer_gets_a_share_of_the_time_limit_not_a_second_one():
     assert 0 < seen["time_limit_s"] <= 15
     Predictor("label", **FAST).fit(table, augment=synthesize)  # no limit: none passed on
     assert seen["time_limit_s"] is None
+
+
+def test_a_folder_saved_before_recipes_loads_and_predicts_the_same(tmp_path):
+    """Folders written before the recipe existed hold the preset's settings under "preset"
+    and no "recipe": they load (recipe_ None) and predict identically."""
+    table = tabular_table("binary")
+    p = Predictor("label", **FAST).fit(table)
+    folder = p.save(tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    del config["recipe"]
+    config["preset"] = {"fusion": "concat", "width": 64, "batch_size": 64, "lr": 3e-3}
+    config["params"].pop("recipe")
+    (folder / "config.json").write_text(json.dumps(config))
+    old = Predictor.load(folder)
+    assert old.recipe_ is None
+    pd.testing.assert_frame_equal(old.predict_proba(table), p.predict_proba(table))

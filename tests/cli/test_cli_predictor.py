@@ -99,6 +99,14 @@ def test_user_mistakes_are_one_line_errors(model_dir, digits, run_cli):
         assert len(err.strip().splitlines()) == 1
     assert not (digits / "m3").exists()
 
+    for item, expected in (("network.widht=3", "'network.widht'"), ("width", "--set 'width'"),
+                           ("training.lr=fast", "training.lr='fast'")):
+        code, _, err = run_cli("fit", str(digits / "data" / "train.csv"), "--label", "label",
+                               "--set", item, "--out", str(digits / "m4"))
+        assert code == 2 and expected in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert not (digits / "m4").exists()
+
     bad = digits / "no_image.csv"
     pd.read_csv(digits / "data" / "test.csv").drop(columns=["sample_id"]).rename(
         columns={"label": "digit"}).to_csv(bad, index=False)
