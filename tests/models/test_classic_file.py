@@ -109,3 +109,13 @@ def test_a_damaged_file_is_one_clear_error(content, tmp_path):
         file_types(path)
     with pytest.raises(ModelFolderError, match="damaged"):
         read_estimator(path)
+
+
+def test_a_schema_too_large_to_be_ours_is_refused_before_it_is_unpacked(tmp_path, monkeypatch):
+    import polymodal.models.classic_file as classic_file
+
+    path = tmp_path / "model.skops"
+    sio.dump(StandardScaler().fit(np.ones((3, 2))), path)
+    monkeypatch.setattr(classic_file, "MAX_SCHEMA_BYTES", 10)
+    with pytest.raises(ModelFolderError, match="refusing to read it"):
+        file_types(path)

@@ -85,6 +85,11 @@ SAVED_LOADERS = frozenset({
 })
 
 
+# A forest of thousands of deep trees writes a few MB of schema; a zip that unpacks to far
+# more is refused before it is unpacked.
+MAX_SCHEMA_BYTES = 256 << 20
+
+
 def write_estimator(estimator, path: str | os.PathLike) -> None:
     """Write ``estimator`` (or a list of them) to ``path`` with skops (no pickle)."""
     import skops.io as sio
@@ -101,7 +106,13 @@ def file_types(path: str | os.PathLike) -> tuple[set[str], set[str]]:
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("schema.json").file_size > MAX_SCHEMA_BYTES:
+                raise ModelFolderError(f"{path} declares a schema.json of "
+                                       f"{archive.getinfo('schema.json').file_size:,} bytes, far "
+                                       "more than any model polymodal writes; refusing to read it")
             schema = json.loads(archive.read("schema.json"))
+    except ModelFolderError:
+        raise
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
         raise ModelFolderError(f"{path} is damaged or not a model file ({type(exc).__name__}: "
                                f"{exc}); save the predictor again or copy the folder whole") from None
