@@ -27,8 +27,8 @@ from polymodal.api.generator import (
     Generator,
 )
 from polymodal.data.dataset import TableDataset, collate
+from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.text import minilm_available
-from polymodal.data.transforms import tensor_to_uint8
 from polymodal.errors import (
     ConfigError,
     DataError,

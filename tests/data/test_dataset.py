@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-import polymodal.data.transforms as transforms_module
+import polymodal.data.image_encoding as image_encoding_module
 from polymodal.data.batch import Batch
 from polymodal.data.dataset import TableDataset, collate, make_loader, row_uniforms, set_epoch
 from polymodal.data.schema import ColumnSchema, Schema
@@ -124,13 +124,13 @@ def test_dataset_is_lazy_and_decodes_only_rows_read(tmp_path, monkeypatch):
     transform = TableTransform(make_schema({"img": "image", "n": "numeric"})).fit(df)
 
     decoded: list = []
-    real_load_image = transforms_module.load_image
+    real_load_image = image_encoding_module.load_image
 
     def counting_load_image(cell, *args, **kwargs):
         decoded.append(cell)
         return real_load_image(cell, *args, **kwargs)
 
-    monkeypatch.setattr(transforms_module, "load_image", counting_load_image)
+    monkeypatch.setattr(image_encoding_module, "load_image", counting_load_image)
     dataset = TableDataset(df, transform)
     assert len(dataset) == 2000 and decoded == []  # construction decodes nothing
     batch = collate([dataset[i] for i in (5, 1999)])

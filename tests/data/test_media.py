@@ -9,7 +9,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from polymodal.data.media import MediaError, is_missing, load_audio, load_image
+from polymodal.data.media import MediaError, load_audio, load_image
 from polymodal.errors import DataError
 from polymodal.files import atomic_path, write_text
 
@@ -95,11 +95,6 @@ def test_audio_wav_from_path_and_bytes_is_mono_float(tmp_path):
     assert np.array_equal(wave, wave2)
     with pytest.raises(MediaError, match="not decodable audio"):
         load_audio(b"RIFF0000garbage")
-
-
-def test_is_missing():
-    assert is_missing(None) and is_missing(float("nan")) and is_missing("  ") and is_missing(b"")
-    assert not is_missing("x") and not is_missing(0)
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

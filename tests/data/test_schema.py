@@ -400,17 +400,6 @@ def test_label_overridden_to_categorical_and_many_classes():
     assert "more classes than expected" in schema.problem_reason
 
 
-def test_public_cell_helpers():
-    from polymodal.data.schema import cell_tags, column_numbers, present_mask
-
-    series = pd.Series(["1,234", " 5 ", None, "x", ""], name="n")
-    np.testing.assert_array_equal(present_mask(series), [True, True, False, True, False])
-    np.testing.assert_array_equal(column_numbers(series), [1234.0, 5.0, np.nan, np.nan, np.nan])
-    assert cell_tags("b| a |b", "|") == ["a", "b"]
-    assert cell_tags(("x", "y"), None) == ["x", "y"]
-    assert cell_tags(np.nan, "|") == []
-
-
 def test_templated_sentences_are_text_and_short_labels_categorical():
     rng = np.random.default_rng(0)
     rooms = rng.integers(1, 7, 300)

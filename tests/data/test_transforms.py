@@ -16,15 +16,12 @@ import soundfile as sf
 import torch
 from PIL import Image
 
+from polymodal.data.audio_encoding import mel_filterbank
+from polymodal.data.category_encoding import MISSING_INDEX, UNKNOWN_INDEX
+from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.schema import ColumnSchema, Schema
 from polymodal.data.text import TextEmbedder, hashed_embedding, minilm_available
-from polymodal.data.transforms import (
-    MISSING_INDEX,
-    UNKNOWN_INDEX,
-    TableTransform,
-    mel_filterbank,
-    tensor_to_uint8,
-)
+from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
 
 

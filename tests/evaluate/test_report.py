@@ -20,8 +20,9 @@ import pytest
 from PIL import Image
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from polymodal.data.cells import cell_tags
 from polymodal.data.cleaning import clean_report
-from polymodal.data.schema import cell_tags, infer_schema
+from polymodal.data.schema import infer_schema
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate import plots
 from polymodal.evaluate.explain import modality_ablation, permutation_importance

@@ -19,15 +19,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from polymodal.data.cells import cell_tags, column_numbers, hashable_values, present_mask
+from polymodal.data.column_reasons import id_like_reason
 from polymodal.data.media import MediaError, load_audio, load_image
-from polymodal.data.schema import (
-    Schema,
-    cell_tags,
-    column_numbers,
-    hashable_values,
-    id_like_reason,
-    present_mask,
-)
+from polymodal.data.schema import Schema
 from polymodal.errors import ConfigError, DataError, SchemaError
 
 # A single feature that predicts the label at least this well is reported as likely leakage.

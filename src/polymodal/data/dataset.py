@@ -28,7 +28,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from polymodal.data.batch import Batch
-from polymodal.data.transforms import AUGMENT_DRAWS, EncodedTable, TableTransform
+from polymodal.data.image_encoding import AUGMENT_DRAWS
+from polymodal.data.transforms import EncodedTable, TableTransform
 from polymodal.errors import ConfigError, DataError
 
 Sample = dict  # one row: see TableDataset.__getitem__

@@ -32,15 +32,10 @@ class MediaError(DataError):
     """One image/audio cell could not be decoded; the message says why."""
 
 
-def is_missing(cell) -> bool:
-    """True for None, NaN and empty strings/bytes — the ways a cell can be absent."""
-    if cell is None:
-        return True
-    if isinstance(cell, float) and np.isnan(cell):
-        return True
-    if isinstance(cell, str | bytes) and len(cell.strip() if isinstance(cell, str) else cell) == 0:
-        return True
-    return False
+# What a caller that must not stop on one bad cell catches while decoding. Deliberately
+# broad: a corrupt file can make Pillow or soundfile raise almost anything (struct.error,
+# IndexError, ...), and one bad cell must mark that cell absent rather than stop training.
+CELL_DECODE_ERRORS = (Exception,)
 
 
 def resolve_path(cell: str | os.PathLike, base_dir: str | os.PathLike | None) -> Path:

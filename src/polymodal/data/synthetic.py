@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from polymodal.data.schema import present_mask
+from polymodal.data.cells import present_mask
 from polymodal.errors import DataError
 
 SYNTHETIC_COLUMN = "is_synthetic"

@@ -13,6 +13,11 @@ computed eagerly by ``encode``; image and audio cells stay references (paths, by
 arrays) and are decoded one at a time by :meth:`TableTransform.image_tensor` and
 :meth:`TableTransform.audio_tensor`, so memory does not grow with the table.
 
+The per-modality work lives in :mod:`~polymodal.data.number_encoding`,
+:mod:`~polymodal.data.category_encoding`, :mod:`~polymodal.data.image_encoding`,
+:mod:`~polymodal.data.audio_encoding`, :mod:`~polymodal.data.label_encoding` and
+:mod:`~polymodal.data.text`; this module holds the state and its file.
+
 Conventions (see ``batch.py``): categorical index 0 = unknown, 1 = missing; image pixels
 in [-1, 1], padding -1 (black); absent or unreadable media give zeros and ``present=False``;
 a regression label is standardised with the training mean/std (``inverse_label`` undoes it).
@@ -20,10 +25,8 @@ a regression label is standardised with the training mean/std (``inverse_label``
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,11 +35,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from polymodal.data.media import image_to_array, load_audio, load_image
-from polymodal.data.schema import MODALITIES, PROBLEM_TYPES, Schema, column_numbers
+from polymodal.data import label_encoding
+from polymodal.data.audio_encoding import (
+    MIN_AUDIO_DURATION_S,
+    LogMelFrontEnd,
+    decode_audio,
+    fit_audio_stats,
+)
+
+# UNKNOWN_INDEX and tensor_to_uint8 are imported here only for api/generator.py, which
+# still imports them from this module; it should import them from category_encoding and
+# image_encoding, and then these two imports go.
+from polymodal.data.category_encoding import UNKNOWN_INDEX as UNKNOWN_INDEX
+from polymodal.data.category_encoding import encode_categories, encode_tags, fit_tags, fit_vocab
+from polymodal.data.cells import cell_missing
+from polymodal.data.image_encoding import (
+    AUGMENT_DEFAULTS,
+    AUGMENT_DRAWS,
+    MIN_IMAGE_SIZE,
+    augment_problems,
+    augment_with,
+    decode_image,
+    fit_image_shape,
+    flipped_rows,
+)
+from polymodal.data.image_encoding import tensor_to_uint8 as tensor_to_uint8
+from polymodal.data.number_encoding import (
+    DATETIME_FEATURES,
+    encode_datetime,
+    encode_numeric,
+    fit_datetime,
+    fit_numeric,
+)
+from polymodal.data.schema import MODALITIES, PROBLEM_TYPES, Schema
 from polymodal.data.text import TEXT_KINDS, TextEmbedder
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
 from polymodal.files import write_text
@@ -46,46 +78,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 TRANSFORM_FILE = "transform.json"
 
-UNKNOWN_INDEX = 0  # a category not seen at fit time
-MISSING_INDEX = 1  # an empty cell
-# Beyond this many distinct values a column is closer to an identifier than a category;
-# the rarest values share the unknown bucket instead of each getting an embedding row.
-MAX_CATEGORIES = 10_000
-# Standardised numbers are clipped so one wild value at predict time cannot saturate a model.
-NUMERIC_CLIP = 10.0
-
-# Image size inference: small enough for a 2-core CPU, large enough to see something.
-MAX_IMAGE_SIZE = 64
-MIN_IMAGE_SIZE = 8
-IMAGE_SAMPLE = 64  # images decoded at fit time to choose size and channels
-AUGMENT_DEFAULTS = {"hflip": False, "shift_px": 2, "rotate_deg": 0.0}
-AUGMENT_DRAWS = 4  # uniforms one image's augmentation reads (see TableTransform.augment_with)
-
-MAX_AUDIO_DURATION_S = 5.0
-MIN_AUDIO_DURATION_S = 0.1
-AUDIO_SAMPLE = 32  # clips decoded at fit time to choose the length and log-mel statistics
-AUDIO_WINDOW_S = 0.025  # 25 ms analysis window, 10 ms hop: the usual speech front end
-AUDIO_HOP_S = 0.010
-LOG_MEL_EPS = 1e-6
-
-DATETIME_FEATURES = (
-    "year",
-    "days",
-    "month_sin",
-    "month_cos",
-    "dow_sin",
-    "dow_cos",
-    "hour_sin",
-    "hour_cos",
-)
-_EPOCH = pd.Timestamp(0, tz="UTC")
-
 _SUPPORTED = {"numeric", "categorical", "multilabel", "datetime", "text", "image", "audio"}
 _OPTIONAL_MODALITIES = {"image", "audio", "text"}  # may be absent at predict time if allowed
-# A cell that cannot be decoded. Deliberately broad: a corrupt file can make Pillow or
-# soundfile raise almost anything (struct.error, IndexError, ...), and one bad cell must
-# mark that cell absent rather than stop training.
-_MEDIA_ERRORS = (Exception,)
 
 
 @dataclass
@@ -197,23 +191,7 @@ class TableTransform:
             problems.append(
                 f"audio_duration_s={self.audio_duration_s!r} must be >= {MIN_AUDIO_DURATION_S} s, or None"
             )
-        if self.augment is not None:
-            if not isinstance(self.augment, dict):
-                problems.append(
-                    f"augment must be None or a dict like {AUGMENT_DEFAULTS}, got {self.augment!r}"
-                )
-            else:
-                unknown = sorted(set(self.augment) - set(AUGMENT_DEFAULTS))
-                if unknown:
-                    problems.append(
-                        f"unknown augment keys {unknown}; known keys are {sorted(AUGMENT_DEFAULTS)}"
-                    )
-                shift = self.augment.get("shift_px", 0)
-                if not isinstance(shift, int) or shift < 0:
-                    problems.append(f"augment['shift_px']={shift!r} must be a non-negative integer")
-                angle = self.augment.get("rotate_deg", 0.0)
-                if not isinstance(angle, int | float) or not 0 <= angle <= 180:
-                    problems.append(f"augment['rotate_deg']={angle!r} must be between 0 and 180")
+        problems += augment_problems(self.augment)
         if problems:
             raise ConfigError("TableTransform: " + "; ".join(problems))
 
@@ -247,11 +225,11 @@ class TableTransform:
         schema = self.schema
         self.notes_: list[str] = []
 
-        self.numeric_stats_ = {c: _fit_numeric(df[c]) for c in schema.by_modality("numeric")}
-        self.datetime_stats_ = {c: _fit_datetime(df[c]) for c in schema.by_modality("datetime")}
-        self.vocab_ = {c: _fit_vocab(df[c]) for c in schema.by_modality("categorical")}
+        self.numeric_stats_ = {c: fit_numeric(df[c]) for c in schema.by_modality("numeric")}
+        self.datetime_stats_ = {c: fit_datetime(df[c]) for c in schema.by_modality("datetime")}
+        self.vocab_ = {c: fit_vocab(df[c]) for c in schema.by_modality("categorical")}
         self.tag_vocab_ = {
-            c: _fit_tags(df[c], delimiter=schema.columns[c].delimiter)
+            c: fit_tags(df[c], delimiter=schema.columns[c].delimiter)
             for c in schema.by_modality("multilabel")
         }
 
@@ -264,80 +242,19 @@ class TableTransform:
         self.text_config_ = self.text_embedder_.to_config() if self.text_embedder_ else None
 
         self.image_shapes_ = {
-            c: self._fit_image(c, df[c], base_dir) for c in schema.by_modality("image")
+            c: fit_image_shape(c, df[c], base_dir, channels=self.image_channels,
+                               size=self.image_size, notes=self.notes_)
+            for c in schema.by_modality("image")
         }
         self.audio_stats_ = {
-            c: self._fit_audio(c, df[c], base_dir) for c in schema.by_modality("audio")
+            c: fit_audio_stats(c, df[c], base_dir, self._audio_front_end(),
+                               duration_s=self.audio_duration_s, notes=self.notes_)
+            for c in schema.by_modality("audio")
         }
         self.label_ = self._fit_label(df) if schema.label is not None else None
         for note in self.notes_:
             logger.info(note)
         return self
-
-    def _fit_image(self, column: str, cells: pd.Series, base_dir) -> list[int]:
-        """Choose [C, H, W] for one image column from a sample of its cells."""
-        sides, greys = [], []
-        for cell in _sample_present(cells, IMAGE_SAMPLE):
-            try:
-                img = load_image(cell, base_dir)
-            except _MEDIA_ERRORS:
-                continue
-            sides.append(max(img.size))
-            greys.append(_is_grey(img))
-        channels = self.image_channels
-        if channels is None:
-            channels = 1 if greys and 2 * sum(greys) > len(greys) else 3
-            self.notes_.append(
-                f"image column {column!r}: {channels} channel(s) ({sum(greys)} of {len(greys)} sampled images grey)"
-            )
-        size = self.image_size
-        if size is None:
-            if sides:
-                median = float(np.median(sides))
-                size = int(
-                    min(MAX_IMAGE_SIZE, max(MIN_IMAGE_SIZE, 4 * math.floor(median / 4 + 0.5)))
-                )
-                self.notes_.append(
-                    f"image column {column!r}: size {size}x{size} (median longer side {median:g} px of "
-                    f"{len(sides)} sampled images, rounded to a multiple of 4, kept within "
-                    f"{MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE}; set image_size to change it)"
-                )
-            else:
-                size = 32
-                self.notes_.append(
-                    f"image column {column!r}: no sampled image decoded; using size 32x32"
-                )
-        return [channels, size, size]
-
-    def _fit_audio(self, column: str, cells: pd.Series, base_dir) -> dict:
-        """Choose the clip length and log-mel mean/std for one audio column."""
-        waves, durations = [], []
-        for cell in _sample_present(cells, AUDIO_SAMPLE):
-            try:
-                wave, rate = load_audio(cell, base_dir)
-            except _MEDIA_ERRORS:
-                continue
-            if len(wave) == 0:
-                continue
-            waves.append(self._resample(wave, rate))
-            durations.append(len(wave) / rate)
-        duration_s = self.audio_duration_s
-        if duration_s is None:
-            median = float(np.median(durations)) if durations else 1.0
-            duration_s = min(MAX_AUDIO_DURATION_S, max(MIN_AUDIO_DURATION_S, median))
-            self.notes_.append(
-                f"audio column {column!r}: clips cut/padded to {duration_s:.3g} s (median of "
-                f"{len(durations)} sampled clips, at most {MAX_AUDIO_DURATION_S:g} s)"
-            )
-        num_samples = int(round(duration_s * self.audio_sample_rate))
-        stats = {"num_samples": num_samples, "mean": 0.0, "std": 1.0}
-        if waves:
-            log_mels = torch.stack([self._log_mel(_fit_length(w, num_samples)) for w in waves])
-            std = float(log_mels.std())
-            stats["mean"] = float(log_mels.mean())
-            stats["std"] = std if std > 1e-6 else 1.0
-        stats["num_frames"] = 1 + num_samples // self._hop_length
-        return stats
 
     def _fit_label(self, df: pd.DataFrame) -> dict:
         """The label encoding: classes, tag vocabulary, or regression mean/std."""
@@ -351,32 +268,9 @@ class TableTransform:
                 f"schema.problem_type is None for label {label!r}; set it to one of {PROBLEM_TYPES} "
                 "(infer_schema does this)"
             )
-        cells = df[label]
-        if problem == "regression":
-            values = _to_float(cells)
-            finite = values[np.isfinite(values)]
-            if finite.size == 0:
-                raise DataError(
-                    f"label column {label!r} has no numeric values in the training rows; regression needs numbers"
-                )
-            std = float(finite.std())
-            return {
-                "kind": "regression",
-                "mean": float(finite.mean()),
-                "std": std if std > 1e-12 else 1.0,
-            }
-        if problem == "multilabel":
-            return {
-                "kind": "multilabel",
-                **_fit_tags(cells, cap=None, delimiter=self.schema.columns[label].delimiter),
-            }
-        classes = _sorted_classes(cells)
-        if len(classes) < 2:
-            raise DataError(
-                f"label column {label!r} has {len(classes)} distinct value(s) {classes} in the training rows; "
-                "a classifier needs at least two classes"
-            )
-        return {"kind": "classification", "classes": classes}
+        return label_encoding.fit_label(
+            df[label], problem, label=label, delimiter=self.schema.columns[label].delimiter
+        )
 
     # ------------------------------------------------------------------ encode
 
@@ -404,13 +298,13 @@ class TableTransform:
         # Batch.numeric is [scaled numbers | their missing indicators | datetime features].
         scaled_blocks, indicator_blocks, datetime_blocks = [], [], []
         for c, stats in self.numeric_stats_.items():
-            scaled, missing = _encode_numeric(cells(c), stats)
+            scaled, missing = encode_numeric(cells(c), stats)
             scaled_blocks.append(scaled[:, None])
             if stats["indicator"]:
                 indicator_blocks.append(missing[:, None].astype(np.float32))
             out.mask[c] = ~missing
         for c, stats in self.datetime_stats_.items():
-            features, missing = _encode_datetime(cells(c), stats)
+            features, missing = encode_datetime(cells(c), stats)
             datetime_blocks.append(features)
             out.mask[c] = ~missing
         blocks = scaled_blocks + indicator_blocks + datetime_blocks
@@ -420,7 +314,7 @@ class TableTransform:
         if self.vocab_:
             columns = []
             for c, vocab in self.vocab_.items():
-                index, present = _encode_categories(cells(c), vocab)
+                index, present = encode_categories(cells(c), vocab)
                 columns.append(index)
                 out.mask[c] = present
             out.categorical = np.stack(columns, axis=1)  # (N, F_cat)
@@ -428,13 +322,13 @@ class TableTransform:
         if self.tag_vocab_:
             parts = []
             for c, vocab in self.tag_vocab_.items():
-                hot, present = _encode_tags(cells(c), vocab)
+                hot, present = encode_tags(cells(c), vocab)
                 parts.append(hot)
                 out.mask[c] = present
             out.multilabel = np.concatenate(parts, axis=1)  # (N, F_tags)
 
         for c in self.schema.by_modality("text"):
-            present = np.array([not _is_missing(v) for v in cells(c)], dtype=bool)
+            present = np.array([not cell_missing(v) for v in cells(c)], dtype=bool)
             embedded = self.text_embedder_.embed(list(cells(c)))  # (N, D)
             embedded[~present] = 0.0  # absent text reads as "nothing", not as the empty string
             out.text[c] = embedded
@@ -443,33 +337,14 @@ class TableTransform:
             for c in self.schema.by_modality(modality):
                 column = cells(c).to_numpy(dtype=object)
                 target[c] = column
-                out.mask[c] = np.array([not _is_missing(v) for v in column], dtype=bool)
+                out.mask[c] = np.array([not cell_missing(v) for v in column], dtype=bool)
 
         label = self.schema.label
         if with_label and self.label_ is not None and label in df.columns:
-            out.label, out.label_present = self._encode_label(df[label])
-        return out
-
-    def _encode_label(self, cells: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        spec = self.label_
-        if spec["kind"] == "regression":
-            values = _to_float(cells)
-            present = np.isfinite(values)
-            return ((values - spec["mean"]) / spec["std"]).astype(np.float32), present
-        if spec["kind"] == "multilabel":
-            return _encode_tags(cells, spec)
-        lookup = {_category_key(v): i for i, v in enumerate(spec["classes"])}
-        keys = [_category_key(v) for v in cells]
-        index = np.array([lookup.get(k, -1) if k is not None else -1 for k in keys], dtype=np.int64)
-        unseen = sorted({k for k in keys if k is not None and k not in lookup})
-        if unseen:
-            logger.warning(
-                "label column %r has %d value(s) not seen at fit time (%s); those rows get label -1",
-                self.schema.label,
-                len(unseen),
-                ", ".join(unseen[:5]),
+            out.label, out.label_present = label_encoding.encode_label(
+                df[label], self.label_, label=label
             )
-        return index, index >= 0
+        return out
 
     # ------------------------------------------------------------------ images
 
@@ -490,34 +365,10 @@ class TableTransform:
         augmentation is applied, drawn from ``rng`` (pass one for reproducibility).
         """
         column = self._media_column("image", column)
-        x, present = self._decode_image(cell, base_dir, column)
+        x, present = decode_image(cell, base_dir, self.image_shapes_[column], column)
         if train and present and self.augment is not None:
             x = self.augment_image(x, rng if rng is not None else np.random.default_rng())
         return x, present
-
-    def _decode_image(self, cell, base_dir, column: str) -> tuple[torch.Tensor, bool]:
-        channels, height, width = self.image_shapes_[column]
-        if _is_missing(cell):
-            return torch.zeros(channels, height, width), False
-        try:
-            img = load_image(cell, base_dir, channels=channels)
-        except _MEDIA_ERRORS as exc:
-            logger.debug("image column %r: cell not decoded (%s)", column, exc)
-            return torch.zeros(channels, height, width), False
-        w, h = img.size
-        scale = min(width / w, height / h)
-        new_w, new_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
-        if (new_w, new_h) != (w, h):
-            # Pillow's resize widens its kernel when shrinking, so this is antialiased.
-            img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
-        pixels = torch.from_numpy(image_to_array(img).copy()).permute(2, 0, 1)  # (C, h, w) uint8
-        scaled = pixels.float().div_(127.5).sub_(1.0)
-        if (new_w, new_h) == (width, height):
-            return scaled.contiguous(), True
-        out = torch.full((channels, height, width), -1.0)
-        top, left = (height - new_h) // 2, (width - new_w) // 2
-        out[:, top : top + new_h, left : left + new_w] = scaled
-        return out, True
 
     def augment_image(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Random rotation, shift and (if asked) horizontal flip of a (C, H, W) image.
@@ -534,41 +385,17 @@ class TableTransform:
         (angle, vertical shift, horizontal shift, flip), whatever is enabled. With
         ``flip=False`` the mirroring is left to the caller (:meth:`flips`)."""
         aug = self.augment_
-        if aug is None:
-            return image
-        angle = (2.0 * float(draws[0]) - 1.0) * float(aug["rotate_deg"])
-        span = 2 * int(aug["shift_px"]) + 1
-        dy, dx = (min(span - 1, int(float(u) * span)) - int(aug["shift_px"]) for u in draws[1:3])
-        flip = flip and bool(aug["hflip"]) and float(draws[3]) < 0.5
-        if angle != 0.0:
-            image = _rotate(image, angle)
-        if dy or dx:
-            image = _shift(image, dy, dx)
-        if flip:
-            image = image.flip(-1)
-        return image
+        return image if aug is None else augment_with(image, draws, aug, flip=flip)
 
     def flips(self, draws: np.ndarray) -> np.ndarray | None:
         """Which rows of ``draws`` (``(B, AUGMENT_DRAWS)``, as :meth:`augment_with` reads
         them) are mirrored, as a ``(B,)`` bool array; None when mirroring is off."""
-        aug = self.augment_
-        if aug is None or not aug["hflip"]:
-            return None
-        return np.asarray(draws)[:, 3] < 0.5
+        return flipped_rows(draws, self.augment_)
 
     # ------------------------------------------------------------------ audio
 
-    @property
-    def _win_length(self) -> int:
-        return int(round(AUDIO_WINDOW_S * self.audio_sample_rate))
-
-    @property
-    def _hop_length(self) -> int:
-        return int(round(AUDIO_HOP_S * self.audio_sample_rate))
-
-    @property
-    def _n_fft(self) -> int:
-        return 1 << (self._win_length - 1).bit_length()  # next power of two >= window
+    def _audio_front_end(self) -> LogMelFrontEnd:
+        return LogMelFrontEnd(self.audio_sample_rate, self.n_mels)
 
     def audio_tensor(
         self, cell, base_dir: str | os.PathLike | None = None, *, column: str | None = None
@@ -580,50 +407,9 @@ class TableTransform:
         unreadable cell gives zeros and ``present=False``.
         """
         column = self._media_column("audio", column)
-        stats = self.audio_stats_[column]
-        shape = (1, self.n_mels, stats["num_frames"])
-        if _is_missing(cell):
-            return torch.zeros(shape), False
-        try:
-            wave, rate = load_audio(cell, base_dir)
-        except _MEDIA_ERRORS as exc:
-            logger.debug("audio column %r: cell not decoded (%s)", column, exc)
-            return torch.zeros(shape), False
-        if len(wave) == 0 or not np.all(np.isfinite(wave)):
-            return torch.zeros(shape), False
-        log_mel = self._log_mel(_fit_length(self._resample(wave, rate), stats["num_samples"]))
-        out = ((log_mel - stats["mean"]) / stats["std"])[None]  # (1, n_mels, T)
-        assert out.shape == shape, (out.shape, shape)
-        return out, True
-
-    def _resample(self, wave: np.ndarray, rate: int) -> np.ndarray:
-        if rate == self.audio_sample_rate:
-            return wave.astype(np.float32)
-        g = math.gcd(int(rate), self.audio_sample_rate)
-        # Polyphase resampling applies an anti-aliasing low-pass filter.
-        # Imported here, not with the module: only audio at another sample rate needs
-        # scipy.signal, a large import (most of scipy is loaded by scikit-learn anyway).
-        from scipy.signal import resample_poly
-
-        return resample_poly(wave, self.audio_sample_rate // g, int(rate) // g).astype(np.float32)
-
-    def _log_mel(self, wave: np.ndarray) -> torch.Tensor:
-        """Natural-log mel power spectrogram of a fixed-length mono wave: (n_mels, T)."""
-        window, bank = _stft_constants(
-            self.audio_sample_rate, self._win_length, self._n_fft, self.n_mels
+        return decode_audio(
+            cell, base_dir, self._audio_front_end(), self.audio_stats_[column], column
         )
-        spec = torch.stft(
-            torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
-            n_fft=self._n_fft,
-            hop_length=self._hop_length,
-            win_length=self._win_length,
-            window=window,
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )  # (n_fft // 2 + 1, T)
-        mel = bank @ (spec.abs() ** 2)  # (n_mels, T)
-        return torch.log(mel + LOG_MEL_EPS)
 
     # ------------------------------------------------------------------ spec, labels
 
@@ -686,20 +472,7 @@ class TableTransform:
         Regression: standardised values -> original units. Classification: class indices
         -> class values. Multilabel: (N, K) multi-hot -> list of tag lists.
         """
-        spec = self._label_spec()
-        values = _as_numpy(values)
-        if spec["kind"] == "regression":
-            return values.astype(np.float64).reshape(-1) * spec["std"] + spec["mean"]
-        if spec["kind"] == "multilabel":
-            tags = spec["tags"]
-            return [[tags[j] for j in np.flatnonzero(row > 0.5)] for row in np.atleast_2d(values)]
-        index = values.astype(np.int64).reshape(-1)
-        classes = spec["classes"]
-        if index.size and (index.min() < 0 or index.max() >= len(classes)):
-            raise DataError(
-                f"class indices must be in 0..{len(classes) - 1}, got {index.min()}..{index.max()}"
-            )
-        return np.asarray(classes)[index]
+        return label_encoding.inverse_label(self._label_spec(), values)
 
     def decode_label(self, outputs, *, threshold: float = 0.5) -> np.ndarray | list:
         """Model outputs back to user labels.
@@ -710,23 +483,7 @@ class TableTransform:
         (N, K) probabilities -> the tags above ``threshold``. Regression: (N,) or (N, 1)
         standardised predictions -> values in the label's units.
         """
-        spec = self._label_spec()
-        outputs = _as_numpy(outputs)
-        if spec["kind"] == "regression":
-            return self.inverse_label(outputs)
-        if spec["kind"] == "multilabel":
-            return self.inverse_label((np.atleast_2d(outputs) > threshold).astype(np.float32))
-        if outputs.ndim == 2 and outputs.shape[1] > 1:
-            return self.inverse_label(outputs.argmax(axis=1))
-        outputs = outputs.reshape(-1)
-        if outputs.dtype.kind in "iub":
-            return self.inverse_label(outputs)
-        if len(spec["classes"]) == 2:
-            return self.inverse_label((outputs > threshold).astype(np.int64))
-        raise DataError(
-            f"decode_label got a 1-D float array for {len(spec['classes'])} classes; pass "
-            "(N, K) scores or integer class indices"
-        )
+        return label_encoding.decode_label(self._label_spec(), outputs, threshold=threshold)
 
     def _label_spec(self) -> dict:
         self._check_fitted()
@@ -854,354 +611,3 @@ class TableTransform:
             m: len(self.schema.by_modality(m)) for m in MODALITIES if self.schema.by_modality(m)
         }
         return f"TableTransform({counts}, label={self.schema.label!r}, {fitted})"
-
-
-# ---------------------------------------------------------------------- generator helper
-
-
-def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images (B, C, H, W) in [-1, 1] -> uint8 array (B, H, W, C), e.g. to save generations."""
-    if images.ndim != 4:
-        raise DataError(f"tensor_to_uint8 expects (B, C, H, W), got shape {tuple(images.shape)}")
-    pixels = ((images.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
-    return pixels.to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (B, H, W, C)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Triangular mel filters (n_mels, n_fft // 2 + 1), float64, from 0 Hz to Nyquist.
-
-    HTK mel scale, mel = 2595 * log10(1 + f / 700) (O'Shaughnessy 1987). Each filter rises
-    from the previous band's centre to its own and falls to the next one's.
-    """
-    nyquist = sample_rate / 2.0
-    mel_max = 2595.0 * math.log10(1.0 + nyquist / 700.0)
-    edges_hz = 700.0 * (
-        10.0 ** (np.linspace(0.0, mel_max, n_mels + 2) / 2595.0) - 1.0
-    )  # (n_mels + 2,)
-    bins_hz = np.linspace(0.0, nyquist, n_fft // 2 + 1)  # (F,)
-    left, centre, right = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
-    rising = (bins_hz[None] - left) / (centre - left)
-    falling = (right - bins_hz[None]) / (right - centre)
-    return np.clip(np.minimum(rising, falling), 0.0, None)  # (n_mels, F)
-
-
-@functools.lru_cache(maxsize=8)
-def _stft_constants(
-    sample_rate: int, win_length: int, n_fft: int, n_mels: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Hann window (win_length,) and mel filterbank (n_mels, F), float32, built once
-    per setting: they are read-only and rebuilding them costs more than the STFT."""
-    window = torch.hann_window(win_length, dtype=torch.float32)
-    bank = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels).astype(np.float32))
-    return window, bank
-
-
-# ---------------------------------------------------------------------- cell helpers
-
-
-def _is_missing(value) -> bool:
-    """None, NaN, NaT, pd.NA and empty/blank strings or bytes; containers are never missing."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float | np.floating):
-        return bool(np.isnan(value))
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, bytes | bytearray):
-        return len(value) == 0
-    return False
-
-
-def _category_key(value) -> str | None:
-    """A cell as a category string; None when missing. 3, 3.0 and "3" are one category."""
-    if _is_missing(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str):
-        return value.strip()
-    return str(value)
-
-
-def _to_float(cells: pd.Series) -> np.ndarray:
-    """Numbers as float64, parsed as schema inference parsed them ("1,234" -> 1234);
-    anything unparseable (and +-inf) becomes NaN."""
-    values = np.array(column_numbers(cells), dtype=np.float64)  # a writable copy
-    values[~np.isfinite(values)] = np.nan
-    return values
-
-
-def _sample_present(cells: pd.Series, limit: int) -> list:
-    """Up to ``limit`` non-missing cells, evenly spread over the column (deterministic)."""
-    present = [v for v in cells.to_numpy(dtype=object) if not _is_missing(v)]
-    if len(present) <= limit:
-        return present
-    return [present[i] for i in np.linspace(0, len(present) - 1, limit).round().astype(int)]
-
-
-def _is_grey(img: Image.Image) -> bool:
-    """True for greyscale images, including RGB files whose three channels are equal."""
-    if img.mode == "L":
-        return True
-    arr = np.asarray(img)
-    return arr.ndim == 3 and bool(
-        np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2])
-    )
-
-
-def _as_numpy(values) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)
-
-
-# ---------------------------------------------------------------------- numeric
-
-
-def _fit_numeric(cells: pd.Series) -> dict:
-    values = _to_float(cells)
-    finite = values[~np.isnan(values)]
-    if finite.size == 0:  # an all-missing column: every row reads 0 plus its indicator
-        return {"median": 0.0, "mean": 0.0, "std": 1.0, "indicator": True}
-    std = float(finite.std())
-    return {
-        "median": float(np.median(finite)),
-        "mean": float(finite.mean()),
-        # A constant column would divide by zero; it carries no information either way.
-        "std": std if std > 1e-12 else 1.0,
-        "indicator": bool(finite.size < values.size),
-    }
-
-
-def _encode_numeric(cells: pd.Series, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) standardised values with missing ones imputed by the median, and (N,) missing."""
-    values = _to_float(cells)
-    missing = np.isnan(values)
-    filled = np.where(missing, stats["median"], values)
-    scaled = np.clip((filled - stats["mean"]) / stats["std"], -NUMERIC_CLIP, NUMERIC_CLIP)
-    return scaled.astype(np.float32), missing
-
-
-# ---------------------------------------------------------------------- datetime
-
-
-def _to_datetime(cells: pd.Series) -> pd.Series:
-    """Timestamps in UTC (naive ones are taken as UTC); unparseable cells become NaT."""
-    if pd.api.types.is_datetime64_any_dtype(cells):
-        series = cells
-    else:
-        series = pd.to_datetime(cells.astype(object), errors="coerce", utc=True, format="mixed")
-    series = pd.Series(series)
-    if series.dt.tz is None:
-        series = series.dt.tz_localize("UTC")
-    return series.dt.tz_convert("UTC")
-
-
-def _datetime_parts(cells: pd.Series) -> dict[str, np.ndarray]:
-    ts = _to_datetime(cells)
-    days = np.asarray((ts - _EPOCH).dt.total_seconds(), dtype=np.float64) / 86400.0
-    return {
-        "days": days,
-        "year": np.asarray(ts.dt.year, dtype=np.float64),
-        "month": np.asarray(ts.dt.month, dtype=np.float64),
-        "dow": np.asarray(ts.dt.day_of_week, dtype=np.float64),
-        "hour": np.asarray(ts.dt.hour + ts.dt.minute / 60.0, dtype=np.float64),
-    }
-
-
-def _fit_datetime(cells: pd.Series) -> dict:
-    parts = _datetime_parts(cells)
-    days, years = parts["days"], parts["year"]
-    ok = ~np.isnan(days)
-    if not ok.any():
-        return {
-            "days_median": 0.0,
-            "days_mean": 0.0,
-            "days_std": 1.0,
-            "year_mean": 1970.0,
-            "year_std": 1.0,
-            "indicator": True,
-        }
-    days_std, year_std = float(days[ok].std()), float(years[ok].std())
-    return {
-        "days_median": float(np.median(days[ok])),
-        "days_mean": float(days[ok].mean()),
-        "days_std": days_std if days_std > 1e-12 else 1.0,
-        "year_mean": float(years[ok].mean()),
-        "year_std": year_std if year_std > 1e-12 else 1.0,
-        "indicator": bool(not ok.all()),
-    }
-
-
-def _encode_datetime(cells: pd.Series, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 8 [+1]) features in DATETIME_FEATURES order (+ missing indicator), and (N,) missing.
-
-    Year and days since 1970 are standardised; month, weekday and hour are encoded as
-    points on a circle so December sits next to January. A missing timestamp takes the
-    training median for the linear features and 0 (no direction) for the cyclic ones.
-    """
-    parts = _datetime_parts(cells)
-    missing = np.isnan(parts["days"])
-    median_year = float(pd.Timestamp(stats["days_median"] * 86400.0, unit="s").year)
-    days = np.where(missing, stats["days_median"], parts["days"])
-    year = np.where(missing, median_year, parts["year"])
-    columns = [
-        np.clip((year - stats["year_mean"]) / stats["year_std"], -NUMERIC_CLIP, NUMERIC_CLIP),
-        np.clip((days - stats["days_mean"]) / stats["days_std"], -NUMERIC_CLIP, NUMERIC_CLIP),
-    ]
-    for name, period, offset in (("month", 12.0, 1.0), ("dow", 7.0, 0.0), ("hour", 24.0, 0.0)):
-        angle = 2.0 * np.pi * (np.nan_to_num(parts[name]) - offset) / period
-        columns += [np.where(missing, 0.0, np.sin(angle)), np.where(missing, 0.0, np.cos(angle))]
-    if stats["indicator"]:
-        columns.append(missing.astype(np.float64))
-    return np.stack(columns, axis=1).astype(np.float32), missing
-
-
-# ---------------------------------------------------------------------- categorical
-
-
-def _fit_vocab(cells: pd.Series) -> list[str]:
-    """Category strings seen at fit, most frequent first (ties by value), capped."""
-    keys = pd.Series([_category_key(v) for v in cells], dtype=object).dropna()
-    counts = keys.value_counts()
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [k for k, _ in ranked[:MAX_CATEGORIES]]
-
-
-def _encode_categories(cells: pd.Series, vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) int64 indices (0 unknown, 1 missing, 2.. the vocabulary) and (N,) present."""
-    lookup = {k: i + 2 for i, k in enumerate(vocab)}
-    keys = [_category_key(v) for v in cells]
-    index = np.array(
-        [MISSING_INDEX if k is None else lookup.get(k, UNKNOWN_INDEX) for k in keys], dtype=np.int64
-    )
-    return index, index != MISSING_INDEX
-
-
-# ---------------------------------------------------------------------- multilabel
-
-_TAG_DELIMITERS = (";", "|", ",")
-
-
-def _split_tags(cell, delimiter: str) -> list[str] | None:
-    """A tag cell (list/tuple/set/array, JSON list string, or delimited string) as tags."""
-    if isinstance(cell, list | tuple | set | frozenset | np.ndarray | pd.Series):
-        items = list(cell)
-    elif _is_missing(cell):
-        return None
-    elif isinstance(cell, str):
-        text = cell.strip()
-        items = None
-        if text.startswith("["):
-            try:
-                parsed = json.loads(text)
-                items = parsed if isinstance(parsed, list) else None
-            except json.JSONDecodeError:
-                items = None
-        if items is None:
-            items = text.split(delimiter)
-    else:
-        items = [cell]
-    tags = [k for k in (_category_key(v) for v in items) if k]
-    return list(dict.fromkeys(tags))
-
-
-def _fit_tags(
-    cells: pd.Series, cap: int | None = MAX_CATEGORIES, delimiter: str | None = None
-) -> dict:
-    """The delimiter of string cells (the schema's when it has one) and the sorted tag vocabulary."""
-    if delimiter is None:
-        strings = [v for v in cells if isinstance(v, str) and not v.strip().startswith("[")]
-        counts = {d: sum(s.count(d) for s in strings) for d in _TAG_DELIMITERS}
-        delimiter = (
-            max(_TAG_DELIMITERS, key=lambda d: counts[d])
-            if any(counts.values())
-            else _TAG_DELIMITERS[0]
-        )
-    frequency: dict[str, int] = {}
-    for cell in cells:
-        for tag in _split_tags(cell, delimiter) or []:
-            frequency[tag] = frequency.get(tag, 0) + 1
-    kept = sorted(frequency, key=lambda t: (-frequency[t], t))[:cap]
-    return {"delimiter": delimiter, "tags": sorted(kept)}
-
-
-def _encode_tags(cells: pd.Series, vocab: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K) float32 multi-hot over the vocabulary (unseen tags dropped) and (N,) present."""
-    lookup = {t: i for i, t in enumerate(vocab["tags"])}
-    hot = np.zeros((len(cells), len(lookup)), dtype=np.float32)
-    present = np.zeros(len(cells), dtype=bool)
-    for row, cell in enumerate(cells):
-        tags = _split_tags(cell, vocab["delimiter"])
-        if tags is None:
-            continue
-        present[row] = True
-        for tag in tags:
-            j = lookup.get(tag)
-            if j is not None:
-                hot[row, j] = 1.0
-    return hot, present
-
-
-# ---------------------------------------------------------------------- labels
-
-
-def _sorted_classes(cells: pd.Series) -> list:
-    """Distinct non-missing label values as JSON-able Python values, sorted.
-
-    Numbers sort numerically, anything else by its string; values that are the same
-    category (3 and 3.0) count once.
-    """
-    seen: dict[str, object] = {}
-    for v in cells:
-        key = _category_key(v)
-        if key is None or key in seen:
-            continue
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, str):
-            v = v.strip()
-        elif not isinstance(v, bool | int | float):
-            v = key
-        seen[key] = v
-    values = list(seen.values())
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return sorted(values)
-    return sorted(values, key=str)
-
-
-# ---------------------------------------------------------------------- image / audio ops
-
-
-def _fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
-    """Keep the first ``num_samples`` samples, zero-padding a shorter clip at the end."""
-    if len(wave) >= num_samples:
-        return wave[:num_samples]
-    return np.pad(wave, (0, num_samples - len(wave)))
-
-
-def _shift(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Translate (C, H, W) by (dy, dx) pixels, filling with black (-1)."""
-    _, h, w = image.shape
-    out = torch.full_like(image, -1.0)
-    src_y, dst_y = slice(max(0, -dy), min(h, h - dy)), slice(max(0, dy), min(h, h + dy))
-    src_x, dst_x = slice(max(0, -dx), min(w, w - dx)), slice(max(0, dx), min(w, w + dx))
-    out[:, dst_y, dst_x] = image[:, src_y, src_x]
-    return out
-
-
-def _rotate(image: torch.Tensor, angle_deg: float) -> torch.Tensor:
-    """Rotate (C, H, W) about its centre, bilinear, filling with black (-1)."""
-    theta = math.radians(angle_deg)
-    cos, sin = math.cos(theta), math.sin(theta)
-    matrix = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=image.dtype)[None]  # (1, 2, 3)
-    grid = F.affine_grid(matrix, [1, *image.shape], align_corners=False)
-    # Shift to [0, 2] so grid_sample's zero padding lands on -1 after shifting back.
-    rotated = F.grid_sample(
-        image[None] + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False
-    )
-    return rotated[0] - 1.0

@@ -27,8 +27,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from polymodal.data.cells import cell_tags, column_numbers, present_mask
 from polymodal.data.readers import read_table
-from polymodal.data.schema import cell_tags, column_numbers, present_mask
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 

@@ -48,8 +48,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from polymodal.data.cells import cell_missing, present_mask
 from polymodal.data.readers import read_table
-from polymodal.data.schema import cell_missing, infer_schema, present_mask
+from polymodal.data.schema import infer_schema
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, marker_mask, split_marked
 from polymodal.errors import ConfigError, DataError, SchemaError
 from polymodal.files import write_folder, write_json, write_text

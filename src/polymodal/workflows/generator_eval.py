@@ -46,9 +46,9 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
+from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.readers import read_table
 from polymodal.data.schema import infer_schema
-from polymodal.data.transforms import tensor_to_uint8
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate import plots
 from polymodal.evaluate.generation import (

@@ -1,0 +1,213 @@
+"""Reading single cells the same way everywhere: missing or not, as a number, tag list or key.
+
+A table's cells come from CSV readers, Parquet, pandas and user code, so one column may
+hold ``None``, ``NaN``, ``pd.NA``, blank strings, numbers stored as strings, lists and
+arrays side by side. Schema inference, cleaning, the transforms and evaluation all read
+cells through these helpers, so they agree on what a cell holds:
+
+- :func:`cell_missing` — the one test for "this cell is absent";
+- :func:`present_mask` — that test over a column;
+- :func:`cell_tags` — the tags of a multilabel cell;
+- :func:`category_key` — a cell as a category string (3, 3.0 and "3" are one category);
+- :func:`column_numbers` / :func:`parse_number_strings` — numbers, also when stored as text;
+- :func:`hashable_values` / :func:`hashable_cell` — cells that can be counted and compared;
+- :func:`cell_kind` — a coarse type tag of a present cell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import numbers
+import os
+import re
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+_PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None)})
+_CONTAINERS = (list, tuple, set, frozenset, np.ndarray, pd.Series)
+
+
+# --------------------------------------------------------------------------- missing
+
+
+def cell_missing(cell) -> bool:
+    """True for every way a cell can be absent.
+
+    Missing: ``None``, ``pd.NA``, ``NaT`` (pandas' and numpy's), NaN (Python, numpy,
+    complex and ``Decimal``), blank strings and empty bytes. Everything else is present,
+    including containers (an empty list is a present cell with no items).
+
+    Called once per cell per batch, so it tests types instead of calling ``pd.isna``;
+    on scalars it agrees with ``pd.isna`` and adds blank strings and empty bytes.
+    """
+    if cell is None or cell is pd.NA or cell is pd.NaT:
+        return True
+    if isinstance(cell, str):
+        return not cell.strip()
+    if isinstance(cell, float | complex | np.inexact):
+        return bool(cell != cell)  # NaN is the only value that differs from itself
+    if isinstance(cell, bytes | bytearray):
+        return len(cell) == 0
+    if isinstance(cell, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(cell))
+    if isinstance(cell, decimal.Decimal):
+        return cell.is_nan()
+    return False
+
+
+def present_mask(series: pd.Series) -> np.ndarray:
+    """Boolean (N,) array: True where the cell holds a value (see :func:`cell_missing`)."""
+    if series.dtype == object:
+        return ~series.map(cell_missing).to_numpy(dtype=bool)
+    mask = ~series.isna().to_numpy(dtype=bool)
+    if pd.api.types.is_string_dtype(series.dtype):
+        mask &= ~series.fillna("").astype(str).str.strip().eq("").to_numpy(dtype=bool)
+    return mask
+
+
+def sample_present(cells: pd.Series, limit: int) -> list:
+    """Up to ``limit`` non-missing cells, evenly spread over the column (deterministic)."""
+    present = [v for v in cells.to_numpy(dtype=object) if not cell_missing(v)]
+    if len(present) <= limit:
+        return present
+    return [present[i] for i in np.linspace(0, len(present) - 1, limit).round().astype(int)]
+
+
+# --------------------------------------------------------------------------- kinds, keys
+
+
+def cell_kind(cell) -> str:
+    """A coarse type tag for one present cell."""
+    if isinstance(cell, bool | np.bool_):
+        return "bool"
+    if isinstance(cell, str | os.PathLike):
+        return "str"
+    if isinstance(cell, bytes | bytearray | memoryview):
+        return "bytes"
+    if isinstance(cell, Image.Image):
+        return "pil"
+    if isinstance(cell, np.ndarray):
+        return "array"
+    if (
+        isinstance(cell, tuple)
+        and len(cell) == 2
+        and isinstance(cell[0], np.ndarray | list)
+        and isinstance(cell[1], numbers.Integral)
+    ):
+        return "wave"
+    if isinstance(cell, list | tuple | set | frozenset):
+        return "list"
+    if isinstance(cell, numbers.Number):
+        return "number"
+    if isinstance(cell, dt.date | dt.datetime | np.datetime64 | pd.Timestamp):
+        return "datetime"
+    return "other"
+
+
+def category_key(value) -> str | None:
+    """A cell as a category string; None when missing. 3, 3.0 and "3" are one category."""
+    if cell_missing(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        return value.strip()
+    return str(value)
+
+
+def hashable_values(series: pd.Series) -> pd.Series:
+    """The column with every cell hashable, for counting and comparing values.
+
+    Only object columns can hold lists or arrays; typed columns pass through untouched.
+    """
+    if series.dtype != object:
+        return series
+    return series.map(hashable_cell)
+
+
+def hashable_cell(cell):
+    """A hashable stand-in for any cell (lists, arrays, images), so values can be counted and compared."""
+    if type(cell) in _PLAIN_TYPES:
+        return cell
+    if isinstance(cell, np.ndarray):
+        return ("ndarray", cell.shape, str(cell.dtype), cell.tobytes())
+    if isinstance(cell, set | frozenset):
+        return ("set", tuple(sorted(map(str, cell))))
+    if isinstance(cell, list | tuple):
+        return ("seq", tuple(hashable_cell(c) for c in cell))
+    if isinstance(cell, dict):
+        return ("dict", repr(cell))
+    if isinstance(cell, Image.Image):
+        return ("image", cell.mode, cell.size, cell.tobytes())
+    if isinstance(cell, bytearray | memoryview):
+        return bytes(cell)
+    try:
+        hash(cell)
+    except TypeError:
+        return ("repr", repr(cell))
+    return cell
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def parse_number_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Strings such as ``"1,234"``, ``" 3.5 "``, ``"-2e3"`` as floats; NaN where not a number.
+
+    Returns ``(numbers, parsed_mask)``. Commas are dropped only when they group thousands,
+    so ``"3,5"`` (a tag list, or a decimal comma) is not read as 35.
+    """
+    text = values.astype(str).str.strip()
+    grouped = text.str.match(_THOUSANDS)
+    text = text.where(~grouped, text.str.replace(",", "", regex=False))
+    parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    return parsed, ~np.isnan(parsed)
+
+
+def column_numbers(series: pd.Series) -> np.ndarray:
+    """A column as float64 (N,): numbers, numeric strings ("1,234") parsed, NaN elsewhere."""
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.full(len(series), np.nan)
+    mask = present_mask(series)
+    if mask.any():
+        out[mask] = parse_number_strings(series[mask].astype(str))[0]
+    return out
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def cell_tags(cell, delimiter: str | None = None) -> list[str]:
+    """The tags of one multilabel cell, sorted and without repeats; ``[]`` when it is missing.
+
+    A cell may be a list/tuple/set/array/Series of tags, a JSON list string
+    (``'["a", "b"]'``), or a string split on ``delimiter`` (``None``: the whole string is
+    one tag). Each tag is read as a category (:func:`category_key`): stripped, ``3.0`` as
+    ``"3"``, and missing or blank items dropped.
+    """
+    if isinstance(cell, _CONTAINERS):
+        items = cell
+    elif cell_missing(cell):
+        return []
+    elif isinstance(cell, str):
+        text = cell.strip()
+        items = None
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                parsed = None
+            items = parsed if isinstance(parsed, list) else None
+        if items is None:
+            items = text.split(delimiter) if delimiter else [text]
+    else:
+        items = [cell]
+    return sorted({key for key in map(category_key, items) if key})

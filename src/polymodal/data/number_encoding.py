@@ -1,0 +1,139 @@
+"""Numeric and datetime columns as standardised features for :class:`~polymodal.data.transforms.TableTransform`.
+
+``fit_*`` learns a column's statistics from the training rows (JSON-able dicts, saved with
+the transform); ``encode_*`` applies them. Missing values are imputed with the training
+median and flagged, and standardised values are clipped to ``±NUMERIC_CLIP`` so one wild
+value at predict time cannot saturate a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from polymodal.data.cells import column_numbers
+
+# Standardised numbers are clipped so one wild value at predict time cannot saturate a model.
+NUMERIC_CLIP = 10.0
+
+DATETIME_FEATURES = (
+    "year",
+    "days",
+    "month_sin",
+    "month_cos",
+    "dow_sin",
+    "dow_cos",
+    "hour_sin",
+    "hour_cos",
+)
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def column_floats(cells: pd.Series) -> np.ndarray:
+    """Numbers as float64, parsed as schema inference parsed them ("1,234" -> 1234);
+    anything unparseable (and +-inf) becomes NaN."""
+    values = np.array(column_numbers(cells), dtype=np.float64)  # a writable copy
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+# ---------------------------------------------------------------------- numeric
+
+
+def fit_numeric(cells: pd.Series) -> dict:
+    values = column_floats(cells)
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:  # an all-missing column: every row reads 0 plus its indicator
+        return {"median": 0.0, "mean": 0.0, "std": 1.0, "indicator": True}
+    std = float(finite.std())
+    return {
+        "median": float(np.median(finite)),
+        "mean": float(finite.mean()),
+        # A constant column would divide by zero; it carries no information either way.
+        "std": std if std > 1e-12 else 1.0,
+        "indicator": bool(finite.size < values.size),
+    }
+
+
+def encode_numeric(cells: pd.Series, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) standardised values with missing ones imputed by the median, and (N,) missing."""
+    values = column_floats(cells)
+    missing = np.isnan(values)
+    filled = np.where(missing, stats["median"], values)
+    scaled = np.clip((filled - stats["mean"]) / stats["std"], -NUMERIC_CLIP, NUMERIC_CLIP)
+    return scaled.astype(np.float32), missing
+
+
+# ---------------------------------------------------------------------- datetime
+
+
+def _to_datetime(cells: pd.Series) -> pd.Series:
+    """Timestamps in UTC (naive ones are taken as UTC); unparseable cells become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(cells):
+        series = cells
+    else:
+        series = pd.to_datetime(cells.astype(object), errors="coerce", utc=True, format="mixed")
+    series = pd.Series(series)
+    if series.dt.tz is None:
+        series = series.dt.tz_localize("UTC")
+    return series.dt.tz_convert("UTC")
+
+
+def _datetime_parts(cells: pd.Series) -> dict[str, np.ndarray]:
+    ts = _to_datetime(cells)
+    days = np.asarray((ts - _EPOCH).dt.total_seconds(), dtype=np.float64) / 86400.0
+    return {
+        "days": days,
+        "year": np.asarray(ts.dt.year, dtype=np.float64),
+        "month": np.asarray(ts.dt.month, dtype=np.float64),
+        "dow": np.asarray(ts.dt.day_of_week, dtype=np.float64),
+        "hour": np.asarray(ts.dt.hour + ts.dt.minute / 60.0, dtype=np.float64),
+    }
+
+
+def fit_datetime(cells: pd.Series) -> dict:
+    parts = _datetime_parts(cells)
+    days, years = parts["days"], parts["year"]
+    ok = ~np.isnan(days)
+    if not ok.any():
+        return {
+            "days_median": 0.0,
+            "days_mean": 0.0,
+            "days_std": 1.0,
+            "year_mean": 1970.0,
+            "year_std": 1.0,
+            "indicator": True,
+        }
+    days_std, year_std = float(days[ok].std()), float(years[ok].std())
+    return {
+        "days_median": float(np.median(days[ok])),
+        "days_mean": float(days[ok].mean()),
+        "days_std": days_std if days_std > 1e-12 else 1.0,
+        "year_mean": float(years[ok].mean()),
+        "year_std": year_std if year_std > 1e-12 else 1.0,
+        "indicator": bool(not ok.all()),
+    }
+
+
+def encode_datetime(cells: pd.Series, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 8 [+1]) features in DATETIME_FEATURES order (+ missing indicator), and (N,) missing.
+
+    Year and days since 1970 are standardised; month, weekday and hour are encoded as
+    points on a circle so December sits next to January. A missing timestamp takes the
+    training median for the linear features and 0 (no direction) for the cyclic ones.
+    """
+    parts = _datetime_parts(cells)
+    missing = np.isnan(parts["days"])
+    median_year = float(pd.Timestamp(stats["days_median"] * 86400.0, unit="s").year)
+    days = np.where(missing, stats["days_median"], parts["days"])
+    year = np.where(missing, median_year, parts["year"])
+    columns = [
+        np.clip((year - stats["year_mean"]) / stats["year_std"], -NUMERIC_CLIP, NUMERIC_CLIP),
+        np.clip((days - stats["days_mean"]) / stats["days_std"], -NUMERIC_CLIP, NUMERIC_CLIP),
+    ]
+    for name, period, offset in (("month", 12.0, 1.0), ("dow", 7.0, 0.0), ("hour", 24.0, 0.0)):
+        angle = 2.0 * np.pi * (np.nan_to_num(parts[name]) - offset) / period
+        columns += [np.where(missing, 0.0, np.sin(angle)), np.where(missing, 0.0, np.cos(angle))]
+    if stats["indicator"]:
+        columns.append(missing.astype(np.float64))
+    return np.stack(columns, axis=1).astype(np.float32), missing
