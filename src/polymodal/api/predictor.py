@@ -51,14 +51,16 @@ from polymodal.api.model_folder import (
 )
 from polymodal.api.neural import NeuralCandidate
 from polymodal.api.params import get_params, set_params
+from polymodal.data.cells import present_mask
 from polymodal.data.cleaning import clean_report
 from polymodal.data.dataset import TableDataset
+from polymodal.data.image_encoding import AUGMENT_DEFAULTS
 from polymodal.data.readers import read_table
-from polymodal.data.schema import PROBLEM_TYPES, Schema, infer_schema, present_mask
+from polymodal.data.schema import PROBLEM_TYPES, Schema, infer_schema
 from polymodal.data.split import labelled_positions, take_rows, validation_split
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
 from polymodal.data.text import TEXT_KINDS
-from polymodal.data.transforms import AUGMENT_DEFAULTS, TableTransform
+from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
 from polymodal.evaluate.metrics import PRIMARY_METRIC
 from polymodal.evaluate.scoring import all_metrics, scorer, targets

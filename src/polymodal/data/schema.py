@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-# api/predictor.py still imports present_mask and hashable_values from this module; they
-# are defined in data.cells, where it should import them from.
 from polymodal.data.cells import (
     cell_kind,
     hashable_values,

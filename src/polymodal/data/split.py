@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from polymodal.data.schema import hashable_values, present_mask
+from polymodal.data.cells import hashable_values, present_mask
 from polymodal.errors import DataError, SchemaError
 
 # Validation beyond this many rows buys little selection accuracy and costs scoring time.
