@@ -19,13 +19,7 @@ import torch
 from PIL import Image
 
 from polymodal import datasets
-from polymodal.api.generator import (
-    DEFAULT_GUIDANCE,
-    DEFAULT_NUM_STEPS,
-    DEFAULT_SAMPLER,
-    PRESETS,
-    Generator,
-)
+from polymodal.api.generator import Generator
 from polymodal.data.dataset import TableDataset, collate
 from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.text import minilm_available
@@ -37,6 +31,13 @@ from polymodal.errors import (
     SchemaError,
 )
 from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, euler_sample
+from polymodal.recipes.base import to_dict
+from polymodal.recipes.generator import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_NUM_STEPS,
+    DEFAULT_SAMPLER,
+    preset_recipe,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -323,10 +324,11 @@ def test_save_load_gives_identical_samples(digit_gen, tmp_path, digits):
         assert (folder / name).exists(), name
     config = json.loads((folder / "config.json").read_text())
     assert config["network"]["unet"]["image_size"] == 8
-    assert config["sampler"] == {"method": DEFAULT_SAMPLER, "num_steps": DEFAULT_NUM_STEPS,
-                                 "guidance": DEFAULT_GUIDANCE, "shift": DEFAULT_SHIFT,
-                                 "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL)}
+    assert config["recipe"]["sampling"] == {
+        "sampler": DEFAULT_SAMPLER, "num_steps": DEFAULT_NUM_STEPS, "guidance": DEFAULT_GUIDANCE,
+        "shift": DEFAULT_SHIFT, "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL)}
     loaded = Generator.load(folder)
+    assert loaded.recipe_ == digit_gen.recipe_
     assert loaded.conditions_ == digit_gen.conditions_
     np.testing.assert_array_equal(loaded.sample(12, conditions=_labels(12), seed=7),
                                   digit_gen.sample(12, conditions=_labels(12), seed=7))
@@ -423,8 +425,8 @@ def test_the_learning_rate_is_used_and_saved(digits, digit_gen, tmp_path):
     default = digit_gen  # fitted without lr=
     # What the training loop was given, and what the model folder says.
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["lr"] == 1.5e-3
-    assert given.config_dict()["optimizer"]["lr"] == 1.5e-3
-    assert default.config_dict()["optimizer"]["lr"] == PRESETS["fast"]["lr"] != 1.5e-3
+    assert given.config_dict()["recipe"]["training"]["lr"] == given.recipe_.training.lr == 1.5e-3
+    assert default.recipe_.training.lr == preset_recipe("fast").training.lr != 1.5e-3
     logged = [e["lr"] for e in given.training_history_ if "lr" in e]
     assert logged and max(logged) <= 1.5e-3 * (1 + 1e-9)
     given.save(tmp_path / "m")
@@ -453,9 +455,53 @@ def test_the_guidance_interval_is_used_saved_and_kept_for_older_folders(digit_ge
     config_path = tmp_path / "m" / "config.json"
     config = json.loads(config_path.read_text())
     del config["params"]["guidance_interval"]
-    config["sampler"]["guidance_interval"] = [0.3, 1.0]
+    config["sampler"] = {"guidance_interval": [0.3, 1.0]}
     config_path.write_text(json.dumps(config))
     assert tuple(Generator.load(tmp_path / "m").guidance_interval) == (0.3, 1.0)
+
+
+def test_a_folder_saved_before_recipes_loads_its_recipe_and_samples_identically(digit_gen,
+                                                                                tmp_path):
+    """config.json held the preset's dict and optimizer/objective/sampler sections then."""
+    folder = digit_gen.save(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    recipe = config.pop("recipe")
+    del config["params"]["recipe"]
+    config["preset"] = {"lr": 3e-3, "max_epochs": recipe["training"]["max_epochs"],
+                        "cond_dim": recipe["network"]["cond_dim"], "unet": {}}
+    config["optimizer"] = {"name": "adamw", "lr": recipe["training"]["lr"],
+                           "weight_decay": 0.0, "batch_size": recipe["training"]["batch_size"]}
+    config["objective"] = {"name": "rectified_flow", "prediction": "velocity",
+                           "condition_dropout": recipe["condition"]["dropout"],
+                           "ema_halflife_images": recipe["training"]["ema_halflife_images"]}
+    sampling = recipe["sampling"]
+    config["sampler"] = {"method": sampling["sampler"], "num_steps": sampling["num_steps"],
+                         "guidance": sampling["guidance"], "shift": sampling["shift"],
+                         "guidance_interval": sampling["guidance_interval"]}
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded = Generator.load(folder)
+    assert loaded.recipe_ == digit_gen.recipe_ and loaded.recipe is None
+    ask = {"label": "4"}
+    np.testing.assert_array_equal(loaded.sample(3, conditions=ask, seed=2),
+                                  digit_gen.sample(3, conditions=ask, seed=2))
+    assert json.loads(json.dumps(to_dict(loaded.recipe_))) == recipe
+
+
+def test_recipe_overrides_reach_the_network_the_loop_and_the_sampler(digits, tmp_path):
+    gen = Generator(condition=["label"], time_limit=1.0, verbosity=0, num_steps=3,
+                    recipe={"network.base_channels": 8, "training.weight_decay": 0.01,
+                            "sampling": {"num_steps": 2}})
+    gen.fit(digits[0].head(64), out_dir=tmp_path / "run")
+    assert gen.unet_.config()["base_channels"] == 8
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["weight_decay"] == 0.01
+    assert gen.recipe_.sampling.num_steps == 2  # the override wins over num_steps=3
+    np.testing.assert_array_equal(gen.sample(2, conditions={"label": 1}),
+                                  gen.sample(2, conditions={"label": 1}, num_steps=2))
+    loaded = Generator.load(gen.save(tmp_path / "m"))
+    assert loaded.recipe_ == gen.recipe_ and loaded.recipe == gen.recipe
+    with pytest.raises(ConfigError) as info:
+        Generator(recipe={"network.widht": 8, "training.lr": 5}).fit(digits[0])
+    assert "'network.widht'" in str(info.value) and "training.lr=5" in str(info.value)
 
 
 def test_coordinate_channels_can_be_forced(digits):

@@ -30,6 +30,7 @@ from torch import nn
 from polymodal.errors import ConfigError, DataError
 
 __all__ = [
+    "SAMPLERS",
     "edit_sample",
     "euler_sample",
     "guided_velocity",
@@ -178,13 +179,14 @@ def heun_sample(
     return x
 
 
-_SAMPLERS = {"euler": euler_sample, "heun": heun_sample}
+# The one table of samplers by name: the Generator's ``sampler=`` and its recipe use it too.
+SAMPLERS = {"euler": euler_sample, "heun": heun_sample}
 
 
 def _sampler(method: str):
-    if method not in _SAMPLERS:
-        raise ConfigError(f"sampler method={method!r} is not known; use one of {list(_SAMPLERS)}.")
-    return _SAMPLERS[method]
+    if method not in SAMPLERS:
+        raise ConfigError(f"sampler method={method!r} is not known; use one of {list(SAMPLERS)}.")
+    return SAMPLERS[method]
 
 
 def edit_sample(

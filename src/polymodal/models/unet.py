@@ -351,11 +351,7 @@ class UNet(nn.Module):
 
         ``overrides`` are passed to the constructor (e.g. ``base_channels=24``).
         """
-        base, mults = _default_widths(image_size)
-        kwargs: dict[str, Any] = dict(base_channels=base, channel_mults=mults)
-        if image_size > 32:
-            padded = -(-image_size // 2 ** (len(mults) - 1)) * 2 ** (len(mults) - 1)
-            kwargs["attention_resolutions"] = (padded // 2 ** (len(mults) - 1),)
+        kwargs: dict[str, Any] = cls.sizing_for(image_size)
         kwargs.update(overrides)
         return cls(
             image_channels=image_channels,
@@ -364,6 +360,17 @@ class UNet(nn.Module):
             cross_attn_dim=cross_attn_dim,
             **kwargs,
         )
+
+    @staticmethod
+    def sizing_for(image_size: int) -> dict[str, Any]:
+        """The widths, depth and attention :meth:`sized_for` gives ``image_size``:
+        ``base_channels``, ``channel_mults`` and ``attention_resolutions``."""
+        base, mults = _default_widths(image_size)
+        attention: tuple[int, ...] = ()
+        if image_size > 32:
+            padded = -(-image_size // 2 ** (len(mults) - 1)) * 2 ** (len(mults) - 1)
+            attention = (padded // 2 ** (len(mults) - 1),)
+        return dict(base_channels=base, channel_mults=mults, attention_resolutions=attention)
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments as a JSON-able dict: ``UNet(**net.config())`` rebuilds it."""

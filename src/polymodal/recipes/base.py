@@ -70,6 +70,18 @@ def override(recipe, changes: dict | None):
     return result
 
 
+def dotted_keys(changes: dict | None) -> dict:
+    """``changes`` with nested sections flattened to dotted keys (``{"a": {"b": 1}}`` ->
+    ``{"a.b": 1}``), to ask whether a field was overridden."""
+    flat: dict = {}
+    for key, value in (changes or {}).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in dotted_keys(value).items()})
+        else:
+            flat[str(key)] = value
+    return flat
+
+
 def _apply(recipe, changes: dict, where: str, problems: list[str]):
     hints = typing.get_type_hints(type(recipe))
     names = {f.name for f in dataclasses.fields(recipe)}

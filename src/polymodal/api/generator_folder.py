@@ -1,0 +1,122 @@
+"""A fitted Generator's model folder: written atomically, read back to sample identically.
+
+The folder holds ``config.json`` (the parameters, the resolved recipe, the network's
+shape, the conditions and the training summary), ``schema.json``, the fitted transform,
+the weights, ``versions.json``, the training log and the sample grids. Folders saved
+before recipes existed are read with the recipe they were trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from polymodal.api.model_folder import check_folder, is_model_folder, write_folder_atomically
+from polymodal.data.schema import Schema
+from polymodal.data.transforms import TableTransform
+from polymodal.errors import ConfigError, ModelFolderError
+from polymodal.files import atomic_path, write_json, write_text
+from polymodal.models.generator_net import load_network
+from polymodal.recipes.base import from_dict
+from polymodal.recipes.generator import LEGACY_GUIDANCE_INTERVAL, GeneratorRecipe, legacy_recipe
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.safetensors"
+REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIGHTS_FILE,
+                  "versions.json")
+
+
+def write_generator(generator, directory: str | os.PathLike) -> Path:
+    """Write a fitted ``generator`` to ``directory`` (see ``Generator.save``)."""
+    from polymodal import versions
+
+    target = Path(directory).absolute()
+    train_dir = None if generator.out_dir_ is None else Path(generator.out_dir_)
+    aside = None
+    if (train_dir is not None and target == train_dir and target.is_dir()
+            and not is_model_folder(target)):
+        # The training folder becomes the model folder: move it aside to copy from it.
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.train-", dir=target.parent))
+        aside.rmdir()
+        os.rename(target, aside)
+        train_dir = aside
+    state = {k: v.detach().to("cpu").contiguous()
+             for k, v in generator.network_.state_dict().items()}
+
+    def write(folder: Path) -> None:
+        write_json(folder / "config.json", generator.config_dict())
+        write_json(folder / "schema.json", generator.schema_.to_dict())
+        generator.transform_.save(folder / "transform")
+        with atomic_path(folder / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        write_json(folder / "versions.json", versions())
+        write_text(folder / "train_log.jsonl", "".join(
+            json.dumps(r, default=str) + "\n" for r in generator.training_history_))
+        samples = None if train_dir is None else train_dir / "samples"
+        if samples is not None and samples.is_dir():
+            shutil.copytree(samples, folder / "samples")
+        else:
+            generator._write_grid(generator.network_, folder, generator.train_result_["steps"])
+        if train_dir is not None:
+            for name in ("checkpoint.safetensors", "train_config.json"):
+                if (train_dir / name).is_file():
+                    shutil.copy2(train_dir / name, folder / name)
+
+    try:
+        path = write_folder_atomically(target, write, format_version=FORMAT_VERSION)
+    except BaseException:
+        if aside is not None and not target.exists():
+            os.rename(aside, target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+        generator.out_dir_ = str(path)
+    return path
+
+
+def read_generator(cls, directory: str | os.PathLike):
+    """The generator of class ``cls`` saved in ``directory`` (see ``Generator.load``)."""
+    path = check_folder(directory, format_version=FORMAT_VERSION, required=REQUIRED_FILES,
+                        kind="generator")
+    try:
+        config = json.loads((path / "config.json").read_text())
+        generator = cls(**config["params"])
+        if "spatial_condition" not in config["params"]:
+            generator.spatial_condition = False  # saved before the option existed
+        if "guidance_interval" not in config["params"]:
+            # Saved before it was a parameter: sample as they were sampled then.
+            generator.guidance_interval = tuple(
+                config.get("sampler", {}).get("guidance_interval", LEGACY_GUIDANCE_INTERVAL))
+        generator.recipe_ = (from_dict(GeneratorRecipe, config["recipe"])
+                             if "recipe" in config else legacy_recipe(config))
+        transform = TableTransform.load(path / "transform")
+        network = load_network(config["network"], image_column=config["image_column"],
+                               condition_dropout=generator.recipe_.condition.dropout)
+        network.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        generator.schema_ = Schema.from_dict(json.loads((path / "schema.json").read_text()))
+        generator.image_shape_ = tuple(config["image_shape"])
+        generator.conditions_ = config["conditions"]
+        generator._grid = config["grid"]
+        generator.train_result_ = config["training"]
+    except ModelFolderError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError,
+            ConfigError) as exc:
+        raise ModelFolderError(f"{path} holds an unreadable or mismatched generator ({exc}); "
+                               "save the generator again") from None
+    network.eval()
+    generator.transform_ = transform
+    generator.network_ = network
+    generator.unet_, generator.condition_encoder_ = network.unet, network.condition
+    generator.out_dir_ = None
+    log = path / "train_log.jsonl"
+    generator.training_history_ = ([json.loads(line) for line in log.read_text().splitlines()
+                                    if line.strip()] if log.is_file() else [])
+    generator._warned_null = set()
+    return generator

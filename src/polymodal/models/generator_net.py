@@ -1,0 +1,137 @@
+"""The Generator's network (a UNet and a condition encoder) and its sampling integration.
+
+:class:`GeneratorNetwork`'s ``forward(batch)`` is the training loss, so that under
+``torchrun`` the DDP wrapper sees the whole step (see :class:`polymodal.train.Trainer`).
+:func:`integrate` and :func:`velocity_fn` run the samplers of
+:mod:`polymodal.models.samplers` with classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from polymodal.data.batch import Batch
+from polymodal.models.condition import ConditionEncoder, condition_spec
+from polymodal.models.flow import drop_conditions, rectified_flow_loss
+from polymodal.models.samplers import DEFAULT_SHIFT, SAMPLERS, guided_velocity
+from polymodal.models.unet import UNet
+
+# Images per sampler chunk (twice that many network rows with guidance): it keeps the
+# activations' peak low at no cost in speed (bench/RESULTS.md, 'Ad-hoc probes').
+SAMPLE_BATCH_SIZE = 64
+
+
+class GeneratorNetwork(nn.Module):
+    """UNet + condition encoder; ``forward(batch)`` is the rectified-flow training loss.
+
+    ``condition_vector(batch)`` is the condition vector (B, D), or None for an
+    unconditional generator.
+    """
+
+    def __init__(self, unet: UNet, condition: ConditionEncoder | None, *, image_column: str,
+                 condition_dropout: float):
+        super().__init__()
+        self.unet = unet
+        self.condition = condition
+        self.image_column = image_column
+        self.condition_dropout = condition_dropout
+
+    def condition_vector(self, batch: Batch) -> torch.Tensor | None:
+        if self.condition is None:
+            return None
+        # Hiding single columns (multi-column models) teaches sampling with some left out.
+        return self.condition(batch, column_dropout=self.condition_dropout)  # (B, D)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        x0 = batch.image[self.image_column]  # (B, C, H, W) in [-1, 1]
+        cond = self.condition_vector(batch)
+        if cond is not None and self.training:
+            # Whole-vector dropout to the null (zero) condition: classifier-free guidance.
+            cond, _ = drop_conditions(cond, self.condition_dropout)
+        return rectified_flow_loss(self.unet, x0, cond=cond)
+
+    def validation_loss(self, batch: Batch) -> float:
+        """The loss at fixed times and noise, so evaluations compare across steps."""
+        return float(rectified_flow_loss(self.unet, batch.image[self.image_column],
+                                         cond=self.condition_vector(batch),
+                                         generator=torch.Generator(batch_device(self))
+                                         .manual_seed(0)))
+
+
+def build_network(feature_spec: dict, conditions: list[str], image_shape: tuple[int, int, int],
+                  *, image_column: str, seed: int, cond_dim: int, condition_dropout: float,
+                  spatial_condition: bool, **unet_sizing) -> GeneratorNetwork:
+    """The network for images of ``image_shape`` (C, H, W) conditioned on ``conditions``.
+
+    ``unet_sizing``: the UNet's ``base_channels``, ``channel_mults``, ``num_res_blocks``,
+    ``attention_resolutions`` and ``coord_channels``. The weights depend on ``seed`` only
+    (the caller's RNG is left as it was).
+    """
+    channels, height, _ = image_shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = None
+        if conditions:
+            encoder = ConditionEncoder(condition_spec(feature_spec, conditions), out_dim=cond_dim)
+        unet = UNet(image_channels=channels, image_size=height,
+                    cond_dim=encoder.out_dim if encoder else 0,
+                    spatial_condition=spatial_condition and encoder is not None, **unet_sizing)
+    return GeneratorNetwork(unet, encoder, image_column=image_column,
+                            condition_dropout=condition_dropout)
+
+
+def load_network(network_config: dict, *, image_column: str,
+                 condition_dropout: float) -> GeneratorNetwork:
+    """An untrained network of a saved ``config.json``'s ``network`` section (the caller's
+    RNG is left as it was; the weights are loaded after)."""
+    with torch.random.fork_rng(devices=[]):
+        unet = UNet(**network_config["unet"])
+        cond_config = network_config["condition"]
+        encoder = None if cond_config is None else ConditionEncoder.from_config(cond_config)
+    return GeneratorNetwork(unet, encoder, image_column=image_column,
+                            condition_dropout=condition_dropout)
+
+
+def network_config(network: GeneratorNetwork) -> dict:
+    """What :func:`load_network` rebuilds the network from (JSON-able)."""
+    return {"unet": network.unet.config(),
+            "condition": None if network.condition is None else network.condition.config()}
+
+
+def batch_device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def integrate(unet: UNet, cond: torch.Tensor | None, noise: torch.Tensor, *, num_steps: int,
+              guidance: float, sampler: str, batch_size: int = SAMPLE_BATCH_SIZE,
+              guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT
+              ) -> torch.Tensor:
+    """Images (N, C, H, W) from ``noise`` at t = 1, in chunks of ``batch_size``."""
+    device = batch_device(unet)
+    out = []
+    for start in range(0, noise.shape[0], batch_size):
+        chunk = noise[start:start + batch_size].to(device)
+        c = None if cond is None else cond[start:start + batch_size].to(device)
+        velocity = functools.partial(guided_velocity, unet, cond=c,
+                                     guidance=guidance if c is not None else 1.0,
+                                     guidance_interval=guidance_interval)
+        out.append(SAMPLERS[sampler](velocity, chunk, num_steps=num_steps, shift=shift).cpu())
+    return torch.cat(out)
+
+
+def velocity_fn(unet: UNet, cond: torch.Tensor | None, *, guidance: float,
+                guidance_interval: tuple[float, float]):
+    """``velocity(x, t)`` with guidance, for the edit samplers: inputs on any device."""
+    device = batch_device(unet)
+    cond = None if cond is None else cond.to(device)
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        v = guided_velocity(unet, x.to(device), t.to(device), cond=cond,
+                            guidance=guidance if cond is not None else 1.0,
+                            guidance_interval=guidance_interval)
+        return v.to(x.device)
+
+    return velocity

@@ -1,0 +1,368 @@
+"""The Generator's recipe: the UNet's sizing, the condition, how it trains and samples.
+
+:func:`resolve_generator` is a pure function of the schema, the number of training
+images, their shape and the user's choices: the preset's settings, then the Generator's
+constructor arguments (``lr``, ``batch_size``, ``guidance``, ...), then what the images
+ask for (the UNet's widths and depth by image side, a warm-up by the length of the run),
+then the user's overrides (``Generator(recipe={"network.base_channels": 24})``), validated
+once. The result is saved in the model's ``config.json`` and loads back equal. Where a
+default comes from a measurement, bench/RESULTS.md has it ('generator_fashion',
+'generator_sampling_sweep', 'text_to_image_shapes').
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields, replace
+
+from polymodal.data.schema import Schema
+from polymodal.errors import ConfigError
+from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, SAMPLERS
+from polymodal.models.unet import UNet
+from polymodal.recipes.base import dotted_keys, override
+
+PRESETS = ("fast", "best")
+# The sampler sweep's choice on the fully trained Fashion-MNIST model (bench/RESULTS.md,
+# 'generator_sampling_sweep').
+DEFAULT_SAMPLER = "heun"
+DEFAULT_NUM_STEPS = 8
+DEFAULT_GUIDANCE = 3.0
+# Batch 64 gave more optimiser steps per CPU-minute than 128; the EMA half-life is the
+# reference loop's (bench/generator_core_probe.py).
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_EMA_HALFLIFE_IMAGES = 5_000.0
+DEFAULT_CONDITION_DROPOUT = 0.1
+GUIDANCE_RANGE = (0.0, 20.0)
+NUM_STEPS_RANGE = (1, 1000)
+# The Generator's arguments by the recipe field each one sets.
+ARGUMENT_FIELDS = {
+    "training.batch_size": "batch_size", "training.lr": "lr",
+    "training.ema_halflife_images": "ema_halflife_images",
+    "condition.dropout": "condition_dropout", "network.coord_channels": "coord_channels",
+    "network.spatial_condition": "spatial_condition", "sampling.sampler": "sampler",
+    "sampling.num_steps": "num_steps", "sampling.guidance": "guidance",
+    "sampling.guidance_interval": "guidance_interval",
+}
+# Folders saved before the interval was a parameter were sampled with this one.
+LEGACY_GUIDANCE_INTERVAL = (0.3, 1.0)
+
+
+@dataclass(frozen=True)
+class GeneratorNetworkRecipe:
+    """The UNet that predicts the velocity, and the width of the condition vector."""
+
+    base_channels: int = 16
+    """Channels of the UNet's first level (later levels multiply it)."""
+
+    channel_mults: tuple[int, ...] = (1, 2, 4)
+    """Width multiplier of each resolution level; one level per entry."""
+
+    num_res_blocks: int = 1
+    """Residual blocks per level."""
+
+    attention_resolutions: tuple[int, ...] = ()
+    """Feature-map sides at which self-attention runs (none on small images)."""
+
+    cond_dim: int = 64
+    """Width of the condition vector added to the time embedding (unused without
+    conditions)."""
+
+    coord_channels: bool = False
+    """Two pixel-coordinate input channels (they did not improve position on ``shapes``)."""
+
+    spatial_condition: bool = True
+    """A learned coarse map from the condition added at the bottleneck, so the condition
+    can say where things go (off without conditions)."""
+
+
+@dataclass(frozen=True)
+class ConditionRecipe:
+    """How the condition is trained for classifier-free guidance."""
+
+    dropout: float = DEFAULT_CONDITION_DROPOUT
+    """Share of training rows whose whole condition is replaced by the null condition
+    (and, with several columns, of single columns hidden)."""
+
+
+@dataclass(frozen=True)
+class GeneratorTrainingRecipe:
+    """How the network trains (the loop's other settings are derived in ``fit``)."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    """Images per optimiser step."""
+
+    lr: float = 3e-3
+    """Peak AdamW learning rate, after warm-up, decayed by a cosine (a higher rate than
+    the reference's 1e-3 learns the condition sooner in a short run)."""
+
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay (none, as in the measured reference)."""
+
+    warmup_steps: int = 50
+    """Optimiser steps of linear warm-up: a twentieth of the epoch-bounded run, at most 50."""
+
+    min_lr_ratio: float = 0.1
+    """Floor of the cosine decay as a fraction of ``lr``."""
+
+    max_epochs: int = 20
+    """Passes over the images when there is no time limit (a time limit replaces it)."""
+
+    ema_halflife_images: float | None = DEFAULT_EMA_HALFLIFE_IMAGES
+    """Half-life of the weight EMA in training images; None for no EMA."""
+
+
+@dataclass(frozen=True)
+class SamplingRecipe:
+    """How images are sampled by default (each call may override these)."""
+
+    sampler: str = DEFAULT_SAMPLER
+    """'heun' (2nd order) or 'euler'."""
+
+    num_steps: int = DEFAULT_NUM_STEPS
+    """Integration steps from noise to image."""
+
+    guidance: float = DEFAULT_GUIDANCE
+    """Classifier-free guidance scale (1 = none)."""
+
+    guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL
+    """Sampler times t (1 = noise) where guidance applies; elsewhere one conditional
+    pass runs."""
+
+    shift: float = DEFAULT_SHIFT
+    """Time-grid shift (1 = uniform steps)."""
+
+
+@dataclass(frozen=True)
+class GeneratorRecipe:
+    """Everything the Generator trains and samples with, resolved for one image table."""
+
+    network: GeneratorNetworkRecipe = field(default_factory=GeneratorNetworkRecipe)
+    """The UNet and the condition vector's width."""
+
+    condition: ConditionRecipe = field(default_factory=ConditionRecipe)
+    """Condition dropout for guidance."""
+
+    training: GeneratorTrainingRecipe = field(default_factory=GeneratorTrainingRecipe)
+    """How the network trains."""
+
+    sampling: SamplingRecipe = field(default_factory=SamplingRecipe)
+    """The sampling defaults."""
+
+    def validate(self) -> None:
+        """Raise one :class:`ConfigError` naming every field that is out of range."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("recipe: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every out-of-range field, each named with its value and range."""
+        n, t = self.network, self.training
+        problems = [f"network.{name}={value!r} must be an integer >= 1"
+                    for name, value in (("base_channels", n.base_channels),
+                                        ("num_res_blocks", n.num_res_blocks),
+                                        ("cond_dim", n.cond_dim)) if not _int_at_least(value, 1)]
+        for name in ("channel_mults", "attention_resolutions"):
+            value = getattr(n, name)
+            if not isinstance(value, tuple) or not all(_int_at_least(v, 1) for v in value) \
+                    or (name == "channel_mults" and not value):
+                problems.append(f"network.{name}={value!r} must be a list of integers >= 1")
+        for name in ("coord_channels", "spatial_condition"):
+            if not isinstance(getattr(n, name), bool):
+                problems.append(f"network.{name}={getattr(n, name)!r} must be true or false")
+        if not _number_in(self.condition.dropout, 0.0, 1.0, high_open=True):
+            problems.append(f"condition.dropout={self.condition.dropout!r} must be in [0, 1); "
+                            "0.1 is typical")
+        if not _int_at_least(t.batch_size, 1):
+            problems.append(f"training.batch_size={t.batch_size!r} must be an integer >= 1")
+        if not (_number_in(t.lr, 0.0, 1.0) and t.lr > 0):
+            problems.append(f"training.lr={t.lr!r} must be a learning rate in (0, 1]")
+        if not _number_in(t.weight_decay, 0.0, math.inf):
+            problems.append(f"training.weight_decay={t.weight_decay!r} must be a number >= 0")
+        if not _int_at_least(t.warmup_steps, 0):
+            problems.append(f"training.warmup_steps={t.warmup_steps!r} must be an integer >= 0")
+        if not _number_in(t.min_lr_ratio, 0.0, 1.0):
+            problems.append(f"training.min_lr_ratio={t.min_lr_ratio!r} must be in [0, 1]")
+        if not _int_at_least(t.max_epochs, 1):
+            problems.append(f"training.max_epochs={t.max_epochs!r} must be an integer >= 1")
+        if t.ema_halflife_images is not None and not (
+                _number_in(t.ema_halflife_images, 0.0, math.inf) and t.ema_halflife_images > 0):
+            problems.append(f"training.ema_halflife_images={t.ema_halflife_images!r} must be "
+                            "a number of images > 0, or null for no EMA")
+        s = self.sampling
+        problems += sampling_problems(s.guidance, s.num_steps, s.sampler, s.guidance_interval,
+                                      prefix="sampling.")
+        if not (_number_in(s.shift, 0.0, math.inf) and s.shift > 0):
+            problems.append(f"sampling.shift={s.shift!r} must be a number > 0 (1 = uniform)")
+        return problems
+
+
+def preset_recipe(preset: str) -> GeneratorRecipe:
+    """The settings a preset starts from: "fast" fits a 2-core CPU in a minute or two
+    without a time limit; "best" trains longer with two residual blocks per level, a
+    wider condition and a lower rate (not re-measured when "fast" moved to 3e-3)."""
+    if preset == "best":
+        return GeneratorRecipe(
+            network=GeneratorNetworkRecipe(num_res_blocks=2, cond_dim=128),
+            training=GeneratorTrainingRecipe(lr=1e-3, max_epochs=100))
+    if preset != "fast":
+        raise ConfigError(f"preset={preset!r} must be one of {list(PRESETS)}")
+    return GeneratorRecipe()
+
+
+def sampling_recipe(*, sampler: str = DEFAULT_SAMPLER, num_steps: int = DEFAULT_NUM_STEPS,
+                    guidance: float = DEFAULT_GUIDANCE,
+                    guidance_interval=DEFAULT_GUIDANCE_INTERVAL,
+                    overrides: dict | None = None) -> SamplingRecipe:
+    """The sampling defaults from the Generator's arguments and the ``sampling.*``
+    overrides (sampling is not trained, so these are read again at every call)."""
+    sampling = SamplingRecipe(sampler=sampler, num_steps=num_steps, guidance=guidance,
+                              guidance_interval=_tuple(guidance_interval))
+    changes = {k: v for k, v in dotted_keys(overrides).items() if k.startswith("sampling.")}
+    return override(GeneratorRecipe(sampling=sampling), changes).sampling
+
+
+def argument_problems(*, overrides: dict | None = None, **arguments) -> list[str]:
+    """What is wrong with the Generator's recipe arguments and ``overrides`` (the keyword
+    arguments of :func:`resolve_generator` but the table), before any data is read."""
+    base, overridden, named = _from_arguments(**arguments), dotted_keys(overrides), []
+    try:
+        recipe = override(base, overrides)
+    except ConfigError as exc:  # unknown keys: name them, and check the known ones too
+        named.append(str(exc))
+        known = {k: v for k, v in overridden.items() if _is_field(k)}
+        try:
+            recipe = override(base, known)
+        except ConfigError:
+            return named
+    for problem in recipe.problems():
+        field_name = problem.split("=", 1)[0]
+        argument = ARGUMENT_FIELDS.get(field_name)
+        # A field set by an argument is reported by the argument's name, as the user wrote it.
+        if argument is not None and field_name not in overridden:
+            problem = argument + problem[len(field_name):]
+        named.append(problem)
+    return named
+
+
+def resolve_generator(schema: Schema, num_train_rows: int, image_shape: tuple[int, int, int],
+                      *, image_column: str = "image", overrides: dict | None = None,
+                      **arguments) -> GeneratorRecipe:
+    """The recipe for ``num_train_rows`` images of ``image_shape`` (C, H, W).
+
+    ``arguments`` are the Generator's: ``preset``, ``batch_size``, ``lr`` (None keeps the
+    preset's), ``ema_halflife_images``, ``condition_dropout``, ``coord_channels``,
+    ``spatial_condition``, ``sampler``, ``num_steps``, ``guidance``, ``guidance_interval``.
+    In order: the preset; the arguments; the UNet's widths and depth for the image side
+    (:meth:`UNet.sizing_for`); the spatial condition map only when some column of
+    ``schema`` conditions the image; then ``overrides``; a warm-up of a twentieth of the
+    epoch-bounded run, at most 50 steps (unless ``training.warmup_steps`` is overridden);
+    validated once.
+    """
+    recipe = _from_arguments(**arguments)
+    conditional = any(name != image_column for name in schema.columns)
+    network = replace(recipe.network, **UNet.sizing_for(image_shape[1]),
+                      spatial_condition=recipe.network.spatial_condition and conditional)
+    recipe = override(replace(recipe, network=network), overrides)
+    t = recipe.training
+    if "training.warmup_steps" not in dotted_keys(overrides) and _int_at_least(
+            t.batch_size, 1) and _int_at_least(t.max_epochs, 1):
+        steps_per_epoch = math.ceil(num_train_rows / t.batch_size)
+        warmup = min(50, max(1, steps_per_epoch * t.max_epochs // 20))
+        recipe = replace(recipe, training=replace(t, warmup_steps=warmup))
+    recipe.validate()
+    return recipe
+
+
+def _from_arguments(*, preset: str = "fast", batch_size: int = DEFAULT_BATCH_SIZE,
+                    lr: float | None = None,
+                    ema_halflife_images: float | None = DEFAULT_EMA_HALFLIFE_IMAGES,
+                    condition_dropout: float = DEFAULT_CONDITION_DROPOUT,
+                    coord_channels: bool = False, spatial_condition: bool = True,
+                    sampler: str = DEFAULT_SAMPLER, num_steps: int = DEFAULT_NUM_STEPS,
+                    guidance: float = DEFAULT_GUIDANCE,
+                    guidance_interval=DEFAULT_GUIDANCE_INTERVAL) -> GeneratorRecipe:
+    """The preset with the constructor's arguments in place (an unknown preset: "fast",
+    the Generator reports it)."""
+    recipe = preset_recipe(preset if preset in PRESETS else "fast")
+    return GeneratorRecipe(
+        network=replace(recipe.network, coord_channels=coord_channels,
+                        spatial_condition=spatial_condition),
+        condition=ConditionRecipe(condition_dropout),
+        training=replace(recipe.training, batch_size=batch_size,
+                         lr=recipe.training.lr if lr is None else lr,
+                         ema_halflife_images=ema_halflife_images),
+        sampling=SamplingRecipe(sampler=sampler, num_steps=num_steps, guidance=guidance,
+                                guidance_interval=_tuple(guidance_interval)))
+
+
+def legacy_recipe(config: dict) -> GeneratorRecipe:
+    """The recipe of a folder saved before recipes existed, from its ``config.json``
+    (the preset's settings, the optimiser, objective and sampler sections it held)."""
+    unet, preset = config["network"]["unet"], config["preset"]
+    optimizer, objective, sampler = config["optimizer"], config["objective"], config["sampler"]
+    training = GeneratorTrainingRecipe(
+        batch_size=optimizer["batch_size"], lr=optimizer["lr"],
+        weight_decay=optimizer["weight_decay"], max_epochs=preset["max_epochs"],
+        ema_halflife_images=objective["ema_halflife_images"])
+    steps_per_epoch = math.ceil(config["training"]["num_images"] / training.batch_size)
+    training = replace(training, warmup_steps=min(50, max(1, steps_per_epoch
+                                                          * training.max_epochs // 20)))
+    network = GeneratorNetworkRecipe(
+        base_channels=unet["base_channels"], channel_mults=tuple(unet["channel_mults"]),
+        num_res_blocks=unet["num_res_blocks"],
+        attention_resolutions=tuple(unet["attention_resolutions"]), cond_dim=preset["cond_dim"],
+        coord_channels=unet.get("coord_channels", False),
+        spatial_condition=unet.get("spatial_condition", False))
+    interval = config["params"].get("guidance_interval",
+                                    sampler.get("guidance_interval", LEGACY_GUIDANCE_INTERVAL))
+    sampling = SamplingRecipe(sampler=sampler["method"], num_steps=sampler["num_steps"],
+                              guidance=sampler["guidance"], guidance_interval=_tuple(interval),
+                              shift=sampler.get("shift", DEFAULT_SHIFT))
+    return GeneratorRecipe(network, ConditionRecipe(objective["condition_dropout"]), training,
+                           sampling)
+
+
+def sampling_problems(guidance, num_steps, sampler, guidance_interval=DEFAULT_GUIDANCE_INTERVAL,
+                      *, prefix: str = "") -> list[str]:
+    """Out-of-range sampling settings, each naming the setting, the value and the range."""
+    problems = []
+    lo, hi = GUIDANCE_RANGE
+    if not (_number_in(guidance, lo, hi)):
+        problems.append(f"{prefix}guidance={guidance!r} must be a number in [{lo:g}, {hi:g}] "
+                        "(1 = no guidance; 1.5-3 is typical)")
+    lo_steps, hi_steps = NUM_STEPS_RANGE
+    if not (isinstance(num_steps, numbers.Integral) and not isinstance(num_steps, bool)
+            and lo_steps <= num_steps <= hi_steps):
+        problems.append(f"{prefix}num_steps={num_steps!r} must be an integer in [{lo_steps}, "
+                        f"{hi_steps}]; 8-32 is typical")
+    if sampler not in SAMPLERS:
+        problems.append(f"{prefix}sampler={sampler!r} must be one of {list(SAMPLERS)}")
+    interval = guidance_interval
+    if not (isinstance(interval, list | tuple) and len(interval) == 2
+            and all(_number_in(v, 0.0, 1.0) for v in interval) and interval[0] < interval[1]):
+        problems.append(f"{prefix}guidance_interval={interval!r} must be (lo, hi) with "
+                        f"0 <= lo < hi <= 1, the times t where guidance applies; default "
+                        f"{DEFAULT_GUIDANCE_INTERVAL}")
+    return problems
+
+
+def _is_field(key: str) -> bool:
+    section, _, name = key.partition(".")
+    kind = {f.name: f.type for f in fields(GeneratorRecipe)}.get(section)
+    return kind is not None and name in {f.name for f in fields(globals()[kind])}
+
+
+def _tuple(value):
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _int_at_least(value, low: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+def _number_in(value, low: float, high: float, *, high_open: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
+        return False
+    return low <= value < high if high_open else low <= value <= high

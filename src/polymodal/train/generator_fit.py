@@ -1,0 +1,97 @@
+"""The Generator's training run on the shared loop: its loop settings, a fixed validation
+loss, and sample grids at intervals while it trains.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from polymodal.train.config import TrainConfig
+from polymodal.train.loop import Callback, Trainer, TrainResult, TrainState
+
+EVAL_ROWS = 256  # rows of the fixed validation loss the loop evaluates
+GRID_EVERY_S = 30.0  # at most one sample grid per this many seconds of training
+CHECKPOINT_EVERY_S = 60.0
+
+GridWriter = Callable[[nn.Module, Path, int], None]
+
+
+class SampleGrids(Callback):
+    """Calls ``write(model, out_dir, step)`` at evaluations, at most every ``every_s``.
+
+    The first grid is due ``every_s`` after training starts (a grid of the untrained
+    network shows nothing and costs a short run much of its budget); ``fit`` writes the
+    final one.
+    """
+
+    def __init__(self, write: GridWriter, every_s: float):
+        self.write = write
+        self.every_s = every_s
+        self.last_write = time.perf_counter()
+
+    def on_eval(self, state: TrainState, model: nn.Module) -> None:
+        if state.out_dir is None or not state.is_main:
+            return
+        if time.perf_counter() - self.last_write < self.every_s:
+            return
+        self.write(model, Path(state.out_dir), state.step)
+        self.last_write = time.perf_counter()
+
+
+def generator_train_config(num_images: int, *, batch_size: int, lr: float,
+                           weight_decay: float, warmup_steps: int, min_lr_ratio: float,
+                           max_epochs: int, ema_halflife_images: float | None,
+                           time_left_s: float | None, seed: int, progress: bool,
+                           precision: str, checkpoints: bool) -> TrainConfig:
+    """The loop's settings: the recipe's, with ``max_epochs`` only without a time limit."""
+    steps_per_epoch = math.ceil(num_images / batch_size)
+    return TrainConfig(
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
+        min_lr_ratio=min_lr_ratio,
+        max_epochs=None if time_left_s is not None else max_epochs,
+        time_limit_s=time_left_s, ema_halflife_images=ema_halflife_images,
+        # Evaluations are cheap (one fixed batch) and drive the sample grids.
+        eval_every_steps=min(steps_per_epoch, 200),
+        checkpoint_every_s=CHECKPOINT_EVERY_S if checkpoints else None, seed=seed,
+        progress=progress, precision=precision,
+        restore_best_weights=False)  # the EMA weights, not the noisiest-best snapshot
+
+
+def train_generator(network: nn.Module, dataset, config: TrainConfig, *,
+                    out_dir: str | os.PathLike | None, resume: bool,
+                    write_grid: GridWriter | None) -> TrainResult:
+    """Train ``network`` (a :class:`~polymodal.models.generator_net.GeneratorNetwork`) in
+    place on ``dataset`` (:class:`~polymodal.data.generator_rows.TrainingRows`)."""
+    eval_rows = dataset.collate(list(range(min(EVAL_ROWS, len(dataset)))))
+
+    def validation_loss(model: nn.Module) -> dict[str, float]:
+        return {"val_loss": model.validation_loss(eval_rows.to(next(model.parameters()).device))}
+
+    callbacks = ([SampleGrids(write_grid, GRID_EVERY_S)]
+                 if out_dir is not None and write_grid is not None else [])
+    return Trainer(config, out_dir=out_dir).fit(
+        network, dataset, collate_fn=dataset.collate,
+        loss_fn=lambda model, batch: model(batch), eval_fn=validation_loss,
+        metric_name="val_loss", resume=resume, callbacks=callbacks)
+
+
+def run_summary(result: TrainResult, *, num_images: int, skipped_rows: int,
+                precision: str) -> tuple[list[dict], dict]:
+    """The training log with its end event, and the summary kept with the model."""
+    history = [*result.history, {
+        "event": "end", "stop_reason": result.stop_reason, "step": result.steps,
+        "nan_step": result.nan_step, "images_per_s": result.images_per_s,
+        "wall_s": result.wall_s}]
+    summary = {
+        "stop_reason": result.stop_reason, "steps": result.steps, "epochs": result.epochs,
+        "images_seen": result.images_seen, "images_per_s": round(result.images_per_s, 2),
+        "wall_s": round(result.wall_s, 2), "nan_step": result.nan_step,
+        "num_images": num_images, "skipped_rows": skipped_rows,
+        "precision": precision}  # of this fit, on this machine
+    return history, summary
