@@ -282,6 +282,9 @@ def generate_fit(
     ),
     text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm, hashed or minilm+hashed."),
     image_size: int | None = typer.Option(None, "--image-size", help="Side of generated images."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a recipe field: KEY=VALUE, e.g. training.lr=1e-3 (repeatable; "
+                          "the resolved recipe is in OUT/config.json)."),
 ) -> None:
     """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
     from polymodal.api.generator import Generator
@@ -291,6 +294,7 @@ def generate_fit(
     generator = Generator(
         image, condition or None, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder, image_size=image_size,
+        recipe=_set_options(set_) or None,
     ).fit(table, out_dir=out_dir)
     path = generator.save(out_dir)
     for name, info in generator.conditions_.items():

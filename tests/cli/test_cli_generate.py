@@ -22,7 +22,7 @@ def folder(tmp_path_factory):
     assert exc.value.code == 0
     with pytest.raises(SystemExit) as exc:
         main(["generate", "fit", str(root / "data" / "train.csv"), "--image", "image",
-              "--condition", "label", "--seed", "0",
+              "--condition", "label", "--seed", "0", "--set", "training.max_epochs=4",
               "--out", str(root / "model")])
     assert exc.value.code == 0
     return root
@@ -35,6 +35,7 @@ def test_fit_saves_a_generator_with_its_training_grids(folder):
     assert (model / "samples" / "latest.png").is_file()
     assert list((model / "samples").glob("step_*.png"))
     assert (model / "train_log.jsonl").read_text().count('"event": "end"') == 1
+    assert generator.recipe_.training.max_epochs == 4  # --set reached the recipe, saved
 
 
 def test_sample_writes_one_grid(folder, run_cli):
@@ -116,6 +117,13 @@ def test_fit_on_a_column_without_images(folder, run_cli):
     code, _, err = run_cli("generate", "fit", folder / "data" / "train.csv",
                            "--image", "label", "--time-limit", "1", "--out", folder / "x")
     assert code == 2 and "not an image" in err
+
+
+def test_a_bad_recipe_override_is_one_line_before_training(folder, run_cli):
+    code, _, err = run_cli("generate", "fit", folder / "data" / "train.csv", "--condition",
+                           "label", "--set", "training.lrr=1", "--out", folder / "y")
+    assert code == 2 and "'training.lrr'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (folder / "y").exists()
 
 
 def test_evaluate_writes_a_report(folder, run_cli):

@@ -36,9 +36,10 @@ from polymodal.data.generator_rows import (
     read_image_table,
     training_rows,
 )
+from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.schema import Schema
 from polymodal.data.text import TEXT_KINDS, minilm_available
-from polymodal.data.transforms import TableTransform, tensor_to_uint8
+from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, NotFittedError
 from polymodal.evaluate.generator_grids import write_sample_grid
 from polymodal.models.condition import CONDITION_MODALITIES

@@ -15,9 +15,10 @@ import torch
 from PIL import Image
 
 from polymodal.data.batch import Batch
+from polymodal.data.category_encoding import UNKNOWN_INDEX
 from polymodal.data.dataset import TableDataset, collate
 from polymodal.data.media import load_image
-from polymodal.data.transforms import UNKNOWN_INDEX, TableTransform
+from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError
 
 

@@ -43,11 +43,6 @@ from polymodal.data.audio_encoding import (
     decode_audio,
     fit_audio_stats,
 )
-
-# UNKNOWN_INDEX and tensor_to_uint8 are imported here only for api/generator.py, which
-# still imports them from this module; it should import them from category_encoding and
-# image_encoding, and then these two imports go.
-from polymodal.data.category_encoding import UNKNOWN_INDEX as UNKNOWN_INDEX
 from polymodal.data.category_encoding import encode_categories, encode_tags, fit_tags, fit_vocab
 from polymodal.data.cells import cell_missing
 from polymodal.data.image_encoding import (
@@ -60,7 +55,6 @@ from polymodal.data.image_encoding import (
     fit_image_shape,
     flipped_rows,
 )
-from polymodal.data.image_encoding import tensor_to_uint8 as tensor_to_uint8
 from polymodal.data.number_encoding import (
     DATETIME_FEATURES,
     encode_datetime,

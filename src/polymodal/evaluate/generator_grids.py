@@ -11,7 +11,8 @@ from torch import nn
 
 from polymodal.data.generator_inputs import condition_batch
 from polymodal.data.generator_rows import GRID_PER_ROW, grid_frame
-from polymodal.data.transforms import TableTransform, tensor_to_uint8
+from polymodal.data.image_encoding import tensor_to_uint8
+from polymodal.data.transforms import TableTransform
 from polymodal.evaluate.images import make_grid, save_png
 from polymodal.models.generator_net import batch_device, integrate
 
