@@ -5,16 +5,19 @@
 >>> result = trainer.fit(model, dataset, loss_fn=lambda m, b: m.loss(b))  # doctest: +SKIP
 
 Generic: it knows nothing of tables or images. Modules: ``config`` (TrainConfig),
-``loop`` (Trainer), ``schedule`` (AdamW groups, warm-up + cosine), ``ema``, ``checkpoint``,
-``budget`` (time limit), ``seed`` (RNG), ``distributed`` (torchrun), ``progress``.
+``loop`` (Trainer), ``state`` (TrainState, TrainResult, Callback), ``batches`` (data order,
+device transfer), ``schedule`` (AdamW groups, warm-up + cosine), ``ema``, ``checkpoint``
+(the file), ``resume`` (a run into a checkpoint and back), ``budget`` (time limit),
+``seed`` (RNG), ``distributed`` (torchrun), ``progress``.
 """
 
 from polymodal.train.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from polymodal.train.config import TrainConfig
 from polymodal.train.ema import ModelEMA, ema_decay
-from polymodal.train.loop import STOP_REASONS, Callback, Trainer, TrainResult, TrainState
+from polymodal.train.loop import Trainer
 from polymodal.train.schedule import build_optimizer, lr_at
 from polymodal.train.seed import seed_everything
+from polymodal.train.state import STOP_REASONS, Callback, TrainResult, TrainState
 
 __all__ = [
     "CHECKPOINT_NAME",
