@@ -13,7 +13,8 @@ from pathlib import Path
 from torch import nn
 
 from polymodal.train.config import TrainConfig
-from polymodal.train.loop import Callback, Trainer, TrainResult, TrainState
+from polymodal.train.loop import Trainer
+from polymodal.train.state import Callback, TrainResult, TrainState
 
 EVAL_ROWS = 256  # rows of the fixed validation loss the loop evaluates
 GRID_EVERY_S = 30.0  # at most one sample grid per this many seconds of training
