@@ -23,11 +23,9 @@ values (regression); ``predict``/``predict_proba`` turn them into the user's lab
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import multiprocessing
-import numbers
 import os
 import time
 import warnings
@@ -40,54 +38,39 @@ import torch
 
 from polymodal.api.candidates import (
     MIN_TRAIN_S,
-    NEURAL,
     CandidateRun,
     candidate_outputs,
 )
-from polymodal.api.model_folder import (
-    check_folder,
-    cleaning_report_from_dict,
-    write_folder_atomically,
-)
-from polymodal.api.neural import NeuralCandidate
 from polymodal.api.params import get_params, set_params
+from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
 from polymodal.data.cells import present_mask
 from polymodal.data.cleaning import clean_report
 from polymodal.data.dataset import TableDataset
-from polymodal.data.image_encoding import AUGMENT_DEFAULTS
+from polymodal.data.prediction_table import prediction_table
 from polymodal.data.readers import read_table
-from polymodal.data.schema import PROBLEM_TYPES, Schema, infer_schema
+from polymodal.data.schema import infer_schema
 from polymodal.data.split import labelled_positions, take_rows, validation_split
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
-from polymodal.data.text import TEXT_KINDS
 from polymodal.data.transforms import TableTransform
-from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
+from polymodal.errors import ConfigError, DataError, NotFittedError, SchemaError
 from polymodal.evaluate.metrics import PRIMARY_METRIC
 from polymodal.evaluate.scoring import all_metrics, scorer, targets
-from polymodal.files import write_json, write_text
 from polymodal.models.classic import (
-    ClassicModel,
     category_numbers,
     flat_layout,
 )
 from polymodal.models.ensemble import blend, ensemble_selection
-from polymodal.recipes.base import from_dict, override, to_dict
 from polymodal.recipes.predictor import (
+    IMAGE_AUGMENT_CHOICES,
     OPTIONAL_MODALITIES,
-    PRESETS,
-    PredictorRecipe,
+    predictor_param_problems,
     resolve_predictor,
 )
 from polymodal.train.budget import TimeBudget
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: flat features gained category numbers and image edge statistics
 ENSEMBLE = "ensemble"
-FUSION_CHOICES = ("auto", "concat", "attention")
-# Predictor(image_augment=...) names -> TableTransform(augment=...).
-IMAGE_AUGMENT_CHOICES = {"none": None,
-                         "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
 
 # Refitting the classic models on train + validation rows adds a few percent of rows on
 # large tables and costs time the network would use better: done below this many rows.
@@ -101,9 +84,6 @@ MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this si
 # starting the processes costs more than it saves.
 PARALLEL_DECODE_MIN_ROWS = 2000
 MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
-
-REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
-                  "ensemble.json", "leaderboard.csv", "versions.json")
 
 
 class Predictor:
@@ -181,58 +161,7 @@ class Predictor:
 
     def _validate_params(self) -> None:
         """Check every argument once and report all problems in one ConfigError."""
-        problems = []
-
-        def is_int(v) -> bool:
-            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-        if not isinstance(self.label, str) or not self.label:
-            problems.append(f"label={self.label!r} must be a column name (a non-empty string)")
-        if self.problem_type not in ("auto", *PROBLEM_TYPES):
-            problems.append(f"problem_type={self.problem_type!r} must be 'auto' or one of {list(PROBLEM_TYPES)}")
-        if self.time_limit is not None and not (
-            isinstance(self.time_limit, numbers.Real) and not isinstance(self.time_limit, bool)
-            and self.time_limit > 0 and math.isfinite(self.time_limit)
-        ):
-            problems.append(f"time_limit={self.time_limit!r} must be a number of seconds > 0, or None")
-        if self.preset not in PRESETS:
-            problems.append(f"preset={self.preset!r} must be one of {list(PRESETS)}")
-        if not is_int(self.seed) or self.seed < 0:
-            problems.append(f"seed={self.seed!r} must be an integer >= 0")
-        if self.columns is not None and not (
-            isinstance(self.columns, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                                   for k, v in self.columns.items())
-        ):
-            problems.append(f"columns={self.columns!r} must be a dict {{column: modality}}, "
-                            "e.g. {'zip': 'categorical'}")
-        if self.text_encoder not in TEXT_KINDS:
-            problems.append(f"text_encoder={self.text_encoder!r} must be one of {list(TEXT_KINDS)}")
-        if self.image_size is not None and (not is_int(self.image_size) or self.image_size < 8):
-            problems.append(f"image_size={self.image_size!r} must be an integer >= 8, or None to infer it")
-        if self.fusion not in FUSION_CHOICES:
-            problems.append(f"fusion={self.fusion!r} must be one of {list(FUSION_CHOICES)}")
-        if isinstance(self.image_augment, dict):
-            unknown = sorted(set(self.image_augment) - set(AUGMENT_DEFAULTS))
-            if unknown:
-                problems.append(f"image_augment has unknown key(s) {unknown}; the keys are "
-                                f"{sorted(AUGMENT_DEFAULTS)}")
-        elif not (self.image_augment is None or self.image_augment in IMAGE_AUGMENT_CHOICES):
-            problems.append(f"image_augment={self.image_augment!r} must be None, one of "
-                            f"{list(IMAGE_AUGMENT_CHOICES)} or a dict like "
-                            "{'hflip': True, 'shift_px': 2}")
-        if not (isinstance(self.validation_fraction, numbers.Real)
-                and 0 < self.validation_fraction <= 0.5):
-            problems.append(f"validation_fraction={self.validation_fraction!r} must be in (0, 0.5], e.g. 0.2")
-        if not is_int(self.verbosity) or self.verbosity < 0:
-            problems.append(f"verbosity={self.verbosity!r} must be an integer >= 0")
-        if self.recipe is not None and not isinstance(self.recipe, dict):
-            problems.append(f"recipe={self.recipe!r} must be a dict of recipe fields, e.g. "
-                            "{'network.width': 96}")
-        elif self.recipe:
-            try:  # unknown keys and values out of range, before any work
-                override(PredictorRecipe(), self.recipe).validate()
-            except ConfigError as exc:
-                problems.append(str(exc))
+        problems = predictor_param_problems(self.get_params())
         if problems:
             raise ConfigError("Predictor: " + "; ".join(problems))
 
@@ -500,33 +429,8 @@ class Predictor:
         """The table to predict on, checked against the training columns, with ``drop``
         columns emptied (every cell missing, as a row without them would be)."""
         self._check_fitted()
-        df = read_table(data)
-        schema = self.schema_
-        features = schema.features()
-        absent = [c for c in features if c not in df.columns]
-        required = [c for c in absent if schema.modality(c) not in OPTIONAL_MODALITIES]
-        if required:
-            raise DataError(f"the table lacks column(s) {required} that the predictor was trained "
-                            f"on; its columns are {list(df.columns)[:20]}. Add them (only image, "
-                            "audio and text columns may be left out)")
-        if absent:
-            warnings.warn(f"column(s) {absent} are missing from the table; the predictor treats "
-                          "them as absent in every row (their presence mask is False)",
-                          UserWarning, stacklevel=3)
-        extra = [c for c in df.columns if c not in schema.columns]
-        if extra:
-            warnings.warn(f"column(s) {extra[:20]} were not in the training table and are ignored",
-                          UserWarning, stacklevel=3)
-        if drop:
-            names = [drop] if isinstance(drop, str) else list(drop)
-            unknown = [c for c in names if c not in features]
-            if unknown:
-                raise ConfigError(f"drop: {unknown} are not feature columns of this predictor; "
-                                  f"choose among {features}")
-            for column in names:
-                if column in df.columns:
-                    df[column] = pd.Series([None] * len(df), index=df.index, dtype=object)
-        return df
+        return prediction_table(read_table(data), self.schema_, drop,
+                                optional=OPTIONAL_MODALITIES)
 
     def _outputs(self, df: pd.DataFrame, *, with_label: bool = False
                  ) -> tuple[np.ndarray, TableDataset]:
@@ -591,13 +495,7 @@ class Predictor:
     def config_dict(self) -> dict:
         """The resolved configuration written to ``config.json``."""
         self._check_fitted()
-        return {"params": self.get_params(), "recipe": to_dict(self.recipe_),
-                "problem_type": self.problem_type_, "label": self.label,
-                "chosen": self.chosen_, "val_metric": self.val_metric_,
-                "models": sorted(self.models_),
-                "refit_on_all_rows": list(getattr(self, "refit_models_", [])),
-                "neural": _json_safe(getattr(self, "neural_config_", None)),
-                "augmentation": _json_safe(getattr(self, "augmentation_", None))}
+        return predictor_config(self)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the fitted predictor to ``directory`` atomically (nothing pickled).
@@ -606,72 +504,12 @@ class Predictor:
         non-empty folder is left alone and raises :class:`ModelFolderError`.
         """
         self._check_fitted()
-        from polymodal import versions
-
-        def write(folder: Path) -> None:
-            write_json(folder / "config.json", self.config_dict())
-            write_json(folder / "schema.json", self.schema_.to_dict())
-            write_json(folder / "cleaning.json", self.cleaning_report_.to_dict())
-            self.transform_.save(folder / "transform")
-            for name, model in self.models_.items():
-                model.save(folder / "models" / name)
-            write_json(folder / "ensemble.json", {"chosen": self.chosen_,
-                                                  "weights": self.ensemble_weights_,
-                                                  "models": sorted(self.models_)})
-            write_text(folder / "leaderboard.csv", self.leaderboard_.to_csv(index=False))
-            write_json(folder / "versions.json", versions())
-            lines = [json.dumps(_json_safe(r)) for r in self.train_log_]
-            write_text(folder / "train_log.jsonl", "\n".join(lines) + "\n")
-
-        return write_folder_atomically(directory, write, format_version=FORMAT_VERSION)
+        return write_predictor(self, directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Predictor:
         """A predictor saved by :meth:`save`; it gives identical predictions."""
-        path = check_folder(directory, format_version=FORMAT_VERSION, required=REQUIRED_FILES)
-        try:
-            config = json.loads((path / "config.json").read_text())
-            ensemble = json.loads((path / "ensemble.json").read_text())
-            schema = Schema.from_dict(json.loads((path / "schema.json").read_text()))
-            cleaning = cleaning_report_from_dict(json.loads((path / "cleaning.json").read_text()))
-            leaderboard = pd.read_csv(path / "leaderboard.csv")
-            predictor = cls(**config["params"])
-            names = list(ensemble["models"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelFolderError(f"{path} has a missing or malformed entry ({exc}); save the "
-                                   "predictor again") from None
-        missing = [f"models/{n}" for n in names if not (path / "models" / n).is_dir()]
-        if missing:
-            raise ModelFolderError(f"{path} is incomplete: {', '.join(missing)} missing; save the "
-                                   "predictor again")
-        predictor.schema_ = schema
-        predictor.problem_type_ = config["problem_type"]
-        # Folders written before recipes existed hold the preset's settings instead.
-        predictor.recipe_ = (from_dict(PredictorRecipe, config["recipe"]) if "recipe" in config
-                             else None)
-        predictor.cleaning_report_ = cleaning
-        predictor.transform_ = TableTransform.load(path / "transform")
-        predictor.models_ = {
-            name: (NeuralCandidate.load(path / "models" / name) if name == NEURAL
-                   else ClassicModel.load(path / "models" / name))
-            for name in names
-        }
-        predictor.ensemble_weights_ = ensemble["weights"]
-        predictor.chosen_ = ensemble["chosen"]
-        predictor.val_metric_ = config["val_metric"]
-        predictor.refit_models_ = list(config.get("refit_on_all_rows", []))
-        if config.get("neural") is not None:
-            predictor.neural_config_ = config["neural"]
-        predictor.augmentation_ = config.get("augmentation")
-        predictor.leaderboard_ = leaderboard
-        log_path = path / "train_log.jsonl"
-        predictor.train_log_ = ([json.loads(line) for line in log_path.read_text().splitlines() if line]
-                                if log_path.is_file() else [])
-        predictor.training_history_ = [
-            {k: v for k, v in r.items() if k != "model"} for r in predictor.train_log_
-            if r.get("model") == NEURAL and r.get("event") in ("train", "eval")
-        ]
-        return predictor
+        return read_predictor(cls, directory)
 
     def __repr__(self) -> str:
         state = f"chosen={self.chosen_!r}" if hasattr(self, "chosen_") else "not fitted"
@@ -700,16 +538,3 @@ def _decode_workers(num_rows: int) -> int:
         return 0  # spawned workers would each get a pickled copy of the transform
     cores = _cores()
     return cores if cores > 1 else 0
-
-
-def _json_safe(value):
-    """NaN/inf as null, numpy scalars as numbers, so every log line is valid JSON."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -12,15 +12,22 @@ bench/RESULTS.md has it.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 
-from polymodal.data.schema import Schema
+from polymodal.data.image_encoding import AUGMENT_DEFAULTS
+from polymodal.data.schema import PROBLEM_TYPES, Schema
+from polymodal.data.text import TEXT_KINDS
 from polymodal.errors import ConfigError
 from polymodal.models.classic import CLASSIC_KINDS, supports
 from polymodal.recipes.base import override
 
 PRESETS = ("fast", "best")
 FUSIONS = ("concat", "attention", "single")
+FUSION_CHOICES = ("auto", "concat", "attention")  # what a user may ask for
+# Predictor(image_augment=...) names -> TableTransform(augment=...).
+IMAGE_AUGMENT_CHOICES = {"none": None,
+                         "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
 # Modalities a row may lack (they get presence masks, and a table to predict on may leave
 # their columns out); each such column is one fusion token.
 OPTIONAL_MODALITIES = ("image", "audio", "text")
@@ -175,6 +182,68 @@ def preset_recipe(preset: str) -> PredictorRecipe:
     if preset != "fast":
         raise ConfigError(f"preset={preset!r} must be one of {list(PRESETS)}")
     return PredictorRecipe()
+
+
+def predictor_param_problems(p: dict) -> list[str]:
+    """What is wrong with a Predictor's constructor arguments ``p`` (its ``get_params()``),
+    each problem naming the argument, the value and the fix; empty when nothing is."""
+    problems: list[str] = []
+
+    def is_int(v) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if not isinstance(p['label'], str) or not p['label']:
+        problems.append(f"label={p['label']!r} must be a column name (a non-empty string)")
+    if p['problem_type'] not in ("auto", *PROBLEM_TYPES):
+        problems.append(f"problem_type={p['problem_type']!r} must be 'auto' or one of "
+                        f"{list(PROBLEM_TYPES)}")
+    if p['time_limit'] is not None and not (
+        isinstance(p['time_limit'], numbers.Real) and not isinstance(p['time_limit'], bool)
+        and p['time_limit'] > 0 and math.isfinite(p['time_limit'])
+    ):
+        problems.append(f"time_limit={p['time_limit']!r} must be a number of seconds > 0, "
+                        "or None")
+    if p['preset'] not in PRESETS:
+        problems.append(f"preset={p['preset']!r} must be one of {list(PRESETS)}")
+    if not is_int(p['seed']) or p['seed'] < 0:
+        problems.append(f"seed={p['seed']!r} must be an integer >= 0")
+    if p['columns'] is not None and not (
+        isinstance(p['columns'], dict) and all(isinstance(k, str) and isinstance(v, str)
+                                               for k, v in p['columns'].items())
+    ):
+        problems.append(f"columns={p['columns']!r} must be a dict {{column: modality}}, "
+                        "e.g. {'zip': 'categorical'}")
+    if p['text_encoder'] not in TEXT_KINDS:
+        problems.append(f"text_encoder={p['text_encoder']!r} must be one of {list(TEXT_KINDS)}")
+    if p['image_size'] is not None and (not is_int(p['image_size']) or p['image_size'] < 8):
+        problems.append(f"image_size={p['image_size']!r} must be an integer >= 8, or None to "
+                        "infer it")
+    if p['fusion'] not in FUSION_CHOICES:
+        problems.append(f"fusion={p['fusion']!r} must be one of {list(FUSION_CHOICES)}")
+    if isinstance(p['image_augment'], dict):
+        unknown = sorted(set(p['image_augment']) - set(AUGMENT_DEFAULTS))
+        if unknown:
+            problems.append(f"image_augment has unknown key(s) {unknown}; the keys are "
+                            f"{sorted(AUGMENT_DEFAULTS)}")
+    elif not (p['image_augment'] is None or p['image_augment'] in IMAGE_AUGMENT_CHOICES):
+        problems.append(f"image_augment={p['image_augment']!r} must be None, one of "
+                        f"{list(IMAGE_AUGMENT_CHOICES)} or a dict like "
+                        "{'hflip': True, 'shift_px': 2}")
+    if not (isinstance(p['validation_fraction'], numbers.Real)
+            and 0 < p['validation_fraction'] <= 0.5):
+        problems.append(f"validation_fraction={p['validation_fraction']!r} must be in (0, 0.5], "
+                        "e.g. 0.2")
+    if not is_int(p['verbosity']) or p['verbosity'] < 0:
+        problems.append(f"verbosity={p['verbosity']!r} must be an integer >= 0")
+    if p['recipe'] is not None and not isinstance(p['recipe'], dict):
+        problems.append(f"recipe={p['recipe']!r} must be a dict of recipe fields, e.g. "
+                        "{'network.width': 96}")
+    elif p['recipe']:
+        try:  # unknown keys and values out of range, before any work
+            override(PredictorRecipe(), p['recipe']).validate()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fast",

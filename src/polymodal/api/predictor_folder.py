@@ -1,0 +1,131 @@
+"""A fitted Predictor's model folder: written atomically, read back to predict identically.
+
+The folder holds ``config.json`` (the parameters, the resolved recipe, what was chosen),
+``schema.json``, ``cleaning.json``, the fitted transform, one folder per kept model
+(:mod:`polymodal.models.classic_file` for the scikit-learn ones, safetensors for the
+network), ``ensemble.json``, ``leaderboard.csv``, ``versions.json`` and the training log.
+Folders saved before recipes existed load with ``recipe_`` None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from polymodal.api.candidates import NEURAL
+from polymodal.api.model_folder import (
+    check_folder,
+    cleaning_report_from_dict,
+    write_folder_atomically,
+)
+from polymodal.api.neural import NeuralCandidate
+from polymodal.data.schema import Schema
+from polymodal.data.transforms import TableTransform
+from polymodal.errors import ModelFolderError
+from polymodal.files import write_json, write_text
+from polymodal.models.classic import ClassicModel
+from polymodal.recipes.base import from_dict, to_dict
+from polymodal.recipes.predictor import PredictorRecipe
+
+FORMAT_VERSION = 2  # 2: flat features gained category numbers and image edge statistics
+REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
+                  "ensemble.json", "leaderboard.csv", "versions.json")
+
+
+def predictor_config(p) -> dict:
+    """The resolved configuration of a fitted predictor, as ``config.json`` holds it."""
+    return {"params": p.get_params(), "recipe": to_dict(p.recipe_),
+            "problem_type": p.problem_type_, "label": p.label,
+            "chosen": p.chosen_, "val_metric": p.val_metric_,
+            "models": sorted(p.models_),
+            "refit_on_all_rows": list(getattr(p, "refit_models_", [])),
+            "neural": _json_safe(getattr(p, "neural_config_", None)),
+            "augmentation": _json_safe(getattr(p, "augmentation_", None))}
+
+
+def write_predictor(p, directory: str | os.PathLike) -> Path:
+    """Write the fitted predictor ``p`` to ``directory`` (see ``Predictor.save``)."""
+    from polymodal import versions
+
+    def write(folder: Path) -> None:
+        write_json(folder / "config.json", predictor_config(p))
+        write_json(folder / "schema.json", p.schema_.to_dict())
+        write_json(folder / "cleaning.json", p.cleaning_report_.to_dict())
+        p.transform_.save(folder / "transform")
+        for name, model in p.models_.items():
+            model.save(folder / "models" / name)
+        write_json(folder / "ensemble.json", {"chosen": p.chosen_,
+                                              "weights": p.ensemble_weights_,
+                                              "models": sorted(p.models_)})
+        write_text(folder / "leaderboard.csv", p.leaderboard_.to_csv(index=False))
+        write_json(folder / "versions.json", versions())
+        lines = [json.dumps(_json_safe(r)) for r in p.train_log_]
+        write_text(folder / "train_log.jsonl", "\n".join(lines) + "\n")
+
+    return write_folder_atomically(directory, write, format_version=FORMAT_VERSION)
+
+
+def read_predictor(cls, directory: str | os.PathLike):
+    """The predictor (an instance of ``cls``) saved in ``directory`` by :func:`write_predictor`."""
+    path = check_folder(directory, format_version=FORMAT_VERSION, required=REQUIRED_FILES)
+    try:
+        config = json.loads((path / "config.json").read_text())
+        ensemble = json.loads((path / "ensemble.json").read_text())
+        schema = Schema.from_dict(json.loads((path / "schema.json").read_text()))
+        cleaning = cleaning_report_from_dict(json.loads((path / "cleaning.json").read_text()))
+        leaderboard = pd.read_csv(path / "leaderboard.csv")
+        predictor = cls(**config["params"])
+        names = list(ensemble["models"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFolderError(f"{path} has a missing or malformed entry ({exc}); save the "
+                               "predictor again") from None
+    missing = [f"models/{n}" for n in names if not (path / "models" / n).is_dir()]
+    if missing:
+        raise ModelFolderError(f"{path} is incomplete: {', '.join(missing)} missing; save the "
+                               "predictor again")
+    predictor.schema_ = schema
+    predictor.problem_type_ = config["problem_type"]
+    # Folders written before recipes existed hold the preset's settings instead.
+    predictor.recipe_ = (from_dict(PredictorRecipe, config["recipe"]) if "recipe" in config
+                         else None)
+    predictor.cleaning_report_ = cleaning
+    predictor.transform_ = TableTransform.load(path / "transform")
+    predictor.models_ = {
+        name: (NeuralCandidate.load(path / "models" / name) if name == NEURAL
+               else ClassicModel.load(path / "models" / name))
+        for name in names
+    }
+    predictor.ensemble_weights_ = ensemble["weights"]
+    predictor.chosen_ = ensemble["chosen"]
+    predictor.val_metric_ = config["val_metric"]
+    predictor.refit_models_ = list(config.get("refit_on_all_rows", []))
+    if config.get("neural") is not None:
+        predictor.neural_config_ = config["neural"]
+    predictor.augmentation_ = config.get("augmentation")
+    predictor.leaderboard_ = leaderboard
+    log_path = path / "train_log.jsonl"
+    predictor.train_log_ = ([json.loads(line) for line in log_path.read_text().splitlines() if line]
+                            if log_path.is_file() else [])
+    predictor.training_history_ = [
+        {k: v for k, v in r.items() if k != "model"} for r in predictor.train_log_
+        if r.get("model") == NEURAL and r.get("event") in ("train", "eval")
+    ]
+    return predictor
+
+
+def _json_safe(value):
+    """NaN/inf as null, numpy scalars as numbers, so every log line is valid JSON."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
