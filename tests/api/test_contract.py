@@ -3,7 +3,8 @@
 ``Predictor`` (a small tabular table), ``Generator`` (32 digits, 8x8) and each classic
 candidate kind (``ClassicModel``): ``fit`` returns the estimator; save -> load gives
 identical outputs; the same seed twice gives identical outputs; using it before ``fit``
-raises; and, for the two public estimators, the constructor parameters round-trip.
+raises; and, for the two public estimators, the constructor parameters round-trip,
+``sklearn.base.clone`` works and the saved recipe reloads equal.
 
 Every fit is bounded by epochs (``time_limit=None``: the fast preset's epochs), never by
 seconds, so the outputs compared here do not depend on the machine's speed.
@@ -159,6 +160,15 @@ def test_use_before_fit_raises(fitted, name):
     case, _, _ = fitted(name)
     with pytest.raises(case.error):
         case.outputs(case.make())
+
+
+@pytest.mark.parametrize("name", ["predictor", "generator"])
+def test_the_saved_recipe_reloads_equal_and_is_what_resolving_gives(fitted, name, tmp_path):
+    case, estimator, _ = fitted(name)
+    case.save(estimator, tmp_path / "model")
+    loaded = case.load(tmp_path / "model")
+    assert loaded.recipe_ is not None and loaded.recipe_ == estimator.recipe_
+    loaded.recipe_.validate()
 
 
 @pytest.mark.parametrize("name", ["predictor", "generator"])

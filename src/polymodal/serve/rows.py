@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 # The Predictor's schema type, and the modalities a row may leave out.
-from polymodal.api.predictor import OPTIONAL_MODALITIES, Schema
+from polymodal.api.predictor import OPTIONAL_MODALITIES
 from polymodal.errors import DataError, SchemaError
 from polymodal.serve.limits import ServeLimits, check_at_most
 from polymodal.serve.uploads import check_image, decode_base64
@@ -30,7 +30,7 @@ from polymodal.workflows.media import check_audio
 MEDIA_MODALITIES = ("image", "audio")
 
 
-def column_info(schema: Schema) -> list[dict]:
+def column_info(schema) -> list[dict]:
     """What a client needs to fill a row: each feature column, its modality, and whether
     a row may leave it out."""
     return [{"name": name, "modality": schema.modality(name),
@@ -39,7 +39,7 @@ def column_info(schema: Schema) -> list[dict]:
             for name in schema.features()]
 
 
-def rows_to_frame(rows: Sequence, files: Mapping[str, bytes], schema: Schema,
+def rows_to_frame(rows: Sequence, files: Mapping[str, bytes], schema,
                   limits: ServeLimits) -> pd.DataFrame:
     """Check the rows and files of one request and build the table to predict on.
 
