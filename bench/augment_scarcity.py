@@ -96,7 +96,8 @@ def run_config(train: pd.DataFrame, test: pd.DataFrame, fraction: float, seed: i
     """One (fraction, seed): generator, augmentation, two predictors, CAS."""
     from polymodal.api.generator import Generator
     from polymodal.api.predictor import Predictor
-    from polymodal.workflows.augment import SYNTHETIC_COLUMN, augment_table
+    from polymodal.data.synthetic import SYNTHETIC_COLUMN
+    from polymodal.workflows.augment import augment_table
     from polymodal.workflows.judge import Judge
 
     subset = stratified_subset(train, fraction, seed)[["image", "label"]]

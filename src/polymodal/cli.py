@@ -412,7 +412,7 @@ def augment(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Add generated images of each class to TABLE (balancing rare classes first)."""
-    from polymodal.workflows.augment import augment_to_folder
+    from polymodal.workflows.augment_folder import augment_to_folder
 
     if per_class is not None and ratio is not None:
         _fail("pass --per-class or --ratio, not both")

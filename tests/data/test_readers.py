@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from polymodal.data.idx_reader import read_idx
 from polymodal.data.media import load_audio, load_image
-from polymodal.data.readers import SUPPORTED_EXTENSIONS, read_idx, read_table
+from polymodal.data.readers import SUPPORTED_EXTENSIONS, read_table
 from polymodal.errors import DataError
 
 # The tiny_table fixture's documented columns (tests/conftest.py).

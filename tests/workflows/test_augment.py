@@ -19,14 +19,9 @@ from polymodal import datasets
 from polymodal.api.generator import Generator
 from polymodal.api.predictor import Predictor
 from polymodal.data.readers import read_table
+from polymodal.data.synthetic import SYNTHETIC_COLUMN, marker_mask
 from polymodal.errors import ConfigError, DataError
-from polymodal.workflows.augment import (
-    SYNTHETIC_COLUMN,
-    AugmentConfig,
-    augment_table,
-    marker_mask,
-    synthetic_counts,
-)
+from polymodal.workflows.augment import AugmentConfig, augment_table, synthetic_counts
 from polymodal.workflows.judge import Judge
 
 pytestmark = pytest.mark.usefixtures("one_thread")

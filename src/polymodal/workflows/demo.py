@@ -295,7 +295,8 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
     """
     from polymodal import datasets
     from polymodal.evaluate.plots import accuracy_bars_png
-    from polymodal.workflows.augment import augment_table, compare_augmentation
+    from polymodal.workflows.augment import augment_table
+    from polymodal.workflows.augment_folder import compare_augmentation
 
     train, test = datasets.load("digits", split=True, seed=seed)
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ Columns: ``image`` (uint8 (28, 28)), ``label`` (int 0-9), ``label_name`` (text, 
 "Ankle boot"). ``split=True`` gives the standard 60,000/10,000 train/test split; with
 ``n`` the sample keeps that 6:1 proportion.
 
-The IDX files are read whole with :func:`polymodal.data.readers.read_idx`; the images
+The IDX files are read whole with :func:`polymodal.data.idx_reader.read_idx`; the images
 column holds views of the one (N, 28, 28) array, so loading all 70,000 rows takes
 under a second (most of it gunzip).
 """
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from polymodal.data.builtin.frames import check_n, image_column, sample_rows
-from polymodal.data.readers import read_idx
+from polymodal.data.idx_reader import read_idx
 from polymodal.errors import DataError
 
 NAME = "fashion-mnist"

@@ -1,0 +1,87 @@
+"""Getting at the files and folders a table reader is pointed to.
+
+Every reader (text tables, IDX files, image folders) meets the same problems before it
+parses anything: a path that does not exist, a file it may not read, a compressed file
+to unpack, a ``base_dir`` that must be a folder. They are answered here once, so that
+each problem reads the same whichever reader met it.
+"""
+
+from __future__ import annotations
+
+import bz2
+import difflib
+import gzip
+import io
+import lzma
+import os
+import zipfile
+from pathlib import Path
+
+from polymodal.errors import DataError
+
+
+def checked_base_dir(base_dir: str | os.PathLike) -> str:
+    """``base_dir`` as an absolute path, refused unless it is an existing folder."""
+    folder = Path(os.path.expanduser(os.fspath(base_dir))).absolute()
+    if not folder.is_dir():
+        raise DataError(
+            f"base_dir={os.fspath(base_dir)!r}: not an existing folder ({folder}); pass the "
+            "folder that relative image/audio paths in the table are relative to"
+        )
+    return str(folder)
+
+
+def missing_path_error(path: Path) -> DataError:
+    """A "not found" error that suggests the likely intended file when one is nearby."""
+    parent = path.parent
+    if not parent.is_dir():
+        return DataError(
+            f"file not found: {path} (its folder {parent} does not exist either); check the path"
+        )
+    names = [p.name for p in parent.iterdir()]
+    same_but_case = [n for n in names if n.lower() == path.name.lower()]
+    close = same_but_case or difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    if close:
+        return DataError(f"file not found: {path}; did you mean {parent / close[0]}?")
+    return DataError(f"file not found: {path}; check the path (the folder {parent} exists)")
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise DataError(
+            f"{path}: permission denied; make the file readable (chmod +r) or copy it"
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"{path}: cannot read the file ({exc.strerror or exc}); check the disk/path"
+        ) from None
+
+
+def decompress(raw: bytes, compression: str | None, path: Path) -> bytes:
+    if compression is None:
+        return raw
+    try:
+        if compression == ".gz":
+            return gzip.decompress(raw)
+        if compression == ".bz2":
+            return bz2.decompress(raw)
+        if compression == ".xz":
+            return lzma.decompress(raw)
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                names = [m.filename for m in members]
+                raise DataError(
+                    f"{path}: a zipped table must hold exactly one file, found {len(members)} "
+                    f"{names}; extract the one you mean and pass it"
+                )
+            return archive.read(members[0])
+    except DataError:
+        raise
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{path}: not a valid {compression} file (corrupt or truncated: {exc}); "
+            "download or compress it again"
+        ) from None
