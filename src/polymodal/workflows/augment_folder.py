@@ -36,7 +36,6 @@ AUGMENTED_CSV = "augmented.csv"
 HOLDOUT_CSV = "holdout.csv"
 SUMMARY_JSON = "augment_summary.json"
 SYNTHETIC_IMAGE_DIR = "images/synthetic"
-REAL_IMAGE_DIR = "images/real"  # real image cells that are not files (arrays, bytes) go here
 GENERATOR_DIR = "generator"
 
 
