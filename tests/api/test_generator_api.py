@@ -1,6 +1,6 @@
 """The ``Generator`` API: fit, sample, edit, variations, save/load and every bad input.
 
-Each model trains for a few seconds on a built-in dataset (digits 8x8, shapes 16x16), so
+Each model trains for an epoch or two on a built-in dataset (digits 8x8, shapes 16x16), so
 the tests check behaviour that holds for any weights -- shapes, determinism, exact
 save/load identity, guidance = 1 is plain conditional sampling, strength 0 and inpainting
 keep pixels -- plus that conditioning reaches the output.
@@ -41,7 +41,13 @@ from polymodal.recipes.generator import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FIT_S = 3.0  # training seconds per model
+
+def epochs(n: int) -> dict:
+    """The recipe override that bounds a fit by ``n`` passes over the images (no clock)."""
+    return {"training.max_epochs": n}
+
+
+FIT = epochs(2)  # the shared models: 46 steps on 1438 digits, 8 on 240 shapes
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +59,7 @@ def digits():
 def digit_gen(digits, tmp_path_factory):
     train, _ = digits
     out = tmp_path_factory.mktemp("digits-run")
-    gen = Generator(condition=["label"], time_limit=FIT_S, text_encoder="hashed", verbosity=0)
+    gen = Generator(condition=["label"], recipe=FIT, text_encoder="hashed", verbosity=0)
     return gen.fit(train, out_dir=out)
 
 
@@ -61,7 +67,7 @@ def digit_gen(digits, tmp_path_factory):
 def shapes_gen():
     """Conditioned on a caption (text), a category and a number at once."""
     table = datasets.load("shapes", n=240, seed=0, image_size=16)
-    gen = Generator(condition=["caption", "shape", "hue"], time_limit=FIT_S,
+    gen = Generator(condition=["caption", "shape", "hue"], recipe=FIT,
                     text_encoder="hashed", verbosity=0)
     return gen.fit(table)
 
@@ -125,7 +131,7 @@ def test_conditioning_changes_the_output(digit_gen):
         return float(np.abs(zeros.astype(int) - ones.astype(int)).mean())
 
     # Same noise, other class: other images; guidance extrapolates along the class
-    # difference, so the gap grows with it (a few seconds of training teach little more).
+    # difference, so the gap grows with it (two epochs of training teach little more).
     assert 0 < class_gap(1.0) < class_gap(4.0)
 
 
@@ -135,7 +141,7 @@ def test_conditional_samples_are_recognised_by_an_independent_judge(digits):
     from sklearn.svm import SVC
 
     train, test = digits
-    gen = Generator(condition=["label"], time_limit=120, verbosity=0).fit(train)
+    gen = Generator(condition=["label"], recipe=epochs(20), verbosity=0).fit(train)  # 460 steps
     svc = SVC().fit(np.stack(list(train["image"])).reshape(len(train), -1) / 255.0,
                     train["label"])
     asked = [i % 10 for i in range(500)]
@@ -171,7 +177,7 @@ def test_both_samplers_run(digit_gen):
 
 def test_unconditional_generator(digits):
     train, _ = digits
-    gen = Generator(time_limit=2.0, verbosity=0).fit(train)
+    gen = Generator(recipe=epochs(1), verbosity=0).fit(train)
     assert gen.conditions_ == {} and gen.condition_encoder_ is None
     images = gen.sample(5, seed=1)
     assert images.shape == (5, 8, 8, 1)
@@ -214,7 +220,7 @@ def test_minilm_prompt_sampling(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))
     table = datasets.load("shapes", n=48, seed=1, image_size=8)
-    gen = Generator(condition=["caption"], text_encoder="minilm", time_limit=2.0,
+    gen = Generator(condition=["caption"], text_encoder="minilm", recipe=epochs(2),
                     verbosity=0).fit(table)
     assert gen.conditions_["caption"]["text_encoder"] == "minilm"
     images = gen.sample(2, prompts=["a red circle", "a blue star"], seed=0)
@@ -229,12 +235,12 @@ def test_auto_text_encoder_puts_ngrams_beside_minilm(monkeypatch, tmp_path):
     monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))
     table = datasets.load("shapes", n=48, seed=1, image_size=8)
     monkeypatch.setattr(generator_module, "minilm_available", lambda: False)
-    gen = Generator(condition=["caption"], time_limit=1.0, verbosity=0).fit(table)
+    gen = Generator(condition=["caption"], recipe=epochs(2), verbosity=0).fit(table)
     assert gen.conditions_["caption"]["text_encoder"] == "hashed"
     assert gen.text_encoder == "auto"  # the parameter stays as given; the fit resolves it
     if minilm_available():
         monkeypatch.setattr(generator_module, "minilm_available", lambda: True)
-        gen = Generator(condition=["caption"], time_limit=1.0, verbosity=0).fit(table)
+        gen = Generator(condition=["caption"], recipe=epochs(2), verbosity=0).fit(table)
         assert gen.conditions_["caption"]["text_encoder"] == "minilm+hashed"
         assert gen.transform_.text_embedder_.dim == 384 + 256
         again = Generator.load(gen.save(tmp_path / "gen"))
@@ -247,7 +253,7 @@ def test_an_image_condition(digits):
     """Image-to-image conditioning: generate a digit from its mirror image."""
     table = digits[0].head(200).copy()
     table["mirror"] = [np.ascontiguousarray(im[:, ::-1]) for im in table["image"]]
-    gen = Generator(condition=["mirror"], time_limit=1.5, verbosity=0).fit(table)
+    gen = Generator(condition=["mirror"], recipe=epochs(3), verbosity=0).fit(table)
     assert gen.conditions_ == {"mirror": {"modality": "image", "shape": [1, 8, 8]}}
     mirrors = list(table["mirror"][:3])
     images = gen.sample(3, conditions={"mirror": mirrors}, seed=0, guidance=3.0)
@@ -368,8 +374,8 @@ def test_fit_into_out_dir_then_save_there(digits, tmp_path):
     """The CLI's path: the training folder becomes the model folder, grids included."""
     train, _ = digits
     out = tmp_path / "run"
-    gen = Generator(condition="label", time_limit=1.5, verbosity=0).fit(train.head(64),
-                                                                         out_dir=out)
+    gen = Generator(condition="label", recipe=epochs(2), verbosity=0).fit(train.head(64),
+                                                                           out_dir=out)
     gen.save(out)
     assert (out / "samples" / "latest.png").is_file() and (out / "checkpoint.safetensors").is_file()
     assert Generator.load(out).sample(2, conditions={"label": 5}).shape == (2, 8, 8, 1)
@@ -420,7 +426,7 @@ def test_constructor_arguments_are_checked_at_fit_all_at_once(digits):
 
 
 def test_the_learning_rate_is_used_and_saved(digits, digit_gen, tmp_path):
-    given = Generator(condition=["label"], time_limit=1.0, lr=1.5e-3, verbosity=0)
+    given = Generator(condition=["label"], recipe=epochs(2), lr=1.5e-3, verbosity=0)
     given.fit(digits[0].head(64), out_dir=tmp_path / "run")
     default = digit_gen  # fitted without lr=
     # What the training loop was given, and what the model folder says.
@@ -488,9 +494,9 @@ def test_a_folder_saved_before_recipes_loads_its_recipe_and_samples_identically(
 
 
 def test_recipe_overrides_reach_the_network_the_loop_and_the_sampler(digits, tmp_path):
-    gen = Generator(condition=["label"], time_limit=1.0, verbosity=0, num_steps=3,
+    gen = Generator(condition=["label"], verbosity=0, num_steps=3,
                     recipe={"network.base_channels": 8, "training.weight_decay": 0.01,
-                            "sampling": {"num_steps": 2}})
+                            "training.max_epochs": 2, "sampling": {"num_steps": 2}})
     gen.fit(digits[0].head(64), out_dir=tmp_path / "run")
     assert gen.unet_.config()["base_channels"] == 8
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["weight_decay"] == 0.01
@@ -505,14 +511,14 @@ def test_recipe_overrides_reach_the_network_the_loop_and_the_sampler(digits, tmp
 
 
 def test_coordinate_channels_can_be_forced(digits):
-    gen = Generator(condition=["label"], time_limit=1.0, coord_channels=True, verbosity=0)
+    gen = Generator(condition=["label"], recipe=epochs(2), coord_channels=True, verbosity=0)
     gen.fit(digits[0].head(64))
     assert gen.unet_.config()["coord_channels"] is True
     assert gen.sample(2, conditions={"label": "3"}).shape == (2, 8, 8, 1)
 
 
 def test_the_spatial_condition_map_is_built_and_saved(digits, tmp_path):
-    gen = Generator(condition=["label"], time_limit=1.0, spatial_condition=True, verbosity=0)
+    gen = Generator(condition=["label"], recipe=epochs(2), spatial_condition=True, verbosity=0)
     gen.fit(digits[0].head(64))
     assert gen.unet_.config()["spatial_condition"] is True and gen.unet_.cond_map is not None
     gen.save(tmp_path / "m")
@@ -521,7 +527,7 @@ def test_the_spatial_condition_map_is_built_and_saved(digits, tmp_path):
     np.testing.assert_array_equal(loaded.sample(3, conditions={"label": "3"}, seed=1),
                                   gen.sample(3, conditions={"label": "3"}, seed=1))
     # Nothing to map without a condition: the flag is ignored, not an error.
-    plain = Generator(condition=None, time_limit=1.0, spatial_condition=True, verbosity=0)
+    plain = Generator(condition=None, recipe=epochs(2), spatial_condition=True, verbosity=0)
     assert plain.fit(digits[0].head(64)).unet_.cond_map is None
 
 
@@ -551,6 +557,6 @@ def test_unreadable_images_are_skipped_and_reported(digits, tmp_path):
     (tmp_path / "table.csv").write_text(
         pd.DataFrame({"image": paths, "label": rows["label"].to_numpy()}).to_csv(index=False))
     with pytest.warns(UserWarning, match="3 of 40 rows skipped"):
-        gen = Generator(condition=["label"], time_limit=1.0, verbosity=0).fit(
+        gen = Generator(condition=["label"], recipe=epochs(2), verbosity=0).fit(
             str(tmp_path / "table.csv"))
     assert gen.train_result_["num_images"] == 37

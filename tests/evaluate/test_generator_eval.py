@@ -217,18 +217,19 @@ def test_bad_arguments_name_the_fix(digits):
 
 
 def test_real_generator_end_to_end(digits, judge, tmp_path):
-    """The real Generator, trained for seconds, through ``evaluate_generator``."""
+    """The real Generator, trained for two epochs, through ``evaluate_generator``."""
     from polymodal.api.generator import Generator
 
     real, pool = digits
-    generator = Generator(image="image", condition="label", time_limit=3, verbosity=0)
+    generator = Generator(image="image", condition="label", recipe={"training.max_epochs": 2},
+                          verbosity=0)
     generator.fit(pool)
     result = evaluate_generator(generator, real, judge=judge, n_samples=60, num_steps=4, cas=False,
                                 train_table=pool, out_dir=tmp_path)
     assert result["num_steps"] == 4 and result["guidance"] == generator.guidance
     assert result["conditional_accuracy_num_scored"] == 60  # classes '0'..'9' match 0..9
     assert 0.0 <= result["conditional_accuracy"] <= 1.0
-    # Seconds of training are far from real digits: above the floor, not copying.
+    # Two epochs (26 steps) are far from real digits: above the floor, not copying.
     assert result["fd"] > result["fd_floor"]
     assert result["near_copies"] == 0
     md = (tmp_path / "report.md").read_text()

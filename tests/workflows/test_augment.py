@@ -1,7 +1,7 @@
 """Generative augmentation: balancing math, synthetic rows kept out of validation, the
 marker column through save/load, the judge filter's counts, and `polymodal augment`.
 
-One tiny class-conditional generator (digits 8x8, a few seconds) is trained per module
+One tiny class-conditional generator (digits 8x8, a few epochs) is trained per module
 and reused; its samples are poor, which is what the filter tests need (it drops many).
 """
 
@@ -26,8 +26,14 @@ from polymodal.workflows.judge import Judge
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-GENERATOR_S = 3.0
-PREDICTOR_S = 3.0
+# Fits are bounded by epochs (recipe overrides), never by seconds.
+GENERATOR_FIT = {"training.max_epochs": 5}  # 15 steps on 150 digits: poor samples
+# Three epochs of the network beside two forests (what ~3 s trained, without the boosting
+# model the clock used to cut short; every model trains fully without a time limit).
+PREDICTOR_FIT = {"training.max_epochs": 3, "candidates.classic": ["random_forest", "extra_trees"]}
+# `polymodal augment --compare` bounds its two predictors by seconds only (the command line
+# has no recipe option); its assertions do not depend on how much they trained.
+COMPARE_S = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,7 @@ def digits():
 @pytest.fixture(scope="module")
 def generator(digits):
     train, _ = digits
-    return Generator(condition=["label"], time_limit=GENERATOR_S, text_encoder="hashed",
+    return Generator(condition=["label"], recipe=GENERATOR_FIT, text_encoder="hashed",
                      verbosity=0).fit(train)
 
 
@@ -121,7 +127,8 @@ def test_augment_table_appends_marked_rows_of_each_class(digits, generator):
 def test_judge_filter_drops_what_the_judge_rejects_and_counts_it(digits, generator):
     train, _ = digits
     images = np.stack(train["image"].to_list())[..., None]  # (N, 8, 8, 1)
-    judge = Judge.train(images, train["label"].tolist(), time_limit_s=3.0, seed=0)
+    judge = Judge.train(images, train["label"].tolist(), time_limit_s=None, max_epochs=30,
+                        seed=0)
     augmented, summary = augment_table(train, label="label", generator=generator, per_class=4,
                                        filter=True, judge=judge, verbosity=0)
     synthetic = augmented[augmented[SYNTHETIC_COLUMN]]
@@ -140,7 +147,8 @@ def test_judge_filter_drops_what_the_judge_rejects_and_counts_it(digits, generat
 
 def test_a_generator_not_conditioned_on_the_label_is_refused(digits):
     train, _ = digits
-    unconditional = Generator(time_limit=1.0, text_encoder="hashed", verbosity=0).fit(train)
+    unconditional = Generator(recipe={"training.max_epochs": 1}, text_encoder="hashed",
+                              verbosity=0).fit(train)
     with pytest.raises(ConfigError, match="not on the label column 'label'"):
         augment_table(train, label="label", generator=unconditional, per_class=1, verbosity=0)
 
@@ -155,7 +163,7 @@ def test_marked_rows_train_but_never_validate(digits, generator):
     # Shuffle so synthetic rows sit among the real ones, as a user's table might have them.
     augmented = augmented.sample(frac=1.0, random_state=0).reset_index(drop=True)
     synthetic = np.flatnonzero(augmented[SYNTHETIC_COLUMN].to_numpy())
-    predictor = Predictor("label", time_limit=PREDICTOR_S, verbosity=0).fit(augmented)
+    predictor = Predictor("label", recipe=PREDICTOR_FIT, verbosity=0).fit(augmented)
     used_val, used_train = predictor.validation_rows_, predictor.train_rows_
     assert len(used_val) == round(0.2 * len(train))
     assert not np.isin(used_val, synthetic).any()
@@ -168,7 +176,7 @@ def test_marked_rows_train_but_never_validate(digits, generator):
 
 def test_fit_with_augment_generates_for_the_training_split_only(digits, generator, tmp_path):
     train, test = digits
-    predictor = Predictor("label", time_limit=PREDICTOR_S, verbosity=0).fit(
+    predictor = Predictor("label", recipe=PREDICTOR_FIT, verbosity=0).fit(
         train, augment=AugmentConfig(generator=generator, per_class=2, verbosity=0))
     info = predictor.augmentation_
     n_val = len(predictor.validation_rows_)
@@ -194,8 +202,10 @@ def test_fit_with_augment_generates_for_the_training_split_only(digits, generato
 
 def test_auto_trains_the_generator_on_the_training_split_alone(digits):
     train, _ = digits
-    predictor = Predictor("label", time_limit=PREDICTOR_S, verbosity=0).fit(
-        train, augment=AugmentConfig(time_limit=2.0, per_class=1, verbosity=0))
+    # An unfitted generator is fitted here on the real training rows, like the default one.
+    unfitted = Generator(condition=["label"], recipe={"training.max_epochs": 2}, verbosity=0)
+    predictor = Predictor("label", recipe=PREDICTOR_FIT, verbosity=0).fit(
+        train, augment=AugmentConfig(generator=unfitted, per_class=1, verbosity=0))
     info = predictor.augmentation_
     # The generator learnt from the training split's images only: no validation row leaks.
     assert info["generator"]["training"]["num_images"] == len(predictor.train_rows_)
@@ -207,7 +217,7 @@ def test_augment_needs_a_class_label(digits, generator):
     train, _ = digits
     regression = train.assign(value=np.arange(len(train), dtype=float) * 0.37)
     with pytest.raises(ConfigError, match="classification"):
-        Predictor("value", time_limit=PREDICTOR_S, verbosity=0).fit(
+        Predictor("value", recipe=PREDICTOR_FIT, verbosity=0).fit(
             regression, augment=AugmentConfig(generator=generator, per_class=1, verbosity=0))
 
 
@@ -225,7 +235,7 @@ def test_cli_augment_writes_a_table_that_reads_back(tmp_path, run_cli, generator
     out = tmp_path / "aug"
     code, stdout, _ = run_cli(*["augment", str(tmp_path / "data" / "train.csv"), "--label",
                                  "label", "--generator", str(saved), "--per-class", "2",
-                                 "--compare", "--fit-time-limit", str(PREDICTOR_S),
+                                 "--compare", "--fit-time-limit", str(COMPARE_S),
                                  "--out", str(out)])
     assert code == 0, stdout
     assert _snapshot(tmp_path / "data") == before  # the user's files are untouched
@@ -250,7 +260,7 @@ def test_cli_augment_writes_a_table_that_reads_back(tmp_path, run_cli, generator
     assert compare["num_test_rows"] == len(holdout)
 
     # The written table trains a predictor that honours the marker.
-    predictor = Predictor("label", time_limit=PREDICTOR_S, verbosity=0).fit(out / "augmented.csv")
+    predictor = Predictor("label", recipe=PREDICTOR_FIT, verbosity=0).fit(out / "augmented.csv")
     assert not marker.to_numpy()[predictor.validation_rows_].any()
 
     # An existing non-empty --out is refused with one line, not overwritten.
