@@ -144,7 +144,9 @@ def fit(
                           "the resolved recipe is in OUT/config.json)."),
 ) -> None:
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
-    from polymodal.api import Predictor
+    from polymodal.api import Predictor, TimeBudget
+
+    budget = TimeBudget(time_limit)  # --time-limit counts from here: reading the table too
     from polymodal.api.params import parse_overrides
 
     predictor = Predictor(
@@ -152,7 +154,7 @@ def fit(
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
         image_augment=_image_augment_option(image_augment),
         recipe=_set_options(set_) or None,
-    ).fit(table)
+    ).fit(table, budget=budget)
     path = predictor.save(out_dir)
     _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
     out.print(f"chosen model: [bold]{predictor.chosen_}[/]; saved to {path}")
@@ -287,7 +289,10 @@ def generate_fit(
                           "the resolved recipe is in OUT/config.json)."),
 ) -> None:
     """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
+    from polymodal.api import TimeBudget
     from polymodal.api.generator import Generator
+
+    budget = TimeBudget(time_limit)  # --time-limit counts from here: reading the table too
     from polymodal.api.params import parse_overrides
 
     _check_new_model_folder(out_dir)
@@ -295,7 +300,7 @@ def generate_fit(
         image, condition or None, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder, image_size=image_size,
         recipe=_set_options(set_) or None,
-    ).fit(table, out_dir=out_dir)
+    ).fit(table, out_dir=out_dir, budget=budget)
     path = generator.save(out_dir)
     for name, info in generator.conditions_.items():
         classes = info.get("classes")

@@ -577,3 +577,20 @@ def test_a_folder_saved_before_recipes_loads_and_predicts_the_same(tmp_path):
     old = Predictor.load(folder)
     assert old.recipe_ is None
     pd.testing.assert_frame_equal(old.predict_proba(table), p.predict_proba(table))
+
+
+def test_a_budget_started_before_fit_counts_what_came_before():
+    """fit(budget=) uses the caller's clock: a budget already spent leaves the fallback
+    forest alone, where the same time_limit started afresh trains every candidate."""
+    import time
+
+    from polymodal.api import TimeBudget
+
+    table = tabular_table("binary")
+    spent = TimeBudget(30, start=time.perf_counter() - 29.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        p = Predictor("label", time_limit=30, **FAST).fit(table, budget=spent)
+    assert list(p.leaderboard()["model"]) == ["random_forest"]
+    fresh = Predictor("label", time_limit=30, **FAST).fit(table)
+    assert len(fresh.leaderboard()) > 1

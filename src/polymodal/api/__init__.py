@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 
 from polymodal.api.predictor import Predictor
+from polymodal.train.budget import TimeBudget  # the clock a command hands to fit(budget=)
 
-__all__ = ["Generator", "Predictor"]
+__all__ = ["Generator", "Predictor", "TimeBudget"]
 
 
 def __getattr__(name: str):

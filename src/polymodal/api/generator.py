@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import time
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -72,6 +71,7 @@ from polymodal.recipes.generator import (
     sampling_problems,
     sampling_recipe,
 )
+from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 from polymodal.train.generator_fit import generator_train_config, run_summary, train_generator
 
@@ -263,14 +263,17 @@ class Generator:
     # ------------------------------------------------------------------ fit
 
     def fit(self, table, *, out_dir: str | os.PathLike | None = None,
-            resume: bool = False) -> Generator:
+            resume: bool = False, budget: TimeBudget | None = None) -> Generator:
         """Train on the images of ``table`` (a DataFrame or a path ``read_table`` reads).
 
         ``out_dir`` receives the training log, resumable checkpoints and sample grids
         (``samples/step_XXXXXX.png``, ``samples/latest.png``); ``resume=True`` continues
         an interrupted fit from its checkpoint there (same data and settings).
+        ``budget``: the caller's clock for ``time_limit``, when the command started it
+        before this fit (the CLI does, so that reading the table counts); by default the
+        fit starts its own.
         """
-        start = time.perf_counter()
+        budget = budget or TimeBudget(self.time_limit)
         # 1. Check every argument at once, before any work; forget an earlier fit.
         self._validate_params()
         if resume and out_dir is None:
@@ -295,8 +298,7 @@ class Generator:
         # 5. Build the network: a UNet sized by the recipe and the condition encoder.
         network = self._build_network()
         # 6. Train it with the shared loop, writing sample grids into out_dir as it goes.
-        time_left = (None if self.time_limit is None
-                     else max(1.0, self.time_limit - (time.perf_counter() - start)))
+        time_left = None if budget.time_limit_s is None else max(1.0, budget.left_s())
         config = generator_train_config(
             len(dataset), **asdict(self.recipe_.training), time_left_s=time_left,
             seed=self.seed, progress=self.verbosity > 0, precision=self._training_precision(),

@@ -176,7 +176,7 @@ class Predictor:
 
     def fit(self, train, tuning_data=None, *, resume_dir: str | os.PathLike | None = None,
             checkpoint_every_s: float = 30.0, callbacks: Sequence = (),
-            augment=None) -> Predictor:
+            augment=None, budget: TimeBudget | None = None) -> Predictor:
         """Train every candidate on ``train`` and keep the one that validates best.
 
         Args:
@@ -196,7 +196,11 @@ class Predictor:
                 marks in its ``is_synthetic`` column (or the synthesizer's ``marker``) are
                 treated the same way even without ``augment``. Generating counts against
                 ``time_limit``, like everything ``fit`` does.
+            budget: the caller's clock for ``time_limit``, when the command started it
+                before this fit (the CLI does, so that reading the table counts); by
+                default the fit starts its own.
         """
+        budget = budget or TimeBudget(self.time_limit)
         start = time.perf_counter()
         self._validate_params()
         if augment is not None and not callable(augment):
@@ -204,7 +208,6 @@ class Predictor:
                               "polymodal.workflows.augment.AugmentConfig(ratio=1.0), or None")
         for name in [k for k in vars(self) if k.endswith("_")]:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
-        budget = TimeBudget(self.time_limit, start=start)
         log: list[dict] = []
 
         # 1. Read the table; infer the schema (with reasons) and report what needs cleaning.
