@@ -10,11 +10,9 @@ Folders saved before recipes existed load with ``recipe_`` None.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from polymodal.api.candidates import NEURAL
@@ -27,7 +25,7 @@ from polymodal.api.neural import NeuralCandidate
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ModelFolderError
-from polymodal.files import write_json, write_text
+from polymodal.files import json_safe, write_json, write_text
 from polymodal.models.classic import ClassicModel
 from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.predictor import PredictorRecipe
@@ -44,8 +42,8 @@ def predictor_config(p) -> dict:
             "chosen": p.chosen_, "val_metric": p.val_metric_,
             "models": sorted(p.models_),
             "refit_on_all_rows": list(getattr(p, "refit_models_", [])),
-            "neural": _json_safe(getattr(p, "neural_config_", None)),
-            "augmentation": _json_safe(getattr(p, "augmentation_", None))}
+            "neural": json_safe(getattr(p, "neural_config_", None)),
+            "augmentation": json_safe(getattr(p, "augmentation_", None))}
 
 
 def write_predictor(p, directory: str | os.PathLike) -> Path:
@@ -64,7 +62,7 @@ def write_predictor(p, directory: str | os.PathLike) -> Path:
                                               "models": sorted(p.models_)})
         write_text(folder / "leaderboard.csv", p.leaderboard_.to_csv(index=False))
         write_json(folder / "versions.json", versions())
-        lines = [json.dumps(_json_safe(r)) for r in p.train_log_]
+        lines = [json.dumps(json_safe(r)) for r in p.train_log_]
         write_text(folder / "train_log.jsonl", "\n".join(lines) + "\n")
 
     return write_folder_atomically(directory, write, format_version=FORMAT_VERSION)
@@ -116,16 +114,3 @@ def read_predictor(cls, directory: str | os.PathLike):
         if r.get("model") == NEURAL and r.get("event") in ("train", "eval")
     ]
     return predictor
-
-
-def _json_safe(value):
-    """NaN/inf as null, numpy scalars as numbers, so every log line is valid JSON."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

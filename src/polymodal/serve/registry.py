@@ -15,7 +15,8 @@ from pathlib import Path
 
 from polymodal.api.model_folder import KINDS, folder_kind
 from polymodal.errors import ConfigError
-from polymodal.serve.rows import column_info, to_json_value
+from polymodal.files import json_safe
+from polymodal.serve.rows import column_info
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # safe in a URL path segment
 
@@ -86,13 +87,13 @@ def describe(served: ServedModel) -> dict:
         info.update({
             "label": schema.label,
             "problem_type": model.problem_type_,
-            "classes": None if classes is None else [to_json_value(c) for c in classes],
+            "classes": None if classes is None else [json_safe(c) for c in classes],
             "columns": column_info(schema),
         })
     else:
         conditions = getattr(model, "conditions_", {}) or {}
         # Each entry: modality, and classes (categorical), min/max/mean (numeric) or tags.
-        info["conditions"] = {column: {k: to_json_value(v) for k, v in spec.items()}
+        info["conditions"] = {column: {k: json_safe(v) for k, v in spec.items()}
                               for column, spec in conditions.items()}
         shape = getattr(model, "image_shape_", None)
         info["image_shape"] = None if shape is None else [int(v) for v in shape]

@@ -23,6 +23,7 @@ import pandas as pd
 # The Predictor's schema type, and the modalities a row may leave out.
 from polymodal.api.predictor import OPTIONAL_MODALITIES
 from polymodal.errors import DataError, SchemaError
+from polymodal.files import json_safe
 from polymodal.serve.limits import ServeLimits, check_at_most
 from polymodal.serve.uploads import check_image, decode_base64
 from polymodal.workflows.media import check_audio
@@ -170,19 +171,6 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
     return value
 
 
-def to_json_value(value):
-    """A value as plain JSON: numpy scalars unwrapped, NaN as null, containers recursed."""
-    if isinstance(value, dict):
-        return {str(k): to_json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [to_json_value(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def prediction_payload(predictor, table: pd.DataFrame) -> dict:
     """``{"predictions": [...], "probabilities": [{class: p}] | None, "classes": [...]}``.
 
@@ -192,12 +180,12 @@ def prediction_payload(predictor, table: pd.DataFrame) -> dict:
     classes = predictor.classes_
     if predictor.problem_type_ == "regression":
         values = predictor.predict(table).tolist()
-        return {"predictions": [to_json_value(v) for v in values], "probabilities": None,
+        return {"predictions": [json_safe(v) for v in values], "probabilities": None,
                 "classes": None}
     proba = predictor.predict_proba(table).to_numpy(dtype=np.float64)  # (N, K)
-    predictions = [to_json_value(v) for v in predictor.transform_.decode_label(proba)]
+    predictions = [json_safe(v) for v in predictor.transform_.decode_label(proba)]
     names = [str(c) for c in classes]
     probabilities = [dict(zip(names, (round(float(p), 6) for p in row), strict=True))
                      for row in proba]
     return {"predictions": predictions, "probabilities": probabilities,
-            "classes": [to_json_value(c) for c in classes]}
+            "classes": [json_safe(c) for c in classes]}

@@ -7,11 +7,12 @@ stderr is a terminal and no ``CI`` variable is set, so logs of batch jobs stay c
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from polymodal.files import json_safe
 
 LOG_NAME = "train_log.jsonl"
 
@@ -57,17 +58,6 @@ class ProgressDisplay:
             self._progress = None
 
 
-def _json_safe(value: Any) -> Any:
-    # NaN/inf are not JSON; write them as null rather than producing an unreadable line.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 class JsonlLog:
     """Appends one JSON object per line to ``out_dir/train_log.jsonl`` (no-op without a dir)."""
 
@@ -79,4 +69,4 @@ class JsonlLog:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_json_safe(record)) + "\n")
+            fh.write(json.dumps(json_safe(record)) + "\n")

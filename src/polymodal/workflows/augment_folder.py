@@ -15,7 +15,6 @@ what a folder on disk needs (portable media paths, the saved generator, the summ
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import fields
@@ -29,7 +28,7 @@ from polymodal.data.readers import read_table
 from polymodal.data.schema import infer_schema
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, marker_mask, split_marked
 from polymodal.errors import ConfigError, DataError, SchemaError
-from polymodal.files import write_folder, write_json, write_text
+from polymodal.files import json_safe, write_folder, write_json, write_text
 from polymodal.workflows.augment import AugmentConfig, augment_table, find_image_column
 
 AUGMENTED_CSV = "augmented.csv"
@@ -128,7 +127,7 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
                 verbosity=config.verbosity)
             summary["compare"]["holdout_table"] = HOLDOUT_CSV
         summary["files"] = {"table": AUGMENTED_CSV, "synthetic_images": SYNTHETIC_IMAGE_DIR}
-        write_json(staging / SUMMARY_JSON, _json_ready(summary))
+        write_json(staging / SUMMARY_JSON, json_safe(summary))
 
     write_folder(out, write)
     summary["out_dir"] = str(out)
@@ -216,21 +215,6 @@ def _portable(table: pd.DataFrame, out: Path, staging: Path, media: list[str], m
                                 "audio as files")
         copy[column] = pd.Series(cells, dtype=object)
     return copy
-
-
-def _json_ready(value):
-    """Summary values as plain JSON (numpy scalars unwrapped, NaN as null)."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def read_summary(out_dir: str | os.PathLike) -> dict:
