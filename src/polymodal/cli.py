@@ -529,6 +529,14 @@ def version() -> None:
         out.print(f"{k} {v}")
 
 
+def _usage_errors() -> tuple[type, ...]:
+    """Click's usage-error class, and typer's own copy of it (typer 0.2x vendors click)."""
+    import click
+
+    vendored = [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
+    return (click.exceptions.ClickException, *vendored)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -547,9 +555,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors arrive here under standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, _usage_errors()):
             exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):

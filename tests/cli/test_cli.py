@@ -69,6 +69,11 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "missing.csv" in proc.stderr
+    # A typo in an option: click's usage message, exit 2, no traceback.
+    proc = subprocess.run([str(exe), "fit", "--no-such-option"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "--no-such-option" in proc.stderr
 
 
 def test_datasets_list_and_export(tmp_path, run_cli):
