@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, _usage_errors()):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        if isinstance(exc, OSError):  # a path, a disk, a permission: the user's to fix
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             sys.exit(2)
         raise

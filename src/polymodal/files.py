@@ -80,12 +80,17 @@ def write_folder(directory: str | os.PathLike, write: Callable[[Path], None]) ->
     as ``directory`` at once, replacing what was there.
 
     Whether an existing folder may be replaced is the caller's to check first. The old
-    folder is moved aside before the new one is renamed in, so there is never a moment
-    with neither; on any error the staging folder is removed and ``directory`` is as it was.
+    folder is moved aside, the new one renamed in, then the old one removed: a reader sees
+    the old folder or the new one (a crash between the two renames leaves the old one aside
+    as ``.NAME.old-*``); on any error the staging folder is removed and the old folder put back.
     """
     target = Path(directory).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    # mkdtemp makes owner-only folders; give the result the permissions mkdir() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         write(staging)
         if target.is_dir() and not any(target.iterdir()):

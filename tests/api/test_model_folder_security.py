@@ -144,7 +144,7 @@ def test_inspect_model_lists_a_clean_folder_and_says_it_loads(saved):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["loadable"] and report["kind"] == "predictor" and report["format_version"] == "2"
+    assert report["loadable"] and report["kind"] == "predictor" and report["format_version"] == "3"
     kinds = {f["path"]: f["kind"] for f in report["files"]}
     assert kinds["config.json"] == "json"
     assert any(k == "skops" for k in kinds.values())
@@ -160,3 +160,14 @@ def test_inspect_model_names_what_a_crafted_folder_would_be_refused_for(crafted)
     assert not report["loadable"]
     assert any("numpy.load" in p and "model.skops" in p for p in report["problems"])
     assert not marker.exists()
+
+
+def test_an_unreadable_format_marker_is_one_line(saved, tmp_path):
+    clean, table = saved
+    folder = tmp_path / "garbled"
+    shutil.copytree(clean, folder)
+    (folder / "format_version").write_bytes(b"\xff\xfe2")
+    for args in (["inspect-model", str(folder)],
+                 ["predict", str(folder), str(table), "--out", str(tmp_path / "p.csv")]):
+        proc = subprocess.run([POLYMODAL, *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

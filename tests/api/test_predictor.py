@@ -574,9 +574,14 @@ def test_a_folder_saved_before_recipes_loads_and_predicts_the_same(tmp_path):
     config["preset"] = {"fusion": "concat", "width": 64, "batch_size": 64, "lr": 3e-3}
     config["params"].pop("recipe")
     (folder / "config.json").write_text(json.dumps(config))
+    (folder / "format_version").write_text("2\n")
     old = Predictor.load(folder)
     assert old.recipe_ is None
     pd.testing.assert_frame_equal(old.predict_proba(table), p.predict_proba(table))
+    # It can be saved again (as the current version) and evaluated.
+    again = Predictor.load(old.save(tmp_path / "again"))
+    assert again.recipe_ is None and (tmp_path / "again" / "format_version").read_text() == "3\n"
+    assert old.evaluate(table)["accuracy"] == p.evaluate(table)["accuracy"]
 
 
 def test_a_budget_started_before_fit_counts_what_came_before():
@@ -594,3 +599,26 @@ def test_a_budget_started_before_fit_counts_what_came_before():
     assert list(p.leaderboard()["model"]) == ["random_forest"]
     fresh = Predictor("label", time_limit=30, **FAST).fit(table)
     assert len(fresh.leaderboard()) > 1
+
+
+def test_a_budget_with_another_limit_and_a_bad_synthesizer_are_refused_before_any_work():
+    from polymodal.api import TimeBudget
+    from polymodal.workflows.augment import AugmentConfig
+
+    table = tabular_table("binary")
+    with pytest.raises(ConfigError, match="budget= counts to None s but time_limit=30"):
+        Predictor("label", time_limit=30, **FAST).fit(table, budget=TimeBudget(None))
+    with pytest.raises(ConfigError, match="ratio=-1.0"):
+        Predictor("label", **FAST).fit(table, augment=AugmentConfig(ratio=-1.0))
+
+
+def test_saved_folders_get_the_permissions_mkdir_would_give(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        folder = Predictor("label", **FAST).fit(tabular_table("binary")).save(tmp_path / "m")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755

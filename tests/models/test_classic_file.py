@@ -119,3 +119,31 @@ def test_a_schema_too_large_to_be_ours_is_refused_before_it_is_unpacked(tmp_path
     monkeypatch.setattr(classic_file, "MAX_SCHEMA_BYTES", 10)
     with pytest.raises(ModelFolderError, match="refusing to read it"):
         file_types(path)
+
+
+@pytest.mark.parametrize("field, value", [("left_child", 1 << 40), ("feature", 1 << 30),
+                                          ("right_child", 0)])
+def test_a_tree_pointing_outside_itself_is_refused(field, value, tmp_path):
+    """scikit-learn's compiled predict reads a tree's indices unchecked (a crafted one crashes
+    the process): the loader checks every node first."""
+    X, y = _data("binary")
+    model = ClassicModel("random_forest", "binary", 2, seed=0).fit(X, y, max_size=10)
+    tree = model.estimator_.steps[-1][1].estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes[field][0] = value  # the root: an internal node
+    state["nodes"] = nodes
+    tree.__setstate__(state)
+    model.save(tmp_path)
+    with pytest.raises(ModelFolderError, match="malformed tree"):
+        ClassicModel.load(tmp_path)
+
+
+def test_a_boosted_tree_pointing_outside_itself_is_refused(tmp_path):
+    X, y = _data("binary")
+    model = ClassicModel("hist_gradient_boosting", "binary", 2, seed=0).fit(X, y, max_size=10)
+    predictor = model.estimator_._predictors[0][0]
+    predictor.nodes["left"][0] = 10_000
+    model.save(tmp_path)
+    with pytest.raises(ModelFolderError, match="malformed tree"):
+        ClassicModel.load(tmp_path)

@@ -107,3 +107,14 @@ def test_resolving_is_pure():
     before = resolve_predictor(schema, 100)
     resolve_predictor(schema, LARGE_MEDIA_ROWS, overrides={"network.width": 32})
     assert resolve_predictor(schema, 100) == before
+
+
+def test_a_mapping_field_takes_its_keys_one_by_one_and_bad_shapes_are_one_error():
+    schema = _schema({"x": "numeric"})
+    recipe = resolve_predictor(schema, 200, overrides={"candidates.shares.linear": "0.2"})
+    assert recipe.candidates.shares["linear"] == 0.2
+    assert recipe.candidates.shares["random_forest"] == 0.08  # the others keep their share
+    for bad in ({"candidates.classic": "5"}, {"candidates.shares": "[1]"},
+                {"candidates.classic": '"linear"'}, {"candidates.shares.linear": "lots"}):
+        with pytest.raises(ConfigError, match="candidates"):
+            resolve_predictor(schema, 200, overrides=bad)

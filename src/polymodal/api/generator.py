@@ -274,6 +274,9 @@ class Generator:
         fit starts its own.
         """
         budget = budget or TimeBudget(self.time_limit)
+        if budget.time_limit_s != self.time_limit:
+            raise ConfigError(f"budget= counts to {budget.time_limit_s} s but time_limit="
+                              f"{self.time_limit}; give the Generator the budget's limit")
         # 1. Check every argument at once, before any work; forget an earlier fit.
         self._validate_params()
         if resume and out_dir is None:

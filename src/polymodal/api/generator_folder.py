@@ -26,7 +26,9 @@ from polymodal.models.generator_net import load_network
 from polymodal.recipes.base import from_dict
 from polymodal.recipes.generator import LEGACY_GUIDANCE_INTERVAL, GeneratorRecipe, legacy_recipe
 
-FORMAT_VERSION = 1
+# 2: config.json holds the resolved recipe (1, without it, still loads).
+FORMAT_VERSION = 2
+READS = (1, 2)
 WEIGHTS_FILE = "weights.safetensors"
 REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIGHTS_FILE,
                   "versions.json")
@@ -82,7 +84,7 @@ def write_generator(generator, directory: str | os.PathLike) -> Path:
 
 def read_generator(cls, directory: str | os.PathLike):
     """The generator of class ``cls`` saved in ``directory`` (see ``Generator.load``)."""
-    path = check_folder(directory, format_version=FORMAT_VERSION, required=REQUIRED_FILES,
+    path = check_folder(directory, format_version=READS, required=REQUIRED_FILES,
                         kind="generator")
     try:
         config = json.loads((path / "config.json").read_text())

@@ -63,10 +63,11 @@ def write_folder_atomically(directory: str | os.PathLike, write: Callable[[Path]
     return write_folder(target, write_marked)
 
 
-def check_folder(directory: str | os.PathLike, *, format_version: int,
+def check_folder(directory: str | os.PathLike, *, format_version: int | tuple[int, ...],
                  required: Iterable[str], kind: str = "predictor") -> Path:
     """The folder's path, after checking that it is a saved ``kind`` model ("predictor" or
-    "generator") of ``format_version`` with every ``required`` file; one clear error if not."""
+    "generator") of a ``format_version`` this polymodal reads (one, or a tuple of them) with
+    every ``required`` file; one clear error if not."""
     saver = f"{kind.capitalize()}.save"
     path = Path(directory)
     if not path.is_dir():
@@ -75,11 +76,17 @@ def check_folder(directory: str | os.PathLike, *, format_version: int,
     if not marker.is_file():
         raise ModelFolderError(f"{path} has no {FORMAT_FILE} file, so it is not a (complete) polymodal "
                                f"model folder; save the {kind} again")
-    text = marker.read_text().strip()
-    if text != str(format_version):
+    try:
+        text = marker.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"{marker} is unreadable ({type(exc).__name__}); save the {kind} "
+                               "again") from None
+    readable = format_version if isinstance(format_version, tuple) else (format_version,)
+    if text not in {str(v) for v in readable}:
         raise ModelFolderError(f"{path} has format_version {text!r}, but this polymodal reads "
-                               f"{kind} version {format_version}; load it with the polymodal version "
-                               "that wrote it (see versions.json) or train it again")
+                               f"{kind} version(s) {', '.join(map(str, readable))}; load it with "
+                               "the polymodal version that wrote it (see versions.json) or train "
+                               "it again")
     found = _config_kind(path / "config.json")
     if found is not None and found != kind:
         raise ModelFolderError(f"{path} holds a {found} model, not a {kind}; load it with "
@@ -179,7 +186,10 @@ def inspect_folder(directory: str | os.PathLike) -> FolderInspection:
     except ModelFolderError:
         kind = None
     marker = path / FORMAT_FILE
-    version = marker.read_text().strip() if marker.is_file() else None
+    try:
+        version = marker.read_text().strip() if marker.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        version = None
     try:
         versions = json.loads((path / "versions.json").read_text())
     except (OSError, ValueError):

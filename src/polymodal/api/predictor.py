@@ -201,11 +201,16 @@ class Predictor:
                 default the fit starts its own.
         """
         budget = budget or TimeBudget(self.time_limit)
+        if budget.time_limit_s != self.time_limit:
+            raise ConfigError(f"budget= counts to {budget.time_limit_s} s but time_limit="
+                              f"{self.time_limit}; give the Predictor the budget's limit")
         start = time.perf_counter()
         self._validate_params()
         if augment is not None and not callable(augment):
             raise ConfigError(f"augment={augment!r} must be a synthesizer such as "
                               "polymodal.workflows.augment.AugmentConfig(ratio=1.0), or None")
+        if hasattr(augment, "validate"):
+            augment.validate()  # its own settings, before any work
         for name in [k for k in vars(self) if k.endswith("_")]:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
         log: list[dict] = []

@@ -30,14 +30,18 @@ from polymodal.models.classic import ClassicModel
 from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.predictor import PredictorRecipe
 
-FORMAT_VERSION = 2  # 2: flat features gained category numbers and image edge statistics
+# 2: flat features gained category numbers and image edge statistics; 3: config.json holds
+# the resolved recipe instead of the preset's settings (2 still loads, with recipe_ None).
+FORMAT_VERSION = 3
+READS = (2, 3)
 REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/transform.json",
                   "ensemble.json", "leaderboard.csv", "versions.json")
 
 
 def predictor_config(p) -> dict:
     """The resolved configuration of a fitted predictor, as ``config.json`` holds it."""
-    return {"params": p.get_params(), "recipe": to_dict(p.recipe_),
+    return {"params": p.get_params(),
+            "recipe": None if p.recipe_ is None else to_dict(p.recipe_),
             "problem_type": p.problem_type_, "label": p.label,
             "chosen": p.chosen_, "val_metric": p.val_metric_,
             "models": sorted(p.models_),
@@ -70,7 +74,7 @@ def write_predictor(p, directory: str | os.PathLike) -> Path:
 
 def read_predictor(cls, directory: str | os.PathLike):
     """The predictor (an instance of ``cls``) saved in ``directory`` by :func:`write_predictor`."""
-    path = check_folder(directory, format_version=FORMAT_VERSION, required=REQUIRED_FILES)
+    path = check_folder(directory, format_version=READS, required=REQUIRED_FILES)
     try:
         config = json.loads((path / "config.json").read_text())
         ensemble = json.loads((path / "ensemble.json").read_text())
@@ -89,8 +93,8 @@ def read_predictor(cls, directory: str | os.PathLike):
     predictor.schema_ = schema
     predictor.problem_type_ = config["problem_type"]
     # Folders written before recipes existed hold the preset's settings instead.
-    predictor.recipe_ = (from_dict(PredictorRecipe, config["recipe"]) if "recipe" in config
-                         else None)
+    predictor.recipe_ = (from_dict(PredictorRecipe, config["recipe"])
+                         if config.get("recipe") is not None else None)
     predictor.cleaning_report_ = cleaning
     predictor.transform_ = TableTransform.load(path / "transform")
     predictor.models_ = {

@@ -116,6 +116,14 @@ def file_types(path: str | os.PathLike) -> tuple[set[str], set[str]]:
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
         raise ModelFolderError(f"{path} is damaged or not a model file ({type(exc).__name__}: "
                                f"{exc}); save the predictor again or copy the folder whole") from None
+    from skops.io._protocol import PROTOCOL
+
+    # Older protocols name functions in fields this walk does not read: refuse them whole.
+    if not isinstance(schema, dict) or schema.get("protocol") != PROTOCOL:
+        found = schema.get("protocol") if isinstance(schema, dict) else None
+        raise ModelFolderError(f"{path} was written with skops protocol {found!r}; this "
+                               f"polymodal reads protocol {PROTOCOL} only — save the predictor "
+                               "again")
     types, loaders = set(), set()
     for node in _nodes(schema):
         if "__loader__" in node:
@@ -208,6 +216,57 @@ def check_structure(estimator, kind: str, problem_type: str, path: str | os.Path
     if not ok:
         raise ModelFolderError(f"{path} does not hold the {kind} model its model.json declares "
                                f"(found {type(estimator).__name__}); save the predictor again")
+    # scikit-learn's compiled predict follows a tree's node and feature indices without
+    # bounds checks (skops trusts no Tree by default for this reason): check them all.
+    for model in estimator if isinstance(estimator, list) else [estimator]:
+        problem = _tree_problem(model.steps[-1][1] if hasattr(model, "steps") else model)
+        if problem:
+            raise ModelFolderError(f"{path} holds a malformed tree ({problem}); refusing to "
+                                   "load it — save the predictor again")
+
+
+def _tree_problem(model) -> str | None:
+    """What is wrong with the trees of a forest or a HistGradientBoosting model, or None."""
+    import numpy as np
+
+    n_features = getattr(model, "n_features_in_", None)
+    for tree in getattr(model, "estimators_", []):
+        t = tree.tree_
+        n = int(t.node_count)
+        left, right, feature = (np.asarray(a) for a in (t.children_left, t.children_right,
+                                                          t.feature))
+        inner = left != -1
+        nodes = np.arange(n)
+        if (getattr(tree, "n_features_in_", n_features) != n_features or t.n_features != n_features
+                or not len(left) == len(right) == len(feature) == n
+                or np.asarray(t.value).shape[0] != n):
+            return "its arrays do not match its node or feature counts"
+        # Children always come after their parent: indices in range, and no cycles.
+        if (np.any((right != -1) != inner) or np.any(left[inner] <= nodes[inner])
+                or np.any(right[inner] <= nodes[inner]) or np.any(left[inner] >= n)
+                or np.any(right[inner] >= n) or np.any(feature[inner] < 0)
+                or np.any(feature[inner] >= n_features)):
+            return "a node points outside the tree or at a feature the model does not have"
+    for predictors in getattr(model, "_predictors", []):
+        for predictor in predictors:
+            nodes = predictor.nodes
+            n = len(nodes)
+            inner = ~nodes["is_leaf"].astype(bool)
+            index = np.arange(n)
+            left, right = nodes["left"].astype(np.int64), nodes["right"].astype(np.int64)
+            categorical = inner & nodes["is_categorical"].astype(bool)
+            bitsets = min(len(predictor.binned_left_cat_bitsets),
+                          len(predictor.raw_left_cat_bitsets))
+            if (np.any(left[inner] <= index[inner]) or np.any(right[inner] <= index[inner])
+                    or np.any(left[inner] >= n) or np.any(right[inner] >= n)
+                    or np.any(nodes["feature_idx"][inner] >= n_features)
+                    or np.any(nodes["bitset_idx"][categorical] >= bitsets)):
+                return "a node points outside the tree or at a feature the model does not have"
+    mapper = getattr(model, "_bin_mapper", None)
+    categorical = None if mapper is None else getattr(mapper, "is_categorical_", None)
+    if categorical is not None and len(categorical) != n_features:
+        return "its bin mapper does not match its feature count"
+    return None
 
 
 def _nodes(value) -> Iterator[dict]:

@@ -100,12 +100,25 @@ def _apply(recipe, changes: dict, where: str, problems: list[str]):
                                 f"{where}{name}.{dataclasses.fields(kind)[0].name}=...")
                 continue
             values[name] = _apply(current, value, f"{where}{name}.", problems)
+        elif _origin(kind) is dict:
+            # A mapping field takes its keys one by one: the others keep their values.
+            try:
+                given = json.loads(value) if isinstance(value, str) else value
+                if not isinstance(given, dict):
+                    raise ValueError(value)
+                value_type = typing.get_args(kind)[1]
+                values[name] = {**current, **{str(k): _parse(v, value_type) if isinstance(v, str)
+                                              else v for k, v in given.items()}}
+            except (ValueError, TypeError):
+                problems.append(f"{where}{name}={value!r} must map names to "
+                                f"{_type_name(typing.get_args(kind)[1])} values, e.g. "
+                                f"{where}{name}.KEY=VALUE")
         else:
             try:
                 values[name] = _parse(value, kind) if isinstance(value, str) else value
                 if _origin(kind) is tuple and isinstance(values[name], list):
                     values[name] = tuple(values[name])
-            except ValueError:
+            except (ValueError, TypeError):
                 problems.append(f"{where}{name}={value!r} must be of type {_type_name(kind)}")
     return dataclasses.replace(recipe, **values)
 
@@ -135,6 +148,8 @@ def _parse(text: str, kind) -> Any:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError:
+                continue
+            if not isinstance(value, dict if _origin(option) is dict else list):
                 continue
             return tuple(value) if _origin(option) is tuple else value
     raise ValueError(text)

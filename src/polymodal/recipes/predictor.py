@@ -124,6 +124,10 @@ class PredictorRecipe:
     def validate(self) -> None:
         """Raise one :class:`ConfigError` naming every field that is out of range."""
         n, t, c = self.network, self.training, self.candidates
+        if not isinstance(c.classic, tuple | list) or not isinstance(c.shares, dict):
+            raise ConfigError(f"recipe: candidates.classic={c.classic!r} must be a list of "
+                              f"classic kinds and candidates.shares={c.shares!r} a mapping "
+                              "of them to numbers")
         problems = []
         if n.fusion not in FUSIONS:
             problems.append(f"network.fusion={n.fusion!r} must be one of {list(FUSIONS)}")

@@ -295,7 +295,9 @@ def _resolve_generator(config: AugmentConfig, real: pd.DataFrame, label: str, im
         generator, source = given, "given"
     if not hasattr(generator, "network_"):
         _say(config, f"augment: training a generator on {len(real):,} real rows")
-        generator.fit(real)
+        limits = [t for t in (generator.time_limit, config.time_limit) if t is not None]
+        # The config's limit binds when shorter (a predictor's share, AugmentConfig.__call__).
+        generator.set_params(time_limit=min(limits) if limits else None).fit(real)
         source = "trained on the real training rows"
     conditions = getattr(generator, "conditions_", {})
     if conditions.get(label, {}).get("modality") != "categorical":
