@@ -48,7 +48,7 @@ from polymodal.data.cleaning import clean_report
 from polymodal.data.dataset import TableDataset
 from polymodal.data.prediction_table import prediction_table
 from polymodal.data.readers import read_table
-from polymodal.data.schema import infer_schema
+from polymodal.data.schema import OPTIONAL_MODALITIES, infer_schema
 from polymodal.data.split import labelled_positions, take_rows, validation_split
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
 from polymodal.data.transforms import TableTransform
@@ -62,7 +62,6 @@ from polymodal.models.classic import (
 from polymodal.models.ensemble import blend, ensemble_selection
 from polymodal.recipes.predictor import (
     IMAGE_AUGMENT_CHOICES,
-    OPTIONAL_MODALITIES,
     predictor_param_problems,
     resolve_predictor,
 )

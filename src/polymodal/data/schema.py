@@ -46,6 +46,9 @@ MODALITIES = (
     "ignored",
 )
 PROBLEM_TYPES = ("binary", "multiclass", "regression", "multilabel")
+# Modalities a row may lack: they get presence masks, and a table to predict on may leave
+# their columns out.
+OPTIONAL_MODALITIES = ("image", "audio", "text")
 
 
 @dataclass

@@ -62,7 +62,7 @@ from polymodal.data.number_encoding import (
     fit_datetime,
     fit_numeric,
 )
-from polymodal.data.schema import MODALITIES, PROBLEM_TYPES, Schema
+from polymodal.data.schema import MODALITIES, OPTIONAL_MODALITIES, PROBLEM_TYPES, Schema
 from polymodal.data.text import TEXT_KINDS, TextEmbedder
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
 from polymodal.files import write_text
@@ -73,7 +73,6 @@ FORMAT_VERSION = 1
 TRANSFORM_FILE = "transform.json"
 
 _SUPPORTED = {"numeric", "categorical", "multilabel", "datetime", "text", "image", "audio"}
-_OPTIONAL_MODALITIES = {"image", "audio", "text"}  # may be absent at predict time if allowed
 
 
 @dataclass
@@ -573,7 +572,7 @@ class TableTransform:
         optional = {
             c
             for c in absent
-            if allow_missing_columns and self.schema.modality(c) in _OPTIONAL_MODALITIES
+            if allow_missing_columns and self.schema.modality(c) in OPTIONAL_MODALITIES
         }
         required = [c for c in absent if c not in optional]
         if required:

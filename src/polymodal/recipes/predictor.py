@@ -16,7 +16,7 @@ import numbers
 from dataclasses import dataclass, field, replace
 
 from polymodal.data.image_encoding import AUGMENT_DEFAULTS
-from polymodal.data.schema import PROBLEM_TYPES, Schema
+from polymodal.data.schema import OPTIONAL_MODALITIES, PROBLEM_TYPES, Schema
 from polymodal.data.text import TEXT_KINDS
 from polymodal.errors import ConfigError
 from polymodal.models.classic import CLASSIC_KINDS, supports
@@ -28,9 +28,6 @@ FUSION_CHOICES = ("auto", "concat", "attention")  # what a user may ask for
 # Predictor(image_augment=...) names -> TableTransform(augment=...).
 IMAGE_AUGMENT_CHOICES = {"none": None,
                          "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
-# Modalities a row may lack (they get presence masks, and a table to predict on may leave
-# their columns out); each such column is one fusion token.
-OPTIONAL_MODALITIES = ("image", "audio", "text")
 # Large media tables: this many training rows or more (see resolve_predictor).
 LARGE_MEDIA_ROWS = 20_000
 
@@ -276,7 +273,7 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
         network = replace(network, fusion=fusion)
     tokens = int(any(schema.by_modality(m) for m in ("numeric", "categorical", "multilabel",
                                                       "datetime")))
-    tokens += sum(len(schema.by_modality(m)) for m in OPTIONAL_MODALITIES)
+    tokens += sum(len(schema.by_modality(m)) for m in OPTIONAL_MODALITIES)  # a token each
     if tokens < 2:
         network = replace(network, fusion="concat")
 
