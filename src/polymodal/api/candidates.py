@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import threading
 import time
@@ -111,8 +112,9 @@ class CandidateRun:
     refit_models: list = dataclasses.field(default_factory=list)
     too_small: bool = False  # the budget left room for the fallback forest alone
 
-    @property
+    @functools.cached_property
     def spec(self) -> dict:
+        """The fitted transform's feature spec, built once per run."""
         return self.transform.feature_spec()
 
     def record(self, name: str, outputs: np.ndarray, fit_s: float, predict_s: float,
