@@ -230,7 +230,7 @@ def test_minilm_prompt_sampling(monkeypatch, tmp_path):
 def test_auto_text_encoder_puts_ngrams_beside_minilm(monkeypatch, tmp_path):
     """A prompt's literal words ("top left") reach the generator as n-grams; MiniLM's
     sentence vector comes beside them when it is installed, and alone it is not used."""
-    import polymodal.api.generator as generator_module
+    import polymodal.recipes.generator as generator_module
 
     monkeypatch.setenv("POLYMODAL_CACHE_DIR", str(tmp_path / "cache"))
     table = datasets.load("shapes", n=48, seed=1, image_size=8)

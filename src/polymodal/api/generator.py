@@ -17,16 +17,15 @@ surface; the work is done below it:
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from polymodal.api.generator_folder import FORMAT_VERSION, read_generator, write_generator
+from polymodal.api.generator_folder import generator_config, read_generator, write_generator
 from polymodal.api.params import get_params, set_params
 from polymodal.data.generator_inputs import condition_batch, condition_frame, edit_images, keep_mask
 from polymodal.data.generator_rows import (
@@ -37,7 +36,6 @@ from polymodal.data.generator_rows import (
 )
 from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.schema import Schema
-from polymodal.data.text import TEXT_KINDS, minilm_available
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, NotFittedError
 from polymodal.evaluate.generator_grids import write_sample_grid
@@ -47,7 +45,6 @@ from polymodal.models.generator_net import (
     GeneratorNetwork,
     build_network,
     integrate,
-    network_config,
     velocity_fn,
 )
 from polymodal.models.samplers import (
@@ -56,7 +53,6 @@ from polymodal.models.samplers import (
     inpaint_sample,
     variation_sample,
 )
-from polymodal.recipes.base import to_dict
 from polymodal.recipes.generator import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONDITION_DROPOUT,
@@ -64,24 +60,27 @@ from polymodal.recipes.generator import (
     DEFAULT_GUIDANCE,
     DEFAULT_NUM_STEPS,
     DEFAULT_SAMPLER,
-    PRESETS,
+    RECIPE_ARGUMENTS,
     SamplingRecipe,
-    argument_problems,
+    call_sampling,
+    check_count,
+    check_seed,
+    check_strength,
+    condition_columns,
+    generation_text_kind,
+    generator_param_problems,
     resolve_generator,
-    sampling_problems,
-    sampling_recipe,
 )
 from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
-from polymodal.train.generator_fit import generator_train_config, run_summary, train_generator
+from polymodal.train.generator_fit import (
+    generator_train_config,
+    nan_message,
+    run_summary,
+    train_generator,
+)
 
 logger = logging.getLogger(__name__)
-
-# The constructor arguments that feed the recipe (see resolve_generator).
-RECIPE_ARGUMENTS = ("preset", "batch_size", "lr", "ema_halflife_images", "condition_dropout",
-                    "coord_channels", "spatial_condition", "sampler", "num_steps", "guidance",
-                    "guidance_interval")
-
 
 class Generator:
     """Generate images like those of one column of a table, conditioned on other columns.
@@ -183,68 +182,14 @@ class Generator:
         return set_params(self, params)
 
     def _condition_columns(self) -> list[str]:
-        if self.condition is None:
-            return []
-        return [self.condition] if isinstance(self.condition, str) else list(self.condition)
-
-    def _text_kind(self) -> str:
-        """``"auto"`` resolved for generation: hashed n-grams beside MiniLM's sentence
-        vector, since a prompt names what to draw in literal words (bench/RESULTS.md,
-        'text_to_image_shapes'); the predictor's ``"auto"`` stays MiniLM alone."""
-        if self.text_encoder != "auto":
-            return self.text_encoder
-        return "minilm+hashed" if minilm_available() else "hashed"
+        return condition_columns(self.condition)
 
     def _recipe_arguments(self) -> dict:
         return {name: getattr(self, name) for name in RECIPE_ARGUMENTS}
 
     def _validate_params(self) -> None:
         """Check every argument once and report all problems in one ConfigError."""
-        problems = []
-
-        def is_int(v) -> bool:
-            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-        if not isinstance(self.image, str) or not self.image:
-            problems.append(f"image={self.image!r} must be a column name (a non-empty string)")
-        cond = self.condition
-        if cond is not None and not isinstance(cond, str) and not (
-                isinstance(cond, list | tuple) and all(isinstance(c, str) for c in cond)):
-            problems.append(f"condition={cond!r} must be None, a column name or a list of them")
-        elif len(set(self._condition_columns())) != len(self._condition_columns()):
-            problems.append(f"condition={cond!r} names a column twice")
-        elif self.image in self._condition_columns():
-            problems.append(f"condition={cond!r} includes the image column {self.image!r} "
-                            "itself; condition on other columns")
-        if self.image_size is not None and (not is_int(self.image_size) or self.image_size < 8):
-            problems.append(f"image_size={self.image_size!r} must be an integer >= 8, or None "
-                            "to infer it")
-        if self.image_channels not in (None, 1, 3):
-            problems.append(f"image_channels={self.image_channels!r} must be 1, 3 or None")
-        if not is_int(self.seed) or self.seed < 0:
-            problems.append(f"seed={self.seed!r} must be an integer >= 0")
-        if self.time_limit is not None and not (
-                isinstance(self.time_limit, numbers.Real) and not isinstance(self.time_limit, bool)
-                and np.isfinite(self.time_limit) and self.time_limit > 0):
-            problems.append(f"time_limit={self.time_limit!r} must be a number of seconds > 0, "
-                            "or None")
-        if self.preset not in PRESETS:
-            problems.append(f"preset={self.preset!r} must be one of {list(PRESETS)}")
-        if self.text_encoder not in TEXT_KINDS:
-            problems.append(f"text_encoder={self.text_encoder!r} must be one of {list(TEXT_KINDS)}")
-        if self.columns is not None and not (
-                isinstance(self.columns, dict)
-                and all(isinstance(k, str) and isinstance(v, str)
-                        for k, v in self.columns.items())):
-            problems.append(f"columns={self.columns!r} must be a dict {{column: modality}}, e.g. "
-                            "{'photo': 'image'}")
-        if not is_int(self.verbosity) or self.verbosity < 0:
-            problems.append(f"verbosity={self.verbosity!r} must be an integer >= 0")
-        if self.recipe is not None and not isinstance(self.recipe, dict):
-            problems.append(f"recipe={self.recipe!r} must be a dict of recipe fields, e.g. "
-                            "{'network.base_channels': 24}")
-        else:  # the arguments the recipe is made of, and its overrides
-            problems += argument_problems(overrides=self.recipe, **self._recipe_arguments())
+        problems = generator_param_problems(self.get_params())
         if problems:
             raise ConfigError("Generator: " + "; ".join(problems))
 
@@ -291,7 +236,7 @@ class Generator:
         # 3. Fit the transforms; decode every target image once, skipping unreadable ones.
         transform = TableTransform(schema, image_size=self.image_size,
                                    image_channels=self.image_channels,
-                                   text_encoder=self._text_kind()).fit(df)
+                                   text_encoder=generation_text_kind(self.text_encoder)).fit(df)
         dataset, rows = training_rows(df, transform, self.image)
         self._describe(schema, transform, rows, num_rows=len(df))
         # 4. Resolve the recipe for these images (saved with the model).
@@ -349,11 +294,8 @@ class Generator:
             result, num_images=num_images, skipped_rows=num_rows - num_images,
             precision=self._training_precision())
         if result.stop_reason == "nan_loss":
-            message = (f"training stopped at step {result.nan_step}: the loss (or its gradient) "
-                       "became NaN/inf; the generator keeps the last good (EMA) weights. Try a "
-                       "smaller batch_size or check the images")
-            warnings.warn(message, UserWarning, stacklevel=3)
-            self._say(f"[yellow]warning:[/] {message}")
+            warnings.warn(nan_message(result), UserWarning, stacklevel=3)
+            self._say(f"[yellow]warning:[/] {nan_message(result)}")
         if out_dir is not None:
             self._write_grid(network, Path(out_dir), result.steps)
         self._say(f"trained {result.steps:,} steps ({result.epochs:g} epochs, "
@@ -368,18 +310,8 @@ class Generator:
 
     def _sampling(self, num_steps=None, guidance=None, sampler=None) -> SamplingRecipe:
         """The sampling settings of a call: its arguments, else the generator's."""
-        settings = sampling_recipe(sampler=self.sampler, num_steps=self.num_steps,
-                                   guidance=self.guidance,
-                                   guidance_interval=self.guidance_interval,
-                                   overrides=self.recipe)
-        given = {"num_steps": num_steps, "guidance": guidance, "sampler": sampler}
-        settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
-        problems = sampling_problems(settings.guidance, settings.num_steps, settings.sampler,
-                                     settings.guidance_interval)
-        if problems:
-            raise ConfigError("; ".join(problems))
-        return replace(settings, num_steps=int(settings.num_steps),
-                       guidance=float(settings.guidance))
+        return call_sampling(self.get_params(), num_steps=num_steps, guidance=guidance,
+                             sampler=sampler)
 
     def _condition_vectors(self, n: int, conditions, prompts) -> torch.Tensor | None:
         """(n, D) condition vectors, or None for an unconditional generator."""
@@ -409,9 +341,9 @@ class Generator:
         ``guidance`` 1 is plain conditional sampling.
         """
         self._check_fitted()
-        _check_count("n", n)
-        _check_count("batch_size", batch_size)
-        _check_seed(seed)
+        check_count("n", n)
+        check_count("batch_size", batch_size)
+        check_seed(seed)
         settings = self._sampling(num_steps, guidance, sampler)
         cond = self._condition_vectors(n, conditions, prompts)
         noise = torch.randn(n, *self.image_shape_, generator=torch.Generator().manual_seed(seed))
@@ -429,22 +361,20 @@ class Generator:
         Images of another size or channel count are converted (with a warning).
         """
         self._check_fitted()
-        _check_seed(seed)
-        _check_strength(strength, " (0 returns the input, 1 redraws it completely)")
+        check_seed(seed)
+        check_strength(strength, " (0 returns the input, 1 redraws it completely)")
         s = self._sampling(num_steps, guidance)
-        x = self._images_tensor(images)  # (N, C, H, W)
+        x = edit_images(images, self.transform_, self.image, self.image_shape_)  # (N, C, H, W)
         keep = None if mask is None else keep_mask(mask, x.shape[0], self.image_shape_)
         if strength == 0:
             return tensor_to_uint8(x)
-        velocity = self._velocity_fn(self._condition_vectors(x.shape[0], conditions, prompts), s)
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            if keep is not None:
-                out = inpaint_sample(velocity, x, keep, num_steps=s.num_steps, method=s.sampler,
-                                     shift=s.shift, generator=generator)
-            else:
-                out = edit_sample(velocity, x, strength=float(strength), num_steps=s.num_steps,
-                                  method=s.sampler, shift=s.shift, generator=generator)
+        velocity = velocity_fn(self.unet_, self._condition_vectors(x.shape[0], conditions, prompts),
+                               guidance=s.guidance, guidance_interval=s.guidance_interval)
+        steps = {"num_steps": s.num_steps, "method": s.sampler, "shift": s.shift,
+                 "generator": torch.Generator().manual_seed(seed)}
+        with torch.no_grad():  # inpaint with a mask, else SDEdit
+            out = (inpaint_sample(velocity, x, keep, **steps) if keep is not None
+                   else edit_sample(velocity, x, strength=float(strength), **steps))
         return tensor_to_uint8(out.cpu())
 
     def variations(self, image, n: int = 8, strength: float = 0.6, seed: int = 0, *,
@@ -452,44 +382,27 @@ class Generator:
                    num_steps: int | None = None, guidance: float | None = None) -> np.ndarray:
         """``n`` variations of one image (SDEdit with independent noise) -> uint8 (n, H, W, C)."""
         self._check_fitted()
-        _check_count("n", n)
-        _check_seed(seed)
-        _check_strength(strength, "; 0.6 is typical")
+        check_count("n", n)
+        check_seed(seed)
+        check_strength(strength, "; 0.6 is typical")
         s = self._sampling(num_steps, guidance)
-        x = self._images_tensor(image)
+        x = edit_images(image, self.transform_, self.image, self.image_shape_)
         if x.shape[0] != 1:
             raise DataError(f"variations takes one image, got {x.shape[0]}; call it per image")
-        velocity = self._velocity_fn(self._condition_vectors(n, conditions, prompts), s)
+        velocity = velocity_fn(self.unet_, self._condition_vectors(n, conditions, prompts),
+                               guidance=s.guidance, guidance_interval=s.guidance_interval)
         with torch.no_grad():
             out = variation_sample(velocity, x, num_variations=n, strength=float(strength),
                                    num_steps=s.num_steps, method=s.sampler, shift=s.shift,
                                    generator=torch.Generator().manual_seed(seed))
         return tensor_to_uint8(out.cpu())
 
-    def _velocity_fn(self, cond: torch.Tensor | None, settings: SamplingRecipe):
-        return velocity_fn(self.unet_, cond, guidance=settings.guidance,
-                           guidance_interval=settings.guidance_interval)
-
-    def _images_tensor(self, images) -> torch.Tensor:
-        x, converted = edit_images(images, self.transform_, self.image, self.image_shape_)
-        if converted:
-            channels, height, width = self.image_shape_
-            warnings.warn(f"{', '.join(converted)} converted to the model's {width}x{height}, "
-                          f"{channels} channel(s)", UserWarning, stacklevel=3)
-        return x
-
     # ------------------------------------------------------------------ save / load
 
     def config_dict(self) -> dict:
         """The resolved configuration saved as ``config.json`` (JSON-able)."""
         self._check_fitted()
-        return {
-            "format_version": FORMAT_VERSION, "kind": "generator", "params": self.get_params(),
-            "recipe": to_dict(self.recipe_), "image_column": self.image,
-            "condition_columns": list(self.conditions_), "image_shape": list(self.image_shape_),
-            "network": network_config(self.network_), "conditions": self.conditions_,
-            "grid": self._grid, "training": self.train_result_,
-        }
+        return generator_config(self)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the generator to ``directory`` atomically; ``Generator.load`` reads it back.
@@ -510,17 +423,3 @@ class Generator:
         return (f"Generator(image={self.image!r}, condition={self._condition_columns()}, "
                 f"{state})")
 
-
-def _check_count(name: str, value) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name}={value!r} must be an integer >= 1")
-
-
-def _check_seed(seed) -> None:
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed={seed!r} must be an integer >= 0")
-
-
-def _check_strength(strength, hint: str) -> None:
-    if not (isinstance(strength, numbers.Real) and 0.0 <= strength <= 1.0):
-        raise ConfigError(f"strength={strength!r} must be in [0, 1]{hint}")

@@ -22,8 +22,8 @@ from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, ModelFolderError
 from polymodal.files import atomic_path, write_json, write_text
-from polymodal.models.generator_net import load_network
-from polymodal.recipes.base import from_dict
+from polymodal.models.generator_net import load_network, network_config
+from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.generator import LEGACY_GUIDANCE_INTERVAL, GeneratorRecipe, legacy_recipe
 
 # 2: config.json holds the resolved recipe (1, without it, still loads).
@@ -32,6 +32,18 @@ READS = (1, 2)
 WEIGHTS_FILE = "weights.safetensors"
 REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIGHTS_FILE,
                   "versions.json")
+
+
+def generator_config(generator) -> dict:
+    """A fitted ``generator``'s ``config.json`` (see ``Generator.config_dict``)."""
+    return {
+        "format_version": FORMAT_VERSION, "kind": "generator", "params": generator.get_params(),
+        "recipe": to_dict(generator.recipe_), "image_column": generator.image,
+        "condition_columns": list(generator.conditions_),
+        "image_shape": list(generator.image_shape_),
+        "network": network_config(generator.network_), "conditions": generator.conditions_,
+        "grid": generator._grid, "training": generator.train_result_,
+    }
 
 
 def write_generator(generator, directory: str | os.PathLike) -> Path:

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -36,53 +34,30 @@ import numpy as np
 import pandas as pd
 import torch
 
-from polymodal.api.candidates import (
-    MIN_TRAIN_S,
-    CandidateRun,
-    candidate_outputs,
-)
+from polymodal.api import fit_data
+from polymodal.api.candidates import MIN_TRAIN_S, CandidateRun, candidate_outputs
 from polymodal.api.params import get_params, set_params
 from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
-from polymodal.data.cells import present_mask
-from polymodal.data.cleaning import clean_report
+from polymodal.api.selection import ENSEMBLE, choose
 from polymodal.data.dataset import TableDataset
 from polymodal.data.prediction_table import prediction_table
 from polymodal.data.readers import read_table
-from polymodal.data.schema import OPTIONAL_MODALITIES, infer_schema
-from polymodal.data.split import labelled_positions, take_rows, validation_split
-from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
-from polymodal.data.transforms import TableTransform
-from polymodal.errors import ConfigError, DataError, NotFittedError, SchemaError
+from polymodal.data.schema import OPTIONAL_MODALITIES
+from polymodal.errors import ConfigError, DataError, NotFittedError
 from polymodal.evaluate.metrics import PRIMARY_METRIC
 from polymodal.evaluate.scoring import all_metrics, scorer, targets
-from polymodal.models.classic import (
-    category_numbers,
-    flat_layout,
-)
-from polymodal.models.ensemble import blend, ensemble_selection
-from polymodal.recipes.predictor import (
-    IMAGE_AUGMENT_CHOICES,
-    predictor_param_problems,
-    resolve_predictor,
-)
+from polymodal.models.classic import category_numbers, flat_layout
+from polymodal.models.ensemble import blend
+from polymodal.recipes.predictor import predictor_param_problems, resolve_predictor
 from polymodal.train.budget import TimeBudget
 
 logger = logging.getLogger(__name__)
 
-ENSEMBLE = "ensemble"
+__all__ = ["ENSEMBLE", "Predictor"]
 
 # Refitting the classic models on train + validation rows adds a few percent of rows on
 # large tables and costs time the network would use better: done below this many rows.
 REFIT_MAX_ROWS = 20_000
-# Augmentation's share of the budget left after reading and transforming the table: the
-# generator needs most of it to learn the classes, the candidates train on the rest.
-SYNTHESIS_SHARE = 0.5
-MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
-# Media files are decoded by worker processes from this many rows on, which was faster than
-# one by one for Fashion-MNIST's PNGs (see bench/RESULTS.md, 'Ad-hoc probes'); below it,
-# starting the processes costs more than it saves.
-PARALLEL_DECODE_MIN_ROWS = 2000
-MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
 
 
 class Predictor:
@@ -214,16 +189,11 @@ class Predictor:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
         log: list[dict] = []
 
-        # 1. Read the table; infer the schema (with reasons) and report what needs cleaning.
-        #    Rows marked synthetic are set aside: they may train, never validate.
-        df, marked, positions = self._read(train, augment)
-        # 2. Labelled rows only; split off a validation set unless one was given.
-        train_df, val_df = self._split(df, positions, tuning_data)
-        # 3. Transforms learn from the (real) training rows only; synthetic rows join them
-        #    after, within a share of the budget.
-        self._fit_transform(train_df)
-        log.append({"event": "prepared", "time_s": time.perf_counter() - start})
-        train_df = self._add_synthetic_rows(train_df, marked, augment, budget, log)
+        # 1-3. Read the table; infer the schema (with reasons) and report what needs cleaning;
+        #      split off validation rows (labelled only) unless tuning_data is given; fit
+        #      the transforms on the real training rows; synthetic rows (marked in the
+        #      table, or made within a share of the budget) join the training rows after.
+        train_df, val_df = self._prepare_rows(train, tuning_data, augment, budget, log)
         # 4. The recipe for this table (saved with the model), and the datasets.
         self.recipe_ = resolve_predictor(self.schema_, len(train_df), preset=self.preset,
                                          fusion=self.fusion, overrides=self.recipe)
@@ -254,112 +224,42 @@ class Predictor:
 
     # ------------------------------------------------------------------ fit steps
 
-    def _read(self, train, augment) -> tuple[pd.DataFrame, pd.DataFrame | None, np.ndarray]:
-        """Step 1: the real rows, the rows marked synthetic (None when the table has no
-        marker and no synthesizer is given) and the real rows' positions in the table;
-        sets ``schema_``, ``problem_type_`` and ``cleaning_report_``."""
-        df = read_table(train)
-        marker = getattr(augment, "marker", SYNTHETIC_COLUMN)
-        marked, columns, positions = None, self.columns, np.arange(len(df))
-        if augment is not None or marker in df.columns:
-            df, marked, positions = split_marked(df, marker)
-            columns = {**(self.columns or {}), marker: "ignored"}  # a marker, not a feature
-        schema = infer_schema(df, label=self.label, overrides=columns,
-                              problem_type=self.problem_type, seed=self.seed)
-        self.cleaning_report_ = clean_report(df, schema, max_file_checks=MAX_FILE_CHECKS)
-        self.schema_, self.problem_type_ = schema, schema.problem_type
-        self._say(f"[bold]{self.label}[/]: {schema.problem_reason}")
-        if augment is not None and schema.problem_type not in ("binary", "multiclass"):
-            raise ConfigError(f"augment= needs a classification label; {self.label!r} is "
-                              f"{schema.problem_type} ({schema.problem_reason}). Leave "
-                              "augment=None")
-        return df, marked, positions
-
-    def _split(self, df: pd.DataFrame, positions: np.ndarray, tuning_data
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Step 2: (training rows, validation rows), labelled rows only; ``train_rows_``
-        and ``validation_rows_`` keep their positions in the table given."""
-        labelled = self._labelled(df, "the training table")
-        df, positions = take_rows(df, labelled), positions[labelled]
-        self.validation_rows_ = np.zeros(0, dtype=np.int64)
-        if tuning_data is None:
-            train_idx, val_idx = validation_split(df, self.label, self.problem_type_,
-                                                  fraction=self.validation_fraction,
-                                                  seed=self.seed)
-            self.train_rows_, self.validation_rows_ = positions[train_idx], positions[val_idx]
-            return take_rows(df, train_idx), take_rows(df, val_idx)
-        tuning = read_table(tuning_data)
-        if self.label not in tuning.columns:
-            raise SchemaError(f"tuning_data lacks the label column {self.label!r} (its columns: "
-                              f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
-                              "or leave tuning_data=None to split them off the training table")
-        self.train_rows_ = positions
-        return df, take_rows(tuning, self._labelled(tuning, "tuning_data"))
-
-    def _labelled(self, df: pd.DataFrame, what: str) -> np.ndarray:
-        """Positions of the rows of ``df`` with a label; a warning counts the others."""
-        positions = labelled_positions(df, self.label, what)
-        if len(positions) < len(df):
-            message = (f"{len(df) - len(positions):,} row(s) of {what} have no {self.label!r} "
-                       "value and are left out of training")
-            warnings.warn(message, UserWarning, stacklevel=4)
-            self._say(f"[yellow]note:[/] {message}")
-        return positions
-
-    def _fit_transform(self, train_df: pd.DataFrame) -> None:
-        """Step 3: the per-modality transforms, fitted on the training rows (``transform_``)."""
-        image_augment = (self.image_augment if isinstance(self.image_augment, dict)
-                         else IMAGE_AUGMENT_CHOICES[self.image_augment or "none"])
-        self.transform_ = TableTransform(self.schema_, image_size=self.image_size,
-                                         text_encoder=self.text_encoder,
-                                         augment=image_augment).fit(train_df)
-
-    def _add_synthetic_rows(self, train: pd.DataFrame, marked: pd.DataFrame | None, synthesize,
-                            budget: TimeBudget, log: list) -> pd.DataFrame:
-        """Step 3b: the real training rows, the table's marked rows of classes the training
-        rows have, and (with ``synthesize``) new rows made within SYNTHESIS_SHARE of the
-        budget left; the summary in ``augmentation_``."""
-        self.augmentation_ = None
-        if marked is None or (synthesize is None and marked.empty):
-            return train
-        start, label = time.perf_counter(), self.label
-        known = set(map(str, train[label]))
-        usable = marked.iloc[np.flatnonzero(present_mask(marked[label]) & marked[label].astype(str)
-                                            .isin(known).to_numpy())] if len(marked) else marked
-        rows, summary = pd.DataFrame(columns=train.columns), None
-        if synthesize is not None:
-            rows, summary = synthesize(train, label, time_limit_s=budget.share_s(SYNTHESIS_SHARE))
-        if summary is None:
-            summary = {"marker": getattr(synthesize, "marker", SYNTHETIC_COLUMN), "label": label,
-                       "num_real": len(train), "num_synthetic": 0, "generator": None,
-                       "filter": None}
-        summary["num_marked_used"] = len(usable)
-        summary["num_marked_left_out"] = len(marked) - len(usable)
-        self.augmentation_ = summary
-        train = concat_rows([train, usable, rows], train.attrs)
-        log.append({"event": "augmented", "num_train_rows": len(train),
-                    "time_s": time.perf_counter() - start})
-        return train
+    def _prepare_rows(self, train, tuning_data, augment, budget: TimeBudget, log: list
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Steps 1-3 (:mod:`polymodal.api.fit_data`): the schema, the split, the fitted
+        transforms and the training rows with synthetic rows joined; sets ``schema_``,
+        ``problem_type_``, ``cleaning_report_``, ``train_rows_``, ``validation_rows_``,
+        ``transform_`` and ``augmentation_``."""
+        start = time.perf_counter()
+        rows = fit_data.read_rows(train, label=self.label, columns=self.columns,
+                                  problem_type=self.problem_type, seed=self.seed,
+                                  augment=augment)
+        self.schema_, self.problem_type_ = rows.schema, rows.schema.problem_type
+        self.cleaning_report_ = rows.cleaning_report
+        self._say(f"[bold]{self.label}[/]: {rows.schema.problem_reason}")
+        split = fit_data.split_rows(rows, tuning_data, label=self.label,
+                                    problem_type=self.problem_type_,
+                                    fraction=self.validation_fraction, seed=self.seed,
+                                    say=self._say)
+        self.train_rows_, self.validation_rows_ = split.train_positions, split.val_positions
+        self.transform_ = fit_data.fit_transform(self.schema_, split.train,
+                                                 image_size=self.image_size,
+                                                 text_encoder=self.text_encoder,
+                                                 image_augment=self.image_augment)
+        log.append({"event": "prepared", "time_s": time.perf_counter() - start})
+        train_df, self.augmentation_ = fit_data.add_synthetic_rows(
+            split.train, rows.marked, augment, budget, log, label=self.label)
+        return train_df, split.val
 
     def _candidate_run(self, train_df: pd.DataFrame, val_df: pd.DataFrame, budget: TimeBudget,
                        log: list) -> CandidateRun:
-        """Step 4: the datasets (every media file decoded once, in parallel, before
-        anything reads them) and the run the candidates share."""
-        transform, spec = self.transform_, self.transform_.feature_spec()
-        train_ds = TableDataset(train_df, transform, train=True, seed=self.seed,
-                                cache_media=_cache_media(spec, len(train_df)))
-        val_ds = TableDataset(val_df, transform, cache_media=True)
-        if spec["image_shapes"] or spec["audio_shapes"]:
-            decode_start = time.perf_counter()
-            for ds in (train_ds, val_ds):
-                if ds.cache_media:
-                    ds.preload_media(num_workers=_decode_workers(len(ds)))
-            log.append({"event": "media_decoded", "num_rows": len(train_ds) + len(val_ds),
-                        "time_s": time.perf_counter() - decode_start})
-        score, _, known = scorer(val_ds, self.problem_type_, transform, self.label)
+        """Step 4: the datasets and the run the candidates share."""
+        train_ds, val_ds = fit_data.make_datasets(train_df, val_df, self.transform_,
+                                                  seed=self.seed, log=log)
+        score, _, known = scorer(val_ds, self.problem_type_, self.transform_, self.label)
         self.num_val_rows_ = int(known.sum())
         metric, mode = PRIMARY_METRIC[self.problem_type_]
-        return CandidateRun(train_ds, val_ds, transform, self.recipe_, self.problem_type_,
+        return CandidateRun(train_ds, val_ds, self.transform_, self.recipe_, self.problem_type_,
                             budget, score, metric, mode, self.seed, self._say, log,
                             time_limit=self.time_limit, progress=self.verbosity > 0)
 
@@ -386,36 +286,13 @@ class Predictor:
         return flat, None
 
     def _choose(self, run: CandidateRun) -> None:
-        """Step 6: a greedy weighted ensemble when more than one model trained; the best on
-        validation wins, ties going to the cheaper (earlier) model. Predictions (and the
-        saved folder) use only what the chosen one needs; ``candidates_`` keeps them all."""
-        self.ensemble_weights_: dict[str, float] | None = None
-        if len(run.val_outputs) > 1:
-            start = time.perf_counter()
-            weights = ensemble_selection(run.val_outputs, run.score, mode=run.mode,
-                                         num_rounds=self.recipe_.candidates.ensemble_rounds)
-            if len(weights) > 1:
-                predict_s = sum(r["predict_time_s"] for r in run.rows if r["model"] in weights)
-                self.ensemble_weights_ = weights
-                run.record(ENSEMBLE, blend(run.val_outputs, weights),
-                           time.perf_counter() - start, predict_s, weights=weights)
-        column = f"val_{run.metric}"
-
-        def key(row: dict) -> float:
-            value = row[column]
-            return math.inf if not math.isfinite(value) else -value if run.mode == "max" else value
-
-        self.chosen_ = min(run.rows, key=key)["model"]  # min keeps the first of equal keys
-        if self.chosen_ != ENSEMBLE:
-            self.ensemble_weights_ = None
-        for row in run.rows:
-            row["chosen"] = row["model"] == self.chosen_
-        self.leaderboard_ = pd.DataFrame(run.rows, columns=["model", column, "fit_time_s",
-                                                            "predict_time_s", "chosen"])
-        self.val_metric_ = float(next(r[column] for r in run.rows if r["chosen"]))
+        """Step 6 (:func:`polymodal.api.selection.choose`): predictions (and the saved
+        folder) use only what the chosen model needs; ``candidates_`` keeps them all."""
+        choice = choose(run, ensemble_rounds=self.recipe_.candidates.ensemble_rounds)
+        self.chosen_, self.ensemble_weights_ = choice.chosen, choice.ensemble_weights
+        self.leaderboard_, self.val_metric_ = choice.leaderboard, choice.val_metric
         self.candidates_ = dict(run.models)
-        needed = set(self.ensemble_weights_ or {self.chosen_: 1.0})
-        self.models_ = {name: m for name, m in run.models.items() if name in needed}
+        self.models_ = {name: m for name, m in run.models.items() if name in choice.needed()}
         self.training_history_ = run.training_history
         if run.neural_config is not None:
             self.neural_config_ = run.neural_config
@@ -522,26 +399,3 @@ class Predictor:
         state = f"chosen={self.chosen_!r}" if hasattr(self, "chosen_") else "not fitted"
         return f"Predictor(label={self.label!r}, preset={self.preset!r}, {state})"
 
-
-def _cache_media(spec: dict, num_rows: int) -> bool:
-    """Whether decoded images/audio of ``num_rows`` rows fit in MEDIA_CACHE_BYTES."""
-    per_row = sum(math.prod(s) for s in spec["image_shapes"].values())
-    per_row += sum(math.prod(s) for s in spec["audio_shapes"].values())
-    return per_row * 4 * num_rows <= MEDIA_CACHE_BYTES
-
-
-def _cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _decode_workers(num_rows: int) -> int:
-    """Worker processes that decode a table's media files: none for small tables (starting
-    processes costs more than it saves), else one per core the process may use."""
-    if num_rows < PARALLEL_DECODE_MIN_ROWS or "fork" not in multiprocessing.get_all_start_methods():
-        return 0  # spawned workers would each get a pickled copy of the transform
-    cores = _cores()
-    return cores if cores > 1 else 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -113,9 +114,9 @@ def condition_batch(df: pd.DataFrame, transform: TableTransform, info: dict) -> 
 
 
 def edit_images(images, transform: TableTransform, column: str,
-                image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[str]]:
+                image_shape: tuple[int, int, int]) -> torch.Tensor:
     """Edit inputs (uint8 arrays, PIL images or paths; one or a list) -> (N, C, H, W) in
-    [-1, 1], converted like training images, and a description of each converted one."""
+    [-1, 1], converted like training images; a warning names each converted one."""
     if isinstance(images, np.ndarray):
         single = images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4))
         items = [images] if single else list(images)
@@ -138,7 +139,10 @@ def edit_images(images, transform: TableTransform, column: str,
                              "channel(s))")
         x, _ = transform.image_tensor(img, column=column)  # (C, H, W)
         out.append(x)
-    return torch.stack(out), converted
+    if converted:
+        warnings.warn(f"{', '.join(converted)} converted to the model's {width}x{height}, "
+                      f"{channels} channel(s)", UserWarning, stacklevel=3)
+    return torch.stack(out)
 
 
 def keep_mask(mask, num_images: int, image_shape: tuple[int, int, int]) -> torch.Tensor:

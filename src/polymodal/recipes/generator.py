@@ -17,6 +17,7 @@ import numbers
 from dataclasses import dataclass, field, fields, replace
 
 from polymodal.data.schema import Schema
+from polymodal.data.text import TEXT_KINDS, minilm_available
 from polymodal.errors import ConfigError
 from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, SAMPLERS
 from polymodal.models.unet import UNet
@@ -44,6 +45,10 @@ ARGUMENT_FIELDS = {
     "sampling.num_steps": "num_steps", "sampling.guidance": "guidance",
     "sampling.guidance_interval": "guidance_interval",
 }
+# The Generator's constructor arguments that feed the recipe (see resolve_generator).
+RECIPE_ARGUMENTS = ("preset", "batch_size", "lr", "ema_halflife_images", "condition_dropout",
+                    "coord_channels", "spatial_condition", "sampler", "num_steps", "guidance",
+                    "guidance_interval")
 # Folders saved before the interval was a parameter were sampled with this one.
 LEGACY_GUIDANCE_INTERVAL = (0.3, 1.0)
 
@@ -245,6 +250,107 @@ def argument_problems(*, overrides: dict | None = None, **arguments) -> list[str
     return named
 
 
+def condition_columns(condition) -> list[str]:
+    """The Generator's ``condition`` argument as a list of column names."""
+    if condition is None:
+        return []
+    return [condition] if isinstance(condition, str) else list(condition)
+
+
+def generator_param_problems(params: dict) -> list[str]:
+    """Everything wrong with the Generator's constructor arguments (``get_params()``),
+    each problem naming its argument, before any data is read."""
+    problems = []
+    image, cond = params["image"], params["condition"]
+    if not isinstance(image, str) or not image:
+        problems.append(f"image={image!r} must be a column name (a non-empty string)")
+    if cond is not None and not isinstance(cond, str) and not (
+            isinstance(cond, list | tuple) and all(isinstance(c, str) for c in cond)):
+        problems.append(f"condition={cond!r} must be None, a column name or a list of them")
+    elif len(set(condition_columns(cond))) != len(condition_columns(cond)):
+        problems.append(f"condition={cond!r} names a column twice")
+    elif image in condition_columns(cond):
+        problems.append(f"condition={cond!r} includes the image column {image!r} "
+                        "itself; condition on other columns")
+    size = params["image_size"]
+    if size is not None and (not _is_int(size) or size < 8):
+        problems.append(f"image_size={size!r} must be an integer >= 8, or None to infer it")
+    if params["image_channels"] not in (None, 1, 3):
+        problems.append(f"image_channels={params['image_channels']!r} must be 1, 3 or None")
+    if not _is_int(params["seed"]) or params["seed"] < 0:
+        problems.append(f"seed={params['seed']!r} must be an integer >= 0")
+    limit = params["time_limit"]
+    if limit is not None and not (isinstance(limit, numbers.Real) and not isinstance(limit, bool)
+                                  and math.isfinite(limit) and limit > 0):
+        problems.append(f"time_limit={limit!r} must be a number of seconds > 0, or None")
+    if params["preset"] not in PRESETS:
+        problems.append(f"preset={params['preset']!r} must be one of {list(PRESETS)}")
+    if params["text_encoder"] not in TEXT_KINDS:
+        problems.append(f"text_encoder={params['text_encoder']!r} must be one of "
+                        f"{list(TEXT_KINDS)}")
+    columns = params["columns"]
+    if columns is not None and not (
+            isinstance(columns, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())):
+        problems.append(f"columns={columns!r} must be a dict {{column: modality}}, e.g. "
+                        "{'photo': 'image'}")
+    if not _is_int(params["verbosity"]) or params["verbosity"] < 0:
+        problems.append(f"verbosity={params['verbosity']!r} must be an integer >= 0")
+    recipe = params["recipe"]
+    if recipe is not None and not isinstance(recipe, dict):
+        problems.append(f"recipe={recipe!r} must be a dict of recipe fields, e.g. "
+                        "{'network.base_channels': 24}")
+    else:  # the arguments the recipe is made of, and its overrides
+        problems += argument_problems(overrides=recipe,
+                                      **{name: params[name] for name in RECIPE_ARGUMENTS})
+    return problems
+
+
+def call_sampling(params: dict, *, num_steps=None, guidance=None,
+                  sampler=None) -> SamplingRecipe:
+    """The sampling settings of one sampling call: its arguments where given, else the
+    Generator's (``params``: its ``get_params()``); every problem in one error."""
+    settings = sampling_recipe(sampler=params["sampler"], num_steps=params["num_steps"],
+                               guidance=params["guidance"],
+                               guidance_interval=params["guidance_interval"],
+                               overrides=params["recipe"])
+    given = {"num_steps": num_steps, "guidance": guidance, "sampler": sampler}
+    settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
+    problems = sampling_problems(settings.guidance, settings.num_steps, settings.sampler,
+                                 settings.guidance_interval)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return replace(settings, num_steps=int(settings.num_steps), guidance=float(settings.guidance))
+
+
+def generation_text_kind(text_encoder: str) -> str:
+    """``"auto"`` resolved for generation: hashed n-grams beside MiniLM's sentence vector,
+    since a prompt names what to draw in literal words (bench/RESULTS.md,
+    'text_to_image_shapes'); the predictor's ``"auto"`` stays MiniLM alone."""
+    if text_encoder != "auto":
+        return text_encoder
+    return "minilm+hashed" if minilm_available() else "hashed"
+
+
+def check_count(name: str, value) -> None:
+    """A sampling call's count (``n``, ``batch_size``): an integer >= 1."""
+    if not _is_int(value) or value < 1:
+        raise ConfigError(f"{name}={value!r} must be an integer >= 1")
+
+
+def check_seed(seed) -> None:
+    """A sampling call's seed: an integer >= 0."""
+    if not _is_int(seed) or seed < 0:
+        raise ConfigError(f"seed={seed!r} must be an integer >= 0")
+
+
+def check_strength(strength, hint: str) -> None:
+    """An edit's strength, in [0, 1]; ``hint`` says what it means for this call."""
+    if not (isinstance(strength, numbers.Real) and not isinstance(strength, bool)
+            and 0.0 <= strength <= 1.0):
+        raise ConfigError(f"strength={strength!r} must be in [0, 1]{hint}")
+
+
 def resolve_generator(schema: Schema, num_train_rows: int, image_shape: tuple[int, int, int],
                       *, image_column: str = "image", overrides: dict | None = None,
                       **arguments) -> GeneratorRecipe:
@@ -355,6 +461,10 @@ def _is_field(key: str) -> bool:
 
 def _tuple(value):
     return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _int_at_least(value, low: int) -> bool:

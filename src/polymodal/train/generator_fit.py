@@ -82,6 +82,13 @@ def train_generator(network: nn.Module, dataset, config: TrainConfig, *,
         metric_name="val_loss", resume=resume, callbacks=callbacks)
 
 
+def nan_message(result: TrainResult) -> str:
+    """What a user is told when training stopped on a NaN/inf loss."""
+    return (f"training stopped at step {result.nan_step}: the loss (or its gradient) became "
+            "NaN/inf; the generator keeps the last good (EMA) weights. Try a smaller "
+            "batch_size or check the images")
+
+
 def run_summary(result: TrainResult, *, num_images: int, skipped_rows: int,
                 precision: str) -> tuple[list[dict], dict]:
     """The training log with its end event, and the summary kept with the model."""

@@ -1,0 +1,201 @@
+"""The data steps of ``Predictor.fit``: the rows each candidate trains and validates on.
+
+In the order ``fit`` calls them:
+
+1. :func:`read_rows` — the table, its rows marked synthetic set aside, the schema (every
+   column's modality with its reason) and the cleaning report;
+2. :func:`split_rows` — the labelled rows, split into training and validation rows (or
+   validated on ``tuning_data``);
+3. :func:`fit_transform` — the per-modality transforms, fitted on the training rows;
+4. :func:`add_synthetic_rows` — marked and generated rows joined to the training rows
+   (after the split: they never validate);
+5. :func:`make_datasets` — the encoded datasets, every media file decoded once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from polymodal.data.cells import present_mask
+from polymodal.data.cleaning import clean_report
+from polymodal.data.dataset import TableDataset
+from polymodal.data.readers import read_table
+from polymodal.data.schema import Schema, infer_schema
+from polymodal.data.split import labelled_positions, take_rows, validation_split
+from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
+from polymodal.data.transforms import TableTransform
+from polymodal.errors import ConfigError, SchemaError
+from polymodal.recipes.predictor import IMAGE_AUGMENT_CHOICES
+from polymodal.train.budget import TimeBudget
+
+# Augmentation's share of the budget left after reading and transforming the table: the
+# generator needs most of it to learn the classes, the candidates train on the rest.
+SYNTHESIS_SHARE = 0.5
+MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
+# Media files are decoded by worker processes from this many rows on, which was faster than
+# one by one for Fashion-MNIST's PNGs (see bench/RESULTS.md, 'Ad-hoc probes'); below it,
+# starting the processes costs more than it saves.
+PARALLEL_DECODE_MIN_ROWS = 2000
+MAX_FILE_CHECKS = 200  # media cells decoded per column by the cleaning report
+
+Say = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class TableRows:
+    """What :func:`read_rows` found: the real rows, the rows marked synthetic (``None``
+    when the table has no marker and no synthesizer is given), the real rows' positions
+    in the table, the schema and the cleaning report."""
+
+    df: pd.DataFrame
+    marked: pd.DataFrame | None
+    positions: np.ndarray
+    schema: Schema
+    cleaning_report: dict
+
+
+def read_rows(train, *, label: str, columns: dict | None, problem_type: str, seed: int,
+              augment=None) -> TableRows:
+    """Step 1: read ``train`` and infer its schema; rows marked synthetic are set aside."""
+    df = read_table(train)
+    marker = getattr(augment, "marker", SYNTHETIC_COLUMN)
+    marked, positions = None, np.arange(len(df))
+    if augment is not None or marker in df.columns:
+        df, marked, positions = split_marked(df, marker)
+        columns = {**(columns or {}), marker: "ignored"}  # a marker, not a feature
+    schema = infer_schema(df, label=label, overrides=columns, problem_type=problem_type,
+                          seed=seed)
+    if augment is not None and schema.problem_type not in ("binary", "multiclass"):
+        raise ConfigError(f"augment= needs a classification label; {label!r} is "
+                          f"{schema.problem_type} ({schema.problem_reason}). Leave augment=None")
+    report = clean_report(df, schema, max_file_checks=MAX_FILE_CHECKS)
+    return TableRows(df, marked, positions, schema, report)
+
+
+@dataclasses.dataclass
+class SplitRows:
+    """Training and validation rows, and their positions in the table given (validation
+    positions are empty when ``tuning_data`` validates)."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    train_positions: np.ndarray
+    val_positions: np.ndarray
+
+
+def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
+               fraction: float, seed: int, say: Say) -> SplitRows:
+    """Step 2: labelled rows only; a seeded, stratified validation split unless
+    ``tuning_data`` is given."""
+    labelled = labelled_rows(rows.df, label, "the training table", say)
+    df, positions = take_rows(rows.df, labelled), rows.positions[labelled]
+    if tuning_data is None:
+        train_idx, val_idx = validation_split(df, label, problem_type, fraction=fraction,
+                                              seed=seed)
+        return SplitRows(take_rows(df, train_idx), take_rows(df, val_idx),
+                         positions[train_idx], positions[val_idx])
+    tuning = read_table(tuning_data)
+    if label not in tuning.columns:
+        raise SchemaError(f"tuning_data lacks the label column {label!r} (its columns: "
+                          f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
+                          "or leave tuning_data=None to split them off the training table")
+    val = take_rows(tuning, labelled_rows(tuning, label, "tuning_data", say))
+    return SplitRows(df, val, positions, np.zeros(0, dtype=np.int64))
+
+
+def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say) -> np.ndarray:
+    """Positions of the rows of ``df`` with a label; a warning counts the others."""
+    positions = labelled_positions(df, label, what)
+    if len(positions) < len(df):
+        message = (f"{len(df) - len(positions):,} row(s) of {what} have no {label!r} "
+                   "value and are left out of training")
+        warnings.warn(message, UserWarning, stacklevel=5)
+        say(f"[yellow]note:[/] {message}")
+    return positions
+
+
+def fit_transform(schema: Schema, train: pd.DataFrame, *, image_size: int | None,
+                  text_encoder: str, image_augment: str | dict | None) -> TableTransform:
+    """Step 3: the per-modality transforms, fitted on the training rows."""
+    augment = (image_augment if isinstance(image_augment, dict)
+               else IMAGE_AUGMENT_CHOICES[image_augment or "none"])
+    return TableTransform(schema, image_size=image_size, text_encoder=text_encoder,
+                          augment=augment).fit(train)
+
+
+def add_synthetic_rows(train: pd.DataFrame, marked: pd.DataFrame | None, synthesize,
+                       budget: TimeBudget, log: list, *, label: str
+                       ) -> tuple[pd.DataFrame, dict | None]:
+    """Step 4: the real training rows, the table's marked rows of classes the training
+    rows have, and (with ``synthesize``) new rows made within SYNTHESIS_SHARE of the
+    budget left; and the augmentation summary (``None`` when nothing was marked or made)."""
+    if marked is None or (synthesize is None and marked.empty):
+        return train, None
+    start = time.perf_counter()
+    known = set(map(str, train[label]))
+    usable = marked.iloc[np.flatnonzero(present_mask(marked[label]) & marked[label].astype(str)
+                                        .isin(known).to_numpy())] if len(marked) else marked
+    rows, summary = pd.DataFrame(columns=train.columns), None
+    if synthesize is not None:
+        rows, summary = synthesize(train, label, time_limit_s=budget.share_s(SYNTHESIS_SHARE))
+    if summary is None:
+        summary = {"marker": getattr(synthesize, "marker", SYNTHETIC_COLUMN), "label": label,
+                   "num_real": len(train), "num_synthetic": 0, "generator": None,
+                   "filter": None}
+    summary["num_marked_used"] = len(usable)
+    summary["num_marked_left_out"] = len(marked) - len(usable)
+    train = concat_rows([train, usable, rows], train.attrs)
+    log.append({"event": "augmented", "num_train_rows": len(train),
+                "time_s": time.perf_counter() - start})
+    return train, summary
+
+
+def make_datasets(train: pd.DataFrame, val: pd.DataFrame, transform: TableTransform, *,
+                  seed: int, log: list) -> tuple[TableDataset, TableDataset]:
+    """Step 5: the training and validation datasets; every media file is decoded once, in
+    parallel on large tables, before anything reads them."""
+    spec = transform.feature_spec()
+    train_ds = TableDataset(train, transform, train=True, seed=seed,
+                            cache_media=_cache_media(spec, len(train)))
+    val_ds = TableDataset(val, transform, cache_media=True)
+    if spec["image_shapes"] or spec["audio_shapes"]:
+        start = time.perf_counter()
+        for ds in (train_ds, val_ds):
+            if ds.cache_media:
+                ds.preload_media(num_workers=_decode_workers(len(ds)))
+        log.append({"event": "media_decoded", "num_rows": len(train_ds) + len(val_ds),
+                    "time_s": time.perf_counter() - start})
+    return train_ds, val_ds
+
+
+def _cache_media(spec: dict, num_rows: int) -> bool:
+    """Whether decoded images/audio of ``num_rows`` rows fit in MEDIA_CACHE_BYTES."""
+    per_row = sum(math.prod(s) for s in spec["image_shapes"].values())
+    per_row += sum(math.prod(s) for s in spec["audio_shapes"].values())
+    return per_row * 4 * num_rows <= MEDIA_CACHE_BYTES
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _decode_workers(num_rows: int) -> int:
+    """Worker processes that decode a table's media files: none for small tables (starting
+    processes costs more than it saves), else one per core the process may use."""
+    if num_rows < PARALLEL_DECODE_MIN_ROWS or "fork" not in multiprocessing.get_all_start_methods():
+        return 0  # spawned workers would each get a pickled copy of the transform
+    cores = _cores()
+    return cores if cores > 1 else 0

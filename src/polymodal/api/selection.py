@@ -1,0 +1,58 @@
+"""Choosing among a fit's candidates: a greedy weighted ensemble, then the best on validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import pandas as pd
+
+from polymodal.api.candidates import CandidateRun
+from polymodal.models.ensemble import blend, ensemble_selection
+
+ENSEMBLE = "ensemble"
+
+
+@dataclasses.dataclass
+class Choice:
+    """The chosen model, the ensemble's weights (``None`` unless the ensemble won), the
+    leaderboard and the chosen model's validation metric."""
+
+    chosen: str
+    ensemble_weights: dict[str, float] | None
+    leaderboard: pd.DataFrame
+    val_metric: float
+
+    def needed(self) -> set[str]:
+        """The candidates predictions use."""
+        return set(self.ensemble_weights or {self.chosen: 1.0})
+
+
+def choose(run: CandidateRun, *, ensemble_rounds: int) -> Choice:
+    """A greedy weighted ensemble when more than one model trained (recorded in ``run``
+    as one more candidate); the best on validation wins, ties going to the cheaper
+    (earlier) model."""
+    weights = None
+    if len(run.val_outputs) > 1:
+        start = time.perf_counter()
+        found = ensemble_selection(run.val_outputs, run.score, mode=run.mode,
+                                   num_rounds=ensemble_rounds)
+        if len(found) > 1:
+            predict_s = sum(r["predict_time_s"] for r in run.rows if r["model"] in found)
+            weights = found
+            run.record(ENSEMBLE, blend(run.val_outputs, found), time.perf_counter() - start,
+                       predict_s, weights=found)
+    column = f"val_{run.metric}"
+
+    def key(row: dict) -> float:
+        value = row[column]
+        return math.inf if not math.isfinite(value) else -value if run.mode == "max" else value
+
+    chosen = min(run.rows, key=key)["model"]  # min keeps the first of equal keys
+    for row in run.rows:
+        row["chosen"] = row["model"] == chosen
+    leaderboard = pd.DataFrame(run.rows, columns=["model", column, "fit_time_s",
+                                                  "predict_time_s", "chosen"])
+    val_metric = float(next(r[column] for r in run.rows if r["chosen"]))
+    return Choice(chosen, weights if chosen == ENSEMBLE else None, leaderboard, val_metric)
