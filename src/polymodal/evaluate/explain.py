@@ -27,7 +27,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import cell_tags, column_numbers, present_mask
+from polymodal.data.cells import category_key, cell_tags, column_numbers, present_mask
 from polymodal.data.readers import read_table
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate.metrics import PRIMARY_METRIC, compute_metrics
@@ -37,15 +37,6 @@ BASELINE_ROW = "none"
 
 
 # --------------------------------------------------------------------------- targets
-
-
-def _class_key(value) -> str:
-    """A class value as a string, so that 3, 3.0, "3" and " 3 " are one class (as in the transforms)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 def label_targets(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +59,7 @@ def label_targets(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     if problem == "regression":
         values = column_numbers(cells)
         return values, present & np.isfinite(values)
-    classes = [_class_key(c) for c in predictor.classes_]
+    classes = [category_key(c) for c in predictor.classes_]
     if problem == "multilabel":
         delimiter = predictor.schema_.columns[label].delimiter
         column_of = {tag: k for k, tag in enumerate(classes)}
@@ -81,7 +72,7 @@ def label_targets(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     index_of = {key: k for k, key in enumerate(classes)}
     y_true = np.array(
         [
-            index_of.get(_class_key(c), -1) if ok else -1
+            index_of.get(category_key(c), -1) if ok else -1
             for c, ok in zip(cells, present, strict=True)
         ],
         dtype=np.int64,
@@ -96,8 +87,8 @@ def predictor_outputs(predictor, df: pd.DataFrame, *, drop: set[str] | None = No
     proba = predictor.predict_proba(df, drop=drop)
     if isinstance(proba, pd.DataFrame):
         # Align columns to classes_ by name when they carry the class names; else trust the order.
-        by_key = {_class_key(c): c for c in proba.columns}
-        keys = [_class_key(c) for c in predictor.classes_]
+        by_key = {category_key(c): c for c in proba.columns}
+        keys = [category_key(c) for c in predictor.classes_]
         if all(k in by_key for k in keys):
             proba = proba[[by_key[k] for k in keys]]
         proba = proba.to_numpy()

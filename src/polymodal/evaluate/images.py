@@ -56,8 +56,21 @@ def make_grid(
     return grid
 
 
-def save_png(image: Image.Image, path: str | os.PathLike) -> None:
-    """Write a PNG atomically."""
+def as_pillow(image: np.ndarray | Image.Image) -> Image.Image:
+    """A uint8 (H, W), (H, W, 1) or (H, W, C) array, or a Pillow image, as a Pillow image."""
+    if isinstance(image, Image.Image):
+        return image
+    arr = np.asarray(image, dtype=np.uint8)
+    return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
+
+
+def png_bytes(image: np.ndarray | Image.Image) -> bytes:
+    """One image (a uint8 array or a Pillow image) encoded as PNG: the one PNG encoder."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    write_bytes(path, buf.getvalue())
+    as_pillow(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:
+    """Write a PNG atomically."""
+    write_bytes(path, png_bytes(image))

@@ -34,7 +34,6 @@ Conditional Generative Models" (CAS).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import time
@@ -57,7 +56,7 @@ from polymodal.evaluate.generation import (
     nearest_neighbour_distances,
     precision_recall,
 )
-from polymodal.evaluate.images import make_grid
+from polymodal.evaluate.images import make_grid, png_bytes
 from polymodal.evaluate.report import Document
 from polymodal.workflows.judge import Judge, PixelJudge
 
@@ -302,17 +301,11 @@ def _cas(generated: np.ndarray, asked: list, real_pool: _RealSet | None, test: _
     return out
 
 
-def _png(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _class_grid(samples: np.ndarray, asked: list | None, classes: list | None) -> bytes:
     """One row per class (labelled), ``GRID_COLUMNS`` samples each; or a plain grid."""
     scale = max(1, MIN_TILE_PX // samples.shape[1])
     if asked is None or classes is None:
-        return _png(make_grid(samples[: GRID_COLUMNS * 8], ncols=GRID_COLUMNS, scale=scale))
+        return png_bytes(make_grid(samples[: GRID_COLUMNS * 8], ncols=GRID_COLUMNS, scale=scale))
     tiles, labels = [], []
     blank = np.full(samples.shape[1:], 255, dtype=np.uint8)
     keys = np.array([str(v) for v in asked])
@@ -322,7 +315,7 @@ def _class_grid(samples: np.ndarray, asked: list | None, classes: list | None) -
             continue
         tiles += [samples[i] for i in members] + [blank] * (GRID_COLUMNS - len(members))
         labels.append(str(value))
-    return _png(make_grid(tiles, ncols=GRID_COLUMNS, scale=scale, row_labels=labels))
+    return png_bytes(make_grid(tiles, ncols=GRID_COLUMNS, scale=scale, row_labels=labels))
 
 
 def _pairs_grid(samples: np.ndarray, train: np.ndarray, distances: np.ndarray) -> bytes:
@@ -338,7 +331,7 @@ def _pairs_grid(samples: np.ndarray, train: np.ndarray, distances: np.ndarray) -
         tiles += [samples[i], train[nearest]]
         labels.append(f"d={distances[i]:.2f}")
     scale = max(1, MIN_TILE_PX // samples.shape[1])
-    return _png(make_grid(tiles, ncols=2, scale=scale, row_labels=labels))
+    return png_bytes(make_grid(tiles, ncols=2, scale=scale, row_labels=labels))
 
 
 def _metrics_frame(m: dict) -> pd.DataFrame:

@@ -8,7 +8,6 @@ PNGs out), so neither reaches into ``polymodal.data`` or ``polymodal.evaluate`` 
 from __future__ import annotations
 
 import base64
-import io
 import os
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from PIL import Image
 
 from polymodal.data.media import MediaError, image_to_array, load_audio, load_image
 from polymodal.errors import ConfigError, DataError
-from polymodal.evaluate.images import make_grid, save_png
+from polymodal.evaluate.images import as_pillow, make_grid, png_bytes, save_png
 from polymodal.files import write_folder
 
 __all__ = ["check_audio", "decode_image", "grid_image", "image_to_array", "png_base64",
@@ -52,20 +51,6 @@ def check_audio(data: bytes, *, field: str) -> None:
 # ----------------------------------------------------------------------------- out
 
 
-def _as_pillow(image: np.ndarray | Image.Image) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image
-    arr = np.asarray(image, dtype=np.uint8)
-    return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
-
-
-def png_bytes(image: np.ndarray | Image.Image) -> bytes:
-    """One uint8 (H, W) or (H, W, C) image, or a Pillow image, encoded as PNG."""
-    buf = io.BytesIO()
-    _as_pillow(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def png_base64(image: np.ndarray) -> str:
     """One image as a base64 PNG string (what a browser puts after ``data:image/png;base64,``)."""
     return base64.b64encode(png_bytes(image)).decode("ascii")
@@ -81,7 +66,7 @@ def grid_image(images: np.ndarray, *, ncols: int | None = None) -> Image.Image:
 
 def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:
     """One image written as a PNG file, atomically."""
-    save_png(_as_pillow(image), path)
+    save_png(as_pillow(image), path)
 
 
 def write_images(images: np.ndarray, out: Path, *, ncols: int | None) -> str:
@@ -99,7 +84,7 @@ def write_images(images: np.ndarray, out: Path, *, ncols: int | None) -> str:
     def write(staging: Path) -> None:
         digits = max(4, len(str(len(images))))
         for i, image in enumerate(images):
-            _as_pillow(image).save(staging / f"sample_{i:0{digits}d}.png")
+            as_pillow(image).save(staging / f"sample_{i:0{digits}d}.png")
 
     write_folder(out, write)
     return f"{len(images)} images to {out}/"
