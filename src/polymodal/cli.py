@@ -413,6 +413,9 @@ def augment(
     filter_: bool = typer.Option(False, "--filter/--no-filter", help="Drop samples a real-data judge does not recognise as their class."),
     compare: bool = typer.Option(False, "--compare", help="Hold out real rows; score a real-only vs an augmented predictor on them."),
     fit_time_limit: float = typer.Option(60.0, "--fit-time-limit", help="Seconds for each predictor with --compare."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="With --compare: override a recipe field of both predictors, KEY=VALUE "
+                          "as in `polymodal fit --set` (repeatable)."),
     marker: str = typer.Option("is_synthetic", "--marker", help="Boolean column that marks synthetic rows."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -423,6 +426,7 @@ def augment(
         _fail("pass --per-class or --ratio, not both")
     summary = augment_to_folder(
         table, out_dir, label=label, compare=compare, fit_time_limit=fit_time_limit,
+        fit_recipe=_set_options(set_) or None,
         image=image, per_class=per_class, ratio=ratio,
         generator=None if generator is None else str(generator), time_limit=time_limit,
         filter=filter_, marker=marker, seed=seed,

@@ -82,6 +82,12 @@ def test_overrides_by_dotted_key_or_section_and_as_cli_strings():
         "network.channel_mults": "[1, 2, 2]", "sampling.guidance_interval": "[0.2, 0.9]"})
     assert recipe.network.base_channels == 24 and recipe.network.channel_mults == (1, 2, 2)
     assert recipe.sampling.guidance_interval == (0.2, 0.9)
+    commas = resolve_generator(_schema(), 1000, (1, 8, 8), overrides={
+        "network.channel_mults": "1,2", "sampling.guidance_interval": "0.1, 1"})
+    assert commas.network.channel_mults == (1, 2)
+    assert commas.sampling.guidance_interval == (0.1, 1.0)
+    with pytest.raises(ConfigError, match="channel_mults"):
+        resolve_generator(_schema(), 1000, (1, 8, 8), overrides={"network.channel_mults": "1,x"})
     # The warm-up follows the overridden batch size unless it is overridden itself.
     assert recipe.training.warmup_steps == 10
     fixed = resolve_generator(_schema(), 1000, (1, 8, 8),

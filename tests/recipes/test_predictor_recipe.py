@@ -75,6 +75,12 @@ def test_overrides_by_dotted_key_or_section_and_as_cli_strings():
                                                        "candidates.classic": '["linear"]'})
     assert recipe.network.width == 96 and recipe.training.ema is False
     assert recipe.candidates.classic == ("linear",)
+    # A list field also takes comma-separated items, as a shell user types them.
+    listed = resolve_predictor(schema, 200, overrides={"candidates.classic":
+                                                       "random_forest, extra_trees"})
+    assert listed.candidates.classic == ("random_forest", "extra_trees")
+    assert resolve_predictor(schema, 200, overrides={"candidates.classic": ""}
+                             ).candidates.classic == ()
 
 
 def test_unknown_keys_and_bad_values_are_named_together():

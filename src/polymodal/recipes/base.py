@@ -148,11 +148,26 @@ def _parse(text: str, kind) -> Any:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError:
-                continue
+                value = _comma_items(text, option)  # random_forest,extra_trees
+                if value is None:
+                    continue
             if not isinstance(value, dict if _origin(option) is dict else list):
                 continue
             return tuple(value) if _origin(option) is tuple else value
     raise ValueError(text)
+
+
+def _comma_items(text: str, kind) -> list | None:
+    """``a,b,c`` as a list for a tuple or list field, each item parsed by its element
+    type; None when ``kind`` is a mapping or an item does not parse."""
+    if _origin(kind) is dict:
+        return None
+    args = [a for a in typing.get_args(kind) if a is not Ellipsis] or [str]
+    items = [item.strip() for item in text.split(",")] if text.strip() else []
+    try:
+        return [_parse(item, args[min(i, len(args) - 1)]) for i, item in enumerate(items)]
+    except ValueError:
+        return None
 
 
 def _origin(kind):

@@ -44,10 +44,10 @@ GENERATOR_DIR = "generator"
 def compare_augmentation(real_train: pd.DataFrame, augmented_train: pd.DataFrame,
                          test: pd.DataFrame, *, label: str, time_limit: float | None,
                          seed: int = 0, marker: str = SYNTHETIC_COLUMN,
-                         verbosity: int = 0) -> dict:
+                         recipe: dict | None = None, verbosity: int = 0) -> dict:
     """Train a real-only and a real + synthetic predictor with the same ``time_limit`` and
-    score both on ``test`` (real rows neither saw). Returns their metrics and the lift of
-    the primary metric (augmented minus real-only)."""
+    ``recipe`` overrides, and score both on ``test`` (real rows neither saw). Returns their
+    metrics and the lift of the primary metric (augmented minus real-only)."""
     from polymodal.api.predictor import Predictor
     from polymodal.evaluate.metrics import PRIMARY_METRIC
 
@@ -56,7 +56,8 @@ def compare_augmentation(real_train: pd.DataFrame, augmented_train: pd.DataFrame
                                  ("augmented", augmented_train,
                                   AugmentConfig(marker=marker, per_class=0, seed=seed))):
         start = time.perf_counter()
-        predictor = Predictor(label, time_limit=time_limit, seed=seed, verbosity=verbosity)
+        predictor = Predictor(label, time_limit=time_limit, seed=seed, recipe=recipe,
+                              verbosity=verbosity)
         predictor.fit(table, augment=augment)
         results[name] = {"metrics": predictor.evaluate(test), "chosen": predictor.chosen_,
                          "num_train_rows": int(len(table)),
@@ -72,8 +73,8 @@ def compare_augmentation(real_train: pd.DataFrame, augmented_train: pd.DataFrame
 
 
 def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare: bool = False,
-                      fit_time_limit: float | None = 60.0, holdout_fraction: float = 0.2,
-                      **options) -> dict:
+                      fit_time_limit: float | None = 60.0, fit_recipe: dict | None = None,
+                      holdout_fraction: float = 0.2, **options) -> dict:
     """What ``polymodal augment`` does: augment ``table`` and write it to ``out_dir``.
 
     Writes ``augmented.csv`` (image paths relative to ``out_dir``), the generated images
@@ -84,8 +85,8 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
 
     With ``compare=True`` a stratified ``holdout_fraction`` of the real labelled rows is
     set aside first (written as ``holdout.csv``, never seen by the generator), and a
-    real-only and an augmented predictor, each with ``fit_time_limit`` seconds, are scored
-    on it (:func:`compare_augmentation`); the summary's ``compare`` entry holds the result.
+    real-only and an augmented predictor, each with ``fit_time_limit`` seconds and the
+    ``fit_recipe`` overrides (``Predictor(recipe=)``), are scored on it (:func:`compare_augmentation`); the summary's ``compare`` entry holds the result.
     """
     out = Path(out_dir).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -124,7 +125,7 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
             summary["compare"] = compare_augmentation(
                 split_marked(df, config.marker)[0], augmented, holdout,
                 label=label, time_limit=fit_time_limit, seed=config.seed, marker=config.marker,
-                verbosity=config.verbosity)
+                recipe=fit_recipe, verbosity=config.verbosity)
             summary["compare"]["holdout_table"] = HOLDOUT_CSV
         summary["files"] = {"table": AUGMENTED_CSV, "synthetic_images": SYNTHETIC_IMAGE_DIR}
         write_json(staging / SUMMARY_JSON, json_safe(summary))
