@@ -19,6 +19,28 @@ from pathlib import Path
 
 import numpy as np
 
+# JSON polymodal reads back from its own folders (configs, schemas, transforms, logs) is
+# refused above this size before it is parsed: a crafted folder cannot exhaust memory.
+MAX_JSON_BYTES = 256 << 20
+
+
+def read_json(path: str | os.PathLike, *, lines: bool = False, max_bytes: int | None = None):
+    """A JSON file (``lines=True``: a JSON Lines file, as a list) polymodal wrote;
+    :class:`~polymodal.errors.DataError` naming the file when it is over ``max_bytes``
+    (default MAX_JSON_BYTES; a ValueError, like a parse error)."""
+    from polymodal.errors import DataError
+
+    path, max_bytes = Path(path), MAX_JSON_BYTES if max_bytes is None else max_bytes
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"{path} is {size:,} bytes, over the {max_bytes:,} polymodal reads "
+                        "back from a JSON file it wrote; the folder was not written by "
+                        "polymodal (or was edited)")
+    text = path.read_text(encoding="utf-8")
+    if lines:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from polymodal.api import Predictor
+from polymodal.api.model_folder import inspect_folder
 from polymodal.errors import ModelFolderError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -171,3 +172,21 @@ def test_an_unreadable_format_marker_is_one_line(saved, tmp_path):
                  ["predict", str(folder), str(table), "--out", str(tmp_path / "p.csv")]):
         proc = subprocess.run([POLYMODAL, *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["schema.json", "train_log.jsonl"])
+def test_an_oversized_json_file_is_refused_before_it_is_parsed(saved, name, tmp_path, monkeypatch):
+    """A crafted folder cannot make loading (or inspecting) parse a huge JSON file."""
+    import polymodal.files
+
+    clean, _ = saved
+    folder = tmp_path / "big"
+    shutil.copytree(clean, folder)
+    largest = max(p.stat().st_size for p in folder.rglob("*.json*"))
+    monkeypatch.setattr(polymodal.files, "MAX_JSON_BYTES", largest)
+    with (folder / name).open("a") as f:  # still valid JSON, one byte over the cap
+        f.write(" " * (largest + 1 - (folder / name).stat().st_size))
+    with pytest.raises(ModelFolderError, match=name):
+        Predictor.load(folder)
+    report = inspect_folder(folder)
+    assert any(name in p and "bytes" in p for p in report.problems)

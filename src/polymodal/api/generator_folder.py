@@ -21,7 +21,7 @@ from polymodal.api.model_folder import check_folder, is_model_folder, write_fold
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, ModelFolderError
-from polymodal.files import atomic_path, write_json, write_text
+from polymodal.files import atomic_path, read_json, write_json, write_text
 from polymodal.models.generator_net import load_network, network_config
 from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.generator import LEGACY_GUIDANCE_INTERVAL, GeneratorRecipe, legacy_recipe
@@ -99,7 +99,7 @@ def read_generator(cls, directory: str | os.PathLike):
     path = check_folder(directory, format_version=READS, required=REQUIRED_FILES,
                         kind="generator")
     try:
-        config = json.loads((path / "config.json").read_text())
+        config = read_json(path / "config.json")
         generator = cls(**config["params"])
         if "spatial_condition" not in config["params"]:
             generator.spatial_condition = False  # saved before the option existed
@@ -113,7 +113,7 @@ def read_generator(cls, directory: str | os.PathLike):
         network = load_network(config["network"], image_column=config["image_column"],
                                condition_dropout=generator.recipe_.condition.dropout)
         network.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
-        generator.schema_ = Schema.from_dict(json.loads((path / "schema.json").read_text()))
+        generator.schema_ = Schema.from_dict(read_json(path / "schema.json"))
         generator.image_shape_ = tuple(config["image_shape"])
         generator.conditions_ = config["conditions"]
         generator._grid = config["grid"]
@@ -130,7 +130,9 @@ def read_generator(cls, directory: str | os.PathLike):
     generator.unet_, generator.condition_encoder_ = network.unet, network.condition
     generator.out_dir_ = None
     log = path / "train_log.jsonl"
-    generator.training_history_ = ([json.loads(line) for line in log.read_text().splitlines()
-                                    if line.strip()] if log.is_file() else [])
+    try:
+        generator.training_history_ = read_json(log, lines=True) if log.is_file() else []
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{log} is unreadable ({exc}); save the generator again") from None
     generator._warned_null = set()
     return generator

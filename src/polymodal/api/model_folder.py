@@ -14,7 +14,6 @@ folder's files, kinds and versions and says whether it would load, without loadi
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,7 @@ from polymodal.data.cleaning import (
     LeakageFinding,
 )
 from polymodal.errors import ModelFolderError
-from polymodal.files import write_folder
+from polymodal.files import read_json, write_folder
 from polymodal.models.classic_file import file_types, refused_names
 
 FORMAT_FILE = "format_version"
@@ -102,7 +101,7 @@ def _config_kind(config_path: Path) -> str | None:
     """The ``kind`` a model's config.json declares (predictors written before it existed
     declare none); None when the file is missing or unreadable (reported elsewhere)."""
     try:
-        config = json.loads(config_path.read_text())
+        config = read_json(config_path)
     except (OSError, ValueError):
         return None
     if not isinstance(config, dict):
@@ -124,7 +123,7 @@ def folder_kind(path: Path) -> str:
         raise ModelFolderError(f"{path} has no config.json, so it is not a saved polymodal model; "
                                "pass a folder written by Predictor.save or Generator.save")
     try:
-        config = json.loads(config_path.read_text())
+        config = read_json(config_path)
     except (OSError, ValueError) as exc:
         raise ModelFolderError(f"{config_path} is not valid JSON ({exc}); save the model again"
                                ) from None
@@ -191,7 +190,7 @@ def inspect_folder(directory: str | os.PathLike) -> FolderInspection:
     except (OSError, UnicodeDecodeError):
         version = None
     try:
-        versions = json.loads((path / "versions.json").read_text())
+        versions = read_json(path / "versions.json")
     except (OSError, ValueError):
         versions = {}
     report = FolderInspection(str(path), kind, version, versions if isinstance(versions, dict) else {})
@@ -214,10 +213,7 @@ def _inspect_file(file: Path, relative: str) -> FolderFile:
     if name.endswith((".json", ".jsonl")):
         entry.kind, entry.detail = "json", "configuration or log"
         try:
-            text = file.read_text()
-            for line in (text.splitlines() if name.endswith(".jsonl") else [text]):
-                if line.strip():
-                    json.loads(line)
+            read_json(file, lines=name.endswith(".jsonl"))
         except (OSError, ValueError) as exc:
             entry.problem = f"not valid JSON ({exc})"
     elif name.endswith(_TEXT_FILES):

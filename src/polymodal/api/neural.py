@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from polymodal.data.batch import Batch
 from polymodal.data.dataset import TableDataset, collate, make_loader
 from polymodal.errors import ModelFolderError
-from polymodal.files import atomic_path, write_json
+from polymodal.files import atomic_path, read_json, write_json
 from polymodal.models.heads import predict_from_outputs, task_loss
 from polymodal.models.predictor_net import FusionPredictor
 from polymodal.train import TrainConfig, Trainer, TrainResult
@@ -143,7 +142,7 @@ class NeuralCandidate:
                 raise ModelFolderError(f"{path} is missing; the model folder is incomplete — "
                                        "save the predictor again")
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = read_json(meta_path)
             candidate = cls(meta["spec"], meta["network"], seed=meta.get("seed", 0),
                             label_smoothing=meta.get("label_smoothing", 0.0),
                             tta_hflip=meta.get("tta_hflip", False))

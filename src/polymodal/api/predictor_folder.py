@@ -25,7 +25,7 @@ from polymodal.api.neural import NeuralCandidate
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ModelFolderError
-from polymodal.files import json_safe, write_json, write_text
+from polymodal.files import json_safe, read_json, write_json, write_text
 from polymodal.models.classic import ClassicModel
 from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.predictor import PredictorRecipe
@@ -76,10 +76,10 @@ def read_predictor(cls, directory: str | os.PathLike):
     """The predictor (an instance of ``cls``) saved in ``directory`` by :func:`write_predictor`."""
     path = check_folder(directory, format_version=READS, required=REQUIRED_FILES)
     try:
-        config = json.loads((path / "config.json").read_text())
-        ensemble = json.loads((path / "ensemble.json").read_text())
-        schema = Schema.from_dict(json.loads((path / "schema.json").read_text()))
-        cleaning = cleaning_report_from_dict(json.loads((path / "cleaning.json").read_text()))
+        config = read_json(path / "config.json")
+        ensemble = read_json(path / "ensemble.json")
+        schema = Schema.from_dict(read_json(path / "schema.json"))
+        cleaning = cleaning_report_from_dict(read_json(path / "cleaning.json"))
         leaderboard = pd.read_csv(path / "leaderboard.csv")
         predictor = cls(**config["params"])
         names = list(ensemble["models"])
@@ -111,8 +111,10 @@ def read_predictor(cls, directory: str | os.PathLike):
     predictor.augmentation_ = config.get("augmentation")
     predictor.leaderboard_ = leaderboard
     log_path = path / "train_log.jsonl"
-    predictor.train_log_ = ([json.loads(line) for line in log_path.read_text().splitlines() if line]
-                            if log_path.is_file() else [])
+    try:
+        predictor.train_log_ = read_json(log_path, lines=True) if log_path.is_file() else []
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"{log_path} is unreadable ({exc}); save the predictor again") from None
     predictor.training_history_ = [
         {k: v for k, v in r.items() if k != "model"} for r in predictor.train_log_
         if r.get("model") == NEURAL and r.get("event") in ("train", "eval")

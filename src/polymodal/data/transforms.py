@@ -65,7 +65,7 @@ from polymodal.data.number_encoding import (
 from polymodal.data.schema import MODALITIES, OPTIONAL_MODALITIES, PROBLEM_TYPES, Schema
 from polymodal.data.text import TEXT_KINDS, TextEmbedder
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
-from polymodal.files import write_text
+from polymodal.files import read_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -519,7 +519,7 @@ class TableTransform:
         """Rebuild a transform saved by :meth:`save`; it gives bit-identical tensors."""
         path = Path(directory) / TRANSFORM_FILE
         try:
-            saved = json.loads(path.read_text())
+            saved = read_json(path)
         except FileNotFoundError:
             raise ModelFolderError(
                 f"{path} not found; is {directory} a folder written by TableTransform.save?"

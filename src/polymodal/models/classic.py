@@ -37,7 +37,6 @@ Models are saved with ``skops`` (no pickle) and loaded as data only: see
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import threading
@@ -53,7 +52,7 @@ import torch.nn.functional as F
 
 from polymodal.data.batch import Batch
 from polymodal.errors import ConfigError, ModelFolderError
-from polymodal.files import write_json
+from polymodal.files import read_json, write_json
 from polymodal.models.classic_file import check_structure, read_estimator, write_estimator
 
 # In the order the predictor trains them; the seed's forest first, so that a budget too
@@ -486,7 +485,7 @@ class ClassicModel:
                 raise ModelFolderError(f"{path} is missing; the model folder is incomplete — "
                                        "save the predictor again")
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = read_json(meta_path)
             model = cls(meta["kind"], meta["problem_type"], meta["n_outputs"],
                         categorical=meta["categorical"], seed=meta["seed"])
             model.complete_ = bool(meta.get("complete", True))
