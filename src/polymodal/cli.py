@@ -513,7 +513,8 @@ def demo(
     out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Where the demo writes its files."),
     dataset: str = typer.Option("shapes", "--dataset", help="shapes (text-to-image) or fashion-mnist."),
     time_limit: float = typer.Option(
-        200.0, "--time-limit", help="Training budget in seconds, shared by the predictor, generator and augmentation."
+        200.0, "--time-limit", help="Seconds for the whole demo; the predictor, generator and "
+                                    "augmentation each train in a share of the time left."
     ),
     n_rows: int | None = typer.Option(None, "--n-rows", help="Rows of the table (default: 1,500 shapes / 12,000 Fashion-MNIST)."),
     seed: int = typer.Option(0, "--seed"),
