@@ -544,7 +544,7 @@ def augment(
         fit_recipe=_set_options(set_) or None,
         image=image, per_class=per_class, ratio=ratio,
         generator=None if generator is None else str(generator), time_limit=time_limit,
-        filter=filter_, marker=marker, seed=seed,
+        filter=filter_, marker=marker, seed=seed, verbosity=min(_Verbosity.level, 1),
     )
     if _Verbosity.level > 0:
         _print_frame(_per_class_frame(summary["per_class"]), title=f"synthetic rows per class of {label!r}")
