@@ -101,20 +101,21 @@ def _info(*objects, **kwargs) -> None:
         out.print(*objects, **kwargs)
 
 
+_VERBOSITY_OPTIONS = (
+    ("verbose", ("--verbose", "-v"), "Also print the library's debug messages."),
+    ("quiet", ("--quiet", "-q"), "Print only errors and the final result (no progress bar)."),
+)
+
+
 def _command(group: typer.Typer, name: str, *, example: str):
     """Register the decorated function as command ``name`` of ``group``, with -v/-q added
     to its options and ``example`` at the end of its --help."""
 
     def register(func):
         signature = inspect.signature(func, eval_str=True)
-        extra = [inspect.Parameter(
-            "verbose", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-            default=typer.Option(False, "--verbose", "-v",
-                                 help="Also print debug messages from the library.")),
-            inspect.Parameter(
-            "quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-            default=typer.Option(False, "--quiet", "-q",
-                                 help="Print only errors and the final result."))]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                   default=typer.Option(False, *flags, help=text))
+                 for name, flags, text in _VERBOSITY_OPTIONS]
 
         @functools.wraps(func)
         def command(*args, verbose: bool = False, quiet: bool = False, **kwargs):
@@ -195,7 +196,8 @@ def datasets_list() -> None:
     out.print(table)
 
 
-@_command(datasets_app, "export", example="polymodal datasets export shapes data/shapes --n 500")
+@_command(datasets_app, "export",
+          example="polymodal datasets export shapes data/shapes --n 500")
 def datasets_export(
     name: str = typer.Argument(..., help="A built-in dataset (see `polymodal datasets list`)."),
     directory: Path = typer.Argument(..., help="Folder to write train.csv, test.csv and images/ into."),
@@ -228,7 +230,8 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
     _print_frame(pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), title=title)
 
 
-@_command(app, "fit", example="polymodal fit train.csv --label price --out runs/price --time-limit 120")
+@_command(app, "fit",
+          example="polymodal fit train.csv --label price --out runs/price --time-limit 120")
 def fit(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
     label: str = typer.Option(..., "--label", "-l", help="The column to predict."),
@@ -311,7 +314,8 @@ def predict(
     out.print(f"wrote {len(frame):,} predictions to {out_file}")
 
 
-@_command(app, "evaluate", example="polymodal evaluate runs/price test.csv --out runs/price/report")
+@_command(app, "evaluate",
+          example="polymodal evaluate runs/price test.csv --out runs/price/report")
 def evaluate(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
     table: str = typer.Argument(..., help="Labelled table to score the predictor on."),
@@ -379,7 +383,8 @@ def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dic
     return conditions, (expand(prompts) if prompts else None), groups
 
 
-@_command(generate_app, "fit", example="polymodal generate fit train.csv --image photo --condition label --out runs/gen --time-limit 300")
+@_command(generate_app, "fit",
+          example="polymodal generate fit train.csv --image photo --condition label --out runs/gen --time-limit 300")
 def generate_fit(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
     image: str = typer.Option("image", "--image", help="The image column to generate."),
@@ -421,7 +426,8 @@ def generate_fit(
     out.print(f"saved to {path} (samples: {path / 'samples' / 'latest.png'})")
 
 
-@_command(generate_app, "sample", example="polymodal generate sample runs/gen --condition label=7 -n 16 --out grid.png")
+@_command(generate_app, "sample",
+          example="polymodal generate sample runs/gen --condition label=7 -n 16 --out grid.png")
 def generate_sample(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
     out_path: Path = typer.Option(..., "--out", "-o", help="grid.png for one grid, or a folder for one PNG per image."),
@@ -446,7 +452,8 @@ def generate_sample(
     out.print(f"wrote {write_images(images, out_path, ncols=n // groups if groups > 1 else None)}")
 
 
-@_command(generate_app, "edit", example="polymodal generate edit runs/gen --image in.png --mask keep.png --out out.png")
+@_command(generate_app, "edit",
+          example="polymodal generate edit runs/gen --image in.png --mask keep.png --out out.png")
 def generate_edit(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
     image: Path = typer.Option(..., "--image", help="The image to edit."),
@@ -475,7 +482,8 @@ def generate_edit(
     out.print(f"wrote {out_path}")
 
 
-@_command(generate_app, "evaluate", example="polymodal generate evaluate runs/gen test.csv --n-samples 500")
+@_command(generate_app, "evaluate",
+          example="polymodal generate evaluate runs/gen test.csv --n-samples 500")
 def generate_evaluate(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
     table: str = typer.Argument(..., help="Real rows the generator was not trained on."),
@@ -515,7 +523,8 @@ def generate_evaluate(
 # ------------------------------------------------------------------------ augment
 
 
-@_command(app, "augment", example="polymodal augment train.csv --label label --out augmented --per-class 50")
+@_command(app, "augment",
+          example="polymodal augment train.csv --label label --out augmented --per-class 50")
 def augment(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
     label: str = typer.Option(..., "--label", "-l", help="The class column to generate images for."),
