@@ -45,7 +45,7 @@ from polymodal.models.classic import (
     classic_threads,
     flat_features,
 )
-from polymodal.train import TrainConfig
+from polymodal.train import TrainConfig, resolve_device
 from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 
@@ -66,11 +66,16 @@ CLASSIC_MEDIA_MAX_ROWS = 20_000
 
 
 def candidate_outputs(dataset: TableDataset, models: dict, spec: dict,
-                      vocab: dict) -> dict[str, np.ndarray]:
+                      vocab: dict, device: str | None = None) -> dict[str, np.ndarray]:
     """Each model's outputs over the dataset's rows, in one pass over its batches
-    (``vocab``: the fitted transform's categories, for the flat features)."""
+    (``vocab``: the fitted transform's categories, for the flat features); the networks
+    run on ``device`` (see :func:`polymodal.train.resolve_device`), or where they are."""
     classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
     neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
+    if device is not None and neural:
+        target = resolve_device(device)
+        for model in neural.values():
+            model.model_.to(target)
     flats: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
     numbers = category_numbers(vocab)
@@ -104,6 +109,7 @@ class CandidateRun:
     log: list[dict]
     time_limit: float | None = None  # as the user gave it, for messages
     progress: bool = False
+    device: str = "auto"  # where the network trains (a name for resolve_device)
     models: dict = dataclasses.field(default_factory=dict)
     val_outputs: dict = dataclasses.field(default_factory=dict)
     rows: list = dataclasses.field(default_factory=list)
@@ -237,7 +243,7 @@ class CandidateRun:
                                  if training.ema else None),
             early_stopping_patience=training.early_stopping_patience,
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
-            seed=self.seed, progress=self.progress,
+            seed=self.seed, progress=self.progress, device=self.device,
             # Image networks are convolutions, which AMX tiles run in bf16 far faster.
             precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
                        else "auto"),
