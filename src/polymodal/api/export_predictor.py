@@ -123,7 +123,12 @@ def _write_classic(name: str, model, width: int, folder: Path) -> dict:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
-    estimator = model.estimator_
+    estimator, scaler = model.estimator_, None
+    if model.kind in ("random_forest", "extra_trees") and hasattr(estimator, "steps"):
+        # The runtime standardises as scikit-learn does (float32, dividing by the scale);
+        # ONNX's Scaler multiplies by the reciprocal, and that ulp of difference sends
+        # rows to the other side of a split.
+        scaler, estimator = estimator.steps[0][1], estimator.steps[-1][1]
     regression = model.problem_type == "regression"
     options = None if regression else {"zipmap": False}
     try:
@@ -136,6 +141,8 @@ def _write_classic(name: str, model, width: int, folder: Path) -> dict:
                           f"converted to ONNX by skl2onnx {version('skl2onnx')} with "
                           f"scikit-learn {version('scikit-learn')}; {_refit_hint(name)}"
                           ) from None
+    if hasattr(estimator, "estimators_"):
+        _route_missing_values(onnx_model, estimator)
     if not regression:  # keep only the probabilities output
         outputs = [o.name for o in onnx_model.graph.output]
         probability = next(o for o in outputs if "prob" in o.lower())
@@ -145,6 +152,27 @@ def _write_classic(name: str, model, width: int, folder: Path) -> dict:
     path = folder / f"{name}.onnx"
     path.write_bytes(onnx_model.SerializeToString())
     entry = {"file": path.name, "input": "flat", "n_outputs": model.n_outputs}
+    if scaler is not None:
+        entry["standardise"] = {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
     if not regression:
         entry["class_index"] = np.asarray(estimator.classes_, dtype=np.int64).tolist()
     return entry
+
+
+def _route_missing_values(onnx_model, forest) -> None:
+    """Send a missing value (NaN; e.g. the number of an unseen category) down the branch
+    scikit-learn sends it: its trees learn that per split, or take the larger child when
+    training saw none, where an ONNX tree would take the ``false`` branch everywhere."""
+    from onnx import helper
+
+    for node in onnx_model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attributes = {a.name: a for a in node.attribute}
+        trees, ids = attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints
+        left = [forest.estimators_[t].tree_.missing_go_to_left for t in range(len(forest.estimators_))]
+        tracks = [int(left[t][n]) for t, n in zip(trees, ids, strict=True)]
+        kept = [a for a in node.attribute if a.name != "nodes_missing_value_tracks_true"]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("nodes_missing_value_tracks_true",
+                                                            tracks)])

@@ -425,9 +425,9 @@ def edge_statistics(images: np.ndarray) -> np.ndarray:
     angle = np.mod(np.arctan2(gy, gx), np.float32(math.pi))
     bins = np.minimum((angle / np.float32(math.pi) * EDGE_BINS).astype(np.int64), EDGE_BINS - 1)
     histogram = np.zeros((len(images), EDGE_BINS), dtype=np.float32)
-    for row in range(len(images)):
-        histogram[row] = np.bincount(bins[row], weights=magnitude[row], minlength=EDGE_BINS)
-    histogram = histogram / np.maximum(histogram.sum(axis=1, keepdims=True), 1e-6)
+    for row in range(len(images)):  # float32 sums in pixel order, as torch's scatter_add
+        np.add.at(histogram[row], bins[row], magnitude[row])
+    histogram = histogram / np.maximum(histogram.sum(axis=1, keepdims=True), np.float32(1e-6))
     spectrum = np.abs(np.fft.rfft(histogram, axis=1))[:, 1:]
     return np.concatenate([histogram, spectrum, magnitude.mean(axis=1, keepdims=True)],
                           axis=1).astype(np.float32)
@@ -480,7 +480,12 @@ class Predictor:
             model = self.spec["models"][name]
             if model["input"] == "flat":
                 flat = self.encoder.flat_features(arrays, len(rows)) if flat is None else flat
-                out = np.asarray(_run(self.sessions[name], {"flat": flat}), dtype=np.float64)
+                x = flat
+                if "standardise" in model:  # in float32, dividing, as scikit-learn does
+                    scaler = model["standardise"]
+                    x = x - np.asarray(scaler["mean"], dtype=np.float32)
+                    x = x / np.asarray(scaler["scale"], dtype=np.float32)
+                out = np.asarray(_run(self.sessions[name], {"flat": x}), dtype=np.float64)
                 if "class_index" in model:  # classes the model saw -> all classes
                     full = np.zeros((len(rows), model["n_outputs"]))
                     full[:, model["class_index"]] = out
