@@ -64,11 +64,11 @@ def main() -> None:
         "training.max_epochs": 2, "candidates.classic": ""}).fit(train)
     exported = predictor.export(work / "predictor")
     runtime = runtime_of(exported)
-    model = runtime.load(exported)
+    model = runtime.load(exported, threads=args.threads)
     rows = test.drop(columns="label").to_dict("records")
     features = test.drop(columns="label")
-    print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, "
-          f"{args.threads} thread(s), onnxruntime threads = its default")
+    print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, {args.threads} "
+          "thread(s) each")
     print(f"{'':<34} {'eager torch':>12} {'onnxruntime':>12} {'per s':<9} {'ratio':>7}")
     row("digits predictor, raw rows", args.rows, "rows",
         best_of(lambda: predictor.predict_proba(features), args.repeats),
@@ -92,7 +92,7 @@ def main() -> None:
     gen = Generator(condition=["label"], recipe={"training.max_epochs": 1},
                     verbosity=0).fit(train)
     g_export = gen.export(work / "generator")
-    g_model = runtime_of(g_export).load(g_export)
+    g_model = runtime_of(g_export).load(g_export, threads=args.threads)
     n = args.images
     conditions = {"label": [i % 10 for i in range(n)]}
     row("digits generator, sample", n, "images",

@@ -39,10 +39,11 @@ _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def load(folder):
-    """The :class:`Predictor` or :class:`Generator` exported into ``folder``."""
+def load(folder, threads: int | None = None):
+    """The :class:`Predictor` or :class:`Generator` exported into ``folder``; ``threads``:
+    onnxruntime's threads per call (None: its default, one per core)."""
     spec = json.loads((Path(folder) / SPEC_FILE).read_text())
-    return (Predictor if spec["kind"] == "predictor" else Generator)(folder)
+    return (Predictor if spec["kind"] == "predictor" else Generator)(folder, threads)
 
 
 def read_csv(path) -> tuple[list[dict], str]:
@@ -433,8 +434,11 @@ def edge_statistics(images: np.ndarray) -> np.ndarray:
                           axis=1).astype(np.float32)
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def _session(path: Path, threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = options.inter_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _run(session: ort.InferenceSession, arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -459,11 +463,11 @@ def _rows(rows) -> tuple[list[dict], str | None]:
 class Predictor:
     """An exported predictor: ``predict_proba`` / ``predict`` on raw rows."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, threads: int | None = None):
         self.folder = Path(folder)
         self.spec = json.loads((self.folder / SPEC_FILE).read_text())
         self.encoder = RowEncoder(self.spec)
-        self.sessions = {name: _session(self.folder / m["file"])
+        self.sessions = {name: _session(self.folder / m["file"], threads)
                          for name, m in self.spec["models"].items()}
 
     @property
@@ -532,13 +536,14 @@ def time_steps(num_steps: int, shift: float = 1.0) -> list[float]:
 class Generator:
     """An exported generator: ``sample`` integrates the flow with the exported UNet."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, threads: int | None = None):
         self.folder = Path(folder)
         self.spec = json.loads((self.folder / SPEC_FILE).read_text())
         self.encoder = RowEncoder(self.spec)
-        self.unet = _session(self.folder / self.spec["unet"]["file"])
+        self.unet = _session(self.folder / self.spec["unet"]["file"], threads)
         condition = self.spec["condition"]
-        self.condition = None if condition is None else _session(self.folder / condition["file"])
+        self.condition = (None if condition is None
+                          else _session(self.folder / condition["file"], threads))
 
     def condition_vectors(self, n: int, conditions: dict | None) -> np.ndarray | None:
         """(n, D) condition vectors; columns not given are the null condition."""
