@@ -26,6 +26,7 @@ from polymodal.data.batch import Batch
 from polymodal.data.number_encoding import NUMERIC_CLIP
 from polymodal.errors import ConfigError, ModelFolderError
 from polymodal.files import write_folder, write_json, write_text
+from polymodal.models.classic import category_numbers
 
 SPEC_FILE = "preprocess.json"
 RUNTIME_FILE = "runtime.py"
@@ -206,8 +207,6 @@ def preprocess_spec(transform, columns: list[str], media: dict[str, str],
                 f"text column {column!r} is embedded with {transform.text_embedder_.kind}, "
                 "whose sentence model is not part of the export; refit with "
                 "--text-encoder hashed (an n-gram encoder the runtime reimplements in numpy)")
-    from polymodal.models.classic import category_numbers
-
     numbers = category_numbers(transform.vocab_)
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,

@@ -72,6 +72,11 @@ Every `.onnx` file has a dynamic batch dimension. `neural.onnx` takes the encode
 scikit-learn model's graph takes `flat` (N, F) float32 (see `runtime.py`,
 `flat_features`). The outputs of the models listed above are averaged with their weights.
 
+Parity with `polymodal predict`: within 1e-4 (polymodal's tests hold it). One exception:
+numpy computes images' edge statistics (a feature of the scikit-learn models) within
+float rounding of torch, so a tree may send a row whose feature sits that close to a
+split the other way.
+
 {_SPEC_FIELDS}"""
 
 

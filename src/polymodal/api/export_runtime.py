@@ -560,6 +560,12 @@ class Generator:
                                  "give 1, n, or k values with k dividing n")
             for i in range(n):
                 rows[i][column] = values[i // (n // len(values))]
+        for entry in self.spec["categorical"]:  # as polymodal: an unseen class is an error
+            given = {category_key(r.get(entry["column"])) for r in rows} - {None}
+            unseen = sorted(given - set(entry["vocabulary"]))
+            if entry["column"] in self.spec["condition"]["columns"] and unseen:
+                raise ValueError(f"condition {entry['column']}={unseen[0]!r} is a class the "
+                                 f"model never saw; known classes: {entry['vocabulary']}")
         arrays = self.encoder.encode(rows, os.getcwd())
         return np.asarray(_run(self.condition, arrays), dtype=np.float32)
 
