@@ -177,6 +177,8 @@ def test_generator_export_samples_the_same_images(tmp_path):
         expected = gen.sample(2, conditions={"shape": "circle"}, seed=1)
     got = model.sample(2, conditions={"shape": "circle"}, noise=_torch_noise(2, gen.image_shape_, 1))
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= PIXEL_TOLERANCE
+    with pytest.raises(ValueError, match="never saw"):  # as Generator.sample refuses it
+        model.sample(2, conditions={"shape": "hexagon"})
 
 
 def test_unconditional_generator_via_cli(tmp_path):
