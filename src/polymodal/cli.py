@@ -602,6 +602,21 @@ def serve(
                on_ready=ready, device=device.value, log_level=log_level)
 
 
+@_command(app, "export", example="polymodal export runs/price --format onnx --out deploy/price")
+def export(
+    model_dir: Path = typer.Argument(..., help="A model folder (Predictor or Generator)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to write the export to."),
+    format: str = typer.Option("onnx", "--format", help="onnx (the only format so far)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier export in --out."),
+) -> None:
+    """Export a saved model as ONNX graphs with a numpy runtime.py that needs no torch:
+    a predictor scores raw rows, a generator samples images (see OUT/README.md)."""
+    from polymodal.workflows.export import export_model
+
+    kind, path = export_model(model_dir, out_dir, format=format, force=force)
+    out.print(f"exported the {kind} to {path} (usage in {path / 'README.md'})", soft_wrap=True)
+
+
 @_command(app, "inspect-model", example="polymodal inspect-model runs/price")
 def inspect_model(
     model_dir: Path = typer.Argument(..., help="A model folder (Predictor or Generator)."),

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polymodal.api.export_onnx import check_export_format
 from polymodal.api.generator_folder import generator_config, read_generator, write_generator
 from polymodal.api.params import get_params, set_params
+from polymodal.data.fingerprint import table_fingerprint
 from polymodal.data.generator_inputs import condition_batch, condition_frame, edit_images, keep_mask
 from polymodal.data.generator_rows import (
     conditions_info,
@@ -216,6 +218,7 @@ class Generator:
         df, schema = read_image_table(table, self.image, self._condition_columns(),
                                       columns=self.columns, seed=self.seed,
                                       condition_modalities=CONDITION_MODALITIES)
+        self.data_fingerprint_ = table_fingerprint(df)  # for the model card
         # 3. Fit the transforms; decode every target image once, skipping unreadable ones.
         text_kind = recipes.generation_text_kind(self.text_encoder)
         transform = TableTransform(schema, image_size=self.image_size, text_encoder=text_kind,
@@ -397,6 +400,16 @@ class Generator:
         """
         self._check_fitted()
         return write_generator(self, directory)
+
+    def export(self, directory: str | os.PathLike, *, format: str = "onnx",
+               force: bool = False) -> Path:
+        """Write the UNet and condition encoder as ONNX with a numpy sampler in
+        ``runtime.py`` that needs no torch (:mod:`polymodal.api.export_generator`)."""
+        from polymodal.api.export_generator import export_generator
+
+        self._check_fitted()
+        check_export_format(format)
+        return export_generator(self, directory, force=force)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, device: str = "auto") -> Generator:

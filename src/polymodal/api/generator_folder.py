@@ -2,7 +2,8 @@
 
 The folder holds ``config.json`` (the parameters, the resolved recipe, the network's
 shape, the conditions and the training summary), ``schema.json``, the fitted transform,
-the weights, ``versions.json``, the training log and the sample grids. Folders saved
+the weights, ``versions.json``, the training log, the sample grids and ``MODEL_CARD.md``
+(:mod:`polymodal.api.model_card`; written for people, never read back). Folders saved
 before recipes existed are read with the recipe they were trained with.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from polymodal.api.model_card import CARD_FILE, generator_card
 from polymodal.api.model_folder import check_folder, is_model_folder, write_folder_atomically
 from polymodal.api.params import saved_params
 from polymodal.data.schema import Schema
@@ -45,6 +47,7 @@ def generator_config(generator) -> dict:
         "image_shape": list(generator.image_shape_),
         "network": network_config(generator.network_), "conditions": generator.conditions_,
         "grid": generator._grid, "training": generator.train_result_,
+        "data": getattr(generator, "data_fingerprint_", None),
     }
 
 
@@ -72,6 +75,7 @@ def write_generator(generator, directory: str | os.PathLike) -> Path:
         with atomic_path(folder / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp))
         write_json(folder / "versions.json", versions())
+        write_text(folder / CARD_FILE, generator_card(generator, versions()))
         write_text(folder / "train_log.jsonl", "".join(
             json.dumps(r, default=str) + "\n" for r in generator.training_history_))
         samples = None if train_dir is None else train_dir / "samples"
@@ -122,6 +126,7 @@ def read_generator(cls, directory: str | os.PathLike, device: str = "auto"):
         generator.conditions_ = config["conditions"]
         generator._grid = config["grid"]
         generator.train_result_ = config["training"]
+        generator.data_fingerprint_ = config.get("data")  # None in folders saved before cards
     except ModelFolderError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError,

@@ -168,7 +168,8 @@ class FolderInspection:
 
 
 # Files polymodal reads, by how it reads them; anything else in a folder is never opened.
-_TEXT_FILES = (FORMAT_FILE, ".csv")
+# MODEL_CARD.md is written for people and never parsed: plain text like the CSVs.
+_TEXT_FILES = (FORMAT_FILE, ".csv", ".md")
 
 
 def inspect_folder(directory: str | os.PathLike) -> FolderInspection:

@@ -36,10 +36,12 @@ import torch
 
 from polymodal.api import fit_data
 from polymodal.api.candidates import MIN_TRAIN_S, CandidateRun, candidate_outputs
+from polymodal.api.export_onnx import check_export_format
 from polymodal.api.params import get_params, set_params
 from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
 from polymodal.api.selection import ENSEMBLE, choose
 from polymodal.data.dataset import TableDataset
+from polymodal.data.fingerprint import table_fingerprint
 from polymodal.data.prediction_table import prediction_table
 from polymodal.data.readers import read_table
 from polymodal.data.schema import OPTIONAL_MODALITIES
@@ -239,6 +241,7 @@ class Predictor:
                                   problem_type=self.problem_type, seed=self.seed,
                                   augment=augment)
         self.schema_, self.problem_type_ = rows.schema, rows.schema.problem_type
+        self.data_fingerprint_ = table_fingerprint(rows.df)  # for the model card
         self.cleaning_report_ = rows.cleaning_report
         self._say(f"[bold]{self.label}[/]: {rows.schema.problem_reason}")
         split = fit_data.split_rows(rows, tuning_data, label=self.label,
@@ -394,6 +397,16 @@ class Predictor:
         """
         self._check_fitted()
         return write_predictor(self, directory)
+
+    def export(self, directory: str | os.PathLike, *, format: str = "onnx",
+               force: bool = False) -> Path:
+        """Write ONNX graphs, the preprocessing spec and a numpy ``runtime.py`` that score
+        raw rows without torch (:mod:`polymodal.api.export_predictor`)."""
+        from polymodal.api.export_predictor import export_predictor
+
+        self._check_fitted()
+        check_export_format(format)
+        return export_predictor(self, directory, force=force)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, device: str = "auto") -> Predictor:

@@ -3,7 +3,8 @@
 The folder holds ``config.json`` (the parameters, the resolved recipe, what was chosen),
 ``schema.json``, ``cleaning.json``, the fitted transform, one folder per kept model
 (:mod:`polymodal.models.classic_file` for the scikit-learn ones, safetensors for the
-network), ``ensemble.json``, ``leaderboard.csv``, ``versions.json`` and the training log.
+network), ``ensemble.json``, ``leaderboard.csv``, ``versions.json``, the training log and
+``MODEL_CARD.md`` (:mod:`polymodal.api.model_card`; written for people, never read back).
 Folders saved before recipes existed load with ``recipe_`` None.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from polymodal.api.candidates import NEURAL
+from polymodal.api.model_card import CARD_FILE, predictor_card
 from polymodal.api.model_folder import (
     check_folder,
     cleaning_report_from_dict,
@@ -49,7 +51,8 @@ def predictor_config(p) -> dict:
             "models": sorted(p.models_),
             "refit_on_all_rows": list(getattr(p, "refit_models_", [])),
             "neural": json_safe(getattr(p, "neural_config_", None)),
-            "augmentation": json_safe(getattr(p, "augmentation_", None))}
+            "augmentation": json_safe(getattr(p, "augmentation_", None)),
+            "data": getattr(p, "data_fingerprint_", None)}
 
 
 def write_predictor(p, directory: str | os.PathLike) -> Path:
@@ -70,6 +73,7 @@ def write_predictor(p, directory: str | os.PathLike) -> Path:
         write_json(folder / "versions.json", versions())
         lines = [json.dumps(json_safe(r)) for r in p.train_log_]
         write_text(folder / "train_log.jsonl", "\n".join(lines) + "\n")
+        write_text(folder / CARD_FILE, predictor_card(p, versions()))
 
     return write_folder_atomically(directory, write, format_version=FORMAT_VERSION)
 
@@ -113,6 +117,7 @@ def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
     if config.get("neural") is not None:
         predictor.neural_config_ = config["neural"]
     predictor.augmentation_ = config.get("augmentation")
+    predictor.data_fingerprint_ = config.get("data")  # None in folders saved before cards
     predictor.leaderboard_ = leaderboard
     log_path = path / "train_log.jsonl"
     try:

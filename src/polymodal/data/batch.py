@@ -40,6 +40,12 @@ class Batch:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
+    @property
+    def rows(self):
+        """The number of rows as the index's size: symbolic while ``torch.export`` traces a
+        model (an ONNX export with a dynamic batch), where ``len()`` would fix it."""
+        return self.index.shape[0]
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """A copy with every tensor moved to ``device``."""
 

@@ -180,7 +180,7 @@ class ConditionEncoder(nn.Module):
 
     def presence(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``{column: (B,) bool}``: True where the row's condition cell is present."""
-        rows = len(batch)
+        rows = batch.rows
         present = {}
         for col in self.columns:
             mask = batch.mask.get(col)

@@ -326,8 +326,8 @@ class TabularEncoder(ConfigurableModule):
                 f"categorical tensor has shape {tuple(categorical.shape)}; expected "
                 f"(B, {len(self.cardinalities)}) to match the fitted transform"
             )
-        if categorical.numel() == 0:
-            return
+        if categorical.numel() == 0 or torch.compiler.is_exporting():
+            return  # an exported graph's runtime maps unseen values to 0 itself
         cards = torch.tensor(self.cardinalities, device=categorical.device)  # (F_cat,)
         outside = (categorical < 0) | (categorical >= cards)  # (B, F_cat)
         if outside.any():

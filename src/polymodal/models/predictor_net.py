@@ -202,9 +202,9 @@ class FusionPredictor(nn.Module):
                             f"{sorted(tensors)}); transform the table with the model's fitted transform")
         x = tensors[name]
         if kind == "text":
-            expected = (len(batch), self.spec["text_dims"][name])
+            expected = (batch.rows, self.spec["text_dims"][name])
         else:
-            expected = (len(batch), *self.spec[f"{kind}_shapes"][name])
+            expected = (batch.rows, *self.spec[f"{kind}_shapes"][name])
         if tuple(x.shape) != expected:
             raise DataError(f"{kind} column {name!r} has shape {tuple(x.shape)}; expected "
                             f"{expected} as at fit time")
@@ -214,7 +214,7 @@ class FusionPredictor(nn.Module):
                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Each modality's embedding (B, width) and presence (B,) bool."""
         hidden = self._resolve_drop(drop)
-        rows = len(batch)
+        rows = batch.rows
         device = batch.index.device
         tokens: dict[str, torch.Tensor] = {}
         present: dict[str, torch.Tensor] = {}

@@ -1,0 +1,31 @@
+"""A table's fingerprint: its size and a hash of its cells, to tell which data a model saw.
+
+The hash covers the column names and every cell in order, read the same way however the
+table arrived (:func:`~polymodal.data.cells.hashable_cell`: arrays and images by their
+bytes, lists by their items). Image and audio cells that are file paths are hashed as
+paths, not file contents: renaming a file changes the fingerprint, editing it in place
+does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from polymodal.data.cells import hashable_values
+
+
+def table_fingerprint(df: pd.DataFrame) -> dict:
+    """``{"rows", "columns", "sha256"}`` of ``df``; the same table gives the same hash."""
+    digest = hashlib.sha256()
+    for name in df.columns:
+        digest.update(f"{name}\0".encode())
+        column = df[name]
+        if column.dtype == object:
+            # repr of the hashable stand-in: bytes of arrays, items of lists, text as is.
+            column = hashable_values(column).map(repr)
+        hashes = pd.util.hash_pandas_object(column, index=False).to_numpy(dtype=np.uint64)
+        digest.update(hashes.tobytes())
+    return {"rows": int(len(df)), "columns": int(df.shape[1]), "sha256": digest.hexdigest()}

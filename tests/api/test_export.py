@@ -1,0 +1,261 @@
+"""ONNX export: exported predictions and images match polymodal's, with onnxruntime alone.
+
+Models train for an epoch or two (recipe overrides, never a clock). Parity: probabilities
+within 1e-4 of ``polymodal predict`` with the same labels; generated images within 1 of
+255 grey levels of ``Generator.sample`` at the same seed (the exported sampler takes
+torch's starting noise; the rest is float32 arithmetic in another order). The runtime is
+imported from the export folder itself, as a deployment would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from polymodal import Generator, Predictor, datasets
+from polymodal.api.export_onnx import ExportError
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+pytest.importorskip("skl2onnx")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+EXE = Path(sys.executable).with_name("polymodal")
+PROBABILITY_TOLERANCE = 1e-4
+PIXEL_TOLERANCE = 1  # of 255 grey levels
+
+
+def epochs(n: int, **more) -> dict:
+    return {"training.max_epochs": n, **more}
+
+
+def runtime_of(folder: Path):
+    """``runtime.py`` of an export folder, imported from there (no polymodal involved)."""
+    spec = importlib.util.spec_from_file_location(f"runtime_{abs(hash(folder))}",
+                                                  folder / "runtime.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cli(*argv) -> subprocess.CompletedProcess:
+    """The installed ``polymodal`` script in a subprocess."""
+    if not EXE.exists():
+        pytest.skip("the polymodal console script is not installed in this environment")
+    return subprocess.run([str(EXE), *map(str, argv)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def mixed_table(tmp_path_factory) -> Path:
+    """60 rows: numbers (some missing), a category, tags, a date, hashed text and images."""
+    folder = tmp_path_factory.mktemp("mixed")
+    (folder / "images").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(60):
+        colour = ["red", "green", "blue"][i % 3]
+        pixels = np.zeros((10, 12, 3), dtype=np.uint8)  # not square: resize and pad
+        pixels[..., i % 3] = 200
+        pixels[rng.integers(0, 10), rng.integers(0, 12)] = 255
+        Image.fromarray(pixels).save(folder / "images" / f"{i}.png")
+        rows.append({"size": None if i % 11 == 0 else float(rng.normal(10, 3)),
+                     "count": int(rng.integers(0, 5)), "colour": colour,
+                     "tags": ["a|b", "b", "c|a"][i % 3], "when": f"2024-0{1 + i % 9}-1{i % 10}",
+                     "note": ["small and round", "big square", "thin red line"][i % 3],
+                     "image": f"images/{i}.png",
+                     "label": "yes" if (i % 3 == 0) != (i % 7 == 0) else "no"})
+    path = folder / "table.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed_model(mixed_table, tmp_path_factory) -> Path:
+    """The network and the linear model over every column, trained by the installed CLI."""
+    out = tmp_path_factory.mktemp("mixed-model") / "model"
+    proc = cli("fit", mixed_table, "--label", "label", "--out", out, "--text-encoder", "hashed",
+               "--set", "training.max_epochs=2",
+               "--set", "candidates.classic=linear")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_cli_export_matches_cli_predict(mixed_table, mixed_model, tmp_path):
+    exported = tmp_path / "export"
+    proc = cli("export", mixed_model, "--format", "onnx", "--out", exported)
+    assert proc.returncode == 0, proc.stderr
+    assert {"preprocess.json", "runtime.py", "README.md"} <= {p.name for p in exported.iterdir()}
+    proc = cli("predict", mixed_model, mixed_table, "--out", tmp_path / "preds.csv")
+    assert proc.returncode == 0, proc.stderr
+    expected = pd.read_csv(tmp_path / "preds.csv")
+
+    runtime = runtime_of(exported)
+    model = runtime.load(exported)
+    rows, base_dir = runtime.read_csv(mixed_table)
+    proba = model.predict_proba(rows, base_dir=base_dir)
+    columns = [f"proba_{c}" for c in model.classes]
+    np.testing.assert_allclose(proba, expected[columns].to_numpy(), atol=PROBABILITY_TOLERANCE)
+    assert model.predict(rows, base_dir=base_dir) == expected["prediction"].tolist()
+
+
+# Trees read the images' edge statistics, which numpy computes within float rounding of
+# torch (README.md of an export says so): a row that close to a split may fall the other
+# way, so the forests are held to 1e-4 on the other columns.
+@pytest.mark.parametrize(("candidates", "columns"), [
+    ({"candidates.classic": ""}, None),  # the network alone
+    ({"candidates.classic": "random_forest", "candidates.neural": "false"}, {"image": "ignored"}),
+    ({"candidates.classic": "extra_trees,linear", "candidates.neural": "false"},
+     {"image": "ignored"}),
+])
+def test_each_candidate_kind_matches(mixed_table, tmp_path, candidates, columns):
+    table = pd.read_csv(mixed_table)
+    table.attrs["base_dir"] = str(mixed_table.parent)
+    predictor = Predictor("label", text_encoder="hashed", verbosity=0, columns=columns,
+                          recipe=epochs(2, **candidates)).fit(mixed_table)
+    exported = predictor.export(tmp_path / "export")
+    model = runtime_of(exported).load(exported)
+    expected = predictor.predict_proba(mixed_table).to_numpy()
+    # A DataFrame works as well as dicts; missing cells (NaN) are missing.
+    got = model.predict_proba(table.drop(columns="label"), base_dir=mixed_table.parent)
+    np.testing.assert_allclose(got, expected, atol=PROBABILITY_TOLERANCE)
+    # Rows with cells left out or never seen: the same fallbacks as polymodal.
+    odd = [{"colour": "purple", "size": "1,234", "tags": ["z"], "note": None},
+           {"image": "images/missing.png", "when": "not a date"}]
+    full = pd.DataFrame([{c: r.get(c) for c in table.columns if c != "label"} for r in odd])
+    full.attrs["base_dir"] = str(mixed_table.parent)
+    np.testing.assert_allclose(model.predict_proba(odd, base_dir=mixed_table.parent),
+                               predictor.predict_proba(full).to_numpy(),
+                               atol=PROBABILITY_TOLERANCE)
+
+
+def test_builtin_digits_regression_and_batch_sizes(tmp_path):
+    """A built-in image dataset, as a regression of the digit: values in the label's units,
+    the same for a batch of 1 and of 200 (the batch dimension is dynamic)."""
+    train, test = datasets.load("digits", split=True, seed=0)
+    train, test = train.head(400), test.head(200)
+    predictor = Predictor("label", problem_type="regression", verbosity=0,
+                          recipe=epochs(1, **{"candidates.classic": ""})).fit(train)
+    exported = predictor.export(tmp_path / "export")
+    model = runtime_of(exported).load(exported)
+    rows = test.drop(columns="label").to_dict("records")
+    expected = predictor.predict(test).to_numpy()
+    np.testing.assert_allclose(model.predict(rows), expected, atol=1e-3)
+    np.testing.assert_allclose(model.predict(rows[:1]), expected[:1], atol=1e-3)
+
+
+def _torch_noise(n: int, shape, seed: int) -> np.ndarray:
+    return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def test_generator_export_samples_the_same_images(tmp_path):
+    """Text, category and number conditions; Heun with guidance inside its interval."""
+    table = datasets.load("shapes", n=120, seed=0, image_size=16)
+    gen = Generator(condition=["caption", "shape", "hue"], recipe=epochs(1),
+                    text_encoder="hashed", verbosity=0).fit(table)
+    exported = gen.export(tmp_path / "export")
+    model = runtime_of(exported).load(exported)
+    conditions = {"shape": ["circle", "square"], "hue": [0.2, 0.7],
+                  "caption": ["a red circle", "a blue square"]}
+    for settings in ({}, {"sampler": "euler", "num_steps": 3, "guidance": 1.0}):
+        expected = gen.sample(4, conditions=conditions, seed=3, **settings)
+        got = model.sample(4, conditions=conditions, **settings,
+                           noise=_torch_noise(4, gen.image_shape_, 3))
+        assert got.shape == expected.shape and got.dtype == np.uint8
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= PIXEL_TOLERANCE
+    # A column left out is the null condition, as in polymodal.
+    with pytest.warns(UserWarning):
+        expected = gen.sample(2, conditions={"shape": "circle"}, seed=1)
+    got = model.sample(2, conditions={"shape": "circle"}, noise=_torch_noise(2, gen.image_shape_, 1))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= PIXEL_TOLERANCE
+    with pytest.raises(ValueError, match="never saw"):  # as Generator.sample refuses it
+        model.sample(2, conditions={"shape": "hexagon"})
+
+
+def test_unconditional_generator_via_cli(tmp_path):
+    train, _ = datasets.load("digits", split=True, seed=0)
+    gen = Generator(recipe=epochs(1), verbosity=0).fit(train.head(200))
+    gen.save(tmp_path / "gen")
+    proc = cli("export", tmp_path / "gen", "--out", tmp_path / "export")
+    assert proc.returncode == 0, proc.stderr
+    model = runtime_of(tmp_path / "export").load(tmp_path / "export")
+    expected = gen.sample(3, seed=5)
+    got = model.sample(3, noise=_torch_noise(3, gen.image_shape_, 5))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= PIXEL_TOLERANCE
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_folders_are_one_line_and_nothing_is_overwritten(mixed_model, tmp_path):
+    proc = cli("export", tmp_path, "--out", tmp_path / "x")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not a saved polymodal model" in proc.stderr and not (tmp_path / "x").exists()
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    for extra in ([], ["--force"]):
+        proc = cli("export", mixed_model, "--out", taken, *extra)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and str(taken) in proc.stderr
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]
+
+    first = cli("export", mixed_model, "--out", tmp_path / "export")
+    assert first.returncode == 0, first.stderr
+    again = cli("export", mixed_model, "--out", tmp_path / "export")
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert cli("export", mixed_model, "--out", tmp_path / "export", "--force").returncode == 0
+
+
+def test_unexportable_candidate_is_named_with_the_refit(tmp_path):
+    """Boosting cannot go through skl2onnx with this scikit-learn: the message names the
+    candidate and the --set that refits without it, and nothing is written."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"x": rng.normal(size=80), "y": rng.normal(size=80)})
+    table["label"] = np.where(table.x + table.y > 0, "a", "b")
+    predictor = Predictor("label", verbosity=0, recipe=epochs(1, **{
+        "candidates.classic": "hist_gradient_boosting", "candidates.neural": "false"})).fit(table)
+    try:
+        predictor.export(tmp_path / "export")
+    except ExportError as exc:
+        assert "'hist_gradient_boosting'" in str(exc) and "candidates.classic=" in str(exc)
+        assert not (tmp_path / "export").exists()
+    else:  # a later skl2onnx converts it: then it must match
+        model = runtime_of(tmp_path / "export").load(tmp_path / "export")
+        np.testing.assert_allclose(model.predict_proba(table), predictor.predict_proba(table),
+                                   atol=PROBABILITY_TOLERANCE)
+
+
+def test_audio_column_is_refused_with_the_fix(tiny_table, tmp_path):
+    predictor = Predictor("label", text_encoder="hashed", verbosity=0,
+                          recipe=epochs(1, **{"candidates.classic": ""})).fit(tiny_table)
+    with pytest.raises(ExportError, match="audio column 'audio'.*--column audio=ignored"):
+        predictor.export(tmp_path / "export")
+    assert not (tmp_path / "export").exists()
+
+
+def test_export_before_fit_and_unknown_format(tmp_path):
+    from polymodal.errors import ConfigError, NotFittedError
+
+    with pytest.raises(NotFittedError):
+        Predictor("label").export(tmp_path / "x")
+    with pytest.raises(NotFittedError):
+        Generator().export(tmp_path / "x")
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"x": rng.normal(size=40)})
+    table["label"] = np.where(table.x > 0, "a", "b")
+    predictor = Predictor("label", verbosity=0, recipe=epochs(1, **{
+        "candidates.classic": "linear", "candidates.neural": "false"})).fit(table)
+    with pytest.raises(ConfigError, match="format"):
+        predictor.export(tmp_path / "x", format="tflite")
+    assert not (tmp_path / "x").exists()
