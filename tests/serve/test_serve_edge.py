@@ -203,6 +203,24 @@ def test_edit_bounds_are_422_naming_the_field(http, data, field, needle):
     assert_error(response, 422, field, needle)
 
 
+def test_whole_floats_are_integers_as_json_schema_says(http):
+    as_floats = http.post("/models/digits/generate", json={"n": 2.0, "steps": 2.0, "seed": 3.0,
+                                                          "conditions": {"label": "4"}})
+    as_ints = http.post("/models/digits/generate", json={"n": 2, "steps": 2, "seed": 3,
+                                                        "conditions": {"label": "4"}})
+    assert as_floats.status_code == 200, as_floats.text
+    assert as_floats.json() == as_ints.json()
+    for value in (2.5, "2", True):
+        assert_error(http.post("/models/digits/generate", json={"n": value}), 422, "n",
+                     "valid integer")
+
+
+def test_an_unreadable_form_is_400_naming_the_body(http):
+    response = http.post("/models/shop/predict", content=b"--x\r\n",
+                         headers={"content-type": "multipart/form-data"})
+    assert_error(response, 400, "body", "boundary")
+
+
 def test_empty_rows_are_422_naming_rows(http):
     assert_error(http.post("/models/shop/predict", json={"rows": []}), 422, "rows", "at least 1")
     assert_error(http.post("/models/shop/predict", json={"rows": None}), 422, "rows", "valid list")
@@ -239,9 +257,15 @@ def test_openapi_lists_model_names_bounds_and_every_4xx(http):
     edit = doc["components"]["schemas"][edit["$ref"].rsplit("/", 1)[1]]["properties"]
     assert (edit["strength"]["minimum"], edit["strength"]["maximum"]) == (0, 1)
     assert edit["steps"]["maximum"] == 3 and "anyOf" not in edit["mask"]  # never null
-    rows = paths["/models/{name}/predict"]["post"]["requestBody"]["content"][
-        "application/json"]["schema"]["properties"]["rows"]
+    bodies = paths["/models/{name}/predict"]["post"]["requestBody"]["content"]
+    rows = bodies["application/json"]["schema"]["properties"]["rows"]
     assert (rows["minItems"], rows["maxItems"]) == (1, 8)
+    assert rows["examples"] == [[{"color": "blue", "date": "2024-01-31", "price": 1.0,
+                                  "tags": "a"}]]  # a row the served predictor accepts
+    form = bodies["multipart/form-data"]["schema"]
+    assert set(form["properties"]) == {"rows", "image", "audio"}
+    assert form["additionalProperties"] is False
+    assert list(form["patternProperties"]) == [r"^(audio|image)\[[0-9]+\]$"]
 
     expected = {"/health": {"400", "413"}, "/models": {"400", "413"},
                 "/models/{name}": {"400", "404", "413", "422"},

@@ -80,7 +80,8 @@ def _answer(description: str) -> dict:
 # Answers any route may give; the routes add their own below.
 COMMON_ERRORS = {
     400: _answer("The Host header names a host this server does not answer to (a defence "
-                 "against DNS rebinding; see --allow-host)."),
+                 "against DNS rebinding; see --allow-host), or the body cannot be read as "
+                 "its content type (e.g. a multipart body without its boundary)."),
     413: _answer("The request body is over max_upload_bytes."),
 }
 NAMED_ERRORS = {
@@ -126,11 +127,15 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
     AnyName = _model_name(sorted(models), "a served model")
     PredictorName = _model_name(predictors, "a served predictor")
     GeneratorName = _model_name(generators, "a served generator")
+    described = {name: describe(served) for name, served in models.items()}
     # The documented examples are requests the first served model of each kind accepts.
     PredictRequest = predict_request_model(
-        limits, example_row(describe(models[predictors[0]])) if predictors else None)
+        limits, example_row(described[predictors[0]]) if predictors else None)
     GenerateRequest = generate_request_model(
-        limits, example_conditions(describe(models[generators[0]])) if generators else None)
+        limits, example_conditions(described[generators[0]]) if generators else None)
+    media_columns = sorted({column["name"] for name in predictors
+                            for column in described[name]["columns"]
+                            if column["modality"] in ("image", "audio")})
     conditions_form = TypeAdapter(dict[str, condition_value_type(limits)
                                        | list[condition_value_type(limits)]])
 
@@ -190,7 +195,7 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
     # A route with no model of its kind stays (its 404 says where to go) but is not
     # documented: no name would be valid.
     @app.post("/models/{name}/predict", response_model=PredictResponse, responses=INFERENCE_ERRORS,
-              openapi_extra=_predict_request_doc(PredictRequest),
+              openapi_extra=_predict_request_doc(PredictRequest, media_columns),
               include_in_schema=bool(predictors))
     async def predict(name: PredictorName, request: Request) -> dict:
         """Predict each row. Send JSON ``{"rows": [...]}``, or multipart/form-data with a
@@ -422,8 +427,9 @@ def _add_error_handlers(app: FastAPI, limits: ServeLimits) -> None:
 
     @app.exception_handler(HTTPException)
     async def on_http(_request, exc: HTTPException):
-        # RequestRefused (raised while a body is read) names its field; 405 etc. do not.
-        field = getattr(exc, "field", None)
+        # RequestRefused (raised while a body is read) names its field; a 400 here is a
+        # body starlette could not parse; 405 and the like name none.
+        field = getattr(exc, "field", "body" if exc.status_code == 400 else None)
         return _error(exc.status_code, str(exc.detail), field, headers=exc.headers)
 
 
@@ -441,18 +447,23 @@ def _field_of(message: str) -> str | None:
     return _API_TO_FIELD.get(match.group(1), match.group(1))
 
 
-def _predict_request_doc(model) -> dict:
-    """The OpenAPI request body of /predict: JSON rows (``model``), or a form of rows + files."""
+def _predict_request_doc(model, media_columns: list[str]) -> dict:
+    """The OpenAPI request body of /predict: JSON rows (``model``), or a form of rows and
+    files named after the served predictors' ``media_columns`` (image/audio)."""
     rows = {"type": "string", "description": "The rows as a JSON list of objects (default: "
                                              "one empty row)."}
+    file = {"type": "string", "format": "binary"}
+    form = {"type": "object", "additionalProperties": False, "properties": {
+        "rows": rows,
+        **{c: {**file, "description": f"The {c} file of a one-row request."}
+           for c in media_columns}}}
+    if media_columns:
+        names = "|".join(re.escape(c) for c in media_columns)
+        form["patternProperties"] = {f"^({names})\\[[0-9]+\\]$": {
+            **file, "description": "COLUMN[ROW]: the file of row ROW (counted from 0)."}}
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": model.model_json_schema()},
-        "multipart/form-data": {"schema": {
-            "type": "object",
-            "properties": {"rows": rows},
-            "additionalProperties": {"type": "string", "format": "binary", "description": (
-                "An image/audio file for column COLUMN (one row) or COLUMN[ROW].")},
-        }},
+        "multipart/form-data": {"schema": form},
         "application/x-www-form-urlencoded": {"schema": {
-            "type": "object", "properties": {"rows": rows}}},
+            "type": "object", "properties": {"rows": rows}, "additionalProperties": False}},
     }}}

@@ -12,12 +12,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from polymodal.serve.limits import ServeLimits
 
 # JSON parsers accept NaN and Infinity; no condition value or setting means either.
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+def _whole_float_to_int(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def whole_number(*, ge: int, le: int):
+    """A count or seed in [ge, le]: JSON Schema's integer, which 3.0 is too (some encoders
+    write every number that way); "3", true and 3.5 are not. (The bounds sit inside, before
+    the conversion, so that the document shows them as minimum/maximum.)"""
+    return Annotated[StrictInt, Field(ge=ge, le=le), BeforeValidator(_whole_float_to_int)]
 Scalar = StrictStr | StrictInt | FiniteFloat | bool
 # The largest integer every JSON parser reads exactly (JavaScript's included): a larger seed
 # would be rounded on its way and no longer give the same images.
@@ -81,8 +92,8 @@ def generate_request_model(limits: ServeLimits, example_conditions: dict | None 
         """What to generate: how many images, conditioned on what, sampled how."""
 
         model_config = ConfigDict(extra="forbid")
-        n: StrictInt = Field(8, ge=1, le=limits.max_images,
-                             description="Number of images (at most max_images).")
+        n: whole_number(ge=1, le=limits.max_images) = Field(
+            8, description="Number of images (at most max_images).")
         conditions: dict[str, Value | Annotated[list[Value], Field(max_length=limits.max_images)]
                          ] | None = Field(
             None, description="Condition column -> one value for every image, or a list with one "
@@ -91,14 +102,13 @@ def generate_request_model(limits: ServeLimits, example_conditions: dict | None 
         prompt: Prompt | Annotated[list[Prompt], Field(max_length=limits.max_images)] | None = Field(
             None, description="A text prompt for every image, or one per image (models conditioned "
                               "on a text column only); at most max_prompt_chars characters each.")
-        steps: StrictInt | None = Field(None, ge=1, le=limits.max_steps,
-                                        description="Sampler steps; null uses the model's "
-                                                    "default. At most max_steps.")
+        steps: whole_number(ge=1, le=limits.max_steps) | None = Field(
+            None, description="Sampler steps; null uses the model's default. At most max_steps.")
         guidance: Guidance | None = Field(
             None, description="Classifier-free guidance scale (1 = none); null uses the model's "
                               "default.")
-        seed: StrictInt = Field(0, ge=0, le=MAX_SEED,
-                                description="The same seed and request give the same images.")
+        seed: whole_number(ge=0, le=MAX_SEED) = Field(
+            0, description="The same seed and request give the same images.")
 
     return GenerateRequest
 
