@@ -586,6 +586,8 @@ def serve(
     workers: int = typer.Option(1, "--workers", help="Inference threads."),
     max_queue: int = typer.Option(8, "--max-queue", help="Requests that may wait for a worker before others get 503."),
     device: Device = _device_option(),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Another name clients reach the server by (Host header), beyond localhost and --host; '*' allows any."),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="An origin whose web pages may call the API, e.g. http://localhost:3000 (default: none)."),
 ) -> None:
     """Serve models over HTTP with a web page at /, until Ctrl+C (which lets running requests finish)."""
     from polymodal.serve import ServeLimits, run_server
@@ -595,11 +597,15 @@ def serve(
             _info(f"serving {served.kind} [bold]{served.name}[/] from {served.path}")
         shown = f"[{host}]" if ":" in host else host
         out.print(f"web page and API on http://{shown}:{port}/ (API docs at /docs)")
+        if host in ("0.0.0.0", "::") and not allow_host:
+            out.print("note: requests that name this machine by another name or address get "
+                      "400; add --allow-host NAME for each name clients use")
 
     limits = ServeLimits(max_workers=workers, max_queue=max_queue)
     log_level = ("warning", "info", "debug")[_Verbosity.level]
     run_server(model_dirs, host=host, port=port, names=name or None, limits=limits,
-               on_ready=ready, device=device.value, log_level=log_level)
+               allow_hosts=allow_host, cors_origins=cors_origin, on_ready=ready,
+               device=device.value, log_level=log_level)
 
 
 @_command(app, "export", example="polymodal export runs/price --format onnx --out deploy/price")

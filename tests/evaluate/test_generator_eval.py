@@ -18,6 +18,7 @@ from polymodal import datasets
 from polymodal.data.schema import infer_schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError
+from polymodal.evaluate.generation import MIN_IMAGES_FOR_DISTRIBUTION_METRICS
 from polymodal.workflows.generator_eval import evaluate_generator, stratified_halves
 from polymodal.workflows.judge import Judge, PixelJudge
 
@@ -174,7 +175,10 @@ def test_report_folder_is_complete(replay_result):
         assert (out_dir / name).read_bytes().startswith(b"\x89PNG")
         assert f"]({name})" in md
     assert "Fréchet distance" in md and "noise (ceiling)" in md
-    assert '"kind": "replay"' in md  # the config section
+    assert "| kind | replay |" in md  # the config section, as a table
+    assert "<pre>" not in html  # no JSON dump
+    # 300 samples against about half the held-out reals: enough images, so no warning.
+    assert (result["n_compared"] < MIN_IMAGES_FOR_DISTRIBUTION_METRICS) == ("Warning" in md)
     assert result["report_html"] == str(out_dir / "report.html")
     assert Judge.load(result["judge_dir"]).classes == list(range(10))
 
@@ -200,7 +204,9 @@ def test_unconditional_generator_skips_class_metrics(digits, tmp_path):
     assert "conditional_accuracy" not in result and "cas" not in result
     assert "no categorical condition" in result["skipped"]
     assert result["fd"] < 3.0 * result["fd_floor"] + 1e-3
-    assert "no categorical condition" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "no categorical condition" in md
+    assert result["n_compared"] == 100 and "Warning" not in md and "UNRELIABLE" not in md
 
 
 def test_bad_arguments_name_the_fix(digits):
@@ -233,7 +239,11 @@ def test_real_generator_end_to_end(digits, judge, tmp_path):
     assert result["fd"] > result["fd_floor"]
     assert result["near_copies"] == 0
     md = (tmp_path / "report.md").read_text()
-    assert "training_curve.png" in md and '"kind": "generator"' in md
+    assert "training_curve.png" in md and "| kind | generator |" in md
+    # 60 images per set is too few for FD and KID: the report says so, in the table too.
+    assert result["n_compared"] == 60
+    assert "> **Warning:** Fréchet distance, KID, precision and recall rest on only 60" in md
+    assert md.count("UNRELIABLE at 60 images per set") == 4
 
 
 def test_judge_training_is_seeded(digits):

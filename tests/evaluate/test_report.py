@@ -27,7 +27,12 @@ from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate import plots
 from polymodal.evaluate.explain import modality_ablation, permutation_importance
 from polymodal.evaluate.metrics import compute_metrics
-from polymodal.evaluate.report import Document, write_predictor_report
+from polymodal.evaluate.report import (
+    MIN_ROWS_FOR_METRICS,
+    Document,
+    config_table,
+    write_predictor_report,
+)
 
 _WORDS = ["apple", "stone", "river", "cloud", "paper", "glass", "tiger", "lemon", "piano", "chair"]
 
@@ -370,7 +375,7 @@ def test_report_folder_is_complete_and_self_contained(tmp_path: Path, problem_ty
         "Schema",
         "Cleaning findings",
         command,
-        '"problem_type"',
+        "| problem_type |",  # the resolved config, as a table
     ):
         assert text in md, text
     assert predictor.schema_.columns["x"].reason in md
@@ -414,6 +419,57 @@ def test_document_renders_every_section_kind(tmp_path: Path):
         doc.add_image(b"GIF89a", "not a png")
 
 
+def _section_ids(html: str) -> list[str]:
+    return re.findall(r'<details id="([^"]+)"', html)
+
+
+def test_html_has_contents_and_collapsible_sections(tmp_path: Path):
+    doc = Document("Sections")
+    doc.add_text("Before any section.")
+    doc.add_heading("1. The data").add_text("rows")
+    doc.add_heading("Metrics").add_heading("Per class", level=3).add_text("numbers")
+    doc.add_heading("Metrics").add_warning("only 8 rows < 100")
+    doc.add_heading("Reproduce", collapsed=True).add_table(config_table({"a": {"b": 1}}))
+    doc.add_image(plots.per_label_f1_png({"a": 0.5}), "A figure", filename="fig.png")
+    html = doc.to_html()
+    ids = _section_ids(html)
+    assert ids == ["the-data", "metrics", "metrics-2", "reproduce"]
+    toc = re.search(r'<nav class="toc".*?</nav>', html, re.S).group(0)
+    assert re.findall(r'href="#([^"]+)"', toc) == ids  # every section, in order
+    assert html.count("<details") == html.count("</details>") == 4
+    assert '<details id="reproduce"><summary>' in html  # collapsed: no "open"
+    assert '<details id="the-data" open><summary><h2>1. The data</h2></summary>' in html
+    assert html.index("Before any section.") < html.index("<details")  # the intro stays out
+    assert "<h3>Per class</h3>" in html and "<strong>Warning:</strong> only 8 rows" in html
+    md = doc.to_markdown()
+    assert "> **Warning:** only 8 rows < 100" in md and "<details" not in md
+    _check_self_contained(html)
+
+
+def test_config_table_flattens_nested_settings():
+    frame = config_table({"preset": "fast", "net": {"width": 64, "drop": [0.1, 0.2]},
+                          "empty": {}, "none": None})
+    assert frame.to_dict("records") == [
+        {"setting": "preset", "value": "fast"}, {"setting": "net.width", "value": "64"},
+        {"setting": "net.drop", "value": "[0.1, 0.2]"}, {"setting": "empty", "value": "{}"},
+        {"setting": "none", "value": "–"}]
+
+
+@pytest.mark.parametrize("num_rows", [MIN_ROWS_FOR_METRICS - 1, MIN_ROWS_FOR_METRICS])
+def test_metrics_on_few_rows_carry_a_warning_and_no_json_is_dumped(tmp_path, num_rows):
+    predictor = StandInPredictor("binary").fit(_table(200, "binary", seed=5))
+    result = write_predictor_report(predictor, _table(num_rows, "binary", seed=6),
+                                    tmp_path / "report", n_repeats=1)
+    html = result["report_html"].read_text()
+    md = result["report_md"].read_text()
+    warned = f"only {num_rows:,} rows" in md
+    assert warned == (num_rows < MIN_ROWS_FOR_METRICS)
+    assert warned == ('class="warning"' in html)
+    assert "<pre>" not in html and '"problem_type":' not in html  # the config is a table
+    assert "<caption>Resolved config</caption>" in html
+    assert _section_ids(html)[0] == "metrics"
+
+
 # --------------------------------------------------------------------------- the real Predictor
 
 
@@ -454,5 +510,5 @@ def test_report_on_the_real_predictor_end_to_end(tiny_table: Path, tmp_path: Pat
     assert {"confusion_matrix.png", "calibration.png", "ablation.png", "importance.png"} <= pngs
     md = result["report_md"].read_text()
     assert set(_markdown_links(md)) == pngs
-    assert '"preset"' in md and "polymodal evaluate m t.csv" in md
+    assert "| params.preset |" in md and "polymodal evaluate m t.csv" in md
     _check_self_contained(result["report_html"].read_text())

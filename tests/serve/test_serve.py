@@ -35,14 +35,11 @@ from polymodal.serve.registry import folder_kind
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+LOCAL = "http://localhost"  # the test client's default host, "testserver", would get 400
+
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def model_dirs(served_model_dirs) -> dict[str, Path]:
-    return served_model_dirs
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +66,7 @@ def models(predictor_dir, generator_dir) -> dict[str, ServedModel]:
 def client(models):
     limits = ServeLimits(max_rows=16, max_images=32, max_steps=50, max_image_pixels=100_000,
                          max_upload_bytes=200_000)
-    with TestClient(create_app(models, limits)) as test_client:
+    with TestClient(create_app(models, limits), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -337,7 +334,11 @@ def test_generate_png_grid_for_accept_image_png(client):
     ({"n": "3"}, 422, "valid integer", "n"),
     ({"n": 33}, 422, "max_images=32", "n"),
     ({"n": 2, "steps": 51}, 422, "max_steps=50", "steps"),
-    ({"n": 2, "guidance": -3}, 422, "guidance=-3", "guidance"),
+    ({"n": 2, "guidance": -3}, 422, "greater than or equal to 0", "guidance"),
+    ({"n": 2, "guidance": 21}, 422, "less than or equal to 20", "guidance"),
+    ({"n": 2, "steps": 0}, 422, "greater than or equal to 1", "steps"),
+    ({"n": 2, "seed": -1}, 422, "greater than or equal to 0", "seed"),
+    ({"n": 2, "seed": 2**53}, 422, "less than or equal to 9007199254740991", "seed"),
     ({"n": 2, "conditions": {"label": 33}}, 422, "never saw", None),
     ({"n": 2, "conditions": {"colour": 1}}, 422, "['colour']", None),
     ({"n": 2, "conditions": {"label": [1, 2, 3]}}, 422, "3 values for n=2", None),
@@ -439,7 +440,7 @@ def test_a_full_queue_answers_503_and_health_stays_responsive():
     served = {"slow": ServedModel(name="slow", kind="generator", model=blocking)}
     limits = ServeLimits(max_workers=1, max_queue=1, retry_after_s=2)
     results: list[int] = []
-    with TestClient(create_app(served, limits)) as client:
+    with TestClient(create_app(served, limits), base_url=LOCAL) as client:
         def generate():
             results.append(client.post("/models/slow/generate", json={"n": 1}).status_code)
 

@@ -1,16 +1,14 @@
-"""The web page in a real headless Chromium: predict a row, generate a grid, edit, see errors.
+"""The web page in a real headless Chromium: predict a row, generate a grid, edit, see errors,
+reach and open the drop zones by keyboard, choose a category from the model's own.
 
 Needs Debian's ``chromium`` (/usr/bin/chromium) and the ``playwright`` Python package (its
 driver only: no browser is downloaded). Skipped, saying which is missing, without them.
-The server runs in this process under uvicorn on a free loopback port; a screenshot of
-the page after each step is left in pytest's tmp dir as an artefact.
+The server runs in this process under uvicorn on a free loopback port (``live_server``);
+a screenshot of the page after each step is left in pytest's tmp dir as an artefact.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -31,30 +29,11 @@ sync_api = pytest.importorskip("playwright.sync_api",
 
 
 @pytest.fixture(scope="module")
-def model_dirs(served_model_dirs) -> dict[str, Path]:
-    return served_model_dirs  # the same small models as test_serve.py, trained once
-
-
-@pytest.fixture(scope="module")
-def server_url(model_dirs):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def server_url(model_dirs, live_server):
     app = create_app(load_models([model_dirs["predictor"], model_dirs["generator"]],
                                   ["shop", "digits"]))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(30)
+    with live_server(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +63,7 @@ def test_predict_a_row_in_the_page(page, model_dirs, tmp_path_factory):
     table = model_dirs["table"]
     page.select_option("#model", "shop")
     page.fill("#predict-form [name=price]", "12.5")
-    page.fill("#predict-form [name=color]", "green")
+    page.select_option("#predict-form select[name=color]", "green")
     page.fill("#predict-form [name=caption]", "a bright green tile")
     page.fill("#predict-form [name=tags]", "b")
     page.fill("#predict-form [name=date]", "2024-01-06")
@@ -122,7 +101,84 @@ def test_generate_a_grid_and_edit_in_the_page(page, model_dirs, tmp_path_factory
 def test_the_page_shows_the_servers_error_message(page, server_url):
     page.select_option("#model", "digits")
     page.fill("#gen-n", "1000")
-    page.click("#generate-submit")
+    with page.expect_request("**/models/digits/generate") as sent:
+        page.click("#generate-submit")
     page.wait_for_selector("#error:not([hidden])")
-    expected = httpx.post(server_url + "/models/digits/generate", json={"n": 1000}).json()
+    expected = httpx.post(server_url + "/models/digits/generate", content=sent.value.post_data,
+                          headers={"content-type": "application/json"}).json()
+    assert expected["field"] == "n" and "max_images" in expected["detail"]
     assert page.inner_text("#error") == f"422: {expected['detail']}"
+
+
+FOCUSED = """() => {
+  const el = document.activeElement;
+  const zone = el && el.closest(".drop");
+  return { tag: el ? el.tagName : null, type: el ? el.type : null,
+           zone: zone ? (zone.dataset.column || zone.id) : null };
+}"""
+
+
+def tab_to(page, zone: str, max_presses: int = 30) -> int:
+    """Press Tab until the focus is on the file input of drop zone ``zone``; the presses."""
+    for presses in range(1, max_presses + 1):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused["zone"] == zone:
+            assert focused == {"tag": "INPUT", "type": "file", "zone": zone}, focused
+            return presses
+    raise AssertionError(f"{max_presses} Tab presses never reached the {zone!r} drop zone")
+
+
+def ignore(_chooser) -> None:
+    pass
+
+
+def test_drop_zones_are_reached_and_opened_by_keyboard(page, model_dirs):
+    table = model_dirs["table"]
+    # A listener for the whole test keeps Playwright's file-chooser interception on: turned
+    # off and on between choosers, a key press can reach the browser before it is back on.
+    page.on("filechooser", ignore)
+    try:
+        open_drop_zones_by_keyboard(page, table)
+    finally:
+        page.remove_listener("filechooser", ignore)
+
+
+def open_drop_zones_by_keyboard(page, table) -> None:
+    page.select_option("#model", "shop")
+    page.focus("#model")
+    tab_to(page, "image")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(table / "images/img_2.png"))
+    page.wait_for_function(ALL_IMAGES_LOADED, arg='.drop[data-column="image"] img')
+    tab_to(page, "audio")  # the next drop zone is reached from there
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(str(table / "audio/clip_2.wav"))
+    assert "clip_2.wav" in page.inner_text('.drop[data-column="audio"]')
+
+    page.select_option("#model", "digits")
+    page.focus("#model")
+    tab_to(page, "edit-image-drop")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(table / "images/img_3.png"))
+    page.wait_for_function(ALL_IMAGES_LOADED, arg="#edit-image-drop img")
+    tab_to(page, "edit-mask-drop")
+
+
+def test_categorical_fields_offer_the_models_categories(page, server_url):
+    page.select_option("#model", "shop")
+    known = {c["name"]: c for c in httpx.get(server_url + "/models/shop").json()["columns"]}
+    assert sorted(known["color"]["categories"]) == ["blue", "green", "red"]
+    options = page.eval_on_selector_all("#predict-form select[name=color] option",
+                                        "(options) => options.map((o) => o.value)")
+    assert options == ["", *known["color"]["categories"]]  # "" is the unknown value
+    page.select_option("#predict-form select[name=color]", "blue")
+    page.fill("#predict-form [name=price]", "3.5")
+    page.fill("#predict-form [name=tags]", "a")
+    page.fill("#predict-form [name=date]", "2024-02-01")
+    page.click("#predict-submit")
+    page.wait_for_selector("#prediction")
+    assert page.is_hidden("#error")

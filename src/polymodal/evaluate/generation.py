@@ -17,6 +17,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+# Reports flag FD, KID and precision/recall on fewer images per set than this: FD is biased
+# upwards by a term that shrinks only as 1/n (Chong & Forsyth 2020, "Effectively unbiased
+# FID", §3), and KID's and the k-NN metrics' spread across draws is then as large as the
+# differences between models.
+MIN_IMAGES_FOR_DISTRIBUTION_METRICS = 100
+
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½)  (Heusel et al. 2017, Eq. 6)."""

@@ -2,10 +2,11 @@
 
 Two guards keep a busy or hostile client from taking the server down:
 
-- :class:`ServeLimits` caps the size of each request (body bytes, image pixels, rows,
-  images per generation, sampler steps). A request over a cap is refused before any
-  model runs, with 413 (too large a body or image) or 422 (too many rows/images/steps),
-  and the message names the limit and its value.
+- :class:`ServeLimits` caps the size of each request (body bytes, JSON nesting, image
+  pixels, rows, images per generation, sampler steps, prompt length). A request over a
+  cap is refused before any model runs, with 413 (too large a body or image) or 422
+  (too deep, too many rows/images/steps, too long a prompt), and the message names the
+  limit and its value.
 - :class:`InferencePool` runs models on a few worker threads, off the event loop, so
   ``/health`` stays responsive while a model works. It admits at most
   ``max_workers + max_queue`` jobs; one more is refused at once with
@@ -15,11 +16,15 @@ Two guards keep a busy or hostile client from taking the server down:
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TypeVar
+
+import numpy as np
+from starlette.exceptions import HTTPException
 
 from polymodal.errors import ConfigError
 
@@ -43,6 +48,11 @@ class ServeLimits:
     """Most images in one /generate request (``n``); more → 422."""
     max_steps: int = 200
     """Most sampler steps in one /generate or /edit request; more → 422."""
+    max_prompt_chars: int = 2000
+    """Longest text prompt, in characters (each one, when a list is sent); longer → 422."""
+    max_json_depth: int = 32
+    """Deepest nesting of JSON arrays/objects in a body or form field; deeper → 422. A
+    request needs 4 levels; without a cap, deep nesting exhausts the parser's recursion."""
     max_workers: int = 1
     """Inference threads. One suits a small CPU: torch already uses every core per call."""
     max_queue: int = 8
@@ -57,6 +67,18 @@ class ServeLimits:
         if problems:
             raise ConfigError(f"serve limits must be positive integers (max_queue may be 0); got "
                               f"{', '.join(problems)}")
+
+
+class RequestRefused(HTTPException):
+    """A refusal raised while the body is read, naming the request field at fault.
+
+    It is an HTTPException because FastAPI re-raises those from its body parsing (any
+    other exception there becomes a generic 400), so the client gets this message.
+    """
+
+    def __init__(self, status: int, message: str, *, field: str | None):
+        super().__init__(status, message)
+        self.field = field
 
 
 class RequestTooLarge(Exception):
@@ -151,7 +173,6 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from starlette.exceptions import HTTPException
         from starlette.responses import JSONResponse
 
         declared = dict(scope.get("headers") or []).get(b"content-length")
@@ -168,9 +189,72 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # FastAPI re-raises HTTPException from body parsing, so this becomes
-                    # the 413 answer rather than a generic "error parsing the body".
-                    raise HTTPException(413, self._message(f"over {self.max_bytes:,}"))
+                    raise RequestRefused(413, self._message(f"over {self.max_bytes:,}"),
+                                         field="body")
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+# A JSON string (escapes included), written as an unrolled loop so that it runs in linear time.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENERS = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSERS = np.frombuffer(b"]}", dtype=np.uint8)
+
+
+def json_depth(text: bytes | str) -> int:
+    """How deeply the arrays and objects of a JSON text nest; brackets in strings do not count.
+
+    It reads the text without parsing it, so it is safe on any input: a malformed text
+    gives some depth, and the parser then refuses it.
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    skeleton = np.frombuffer(_JSON_STRING.sub(b"", data), dtype=np.uint8)
+    step = np.isin(skeleton, _OPENERS).astype(np.int64) - np.isin(skeleton, _CLOSERS)
+    return int(np.cumsum(step).max(initial=0))
+
+
+def check_json_depth(text: bytes | str, max_depth: int, *, field: str) -> None:
+    """Refuse (422) a JSON text nested deeper than ``max_depth``, naming ``field``."""
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise RequestRefused(422, f"{field}: the JSON nests {depth:,} levels deep, over this "
+                                  f"server's limit max_json_depth={max_depth}; a request needs "
+                                  "about 4 levels", field=field)
+
+
+_FORM_TYPES = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+
+class JsonDepthLimit:
+    """ASGI middleware refusing (422) a body nested deeper than ``max_depth``.
+
+    Python's JSON parser recurses once per level, so 100,000 ``[`` would exhaust its
+    stack before any validation runs. The body is checked as the application reads it
+    (forms are left alone: their JSON fields are checked where they are parsed).
+    """
+
+    def __init__(self, app, max_depth: int):
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+        if content_type.split(b";")[0].strip().lower() in _FORM_TYPES:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+
+        async def checking_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    check_json_depth(b"".join(chunks), self.max_depth, field="body")
+                    chunks.clear()
+            return message
+
+        await self.app(scope, checking_receive, send)

@@ -85,11 +85,17 @@ def describe(served: ServedModel) -> dict:
     if served.kind == "predictor":
         schema = model.schema_
         classes = model.classes_
+        # The categories and tags the fitted transforms know, so that a client (the page's
+        # category menus) can offer them.
+        transform = getattr(model, "transform_", None)
+        categories = dict(getattr(transform, "vocab_", None) or {})
+        tags = {c: v.get("tags", []) for c, v in (getattr(transform, "tag_vocab_", None)
+                                                  or {}).items()}
         info.update({
             "label": schema.label,
             "problem_type": model.problem_type_,
             "classes": None if classes is None else [json_safe(c) for c in classes],
-            "columns": column_info(schema),
+            "columns": column_info(schema, categories, tags),
         })
     else:
         conditions = getattr(model, "conditions_", {}) or {}
@@ -99,3 +105,31 @@ def describe(served: ServedModel) -> dict:
         shape = getattr(model, "image_shape_", None)
         info["image_shape"] = None if shape is None else [int(v) for v in shape]
     return info
+
+
+# A value of each kind a client may send, for the examples in the OpenAPI document.
+_EXAMPLE_VALUES = {"numeric": 1.0, "text": "a short description", "datetime": "2024-01-31"}
+
+
+def example_row(info: dict) -> dict:
+    """A row that a predictor described by ``info`` accepts: each required column with a
+    value of its kind (its first known category or tag, for those)."""
+    row = {}
+    for column in info.get("columns") or []:
+        if column["required"]:
+            known = column.get("categories") or column.get("tags")
+            row[column["name"]] = known[0] if known else _EXAMPLE_VALUES.get(column["modality"])
+    return row
+
+
+def example_conditions(info: dict) -> dict:
+    """Conditions that a generator described by ``info`` accepts: a class, tag or the mean
+    of each non-text condition column (text columns take the prompt instead)."""
+    conditions = {}
+    for column, spec in (info.get("conditions") or {}).items():
+        known = spec.get("classes") or spec.get("tags")
+        if known:
+            conditions[column] = known[0]
+        elif spec.get("mean") is not None:
+            conditions[column] = spec["mean"]
+    return conditions

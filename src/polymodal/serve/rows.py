@@ -31,13 +31,23 @@ from polymodal.workflows.media import check_audio
 MEDIA_MODALITIES = ("image", "audio")
 
 
-def column_info(schema) -> list[dict]:
-    """What a client needs to fill a row: each feature column, its modality, and whether
-    a row may leave it out."""
-    return [{"name": name, "modality": schema.modality(name),
-             "required": schema.modality(name) not in OPTIONAL_MODALITIES,
-             "reason": schema.columns[name].reason}
-            for name in schema.features()]
+def column_info(schema, categories: Mapping[str, list] | None = None,
+                tags: Mapping[str, list] | None = None) -> list[dict]:
+    """What a client needs to fill a row: each feature column, its modality, whether a row
+    may leave it out, and the values the model knows (``categories`` of a categorical
+    column, ``tags`` of a multilabel one) when they are given."""
+    info = []
+    for name in schema.features():
+        modality = schema.modality(name)
+        column = {"name": name, "modality": modality,
+                  "required": modality not in OPTIONAL_MODALITIES,
+                  "reason": schema.columns[name].reason}
+        if modality == "categorical" and categories and name in categories:
+            column["categories"] = [json_safe(c) for c in categories[name]]
+        if modality == "multilabel" and tags and name in tags:
+            column["tags"] = [json_safe(t) for t in tags[name]]
+        info.append(column)
+    return info
 
 
 def rows_to_frame(rows: Sequence, files: Mapping[str, bytes], schema,

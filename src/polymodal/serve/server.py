@@ -7,6 +7,7 @@ requests in flight finish (their inference included), then runs the app's shutdo
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from polymodal.errors import ConfigError
 from polymodal.serve.limits import ServeLimits
@@ -16,13 +17,17 @@ LOOPBACK = "127.0.0.1"
 
 def run_server(directories: list[str | os.PathLike], *, host: str = LOOPBACK, port: int = 8000,
                names: list[str] | None = None, limits: ServeLimits | None = None,
+               allow_hosts: Sequence[str] = (), cors_origins: Sequence[str] = (),
                log_level: str = "info", on_ready=None, device: str = "auto") -> None:
     """Load every model folder and serve them until interrupted (blocks).
 
     ``host`` defaults to loopback: exposing models on a network is a choice to make
-    explicitly (``host="0.0.0.0"``). ``on_ready(models)`` is called once the models are
-    loaded, before the socket opens (the CLI prints what it serves). The models predict
-    and sample on ``device`` (the API's ``device=``).
+    explicitly (``host="0.0.0.0"``). Requests must name the server by a loopback name, by
+    ``host`` itself, or by one of ``allow_hosts`` in their Host header (see
+    :mod:`polymodal.serve.hosts`); ``cors_origins`` lets pages of those origins call it.
+    ``on_ready(models)`` is called once the models are loaded, before the socket opens
+    (the CLI prints what it serves). The models predict and sample on ``device`` (the
+    API's ``device=``).
     """
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port; choose one in 1..65535")
@@ -35,6 +40,6 @@ def run_server(directories: list[str | os.PathLike], *, host: str = LOOPBACK, po
     models = load_models(list(directories), names, device=device)
     if on_ready is not None:
         on_ready(models)
-    app = create_app(models, limits)
+    app = create_app(models, limits, allow_hosts=[host, *allow_hosts], cors_origins=cors_origins)
     uvicorn.run(app, host=host, port=port, log_level=log_level,
                 timeout_graceful_shutdown=30)

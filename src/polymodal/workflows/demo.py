@@ -294,7 +294,9 @@ def run_demo(
     steps.begin("report")
     doc.add_heading("Reproduce")
     doc.add_code(command)
-    doc.add_code(f"# config\n{pd.Series(result.headline).to_string()}")
+    doc.add_table(pd.DataFrame({"result": list(result.headline),
+                                "value": [str(v) for v in result.headline.values()]}),
+                  caption="The headline results of this run")
     md_path, html_path = doc.write(out_dir, stem="report")
     result.elapsed_s = time.perf_counter() - steps.start
     write_json(out_dir / "summary.json", {"headline": result.headline, "sections": result.sections,

@@ -34,7 +34,6 @@ Conditional Generative Models" (CAS).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import time
 import warnings
@@ -51,13 +50,14 @@ from polymodal.data.schema import infer_schema
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate import plots
 from polymodal.evaluate.generation import (
+    MIN_IMAGES_FOR_DISTRIBUTION_METRICS,
     frechet_distance,
     kernel_inception_distance,
     nearest_neighbour_distances,
     precision_recall,
 )
 from polymodal.evaluate.images import make_grid, png_bytes
-from polymodal.evaluate.report import Document
+from polymodal.evaluate.report import Document, config_table, small_sample_warning
 from polymodal.workflows.judge import Judge, PixelJudge
 
 # Images per Generator.sample call: bounds sampling memory, not the results' quality.
@@ -337,14 +337,17 @@ def _pairs_grid(samples: np.ndarray, train: np.ndarray, distances: np.ndarray) -
 def _metrics_frame(m: dict) -> pd.DataFrame:
     """The headline table: each metric with its floor (real vs real) and ceiling."""
     nan = float("nan")
+    few = (f"UNRELIABLE at {m['n_compared']} images per set; "
+           if m["n_compared"] < MIN_IMAGES_FOR_DISTRIBUTION_METRICS else "")
     rows = [
         ("Fréchet distance (judge features)", m["fd"], m["fd_floor"], m["fd_ceiling"],
-         "lower is better; floor = two real sets"),
-        ("KID (judge features)", m["kid"], m["kid_floor"], m["kid_ceiling"], "lower is better"),
+         f"{few}lower is better; floor = two real sets"),
+        ("KID (judge features)", m["kid"], m["kid_floor"], m["kid_ceiling"],
+         f"{few}lower is better"),
         ("precision (k=3)", m["precision"], m["precision_floor"], m["precision_ceiling"],
-         "samples inside the real manifold"),
+         f"{few}samples inside the real manifold"),
         ("recall (k=3)", m["recall"], m["recall_floor"], m["recall_ceiling"],
-         "reals covered by the samples"),
+         f"{few}reals covered by the samples"),
         ("conditional accuracy", m.get("conditional_accuracy", nan),
          m.get("judge_accuracy_real", nan), nan,
          "judge on samples vs the class asked; floor column = judge on real held-out"),
@@ -534,6 +537,11 @@ def _report(generator, metrics: dict, samples, asked, classes, train_images, pix
         f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
     )
     doc.add_heading("Metrics")
+    warning = small_sample_warning(metrics["n_compared"], MIN_IMAGES_FOR_DISTRIBUTION_METRICS,
+                                   unit="images per set",
+                                   what="Fréchet distance, KID, precision and recall")
+    if warning:
+        doc.add_warning(warning)
     doc.add_table(_metrics_frame(metrics))
     if skipped:
         doc.add_text("Left out:")
@@ -560,5 +568,5 @@ def _report(generator, metrics: dict, samples, asked, classes, train_images, pix
         doc.add_image(curve, "Training loss vs step", filename="training_curve.png")
     if callable(getattr(generator, "config_dict", None)):
         doc.add_heading("Config")
-        doc.add_code(json.dumps(generator.config_dict(), indent=2, default=str), language="json")
+        doc.add_table(config_table(generator.config_dict()), max_rows=500)
     return doc
