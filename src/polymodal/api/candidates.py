@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polymodal.api.candidate_costs import CostPlan, Probe, plan_classic, save_seconds
 from polymodal.api.neural import (
     EVAL_BATCH_SIZE,
     NeuralCandidate,
@@ -45,6 +46,7 @@ from polymodal.models.classic import (
     classic_threads,
     flat_features,
 )
+from polymodal.models.classic_file import load_writer
 from polymodal.train import TrainConfig
 from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
@@ -63,6 +65,7 @@ FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is to
 # many rows: forests and boosting on pooled pixels gain little from more, and computing
 # flat features for every row costs seconds the network uses better.
 CLASSIC_MEDIA_MAX_ROWS = 20_000
+FLAT_BATCH_SIZE = 65_536  # rows per batch of flat features when no column is media
 
 
 def candidate_outputs(dataset: TableDataset, models: dict, spec: dict,
@@ -111,23 +114,34 @@ class CandidateRun:
     neural_config: dict | None = None
     refit_models: list = dataclasses.field(default_factory=list)
     too_small: bool = False  # the budget left room for the fallback forest alone
+    cost_probe: Probe | None = None  # times a classic candidate's smallest fit (tests fake it)
+    subsampled: set = dataclasses.field(default_factory=set)  # classic models fitted on a subsample
 
     @functools.cached_property
     def spec(self) -> dict:
         """The fitted transform's feature spec, built once per run."""
         return self.transform.feature_spec()
 
-    def record(self, name: str, outputs: np.ndarray, fit_s: float, predict_s: float,
-               **extra) -> None:
-        """A candidate's validation outputs, its leaderboard row and its log record."""
+    def record(self, name: str, outputs: np.ndarray, fit_s: float, predict_s: float, *,
+               note: str = "", **extra) -> None:
+        """A candidate's validation outputs, its leaderboard row and its log record;
+        ``note`` says what its budget changed (rows subsampled, and why)."""
         value = float(self.score(outputs))
         self.val_outputs[name] = outputs
-        self.rows.append({"model": name, f"val_{self.metric}": value,
-                          "fit_time_s": round(fit_s, 3), "predict_time_s": round(predict_s, 3)})
+        self.rows.append({"model": name, f"val_{self.metric}": value, "fit_time_s":
+                          round(fit_s, 3), "predict_time_s": round(predict_s, 3), "note": note})
         self.log.append({"event": "candidate", "model": name, f"val_{self.metric}": value,
-                         "fit_time_s": fit_s, "predict_time_s": predict_s, **extra})
+                         "fit_time_s": fit_s, "predict_time_s": predict_s, "note": note,
+                         **extra})
         self.say(f"  {name:<24} val {self.metric} {value:.4f}   fit {fit_s:.1f} s   "
-                 f"predict {predict_s:.2f} s")
+                 f"predict {predict_s:.2f} s" + (f"   ({note})" if note else ""))
+
+    def skip(self, name: str, note: str, *, spent_s: float = 0.0) -> None:
+        """A candidate the budget left out: a leaderboard row without a score, saying why."""
+        self.rows.append({"model": name, f"val_{self.metric}": math.nan,
+                          "fit_time_s": round(spent_s, 3), "predict_time_s": 0.0, "note": note})
+        self.log.append({"event": "skipped", "model": name, "note": note, "time_s": spent_s})
+        self.say(f"  {name:<24} {note}")
 
     # ------------------------------------------------------------------ features
 
@@ -156,19 +170,24 @@ class CandidateRun:
         # may be training the network in another thread meanwhile.
         dataset = copy.copy(dataset)
         dataset.train = False
-        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0,
+        # Rows without media are gathered by slicing arrays: large batches cost nothing.
+        media = self.spec["image_shapes"] or self.spec["audio_shapes"]
+        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE if media else FLAT_BATCH_SIZE,
+                             shuffle=False, seed=0,
                              sampler=None if rows is None else rows.tolist())
         return np.concatenate([flat_features(b, self.spec, numbers) for b in loader])
 
     # ------------------------------------------------------------------ 1. classic
 
     def fit_classic(self, x_train, y_train, x_val, categorical: list[bool], *,
-                    models: dict | None = None, say=None, record=None) -> bool:
-        """Fit the classic candidates; True when the budget was too small for more than the
-        fallback forest. ``models``, ``say`` and ``record`` default to this run's own."""
+                    models: dict | None = None, say=None, record=None, skip=None) -> bool:
+        """Fit the classic candidates, each as its cost plan says (:mod:`candidate_costs`);
+        True when the budget was too small for more than the fallback forest. ``models``,
+        ``say``, ``record`` and ``skip`` default to this run's own."""
         models = self.models if models is None else models
         say = self.say if say is None else say
         record = self.record if record is None else record
+        skip = self.skip if skip is None else skip
         too_small = self.budget.left_s() < MIN_TRAIN_S
         if too_small:
             message = (f"time_limit={self.time_limit} s is too small to train anything (reading "
@@ -178,28 +197,40 @@ class CandidateRun:
             warnings.warn(message, UserWarning, stacklevel=4)
             say(f"[yellow]warning:[/] {message}")
         candidates, n_outputs = self.recipe.candidates, self.spec["n_outputs"]
+        if self.budget.time_limit_s is not None:
+            load_writer()  # the save's slow first import, inside the fit that plans for it
         # Too small a budget: the fallback forest alone, whatever the recipe lists.
         for kind in ("random_forest",) if too_small else candidates.classic:
             left = self.budget.left_s()
-            if kind != "random_forest" and left < MIN_TRAIN_S:
-                say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
+            if models and left < MIN_TRAIN_S:
+                skip(kind, f"skipped: {max(0.0, left):.1f} s left of the time limit")
                 continue
             model = ClassicModel(kind, self.problem_type, n_outputs, categorical=categorical,
                                  seed=self.seed)
             fit_start = time.perf_counter()
             if too_small:
-                rng = np.random.default_rng(self.seed)
-                kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
-                model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
+                plan = CostPlan(rows=np.sort(np.random.default_rng(self.seed).permutation(
+                    len(x_train))[:FALLBACK_ROWS]), note=f"fallback: {FALLBACK_TREES} trees on at most {FALLBACK_ROWS} rows")
+                model.fit(x_train[plan.rows], y_train[plan.rows], max_size=FALLBACK_TREES)
             else:
-                model.fit(x_train, y_train,
+                share_s = self.budget.share_s(candidates.shares.get(kind, 0.0))
+                plan = plan_classic(model, x_train, y_train, share_s, seed=self.seed,
+                                    required=not models, probe=self.cost_probe)
+                if plan.skip:
+                    skip(kind, plan.note, spent_s=plan.probe_s)
+                    continue
+                rows = slice(None) if plan.rows is None else plan.rows
+                model.fit(x_train[rows], y_train[rows],
                           time_limit_s=self.budget.share_s(candidates.shares.get(kind, 0.0)))
             fit_s = time.perf_counter() - fit_start
             predict_start = time.perf_counter()
             outputs = model.predict_outputs(x_val)
             models[kind] = model
-            record(kind, outputs, fit_s, time.perf_counter() - predict_start,
-                   complete=model.complete_)
+            if plan.rows is not None:
+                self.subsampled.add(kind)  # its refit on all rows would cost n / rows more
+            record(kind, outputs, fit_s, time.perf_counter() - predict_start, note=plan.note,
+                   complete=model.complete_, probe_s=plan.probe_s, estimate_s=plan.estimate_s,
+                   num_rows=len(x_train) if plan.rows is None else len(plan.rows))
         return too_small
 
     def refit_reserve_s(self, num_all_rows: int) -> float:
@@ -215,16 +246,21 @@ class CandidateRun:
     # ------------------------------------------------------------------ 2. neural
 
     def fit_neural(self, *, resume_dir=None, checkpoint_every_s: float = 30.0,
-                   callbacks: Sequence = (), refit_reserve_s: float = 0.0, record=None) -> None:
+                   callbacks: Sequence = (), refit_reserve_s: float = 0.0, record=None,
+                   skip=None) -> None:
         """Train the fusion network in what is left of the budget, minus a reserve for the
-        ensemble, the validation scoring and the classic models' refit."""
+        ensemble, the validation scoring, the classic models' refit and saving them."""
         record = self.record if record is None else record
         left = self.budget.left_s()
-        reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s
+        save_s = save_seconds(self.models.values())
+        reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s + save_s
                    if not math.isinf(left) else 0.0)
         time_s = None if math.isinf(left) else left - reserve
+        self.log.append({"event": "reserve", "seconds": reserve, "save_s": save_s,
+                         "refit_s": refit_reserve_s})
         if time_s is not None and time_s < MIN_NEURAL_S:
-            self.say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
+            (skip or self.skip)(NEURAL, f"skipped: {max(0.0, time_s):.1f} s left of the "
+                                "time limit")
             return
         spec, net, training = self.spec, self.recipe.network, self.recipe.training
         n_train = len(self.train_ds)
@@ -310,7 +346,8 @@ class CandidateRun:
                     x_train, y_train, x_val = self.flat_features()
                     self.fit_classic(x_train, y_train, x_val, categorical, models=classic,
                                      say=messages.append,
-                                     record=lambda *a, **k: calls.append((a, k)))
+                                     record=lambda *a, **k: calls.append((self.record, a, k)),
+                                     skip=lambda *a, **k: calls.append((self.skip, a, k)))
                     if refit:
                         refits.update(self._refit_before(classic, calls, network_end, x_train,
                                                          y_train, x_val, messages))
@@ -327,7 +364,8 @@ class CandidateRun:
         try:
             self.fit_neural(resume_dir=resume_dir, checkpoint_every_s=checkpoint_every_s,
                             callbacks=[*callbacks, take_back],
-                            record=lambda *a, **k: neural_calls.append((a, k)))
+                            record=lambda *a, **k: neural_calls.append((self.record, a, k)),
+                            skip=lambda *a, **k: neural_calls.append((self.skip, a, k)))
         finally:
             worker.join()
             torch.set_num_threads(threads)
@@ -338,8 +376,8 @@ class CandidateRun:
         for kind in CLASSIC_KINDS:  # the order the sequential path records them in
             if kind in classic:
                 self.models[kind] = classic[kind]
-        for args, kwargs in calls + neural_calls:
-            self.record(*args, **kwargs)
+        for method, args, kwargs in calls + neural_calls:
+            method(*args, **kwargs)
         return refits
 
     # ------------------------------------------------------------------ 3. refit
@@ -354,7 +392,7 @@ class CandidateRun:
             x_all, y_all = self._all_rows(x_train, y_train, x_val)
             fit_times = {r["model"]: r["fit_time_s"] for r in self.rows}
         for name, model in list(kept.items()):
-            if not isinstance(model, ClassicModel):
+            if not isinstance(model, ClassicModel) or name in self.subsampled:
                 continue
             if prefitted is not None:
                 if name not in prefitted:
@@ -390,9 +428,11 @@ class CandidateRun:
         """Refit each of ``classic`` on all labelled rows, each only when its estimated cost
         ends before ``deadline`` (a ``perf_counter`` time)."""
         x_all, y_all = self._all_rows(x_train, y_train, x_val)
-        fit_times = {args[0]: args[2] for args, _ in calls}
+        fit_times = {args[0]: args[2] for method, args, _ in calls if method == self.record}
         refits = {}
         for name, model in classic.items():
+            if name in self.subsampled:
+                continue
             estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
             if time.perf_counter() + estimate_s > deadline:
                 messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
