@@ -21,7 +21,7 @@ from polymodal.models.classic import ClassicModel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROWS = 3_000  # more than the probe's slice (PROBE_MIN_ROWS), so the plan probes
+ROWS = 4_000  # PROBE_MIN_MULTIPLE probe slices (PROBE_MIN_ROWS each): the plan probes
 
 
 def _xy(rows: int = ROWS) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +56,7 @@ def test_a_cheap_candidate_trains_on_every_row():
 
 
 def test_a_costly_candidate_trains_on_the_subsample_that_fits_its_share():
-    n, share_s = 6_000, 10.0
+    n, share_s = 8_000, 10.0
     x, y = _xy(n)
     # The whole table would take twice the share; the plan aims at TARGET_SHARE of it.
     per_unit = 2 * share_s / row_cost("random_forest", n)
@@ -97,7 +97,7 @@ def test_no_limit_or_a_table_no_larger_than_the_probe_is_not_probed():
 
     x, y = _xy()
     assert plan_classic(_model(), x, y, None, seed=0, probe=refuse).rows is None
-    small_x, small_y = _xy(500)
+    small_x, small_y = _xy(ROWS - 1)
     assert plan_classic(_model(), small_x, small_y, 0.001, seed=0, probe=refuse).rows is None
 
 
@@ -113,7 +113,7 @@ def test_predictor_records_a_skipped_candidate_in_the_leaderboard_and_the_log(
         return linear_probe(1.0 if model.kind == "extra_trees" else 1e-12)
 
     monkeypatch.setattr(candidate_costs, "time_smallest_fit", fake)
-    x, y = _xy()
+    x, y = _xy(int(ROWS / 0.8) + 10)  # enough training rows to probe after the split
     table = pd.DataFrame(x, columns=["a", "b", "c"])
     table["label"] = np.where(y == 1, "yes", "no")
     p = Predictor("label", time_limit=600, verbosity=0,

@@ -32,6 +32,9 @@ PROBE_MIN_ROWS, PROBE_MAX_ROWS = 1_000, 20_000  # ... within these bounds
 # covers the error of an extrapolation from a timing on a busy machine.
 TARGET_SHARE = 0.5
 MIN_ROWS = 1_000  # below this a subsample is not worth fitting: the candidate is skipped
+# Tables with fewer rows than this many probe slices are not probed: the probe would cost
+# a good part of the fit it plans, and the chunked deadline bounds such a fit anyway.
+PROBE_MIN_MULTIPLE = 4
 
 # seconds of the smallest model of ``kind`` on ``rows`` of (x, y): what the probe returns
 Probe = Callable[[str, np.ndarray, np.ndarray], float]
@@ -72,8 +75,8 @@ def plan_classic(model: ClassicModel, x: np.ndarray, y: np.ndarray, share_s: flo
     skipped trains on ``MIN_ROWS`` rows instead."""
     n = len(x)
     m = probe_slice(n)
-    if share_s is None or m >= n:
-        return CostPlan()  # no limit, or a table no larger than the probe: the deadline does
+    if share_s is None or n < PROBE_MIN_MULTIPLE * m:
+        return CostPlan()  # no limit, or a table too small to probe: the deadline does
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)  # one seeded order: the probe's slice and any subsample
     sliced = np.sort(order[:m])

@@ -236,7 +236,7 @@ class CandidateRun:
     def refit_reserve_s(self, num_all_rows: int) -> float:
         """Time to keep back from the network for refitting the classic models on
         ``num_all_rows`` rows (step 3)."""
-        left = self.budget.left_s()
+        left = max(0.0, self.budget.left_s())
         if math.isinf(left):
             return 0.0
         fit_s = sum(r["fit_time_s"] for r in self.rows)

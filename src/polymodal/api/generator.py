@@ -324,6 +324,7 @@ class Generator:
         if steps == 0:
             self._say("[yellow]note:[/] no final sample grid: the time limit has no room "
                       "left for it")
+            (folder / "samples").mkdir(parents=True, exist_ok=True)  # so save() makes none
             return
         if steps < sampling.num_steps:
             self._say(f"final sample grid with {steps} sampler steps instead of "
