@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -93,15 +94,21 @@ def run_job(name: str, limit_s: float, argv: list, out: Path) -> dict:
     target = out / name
     shutil.rmtree(target, ignore_errors=True)
     command = [str(CLI), *map(str, argv), "--out", str(target), "--time-limit", str(limit_s)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200"})
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
     bound = SLACK_FACTOR * limit_s + SLACK_S
+    # cpu_s: the command's CPU seconds (all its threads); far below wall x threads on a
+    # machine whose other work leaves the command little of its cores.
     return {"job": name, "limit_s": limit_s, "wall_s": round(wall, 1),
             "ratio": round(wall / limit_s, 2), "bound_s": round(bound, 1),
+            "cpu_s": round(cpu, 1),
             "exit": done.returncode, "pass": done.returncode == 0 and wall <= bound}
 
 

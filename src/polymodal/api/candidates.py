@@ -1,17 +1,18 @@
 """The Predictor's candidates trained on one fit's data, within its budget.
 
-:class:`CandidateRun` holds what every step shares — the training and validation rows,
-the feature spec, the budget, the validation scorer, the recipe — and what the steps
-produce: the fitted models, their validation outputs and leaderboard rows, the log. Its
-steps, in the order ``Predictor.fit`` calls them:
+:class:`CandidateRun` holds what every step shares (training and validation rows, feature
+spec, budget, validation scorer, recipe) and what the steps produce (fitted models, their
+validation outputs, leaderboard rows, the log). Its steps, in ``Predictor.fit``'s order:
 
 1. :meth:`~CandidateRun.fit_classic` — the scikit-learn candidates on flat features
-   (:mod:`polymodal.models.classic`), each within its recipe share of what is left;
+   (:mod:`polymodal.models.classic`), each within its recipe share of what is left, as
+   its cost plan says (:mod:`polymodal.api.candidate_costs`: all rows, a subsample, or
+   skipped, with the reason in the leaderboard's ``note``);
 2. :meth:`~CandidateRun.fit_neural` — the fusion network with the shared training loop
-   (:mod:`polymodal.api.neural`), in what is left minus a reserve;
-   on media tables with two or more threads, :meth:`~CandidateRun.fit_side_by_side`
-   runs both at once: the classic models in a side thread with one CPU thread, the
-   network in this one with the rest (and all of them once the side thread ends);
+   (:mod:`polymodal.api.neural`), in what is left minus a reserve (ensemble, scoring,
+   refits, saving); on media tables with two or more threads
+   :meth:`~CandidateRun.fit_side_by_side` runs both at once: the classic models in a side
+   thread with one CPU thread, the network in this one with the rest;
 3. :meth:`~CandidateRun.refit_on_all_rows` — the kept classic models again on train +
    validation rows, when the budget has time (AutoGluon's "refit_full").
 """
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from polymodal.api.candidate_costs import CostPlan, Probe, plan_classic, save_seconds
+from polymodal.api.candidate_outputs import candidate_outputs
 from polymodal.api.neural import (
     EVAL_BATCH_SIZE,
     NeuralCandidate,
@@ -60,33 +62,15 @@ RESERVE_SHARE = 0.05  # kept back for the ensemble and scoring the validation se
 MIN_RESERVE_S = 0.5
 MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
 MIN_NEURAL_S = 2.0  # the network needs at least this to take a few steps
+# ... and this share of the limit: its first step and final scoring cannot be cut short,
+# and on a busy CPU they alone can outlast a smaller remainder (bench/RESULTS.md, 'budget').
+MIN_NEURAL_SHARE = 0.15
 FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is too small
 # On media tables larger than this the classic models train on a seeded sample of this
 # many rows: forests and boosting on pooled pixels gain little from more, and computing
 # flat features for every row costs seconds the network uses better.
 CLASSIC_MEDIA_MAX_ROWS = 20_000
 FLAT_BATCH_SIZE = 65_536  # rows per batch of flat features when no column is media
-
-
-def candidate_outputs(dataset: TableDataset, models: dict, spec: dict,
-                      vocab: dict) -> dict[str, np.ndarray]:
-    """Each model's outputs over the dataset's rows, in one pass over its batches
-    (``vocab``: the fitted transform's categories, for the flat features)."""
-    classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
-    neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
-    flats: list[np.ndarray] = []
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
-    numbers = category_numbers(vocab)
-    for batch in make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0):
-        if classic:
-            flats.append(flat_features(batch, spec, numbers))
-        for name, model in neural.items():
-            parts[name].append(model.predict_outputs(batch))
-    outputs = {name: np.concatenate(p) for name, p in parts.items()}
-    if classic:
-        x = np.concatenate(flats)
-        outputs.update({name: m.predict_outputs(x) for name, m in classic.items()})
-    return outputs
 
 
 @dataclasses.dataclass
@@ -258,7 +242,8 @@ class CandidateRun:
         time_s = None if math.isinf(left) else left - reserve
         self.log.append({"event": "reserve", "seconds": reserve, "save_s": save_s,
                          "refit_s": refit_reserve_s})
-        if time_s is not None and time_s < MIN_NEURAL_S:
+        if time_s is not None and time_s < max(MIN_NEURAL_S,
+                                               MIN_NEURAL_SHARE * self.budget.time_limit_s):
             (skip or self.skip)(NEURAL, f"skipped: {max(0.0, time_s):.1f} s left of the "
                                 "time limit")
             return
@@ -405,7 +390,7 @@ class CandidateRun:
                              f"s, {max(0.0, self.budget.left_s()):.1f} s left")
                     continue
                 fit_start = time.perf_counter()
-                refitted = _refit(model, x_all, y_all)
+                refitted = model.refit_like(x_all, y_all)
                 fit_s, num_rows = time.perf_counter() - fit_start, len(x_all)
             kept[name] = candidates[name] = refitted
             self.refit_models.append(name)
@@ -438,7 +423,7 @@ class CandidateRun:
                 messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
                 continue
             fit_start = time.perf_counter()
-            refits[name] = (_refit(model, x_all, y_all), time.perf_counter() - fit_start,
+            refits[name] = (model.refit_like(x_all, y_all), time.perf_counter() - fit_start,
                             len(x_all))
         return refits
 
@@ -458,12 +443,3 @@ class _ThreadsBack:
         torch.set_num_threads(self.threads)
         self.log.append({"event": "network_threads", "threads": self.threads,
                          "step": state.step})
-
-
-def _refit(model: ClassicModel, x_all: np.ndarray, y_all: np.ndarray) -> ClassicModel:
-    """A classic model of the same kind and size as ``model``, fitted on ``x_all``."""
-    refitted = ClassicModel(model.kind, model.problem_type, model.n_outputs,
-                            categorical=model.categorical, seed=model.seed)
-    refitted.fit(x_all, y_all, max_size=model.size_)
-    refitted.complete_ = model.complete_
-    return refitted

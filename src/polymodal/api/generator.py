@@ -94,7 +94,9 @@ class Generator:
         image_size: side of the square images generated; ``None`` infers it from the data.
         image_channels: 1 or 3; ``None`` infers it (1 when most images are grey).
         seed: seeds the weights, the training order and the noise; the same seed and
-            data give identical weights on CPU (with no time limit).
+            data give identical weights on CPU with no time limit, or with a step budget
+            (``recipe={"training.max_steps": N}``, ``generate fit --steps N``); a
+            wall-clock limit is not reproducible (the steps that fit depend on the load).
         time_limit: seconds for the whole ``fit``; ``None`` trains the preset's epochs.
         preset: ``"fast"`` or ``"best"`` (see :func:`~polymodal.recipes.generator.preset_recipe`).
         text_encoder: for text conditions and prompts: ``"auto"`` (MiniLM's sentence

@@ -432,6 +432,14 @@ class ClassicModel:
                 break
         return models
 
+    def refit_like(self, X: np.ndarray, y: np.ndarray) -> ClassicModel:
+        """A model of this one's kind and size (trees, iterations), fitted on ``X``."""
+        refitted = ClassicModel(self.kind, self.problem_type, self.n_outputs,
+                                categorical=self.categorical, seed=self.seed)
+        refitted.fit(X, y, max_size=self.size_)
+        refitted.complete_ = self.complete_
+        return refitted
+
     @property
     def size_(self) -> int | None:
         """Trees (forests) or boosting iterations grown; None for linear and per-tag models."""

@@ -56,6 +56,7 @@ from polymodal.workflows.judge import Judge, sorted_classes
 DEFAULT_RATIO = 1.0  # synthetic rows per real labelled row when neither per_class nor ratio is set
 SAMPLE_CHUNK = 500  # images per Generator.sample call: bounds memory, not results
 TIMING_CHUNK = 16  # under a time limit, the first call's images: it times the pace
+DEADLINE_CHUNK = 64  # under a time limit, the later calls' (sampling stops between calls)
 FILTER_ROUNDS = 3  # sampling rounds at most when the filter drops images (first + 2 refills)
 DEFAULT_JUDGE_TIME_LIMIT_S = 30.0
 # Within a predictor's share of its budget (AugmentConfig.__call__): the generator's and
@@ -321,7 +322,7 @@ def _sample_classes(generator, wanted: dict, label: str, config: AugmentConfig,
 
     With a ``deadline`` (a ``time.perf_counter()`` value) sampling stops at the last
     chunk that fits before it; the classes take turns, so each gets its share of what
-    was sampled, and the first chunk is small, to time the pace.
+    was sampled, and the chunks are small, the first to time the pace.
     """
     asked = [c for c, n in wanted.items() for _ in range(n)]
     if deadline is not None:  # round robin: the k-th image of every class, then the next
@@ -332,10 +333,11 @@ def _sample_classes(generator, wanted: dict, label: str, config: AugmentConfig,
     while begin < len(asked):
         size = SAMPLE_CHUNK
         if deadline is not None:
-            left_s = deadline - time.perf_counter()
-            size = (TIMING_CHUNK if per_image_s is None
-                    else min(SAMPLE_CHUNK, int(left_s / per_image_s)))
-            if size < 1 or left_s <= 0:
+            # Sizes fixed in advance (not fitted to the time left), so that the same seed
+            # gives the same images whenever the deadline does not cut sampling short.
+            size = TIMING_CHUNK if k == 0 else DEADLINE_CHUNK
+            needed_s = 0.0 if per_image_s is None else per_image_s * min(size, len(asked) - begin)
+            if time.perf_counter() + needed_s > deadline:
                 break
         part = asked[begin:begin + size]
         start = time.perf_counter()
