@@ -73,8 +73,9 @@ def test_a_costly_candidate_trains_on_the_subsample_that_fits_its_share():
 
 def test_a_fixed_cost_is_not_scaled_with_the_rows():
     x, y = _xy()
-    # 3 s of set-up whatever the rows, almost nothing per row: fits a 10 s share whole.
-    plan = plan_classic(_model("hist_gradient_boosting"), x, y, 10.0, seed=0,
+    # 3 s of set-up whatever the rows, almost nothing per row: fits a 40 s share whole
+    # (the whole table would "cost" 3 s x 4 at a fixed cost per row).
+    plan = plan_classic(_model("hist_gradient_boosting"), x, y, 40.0, seed=0,
                         probe=linear_probe(1e-9, fixed_s=3.0))
     assert plan.rows is None and not plan.skip
     assert plan.estimate_s == pytest.approx(3.0, abs=0.01)
@@ -89,6 +90,14 @@ def test_a_candidate_that_cannot_fit_is_skipped_with_the_reason_unless_required(
     required = plan_classic(_model("extra_trees"), x, y, 1.0, seed=0, required=True,
                             probe=linear_probe(1.0))
     assert not required.skip and len(required.rows) == MIN_ROWS
+
+
+def test_a_costly_first_timing_is_not_repeated_on_the_whole_slice():
+    x, y = _xy()
+    probe = linear_probe(1.0)  # the quarter slice alone takes far more than the share
+    plan = plan_classic(_model(), x, y, 10.0, seed=0, probe=probe)
+    assert probe.asked == [math.ceil(probe_slice(ROWS) / 4)]
+    assert plan.skip
 
 
 def test_no_limit_or_a_table_no_larger_than_the_probe_is_not_probed():

@@ -35,6 +35,9 @@ MIN_ROWS = 1_000  # below this a subsample is not worth fitting: the candidate i
 # Tables with fewer rows than this many probe slices are not probed: the probe would cost
 # a good part of the fit it plans, and the chunked deadline bounds such a fit anyway.
 PROBE_MIN_MULTIPLE = 4
+# When the first (quarter-slice) timing already took this share of the candidate's time,
+# the second is left out and the cost is taken as proportional to the rows.
+PROBE_MAX_SHARE = 0.1
 
 # seconds of the smallest model of ``kind`` on ``rows`` of (x, y): what the probe returns
 Probe = Callable[[str, np.ndarray, np.ndarray], float]
@@ -86,11 +89,16 @@ def plan_classic(model: ClassicModel, x: np.ndarray, y: np.ndarray, share_s: flo
     # binning) from the cost per row: scaling the fixed cost with the rows would
     # overestimate a large table many times over.
     quarter = sliced[::4]
-    small_s, seconds = probe(model.kind, x[quarter], y[quarter]), probe(model.kind, x[sliced], y[sliced])
+    small_s = probe(model.kind, x[quarter], y[quarter])
+    if small_s > PROBE_MAX_SHARE * share_s:  # the second timing would cost too much: one will do
+        seconds, m = small_s, len(quarter)
+        per_unit, fixed_s = small_s / row_cost(model.kind, m), 0.0
+    else:
+        seconds = probe(model.kind, x[sliced], y[sliced])
+        per_unit = max(0.0, seconds - small_s) / (row_cost(model.kind, m)
+                                                  - row_cost(model.kind, len(quarter)))
+        fixed_s = max(0.0, seconds - per_unit * row_cost(model.kind, m))
     probe_s = time.perf_counter() - start
-    per_unit = max(0.0, seconds - small_s) / (row_cost(model.kind, m)
-                                              - row_cost(model.kind, len(quarter)))
-    fixed_s = max(0.0, seconds - per_unit * row_cost(model.kind, m))
     estimate = fixed_s + per_unit * row_cost(model.kind, n)
     target = TARGET_SHARE * max(0.0, share_s - probe_s)
     if estimate <= target:
