@@ -7,19 +7,26 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install bench clean system-deps
+.PHONY: demo test lint install constraints bench clean system-deps
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch is pinned first so that no dependency pulls a multi-GB CUDA build.
-$(STAMP): $(BIN)/python pyproject.toml
+# torch is pinned first so that no dependency pulls a multi-GB CUDA build; everything
+# else installs at the exact versions the tests passed with (constraints.txt).
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[all,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After a dependency change has passed `make test`: record the versions it passed with.
+constraints: $(BIN)/python
+	{ echo "# Exact versions the tests passed with; written by 'make constraints' (pip freeze)."; \
+	  echo "# torch is pinned by the Makefile itself (its CPU build), the project is not listed."; \
+	  $(BIN)/pip freeze --exclude-editable --exclude torch; } > constraints.txt
 
 demo: $(STAMP) system-deps
 	$(BIN)/polymodal demo

@@ -1,13 +1,20 @@
 """The ``polymodal`` command: thin commands over the Python API.
 
-User mistakes (any :class:`polymodal.errors.PolymodalError`) print one line to stderr
-and exit with status 2; nothing a user can cause prints a traceback. Heavy modules are
-imported inside commands so ``polymodal --help`` stays fast.
+User mistakes (any :class:`polymodal.errors.PolymodalError`) and usage errors (an unknown
+option or command, a missing argument, a bad value) print one line to stderr (usage
+errors with the usage hint) and exit with status 2; nothing a user can cause prints a
+traceback. Every command takes ``-v/--verbose`` and ``-q/--quiet`` (only errors and the
+final result) and ends its ``--help`` with an example. Heavy modules are imported inside
+commands so ``polymodal --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import enum
+import functools
+import inspect
 import json
+import logging
 import os
 import sys
 import time
@@ -40,10 +47,110 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+# ------------------------------------------------------------------ common options
+
+
+class Device(enum.StrEnum):
+    """``--device``: where training, prediction and sampling run (the API's ``device=``;
+    the same names as :data:`polymodal.train.devices.DEVICES`)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+def _device_option() -> typer.models.OptionInfo:
+    return typer.Option(Device.auto, "--device",
+                        help="auto (a GPU when there is one, else the CPU), cpu, cuda or mps.")
+
+
+class _Verbosity:
+    """This command's -q/-v: 0 quiet (errors and the final result), 1 normal, 2 verbose."""
+
+    level = 1
+
+
+class _StderrLog(logging.Handler):
+    """With -v: polymodal's log records on stderr, except the API's INFO records, which
+    repeat what its console lines already said."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.INFO and record.name.startswith("polymodal.api"):
+            return
+        err.print(f"[dim]{record.levelname.lower()}:[/] {record.getMessage()}",
+                  highlight=False, soft_wrap=True)
+
+
+_LOG_HANDLER = _StderrLog(logging.DEBUG)
+
+
+def _set_verbosity(verbose: bool, quiet: bool) -> None:
+    if verbose and quiet:
+        _fail("pass -v/--verbose or -q/--quiet, not both")
+    _Verbosity.level = 0 if quiet else 2 if verbose else 1
+    log = logging.getLogger("polymodal")
+    log.removeHandler(_LOG_HANDLER)
+    log.setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    if verbose:
+        log.addHandler(_LOG_HANDLER)
+
+
+def _info(*objects, **kwargs) -> None:
+    """Print what is not the command's final result (silenced by -q)."""
+    if _Verbosity.level > 0:
+        out.print(*objects, **kwargs)
+
+
+_VERBOSITY_OPTIONS = (
+    ("verbose", ("--verbose", "-v"), "Also print the library's debug messages."),
+    ("quiet", ("--quiet", "-q"), "Print only errors and the final result (no progress bar)."),
+)
+
+
+def _command(group: typer.Typer, name: str, *, example: str):
+    """Register the decorated function as command ``name`` of ``group``, with -v/-q added
+    to its options and ``example`` at the end of its --help."""
+
+    def register(func):
+        signature = inspect.signature(func, eval_str=True)
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                   default=typer.Option(False, *flags, help=text))
+                 for name, flags, text in _VERBOSITY_OPTIONS]
+
+        @functools.wraps(func)
+        def command(*args, verbose: bool = False, quiet: bool = False, **kwargs):
+            _set_verbosity(verbose, quiet)
+            return func(*args, **kwargs)
+
+        command.__signature__ = signature.replace(
+            parameters=[*signature.parameters.values(), *extra])
+        command.__annotations__ = {**func.__annotations__, "verbose": bool, "quiet": bool}
+        return group.command(name, epilog=f"Example: {example}")(command)
+
+    return register
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from polymodal import __version__
+
+        out.print(f"polymodal {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _top_level(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                 help="Print polymodal's version and exit."),
+) -> None:
+    """Multimodal learning and conditional image generation from one table, CPU first."""
+
+
 # ---------------------------------------------------------------------------- data
 
 
-@data_app.command("inspect")
+@_command(data_app, "inspect", example="polymodal data inspect train.csv --label price")
 def data_inspect(
     table: str = typer.Argument(..., help="CSV/TSV/Parquet/JSONL file, image folder, or IDX file."),
     label: str | None = typer.Option(None, "--label", "-l", help="The column to predict."),
@@ -75,7 +182,7 @@ def data_inspect(
 # ------------------------------------------------------------------------ datasets
 
 
-@datasets_app.command("list")
+@_command(datasets_app, "list", example="polymodal datasets list")
 def datasets_list() -> None:
     """List the built-in datasets and whether each is available here."""
     from polymodal import datasets
@@ -90,7 +197,8 @@ def datasets_list() -> None:
     out.print(table)
 
 
-@datasets_app.command("export")
+@_command(datasets_app, "export",
+          example="polymodal datasets export shapes data/shapes --n 500")
 def datasets_export(
     name: str = typer.Argument(..., help="A built-in dataset (see `polymodal datasets list`)."),
     directory: Path = typer.Argument(..., help="Folder to write train.csv, test.csv and images/ into."),
@@ -123,7 +231,8 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
     _print_frame(pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), title=title)
 
 
-@app.command("fit")
+@_command(app, "fit",
+          example="polymodal fit train.csv --label price --out runs/price --time-limit 120")
 def fit(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
     label: str = typer.Option(..., "--label", "-l", help="The column to predict."),
@@ -143,6 +252,7 @@ def fit(
     set_: list[str] = typer.Option(
         [], "--set", help="Override a recipe field: KEY=VALUE, e.g. network.width=96 (repeatable; "
                           "the resolved recipe is in OUT/config.json)."),
+    device: Device = _device_option(),
 ) -> None:
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
     budget = _budget(time_limit)  # counts from the command's start: imports, reading the table
@@ -153,10 +263,11 @@ def fit(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
         image_augment=_image_augment_option(image_augment),
-        recipe=_set_options(set_) or None,
+        recipe=_set_options(set_) or None, verbosity=_Verbosity.level, device=device.value,
     ).fit(table, budget=budget)
     path = predictor.save(out_dir)
-    _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
+    if _Verbosity.level > 0:
+        _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
     out.print(f"chosen model: [bold]{predictor.chosen_}[/]; saved to {path}")
 
 
@@ -208,29 +319,32 @@ def _image_augment_option(value: str):
     return parsed
 
 
-@app.command("predict")
+@_command(app, "predict", example="polymodal predict runs/price test.csv --out predictions.csv")
 def predict(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
     table: str = typer.Argument(..., help="Table to predict on (same columns as for training)."),
     out_file: Path = typer.Option(..., "--out", "-o", help="CSV to write the predictions to."),
+    device: Device = _device_option(),
 ) -> None:
     """Predict every row of TABLE; keeps the row order and any ID column."""
     from polymodal.api import Predictor
     from polymodal.files import write_text
     from polymodal.workflows.outputs import prediction_frame
 
-    frame = prediction_frame(Predictor.load(model_dir), table)
+    frame = prediction_frame(Predictor.load(model_dir, device=device.value), table)
     write_text(out_file, frame.to_csv(index=False))
     out.print(f"wrote {len(frame):,} predictions to {out_file}")
 
 
-@app.command("evaluate")
+@_command(app, "evaluate",
+          example="polymodal evaluate runs/price test.csv --out runs/price/report")
 def evaluate(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
     table: str = typer.Argument(..., help="Labelled table to score the predictor on."),
     out_dir: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for report.md/report.html (default: MODEL_DIR/report)."
     ),
+    device: Device = _device_option(),
 ) -> None:
     """Score a saved predictor on TABLE and write the evaluation report."""
     from polymodal.api import Predictor
@@ -238,7 +352,8 @@ def evaluate(
 
     report_dir = out_dir or model_dir / "report"
     command = f"polymodal evaluate {model_dir} {table} --out {report_dir}"
-    report = evaluate_to_report(Predictor.load(model_dir), table, report_dir, command=command)
+    report = evaluate_to_report(Predictor.load(model_dir, device=device.value), table, report_dir,
+                                command=command)
     _print_metrics(report["metrics"], title=f"metrics on {table}")
     if "report_md" in report:
         out.print(f"report: {report['report_md']} and {report['report_html']}")
@@ -290,7 +405,8 @@ def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dic
     return conditions, (expand(prompts) if prompts else None), groups
 
 
-@generate_app.command("fit")
+@_command(generate_app, "fit",
+          example="polymodal generate fit train.csv --image photo --condition label --out runs/gen --time-limit 300")
 def generate_fit(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
     image: str = typer.Option("image", "--image", help="The image column to generate."),
@@ -314,6 +430,7 @@ def generate_fit(
     set_: list[str] = typer.Option(
         [], "--set", help="Override a recipe field: KEY=VALUE, e.g. training.lr=1e-3 (repeatable; "
                           "the resolved recipe is in OUT/config.json)."),
+    device: Device = _device_option(),
 ) -> None:
     """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
     budget = _budget(time_limit)  # counts from the command's start: imports, reading the table
@@ -327,17 +444,18 @@ def generate_fit(
     generator = Generator(
         image, condition or None, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder, image_size=image_size,
-        recipe=recipe or None,
+        recipe=recipe or None, verbosity=_Verbosity.level, device=device.value,
     ).fit(table, out_dir=out_dir, budget=budget)
     path = generator.save(out_dir)
     for name, info in generator.conditions_.items():
         classes = info.get("classes")
         shown = f": {', '.join(map(str, classes[:20]))}" if classes else ""
-        out.print(f"condition [bold]{name}[/] ({info['modality']}){shown}", highlight=False)
+        _info(f"condition [bold]{name}[/] ({info['modality']}){shown}", highlight=False)
     out.print(f"saved to {path} (samples: {path / 'samples' / 'latest.png'})")
 
 
-@generate_app.command("sample")
+@_command(generate_app, "sample",
+          example="polymodal generate sample runs/gen --condition label=7 -n 16 --out grid.png")
 def generate_sample(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
     out_path: Path = typer.Option(..., "--out", "-o", help="grid.png for one grid, or a folder for one PNG per image."),
@@ -349,19 +467,21 @@ def generate_sample(
     steps: int | None = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
     guidance: float | None = typer.Option(None, "--guidance", help="Guidance scale (1 = none)."),
     seed: int = typer.Option(0, "--seed"),
+    device: Device = _device_option(),
 ) -> None:
     """Generate N images, optionally for given conditions or prompts."""
     from polymodal.api.generator import Generator
     from polymodal.workflows.media import write_images
 
     conditions, prompts, groups = _parse_conditions(condition, prompt, n)
-    generator = Generator.load(model_dir)
+    generator = Generator.load(model_dir, device=device.value)
     images = generator.sample(n, conditions=conditions or None, prompts=prompts,
                               num_steps=steps, guidance=guidance, seed=seed)
     out.print(f"wrote {write_images(images, out_path, ncols=n // groups if groups > 1 else None)}")
 
 
-@generate_app.command("edit")
+@_command(generate_app, "edit",
+          example="polymodal generate edit runs/gen --image in.png --mask keep.png --out out.png")
 def generate_edit(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
     image: Path = typer.Option(..., "--image", help="The image to edit."),
@@ -375,13 +495,14 @@ def generate_edit(
     steps: int | None = typer.Option(None, "--steps"),
     guidance: float | None = typer.Option(None, "--guidance"),
     seed: int = typer.Option(0, "--seed"),
+    device: Device = _device_option(),
 ) -> None:
     """Edit one image (SDEdit), or fill in the black part of --mask (inpainting)."""
     from polymodal.api.generator import Generator
     from polymodal.workflows.media import write_image
 
     conditions, prompts, _ = _parse_conditions(condition, prompt, 1)
-    generator = Generator.load(model_dir)
+    generator = Generator.load(model_dir, device=device.value)
     edited = generator.edit(str(image), strength=strength, conditions=conditions or None,
                             prompts=prompts, mask=None if mask is None else str(mask),
                             num_steps=steps, guidance=guidance, seed=seed)
@@ -389,7 +510,8 @@ def generate_edit(
     out.print(f"wrote {out_path}")
 
 
-@generate_app.command("evaluate")
+@_command(generate_app, "evaluate",
+          example="polymodal generate evaluate runs/gen test.csv --n-samples 500")
 def generate_evaluate(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
     table: str = typer.Argument(..., help="Real rows the generator was not trained on."),
@@ -406,12 +528,13 @@ def generate_evaluate(
     steps: int | None = typer.Option(None, "--steps"),
     guidance: float | None = typer.Option(None, "--guidance"),
     seed: int = typer.Option(0, "--seed"),
+    device: Device = _device_option(),
 ) -> None:
     """Score a saved generator against real images (FD, KID, precision/recall, accuracy, CAS)."""
     from polymodal.api.generator import Generator
     from polymodal.workflows.generator_eval import evaluate_generator
 
-    generator = Generator.load(model_dir)
+    generator = Generator.load(model_dir, device=device.value)
     report_dir = out_dir or model_dir / "evaluation"
     metrics = evaluate_generator(generator, table, judge=judge, n_samples=n_samples,
                                  num_steps=steps, guidance=guidance, seed=seed,
@@ -420,7 +543,7 @@ def generate_evaluate(
                if isinstance(v, int | float) and not isinstance(v, bool)}
     _print_metrics(numbers, title=f"generator metrics on {table}")
     if metrics.get("skipped"):
-        out.print(f"skipped: {metrics['skipped']}", highlight=False)
+        _info(f"skipped: {metrics['skipped']}", highlight=False)
     if "report_md" in metrics:
         out.print(f"report: {metrics['report_md']} and {metrics['report_html']}")
 
@@ -428,7 +551,8 @@ def generate_evaluate(
 # ------------------------------------------------------------------------ augment
 
 
-@app.command("augment")
+@_command(app, "augment",
+          example="polymodal augment train.csv --label label --out augmented --per-class 50")
 def augment(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
     label: str = typer.Option(..., "--label", "-l", help="The class column to generate images for."),
@@ -461,9 +585,11 @@ def augment(
         fit_recipe=_set_options(set_) or None,
         image=image, per_class=per_class, ratio=ratio,
         generator=None if generator is None else str(generator), time_limit=time_limit,
-        filter=filter_, marker=marker, seed=seed, budget=budget,
+        filter=filter_, marker=marker, seed=seed, verbosity=min(_Verbosity.level, 1),
+        budget=budget,
     )
-    _print_frame(_per_class_frame(summary["per_class"]), title=f"synthetic rows per class of {label!r}")
+    if _Verbosity.level > 0:
+        _print_frame(_per_class_frame(summary["per_class"]), title=f"synthetic rows per class of {label!r}")
     if summary.get("compare"):
         c = summary["compare"]
         metric = c["metric"]
@@ -484,7 +610,7 @@ def _per_class_frame(per_class: dict):
 # --------------------------------------------------------------------------- serve
 
 
-@app.command("serve")
+@_command(app, "serve", example="polymodal serve runs/price runs/gen --port 8000")
 def serve(
     model_dirs: list[Path] = typer.Argument(..., help="Model folders (Predictor or Generator) to serve."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the models to the network."),
@@ -492,21 +618,24 @@ def serve(
     name: list[str] = typer.Option([], "--name", help="A model's name in URLs, one per folder in order (default: folder names)."),
     workers: int = typer.Option(1, "--workers", help="Inference threads."),
     max_queue: int = typer.Option(8, "--max-queue", help="Requests that may wait for a worker before others get 503."),
+    device: Device = _device_option(),
 ) -> None:
     """Serve models over HTTP with a web page at /, until Ctrl+C (which lets running requests finish)."""
     from polymodal.serve import ServeLimits, run_server
 
     def ready(models) -> None:
         for served in models.values():
-            out.print(f"serving {served.kind} [bold]{served.name}[/] from {served.path}")
+            _info(f"serving {served.kind} [bold]{served.name}[/] from {served.path}")
         shown = f"[{host}]" if ":" in host else host
         out.print(f"web page and API on http://{shown}:{port}/ (API docs at /docs)")
 
     limits = ServeLimits(max_workers=workers, max_queue=max_queue)
-    run_server(model_dirs, host=host, port=port, names=name or None, limits=limits, on_ready=ready)
+    log_level = ("warning", "info", "debug")[_Verbosity.level]
+    run_server(model_dirs, host=host, port=port, names=name or None, limits=limits,
+               on_ready=ready, device=device.value, log_level=log_level)
 
 
-@app.command("inspect-model")
+@_command(app, "inspect-model", example="polymodal inspect-model runs/price")
 def inspect_model(
     model_dir: Path = typer.Argument(..., help="A model folder (Predictor or Generator)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead."),
@@ -540,12 +669,13 @@ def inspect_model(
 # ---------------------------------------------------------------------------- demo
 
 
-@app.command("demo")
+@_command(app, "demo", example="polymodal demo --time-limit 300 --out demo-out")
 def demo(
     out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Where the demo writes its files."),
     dataset: str = typer.Option("shapes", "--dataset", help="shapes (text-to-image) or fashion-mnist."),
     time_limit: float = typer.Option(
-        200.0, "--time-limit", help="Training budget in seconds, shared by the predictor, generator and augmentation."
+        200.0, "--time-limit", help="Seconds for the whole demo; the predictor, generator and "
+                                    "augmentation each train in a share of the time left."
     ),
     n_rows: int | None = typer.Option(None, "--n-rows", help="Rows of the table (default: 1,500 shapes / 12,000 Fashion-MNIST)."),
     seed: int = typer.Option(0, "--seed"),
@@ -553,10 +683,14 @@ def demo(
     """The main job on built-in data: inspect, predict, generate, edit, evaluate, augment, report."""
     from polymodal.workflows.demo import run_demo
 
-    run_demo(out_dir=out_dir, dataset=dataset, time_limit_s=time_limit, n_rows=n_rows, seed=seed, console=out)
+    console = out if _Verbosity.level > 0 else Console(quiet=True)
+    result = run_demo(out_dir=out_dir, dataset=dataset, time_limit_s=time_limit, n_rows=n_rows,
+                      seed=seed, console=console)
+    if _Verbosity.level == 0:
+        out.print(f"report: {result.out_dir / 'report.html'}", highlight=False)
 
 
-@app.command("version")
+@_command(app, "version", example="polymodal version")
 def version() -> None:
     """Print polymodal's version and its main dependencies'."""
     from polymodal import versions

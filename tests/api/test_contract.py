@@ -12,9 +12,12 @@ seconds, so the outputs compared here do not depend on the machine's speed.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from polymodal import datasets
 from polymodal.api import Generator, Predictor
@@ -192,3 +195,32 @@ def test_set_params_and_sklearn_clone(fitted, name):
     assert estimator.set_params(seed=5) is estimator and estimator.get_params()["seed"] == 5
     with pytest.raises(ConfigError, match="unknown parameter.*'sead'"):
         estimator.set_params(sead=1)
+
+
+@pytest.mark.parametrize("name", ["predictor", "generator"])
+def test_device_is_a_runtime_choice_the_folder_does_not_keep(fitted, name, tmp_path):
+    case, estimator, _ = fitted(name)
+    case.save(estimator, tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert "device" not in config["params"]
+    cls = type(estimator)
+    assert cls.load(tmp_path / "model").device == "auto"
+    on_cpu = cls.load(tmp_path / "model", device="cpu")
+    assert on_cpu.device == "cpu"
+    trained_on = estimator.device
+    try:  # the fitted estimator moves to the CPU too: the same weights, the same outputs
+        np.testing.assert_array_equal(case.outputs(on_cpu),
+                                      case.outputs(estimator.set_params(device="cpu")))
+    finally:
+        estimator.set_params(device=trained_on)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+@pytest.mark.parametrize("name", ["predictor", "generator"])
+def test_an_absent_gpu_is_refused_before_any_work(fitted, name, tmp_path):
+    case, estimator, _ = fitted(name)
+    case.save(estimator, tmp_path / "model")
+    with pytest.raises(ConfigError, match="device='cuda'"):
+        type(estimator).load(tmp_path / "model", device="cuda")
+    with pytest.raises(ConfigError, match="device='cuda'"):
+        case.fit(case.make().set_params(device="cuda"))

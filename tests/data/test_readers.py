@@ -455,3 +455,220 @@ def test_bad_base_dir_and_source_type(tiny_table):
         read_table(42)
     with pytest.raises(DataError, match="never downloads"):
         read_table("https://example.com/t.csv")
+
+
+# --- through Arrow: compression, shards, columnar files, tar shards, splits --------------
+
+
+def _compress(path: Path, data: bytes) -> Path:
+    """``data`` written to ``path`` compressed by its suffix (.bz2/.zst/.xz/.zip)."""
+    import bz2
+    import lzma
+    import zipfile
+
+    import pyarrow as pa
+
+    if path.suffix == ".bz2":
+        path.write_bytes(bz2.compress(data))
+    elif path.suffix == ".xz":
+        path.write_bytes(lzma.compress(data))
+    elif path.suffix == ".zst":
+        with pa.output_stream(str(path), compression="zstd") as out:
+            out.write(data)
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("inner.csv", data)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".bz2", ".zst", ".xz", ".zip"])
+def test_compressed_csv_every_codec(tmp_path, suffix):
+    path = _compress(tmp_path / f"t.csv{suffix}", "a;b\n1;x\n2;é\n".encode())
+    df = read_table(path)
+    assert df.to_dict("list") == {"a": [1, 2], "b": ["x", "é"]}
+
+
+def test_large_csv_ragged_rows_and_quoted_newlines_keep_exact_line_numbers(tmp_path):
+    # Several MB, so pyarrow cuts it into blocks read in parallel; the first quoted
+    # newline comes after the 64 KiB the reader looks at first.
+    lines = ["id,text,n"]
+    ragged_lines, multiline_ids = [], set()
+    for i in range(120_000):
+        if i in (50_000, 90_000):
+            lines.append(f'{i},"spans\ntwo lines",{i}')  # one record on two physical lines
+            multiline_ids.add(i)
+        elif i in (7, 60_000, 100_000):
+            lines.append(f"{i},x,{i},extra")
+            ragged_lines.append(len(lines) + len(multiline_ids))  # its 1-based line number
+        else:
+            lines.append(f"{i},word {i % 97},{i}")
+    path = _write_text(tmp_path / "big.csv", "\n".join(lines) + "\n")
+    assert path.stat().st_size > 2_000_000
+    df = read_table(path)
+    assert len(df) == 120_000 - 3
+    assert df.loc[df["id"] == 90_000, "text"].tolist() == ["spans\ntwo lines"]
+    assert df["n"].sum() == sum(range(120_000)) - 7 - 60_000 - 100_000
+    listed = ", ".join(str(n) for n in ragged_lines)
+    assert f"rows {listed} (line numbers): ragged, 4 fields where the header has 3 — skipped" in df.attrs["read_notes"]
+    assert ragged_lines[1] == 60_000 + 2 + 1  # header, then one multi-line record before it
+
+
+def test_numbers_that_turn_into_text_late_in_a_large_csv(tmp_path):
+    rows = [f"{i},{i}" for i in range(200_000)] + ["n/a-ish,5"]
+    df = read_table(_write_text(tmp_path / "t.csv", "code,v\n" + "\n".join(rows) + "\n"))
+    assert len(df) == 200_001 and df["code"].iloc[-1] == "n/a-ish"
+    assert str(df["code"].iloc[3]) == "3"
+
+
+def test_non_utf8_byte_far_into_a_large_file_is_found_on_its_line(tmp_path):
+    text = "name,n\n" + "".join(f"plain {i},{i}\n" for i in range(100_000)) + "café,1\n"
+    df = read_table(_write_text(tmp_path / "t.csv", text, encoding="cp1252"))
+    assert df["name"].iloc[-1] == "café"
+    note = next(n for n in df.attrs["read_notes"] if n.startswith("encoding"))
+    assert "read as cp1252" in note and "line 100002" in note
+
+
+def test_jsonl_list_cells_are_python_lists(tmp_path):
+    df = read_table(_write_text(tmp_path / "t.jsonl", '{"t": ["a", "b"], "n": 1}\n{"t": [], "n": 2}\n'))
+    assert df["t"].tolist() == [["a", "b"], []]
+    assert all(isinstance(cell, list) for cell in df["t"])
+
+
+@pytest.mark.parametrize("fmt", ["feather", "arrow-file", "arrow-stream"])
+def test_feather_and_arrow_ipc(tmp_path, fmt):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    table = pa.table({"x": [1.5, 2.5], "name": ["a", None]})
+    if fmt == "feather":
+        path = tmp_path / "t.feather"
+        feather.write_feather(table, path)
+    else:
+        path = tmp_path / "t.arrow"
+        with pa.OSFile(str(path), "wb") as sink:
+            open_writer = pa.ipc.new_file if fmt == "arrow-file" else pa.ipc.new_stream
+            with open_writer(sink, table.schema) as writer:
+                writer.write_table(table)
+    df = read_table(path)
+    assert df["x"].tolist() == [1.5, 2.5]
+    assert df["name"].iloc[0] == "a" and pd.isna(df["name"].iloc[1])
+
+
+def _frame(start: int, num_rows: int) -> pd.DataFrame:
+    ids = np.arange(start, start + num_rows)
+    return pd.DataFrame({"id": ids, "x": ids * 0.5, "color": [f"c{i % 3}" for i in ids]})
+
+
+def test_parquet_shard_folder_is_one_table_in_name_order(tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i in (2, 0, 1):
+        _frame(10 * i, 10).to_parquet(folder / f"part-{i:04d}.parquet", index=False)
+    (folder / "_SUCCESS").write_text("")
+    df = read_table(folder)
+    pd.testing.assert_frame_equal(df, _frame(0, 30), check_dtype=False)
+    assert df.attrs["source"] == str(folder)
+
+
+def test_hive_partitions_become_columns(tmp_path):
+    folder = tmp_path / "hive"
+    for year, start in ((2023, 0), (2024, 5)):
+        (folder / f"year={year}").mkdir(parents=True)
+        _frame(start, 5).to_parquet(folder / f"year={year}" / "part-0.parquet", index=False)
+    df = read_table(folder)
+    assert df["id"].tolist() == list(range(10))
+    assert df["year"].tolist() == [2023] * 5 + [2024] * 5
+
+
+def test_shards_with_an_all_missing_column_in_one_shard_still_combine(tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_parquet(folder / "part-0.parquet")
+    pd.DataFrame({"a": [3], "b": [None]}).to_parquet(folder / "part-1.parquet")
+    df = read_table(folder)
+    assert df["a"].tolist() == [1, 2, 3] and df["b"].tolist()[:2] == ["x", "y"]
+    assert pd.isna(df["b"].iloc[2])
+
+
+@pytest.mark.parametrize(
+    ("second", "named"),
+    [
+        (pd.DataFrame({"a": [3], "c": ["z"]}), "different columns"),
+        (pd.DataFrame({"a": ["three"], "b": ["z"]}), "column 'a'"),
+    ],
+)
+def test_shards_with_mismatched_schemas_name_the_shard(tmp_path, second, named):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_parquet(folder / "part-0.parquet")
+    second.to_parquet(folder / "part-1.parquet")
+    with pytest.raises(DataError) as err:
+        read_table(folder)
+    message = str(err.value)
+    assert "\n" not in message and "part-1.parquet" in message and named in message
+
+
+def test_shards_named_by_split_read_the_train_split_or_the_one_asked(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _frame(0, 4).to_parquet(folder / "train-00000-of-00002.parquet", index=False)
+    _frame(4, 4).to_parquet(folder / "train-00001-of-00002.parquet", index=False)
+    _frame(100, 3).to_parquet(folder / "test-00000-of-00001.parquet", index=False)
+    assert read_table(folder)["id"].tolist() == list(range(8))
+    assert read_table(folder, split="test")["id"].tolist() == [100, 101, 102]
+    with pytest.raises(DataError, match="split='dev'"):
+        read_table(folder, split="dev")
+
+
+def test_split_subfolders_are_splits_not_classes(tmp_path):
+    root = tmp_path / "pets"
+    _make_image_folder(root / "train")
+    (root / "test" / "cat").mkdir(parents=True)
+    Image.new("L", (4, 5)).save(root / "test" / "cat" / "9.png")
+    df = read_table(root)
+    assert set(df["label"]) == {"cat", "dog"} and len(df) == 5
+    assert load_image(df["image"].iloc[0], df.attrs["base_dir"]).size == (4, 5)
+    test = read_table(root, split="test")
+    assert test["label"].tolist() == ["cat"] and test["image"].tolist() == ["cat/9.png"]
+    with pytest.raises(DataError, match="holds no splits"):
+        read_table(root / "train", split="test")
+
+
+def _write_tar(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _png(value: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("L", (3, 2), color=value).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_webdataset_tar_shards_with_sidecar_json(tmp_path):
+    folder = tmp_path / "wds"
+    folder.mkdir()
+    _write_tar(folder / "shard-000000.tar", {
+        "s/0001.png": _png(10), "s/0001.json": b'{"label": "cat", "w": 1.5}',
+        "s/0002.png": _png(20), "s/0002.json": b'{"label": "dog", "w": 2.5}',
+    })
+    _write_tar(folder / "shard-000001.tar", {
+        "s/0003.png": _png(30), "s/0003.json": b"{broken",
+        "s/0004.json": b'{"label": "cat", "w": 0.5}',
+    })
+    df = read_table(folder)
+    assert df["__key__"].tolist() == ["s/0001", "s/0002", "s/0003", "s/0004"]
+    assert df["label"].tolist()[:2] == ["cat", "dog"] and df["label"].iloc[3] == "cat"
+    assert pd.isna(df["label"].iloc[2]) and pd.isna(df["image"].iloc[3])
+    assert [np.asarray(load_image(df["image"].iloc[i])).max() for i in range(3)] == [10, 20, 30]
+    notes = " ".join(df.attrs["read_notes"])
+    assert "shard-000001.tar:s/0003.json" in notes and "s/0004" in notes

@@ -412,3 +412,32 @@ def test_templated_sentences_are_text_and_short_labels_categorical():
     assert schema.modality("description") == "text"
     assert "sentences" in schema.columns["description"].reason
     assert schema.modality("job") == "categorical"
+
+
+def test_a_counter_restarting_per_group_is_a_row_number():
+    """'Sample Number' in the raw Palmer penguins table: 1..n per study, restarting."""
+    values = np.concatenate([np.arange(1, 153), np.arange(1, 115), np.arange(1, 79)])
+    col = _column(pd.DataFrame({"Sample Number": values}), "Sample Number")
+    assert col.modality == "ignored" and "row counter" in col.reason
+    # The same values under a quantity's name stay numbers; so do counts that do not step by one.
+    assert _column(pd.DataFrame({"weight": values}), "weight").modality == "numeric"
+    steps = np.random.default_rng(0).integers(0, 5, size=344).cumsum()
+    assert _column(pd.DataFrame({"row": steps}), "row").modality == "numeric"
+
+
+def test_mostly_distinct_codes_are_identifiers_not_text():
+    """'Individual ID' (N1A1, N1A2, ...): 190 codes in 344 rows, repeated per individual."""
+    rng = np.random.default_rng(0)
+    codes = [f"N{i}A{j}" for i in range(1, 96) for j in (1, 2)]  # 190 codes
+    values = codes + list(rng.choice(codes, size=154))
+    col = _column(pd.DataFrame({"Individual ID": values}), "Individual ID")
+    assert col.modality == "ignored" and "codes" in col.reason
+    unnamed = _column(pd.DataFrame({"tag": values}), "tag")
+    assert unnamed.modality == "ignored" and "too many for categories" in unnamed.reason
+    # Words (no digits) with as many distinct values are not codes.
+    words = [f"{a} {b}" for a in ("red", "big", "old", "new") for b in range(60)][:190]
+    col = _column(pd.DataFrame({"note": words + list(rng.choice(words, 154))}), "note")
+    assert col.modality != "ignored"
+    # A handful of product codes, each on many rows, stays categorical.
+    few = list(rng.choice(["AB-12", "CD-34", "EF-56"], size=300))
+    assert _column(pd.DataFrame({"sku": few}), "sku").modality == "categorical"

@@ -40,6 +40,11 @@ def test_demo_writes_a_report_with_every_section(demo_dir):
     for name in ("samples.png", "edit.png"):
         assert (demo_dir / name).stat().st_size > 0
     assert (demo_dir / "predictor" / "config.json").exists()
+    # The predictor sees the shape in the picture only (caption and shape column ignored).
+    schema = json.loads((demo_dir / "predictor" / "schema.json").read_text())
+    modality = {c["name"]: c["modality"] for c in schema["columns"]}
+    assert modality["shape"] == modality["caption"] == "ignored"
+    assert modality["image"] == "image" and modality["material"] == "categorical"
     assert (demo_dir / "generator" / "config.json").exists()
 
 

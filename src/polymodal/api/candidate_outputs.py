@@ -7,14 +7,20 @@ import numpy as np
 from polymodal.api.neural import EVAL_BATCH_SIZE, NeuralCandidate
 from polymodal.data.dataset import TableDataset, make_loader
 from polymodal.models.classic import ClassicModel, category_numbers, flat_features
+from polymodal.train import resolve_device
 
 
 def candidate_outputs(dataset: TableDataset, models: dict, spec: dict,
-                      vocab: dict) -> dict[str, np.ndarray]:
+                      vocab: dict, device: str | None = None) -> dict[str, np.ndarray]:
     """Each model's outputs over the dataset's rows, in one pass over its batches
-    (``vocab``: the fitted transform's categories, for the flat features)."""
+    (``vocab``: the fitted transform's categories, for the flat features); the networks
+    run on ``device`` (see :func:`polymodal.train.resolve_device`), or where they are."""
     classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
     neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
+    if device is not None and neural:
+        target = resolve_device(device)
+        for model in neural.values():
+            model.model_.to(target)
     flats: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
     numbers = category_numbers(vocab)

@@ -91,6 +91,7 @@ class CandidateRun:
     log: list[dict]
     time_limit: float | None = None  # as the user gave it, for messages
     progress: bool = False
+    device: str = "auto"  # where the network trains (a name for resolve_device)
     models: dict = dataclasses.field(default_factory=dict)
     val_outputs: dict = dataclasses.field(default_factory=dict)
     rows: list = dataclasses.field(default_factory=list)
@@ -258,7 +259,7 @@ class CandidateRun:
                                  if training.ema else None),
             early_stopping_patience=training.early_stopping_patience,
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
-            seed=self.seed, progress=self.progress,
+            seed=self.seed, progress=self.progress, device=self.device,
             # Image networks are convolutions, which AMX tiles run in bf16 far faster.
             precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
                        else "auto"),

@@ -39,6 +39,7 @@ from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, NotFittedError
 from polymodal.evaluate.generator_grids import grid_size, write_sample_grid
+from polymodal.models import samplers
 from polymodal.models.condition import CONDITION_MODALITIES
 from polymodal.models.generator_net import (
     SAMPLE_BATCH_SIZE,
@@ -47,32 +48,10 @@ from polymodal.models.generator_net import (
     integrate,
     velocity_fn,
 )
-from polymodal.models.samplers import (
-    DEFAULT_GUIDANCE_INTERVAL,
-    edit_sample,
-    inpaint_sample,
-    variation_sample,
-)
-from polymodal.recipes.generator import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_CONDITION_DROPOUT,
-    DEFAULT_EMA_HALFLIFE_IMAGES,
-    DEFAULT_GUIDANCE,
-    DEFAULT_NUM_STEPS,
-    DEFAULT_SAMPLER,
-    RECIPE_ARGUMENTS,
-    SamplingRecipe,
-    call_sampling,
-    check_count,
-    check_seed,
-    check_strength,
-    condition_columns,
-    generation_text_kind,
-    generator_param_problems,
-    resolve_generator,
-)
+from polymodal.recipes import generator as recipes
 from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
+from polymodal.train.devices import resolve_device
 from polymodal.train.generator_fit import (
     final_grid_steps,
     generator_train_config,
@@ -126,6 +105,8 @@ class Generator:
             error. The sampling arguments and ``sampling.*`` keys are read again at every
             call, so changing them after ``fit`` changes how it samples.
         verbosity: 0 silent; 1 one line per stage and the training progress bar.
+        device: where it trains and samples: ``"auto"`` (a CUDA GPU when there is one,
+            else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; not saved.
     """
 
     def __init__(
@@ -139,19 +120,20 @@ class Generator:
         time_limit: float | None = None,
         preset: str = "fast",
         text_encoder: str = "auto",
-        guidance: float = DEFAULT_GUIDANCE,
-        num_steps: int = DEFAULT_NUM_STEPS,
-        sampler: str = DEFAULT_SAMPLER,
-        guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
-        condition_dropout: float = DEFAULT_CONDITION_DROPOUT,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        guidance: float = recipes.DEFAULT_GUIDANCE,
+        num_steps: int = recipes.DEFAULT_NUM_STEPS,
+        sampler: str = recipes.DEFAULT_SAMPLER,
+        guidance_interval: tuple[float, float] = samplers.DEFAULT_GUIDANCE_INTERVAL,
+        condition_dropout: float = recipes.DEFAULT_CONDITION_DROPOUT,
+        batch_size: int = recipes.DEFAULT_BATCH_SIZE,
         lr: float | None = None,
-        ema_halflife_images: float | None = DEFAULT_EMA_HALFLIFE_IMAGES,
+        ema_halflife_images: float | None = recipes.DEFAULT_EMA_HALFLIFE_IMAGES,
         columns: dict[str, str] | None = None,
         coord_channels: bool = False,
         spatial_condition: bool = True,
         recipe: dict | None = None,
         verbosity: int = 1,
+        device: str = "auto",
     ):
         self.image = image
         self.condition = condition
@@ -174,6 +156,7 @@ class Generator:
         self.spatial_condition = spatial_condition
         self.recipe = recipe
         self.verbosity = verbosity
+        self.device = device
 
     # ------------------------------------------------------------------ configuration
 
@@ -186,14 +169,14 @@ class Generator:
         return set_params(self, params)
 
     def _condition_columns(self) -> list[str]:
-        return condition_columns(self.condition)
+        return recipes.condition_columns(self.condition)
 
     def _recipe_arguments(self) -> dict:
-        return {name: getattr(self, name) for name in RECIPE_ARGUMENTS}
+        return {name: getattr(self, name) for name in recipes.RECIPE_ARGUMENTS}
 
     def _validate_params(self) -> None:
         """Check every argument once and report all problems in one ConfigError."""
-        problems = generator_param_problems(self.get_params())
+        problems = recipes.generator_param_problems(self.get_params())
         if problems:
             raise ConfigError("Generator: " + "; ".join(problems))
 
@@ -238,15 +221,15 @@ class Generator:
                                       columns=self.columns, seed=self.seed,
                                       condition_modalities=CONDITION_MODALITIES)
         # 3. Fit the transforms; decode every target image once, skipping unreadable ones.
-        transform = TableTransform(schema, image_size=self.image_size,
-                                   image_channels=self.image_channels,
-                                   text_encoder=generation_text_kind(self.text_encoder)).fit(df)
+        text_kind = recipes.generation_text_kind(self.text_encoder)
+        transform = TableTransform(schema, image_size=self.image_size, text_encoder=text_kind,
+                                   image_channels=self.image_channels).fit(df)
         dataset, rows = training_rows(df, transform, self.image)
         self._describe(schema, transform, rows, num_rows=len(df))
         # 4. Resolve the recipe for these images (saved with the model).
-        self.recipe_ = resolve_generator(schema, len(dataset), self.image_shape_,
-                                         image_column=self.image, overrides=self.recipe,
-                                         **self._recipe_arguments())
+        self.recipe_ = recipes.resolve_generator(schema, len(dataset), self.image_shape_,
+                                                 image_column=self.image, overrides=self.recipe,
+                                                 **self._recipe_arguments())
         # 5. Build the network: a UNet sized by the recipe and the condition encoder.
         network = self._build_network()
         # 6. Train it with the shared loop, writing sample grids into out_dir as it goes.
@@ -254,7 +237,7 @@ class Generator:
         config = generator_train_config(
             len(dataset), **asdict(self.recipe_.training), time_left_s=time_left,
             seed=self.seed, progress=self.verbosity > 0, precision=self._training_precision(),
-            checkpoints=out_dir is not None)
+            checkpoints=out_dir is not None, device=self.device)
         result = train_generator(network, dataset, config, out_dir=out_dir, resume=resume,
                                  write_grid=self._write_grid)
         # 7. Keep the trained network and what the run did; write the final grid.
@@ -335,13 +318,16 @@ class Generator:
 
     # ------------------------------------------------------------------ sample / edit
 
-    def _sampling(self, num_steps=None, guidance=None, sampler=None) -> SamplingRecipe:
+    def _sampling(self, num_steps=None, guidance=None, sampler=None) -> recipes.SamplingRecipe:
         """The sampling settings of a call: its arguments, else the generator's."""
-        return call_sampling(self.get_params(), num_steps=num_steps, guidance=guidance,
-                             sampler=sampler)
+        return recipes.call_sampling(self.get_params(), num_steps=num_steps,
+                                     guidance=guidance, sampler=sampler)
 
     def _condition_vectors(self, n: int, conditions, prompts) -> torch.Tensor | None:
-        """(n, D) condition vectors, or None for an unconditional generator."""
+        """(n, D) condition vectors, or None for an unconditional generator. Moves the
+        network to ``device`` first: every sampling call starts here and runs there."""
+        device = resolve_device(self.device)
+        self.network_.to(device)
         frame, null = condition_frame(self.conditions_, n, conditions, prompts)
         if null and null not in self._warned_null:
             self._warned_null.add(null)
@@ -350,7 +336,6 @@ class Generator:
         if self.condition_encoder_ is None:
             return None
         batch = condition_batch(frame, self.transform_, self.conditions_)
-        device = next(self.network_.parameters()).device
         with torch.no_grad():
             return self.condition_encoder_(batch.to(device)).cpu()  # (n, D)
 
@@ -368,9 +353,9 @@ class Generator:
         ``guidance`` 1 is plain conditional sampling.
         """
         self._check_fitted()
-        check_count("n", n)
-        check_count("batch_size", batch_size)
-        check_seed(seed)
+        recipes.check_count("n", n)
+        recipes.check_count("batch_size", batch_size)
+        recipes.check_seed(seed)
         settings = self._sampling(num_steps, guidance, sampler)
         cond = self._condition_vectors(n, conditions, prompts)
         noise = torch.randn(n, *self.image_shape_, generator=torch.Generator().manual_seed(seed))
@@ -388,8 +373,8 @@ class Generator:
         Images of another size or channel count are converted (with a warning).
         """
         self._check_fitted()
-        check_seed(seed)
-        check_strength(strength, " (0 returns the input, 1 redraws it completely)")
+        recipes.check_seed(seed)
+        recipes.check_strength(strength, " (0 returns the input, 1 redraws it completely)")
         s = self._sampling(num_steps, guidance)
         x = edit_images(images, self.transform_, self.image, self.image_shape_)  # (N, C, H, W)
         keep = None if mask is None else keep_mask(mask, x.shape[0], self.image_shape_)
@@ -400,8 +385,8 @@ class Generator:
         steps = {"num_steps": s.num_steps, "method": s.sampler, "shift": s.shift,
                  "generator": torch.Generator().manual_seed(seed)}
         with torch.no_grad():  # inpaint with a mask, else SDEdit
-            out = (inpaint_sample(velocity, x, keep, **steps) if keep is not None
-                   else edit_sample(velocity, x, strength=float(strength), **steps))
+            out = (samplers.inpaint_sample(velocity, x, keep, **steps) if keep is not None
+                   else samplers.edit_sample(velocity, x, strength=float(strength), **steps))
         return tensor_to_uint8(out.cpu())
 
     def variations(self, image, n: int = 8, strength: float = 0.6, seed: int = 0, *,
@@ -409,9 +394,9 @@ class Generator:
                    num_steps: int | None = None, guidance: float | None = None) -> np.ndarray:
         """``n`` variations of one image (SDEdit with independent noise) -> uint8 (n, H, W, C)."""
         self._check_fitted()
-        check_count("n", n)
-        check_seed(seed)
-        check_strength(strength, "; 0.6 is typical")
+        recipes.check_count("n", n)
+        recipes.check_seed(seed)
+        recipes.check_strength(strength, "; 0.6 is typical")
         s = self._sampling(num_steps, guidance)
         x = edit_images(image, self.transform_, self.image, self.image_shape_)
         if x.shape[0] != 1:
@@ -419,9 +404,9 @@ class Generator:
         velocity = velocity_fn(self.unet_, self._condition_vectors(n, conditions, prompts),
                                guidance=s.guidance, guidance_interval=s.guidance_interval)
         with torch.no_grad():
-            out = variation_sample(velocity, x, num_variations=n, strength=float(strength),
-                                   num_steps=s.num_steps, method=s.sampler, shift=s.shift,
-                                   generator=torch.Generator().manual_seed(seed))
+            out = samplers.variation_sample(
+                velocity, x, num_variations=n, strength=float(strength), num_steps=s.num_steps,
+                method=s.sampler, shift=s.shift, generator=torch.Generator().manual_seed(seed))
         return tensor_to_uint8(out.cpu())
 
     # ------------------------------------------------------------------ save / load
@@ -441,9 +426,10 @@ class Generator:
         return write_generator(self, directory)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> Generator:
-        """Rebuild a generator saved by :meth:`save`; it samples exactly the same images."""
-        return read_generator(cls, directory)
+    def load(cls, directory: str | os.PathLike, *, device: str = "auto") -> Generator:
+        """Rebuild a generator saved by :meth:`save`, sampling on ``device``; it samples
+        exactly the same images."""
+        return read_generator(cls, directory, device)
 
     def __repr__(self) -> str:
         state = "fitted" if hasattr(self, "network_") else "not fitted"

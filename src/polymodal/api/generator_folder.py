@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from polymodal.api.model_folder import check_folder, is_model_folder, write_folder_atomically
+from polymodal.api.params import saved_params
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, ModelFolderError
@@ -25,6 +26,7 @@ from polymodal.files import atomic_path, read_json, write_json, write_text
 from polymodal.models.generator_net import load_network, network_config
 from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.generator import LEGACY_GUIDANCE_INTERVAL, GeneratorRecipe, legacy_recipe
+from polymodal.train.devices import resolve_device
 
 # 2: config.json holds the resolved recipe (1, without it, still loads).
 FORMAT_VERSION = 2
@@ -37,7 +39,7 @@ REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIG
 def generator_config(generator) -> dict:
     """A fitted ``generator``'s ``config.json`` (see ``Generator.config_dict``)."""
     return {
-        "format_version": FORMAT_VERSION, "kind": "generator", "params": generator.get_params(),
+        "format_version": FORMAT_VERSION, "kind": "generator", "params": saved_params(generator),
         "recipe": to_dict(generator.recipe_), "image_column": generator.image,
         "condition_columns": list(generator.conditions_),
         "image_shape": list(generator.image_shape_),
@@ -94,13 +96,15 @@ def write_generator(generator, directory: str | os.PathLike) -> Path:
     return path
 
 
-def read_generator(cls, directory: str | os.PathLike):
-    """The generator of class ``cls`` saved in ``directory`` (see ``Generator.load``)."""
+def read_generator(cls, directory: str | os.PathLike, device: str = "auto"):
+    """The generator of class ``cls`` saved in ``directory``, sampling on ``device`` (see
+    ``Generator.load``); the weights load on the CPU and move there to sample."""
+    resolve_device(device)  # an absent GPU is one line before any reading
     path = check_folder(directory, format_version=READS, required=REQUIRED_FILES,
                         kind="generator")
     try:
         config = read_json(path / "config.json")
-        generator = cls(**config["params"])
+        generator = cls(**{**config["params"], "device": device})
         if "spatial_condition" not in config["params"]:
             generator.spatial_condition = False  # saved before the option existed
         if "guidance_interval" not in config["params"]:

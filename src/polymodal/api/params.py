@@ -1,7 +1,7 @@
 """scikit-learn's parameter contract for the estimators: ``get_params`` returns the
 constructor's arguments as stored, ``set_params`` sets them (so ``sklearn.base.clone``
-works), and an unknown name is an error naming the parameters there are; and
-:func:`parse_overrides`, the ``columns=`` parameter from ``NAME=MODALITY`` strings (the
+works), and an unknown name is an error naming the parameters there are;
+:func:`saved_params`, the ones a model folder keeps; and :func:`parse_overrides`, the ``columns=`` parameter from ``NAME=MODALITY`` strings (the
 CLI's ``--column``)."""
 
 from __future__ import annotations
@@ -11,13 +11,22 @@ import inspect
 from polymodal.data.schema import parse_overrides
 from polymodal.errors import ConfigError
 
-__all__ = ["get_params", "parse_overrides", "set_params"]
+__all__ = ["RUNTIME_PARAMS", "get_params", "parse_overrides", "saved_params", "set_params"]
+
+# Choices about the machine a model runs on, not the model: a saved folder does not keep
+# them, and ``load(..., device=)`` sets them for the machine that loads it.
+RUNTIME_PARAMS = ("device",)
 
 
 def get_params(estimator) -> dict:
     """``{name: value}`` for every argument of ``type(estimator).__init__``, as stored."""
     names = [p for p in inspect.signature(type(estimator).__init__).parameters if p != "self"]
     return {name: getattr(estimator, name) for name in names}
+
+
+def saved_params(estimator) -> dict:
+    """:func:`get_params` without the :data:`RUNTIME_PARAMS`: what ``config.json`` keeps."""
+    return {k: v for k, v in get_params(estimator).items() if k not in RUNTIME_PARAMS}
 
 
 def set_params(estimator, params: dict):

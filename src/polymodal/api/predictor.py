@@ -90,6 +90,8 @@ class Predictor:
             prediction when it validates better.
         validation_fraction: share of labelled rows held out to choose the model.
         verbosity: 0 silent, 1 one line per candidate and the training progress bar.
+        device: where the network trains and predicts: ``"auto"`` (a CUDA GPU when there
+            is one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; not saved.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class Predictor:
         validation_fraction: float = 0.2,
         recipe: dict | None = None,
         verbosity: int = 1,
+        device: str = "auto",
     ):
         self.label = label
         self.problem_type = problem_type
@@ -122,6 +125,7 @@ class Predictor:
         self.validation_fraction = validation_fraction
         self.recipe = recipe
         self.verbosity = verbosity
+        self.device = device
 
     # ------------------------------------------------------------------ configuration
 
@@ -261,7 +265,8 @@ class Predictor:
         metric, mode = PRIMARY_METRIC[self.problem_type_]
         return CandidateRun(train_ds, val_ds, self.transform_, self.recipe_, self.problem_type_,
                             budget, score, metric, mode, self.seed, self._say, log,
-                            time_limit=self.time_limit, progress=self.verbosity > 0)
+                            time_limit=self.time_limit, progress=self.verbosity > 0,
+                            device=self.device)
 
     def _fit_candidates(self, run: CandidateRun, refit: bool, **neural) -> tuple[tuple, dict]:
         """Step 5: the classic candidates and the network, side by side on media tables
@@ -322,7 +327,7 @@ class Predictor:
         dataset = TableDataset(df, self.transform_, with_label=with_label,
                                allow_missing_columns=True)
         outputs = candidate_outputs(dataset, self.models_, self.transform_.feature_spec(),
-                                    self.transform_.vocab_)
+                                    self.transform_.vocab_, device=self.device)
         if self.ensemble_weights_:
             return blend(outputs, self.ensemble_weights_), dataset
         return outputs[self.chosen_], dataset
@@ -391,9 +396,10 @@ class Predictor:
         return write_predictor(self, directory)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> Predictor:
-        """A predictor saved by :meth:`save`; it gives identical predictions."""
-        return read_predictor(cls, directory)
+    def load(cls, directory: str | os.PathLike, *, device: str = "auto") -> Predictor:
+        """A predictor saved by :meth:`save`, predicting on ``device``; it gives identical
+        predictions."""
+        return read_predictor(cls, directory, device)
 
     def __repr__(self) -> str:
         state = f"chosen={self.chosen_!r}" if hasattr(self, "chosen_") else "not fitted"

@@ -22,6 +22,7 @@ from polymodal.api.model_folder import (
     write_folder_atomically,
 )
 from polymodal.api.neural import NeuralCandidate
+from polymodal.api.params import saved_params
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ModelFolderError
@@ -29,6 +30,7 @@ from polymodal.files import json_safe, read_json, write_json, write_text
 from polymodal.models.classic import ClassicModel
 from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.predictor import PredictorRecipe
+from polymodal.train import resolve_device
 
 # 2: flat features gained category numbers and image edge statistics; 3: config.json holds
 # the resolved recipe instead of the preset's settings (2 still loads, with recipe_ None).
@@ -40,7 +42,7 @@ REQUIRED_FILES = ("config.json", "schema.json", "cleaning.json", "transform/tran
 
 def predictor_config(p) -> dict:
     """The resolved configuration of a fitted predictor, as ``config.json`` holds it."""
-    return {"params": p.get_params(),
+    return {"params": saved_params(p),
             "recipe": None if p.recipe_ is None else to_dict(p.recipe_),
             "problem_type": p.problem_type_, "label": p.label,
             "chosen": p.chosen_, "val_metric": p.val_metric_,
@@ -72,8 +74,10 @@ def write_predictor(p, directory: str | os.PathLike) -> Path:
     return write_folder_atomically(directory, write, format_version=FORMAT_VERSION)
 
 
-def read_predictor(cls, directory: str | os.PathLike):
-    """The predictor (an instance of ``cls``) saved in ``directory`` by :func:`write_predictor`."""
+def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
+    """The predictor (an instance of ``cls``) saved in ``directory`` by :func:`write_predictor`,
+    predicting on ``device``; its models load on the CPU and move there to predict."""
+    resolve_device(device)  # an absent GPU is one line before any reading
     path = check_folder(directory, format_version=READS, required=REQUIRED_FILES)
     try:
         config = read_json(path / "config.json")
@@ -83,7 +87,7 @@ def read_predictor(cls, directory: str | os.PathLike):
         leaderboard = pd.read_csv(path / "leaderboard.csv", dtype={"note": str})
         if "note" in leaderboard:  # an empty note reads back as NaN
             leaderboard["note"] = leaderboard["note"].fillna("")
-        predictor = cls(**config["params"])
+        predictor = cls(**{**config["params"], "device": device})
         names = list(ensemble["models"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelFolderError(f"{path} has a missing or malformed entry ({exc}); save the "

@@ -53,6 +53,16 @@ TAG_DELIMITERS = ("|", ";", ",")
 STAT_SAMPLE_SIZE = 2000
 
 _ID_NAME = re.compile(r"(^|[_\s.-])(id|ids|idx|index|key|uuid|guid|rowid)$|^unnamed: ?\d+$", re.I)
+# Names of row counters ("Sample Number", "row_no", "seq"): with values that count up row
+# by row, such a column numbers the rows (restarting per group) and says nothing else.
+_COUNTER_NAME = re.compile(r"(^|[_\s.-])(number|no|num|nr|n|seq|sequence|counter|row|#)$", re.I)
+# A code column: single tokens of letters and digits mixed (N1A1, AB-1234, a hash).
+_CODE = re.compile(r"^(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[A-Za-z0-9_.:/-]+$")
+# Share of distinct values from which strings named or shaped like identifiers are codes,
+# not categories (an ID repeats where one individual has several rows).
+CODE_MIN_DISTINCT = 0.5
+# Share of rows one more than the row before, from which a counter-named column counts rows.
+COUNTER_MIN_STEPS = 0.9
 _CAMEL_ID = re.compile(r"[a-z0-9]I[dD]$")
 _DIGIT = re.compile(r"\d")
 
@@ -115,8 +125,8 @@ def id_like_reason(series: pd.Series) -> str | None:
     if pd.api.types.is_numeric_dtype(series.dtype):
         numbers_ = present.to_numpy(dtype=np.float64)
         return integer_id_reason(numbers_, series.name) if all_integers(numbers_) else None
-    # Every kind of ID is (near-)unique; hashing is much cheaper than parsing numbers.
-    if hashable_values(present).nunique() < 0.95 * len(present):
+    # Every kind of ID is mostly distinct; hashing is much cheaper than parsing numbers.
+    if hashable_values(present).nunique() < CODE_MIN_DISTINCT * len(present):
         return None
     if present.dtype == object and any(
         cell_kind(c) != "str" for c in present.iloc[:STAT_SAMPLE_SIZE]
@@ -129,12 +139,33 @@ def id_like_reason(series: pd.Series) -> str | None:
             return integer_id_reason(numbers_, series.name)
         return None
     n, distinct = len(values), values.nunique()
-    if distinct != n:
-        return None
+    code_reason = _code_reason(values, series.name, distinct, len(series))
+    if code_reason or distinct != n:
+        return code_reason
     if id_name_hint(series.name):
         return f"ID-like — {fmt_count(n)} distinct strings in {fmt_rows(n)}, and the name {str(series.name)!r} reads as an identifier"
     if n > class_limit(len(series)) and not values.str.contains(r"\s", regex=True).any():
         return f"ID-like — {fmt_count(n)} distinct strings in {fmt_rows(n)}, none with spaces"
+    return None
+
+
+def _code_reason(values: pd.Series, name, distinct: int, num_rows: int) -> str | None:
+    """Why mostly-distinct strings are identifier codes rather than categories or text:
+    single tokens mixing letters and digits, more distinct values than a categorical
+    column would have or named like an identifier, repeating where an individual has
+    several rows (``N1A1``); None otherwise."""
+    n = len(values)
+    if distinct == n or distinct < CODE_MIN_DISTINCT * n:
+        return None  # unique strings: judged by the caller's rules
+    shaped = values.iloc[:STAT_SAMPLE_SIZE].str.fullmatch(_CODE).mean() >= PARSE_MIN_FRACTION
+    if not shaped:
+        return None
+    if id_name_hint(name):
+        return (f"ID-like — {fmt_count(distinct)} distinct codes in {fmt_rows(n)} (like "
+                f"{fmt_value(values.iloc[0])}), and the name {str(name)!r} reads as an identifier")
+    if distinct > class_limit(num_rows):
+        return (f"ID-like — {fmt_count(distinct)} distinct codes in {fmt_rows(n)} (like "
+                f"{fmt_value(values.iloc[0])}): letters and digits, too many for categories")
     return None
 
 
@@ -156,9 +187,14 @@ def integer_id_reason(values: np.ndarray, name) -> str | None:
     hinted = id_name_hint(name)
     unique = nd == n
     near_unique = n >= 20 and nd >= 0.95 * n  # an ID column repeats where rows are duplicated
-    if not (unique or near_unique):
-        return None
     diffs = np.diff(values)
+    if not (unique or near_unique):
+        counting = float(np.mean(diffs == 1))
+        if n >= 20 and counting >= COUNTER_MIN_STEPS and _COUNTER_NAME.search(str(name).strip()):
+            return (f"ID-like — a row counter: {counting:.0%} of rows are one more than the row "
+                    f"before (restarting {int(np.sum(diffs <= 0))} time(s)), and the name "
+                    f"{str(name)!r} reads as a row number")
+        return None
     what = f"{fmt_count(nd)} distinct integers in {fmt_rows(n)}"
     if n >= ID_MIN_ROWS or hinted:
         if np.all(diffs > 0) or (near_unique and np.all(diffs >= 0)):

@@ -2,7 +2,8 @@
 
 Every reader (text tables, IDX files, image folders) meets the same problems before it
 parses anything: a path that does not exist, a file it may not read, a compressed file
-to unpack, a ``base_dir`` that must be a folder. They are answered here once, so that
+to unpack (whole, or as a stream for pyarrow's readers), a ``base_dir`` that must be a
+folder. They are answered here once, so that
 each problem reads the same whichever reader met it.
 """
 
@@ -59,6 +60,64 @@ def read_bytes(path: Path) -> bytes:
         ) from None
 
 
+# Codecs Arrow decompresses itself while streaming; .xz and .zip go through Python's modules.
+_ARROW_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+# What a corrupt or truncated compressed stream raises, from Arrow or from Python's modules.
+STREAM_ERRORS = (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile)
+
+
+def open_stream(path: Path, compression: str | None):
+    """A readable binary stream of the file's (decompressed) content, for pyarrow's readers.
+
+    Uncompressed files are memory-mapped; the caller closes the stream.
+    """
+    import pyarrow as pa
+
+    try:
+        if compression is None:
+            return pa.memory_map(str(path), "r")
+        if compression in _ARROW_CODECS:
+            return pa.CompressedInputStream(pa.OSFile(str(path)), _ARROW_CODECS[compression])
+        if compression == ".xz":
+            return lzma.open(path, "rb")
+        archive = zipfile.ZipFile(path)
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise DataError(
+                f"{path}: a zipped table must hold exactly one file, found {len(members)} "
+                f"{[m.filename for m in members]}; extract the one you mean and pass it"
+            )
+        return archive.open(members[0])
+    except PermissionError:
+        raise DataError(
+            f"{path}: permission denied; make the file readable (chmod +r) or copy it"
+        ) from None
+    except DataError:
+        raise
+    except STREAM_ERRORS as exc:
+        raise corrupt_stream_error(path, compression, exc) from None
+
+
+def corrupt_stream_error(path: Path, compression: str | None, exc: BaseException) -> DataError:
+    what = f"{compression} file" if compression else "file"
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return DataError(
+        f"{path}: not a valid {what} (corrupt or truncated: {first_line}); "
+        "download or compress it again"
+    )
+
+
+def read_head(path: Path, compression: str | None, num_bytes: int) -> bytes:
+    """The first ``num_bytes`` of the file's decompressed content (fewer if it is shorter)."""
+    stream = open_stream(path, compression)
+    try:
+        return stream.read(num_bytes)
+    except STREAM_ERRORS as exc:
+        raise corrupt_stream_error(path, compression, exc) from None
+    finally:
+        stream.close()
+
+
 def decompress(raw: bytes, compression: str | None, path: Path) -> bytes:
     if compression is None:
         return raw
@@ -69,6 +128,10 @@ def decompress(raw: bytes, compression: str | None, path: Path) -> bytes:
             return bz2.decompress(raw)
         if compression == ".xz":
             return lzma.decompress(raw)
+        if compression == ".zst":
+            import pyarrow as pa
+
+            return pa.input_stream(pa.py_buffer(raw), compression="zstd").read()
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             members = [m for m in archive.infolist() if not m.is_dir()]
             if len(members) != 1:

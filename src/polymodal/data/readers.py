@@ -1,44 +1,70 @@
 """Reading a user's table into a pandas DataFrame, whatever shape it arrives in.
 
 :func:`read_table` accepts a delimited text file (CSV/TSV, sniffed separator, optionally
-compressed), Parquet, Feather, JSON Lines, a JSON list of records, an MNIST-style IDX file,
-a folder of images laid out one subfolder per class, a folder holding exactly one table
-file, or a DataFrame already in memory. Every result carries three ``attrs``:
+compressed), Parquet, Feather / Arrow IPC, JSON Lines, a JSON list of records, an
+MNIST-style IDX file, WebDataset tar shards, a folder (of Parquet shards, hive partitions
+included; of images, one subfolder per class; a Hugging Face ``imagefolder`` or
+``audiofolder`` with a metadata file; a ``datasets`` folder written by ``save_to_disk``;
+split subfolders such as ``train/`` and ``test/``; or exactly one table file), a
+DataFrame already in memory, or a Hugging Face ``datasets.Dataset``. Every result carries
+``attrs``:
 
 - ``base_dir``: absolute folder that relative image/audio paths in the table resolve
   against (the table file's folder unless ``base_dir=`` says otherwise);
 - ``source``: what was read, as a string;
 - ``read_notes``: human-readable notes about anything the reader had to decide or skip
-  (the encoding it fell back to, ragged rows it dropped, the separator it sniffed).
+  (the encoding it fell back to, ragged rows it dropped, the separator it sniffed, the
+  split it chose);
+- ``column_notes`` (when any): per column, the convention recognised in reading it (a
+  Hugging Face Image feature, a metadata file's ``file_name``), which the schema's reason
+  repeats.
 
 Problems that concern a few rows (a ragged line, an invalid JSON line, a row cut off at
-the end of a truncated file) are skipped and reported in ``read_notes``; problems with
-the file as a whole raise :class:`~polymodal.errors.DataError` with one message naming
-the file, what was found and the fix.
+the end of a truncated file, a metadata row naming a missing image) are skipped or left
+empty and reported in ``read_notes``, naming the file and row; problems with the file as
+a whole raise :class:`~polymodal.errors.DataError` with one message naming the file, what
+was found and the fix.
 
 This module recognises the source and hands it on; each format is read by its own
-module: :mod:`~polymodal.data.text_reader` (CSV/TSV/JSON/JSON Lines),
+module: :mod:`~polymodal.data.text_reader` (CSV/TSV/JSON/JSON Lines, through
+``pyarrow.csv`` and ``pyarrow.json``), :mod:`~polymodal.data.arrow_files` (Parquet,
+Feather, Arrow IPC, shard folders, saved datasets), :mod:`~polymodal.data.hf_folders`
+(splits and metadata folders), :mod:`~polymodal.data.webdataset_reader` (tar shards),
 :mod:`~polymodal.data.idx_reader` (IDX), :mod:`~polymodal.data.folder_reader` (a folder
 of class subfolders), with :mod:`~polymodal.data.file_access` for what they share.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from polymodal.data.arrow_files import read_arrow_file, read_saved_dataset, read_shard_folder
+from polymodal.data.arrow_tables import table_to_frame
 from polymodal.data.file_access import checked_base_dir, missing_path_error
 from polymodal.data.folder_reader import read_class_folders
+from polymodal.data.hf_folders import (
+    choose_split,
+    metadata_file,
+    read_metadata_folder,
+    relative_to_base,
+    split_folders,
+    split_of,
+)
 from polymodal.data.idx_reader import read_idx_table
 from polymodal.data.text_reader import check_unique_columns, read_text_table
+from polymodal.data.webdataset_reader import read_tar_shards
 from polymodal.errors import DataError
 
-# Table file extensions read_table understands (each may also end in a compression suffix
-# from COMPRESSION_EXTENSIONS, except Parquet and Feather which compress internally).
-# IDX files are also recognised by their MNIST-style names, e.g. "train-images-idx3-ubyte".
+# Table file extensions read_table understands (text tables and tar shards may also end
+# in a compression suffix from COMPRESSION_EXTENSIONS; Parquet, Feather and Arrow
+# compress internally). IDX files are also recognised by their MNIST-style names, e.g.
+# "train-images-idx3-ubyte".
 SUPPORTED_EXTENSIONS = (
     ".csv",
     ".tsv",
@@ -47,12 +73,15 @@ SUPPORTED_EXTENSIONS = (
     ".parquet",
     ".pq",
     ".feather",
+    ".arrow",
+    ".ipc",
     ".jsonl",
     ".ndjson",
     ".json",
     ".idx",
+    ".tar",
 )
-COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".xz", ".zip")
+COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".zst", ".xz", ".zip")
 
 _FORMAT_BY_EXTENSION = {
     ".csv": "delimited",
@@ -62,11 +91,15 @@ _FORMAT_BY_EXTENSION = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".feather": "feather",
+    ".arrow": "arrow",
+    ".ipc": "arrow",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "json",
     ".idx": "idx",
+    ".tar": "tar",
 }
+_COLUMNAR = ("parquet", "feather", "arrow")
 # Formats a user might reasonably try, with the fix to suggest.
 _UNSUPPORTED_HINTS = {
     ".xlsx": "save the sheet as CSV (File > Save As > CSV UTF-8)",
@@ -80,6 +113,18 @@ _UNSUPPORTED_HINTS = {
 _MNIST_NAME = re.compile(r"idx\d[-_.]ubyte$")
 
 
+@dataclass
+class _Request:
+    """What the caller asked for, carried down through folders; ``split_used`` records
+    whether a split was there to choose."""
+
+    encoding: str | None
+    sep: str | None
+    split: str | None
+    notes: list[str]
+    split_used: bool = False
+
+
 # ---------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------
@@ -91,19 +136,26 @@ def read_table(
     base_dir: str | os.PathLike | None = None,
     encoding: str | None = None,
     sep: str | None = None,
+    split: str | None = None,
 ) -> pd.DataFrame:
-    """Read a table from a file, a folder or a DataFrame.
+    """Read a table from a file, a folder, a DataFrame or a Hugging Face dataset.
 
     Args:
-        source: a path to a table file (CSV, TSV, TXT, Parquet, Feather, JSONL, JSON, IDX;
-            text formats may be gzip/bz2/xz/zip compressed), a path to a folder (one
-            subfolder of images per class, or exactly one table file), or a DataFrame.
+        source: a path to a table file (CSV, TSV, TXT, Parquet, Feather, Arrow, JSONL,
+            JSON, IDX, a WebDataset .tar shard; text formats may be gzip/bz2/zstd/xz/zip
+            compressed), a path to a folder (Parquet shards, hive partitions included;
+            class subfolders of images; a Hugging Face imagefolder/audiofolder with
+            metadata.csv/.jsonl; a dataset saved with ``save_to_disk``; tar shards; or
+            exactly one table file), a DataFrame, or a ``datasets.Dataset``/``DatasetDict``.
         base_dir: folder that relative media paths in the table resolve against; defaults
             to the table file's folder (for a DataFrame: its ``attrs["base_dir"]`` if set,
             else the current working directory).
         encoding: text encoding; by default UTF-8, then cp1252, then latin-1 are tried and
             the one used is noted.
         sep: field separator for delimited text; by default sniffed from the first rows.
+        split: for a source holding splits (``train/`` and ``test/`` subfolders, shards
+            named ``train-*``/``test-*``, a ``DatasetDict``), the one to read; by default
+            the training split, noted.
 
     Returns:
         The table, with ``attrs["base_dir"]``, ``attrs["source"]`` and ``attrs["read_notes"]``.
@@ -111,17 +163,32 @@ def read_table(
     Raises:
         DataError: the source is missing, unsupported, empty or unreadable as a whole.
     """
-    notes: list[str] = []
+    request = _Request(encoding, sep, split, [])
+    frame = _read_source(source, base_dir, request)
+    if split is not None and not request.split_used:
+        raise DataError(
+            f"split={split!r}: {frame.attrs['source']} holds no splits to choose from; "
+            "omit split="
+        )
+    return frame
+
+
+def _read_source(source, base_dir, request: _Request) -> pd.DataFrame:
+    notes = request.notes
     if isinstance(source, pd.DataFrame):
         if base_dir is None:
             base_dir = source.attrs.get("base_dir") or os.getcwd()
         frame = source.copy()
-        frame.attrs = {}
+        column_notes = source.attrs.get("column_notes")
+        frame.attrs = {"column_notes": dict(column_notes)} if column_notes else {}
         return _finish(frame, "DataFrame", checked_base_dir(base_dir), notes)
+    if _is_hf_dataset(source):
+        frame, what = _read_hf_dataset(source, request)
+        return _finish(frame, what, checked_base_dir(base_dir or os.getcwd()), notes)
     if not isinstance(source, str | os.PathLike):
         raise DataError(
             f"read_table cannot read a {type(source).__name__}; pass a file path, a folder "
-            "path or a pandas DataFrame"
+            "path, a pandas DataFrame or a datasets.Dataset"
         )
     text_source = os.fspath(source)
     if isinstance(text_source, str) and re.match(r"^[a-z][a-z0-9+.-]*://", text_source, re.I):
@@ -133,16 +200,19 @@ def read_table(
     if not path.exists():
         raise missing_path_error(path)
     if path.is_dir():
-        return _read_folder(path, base_dir, encoding, sep, notes)
-    frame = _read_file(path, encoding=encoding, sep=sep, notes=notes)
+        return _read_folder(path, base_dir, request)
+    frame = _read_file(path, request)
     return _finish(frame, str(path), checked_base_dir(base_dir or path.parent), notes)
 
 
 def _finish(frame: pd.DataFrame, source: str, base_dir: str, notes: list[str]) -> pd.DataFrame:
     """Strip column names, refuse duplicates and empty tables, and attach the attrs."""
+    column_notes = frame.attrs.get("column_notes") or {}
     # A byte-order mark can survive an explicit encoding="utf-8"; it is not whitespace to strip().
-    frame.columns = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in frame.columns]
-    check_unique_columns([c for c in frame.columns], source)
+    names = [c.lstrip("\ufeff").strip() if isinstance(c, str) else c for c in frame.columns]
+    renamed = dict(zip(frame.columns, names, strict=True))
+    frame.columns = names
+    check_unique_columns(list(frame.columns), source)
     if frame.shape[1] == 0 or len(frame) == 0:
         what = "no columns" if frame.shape[1] == 0 else f"columns {list(frame.columns)} but no rows"
         raise DataError(
@@ -151,7 +221,40 @@ def _finish(frame: pd.DataFrame, source: str, base_dir: str, notes: list[str]) -
     frame.attrs["base_dir"] = base_dir
     frame.attrs["source"] = source
     frame.attrs["read_notes"] = notes
+    if column_notes:
+        frame.attrs["column_notes"] = {
+            renamed.get(k, k): v for k, v in column_notes.items() if renamed.get(k, k) in names
+        }
     return frame
+
+
+# ---------------------------------------------------------------------------------------
+# Hugging Face dataset objects
+# ---------------------------------------------------------------------------------------
+
+
+def _is_hf_dataset(source) -> bool:
+    """A ``datasets`` object, recognised without importing ``datasets`` (not a dependency)."""
+    return type(source).__module__.split(".")[0] == "datasets"
+
+
+def _read_hf_dataset(source, request: _Request) -> tuple[pd.DataFrame, str]:
+    name = type(source).__name__
+    if not hasattr(source, "features") and hasattr(source, "keys"):  # a DatasetDict
+        splits = [str(k) for k in source.keys()]
+        chosen = choose_split(Path(name), splits, request.split, request.notes)
+        request.split_used = True
+        source = source[next(k for k in source.keys() if str(k).lower() == chosen)]
+        name = f"{name}[{chosen!r}]"
+    if not hasattr(source, "with_format") or not hasattr(source, "features"):
+        raise DataError(
+            f"read_table cannot read a {type(source).__name__}; pass a datasets.Dataset (an "
+            "IterableDataset streams: materialise it with Dataset.from_generator or save it "
+            "to Parquet first)"
+        )
+    table = source.with_format("arrow")[:]  # honours select/shuffle (the indices mapping)
+    features = source.features.to_dict() if hasattr(source.features, "to_dict") else None
+    return table_to_frame(table, request.notes, features=features), f"datasets.{name}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -168,7 +271,9 @@ def _file_format(path: Path) -> tuple[str, str | None] | None:
     if _MNIST_NAME.search(name) or name.endswith(".idx"):
         return "idx", compression
     fmt = _FORMAT_BY_EXTENSION.get(Path(name).suffix)
-    if fmt is None or (compression and fmt in ("parquet", "feather")):
+    if fmt is None or (compression and fmt in _COLUMNAR):
+        return None
+    if compression in (".zst", ".zip") and fmt == "tar":
         return None
     return fmt, compression
 
@@ -178,7 +283,8 @@ def _unsupported_file_error(path: Path) -> DataError:
     hint = _UNSUPPORTED_HINTS.get(path.suffix.lower())
     if hint is None and path.suffix.lower() in COMPRESSION_EXTENSIONS:
         hint = (
-            "only text tables (CSV/TSV/JSON/JSONL) and IDX may be compressed; decompress the file"
+            "only text tables (CSV/TSV/JSON/JSONL), tar shards and IDX may be compressed; "
+            "decompress the file"
         )
     if hint is None:
         hint = "convert it to CSV or Parquet, or rename it if the extension is wrong"
@@ -187,36 +293,25 @@ def _unsupported_file_error(path: Path) -> DataError:
     return DataError(
         f"{path}: unsupported file type {suffix}; {hint}. Supported: {supported} "
         f"(text tables may end in {compressed}), MNIST-style *-idx?-ubyte files, a folder "
-        "of images with one subfolder per class, or a DataFrame"
+        "of images with one subfolder per class, a folder of Parquet shards, a DataFrame "
+        "or a datasets.Dataset"
     )
 
 
-def _read_file(
-    path: Path, *, encoding: str | None, sep: str | None, notes: list[str]
-) -> pd.DataFrame:
+def _read_file(path: Path, request: _Request) -> pd.DataFrame:
     detected = _file_format(path)
     if detected is None:
         raise _unsupported_file_error(path)
     fmt, compression = detected
     if fmt == "idx":
-        return read_idx_table(path, notes)
-    if fmt == "parquet":
-        return _read_arrow_file(path, pd.read_parquet, "Parquet")
-    if fmt == "feather":
-        return _read_arrow_file(path, pd.read_feather, "Feather")
-    return read_text_table(path, fmt, compression, encoding=encoding, sep=sep, notes=notes)
-
-
-def _read_arrow_file(path: Path, reader, kind: str) -> pd.DataFrame:
-    import pyarrow as pa
-
-    try:
-        return reader(path)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(
-            f"{path}: not a valid {kind} file (corrupt or truncated: {str(exc).splitlines()[0]}); "
-            "write it again, e.g. with df.to_parquet(...)"
-        ) from None
+        return read_idx_table(path, request.notes)
+    if fmt in _COLUMNAR:
+        return read_arrow_file(path, fmt, request.notes)
+    if fmt == "tar":
+        return read_tar_shards([path], request.notes)
+    return read_text_table(
+        path, fmt, compression, encoding=request.encoding, sep=request.sep, notes=request.notes
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,12 +319,42 @@ def _read_arrow_file(path: Path, reader, kind: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 
 
-def _read_folder(
-    folder: Path, base_dir, encoding: str | None, sep: str | None, notes: list[str]
-) -> pd.DataFrame:
-    """A folder holding exactly one table file, or one subfolder of images per class."""
+def _read_folder(folder: Path, base_dir, request: _Request) -> pd.DataFrame:
+    """A folder in the first layout that fits, in this order: a saved ``datasets``
+    dataset; split subfolders; an image/audio folder with a metadata file; shards
+    (Parquet/Feather/Arrow, hive partitions included; tar); exactly one table file; one
+    subfolder of images per class."""
+    notes = request.notes
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    subfolders = [p for p in entries if p.is_dir()]
+
+    if (folder / "dataset_dict.json").is_file():
+        return _read_split(folder, _saved_splits(folder), base_dir, request)
+    if (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file():
+        frame = read_saved_dataset(folder, notes)
+        return _finish(frame, str(folder), checked_base_dir(base_dir or folder), notes)
+    splits = split_folders(subfolders)
+    if splits:
+        return _read_split(folder, splits, base_dir, request)
+
+    metadata = metadata_file(folder)
+    if metadata is not None:
+        table = _read_file(metadata, request)
+        frame = read_metadata_folder(folder, table, metadata, notes)
+        resolved_base = checked_base_dir(base_dir or folder)
+        relative_to_base(frame, frame.columns[0], folder, resolved_base)
+        return _finish(frame, str(metadata), resolved_base, notes)
+
     tables = [p for p in entries if p.is_file() and _file_format(p) is not None]
+    formats = {_file_format(p)[0] for p in tables}
+    hive = any("=" in p.name for p in subfolders)
+    if (len(tables) > 1 or hive) and len(formats | {"parquet"} if hive else formats) == 1:
+        fmt = next(iter(formats or {"parquet"}))
+        if fmt in _COLUMNAR:
+            return _read_shards(folder, fmt, base_dir, request)
+    if formats == {"tar"}:
+        frame = read_tar_shards(tables, notes)
+        return _finish(frame, str(folder), checked_base_dir(base_dir or folder), notes)
     if len(tables) > 1:
         raise DataError(
             f"{folder}: holds {len(tables)} table files ({', '.join(p.name for p in tables)}); "
@@ -237,8 +362,53 @@ def _read_folder(
         )
     if len(tables) == 1:
         notes.append(f"folder: read its one table file {tables[0].name}")
-        frame = _read_file(tables[0], encoding=encoding, sep=sep, notes=notes)
+        frame = _read_file(tables[0], request)
         return _finish(frame, str(tables[0]), checked_base_dir(base_dir or folder), notes)
 
     frame, resolved_base = read_class_folders(folder, entries, base_dir, notes)
+    frame.attrs["column_notes"] = {
+        "label": "image folder: the name of each image's subfolder (one subfolder per class)"
+    }
     return _finish(frame, str(folder), resolved_base, notes)
+
+
+def _saved_splits(folder: Path) -> dict[str, Path]:
+    try:
+        names = json.loads((folder / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"{folder / 'dataset_dict.json'}: not what DatasetDict.save_to_disk writes ({exc}); "
+            "save the dataset again"
+        ) from None
+    return {str(name).lower(): folder / str(name) for name in names}
+
+
+def _read_split(folder: Path, splits: dict[str, Path], base_dir, request: _Request):
+    chosen = choose_split(folder, list(splits), request.split, request.notes)
+    request.split_used = True
+    if not splits[chosen].is_dir():
+        raise DataError(f"{folder}: split {chosen!r} has no folder {splits[chosen]}; copy it")
+    return _read_folder(splits[chosen], base_dir, request)
+
+
+def _read_shards(folder: Path, fmt: str, base_dir, request: _Request) -> pd.DataFrame:
+    """Every shard of the format under ``folder`` (hive ``key=value`` folders included),
+    in path order; shards named by split (``train-00000-of-00002.parquet``) are narrowed
+    to one split."""
+    suffixes = {s for s, f in _FORMAT_BY_EXTENSION.items() if f == fmt}
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
+    )
+    by_split: dict[str, list[Path]] = {}
+    for path in files:
+        by_split.setdefault(split_of(path.name) or "", []).append(path)
+    if len(by_split) > 1 and "" not in by_split:
+        chosen = choose_split(folder, list(by_split), request.split, request.notes)
+        request.split_used = True
+        files = by_split[chosen]
+    frame = read_shard_folder(folder, files, fmt, request.notes)
+    return _finish(frame, str(folder), checked_base_dir(base_dir or folder), request.notes)

@@ -384,6 +384,11 @@ def infer_schema(
         column.delimiter = delimiter if modality == "multilabel" else None
         column.reason = f"label — {reason}"
         column.overridden = column.overridden or problem_type != "auto"
+    # The reader's word on how a column was recognised (a Hugging Face feature, a metadata
+    # file, a folder layout) travels with the column's reason.
+    for name, origin in (df.attrs.get("column_notes") or {}).items():
+        if name in schema.columns:
+            schema.columns[name].reason += f" — read as {origin}"
     return schema
 
 

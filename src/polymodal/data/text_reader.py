@@ -1,32 +1,47 @@
 """Text tables: delimited text (CSV/TSV, sniffed separator) and JSON / JSON Lines.
 
-:func:`read_text_table` takes a file whose format the caller has already recognised,
-decompresses and decodes it (noting any encoding it fell back to), then parses it. Rows
-that are broken on their own (a ragged line, an invalid JSON line, a quote left open by
-a truncated file) are skipped and noted; a file that is mostly broken raises
-:class:`~polymodal.errors.DataError`, as it is more likely misread than damaged.
+:func:`read_text_table` takes a file whose format the caller has already recognised and
+hands it to pyarrow's parsers (``pyarrow.csv``, ``pyarrow.json``), which read it in
+parallel and decompress while streaming. Only the file's first 64 KiB are looked at
+beforehand: for a byte-order mark, NUL bytes (a binary file) and the separator.
+
+Rows that are broken on their own (a ragged line, an invalid JSON line, a quote left open
+by a truncated file) are skipped and noted; a file that is mostly broken raises
+:class:`~polymodal.errors.DataError`, as it is more likely misread than damaged. The
+line numbers in those notes are worked out only when something was skipped: a clean file
+is never scanned twice.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import io
 import json
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
 
 import pandas as pd
 
-from polymodal.data.file_access import decompress, read_bytes
+from polymodal.data.arrow_tables import table_to_frame
+from polymodal.data.file_access import (
+    STREAM_ERRORS,
+    corrupt_stream_error,
+    open_stream,
+    read_head,
+)
 from polymodal.errors import DataError
 
 # The delimiters a sniffed text table may use, in order of preference on a tie.
 _CANDIDATE_SEPARATORS = (",", "\t", ";", "|")
-_SNIFF_CHARS = 65_536
+_SNIFF_BYTES = 65_536
 _SNIFF_ROWS = 50
 # Listing every bad line of a badly broken file helps nobody; show this many.
 _MAX_LINES_LISTED = 10
+# Fallbacks for text that is not UTF-8, in order: Excel's Western default, then latin-1,
+# which decodes any byte.
+_FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
 
 def read_text_table(
@@ -39,26 +54,31 @@ def read_text_table(
     notes: list[str],
 ) -> pd.DataFrame:
     """A delimited (``fmt`` "delimited" or "tsv"), JSON Lines or JSON file as a table."""
-    raw = decompress(read_bytes(path), compression, path)
-    text = _decode(raw, path, encoding, notes)
-    if not text.strip():
+    head = read_head(path, compression, _SNIFF_BYTES)
+    encoding = _starting_encoding(head, path, encoding, notes)
+    head_text = head.decode(encoding or "utf-8", errors="replace")
+    if not head_text.strip():
         raise DataError(
             f"{path}: empty table (the file has no content); pass a file with a header and rows"
         )
     if fmt == "jsonl":
-        return _parse_jsonl(text, path, notes)
+        return _read_jsonl(path, compression, encoding, notes)
     if fmt == "json":
+        text = _decode_whole(path, compression, encoding, notes)
         return _parse_json(text, path, notes)
     if sep is None:
-        sep = "\t" if fmt == "tsv" else _sniff_separator(text)
+        sep = "\t" if fmt == "tsv" else _sniff_separator(head_text, len(head) < _SNIFF_BYTES)
         if sep != ("\t" if fmt == "tsv" else ","):
             notes.append(f"separator: {sep!r} (sniffed from the first rows; pass sep= to override)")
-    return _parse_delimited(text, path, sep, notes)
+    if len(sep) != 1:
+        raise DataError(
+            f"sep={sep!r}: the separator must be a single character such as ',' or '\\t'"
+        )
+    return _DelimitedRead(path, compression, sep, notes).read(encoding, head_text)
 
 
 def check_unique_columns(names: list, source: str) -> None:
-    """Refuse repeated column names: each name must pick out one column (pandas' CSV
-    parser would otherwise rename the repeats silently)."""
+    """Refuse repeated column names: each name must pick out one column."""
     counts = Counter(names)
     duplicated = [name for name, n in counts.items() if n > 1]
     if duplicated:
@@ -69,50 +89,102 @@ def check_unique_columns(names: list, source: str) -> None:
         )
 
 
-def _decode(raw: bytes, path: Path, encoding: str | None, notes: list[str]) -> str:
-    """Bytes to text: the given encoding, else UTF-8 -> cp1252 -> latin-1, noting fallbacks."""
+# ---------------------------------------------------------------------------------------
+# Encodings
+# ---------------------------------------------------------------------------------------
+
+
+def _starting_encoding(
+    head: bytes, path: Path, encoding: str | None, notes: list[str]
+) -> str | None:
+    """The encoding to try first (None: UTF-8 with fallbacks), from the argument or a BOM."""
     if encoding is not None:
         try:
-            return raw.decode(encoding)
+            return codecs.lookup(encoding).name
         except LookupError:
             raise DataError(
                 f"encoding={encoding!r}: unknown encoding; pass e.g. 'utf-8' or 'cp1252', or omit it"
             ) from None
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"{path}: not valid {encoding} ({_describe_bad_byte(raw, exc.start)}); omit "
-                "encoding= to detect it, or pass the right one"
-            ) from None
-    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Excel's "CSV UTF-8")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         # Excel's "Unicode text" export is UTF-16 with a byte-order mark.
         notes.append("encoding: read as UTF-16 (byte-order mark found)")
-        return raw.decode("utf-16")
-    if b"\x00" in raw[:8192]:
+        return "utf-16"
+    if b"\x00" in head[:8192]:
         raise DataError(
             f"{path}: looks like a binary file (it contains NUL bytes), not a text table; "
             "check that the extension matches the content"
         )
+    return None
+
+
+def _first_bad_byte(path: Path, compression: str | None, encoding: str) -> str:
+    """Where the file first stops being valid ``encoding``: "byte 0xE9 on line 2".
+
+    Only called once a parser has found the file is not valid in that encoding.
+    """
+    stream = open_stream(path, compression)
+    carried, line = b"", 1
+    try:
+        while chunk := stream.read(1 << 20):
+            data = carried + chunk
+            try:
+                data.decode(encoding)
+                carried = b""
+            except UnicodeDecodeError as exc:
+                if exc.end >= len(data) and len(data) - exc.start < 4:
+                    carried = data[exc.start :]  # a character cut by the chunk boundary
+                    data = data[: exc.start]
+                else:
+                    line += data.count(b"\n", 0, exc.start)
+                    return f"byte 0x{data[exc.start]:02X} on line {line}"
+            line += data.count(b"\n")
+    finally:
+        stream.close()
+    return "an incomplete character at the end"
+
+
+def _decode_whole(path: Path, compression: str | None, encoding: str | None, notes) -> str:
+    """The whole file as text (JSON and the Python JSON Lines path need it so)."""
+    stream = open_stream(path, compression)
+    try:
+        raw = stream.read()
+    except STREAM_ERRORS as exc:
+        raise corrupt_stream_error(path, compression, exc) from None
+    finally:
+        stream.close()
+    if encoding is not None:
+        try:
+            return raw.decode(encoding).removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            raise _wrong_encoding_error(path, compression, encoding) from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        where = _describe_bad_byte(raw, exc.start)
-    for fallback in ("cp1252", "latin-1"):
+    except UnicodeDecodeError:
+        pass
+    for fallback in _FALLBACK_ENCODINGS:
         try:
             text = raw.decode(fallback)
         except UnicodeDecodeError:
-            continue  # cp1252 leaves five bytes undefined; latin-1 decodes anything
-        notes.append(
-            f"encoding: read as {fallback} (not valid UTF-8: first bad {where}); "
-            "pass encoding= if characters look wrong"
-        )
+            continue
+        notes.append(_fallback_note(fallback, _first_bad_byte(path, compression, "utf-8")))
         return text
     raise AssertionError("latin-1 decodes every byte string")
 
 
-def _describe_bad_byte(raw: bytes, position: int) -> str:
-    line_number = raw.count(b"\n", 0, position) + 1
-    return f"byte 0x{raw[position]:02X} on line {line_number}"
+def _fallback_note(encoding: str, where: str) -> str:
+    return (
+        f"encoding: read as {encoding} (not valid UTF-8: first bad {where}); "
+        "pass encoding= if characters look wrong"
+    )
+
+
+def _wrong_encoding_error(path: Path, compression: str | None, encoding: str) -> DataError:
+    where = _first_bad_byte(path, compression, encoding)
+    return DataError(
+        f"{path}: not valid {encoding} ({where}); omit encoding= to detect it, or pass the "
+        "right one"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,10 +192,9 @@ def _describe_bad_byte(raw: bytes, position: int) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _sniff_separator(text: str) -> str:
+def _sniff_separator(sample: str, whole_file: bool) -> str:
     """The candidate separator that splits the header widest and most rows consistently."""
-    sample = text[:_SNIFF_CHARS]
-    if len(text) > _SNIFF_CHARS and "\n" in sample:
+    if not whole_file and "\n" in sample:
         sample = sample[: sample.rindex("\n") + 1]  # do not judge a row cut in half
     best, best_score = ",", (0, 0)
     for candidate in _CANDIDATE_SEPARATORS:
@@ -144,149 +215,243 @@ def _sniff_separator(text: str) -> str:
     return best
 
 
-class _RecordScan(NamedTuple):
-    """What a lenient csv-module pass found; spans are (first line, last line, num fields)."""
+class _DelimitedRead:
+    """One delimited file read through ``pyarrow.csv``, and what was skipped while reading.
 
-    header: list[str] | None
-    header_line: int
-    num_rows: int
-    num_lines: int  # physical lines taken by the rows (quoted cells may span several)
-    mismatched: list[tuple[int, int, int]]  # rows whose field count differs from the header's
-    last: tuple[int, int, int] | None
+    Rows whose field count differs from the header's are handed to ``invalid_row_handler``
+    and skipped. A parallel read does not know their line numbers; when there are any, the
+    file is read again serially (pyarrow then numbers the records) and each listed record
+    is found in the text to turn its record number into a line number, as quoted cells and
+    blank lines make the two differ.
 
-
-def _parse_delimited(text: str, path: Path, sep: str, notes: list[str]) -> pd.DataFrame:
-    """Parse CSV/TSV text; rows whose field count differs from the header's are skipped.
-
-    A pre-scan with the csv module finds each record's physical line span, so ragged rows
-    and a quote left open by a truncated file are reported by line number; only the
-    remaining lines go to pandas' fast parser.
+    pyarrow cuts a file into blocks at newlines for its parallel read, and is told that
+    cells may hold newlines (which makes cutting slower) only when the first rows show
+    one. A quoted newline further on that a cut splits leaves rows with the wrong field
+    count, and the serial re-read, which never cuts, reads them whole.
     """
-    if len(sep) != 1:
-        raise DataError(
-            f"sep={sep!r}: the separator must be a single character such as ',' or '\\t'"
-        )
-    lines = io.StringIO(text, newline="").readlines()
-    # The csv module refuses cells over 128 KiB by default; long documents are legitimate text.
-    previous_limit = csv.field_size_limit(2**31 - 1)
-    try:
-        scan = _scan_records(text, path, sep)
-    finally:
-        csv.field_size_limit(previous_limit)
-    if scan.header is None:
-        raise DataError(f"{path}: empty table (no header row); pass a file with a header and rows")
-    num_fields = len(scan.header)
-    check_unique_columns([name.strip() for name in scan.header], str(path))
-    if scan.last is None and _ends_inside_quotes(lines, scan.header_line, len(lines), sep):
-        raise DataError(
-            f"{path}: line {scan.header_line}: the header opens a quoted field that is never "
-            "closed; fix the header's quotes"
-        )
-    unclosed = None
-    if scan.last is not None and _ends_inside_quotes(lines, scan.last[0], scan.last[1], sep):
-        unclosed = scan.last
-    ragged = [span for span in scan.mismatched if span != unclosed]
-    bad = ragged + ([unclosed] if unclosed else [])
 
-    # Skipping a few rows is a note; losing most of the file means the file is misread.
-    if unclosed and (unclosed[1] - unclosed[0] + 1) * 2 > scan.num_lines:
-        raise DataError(
-            f"{path}: line {unclosed[0]}: a quoted field opened here is never closed, so lines "
-            f"{unclosed[0]}-{unclosed[1]} would all be one cell; close the quote (a literal quote "
-            'inside a quoted field is written "")'
+    def __init__(self, path: Path, compression: str | None, sep: str, notes: list[str]):
+        self.path, self.compression, self.sep, self.notes = path, compression, sep, notes
+        self.multiline = False
+
+    def read(self, encoding: str | None, head_text: str) -> pd.DataFrame:
+        self.multiline = _quoted_newline(head_text, self.sep)
+        if encoding is not None:
+            table, skipped = self._parse(encoding, use_threads=True)
+            if _has_undecoded_text(table):
+                raise _wrong_encoding_error(self.path, self.compression, encoding)
+        else:
+            table, skipped = self._parse("utf8", use_threads=True)
+            if table is None or _has_undecoded_text(table):
+                where = _first_bad_byte(self.path, self.compression, "utf-8")
+                for fallback in _FALLBACK_ENCODINGS:
+                    table, skipped = self._parse(fallback, use_threads=True)
+                    if table is not None:
+                        encoding = fallback
+                        self.notes.append(_fallback_note(fallback, where))
+                        break
+            encoding = encoding or "utf8"
+        if table is None:  # only an explicit encoding can fail to decode every byte
+            raise _wrong_encoding_error(self.path, self.compression, encoding)
+        if table.num_columns == 0:
+            raise DataError(f"{self.path}: empty table (no header row); pass a file with a header and rows")
+        check_unique_columns([name.strip() for name in table.column_names], str(self.path))
+        if skipped:
+            table, skipped = self._parse(encoding, use_threads=False)
+        text = None
+        if skipped:
+            text = _decode_whole(self.path, self.compression, encoding, [])
+            self._note_ragged(skipped, table.num_rows, text)
+        table = self._drop_unclosed_last_row(table, encoding, text)
+        return table_to_frame(table, self.notes)
+
+    def _parse(self, encoding: str, *, use_threads: bool):
+        """``(table or None if the bytes are not valid ``encoding``, skipped rows)``."""
+        import pyarrow as pa
+        from pyarrow import csv as pacsv
+
+        skipped: list = []
+
+        def skip(row):
+            skipped.append(row)
+            return "skip"
+
+        stream = open_stream(self.path, self.compression)
+        try:
+            table = pacsv.read_csv(
+                stream,
+                read_options=pacsv.ReadOptions(encoding=encoding, use_threads=use_threads),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.sep,
+                    newlines_in_values=self.multiline or not use_threads,
+                    invalid_row_handler=skip,
+                ),
+                # A missing string cell is missing, as in pandas, not an empty string.
+                convert_options=pacsv.ConvertOptions(
+                    strings_can_be_null=True, quoted_strings_can_be_null=True
+                ),
+            )
+        except UnicodeDecodeError:
+            return None, skipped
+        except pa.ArrowInvalid as exc:
+            raise self._parse_error(exc) from None
+        except STREAM_ERRORS as exc:
+            raise corrupt_stream_error(self.path, self.compression, exc) from None
+        finally:
+            stream.close()
+        return table, skipped
+
+    def _parse_error(self, exc: Exception) -> DataError:
+        message = str(exc).splitlines()[0]
+        if "Empty CSV file" in message:
+            return DataError(
+                f"{self.path}: line 1: the header opens a quoted field that is never closed, or "
+                "holds no columns; fix the header's quotes"
+            )
+        return DataError(
+            f"{self.path}: cannot parse as delimited text ({message}); check sep= and the quoting"
         )
-    if bad and sum(last - first + 1 for first, last, _ in bad) * 2 > scan.num_lines:
-        example = ragged[0]
-        raise DataError(
-            f"{path}: {len(ragged)} of {scan.num_rows} rows do not have the header's {num_fields} "
-            f"fields with separator {sep!r} (e.g. line {example[0]} has {example[2]}); pass the "
-            "right sep=, or fix the header row"
+
+    def _note_ragged(self, skipped: list, num_rows: int, text: str) -> None:
+        """Refuse a mostly ragged file; otherwise note the skipped rows by line number."""
+        num_fields = skipped[0].expected_columns
+        by_count: dict[int, list] = {}
+        for row in skipped:
+            by_count.setdefault(row.actual_columns, []).append(row)
+        listed = sorted(
+            (row for rows in by_count.values() for row in rows[:_MAX_LINES_LISTED]),
+            key=lambda row: row.number,
         )
-    notes.extend(_ragged_notes(ragged, num_fields))
-    if unclosed:
-        first, last, _ = unclosed
-        notes.append(
+        line_of = dict(zip((id(r) for r in listed), _line_numbers(text, listed), strict=True))
+        if len(skipped) * 2 > len(skipped) + num_rows:
+            example = min(listed, key=lambda row: row.number)
+            raise DataError(
+                f"{self.path}: {len(skipped)} of {len(skipped) + num_rows} rows do not have the "
+                f"header's {num_fields} fields with separator {self.sep!r} (e.g. line "
+                f"{line_of[id(example)]} has {example.actual_columns}); pass the right sep=, or "
+                "fix the header row"
+            )
+        for count, rows in sorted(by_count.items()):
+            shown = ", ".join(str(line_of[id(row)]) for row in rows[:_MAX_LINES_LISTED])
+            if len(rows) > _MAX_LINES_LISTED:
+                shown += f" and {len(rows) - _MAX_LINES_LISTED} more"
+            noun = "row" if len(rows) == 1 else "rows"
+            fields = "field" if count == 1 else "fields"
+            self.notes.append(
+                f"{noun} {shown} (line numbers): ragged, {count} {fields} where the header has "
+                f"{num_fields} — skipped"
+            )
+
+    def _drop_unclosed_last_row(self, table, encoding: str, text: str | None):
+        """Skip the last row when the file ends inside a quoted field (a truncated file).
+
+        pyarrow accepts such a field as it stands; a quote that swallowed most of the file
+        is an error instead, as the file would be misread.
+        """
+        import pyarrow as pa
+
+        if table.num_rows == 0 or not pa.types.is_string(table.schema.types[-1]):
+            return table
+        last = table.column(table.num_columns - 1)[table.num_rows - 1].as_py()
+        if last is None:
+            return table
+        opened = '"' + last.replace('"', '""')  # the cell as written, had its quote never closed
+        if text is None and self.compression is None and encoding in ("utf8", "utf-8"):
+            raw = opened.encode()
+            with open(self.path, "rb") as handle:
+                handle.seek(max(0, handle.seek(0, 2) - len(raw)))
+                ends_open = handle.read().endswith(raw)
+        elif text is not None or self.compression is None or "\n" in last:
+            # A compressed file's tail costs a second decompression: paid only when the
+            # last cell spans lines, the case where an open quote swallows rows.
+            if text is None:
+                text = _decode_whole(self.path, self.compression, encoding, [])
+            ends_open = text.endswith(opened)
+        else:
+            return table
+        if not ends_open:
+            return table
+        if text is None:
+            text = _decode_whole(self.path, self.compression, encoding, [])
+        num_lines = text.count("\n") + (not text.endswith("\n"))
+        swallowed = last.count("\n") + (not last.endswith("\n"))
+        first = num_lines - swallowed + 1
+        if swallowed * 2 > num_lines:
+            raise DataError(
+                f"{self.path}: line {first}: a quoted field opened here is never closed, so lines "
+                f"{first}-{num_lines} would all be one cell; close the quote (a literal quote "
+                'inside a quoted field is written "")'
+            )
+        self.notes.append(
             f"line {first}: a quoted field opened here is never closed (file truncated?) — "
-            f"lines {first}-{last} skipped"
+            f"lines {first}-{num_lines} skipped"
         )
-    if bad:
-        dropped = {i for first, last, _ in bad for i in range(first, last + 1)}
-        text = "".join(line for i, line in enumerate(lines, start=1) if i not in dropped)
-    try:
-        return pd.read_csv(io.StringIO(text), sep=sep, low_memory=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(
-            f"{path}: cannot parse as delimited text ({exc}); check sep= and the quoting"
-        ) from None
+        return table.slice(0, table.num_rows - 1)
 
 
-def _scan_records(text: str, path: Path, sep: str) -> _RecordScan:
-    """One lenient pass over the records, keeping only what the checks need.
-
-    Line numbers are 1-based physical lines. Blank lines are left out, as pandas skips them.
-    """
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
-    header: list[str] | None = None
-    header_line = num_rows = num_lines = 0
-    mismatched: list[tuple[int, int, int]] = []
-    last = None
-    previous_end = 0
-    try:
-        for record in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue
-            if header is None:
-                header, header_line = record, start
-                continue
-            last = (start, reader.line_num, len(record))
-            num_rows += 1
-            num_lines += reader.line_num - start + 1
-            if len(record) != len(header):
-                mismatched.append(last)
-    except csv.Error as exc:
-        raise DataError(
-            f"{path}: line {reader.line_num}: cannot parse as delimited text ({exc}); fix that line"
-        ) from None
-    return _RecordScan(header, header_line, num_rows, num_lines, mismatched, last)
-
-
-def _ends_inside_quotes(lines: list[str], first: int, last: int, sep: str = ",") -> bool:
-    """Whether the record on lines first..last (1-based) hits the end of text inside quotes.
-
-    The main pass is lenient (it keeps such a record as one long field); a strict re-parse
-    of just this record says whether its quotes were ever closed.
-    """
-    raw = "".join(lines[first - 1 : last])
-    try:
-        list(csv.reader(io.StringIO(raw, newline=""), delimiter=sep, strict=True))
-    except csv.Error as exc:
-        return "end of data" in str(exc)
+def _quoted_newline(sample: str, sep: str) -> bool:
+    """Whether a cell among the first rows holds a newline (so cells may span lines)."""
+    if '"' not in sample:
+        return False
+    with contextlib.suppress(csv.Error):
+        for row in csv.reader(io.StringIO(sample, newline=""), delimiter=sep):
+            if any("\n" in cell or "\r" in cell for cell in row):
+                return True
     return False
 
 
-def _ragged_notes(ragged: list[tuple[int, int, int]], num_header_fields: int) -> list[str]:
-    """One note per distinct field count, listing the (first) line numbers of those rows."""
-    by_count: dict[int, list[int]] = {}
-    for first, _, count in ragged:
-        by_count.setdefault(count, []).append(first)
-    notes = []
-    for count, line_numbers in sorted(by_count.items()):
-        listed = ", ".join(str(n) for n in line_numbers[:_MAX_LINES_LISTED])
-        if len(line_numbers) > _MAX_LINES_LISTED:
-            listed += f" and {len(line_numbers) - _MAX_LINES_LISTED} more"
-        rows = "row" if len(line_numbers) == 1 else "rows"
-        fields = "field" if count == 1 else "fields"
-        notes.append(
-            f"{rows} {listed} (line numbers): ragged, {count} {fields} where the header has "
-            f"{num_header_fields} — skipped"
-        )
-    return notes
+def _has_undecoded_text(table) -> bool:
+    """pyarrow types a column that is not valid UTF-8 as binary rather than failing."""
+    import pyarrow as pa
+
+    return table is not None and any(pa.types.is_binary(t) for t in table.schema.types)
+
+
+def _line_numbers(text: str, rows: list) -> list[int]:
+    """The physical line each skipped row (in file order) starts on: its text is searched
+    for at the start of a line, from where the previous one was found."""
+    found, position, line = [], 0, 1
+    for row in rows:
+        at = position
+        while True:
+            at = text.find(row.text, at)
+            if at <= 0 or text[at - 1] in "\r\n":
+                break
+            at += 1
+        if at < 0:  # not found verbatim (should not happen): fall back to the record number
+            found.append(row.number)
+            continue
+        line += text.count("\n", position, at)
+        position = at
+        found.append(line)
+    return found
 
 
 # ---------------------------------------------------------------------------------------
 # JSON
 # ---------------------------------------------------------------------------------------
+
+
+def _read_jsonl(
+    path: Path, compression: str | None, encoding: str | None, notes: list[str]
+) -> pd.DataFrame:
+    """One JSON object per line: ``pyarrow.json`` when every line is a valid object of
+    consistent types, else line by line with invalid lines skipped and noted."""
+    import pyarrow as pa
+    from pyarrow import json as pajson
+
+    if encoding in (None, "utf-8"):
+        stream = open_stream(path, compression)
+        try:
+            return table_to_frame(pajson.read_json(stream), notes)
+        except pa.ArrowInvalid:
+            pass  # an invalid line or a column of mixed types: read it line by line below
+        except STREAM_ERRORS as exc:
+            raise corrupt_stream_error(path, compression, exc) from None
+        finally:
+            stream.close()
+    text = _decode_whole(path, compression, encoding, notes)
+    return _parse_jsonl(text, path, notes)
 
 
 def _parse_jsonl(text: str, path: Path, notes: list[str]) -> pd.DataFrame:

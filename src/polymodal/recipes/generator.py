@@ -22,6 +22,7 @@ from polymodal.errors import ConfigError
 from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, SAMPLERS
 from polymodal.models.unet import UNet
 from polymodal.recipes.base import dotted_keys, override
+from polymodal.train.devices import device_problem
 
 PRESETS = ("fast", "best")
 # The sampler sweep's choice on the fully trained Fashion-MNIST model (bench/RESULTS.md,
@@ -305,6 +306,8 @@ def generator_param_problems(params: dict) -> list[str]:
                         "{'photo': 'image'}")
     if not _is_int(params["verbosity"]) or params["verbosity"] < 0:
         problems.append(f"verbosity={params['verbosity']!r} must be an integer >= 0")
+    if (problem := device_problem(params["device"])) is not None:
+        problems.append(problem)
     recipe = params["recipe"]
     if recipe is not None and not isinstance(recipe, dict):
         problems.append(f"recipe={recipe!r} must be a dict of recipe fields, e.g. "

@@ -21,6 +21,7 @@ from polymodal.data.text import TEXT_KINDS
 from polymodal.errors import ConfigError
 from polymodal.models.classic import CLASSIC_KINDS, supports
 from polymodal.recipes.base import override
+from polymodal.train.devices import device_problem
 
 PRESETS = ("fast", "best")
 FUSIONS = ("concat", "attention", "single")
@@ -239,6 +240,8 @@ def predictor_param_problems(p: dict) -> list[str]:
                         "e.g. 0.2")
     if not is_int(p['verbosity']) or p['verbosity'] < 0:
         problems.append(f"verbosity={p['verbosity']!r} must be an integer >= 0")
+    if (problem := device_problem(p['device'])) is not None:
+        problems.append(problem)
     if p['recipe'] is not None and not isinstance(p['recipe'], dict):
         problems.append(f"recipe={p['recipe']!r} must be a dict of recipe fields, e.g. "
                         "{'network.width': 96}")

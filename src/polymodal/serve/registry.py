@@ -35,9 +35,10 @@ class ServedModel:
         assert self.kind in KINDS, self.kind
 
 
-def load_models(directories: list[str | os.PathLike], names: list[str] | None = None
-                ) -> dict[str, ServedModel]:
-    """Load every model folder once; ``names`` (same length) overrides the folder names."""
+def load_models(directories: list[str | os.PathLike], names: list[str] | None = None, *,
+                device: str = "auto") -> dict[str, ServedModel]:
+    """Load every model folder once, to run on ``device``; ``names`` (same length)
+    overrides the folder names."""
     if not directories:
         raise ConfigError("serve needs at least one model folder; pass DIR [DIR ...]")
     names = list(names or [])
@@ -54,21 +55,21 @@ def load_models(directories: list[str | os.PathLike], names: list[str] | None = 
         if name in served:
             raise ConfigError(f"two models are named {name!r} ({served[name].path} and {path}); "
                               "give each a distinct --name")
-        served[name] = load_model(path, name)
+        served[name] = load_model(path, name, device=device)
     return served
 
 
-def load_model(path: Path, name: str) -> ServedModel:
-    """Load one folder as whatever kind it is."""
+def load_model(path: Path, name: str, *, device: str = "auto") -> ServedModel:
+    """Load one folder as whatever kind it is, to run on ``device``."""
     kind = folder_kind(path)
     if kind == "predictor":
         from polymodal.api import Predictor
 
-        model = Predictor.load(path)
+        model = Predictor.load(path, device=device)
     else:
         from polymodal.api import Generator
 
-        model = Generator.load(path)
+        model = Generator.load(path, device=device)
     versions_path = path / "versions.json"
     try:
         versions = json.loads(versions_path.read_text()) if versions_path.is_file() else {}

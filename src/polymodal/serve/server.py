@@ -16,12 +16,13 @@ LOOPBACK = "127.0.0.1"
 
 def run_server(directories: list[str | os.PathLike], *, host: str = LOOPBACK, port: int = 8000,
                names: list[str] | None = None, limits: ServeLimits | None = None,
-               log_level: str = "info", on_ready=None) -> None:
+               log_level: str = "info", on_ready=None, device: str = "auto") -> None:
     """Load every model folder and serve them until interrupted (blocks).
 
     ``host`` defaults to loopback: exposing models on a network is a choice to make
     explicitly (``host="0.0.0.0"``). ``on_ready(models)`` is called once the models are
-    loaded, before the socket opens (the CLI prints what it serves).
+    loaded, before the socket opens (the CLI prints what it serves). The models predict
+    and sample on ``device`` (the API's ``device=``).
     """
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port; choose one in 1..65535")
@@ -31,7 +32,7 @@ def run_server(directories: list[str | os.PathLike], *, host: str = LOOPBACK, po
     from polymodal.serve.app import create_app
     from polymodal.serve.registry import load_models
 
-    models = load_models(list(directories), names)
+    models = load_models(list(directories), names, device=device)
     if on_ready is not None:
         on_ready(models)
     app = create_app(models, limits)

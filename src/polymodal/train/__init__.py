@@ -5,7 +5,7 @@
 >>> result = trainer.fit(model, dataset, loss_fn=lambda m, b: m.loss(b))  # doctest: +SKIP
 
 Generic: it knows nothing of tables or images. Modules: ``config`` (TrainConfig),
-``loop`` (Trainer), ``state`` (TrainState, TrainResult, Callback), ``batches`` (data order,
+``loop`` (Trainer), ``devices`` (which device a run uses), ``state`` (TrainState, TrainResult, Callback), ``batches`` (data order,
 device transfer), ``schedule`` (AdamW groups, warm-up + cosine), ``ema``, ``checkpoint``
 (the file), ``resume`` (a run into a checkpoint and back), ``budget`` (time limit),
 ``seed`` (RNG), ``distributed`` (torchrun), ``progress``.
@@ -13,6 +13,7 @@ device transfer), ``schedule`` (AdamW groups, warm-up + cosine), ``ema``, ``chec
 
 from polymodal.train.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from polymodal.train.config import TrainConfig
+from polymodal.train.devices import DEVICES, resolve_device
 from polymodal.train.ema import ModelEMA, ema_decay
 from polymodal.train.loop import Trainer
 from polymodal.train.schedule import build_optimizer, lr_at
@@ -21,6 +22,7 @@ from polymodal.train.state import STOP_REASONS, Callback, TrainResult, TrainStat
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "DEVICES",
     "STOP_REASONS",
     "Callback",
     "Checkpoint",
@@ -33,6 +35,7 @@ __all__ = [
     "ema_decay",
     "load_checkpoint",
     "lr_at",
+    "resolve_device",
     "save_checkpoint",
     "seed_everything",
 ]

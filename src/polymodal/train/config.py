@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from polymodal.errors import ConfigError
+from polymodal.train.devices import DEVICES
 
 PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+DEVICES_HINT = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 CPUINFO = "/proc/cpuinfo"
 
 
@@ -108,10 +109,10 @@ class TrainConfig:
     bitwise reproducible without it). A process-wide switch, so off by default."""
 
     precision: str = "auto"
-    """'auto' (bf16 autocast on CUDA, fp32 on CPU), 'fp32' or 'bf16'."""
+    """'auto' (bf16 autocast on a GPU with bf16, else fp32), 'fp32' or 'bf16'."""
 
     device: str = "auto"
-    """'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'. Under
+    """'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'. Under
     ``torchrun`` each process uses ``cuda:LOCAL_RANK`` when CUDA is chosen."""
 
     num_workers: int = 0
@@ -215,7 +216,7 @@ class TrainConfig:
              f"must be one of {', '.join(map(repr, PRECISIONS))} (fp16 is not supported: "
              f"use 'bf16')")
         need(isinstance(self.device, str) and (
-            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
+            self.device in DEVICES or self.device.startswith("cuda:")),
              "device", f"must be {DEVICES_HINT}")
         need(is_int(self.num_workers) and self.num_workers >= 0, "num_workers",
              "must be an integer >= 0")

@@ -7,7 +7,8 @@ loop, no framework; per step:
 1. fetch the next batch (its order is a pure function of ``seed`` and the epoch) and move it
    to the device;
 2. set the LR from the warm-up + cosine schedule (:mod:`.schedule`);
-3. forward under autocast (bf16 on CUDA only) and compute the loss;
+3. forward under autocast (bf16 on a GPU that has it, see :mod:`.devices`) and compute
+   the loss;
 4. share the loss and rank 0's stop/save decisions in one all-reduce, so every process
    takes the same branch; a NaN/inf loss stops here, before it can touch the weights;
 5. backward, clip the gradient norm (a non-finite norm also stops), AdamW step, EMA update;
@@ -50,6 +51,7 @@ from polymodal.train.batches import ResumableSampler, batch_length, move_to
 from polymodal.train.budget import TimeBudget
 from polymodal.train.checkpoint import CHECKPOINT_NAME
 from polymodal.train.config import TrainConfig
+from polymodal.train.devices import autocast_bf16, resolve_device
 from polymodal.train.distributed import DistributedContext
 from polymodal.train.ema import ModelEMA
 from polymodal.train.progress import JsonlLog, ProgressDisplay, progress_enabled
@@ -63,17 +65,6 @@ EvalFn = Callable[[nn.Module], dict[str, float]]
 
 
 # --- small helpers ------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything else as given (validated)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available on this machine; use "
-                          f"device='auto' or 'cpu'.")
-    return device
 
 
 def _unpack_loss(out: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -261,8 +252,7 @@ class _Run:
             torch.use_deterministic_algorithms(True)
         # Distinct streams per rank (dropout, noise), identical to a single process on rank 0.
         seed_everything(cfg.seed + ctx.rank)
-        self.use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto"
-                                                    and device.type == "cuda")
+        self.use_bf16 = autocast_bf16(device, cfg.precision)
 
         # Model, EMA, optimiser, state — then overwrite from the checkpoint if resuming.
         model.to(device)
