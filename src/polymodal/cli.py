@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -254,9 +255,8 @@ def fit(
     device: Device = _device_option(),
 ) -> None:
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
-    from polymodal.api import Predictor, TimeBudget
-
-    budget = TimeBudget(time_limit)  # --time-limit counts from here: reading the table too
+    budget = _budget(time_limit)  # counts from the command's start: imports, reading the table
+    from polymodal.api import Predictor
     from polymodal.api.params import parse_overrides
 
     predictor = Predictor(
@@ -269,6 +269,28 @@ def fit(
     if _Verbosity.level > 0:
         _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
     out.print(f"chosen model: [bold]{predictor.chosen_}[/]; saved to {path}")
+
+
+_command_start: float | None = None  # time.perf_counter() when the command began (main)
+
+
+def _budget(time_limit: float | None):
+    """The command's time budget, counted from when the command began: the console
+    script's process start (interpreter, imports), else the call of :func:`main`."""
+    from polymodal.api import TimeBudget
+
+    return TimeBudget(time_limit, start=_command_start)
+
+
+def _process_start() -> float:
+    """``time.perf_counter()`` at this process's start (now, where it cannot be read)."""
+    try:
+        import psutil
+
+        age_s = time.time() - psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - an unreadable process table: count from now
+        age_s = 0.0
+    return time.perf_counter() - max(0.0, age_s)
 
 
 def _set_options(items: list[str]) -> dict[str, str]:
@@ -400,23 +422,29 @@ def generate_fit(
     ),
     text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm, hashed or minilm+hashed."),
     image_size: int | None = typer.Option(None, "--image-size", help="Side of generated images."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1,
+        help="Optimiser steps to train: the same --seed then gives the same generator, which "
+             "--time-limit cannot promise (how many steps fit in it depends on the machine's "
+             "load); with both, the time limit may stop it sooner."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a recipe field: KEY=VALUE, e.g. training.lr=1e-3 (repeatable; "
                           "the resolved recipe is in OUT/config.json)."),
     device: Device = _device_option(),
 ) -> None:
     """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
-    from polymodal.api import TimeBudget
+    budget = _budget(time_limit)  # counts from the command's start: imports, reading the table
     from polymodal.api.generator import Generator
-
-    budget = TimeBudget(time_limit)  # --time-limit counts from here: reading the table too
     from polymodal.api.params import parse_overrides
 
     _check_new_model_folder(out_dir)
+    recipe = _set_options(set_)
+    if steps is not None:
+        recipe["training.max_steps"] = str(steps)
     generator = Generator(
         image, condition or None, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder, image_size=image_size,
-        recipe=_set_options(set_) or None, verbosity=_Verbosity.level, device=device.value,
+        recipe=recipe or None, verbosity=_Verbosity.level, device=device.value,
     ).fit(table, out_dir=out_dir, budget=budget)
     path = generator.save(out_dir)
     for name, info in generator.conditions_.items():
@@ -533,7 +561,10 @@ def augment(
     per_class: int | None = typer.Option(None, "--per-class", help="Synthetic images per class (rarest classes first)."),
     ratio: float | None = typer.Option(None, "--ratio", help="Synthetic images per real row (default 1.0)."),
     generator: Path | None = typer.Option(None, "--generator", help="A saved generator folder to reuse."),
-    time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds to train the generator."),
+    time_limit: float | None = typer.Option(
+        None, "--time-limit", help="Seconds for the whole command: training the generator, "
+                                   "sampling, writing (--compare's predictors have "
+                                   "--fit-time-limit each)."),
     filter_: bool = typer.Option(False, "--filter/--no-filter", help="Drop samples a real-data judge does not recognise as their class."),
     compare: bool = typer.Option(False, "--compare", help="Hold out real rows; score a real-only vs an augmented predictor on them."),
     fit_time_limit: float = typer.Option(60.0, "--fit-time-limit", help="Seconds for each predictor with --compare."),
@@ -544,6 +575,7 @@ def augment(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Add generated images of each class to TABLE (balancing rare classes first)."""
+    budget = _budget(time_limit)
     from polymodal.workflows.augment_folder import augment_to_folder
 
     if per_class is not None and ratio is not None:
@@ -554,6 +586,7 @@ def augment(
         image=image, per_class=per_class, ratio=ratio,
         generator=None if generator is None else str(generator), time_limit=time_limit,
         filter=filter_, marker=marker, seed=seed, verbosity=min(_Verbosity.level, 1),
+        budget=budget,
     )
     if _Verbosity.level > 0:
         _print_frame(_per_class_frame(summary["per_class"]), title=f"synthetic rows per class of {label!r}")
@@ -697,6 +730,9 @@ def _usage_errors() -> tuple[type, ...]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+    global _command_start
+    # The console script (no argv): the whole process counts against --time-limit.
+    _command_start = _process_start() if argv is None else time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:

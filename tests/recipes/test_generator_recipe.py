@@ -141,3 +141,18 @@ def test_resolving_is_pure_and_the_defaults_are_valid():
     preset_recipe("best").validate()
     with pytest.raises(ConfigError, match="preset='slow'"):
         preset_recipe("slow")
+
+
+def test_a_step_budget_bounds_training_and_sets_the_warm_up():
+    from polymodal.train.generator_fit import generator_train_config
+
+    recipe = resolve_generator(_schema(), 1000, (1, 8, 8),
+                               overrides={"training.max_steps": "200"})  # as --steps passes it
+    assert recipe.training.max_steps == 200
+    assert recipe.training.warmup_steps == 10  # a twentieth of the step budget
+    config = generator_train_config(1000, **{**to_dict(recipe)["training"]}, time_left_s=None,
+                                    seed=0, progress=False, precision="auto", checkpoints=False)
+    assert config.max_steps == 200 and config.max_epochs is None
+    assert resolve_generator(_schema(), 1000, (1, 8, 8)).training.max_steps is None
+    with pytest.raises(ConfigError, match="training.max_steps"):
+        resolve_generator(_schema(), 1000, (1, 8, 8), overrides={"training.max_steps": 0})

@@ -14,6 +14,7 @@ from polymodal.errors import ConfigError
 from polymodal.recipes.base import from_dict, override, to_dict
 from polymodal.recipes.predictor import (
     LARGE_MEDIA_ROWS,
+    LARGE_TABLE_ROWS,
     PredictorRecipe,
     resolve_predictor,
 )
@@ -40,6 +41,20 @@ def test_a_numeric_table_gets_the_preset_and_every_classic_kind():
                                          "hist_gradient_boosting")
     best = resolve_predictor(_schema({"x": "numeric", "i": "image"}), 200, preset="best")
     assert best.network.fusion == "attention" and best.candidates.ensemble_rounds == 50
+
+
+def test_a_large_table_trains_histogram_boosting_first_with_a_larger_share():
+    schema = _schema({"x": "numeric", "c": "categorical"})
+    small = resolve_predictor(schema, LARGE_TABLE_ROWS - 1)
+    large = resolve_predictor(schema, LARGE_TABLE_ROWS)
+    assert small.candidates.classic[0] == "random_forest"
+    assert large.candidates.classic == ("hist_gradient_boosting", "random_forest",
+                                        "extra_trees", "linear")
+    assert (large.candidates.shares["hist_gradient_boosting"]
+            > small.candidates.shares["hist_gradient_boosting"])
+    kept = resolve_predictor(schema, LARGE_TABLE_ROWS,
+                             overrides={"candidates.classic": ["random_forest"]})
+    assert kept.candidates.classic == ("random_forest",)  # the user's list wins
 
 
 def test_one_token_is_never_fused_by_attention():

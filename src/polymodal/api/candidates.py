@@ -1,17 +1,18 @@
 """The Predictor's candidates trained on one fit's data, within its budget.
 
-:class:`CandidateRun` holds what every step shares — the training and validation rows,
-the feature spec, the budget, the validation scorer, the recipe — and what the steps
-produce: the fitted models, their validation outputs and leaderboard rows, the log. Its
-steps, in the order ``Predictor.fit`` calls them:
+:class:`CandidateRun` holds what every step shares (training and validation rows, feature
+spec, budget, validation scorer, recipe) and what the steps produce (fitted models, their
+validation outputs, leaderboard rows, the log). Its steps, in ``Predictor.fit``'s order:
 
 1. :meth:`~CandidateRun.fit_classic` — the scikit-learn candidates on flat features
-   (:mod:`polymodal.models.classic`), each within its recipe share of what is left;
+   (:mod:`polymodal.models.classic`), each within its recipe share of what is left, as
+   its cost plan says (:mod:`polymodal.api.candidate_costs`: all rows, a subsample, or
+   skipped, with the reason in the leaderboard's ``note``);
 2. :meth:`~CandidateRun.fit_neural` — the fusion network with the shared training loop
-   (:mod:`polymodal.api.neural`), in what is left minus a reserve;
-   on media tables with two or more threads, :meth:`~CandidateRun.fit_side_by_side`
-   runs both at once: the classic models in a side thread with one CPU thread, the
-   network in this one with the rest (and all of them once the side thread ends);
+   (:mod:`polymodal.api.neural`), in what is left minus a reserve (ensemble, scoring,
+   refits, saving); on media tables with two or more threads
+   :meth:`~CandidateRun.fit_side_by_side` runs both at once: the classic models in a side
+   thread with one CPU thread, the network in this one with the rest;
 3. :meth:`~CandidateRun.refit_on_all_rows` — the kept classic models again on train +
    validation rows, when the budget has time (AutoGluon's "refit_full").
 """
@@ -31,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polymodal.api.candidate_costs import CostPlan, Probe, plan_classic, save_seconds
+from polymodal.api.candidate_outputs import candidate_outputs
 from polymodal.api.neural import (
     EVAL_BATCH_SIZE,
     NeuralCandidate,
@@ -45,7 +48,8 @@ from polymodal.models.classic import (
     classic_threads,
     flat_features,
 )
-from polymodal.train import TrainConfig, resolve_device
+from polymodal.models.classic_file import load_writer
+from polymodal.train import TrainConfig
 from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 
@@ -58,37 +62,15 @@ RESERVE_SHARE = 0.05  # kept back for the ensemble and scoring the validation se
 MIN_RESERVE_S = 0.5
 MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
 MIN_NEURAL_S = 2.0  # the network needs at least this to take a few steps
+# ... and this share of the limit: its first step and final scoring cannot be cut short,
+# and on a busy CPU they alone can outlast a smaller remainder (bench/RESULTS.md, 'budget').
+MIN_NEURAL_SHARE = 0.15
 FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is too small
 # On media tables larger than this the classic models train on a seeded sample of this
 # many rows: forests and boosting on pooled pixels gain little from more, and computing
 # flat features for every row costs seconds the network uses better.
 CLASSIC_MEDIA_MAX_ROWS = 20_000
-
-
-def candidate_outputs(dataset: TableDataset, models: dict, spec: dict,
-                      vocab: dict, device: str | None = None) -> dict[str, np.ndarray]:
-    """Each model's outputs over the dataset's rows, in one pass over its batches
-    (``vocab``: the fitted transform's categories, for the flat features); the networks
-    run on ``device`` (see :func:`polymodal.train.resolve_device`), or where they are."""
-    classic = {n: m for n, m in models.items() if isinstance(m, ClassicModel)}
-    neural = {n: m for n, m in models.items() if isinstance(m, NeuralCandidate)}
-    if device is not None and neural:
-        target = resolve_device(device)
-        for model in neural.values():
-            model.model_.to(target)
-    flats: list[np.ndarray] = []
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in neural}
-    numbers = category_numbers(vocab)
-    for batch in make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0):
-        if classic:
-            flats.append(flat_features(batch, spec, numbers))
-        for name, model in neural.items():
-            parts[name].append(model.predict_outputs(batch))
-    outputs = {name: np.concatenate(p) for name, p in parts.items()}
-    if classic:
-        x = np.concatenate(flats)
-        outputs.update({name: m.predict_outputs(x) for name, m in classic.items()})
-    return outputs
+FLAT_BATCH_SIZE = 65_536  # rows per batch of flat features when no column is media
 
 
 @dataclasses.dataclass
@@ -117,23 +99,34 @@ class CandidateRun:
     neural_config: dict | None = None
     refit_models: list = dataclasses.field(default_factory=list)
     too_small: bool = False  # the budget left room for the fallback forest alone
+    cost_probe: Probe | None = None  # times a classic candidate's smallest fit (tests fake it)
+    subsampled: set = dataclasses.field(default_factory=set)  # classic models fitted on a subsample
 
     @functools.cached_property
     def spec(self) -> dict:
         """The fitted transform's feature spec, built once per run."""
         return self.transform.feature_spec()
 
-    def record(self, name: str, outputs: np.ndarray, fit_s: float, predict_s: float,
-               **extra) -> None:
-        """A candidate's validation outputs, its leaderboard row and its log record."""
+    def record(self, name: str, outputs: np.ndarray, fit_s: float, predict_s: float, *,
+               note: str = "", **extra) -> None:
+        """A candidate's validation outputs, its leaderboard row and its log record;
+        ``note`` says what its budget changed (rows subsampled, and why)."""
         value = float(self.score(outputs))
         self.val_outputs[name] = outputs
-        self.rows.append({"model": name, f"val_{self.metric}": value,
-                          "fit_time_s": round(fit_s, 3), "predict_time_s": round(predict_s, 3)})
+        self.rows.append({"model": name, f"val_{self.metric}": value, "fit_time_s":
+                          round(fit_s, 3), "predict_time_s": round(predict_s, 3), "note": note})
         self.log.append({"event": "candidate", "model": name, f"val_{self.metric}": value,
-                         "fit_time_s": fit_s, "predict_time_s": predict_s, **extra})
+                         "fit_time_s": fit_s, "predict_time_s": predict_s, "note": note,
+                         **extra})
         self.say(f"  {name:<24} val {self.metric} {value:.4f}   fit {fit_s:.1f} s   "
-                 f"predict {predict_s:.2f} s")
+                 f"predict {predict_s:.2f} s" + (f"   ({note})" if note else ""))
+
+    def skip(self, name: str, note: str, *, spent_s: float = 0.0) -> None:
+        """A candidate the budget left out: a leaderboard row without a score, saying why."""
+        self.rows.append({"model": name, f"val_{self.metric}": math.nan,
+                          "fit_time_s": round(spent_s, 3), "predict_time_s": 0.0, "note": note})
+        self.log.append({"event": "skipped", "model": name, "note": note, "time_s": spent_s})
+        self.say(f"  {name:<24} {note}")
 
     # ------------------------------------------------------------------ features
 
@@ -162,19 +155,24 @@ class CandidateRun:
         # may be training the network in another thread meanwhile.
         dataset = copy.copy(dataset)
         dataset.train = False
-        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0,
+        # Rows without media are gathered by slicing arrays: large batches cost nothing.
+        media = self.spec["image_shapes"] or self.spec["audio_shapes"]
+        loader = make_loader(dataset, batch_size=EVAL_BATCH_SIZE if media else FLAT_BATCH_SIZE,
+                             shuffle=False, seed=0,
                              sampler=None if rows is None else rows.tolist())
         return np.concatenate([flat_features(b, self.spec, numbers) for b in loader])
 
     # ------------------------------------------------------------------ 1. classic
 
     def fit_classic(self, x_train, y_train, x_val, categorical: list[bool], *,
-                    models: dict | None = None, say=None, record=None) -> bool:
-        """Fit the classic candidates; True when the budget was too small for more than the
-        fallback forest. ``models``, ``say`` and ``record`` default to this run's own."""
+                    models: dict | None = None, say=None, record=None, skip=None) -> bool:
+        """Fit the classic candidates, each as its cost plan says (:mod:`candidate_costs`);
+        True when the budget was too small for more than the fallback forest. ``models``,
+        ``say``, ``record`` and ``skip`` default to this run's own."""
         models = self.models if models is None else models
         say = self.say if say is None else say
         record = self.record if record is None else record
+        skip = self.skip if skip is None else skip
         too_small = self.budget.left_s() < MIN_TRAIN_S
         if too_small:
             message = (f"time_limit={self.time_limit} s is too small to train anything (reading "
@@ -184,34 +182,46 @@ class CandidateRun:
             warnings.warn(message, UserWarning, stacklevel=4)
             say(f"[yellow]warning:[/] {message}")
         candidates, n_outputs = self.recipe.candidates, self.spec["n_outputs"]
+        if self.budget.time_limit_s is not None:
+            load_writer()  # the save's slow first import, inside the fit that plans for it
         # Too small a budget: the fallback forest alone, whatever the recipe lists.
         for kind in ("random_forest",) if too_small else candidates.classic:
             left = self.budget.left_s()
-            if kind != "random_forest" and left < MIN_TRAIN_S:
-                say(f"  {kind:<24} skipped: {max(0.0, left):.1f} s left")
+            if models and left < MIN_TRAIN_S:
+                skip(kind, f"skipped: {max(0.0, left):.1f} s left of the time limit")
                 continue
             model = ClassicModel(kind, self.problem_type, n_outputs, categorical=categorical,
                                  seed=self.seed)
             fit_start = time.perf_counter()
             if too_small:
-                rng = np.random.default_rng(self.seed)
-                kept = np.sort(rng.permutation(len(x_train))[:FALLBACK_ROWS])
-                model.fit(x_train[kept], y_train[kept], max_size=FALLBACK_TREES)
+                plan = CostPlan(rows=np.sort(np.random.default_rng(self.seed).permutation(
+                    len(x_train))[:FALLBACK_ROWS]), note=f"fallback: {FALLBACK_TREES} trees on at most {FALLBACK_ROWS} rows")
+                model.fit(x_train[plan.rows], y_train[plan.rows], max_size=FALLBACK_TREES)
             else:
-                model.fit(x_train, y_train,
+                share_s = self.budget.share_s(candidates.shares.get(kind, 0.0))
+                plan = plan_classic(model, x_train, y_train, share_s, seed=self.seed,
+                                    required=not models, probe=self.cost_probe)
+                if plan.skip:
+                    skip(kind, plan.note, spent_s=plan.probe_s)
+                    continue
+                rows = slice(None) if plan.rows is None else plan.rows
+                model.fit(x_train[rows], y_train[rows],
                           time_limit_s=self.budget.share_s(candidates.shares.get(kind, 0.0)))
             fit_s = time.perf_counter() - fit_start
             predict_start = time.perf_counter()
             outputs = model.predict_outputs(x_val)
             models[kind] = model
-            record(kind, outputs, fit_s, time.perf_counter() - predict_start,
-                   complete=model.complete_)
+            if plan.rows is not None:
+                self.subsampled.add(kind)  # its refit on all rows would cost n / rows more
+            record(kind, outputs, fit_s, time.perf_counter() - predict_start, note=plan.note,
+                   complete=model.complete_, probe_s=plan.probe_s, estimate_s=plan.estimate_s,
+                   num_rows=len(x_train) if plan.rows is None else len(plan.rows))
         return too_small
 
     def refit_reserve_s(self, num_all_rows: int) -> float:
         """Time to keep back from the network for refitting the classic models on
         ``num_all_rows`` rows (step 3)."""
-        left = self.budget.left_s()
+        left = max(0.0, self.budget.left_s())
         if math.isinf(left):
             return 0.0
         fit_s = sum(r["fit_time_s"] for r in self.rows)
@@ -221,16 +231,22 @@ class CandidateRun:
     # ------------------------------------------------------------------ 2. neural
 
     def fit_neural(self, *, resume_dir=None, checkpoint_every_s: float = 30.0,
-                   callbacks: Sequence = (), refit_reserve_s: float = 0.0, record=None) -> None:
+                   callbacks: Sequence = (), refit_reserve_s: float = 0.0, record=None,
+                   skip=None) -> None:
         """Train the fusion network in what is left of the budget, minus a reserve for the
-        ensemble, the validation scoring and the classic models' refit."""
+        ensemble, the validation scoring, the classic models' refit and saving them."""
         record = self.record if record is None else record
         left = self.budget.left_s()
-        reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s
+        save_s = save_seconds(self.models.values())
+        reserve = (max(MIN_RESERVE_S, RESERVE_SHARE * left) + refit_reserve_s + save_s
                    if not math.isinf(left) else 0.0)
         time_s = None if math.isinf(left) else left - reserve
-        if time_s is not None and time_s < MIN_NEURAL_S:
-            self.say(f"  {NEURAL:<24} skipped: {max(0.0, time_s):.1f} s left of the time limit")
+        self.log.append({"event": "reserve", "seconds": reserve, "save_s": save_s,
+                         "refit_s": refit_reserve_s})
+        if time_s is not None and time_s < max(MIN_NEURAL_S,
+                                               MIN_NEURAL_SHARE * self.budget.time_limit_s):
+            (skip or self.skip)(NEURAL, f"skipped: {max(0.0, time_s):.1f} s left of the "
+                                "time limit")
             return
         spec, net, training = self.spec, self.recipe.network, self.recipe.training
         n_train = len(self.train_ds)
@@ -316,7 +332,8 @@ class CandidateRun:
                     x_train, y_train, x_val = self.flat_features()
                     self.fit_classic(x_train, y_train, x_val, categorical, models=classic,
                                      say=messages.append,
-                                     record=lambda *a, **k: calls.append((a, k)))
+                                     record=lambda *a, **k: calls.append((self.record, a, k)),
+                                     skip=lambda *a, **k: calls.append((self.skip, a, k)))
                     if refit:
                         refits.update(self._refit_before(classic, calls, network_end, x_train,
                                                          y_train, x_val, messages))
@@ -333,7 +350,8 @@ class CandidateRun:
         try:
             self.fit_neural(resume_dir=resume_dir, checkpoint_every_s=checkpoint_every_s,
                             callbacks=[*callbacks, take_back],
-                            record=lambda *a, **k: neural_calls.append((a, k)))
+                            record=lambda *a, **k: neural_calls.append((self.record, a, k)),
+                            skip=lambda *a, **k: neural_calls.append((self.skip, a, k)))
         finally:
             worker.join()
             torch.set_num_threads(threads)
@@ -344,8 +362,8 @@ class CandidateRun:
         for kind in CLASSIC_KINDS:  # the order the sequential path records them in
             if kind in classic:
                 self.models[kind] = classic[kind]
-        for args, kwargs in calls + neural_calls:
-            self.record(*args, **kwargs)
+        for method, args, kwargs in calls + neural_calls:
+            method(*args, **kwargs)
         return refits
 
     # ------------------------------------------------------------------ 3. refit
@@ -360,7 +378,7 @@ class CandidateRun:
             x_all, y_all = self._all_rows(x_train, y_train, x_val)
             fit_times = {r["model"]: r["fit_time_s"] for r in self.rows}
         for name, model in list(kept.items()):
-            if not isinstance(model, ClassicModel):
+            if not isinstance(model, ClassicModel) or name in self.subsampled:
                 continue
             if prefitted is not None:
                 if name not in prefitted:
@@ -373,7 +391,7 @@ class CandidateRun:
                              f"s, {max(0.0, self.budget.left_s()):.1f} s left")
                     continue
                 fit_start = time.perf_counter()
-                refitted = _refit(model, x_all, y_all)
+                refitted = model.refit_like(x_all, y_all)
                 fit_s, num_rows = time.perf_counter() - fit_start, len(x_all)
             kept[name] = candidates[name] = refitted
             self.refit_models.append(name)
@@ -396,15 +414,17 @@ class CandidateRun:
         """Refit each of ``classic`` on all labelled rows, each only when its estimated cost
         ends before ``deadline`` (a ``perf_counter`` time)."""
         x_all, y_all = self._all_rows(x_train, y_train, x_val)
-        fit_times = {args[0]: args[2] for args, _ in calls}
+        fit_times = {args[0]: args[2] for method, args, _ in calls if method == self.record}
         refits = {}
         for name, model in classic.items():
+            if name in self.subsampled:
+                continue
             estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
             if time.perf_counter() + estimate_s > deadline:
                 messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
                 continue
             fit_start = time.perf_counter()
-            refits[name] = (_refit(model, x_all, y_all), time.perf_counter() - fit_start,
+            refits[name] = (model.refit_like(x_all, y_all), time.perf_counter() - fit_start,
                             len(x_all))
         return refits
 
@@ -424,12 +444,3 @@ class _ThreadsBack:
         torch.set_num_threads(self.threads)
         self.log.append({"event": "network_threads", "threads": self.threads,
                          "step": state.step})
-
-
-def _refit(model: ClassicModel, x_all: np.ndarray, y_all: np.ndarray) -> ClassicModel:
-    """A classic model of the same kind and size as ``model``, fitted on ``x_all``."""
-    refitted = ClassicModel(model.kind, model.problem_type, model.n_outputs,
-                            categorical=model.categorical, seed=model.seed)
-    refitted.fit(x_all, y_all, max_size=model.size_)
-    refitted.complete_ = model.complete_
-    return refitted

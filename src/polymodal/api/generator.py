@@ -40,7 +40,7 @@ from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, NotFittedError
-from polymodal.evaluate.generator_grids import write_sample_grid
+from polymodal.evaluate.generator_grids import grid_size, write_sample_grid
 from polymodal.models import samplers
 from polymodal.models.condition import CONDITION_MODALITIES
 from polymodal.models.generator_net import (
@@ -55,10 +55,12 @@ from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 from polymodal.train.devices import resolve_device
 from polymodal.train.generator_fit import (
+    final_grid_steps,
     generator_train_config,
     nan_message,
     run_summary,
     train_generator,
+    training_seconds,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,9 @@ class Generator:
         image_size: side of the square images generated; ``None`` infers it from the data.
         image_channels: 1 or 3; ``None`` infers it (1 when most images are grey).
         seed: seeds the weights, the training order and the noise; the same seed and
-            data give identical weights on CPU (with no time limit).
+            data give identical weights on CPU with no time limit, or with a step budget
+            (``recipe={"training.max_steps": N}``, ``generate fit --steps N``); a
+            wall-clock limit is not reproducible (the steps that fit depend on the load).
         time_limit: seconds for the whole ``fit``; ``None`` trains the preset's epochs.
         preset: ``"fast"`` or ``"best"`` (see :func:`~polymodal.recipes.generator.preset_recipe`).
         text_encoder: for text conditions and prompts: ``"auto"`` (MiniLM's sentence
@@ -232,7 +236,7 @@ class Generator:
         # 5. Build the network: a UNet sized by the recipe and the condition encoder.
         network = self._build_network()
         # 6. Train it with the shared loop, writing sample grids into out_dir as it goes.
-        time_left = None if budget.time_limit_s is None else max(1.0, budget.left_s())
+        time_left = training_seconds(None if budget.time_limit_s is None else budget.left_s())
         config = generator_train_config(
             len(dataset), **asdict(self.recipe_.training), time_left_s=time_left,
             seed=self.seed, progress=self.verbosity > 0, precision=self._training_precision(),
@@ -240,7 +244,8 @@ class Generator:
         result = train_generator(network, dataset, config, out_dir=out_dir, resume=resume,
                                  write_grid=self._write_grid)
         # 7. Keep the trained network and what the run did; write the final grid.
-        self._keep(network, result, out_dir, num_rows=len(df), num_images=len(dataset))
+        self._keep(network, result, out_dir, num_rows=len(df), num_images=len(dataset),
+                   budget=budget)
         return self
 
     def _describe(self, schema: Schema, transform: TableTransform, rows, num_rows: int) -> None:
@@ -271,7 +276,7 @@ class Generator:
         return "bf16" if bf16_pays_for_images([self.image_shape_]) else "auto"
 
     def _keep(self, network: GeneratorNetwork, result, out_dir, *, num_rows: int,
-              num_images: int) -> None:
+              num_images: int, budget: TimeBudget) -> None:
         network.eval()
         self.network_ = network
         self.unet_, self.condition_encoder_ = network.unet, network.condition
@@ -283,14 +288,36 @@ class Generator:
             warnings.warn(nan_message(result), UserWarning, stacklevel=3)
             self._say(f"[yellow]warning:[/] {nan_message(result)}")
         if out_dir is not None:
-            self._write_grid(network, Path(out_dir), result.steps)
+            self._write_final_grid(network, Path(out_dir), result, budget)
         self._say(f"trained {result.steps:,} steps ({result.epochs:g} epochs, "
                   f"{result.images_per_s:.0f} images/s), stopped by {result.stop_reason}")
 
-    def _write_grid(self, network: GeneratorNetwork, folder: Path, step: int) -> None:
+    def _write_grid(self, network: GeneratorNetwork, folder: Path, step: int, *,
+                    num_steps: int | None = None) -> None:
         write_sample_grid(network, folder, step, transform=self.transform_,
                           info=self.conditions_, grid=self._grid, image_shape=self.image_shape_,
-                          sampling=asdict(self._sampling()))
+                          sampling=asdict(self._sampling(num_steps=num_steps)))
+
+    def _write_final_grid(self, network: GeneratorNetwork, folder: Path, result,
+                          budget: TimeBudget) -> None:
+        """The final sample grid, with fewer sampler steps (or none) when the full grid
+        would not fit in what is left of the time limit; the log says which."""
+        sampling = self._sampling()
+        steps = final_grid_steps(images_per_s=result.images_per_s, left_s=budget.left_s(),
+                                 num_images=grid_size(self.conditions_, self._grid),
+                                 num_steps=sampling.num_steps, sampler=sampling.sampler,
+                                 guidance=sampling.guidance)
+        self.training_history_.append({"event": "final_grid", "num_steps": steps,
+                                       "time_left_s": round(budget.left_s(), 3)})
+        if steps == 0:
+            self._say("[yellow]note:[/] no final sample grid: the time limit has no room "
+                      "left for it")
+            (folder / "samples").mkdir(parents=True, exist_ok=True)  # so save() makes none
+            return
+        if steps < sampling.num_steps:
+            self._say(f"final sample grid with {steps} sampler steps instead of "
+                      f"{sampling.num_steps}, to fit the time limit")
+        self._write_grid(network, folder, result.steps, num_steps=steps)
 
     # ------------------------------------------------------------------ sample / edit
 

@@ -88,7 +88,9 @@ def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
         ensemble = read_json(path / "ensemble.json")
         schema = Schema.from_dict(read_json(path / "schema.json"))
         cleaning = cleaning_report_from_dict(read_json(path / "cleaning.json"))
-        leaderboard = pd.read_csv(path / "leaderboard.csv")
+        leaderboard = pd.read_csv(path / "leaderboard.csv", dtype={"note": str})
+        if "note" in leaderboard:  # an empty note reads back as NaN
+            leaderboard["note"] = leaderboard["note"].fillna("")
         predictor = cls(**{**config["params"], "device": device})
         names = list(ensemble["models"])
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -49,10 +49,12 @@ def choose(run: CandidateRun, *, ensemble_rounds: int) -> Choice:
         value = row[column]
         return math.inf if not math.isfinite(value) else -value if run.mode == "max" else value
 
-    chosen = min(run.rows, key=key)["model"]  # min keeps the first of equal keys
+    trained = [row for row in run.rows if row["model"] in run.val_outputs]  # not the skipped
+    chosen = min(trained, key=key)["model"]  # min keeps the first of equal keys
     for row in run.rows:
         row["chosen"] = row["model"] == chosen
     leaderboard = pd.DataFrame(run.rows, columns=["model", column, "fit_time_s",
-                                                  "predict_time_s", "chosen"])
+                                                  "predict_time_s", "chosen", "note"])
+    leaderboard["note"] = leaderboard["note"].fillna("")  # the ensemble's row has none
     val_metric = float(next(r[column] for r in run.rows if r["chosen"]))
     return Choice(chosen, weights if chosen == ENSEMBLE else None, leaderboard, val_metric)

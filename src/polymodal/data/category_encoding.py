@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import category_key, cell_missing, cell_tags
+from polymodal.data.cells import category_key, category_keys, cell_missing, cell_tags
 
 UNKNOWN_INDEX = 0  # a category not seen at fit time
 MISSING_INDEX = 1  # an empty cell
@@ -29,7 +29,7 @@ _DELIMITER_GUESSES = (";", "|", ",")
 
 def fit_vocab(cells: pd.Series) -> list[str]:
     """Category strings seen at fit, most frequent first (ties by value), capped."""
-    keys = pd.Series([category_key(v) for v in cells], dtype=object).dropna()
+    keys = pd.Series(category_keys(cells), dtype=object).dropna()
     counts = keys.value_counts()
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [k for k, _ in ranked[:MAX_CATEGORIES]]
@@ -38,7 +38,7 @@ def fit_vocab(cells: pd.Series) -> list[str]:
 def encode_categories(cells: pd.Series, vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(N,) int64 indices (0 unknown, 1 missing, 2.. the vocabulary) and (N,) present."""
     lookup = {k: i + 2 for i, k in enumerate(vocab)}
-    keys = [category_key(v) for v in cells]
+    keys = category_keys(cells)
     index = np.array(
         [MISSING_INDEX if k is None else lookup.get(k, UNKNOWN_INDEX) for k in keys], dtype=np.int64
     )
@@ -52,7 +52,8 @@ def sorted_classes(cells: pd.Series) -> list:
     category (3 and 3.0) count once.
     """
     seen: dict[str, object] = {}
-    for v in cells:
+    typed = isinstance(cells, pd.Series) and cells.dtype != object
+    for v in cells.drop_duplicates() if typed else cells:  # see category_keys
         key = category_key(v)
         if key is None or key in seen:
             continue

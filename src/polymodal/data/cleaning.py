@@ -32,6 +32,9 @@ LEAKAGE_MIN_ABS_CORR = 0.98
 LEAKAGE_MIN_SUPPORT = 20
 # Continuous features are cut into this many quantile bins to test value -> class mappings.
 LEAKAGE_NUM_BINS = 20
+# Leakage is judged on a seeded sample of at most this many rows: a column that predicts
+# the label shows it on a sample as well, and the check is seconds on a million rows.
+LEAKAGE_MAX_ROWS = 100_000
 IMBALANCE_MAX_RATIO = 10.0
 IMBALANCE_MIN_CLASS_ROWS = 5
 # Only these modalities can hide a row identifier (unique file paths are not IDs).
@@ -275,11 +278,17 @@ def _duplicates(df: pd.DataFrame, columns: list[str]) -> dict[int, int]:
     if not columns or len(df) < 2:
         return {}
     frame = _comparable(df, columns)
-    # One group id per distinct row (NaN equals NaN here, as a user would expect).
-    codes = frame.groupby(list(frame.columns), dropna=False, sort=False).ngroup().to_numpy()
-    _, first_rows = np.unique(codes, return_index=True)
-    first_of = first_rows[codes]  # (N,) the first row with the same values
+    # One 64-bit hash per row (NaN equals NaN here, as a user would expect): a grouping
+    # over every column costs seconds on a million rows, hashing a fraction of that.
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    _, first_rows, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    first_of = first_rows[inverse.reshape(-1)]  # (N,) the first row with the same hash
     dup_rows = np.flatnonzero(first_of != np.arange(len(frame)))
+    if len(dup_rows):  # a hash is not the values ("1" and 1 hash alike): compare them
+        dups = frame.iloc[dup_rows].reset_index(drop=True)
+        firsts = frame.iloc[first_of[dup_rows]].reset_index(drop=True)
+        same = ((dups == firsts) | (dups.isna() & firsts.isna())).all(axis=1).to_numpy()
+        dup_rows = dup_rows[same]
     return {int(r): int(first_of[r]) for r in dup_rows}
 
 
@@ -516,7 +525,9 @@ def clean_report(
     if label is not None:
         label_missing = columns[label].missing_count
         candidates = [n for n in schema.features() if n not in id_like and n not in constant]
-        leakage = _leakage(df, schema, candidates)
+        sample = (df if len(df) <= LEAKAGE_MAX_ROWS
+                  else df.sample(n=LEAKAGE_MAX_ROWS, random_state=0).sort_index())
+        leakage = _leakage(sample, schema, candidates)
         balance = _class_balance(df, schema)
 
     report = CleaningReport(

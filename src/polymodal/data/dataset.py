@@ -152,7 +152,7 @@ class TableDataset(Dataset):
         draws = self._augment_draws(idx)
         # Mirroring is done below on the stacked batch (the same pixels, fewer calls).
         media = [self._media_row(index, None if draws is None else draws[k], flip=False)
-                 for k, index in enumerate(idx.tolist())]
+                 for k, index in enumerate(idx.tolist())] if enc.image or enc.audio else []
         image = {c: torch.stack([m[0][c] for m in media]) for c in enc.image}  # (B, C, H, W)
         audio = {c: torch.stack([m[1][c] for m in media]) for c in enc.audio}  # (B, 1, M, T)
         for col in (*enc.image, *enc.audio):

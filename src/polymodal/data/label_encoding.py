@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from polymodal.data.category_encoding import encode_tags, fit_tags, sorted_classes
-from polymodal.data.cells import category_key
+from polymodal.data.cells import category_key, category_keys
 from polymodal.data.number_encoding import column_floats
 from polymodal.errors import DataError
 
@@ -63,7 +63,7 @@ def encode_label(cells: pd.Series, spec: dict, *, label: str) -> tuple[np.ndarra
     if spec["kind"] == "multilabel":
         return encode_tags(cells, spec)
     lookup = {category_key(v): i for i, v in enumerate(spec["classes"])}
-    keys = [category_key(v) for v in cells]
+    keys = category_keys(cells)
     index = np.array([lookup.get(k, -1) if k is not None else -1 for k in keys], dtype=np.int64)
     unseen = sorted({k for k in keys if k is not None and k not in lookup})
     if unseen:

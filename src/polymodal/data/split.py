@@ -47,7 +47,9 @@ def validation_split(df: pd.DataFrame, label: str, problem_type: str, *, fractio
         keys = hashable_values(df[label]).astype(str).to_numpy()
         counts = pd.Series(keys).value_counts()
         if counts.min() >= 2 and n_val >= len(counts) and n - n_val >= len(counts):
-            stratify = keys
+            # Integer codes in sorted-key order: the same split as the keys give, without
+            # scikit-learn sorting a million strings.
+            stratify = pd.factorize(keys, sort=True)[0]
     train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, random_state=seed,
                                           stratify=stratify)
     return np.sort(train_idx), np.sort(val_idx)

@@ -17,6 +17,11 @@ from polymodal.evaluate.images import make_grid, save_png
 from polymodal.models.generator_net import batch_device, integrate
 
 
+def grid_size(info: dict, grid: dict) -> int:
+    """Images in the sample grid of a generator with conditions ``info`` and grid ``grid``."""
+    return grid_frame(info, grid)[2] * GRID_PER_ROW
+
+
 def write_sample_grid(network: nn.Module, out_dir: Path, step: int, *,
                       transform: TableTransform, info: dict, grid: dict,
                       image_shape: tuple[int, int, int], sampling: dict) -> None:

@@ -245,6 +245,12 @@ def classic_threads(limit: int) -> Iterator[None]:
         _THREADS.limit = previous
 
 
+def chunk_size(kind: str) -> int | None:
+    """Trees or iterations a time limit cannot cut (the first chunk is always grown);
+    None for the linear model, which fits whole."""
+    return RF_CHUNK if kind in _FORESTS else HGB_CHUNK if kind == "hist_gradient_boosting" else None
+
+
 def supports(kind: str, problem_type: str) -> bool:
     """Whether a classic model ``kind`` can be fitted for ``problem_type``."""
     return not (kind == "linear" and problem_type == "multilabel")
@@ -425,6 +431,14 @@ class ClassicModel:
                            for j in range(k + 1, y.shape[1])]
                 break
         return models
+
+    def refit_like(self, X: np.ndarray, y: np.ndarray) -> ClassicModel:
+        """A model of this one's kind and size (trees, iterations), fitted on ``X``."""
+        refitted = ClassicModel(self.kind, self.problem_type, self.n_outputs,
+                                categorical=self.categorical, seed=self.seed)
+        refitted.fit(X, y, max_size=self.size_)
+        refitted.complete_ = self.complete_
+        return refitted
 
     @property
     def size_(self) -> int | None:

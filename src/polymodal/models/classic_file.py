@@ -90,6 +90,12 @@ SAVED_LOADERS = frozenset({
 MAX_SCHEMA_BYTES = 256 << 20
 
 
+def load_writer() -> None:
+    """Import skops now: its first import takes seconds, which a time-limited fit should
+    spend while it can still plan around them, not in the save after it."""
+    import skops.io  # noqa: F401
+
+
 def write_estimator(estimator, path: str | os.PathLike) -> None:
     """Write ``estimator`` (or a list of them) to ``path`` with skops (no pickle)."""
     import skops.io as sio

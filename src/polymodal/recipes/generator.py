@@ -112,7 +112,13 @@ class GeneratorTrainingRecipe:
     """Floor of the cosine decay as a fraction of ``lr``."""
 
     max_epochs: int = 20
-    """Passes over the images when there is no time limit (a time limit replaces it)."""
+    """Passes over the images when there is no time limit nor ``max_steps`` (either
+    replaces it)."""
+
+    max_steps: int | None = None
+    """Optimiser steps to train (``generate fit --steps``): the same seed and data then
+    give the same weights on CPU, which a wall-clock limit cannot (how many steps fit in
+    it depends on the machine's load); a time limit given as well may stop it sooner."""
 
     ema_halflife_images: float | None = DEFAULT_EMA_HALFLIFE_IMAGES
     """Half-life of the weight EMA in training images; None for no EMA."""
@@ -191,6 +197,9 @@ class GeneratorRecipe:
             problems.append(f"training.min_lr_ratio={t.min_lr_ratio!r} must be in [0, 1]")
         if not _int_at_least(t.max_epochs, 1):
             problems.append(f"training.max_epochs={t.max_epochs!r} must be an integer >= 1")
+        if t.max_steps is not None and not _int_at_least(t.max_steps, 1):
+            problems.append(f"training.max_steps={t.max_steps!r} must be an integer >= 1, or "
+                            "null for no step bound")
         if t.ema_halflife_images is not None and not (
                 _number_in(t.ema_halflife_images, 0.0, math.inf) and t.ema_halflife_images > 0):
             problems.append(f"training.ema_halflife_images={t.ema_halflife_images!r} must be "
@@ -365,7 +374,7 @@ def resolve_generator(schema: Schema, num_train_rows: int, image_shape: tuple[in
     In order: the preset; the arguments; the UNet's widths and depth for the image side
     (:meth:`UNet.sizing_for`); the spatial condition map only when some column of
     ``schema`` conditions the image; then ``overrides``; a warm-up of a twentieth of the
-    epoch-bounded run, at most 50 steps (unless ``training.warmup_steps`` is overridden);
+    epoch- (or ``max_steps``-) bounded run, at most 50 steps (unless ``training.warmup_steps`` is overridden);
     validated once.
     """
     recipe = _from_arguments(**arguments)
@@ -377,7 +386,9 @@ def resolve_generator(schema: Schema, num_train_rows: int, image_shape: tuple[in
     if "training.warmup_steps" not in dotted_keys(overrides) and _int_at_least(
             t.batch_size, 1) and _int_at_least(t.max_epochs, 1):
         steps_per_epoch = math.ceil(num_train_rows / t.batch_size)
-        warmup = min(50, max(1, steps_per_epoch * t.max_epochs // 20))
+        planned = (t.max_steps if _int_at_least(t.max_steps, 1)
+                   else steps_per_epoch * t.max_epochs)
+        warmup = min(50, max(1, planned // 20))
         recipe = replace(recipe, training=replace(t, warmup_steps=warmup))
     recipe.validate()
     return recipe

@@ -31,6 +31,9 @@ IMAGE_AUGMENT_CHOICES = {"none": None,
                          "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
 # Large media tables: this many training rows or more (see resolve_predictor).
 LARGE_MEDIA_ROWS = 20_000
+# Large tables: this many training rows or more train histogram boosting first (see
+# resolve_predictor).
+LARGE_TABLE_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,10 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
     - Images: the image network's settings (bench/RESULTS.md, image_recipe_probe): a wider
       token, larger batches, a higher LR decayed to 0, stronger weight decay, no EMA, and
       label smoothing for classes.
+    - Other large tables (``LARGE_TABLE_ROWS`` rows or more): histogram boosting trains
+      first, with at least a quarter of what is left: its cost grows linearly with the
+      rows (binned features), a forest's faster, so it gives the most model per second
+      there; the others are planned from a timed probe (:mod:`polymodal.api.candidate_costs`).
     - Large media tables (``LARGE_MEDIA_ROWS`` rows or more): boosting's share shrinks to a
       third (the network learns far more per second); image tables train in batches of
       256 at a square-root-scaled LR, and one image column alone is not fused.
@@ -291,6 +298,10 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
         shares.update({k: shares[k] * 0.5 for k in ("random_forest", "extra_trees")})
     if large:
         shares["hist_gradient_boosting"] /= 3
+    elif num_train_rows >= LARGE_TABLE_ROWS and "hist_gradient_boosting" in classic:
+        classic = ("hist_gradient_boosting",
+                   *(k for k in classic if k != "hist_gradient_boosting"))
+        shares["hist_gradient_boosting"] = max(shares["hist_gradient_boosting"], 0.25)
     candidates = replace(candidates, classic=classic, shares=shares)
     if images:
         network = replace(network, width=max(network.width, 128))

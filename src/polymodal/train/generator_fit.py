@@ -19,6 +19,14 @@ from polymodal.train.state import Callback, TrainResult, TrainState
 EVAL_ROWS = 256  # rows of the fixed validation loss the loop evaluates
 GRID_EVERY_S = 30.0  # at most one sample grid per this many seconds of training
 CHECKPOINT_EVERY_S = 60.0
+# Of the time left when training starts, this share (at least MIN_FINAL_S) is kept for
+# what follows it inside the limit: the final evaluation and checkpoint, the final sample
+# grid (made cheaper to fit, see final_grid_steps) and saving the folder.
+FINAL_SHARE, MIN_FINAL_S = 0.1, 1.0
+SAVE_S = 1.0  # writing the generator's folder (its weights are a few megabytes)
+# A sampler step costs a forward pass, about a third of a training step per image
+# (forward and backward); a Heun step takes two, guidance doubles each.
+FORWARD_SHARE_OF_STEP = 1 / 3
 
 GridWriter = Callable[[nn.Module, Path, int], None]
 
@@ -28,21 +36,51 @@ class SampleGrids(Callback):
 
     The first grid is due ``every_s`` after training starts (a grid of the untrained
     network shows nothing and costs a short run much of its budget); ``fit`` writes the
-    final one.
+    final one. With a ``deadline`` (a ``time.perf_counter()`` value: the end of training)
+    a grid is left out when the last one's cost would run past it.
     """
 
-    def __init__(self, write: GridWriter, every_s: float):
+    def __init__(self, write: GridWriter, every_s: float, deadline: float | None = None):
         self.write = write
         self.every_s = every_s
+        self.deadline = deadline
         self.last_write = time.perf_counter()
+        self.cost_s = 0.0
 
     def on_eval(self, state: TrainState, model: nn.Module) -> None:
         if state.out_dir is None or not state.is_main:
             return
-        if time.perf_counter() - self.last_write < self.every_s:
+        now = time.perf_counter()
+        if now - self.last_write < self.every_s:
+            return
+        if self.deadline is not None and now + max(self.cost_s, 0.1 * self.every_s) > self.deadline:
             return
         self.write(model, Path(state.out_dir), state.step)
         self.last_write = time.perf_counter()
+        self.cost_s = self.last_write - now
+
+
+def training_seconds(left_s: float | None) -> float | None:
+    """Seconds the loop may train when ``left_s`` are left of the limit (``None``: no
+    limit), keeping back the share for what follows training (``FINAL_SHARE``)."""
+    if left_s is None:
+        return None
+    return max(1.0, left_s - max(MIN_FINAL_S, FINAL_SHARE * left_s))
+
+
+def final_grid_steps(*, images_per_s: float, left_s: float, num_images: int,
+                     num_steps: int, sampler: str, guidance: float) -> int:
+    """Sampler steps for the final grid of ``num_images`` that fit in ``left_s`` seconds
+    (after the save), at most ``num_steps``; 0 when not even 2 fit. ``images_per_s``:
+    the training pace, from which a sampler step's cost is estimated."""
+    if left_s == float("inf"):
+        return num_steps
+    if images_per_s <= 0:
+        return 0
+    passes = (2 if sampler == "heun" else 1) * (2 if guidance != 1.0 else 1)
+    step_s = num_images * passes * FORWARD_SHARE_OF_STEP / images_per_s
+    steps = min(num_steps, int((left_s - SAVE_S) / step_s))
+    return steps if steps >= 2 else 0
 
 
 def generator_train_config(num_images: int, *, batch_size: int, lr: float,
@@ -50,14 +88,15 @@ def generator_train_config(num_images: int, *, batch_size: int, lr: float,
                            max_epochs: int, ema_halflife_images: float | None,
                            time_left_s: float | None, seed: int, progress: bool,
                            precision: str, checkpoints: bool,
-                           device: str = "auto") -> TrainConfig:
-    """The loop's settings: the recipe's, with ``max_epochs`` only without a time limit."""
+                           max_steps: int | None = None, device: str = "auto") -> TrainConfig:
+    """The loop's settings: the recipe's, with ``max_epochs`` only without a time limit
+    or a step bound (``max_steps``)."""
     steps_per_epoch = math.ceil(num_images / batch_size)
     return TrainConfig(
         batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
         min_lr_ratio=min_lr_ratio,
-        max_epochs=None if time_left_s is not None else max_epochs,
-        time_limit_s=time_left_s, ema_halflife_images=ema_halflife_images,
+        max_epochs=None if time_left_s is not None or max_steps is not None else max_epochs,
+        max_steps=max_steps, time_limit_s=time_left_s, ema_halflife_images=ema_halflife_images,
         # Evaluations are cheap (one fixed batch) and drive the sample grids.
         eval_every_steps=min(steps_per_epoch, 200),
         checkpoint_every_s=CHECKPOINT_EVERY_S if checkpoints else None, seed=seed,
@@ -75,7 +114,9 @@ def train_generator(network: nn.Module, dataset, config: TrainConfig, *,
     def validation_loss(model: nn.Module) -> dict[str, float]:
         return {"val_loss": model.validation_loss(eval_rows.to(next(model.parameters()).device))}
 
-    callbacks = ([SampleGrids(write_grid, GRID_EVERY_S)]
+    deadline = (None if config.time_limit_s is None
+                else time.perf_counter() + config.time_limit_s)
+    callbacks = ([SampleGrids(write_grid, GRID_EVERY_S, deadline)]
                  if out_dir is not None and write_grid is not None else [])
     return Trainer(config, out_dir=out_dir).fit(
         network, dataset, collate_fn=dataset.collate,

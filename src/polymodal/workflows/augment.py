@@ -55,6 +55,8 @@ from polymodal.workflows.judge import Judge, sorted_classes
 
 DEFAULT_RATIO = 1.0  # synthetic rows per real labelled row when neither per_class nor ratio is set
 SAMPLE_CHUNK = 500  # images per Generator.sample call: bounds memory, not results
+TIMING_CHUNK = 16  # under a time limit, the first call's images: it times the pace
+DEADLINE_CHUNK = 64  # under a time limit, the later calls' (sampling stops between calls)
 FILTER_ROUNDS = 3  # sampling rounds at most when the filter drops images (first + 2 refills)
 DEFAULT_JUDGE_TIME_LIMIT_S = 30.0
 # Within a predictor's share of its budget (AugmentConfig.__call__): the generator's and
@@ -187,7 +189,8 @@ class AugmentConfig:
                                                   max(1.0, GENERATOR_SHARE * time_limit_s)),
                              judge_time_limit=min(self.judge_time_limit,
                                                   max(1.0, JUDGE_SHARE * time_limit_s)))
-        return generate_rows(train, label, config)
+        deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
+        return generate_rows(train, label, config, deadline=deadline)
 
     def budget_rule(self) -> dict:
         """The rule that sizes the synthetic set, as it will be reported."""
@@ -313,19 +316,40 @@ def _resolve_generator(config: AugmentConfig, real: pd.DataFrame, label: str, im
 
 
 def _sample_classes(generator, wanted: dict, label: str, config: AugmentConfig,
-                    seed_offset: int) -> tuple[np.ndarray, list]:
-    """Images uint8 (N, H, W, C) for ``wanted`` {class: count}, and each one's class."""
+                    seed_offset: int, deadline: float | None = None
+                    ) -> tuple[np.ndarray, list]:
+    """Images uint8 (N, H, W, C) for ``wanted`` {class: count}, and each one's class.
+
+    With a ``deadline`` (a ``time.perf_counter()`` value) sampling stops at the last
+    chunk that fits before it; the classes take turns, so each gets its share of what
+    was sampled, and the chunks are small, the first to time the pace.
+    """
     asked = [c for c, n in wanted.items() for _ in range(n)]
-    if not asked:
-        return np.zeros((0, 0, 0, 0), dtype=np.uint8), []
-    chunks = []
-    for k, begin in enumerate(range(0, len(asked), SAMPLE_CHUNK)):
-        part = asked[begin:begin + SAMPLE_CHUNK]
+    if deadline is not None:  # round robin: the k-th image of every class, then the next
+        turns = [(k, i) for i, n in enumerate(wanted.values()) for k in range(n)]
+        classes = list(wanted)
+        asked = [classes[i] for _, i in sorted(turns)]
+    begin, k, chunks, per_image_s = 0, 0, [], None
+    while begin < len(asked):
+        size = SAMPLE_CHUNK
+        if deadline is not None:
+            # Sizes fixed in advance (not fitted to the time left), so that the same seed
+            # gives the same images whenever the deadline does not cut sampling short.
+            size = TIMING_CHUNK if k == 0 else DEADLINE_CHUNK
+            needed_s = 0.0 if per_image_s is None else per_image_s * min(size, len(asked) - begin)
+            if time.perf_counter() + needed_s > deadline:
+                break
+        part = asked[begin:begin + size]
+        start = time.perf_counter()
         # Class values go in as text: the generator's vocabulary holds the label's text form.
         chunks.append(generator.sample(len(part), conditions={label: [str(c) for c in part]},
                                        num_steps=config.num_steps, guidance=config.guidance,
                                        seed=config.seed + seed_offset + k))
-    return np.concatenate(chunks), asked
+        per_image_s = (time.perf_counter() - start) / len(part)
+        begin, k = begin + len(part), k + 1
+    if not chunks:
+        return np.zeros((0, 0, 0, 0), dtype=np.uint8), []
+    return np.concatenate(chunks), asked[:begin]
 
 
 def _real_images(generator, real: pd.DataFrame, label: str) -> tuple[np.ndarray, list]:
@@ -346,8 +370,11 @@ def _resolve_judge(config: AugmentConfig, images: np.ndarray, labels: list) -> t
     return judge, "trained on the real training rows"
 
 
-def generate_rows(real: pd.DataFrame, label: str, config: AugmentConfig) -> tuple[pd.DataFrame, dict]:
-    """Synthetic rows for the labelled real rows ``real`` (steps 2-6 of the module docstring).
+def generate_rows(real: pd.DataFrame, label: str, config: AugmentConfig, *,
+                  deadline: float | None = None) -> tuple[pd.DataFrame, dict]:
+    """Synthetic rows for the labelled real rows ``real`` (steps 2-6 of the module docstring);
+    with a ``deadline`` (a ``time.perf_counter()`` value) sampling stops before it, and
+    the summary's ``sampling.stopped_by_time_limit`` says whether it had to.
 
     Returns the new rows (label, image as uint8 arrays, marker ``True``; every other
     column missing) and the summary. ``real`` must hold labelled real rows only.
@@ -366,7 +393,7 @@ def generate_rows(real: pd.DataFrame, label: str, config: AugmentConfig) -> tupl
                                "synthetic": 0} for c, n in real_counts.items()},
         "generator": None, "filter": None,
         "sampling": {"num_steps": config.num_steps, "guidance": config.guidance,
-                     "seed": config.seed},
+                     "seed": config.seed, "stopped_by_time_limit": False},
         "time_s": {},
     }
     columns = [*real.columns.drop(config.marker, errors="ignore"), config.marker]
@@ -409,7 +436,11 @@ def generate_rows(real: pd.DataFrame, label: str, config: AugmentConfig) -> tupl
         _say(config, f"augment: sampling {sum(deficit.values()):,} images"
              + (f" (round {round_index + 1})" if round_index else ""))
         images, asked = _sample_classes(generator, deficit, label, config,
-                                        seed_offset=1_000_003 * round_index)
+                                        seed_offset=1_000_003 * round_index, deadline=deadline)
+        if len(asked) < sum(deficit.values()):
+            summary["sampling"]["stopped_by_time_limit"] = True
+            _say(config, f"augment: the time limit stopped sampling after {len(asked):,} of "
+                 f"{sum(deficit.values()):,} images")
         keep = np.ones(len(asked), dtype=bool)
         if judge is not None:
             keep = _judged(judge, images, asked, summary["filter"])
@@ -465,12 +496,15 @@ def _image_cell(image: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- tables
 
 
-def augment_table(table, *, label: str, **options) -> tuple[pd.DataFrame, dict]:
+def augment_table(table, *, label: str, deadline: float | None = None,
+                  **options) -> tuple[pd.DataFrame, dict]:
     """The table with synthetic rows appended, and the summary of what was added.
 
     Args:
         table: a DataFrame or a path :func:`~polymodal.data.readers.read_table` reads.
         label: the class column; the generator is conditioned on it.
+        deadline: a ``time.perf_counter()`` value sampling stops before (see
+            :func:`generate_rows`); ``None``: none.
         **options: the fields of :class:`AugmentConfig` (``per_class``, ``ratio``,
             ``generator``, ``time_limit``, ``filter``, ``marker``, ``seed``, ...).
 
@@ -493,6 +527,6 @@ def augment_table(table, *, label: str, **options) -> tuple[pd.DataFrame, dict]:
     if labelled.empty:
         raise DataError(f"no real row has a value in label column {label!r}; augmentation "
                         "needs labelled rows to learn each class from")
-    rows, summary = generate_rows(labelled, label, config)
+    rows, summary = generate_rows(labelled, label, config, deadline=deadline)
     summary["num_marked_before"] = len(marked)
     return concat_rows([real, marked, rows], df.attrs), summary

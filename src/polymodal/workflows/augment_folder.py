@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +29,21 @@ from polymodal.data.schema import infer_schema
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, marker_mask, split_marked
 from polymodal.errors import ConfigError, DataError, SchemaError
 from polymodal.files import json_safe, write_folder, write_json, write_text
-from polymodal.workflows.augment import AugmentConfig, augment_table, find_image_column
+from polymodal.workflows.augment import (
+    GENERATOR_SHARE,
+    AugmentConfig,
+    augment_table,
+    find_image_column,
+)
 
 AUGMENTED_CSV = "augmented.csv"
 HOLDOUT_CSV = "holdout.csv"
 SUMMARY_JSON = "augment_summary.json"
 SYNTHETIC_IMAGE_DIR = "images/synthetic"
 GENERATOR_DIR = "generator"
+# Under a time limit, sampling ends by this share of the time left once the table is
+# read (the generator trains in GENERATOR_SHARE of it); the rest writes the folder.
+SAMPLING_END_SHARE = 0.9
 
 
 # ----------------------------------------------------------------------- comparison
@@ -74,7 +82,7 @@ def compare_augmentation(real_train: pd.DataFrame, augmented_train: pd.DataFrame
 
 def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare: bool = False,
                       fit_time_limit: float | None = 60.0, fit_recipe: dict | None = None,
-                      holdout_fraction: float = 0.2, **options) -> dict:
+                      holdout_fraction: float = 0.2, budget=None, **options) -> dict:
     """What ``polymodal augment`` does: augment ``table`` and write it to ``out_dir``.
 
     Writes ``augmented.csv`` (image paths relative to ``out_dir``), the generated images
@@ -87,6 +95,12 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
     set aside first (written as ``holdout.csv``, never seen by the generator), and a
     real-only and an augmented predictor, each with ``fit_time_limit`` seconds and the
     ``fit_recipe`` overrides (``Predictor(recipe=)``), are scored on it (:func:`compare_augmentation`); the summary's ``compare`` entry holds the result.
+
+    ``budget``: a :class:`~polymodal.train.budget.TimeBudget` for the whole command
+    (``time_limit`` is then its limit): the generator trains in ``GENERATOR_SHARE`` of
+    what is left once the table is read, sampling stops at ``SAMPLING_END_SHARE`` of it,
+    and the rest writes the folder. The ``compare`` predictors are outside it (each has
+    ``fit_time_limit``).
     """
     out = Path(out_dir).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -103,11 +117,17 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
         if not 0 < holdout_fraction < 1:
             raise ConfigError(f"holdout_fraction={holdout_fraction!r} must be in (0, 1), e.g. 0.2")
         df, holdout = _holdout_split(df, label, holdout_fraction, config.seed, config.marker)
+    deadline = None
+    if budget is not None and budget.time_limit_s is not None:
+        left_s = max(0.0, budget.left_s())
+        config = replace(config, time_limit=max(1.0, GENERATOR_SHARE * left_s))
+        deadline = time.perf_counter() + SAMPLING_END_SHARE * left_s
     # A generator trained here is created here, so that it can be saved with the table.
     trained_here = config.generator is None
     generator = _untrained_generator(config, df, label) if trained_here else config.generator
     options = {f.name: getattr(config, f.name) for f in fields(config)}  # not asdict: no copies
-    augmented, summary = augment_table(df, label=label, **{**options, "generator": generator})
+    augmented, summary = augment_table(df, label=label, deadline=deadline,
+                                       **{**options, "generator": generator})
     summary["source_table"] = str(df.attrs.get("source", table))
 
     def write(staging: Path) -> None:
