@@ -145,10 +145,8 @@ def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say) -> np.ndarr
     """Positions of the rows of ``df`` with a label; a warning counts the others."""
     positions = labelled_positions(df, label, what)
     if len(positions) < len(df):
-        message = (f"{len(df) - len(positions):,} row(s) of {what} have no {label!r} "
-                   "value and are left out of training")
-        warnings.warn(message, UserWarning, stacklevel=5)
-        say(f"[yellow]note:[/] {message}")
+        say_notes([f"{len(df) - len(positions):,} row(s) of {what} have no {label!r} "
+                   "value and are left out of training"], say)
     return positions
 
 

@@ -246,31 +246,36 @@ def _check_media(
 def _number_notes(series: pd.Series, mask: np.ndarray, modality: str) -> list[str]:
     """A line when a column of strings is partly numbers: a numeric column's other cells
     are read as missing; a categorical or text column that is mostly numbers may be a
-    numeric column with some junk in it."""
-    if (modality not in ("numeric", "categorical", "text")
+    numeric column with some junk in it. Infinite numbers are read as missing too."""
+    notes: list[str] = []
+    rows = np.flatnonzero(mask)
+    if modality == "numeric":
+        infinite = rows[np.isinf(column_numbers(series)[rows])]
+        if len(infinite):
+            notes.append(f"numeric column {series.name!r}: {len(infinite):,} of {len(rows):,} "
+                         f"cells are infinite (rows {_rows_list(list(infinite), NOTICE_MAX_ROWS)})"
+                         " → read as missing")
+    if (modality not in ("numeric", "categorical", "text") or not len(rows)
             or pd.api.types.is_numeric_dtype(series.dtype)
             or pd.api.types.is_bool_dtype(series.dtype)):
-        return []
-    rows = np.flatnonzero(mask)
-    if not len(rows):
-        return []
+        return notes
     if modality != "numeric":  # a sample first: most text columns hold no numbers at all
         head = parse_number_strings(series.iloc[rows[:2000]].astype(str))[1]
         if head.mean() < MOSTLY_NUMBERS_MIN_FRACTION / 2:
-            return []
+            return notes
     _, parsed = parse_number_strings(series.iloc[rows].astype(str))
     others = rows[~parsed]
     if not len(others) or not parsed.any():
-        return []
+        return notes
     shown = list(dict.fromkeys(_short(series.iloc[r], 20) for r in others[:50]))[:3]
     examples = ", ".join(map(repr, shown))
     where = f"rows {_rows_list([int(r) for r in others], NOTICE_MAX_ROWS)}: {examples}"
     name = series.name
     if modality == "numeric":
-        return [f"numeric column {name!r}: {len(others):,} of {len(rows):,} cells are not "
-                f"numbers ({where}) → read as missing"]
+        return [*notes, f"numeric column {name!r}: {len(others):,} of {len(rows):,} cells are "
+                f"not numbers ({where}) → read as missing"]
     if parsed.mean() < MOSTLY_NUMBERS_MIN_FRACTION:
-        return []
+        return notes
     return [f"column {name!r} is read as {modality}: {int(parsed.sum()):,} of {len(rows):,} "
             f"cells are numbers but {len(others):,} are not ({where}); if it holds quantities, "
             f"pass --column {name}=numeric (Python: columns={{{name!r}: 'numeric'}}) to read "
