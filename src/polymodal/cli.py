@@ -278,15 +278,14 @@ def fit(
 
 
 @contextlib.contextmanager
-def _interrupted(out_dir: Path, doing: str, *, kept: str | None = None):
+def _interrupted(out_dir: Path, doing: str):
     """Ctrl-C while ``doing``: say what was saved (nothing: ``out_dir`` is as it was) and
     exit 130, the shell's status for SIGINT."""
     try:
         yield
     except KeyboardInterrupt:
-        before = "the model there is unchanged" if out_dir.exists() else "it was not created"
-        extra = f"; {kept}" if kept else ""
-        err.print(f"interrupted during {doing}: nothing was saved to {out_dir} ({before}){extra}",
+        before = "what was there is unchanged" if out_dir.exists() else "it was not created"
+        err.print(f"interrupted during {doing}: nothing was saved to {out_dir} ({before})",
                   highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
@@ -436,7 +435,8 @@ def generate_fit(
                           "the resolved recipe is in OUT/config.json)."),
     device: Device = _device_option(),
 ) -> None:
-    """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
+    """Train a generator on TABLE; OUT is replaced whole when it finishes (sample grids
+    appear in a hidden .OUT.train-* folder beside it while it trains)."""
     import shutil
 
     from polymodal.api import TimeBudget
@@ -456,6 +456,7 @@ def generate_fit(
     # Checkpoints, log and grids go to a fresh hidden sibling while it trains; the fitted
     # generator then replaces --out whole, so a killed fit leaves the old folder as it was.
     train_dir = training_folder(out_dir)
+    out.print(f"training in {train_dir} (sample grids in its samples/ folder)", highlight=False)
     try:
         with _interrupted(out_dir, "training"):
             generator.fit(table, out_dir=train_dir, budget=budget)

@@ -383,6 +383,7 @@ def _feature_keys(series: pd.Series, modality: str) -> pd.Series:
     """A column as hashable keys; continuous numbers are cut into quantile bins."""
     if modality in ("numeric", "datetime"):
         numbers = column_numbers(series) if modality == "numeric" else _datetime_numbers(series)
+        numbers = np.where(np.isinf(numbers), np.nan, numbers)  # read as missing, as in training
         values = pd.Series(numbers, index=series.index)
         if values.nunique() > LEAKAGE_NUM_BINS:
             values = pd.qcut(values, LEAKAGE_NUM_BINS, labels=False, duplicates="drop")

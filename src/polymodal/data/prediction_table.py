@@ -9,6 +9,7 @@ import pandas as pd
 
 from polymodal.data.cells import non_number_positions, present_mask
 from polymodal.data.column_reasons import PARSE_MIN_FRACTION
+from polymodal.data.media import resolve_path
 from polymodal.data.readers import table_notes
 from polymodal.data.schema import Schema
 from polymodal.errors import ConfigError, DataError
@@ -48,6 +49,8 @@ def prediction_table(df: pd.DataFrame, schema: Schema, drop: Iterable[str] | str
                       UserWarning, stacklevel=4)
     _check_numbers(df, [c for c in features if c in df.columns
                         and schema.modality(c) == "numeric"])
+    _check_files(df, {c: schema.modality(c) for c in features if c in df.columns
+                      and schema.modality(c) in ("image", "audio")})
     if drop:
         names = [drop] if isinstance(drop, str) else list(drop)
         unknown = [c for c in names if c not in features]
@@ -77,3 +80,22 @@ def _check_numbers(df: pd.DataFrame, numeric: list[str]) -> None:
             raise DataError(f"{what}; send numbers (an empty cell counts as missing), or train "
                             "again on a table whose column holds these values")
         warnings.warn(f"{what}; they are read as missing", UserWarning, stacklevel=4)
+
+
+def _check_files(df: pd.DataFrame, media: dict[str, str]) -> None:
+    """A warning counting the image/audio path cells whose file does not exist: those rows
+    are predicted without them (the cell is marked absent)."""
+    base_dir = df.attrs.get("base_dir")
+    for column, modality in media.items():
+        paths = [(i, cell) for i, cell in enumerate(df[column])
+                 if isinstance(cell, str) and cell.strip()]
+        missing = [(i, cell) for i, cell in paths if not resolve_path(cell, base_dir).exists()]
+        if not missing:
+            continue
+        rows = ", ".join(str(i) for i, _ in missing[:MAX_ROWS_LISTED])
+        more = f" and {len(missing) - MAX_ROWS_LISTED:,} more" if len(missing) > MAX_ROWS_LISTED else ""
+        first = resolve_path(missing[0][1], base_dir)
+        warnings.warn(f"{modality} column {column!r}: {len(missing):,} of its {len(paths):,} "
+                      f"files are not found (rows "
+                      f"{rows}{more}; first {first}) → predicted without them (marked absent)",
+                      UserWarning, stacklevel=4)
