@@ -23,7 +23,7 @@ import numpy as np
 # JSON polymodal reads back from its own folders (configs, schemas, transforms, logs) is
 # refused above this size before it is parsed: a crafted folder cannot exhaust memory.
 MAX_JSON_BYTES = 256 << 20
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # EDQUOT: not on Windows
 
 
 def disk_full(exc: BaseException) -> bool:
