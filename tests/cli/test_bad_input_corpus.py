@@ -75,7 +75,7 @@ CASES = [
     fit("semicolons", "semicolon.csv", 0, "separator", "';'"),
     fit("tabs-in-csv", "tabs.csv", 0, "separator"),
     fit("stray-quote-pair", "stray_quotes.csv", 0, "stray_quotes.csv", "skipped"),
-    fit("unclosed-quote", "unclosed_quote.csv", 0, "never closed", "skipped"),
+    fit("unclosed-quote", "unclosed_quote.csv", 0, "unclosed_quote.csv", "row 30", "skipped"),
     fit("cp1252", "cp1252.csv", 0, "encoding", "cp1252"),
     fit("utf16-bom", "utf16.csv", 0, "UTF-16"),
     fit("utf8-bom", "bom.csv", 0),
