@@ -10,6 +10,7 @@ commands so ``polymodal --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import inspect
@@ -18,6 +19,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -257,15 +259,19 @@ def fit(
     """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
     budget = _budget(time_limit)  # counts from the command's start: imports, reading the table
     from polymodal.api import Predictor
+    from polymodal.api.model_folder import check_output_folder
     from polymodal.api.params import parse_overrides
 
+    check_output_folder(out_dir)  # before training, not after
     predictor = Predictor(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
         image_augment=_image_augment_option(image_augment),
         recipe=_set_options(set_) or None, verbosity=_Verbosity.level, device=device.value,
-    ).fit(table, budget=budget)
-    path = predictor.save(out_dir)
+    )
+    with _interrupted(out_dir, "training"):
+        predictor.fit(table, budget=budget)
+    path = _save(predictor, out_dir, "predictor")
     if _Verbosity.level > 0:
         _print_frame(predictor.leaderboard(), title="leaderboard (validation split)")
     out.print(f"chosen model: [bold]{predictor.chosen_}[/]; saved to {path}")
@@ -291,6 +297,40 @@ def _process_start() -> float:
     except Exception:  # noqa: BLE001 - an unreadable process table: count from now
         age_s = 0.0
     return time.perf_counter() - max(0.0, age_s)
+
+
+@contextlib.contextmanager
+def _interrupted(out_dir: Path, doing: str):
+    """Ctrl-C while ``doing``: say what was saved (nothing: ``out_dir`` is as it was) and
+    exit 130, the shell's status for SIGINT."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        before = "what was there is unchanged" if out_dir.exists() else "it was not created"
+        err.print(f"interrupted during {doing}: nothing was saved to {out_dir} ({before})",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+
+
+def _save(model, out_dir: Path, what: str) -> Path:
+    """``model.save(out_dir)``; when the disk is full and someone is at the terminal, the
+    fitted model stays in memory while they free space or name another folder."""
+    from polymodal.api.model_folder import check_output_folder
+    from polymodal.errors import DiskFullError
+
+    while True:
+        try:
+            with _interrupted(out_dir, f"saving the {what}"):
+                return model.save(out_dir)
+        except DiskFullError as exc:
+            if not (sys.stdin.isatty() and sys.stderr.isatty()):
+                raise
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            answer = typer.prompt(f"the {what} is still in memory: free some space and press "
+                                  "Enter to save again, or type another folder (Ctrl-C gives up)",
+                                  default="", show_default=False, err=True)
+            if answer.strip():
+                out_dir = check_output_folder(Path(answer.strip()))
 
 
 def _set_options(items: list[str]) -> dict[str, str]:
@@ -329,8 +369,9 @@ def predict(
     """Predict every row of TABLE; keeps the row order and any ID column."""
     from polymodal.api import Predictor
     from polymodal.files import write_text
-    from polymodal.workflows.outputs import prediction_frame
+    from polymodal.workflows.outputs import check_output_file, prediction_frame
 
+    check_output_file(out_file, table)
     frame = prediction_frame(Predictor.load(model_dir, device=device.value), table)
     write_text(out_file, frame.to_csv(index=False))
     out.print(f"wrote {len(frame):,} predictions to {out_file}")
@@ -366,17 +407,6 @@ generate_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(generate_app, name="generate")
-
-
-def _check_new_model_folder(path: Path) -> None:
-    """Fail before training, not after, when --out would overwrite a user's folder."""
-    from polymodal.api.model_folder import is_model_folder
-
-    if path.exists() and not path.is_dir():
-        _fail(f"--out {path} is a file; pass a folder for the generator")
-    if path.is_dir() and any(path.iterdir()) and not is_model_folder(path):
-        _fail(f"--out {path} exists and is not a polymodal model folder; choose a new or empty "
-              "folder (an existing model folder is replaced)")
 
 
 def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dict, list | None, int]:
@@ -432,12 +462,18 @@ def generate_fit(
                           "the resolved recipe is in OUT/config.json)."),
     device: Device = _device_option(),
 ) -> None:
-    """Train a generator on TABLE; sample grids appear in OUT/samples/ while it trains."""
-    budget = _budget(time_limit)  # counts from the command's start: imports, reading the table
+    """Train a generator on TABLE; OUT is replaced whole when it finishes (sample grids
+    appear in a hidden .OUT.train-* folder beside it while it trains)."""
+    import shutil
+
     from polymodal.api.generator import Generator
+
+    budget = _budget(time_limit)  # counts from the command's start: imports, reading the table
+    from polymodal.api.generator_folder import training_folder
+    from polymodal.api.model_folder import check_output_folder
     from polymodal.api.params import parse_overrides
 
-    _check_new_model_folder(out_dir)
+    check_output_folder(out_dir)  # before training, not after
     recipe = _set_options(set_)
     if steps is not None:
         recipe["training.max_steps"] = str(steps)
@@ -445,8 +481,17 @@ def generate_fit(
         image, condition or None, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder, image_size=image_size,
         recipe=recipe or None, verbosity=_Verbosity.level, device=device.value,
-    ).fit(table, out_dir=out_dir, budget=budget)
-    path = generator.save(out_dir)
+    )
+    # Checkpoints, log and grids go to a fresh hidden sibling while it trains; the fitted
+    # generator then replaces --out whole, so a killed fit leaves the old folder as it was.
+    train_dir = training_folder(out_dir)
+    out.print(f"training in {train_dir} (sample grids in its samples/ folder)", highlight=False)
+    try:
+        with _interrupted(out_dir, "training"):
+            generator.fit(table, out_dir=train_dir, budget=budget)
+        path = _save(generator, out_dir, "generator")
+    finally:
+        shutil.rmtree(train_dir, ignore_errors=True)
     for name, info in generator.conditions_.items():
         classes = info.get("classes")
         shown = f": {', '.join(map(str, classes[:20]))}" if classes else ""
@@ -728,6 +773,11 @@ def _usage_errors() -> tuple[type, ...]:
     return (click.exceptions.ClickException, *vendored)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (rows skipped, cells read as missing, ...) as one line on stderr."""
+    err.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
     global _command_start
@@ -735,6 +785,7 @@ def main(argv: list[str] | None = None) -> None:
     _command_start = _process_start() if argv is None else time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    warnings.showwarning = _show_warning
     try:
         code = app(args=argv, standalone_mode=False)
     except PolymodalError as exc:

@@ -31,3 +31,8 @@ class NotFittedError(PolymodalError, AttributeError):
 
 class ModelFolderError(PolymodalError):
     """A saved model folder is incomplete, corrupt or from an incompatible version."""
+
+
+class DiskFullError(PolymodalError):
+    """The disk filled up while polymodal wrote a file or folder; nothing half-written was
+    left behind, and what was there before is unchanged."""

@@ -9,6 +9,7 @@ whole as a hidden sibling and renamed into place (:func:`write_folder`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -22,6 +23,28 @@ import numpy as np
 # JSON polymodal reads back from its own folders (configs, schemas, transforms, logs) is
 # refused above this size before it is parsed: a crafted folder cannot exhaust memory.
 MAX_JSON_BYTES = 256 << 20
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # EDQUOT: not on Windows
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) says the disk or quota is full;
+    libraries that write files themselves (safetensors) wrap the OS error in their own."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return True
+        if "No space left on device" in str(exc) or "StorageFull" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_error(path: Path):
+    """A :class:`~polymodal.errors.DiskFullError` for writing ``path``."""
+    from polymodal.errors import DiskFullError
+
+    return DiskFullError(f"no space left on the device to write {path}; nothing "
+                         "was written there (what was there before is unchanged): free some "
+                         "space or write to another disk")
 
 
 def read_json(path: str | os.PathLike, *, lines: bool = False, max_bytes: int | None = None):
@@ -62,8 +85,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if disk_full(exc) and not _is_disk_full_error(exc):
+            raise disk_full_error(path) from exc
         raise
 
 
@@ -129,7 +154,15 @@ def write_folder(directory: str | os.PathLike, write: Callable[[Path], None]) ->
             os.replace(old, target)
             raise
         shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if disk_full(exc) and not _is_disk_full_error(exc):
+            raise disk_full_error(target) from exc
         raise
     return target
+
+
+def _is_disk_full_error(exc: BaseException) -> bool:
+    from polymodal.errors import DiskFullError
+
+    return isinstance(exc, DiskFullError)

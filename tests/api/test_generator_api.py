@@ -366,12 +366,14 @@ def test_load_incomplete_or_foreign_folders(digit_gen, tmp_path):
     with pytest.raises(ModelFolderError, match="format_version"):
         Generator.load(tmp_path / "empty")
     (folder / "config.json").write_text('{"label": "price"}')  # what a predictor writes
-    with pytest.raises(ModelFolderError, match="holds a predictor model, not a generator"):
+    with pytest.raises(ModelFolderError, match=r"holds a predictor \(written by `polymodal fit`\), "
+                       r"not a generator; use it with polymodal predict"):
         Generator.load(folder)
 
 
 def test_fit_into_out_dir_then_save_there(digits, tmp_path):
-    """The CLI's path: the training folder becomes the model folder, grids included."""
+    """fit(out_dir=D) then save(D): the training folder becomes the model folder, grids
+    included (the CLI trains in a fresh sibling instead, see tests/cli)."""
     train, _ = digits
     out = tmp_path / "run"
     gen = Generator(condition="label", recipe=epochs(2), verbosity=0).fit(train.head(64),

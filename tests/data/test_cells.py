@@ -148,3 +148,15 @@ def test_cell_tags(cell, delimiter, tags):
 @pytest.mark.parametrize("cell", MISSING, ids=repr)
 def test_missing_cells_have_no_tags(cell):
     assert cell_tags(cell, "|") == []
+
+
+@pytest.mark.parametrize("text, number", [("1,234", 1234.0), (" 3.5 ", 3.5), ("-2e3", -2000.0),
+                                          ("3,5", None), ("n0", None), ("", None)])
+def test_one_number_is_read_as_a_column_of_them(text, number):
+    """The service checks a request's cell with the definition a table's column uses."""
+    from polymodal.data.cells import non_number_positions, number_or_none
+
+    assert number_or_none(text) == number
+    column = pd.Series(["1", text], dtype=object)
+    expected = [1] if number is None and text else []
+    assert non_number_positions(column).tolist() == expected

@@ -231,3 +231,31 @@ def test_schema_from_another_table_is_refused(messy):
     schema.columns["extra"] = schema.columns["size"]
     with pytest.raises(SchemaError, match="'extra'"):
         clean_report(messy, schema)
+
+
+def test_cells_read_differently_from_how_they_are_written_are_noticed():
+    """A mostly numeric column read as categories, a numeric column's junk and infinities
+    (read as missing) and an empty column are each one notice with a count and rows."""
+    n = 40
+    df = pd.DataFrame({
+        "mostly": ["abc" if i % 5 == 0 else str(i) for i in range(n)],
+        "num": [("?" if i == 7 else f"{i}.5") for i in range(n)],
+        "big": [np.inf if i == 3 else float(i) for i in range(n)],
+        "blank": [np.nan] * n,
+        "label": ["ab"[i % 2] for i in range(n)],
+    })
+    schema = infer_schema(df, label="label")
+    assert schema.modality("mostly") in ("categorical", "text")
+    notices = clean_report(df, schema).notices()
+    text = "\n".join(notices)
+    assert "'mostly'" in text and "32 of 40" in text and "--column mostly=numeric" in text
+    assert "'num'" in text and "1 of 40" in text and "rows 7" in text
+    assert "'big'" in text and "infinite" in text and "rows 3" in text
+    assert "'blank'" in text
+    assert len(notices) == 4
+
+
+def test_a_clean_table_has_no_notices():
+    df = pd.DataFrame({"x": [float(i) for i in range(30)], "word": ["a b", "c d", "e f"] * 10,
+                       "label": ["ab"[i % 2] for i in range(30)]})
+    assert clean_report(df, infer_schema(df, label="label")).notices() == []

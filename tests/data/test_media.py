@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -105,3 +106,32 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.json"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "oversized"])
+def test_special_and_oversized_files_are_refused_before_reading(tmp_path, kind):
+    """A FIFO would block forever and /dev/zero never ends: both are refused unopened, as
+    is a file above the size limit (a sparse one here: no disk is used)."""
+    from polymodal.data.file_access import MAX_MEDIA_FILE_BYTES
+
+    if kind == "fifo":
+        path, words = tmp_path / "pipe.png", "FIFO"
+        os.mkfifo(path)
+    elif kind == "device":
+        path, words = "/dev/zero", "character device"
+    else:
+        path, words = tmp_path / "huge.png", "over the limit"
+        with open(path, "wb") as handle:
+            handle.truncate(MAX_MEDIA_FILE_BYTES + 1)
+    with pytest.raises(MediaError, match=words):
+        load_image(str(path))
+    with pytest.raises(MediaError, match=words):
+        load_audio(str(path))
+
+
+def test_a_fifo_table_is_refused(tmp_path):
+    from polymodal.data.readers import read_table
+
+    os.mkfifo(tmp_path / "table.csv")
+    with pytest.raises(DataError, match="FIFO"):
+        read_table(tmp_path / "table.csv")

@@ -28,12 +28,12 @@ import pandas as pd
 from polymodal.data.cells import present_mask
 from polymodal.data.cleaning import clean_report
 from polymodal.data.dataset import TableDataset
-from polymodal.data.readers import read_table
+from polymodal.data.readers import read_table, table_notes
 from polymodal.data.schema import Schema, infer_schema
 from polymodal.data.split import labelled_positions, take_rows, validation_split
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
 from polymodal.data.transforms import TableTransform
-from polymodal.errors import ConfigError, SchemaError
+from polymodal.errors import ConfigError, DataError, SchemaError
 from polymodal.recipes.predictor import IMAGE_AUGMENT_CHOICES
 from polymodal.train.budget import TimeBudget
 
@@ -64,9 +64,14 @@ class TableRows:
 
 
 def read_rows(train, *, label: str, columns: dict | None, problem_type: str, seed: int,
-              augment=None) -> TableRows:
-    """Step 1: read ``train`` and infer its schema; rows marked synthetic are set aside."""
+              augment=None, say: Say | None = None) -> TableRows:
+    """Step 1: read ``train`` and infer its schema; rows marked synthetic are set aside.
+
+    What the reader skipped and the cells the cleaning report finds read differently from
+    how they are written go to ``say`` (or ``warnings``), one line each with a count; a
+    feature column of files none of which decodes is an error."""
     df = read_table(train)
+    say_notes(table_notes(df), say)
     marker = getattr(augment, "marker", SYNTHETIC_COLUMN)
     marked, positions = None, np.arange(len(df))
     if augment is not None or marker in df.columns:
@@ -78,7 +83,31 @@ def read_rows(train, *, label: str, columns: dict | None, problem_type: str, see
         raise ConfigError(f"augment= needs a classification label; {label!r} is "
                           f"{schema.problem_type} ({schema.problem_reason}). Leave augment=None")
     report = clean_report(df, schema, max_file_checks=MAX_FILE_CHECKS)
+    check_readable_columns(report, df.attrs.get("base_dir"))
+    say_notes(report.notices(), say)
     return TableRows(df, marked, positions, schema, report)
+
+
+def say_notes(notes: list[str], say: Say | None) -> None:
+    """Each note as one line through ``say`` (the console), or as a UserWarning without it."""
+    for note in notes:
+        if say is not None:
+            say(f"[yellow]note:[/] {note}")
+        else:
+            warnings.warn(note, UserWarning, stacklevel=3)
+
+
+def check_readable_columns(report, base_dir: str | None) -> None:
+    """Refuse a feature column of image/audio files none of whose checked cells decodes:
+    training would quietly see every cell as absent."""
+    for column in report.unreadable_columns():
+        first = column.file_problems[0]
+        where = f" (relative paths resolve against {base_dir})" if base_dir else ""
+        raise DataError(
+            f"{column.modality} column {column.name!r}: none of its {column.files_checked:,} "
+            f"checked files can be read (row {first.row}: {first.reason}){where}; fix the "
+            f"paths, or leave the column out with --column {column.name}=ignored (Python: "
+            f"columns={{{column.name!r}: 'ignored'}})")
 
 
 @dataclasses.dataclass
@@ -116,10 +145,8 @@ def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say) -> np.ndarr
     """Positions of the rows of ``df`` with a label; a warning counts the others."""
     positions = labelled_positions(df, label, what)
     if len(positions) < len(df):
-        message = (f"{len(df) - len(positions):,} row(s) of {what} have no {label!r} "
-                   "value and are left out of training")
-        warnings.warn(message, UserWarning, stacklevel=5)
-        say(f"[yellow]note:[/] {message}")
+        say_notes([f"{len(df) - len(positions):,} row(s) of {what} have no {label!r} "
+                   "value and are left out of training"], say)
     return positions
 
 

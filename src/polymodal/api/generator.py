@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from polymodal.api.export_onnx import check_export_format
+from polymodal.api.fit_data import say_notes
 from polymodal.api.generator_folder import generator_config, read_generator, write_generator
 from polymodal.api.params import get_params, set_params
 from polymodal.data.fingerprint import table_fingerprint
@@ -37,6 +38,7 @@ from polymodal.data.generator_rows import (
     training_rows,
 )
 from polymodal.data.image_encoding import tensor_to_uint8
+from polymodal.data.readers import table_notes
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, NotFittedError
@@ -223,6 +225,7 @@ class Generator:
                                       columns=self.columns, seed=self.seed,
                                       condition_modalities=CONDITION_MODALITIES)
         self.data_fingerprint_ = table_fingerprint(df)  # for the model card
+        say_notes(table_notes(df), self._say)  # rows the reader skipped, on the console
         # 3. Fit the transforms; decode every target image once, skipping unreadable ones.
         text_kind = recipes.generation_text_kind(self.text_encoder)
         transform = TableTransform(schema, image_size=self.image_size, text_encoder=text_kind,

@@ -38,6 +38,30 @@ REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIG
                   "versions.json")
 
 
+def training_folder(target: str | os.PathLike) -> Path:
+    """A new hidden sibling of ``target`` for a fit's checkpoints, log and sample grids:
+    the model folder at ``target`` stays untouched until the fitted generator is saved
+    there whole. Folders that killed fits left beside ``target`` are removed first."""
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.train-*"):
+        pid = stale.name.rsplit(".train-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.train-{os.getpid()}-",
+                                 dir=target.parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
+
+
 def generator_config(generator) -> dict:
     """A fitted ``generator``'s ``config.json`` (see ``Generator.config_dict``)."""
     return {

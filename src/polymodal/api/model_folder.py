@@ -26,7 +26,7 @@ from polymodal.data.cleaning import (
     FileProblem,
     LeakageFinding,
 )
-from polymodal.errors import ModelFolderError
+from polymodal.errors import DiskFullError, ModelFolderError
 from polymodal.files import read_json, write_folder
 from polymodal.models.classic_file import file_types, refused_names
 
@@ -45,21 +45,37 @@ def write_folder_atomically(directory: str | os.PathLike, write: Callable[[Path]
     An existing ``directory`` is replaced only if it is empty or a polymodal model folder.
     On any error the temporary folder is removed and ``directory`` is untouched.
     """
-    target = Path(directory).absolute()
-    if target.exists() and not target.is_dir():
-        raise ModelFolderError(f"{target} is a file, not a folder; choose another output folder")
-    if target.is_dir() and any(target.iterdir()) and not is_model_folder(target):
-        raise ModelFolderError(
-            f"{target} exists and is not a polymodal model folder (no {FORMAT_FILE} file); "
-            "refusing to overwrite it — choose an empty or new folder"
-        )
+    target = check_output_folder(directory)
 
     def write_marked(folder: Path) -> None:
         write(folder)
         # The version marker goes last: a folder without it was never finished.
         (folder / FORMAT_FILE).write_text(f"{format_version}\n")
 
-    return write_folder(target, write_marked)
+    try:
+        return write_folder(target, write_marked)
+    except DiskFullError:
+        raise DiskFullError(
+            f"no space left on the device to save the model to {target}; nothing was written "
+            "there (a model already there is unchanged). The fitted model is still in memory: "
+            "free some space and save again, or save it to another disk (the command line: "
+            "run again with --out on another disk)") from None
+
+
+def check_output_folder(directory: str | os.PathLike) -> Path:
+    """``directory`` as an absolute path, if a model may be saved there: a new or empty
+    folder, or a model folder (which is replaced). Checked before any training, so that a
+    typo in ``--out`` costs nothing and cannot wipe a user's data."""
+    target = Path(directory).absolute()
+    if target.exists() and not target.is_dir():
+        raise ModelFolderError(f"output folder {target} is a file, not a folder; choose a new folder "
+                               "for the model")
+    if target.is_dir() and any(target.iterdir()) and not is_model_folder(target):
+        raise ModelFolderError(
+            f"output folder {target} exists and is not a polymodal model folder (no {FORMAT_FILE} "
+            "file); refusing to overwrite it — choose an empty or new folder (an existing model "
+            "folder is replaced)")
+    return target
 
 
 def check_folder(directory: str | os.PathLike, *, format_version: int | tuple[int, ...],
@@ -80,21 +96,33 @@ def check_folder(directory: str | os.PathLike, *, format_version: int | tuple[in
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelFolderError(f"{marker} is unreadable ({type(exc).__name__}); save the {kind} "
                                "again") from None
+    found = _config_kind(path / "config.json")
+    if found is not None and found != kind:
+        raise ModelFolderError(wrong_kind_message(path, found, kind))
     readable = format_version if isinstance(format_version, tuple) else (format_version,)
     if text not in {str(v) for v in readable}:
         raise ModelFolderError(f"{path} has format_version {text!r}, but this polymodal reads "
                                f"{kind} version(s) {', '.join(map(str, readable))}; load it with "
                                "the polymodal version that wrote it (see versions.json) or train "
                                "it again")
-    found = _config_kind(path / "config.json")
-    if found is not None and found != kind:
-        raise ModelFolderError(f"{path} holds a {found} model, not a {kind}; load it with "
-                               f"polymodal.{found.capitalize()}.load")
     missing = [name for name in required if not (path / name).exists()]
     if missing:
         raise ModelFolderError(f"{path} is incomplete: {', '.join(missing)} missing; "
                                f"save the {kind} again")
     return path
+
+
+# The commands that use each kind of model folder, for a folder given to the wrong one.
+COMMANDS = {"predictor": "polymodal predict / evaluate / serve (Python: Predictor.load)",
+            "generator": "polymodal generate sample / edit / evaluate / serve "
+                         "(Python: Generator.load)"}
+
+
+def wrong_kind_message(path: Path, found: str, wanted: str) -> str:
+    """What to say when a ``found`` folder is given where a ``wanted`` one was expected."""
+    made_by = "polymodal fit" if found == "predictor" else "polymodal generate fit"
+    return (f"{path} holds a {found} (written by `{made_by}`), not a {wanted}; use it with "
+            f"{COMMANDS[found]}")
 
 
 def _config_kind(config_path: Path) -> str | None:

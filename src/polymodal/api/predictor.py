@@ -239,7 +239,7 @@ class Predictor:
         start = time.perf_counter()
         rows = fit_data.read_rows(train, label=self.label, columns=self.columns,
                                   problem_type=self.problem_type, seed=self.seed,
-                                  augment=augment)
+                                  augment=augment, say=self._say)
         self.schema_, self.problem_type_ = rows.schema, rows.schema.problem_type
         self.data_fingerprint_ = table_fingerprint(rows.df)  # for the model card
         self.cleaning_report_ = rows.cleaning_report

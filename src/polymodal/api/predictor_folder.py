@@ -83,18 +83,23 @@ def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
     predicting on ``device``; its models load on the CPU and move there to predict."""
     resolve_device(device)  # an absent GPU is one line before any reading
     path = check_folder(directory, format_version=READS, required=REQUIRED_FILES)
+    entry = "config.json"  # the file being read, for the error
     try:
-        config = read_json(path / "config.json")
-        ensemble = read_json(path / "ensemble.json")
-        schema = Schema.from_dict(read_json(path / "schema.json"))
-        cleaning = cleaning_report_from_dict(read_json(path / "cleaning.json"))
-        leaderboard = pd.read_csv(path / "leaderboard.csv", dtype={"note": str})
+        config = read_json(path / entry)
+        predictor = cls(**{**config["params"], "device": device})
+        entry = "ensemble.json"
+        ensemble = read_json(path / entry)
+        names = list(ensemble["models"])
+        entry = "schema.json"
+        schema = Schema.from_dict(read_json(path / entry))
+        entry = "cleaning.json"
+        cleaning = cleaning_report_from_dict(read_json(path / entry))
+        entry = "leaderboard.csv"
+        leaderboard = pd.read_csv(path / entry, dtype={"note": str})
         if "note" in leaderboard:  # an empty note reads back as NaN
             leaderboard["note"] = leaderboard["note"].fillna("")
-        predictor = cls(**{**config["params"], "device": device})
-        names = list(ensemble["models"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelFolderError(f"{path} has a missing or malformed entry ({exc}); save the "
+        raise ModelFolderError(f"{path / entry} is missing or malformed ({exc}); save the "
                                "predictor again") from None
     missing = [f"models/{n}" for n in names if not (path / "models" / n).is_dir()]
     if missing:

@@ -183,6 +183,19 @@ def parse_number_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return parsed, ~np.isnan(parsed)
 
 
+def number_or_none(text: str) -> float | None:
+    """One string as a number, read as :func:`parse_number_strings` reads a column (the
+    service checks a request's cells with it); None when it is not a number."""
+    numbers, parsed = parse_number_strings(pd.Series([text], dtype=object))
+    return float(numbers[0]) if parsed[0] else None
+
+
+def non_number_positions(series: pd.Series) -> np.ndarray:
+    """Positions of the present cells of ``series`` that are not numbers: what a numeric
+    column's transform (:func:`column_numbers`) reads as missing there."""
+    return np.flatnonzero(present_mask(series) & np.isnan(column_numbers(series)))
+
+
 def column_numbers(series: pd.Series) -> np.ndarray:
     """A column as float64 (N,): numbers, numeric strings ("1,234") parsed, NaN elsewhere."""
     if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):

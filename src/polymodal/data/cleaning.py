@@ -19,7 +19,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import cell_tags, column_numbers, hashable_values, present_mask
+from polymodal.data.cells import (
+    cell_tags,
+    column_numbers,
+    hashable_values,
+    parse_number_strings,
+    present_mask,
+)
 from polymodal.data.column_reasons import id_like_reason
 from polymodal.data.media import MediaError, load_audio, load_image
 from polymodal.data.schema import Schema
@@ -37,6 +43,11 @@ LEAKAGE_NUM_BINS = 20
 LEAKAGE_MAX_ROWS = 100_000
 IMBALANCE_MAX_RATIO = 10.0
 IMBALANCE_MIN_CLASS_ROWS = 5
+# A categorical or text column whose cells are at least this share numbers is reported: it
+# may be a numeric column with some junk, which the user can read as numbers instead.
+MOSTLY_NUMBERS_MIN_FRACTION = 0.5
+# Row numbers listed in a one-line notice.
+NOTICE_MAX_ROWS = 5
 # Only these modalities can hide a row identifier (unique file paths are not IDs).
 _ID_CANDIDATES = ("numeric", "categorical", "text", "ignored")
 # Markdown lists stop after this many rows; to_dict keeps everything.
@@ -103,6 +114,32 @@ class CleaningReport:
     label: str | None
     label_missing: int
     issues: list[str]
+    # Cells read differently from how they are written (non-numbers in a numeric column
+    # read as missing; a mostly numeric column read as categories or text), one line each.
+    cell_notes: list[str] = field(default_factory=list)
+
+    def notices(self) -> list[str]:
+        """One line per finding about rows, files or cells that training skips or reads
+        differently from how they are written, with counts and the first row numbers:
+        for the console, where nothing of the kind may pass silently."""
+        lines = []
+        for c in self.columns.values():
+            if c.file_problems:
+                first = c.file_problems[0]
+                lines.append(
+                    f"{c.modality} column {c.name!r}: {len(c.file_problems):,} of "
+                    f"{c.files_checked:,} checked files do not decode (rows "
+                    f"{_rows_list([p.row for p in c.file_problems], NOTICE_MAX_ROWS)}) → marked "
+                    f"absent; first: {first.reason}")
+        lines += self.cell_notes
+        lines += [f"column {name!r} is empty (every cell missing) → ignored"
+                  for name in self.all_missing_columns if name != self.label]
+        return lines
+
+    def unreadable_columns(self) -> list[ColumnReport]:
+        """Feature columns of files none of whose checked cells decode."""
+        return [c for c in self.columns.values()
+                if c.files_checked and len(c.file_problems) == c.files_checked]
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict of the whole report."""
@@ -207,6 +244,45 @@ def _check_media(
         except MediaError as exc:
             problems.append(FileProblem(row=int(row), cell=_short(cell), reason=str(exc)))
     return len(rows), problems
+
+
+def _number_notes(series: pd.Series, mask: np.ndarray, modality: str) -> list[str]:
+    """A line when a column of strings is partly numbers: a numeric column's other cells
+    are read as missing; a categorical or text column that is mostly numbers may be a
+    numeric column with some junk in it. Infinite numbers are read as missing too."""
+    notes: list[str] = []
+    rows = np.flatnonzero(mask)
+    if modality == "numeric":
+        infinite = rows[np.isinf(column_numbers(series)[rows])]
+        if len(infinite):
+            notes.append(f"numeric column {series.name!r}: {len(infinite):,} of {len(rows):,} "
+                         f"cells are infinite (rows {_rows_list(list(infinite), NOTICE_MAX_ROWS)})"
+                         " → read as missing")
+    if (modality not in ("numeric", "categorical", "text") or not len(rows)
+            or pd.api.types.is_numeric_dtype(series.dtype)
+            or pd.api.types.is_bool_dtype(series.dtype)):
+        return notes
+    if modality != "numeric":  # a sample first: most text columns hold no numbers at all
+        head = parse_number_strings(series.iloc[rows[:2000]].astype(str))[1]
+        if head.mean() < MOSTLY_NUMBERS_MIN_FRACTION / 2:
+            return notes
+    _, parsed = parse_number_strings(series.iloc[rows].astype(str))
+    others = rows[~parsed]
+    if not len(others) or not parsed.any():
+        return notes
+    shown = list(dict.fromkeys(_short(series.iloc[r], 20) for r in others[:50]))[:3]
+    examples = ", ".join(map(repr, shown))
+    where = f"rows {_rows_list([int(r) for r in others], NOTICE_MAX_ROWS)}: {examples}"
+    name = series.name
+    if modality == "numeric":
+        return [*notes, f"numeric column {name!r}: {len(others):,} of {len(rows):,} cells are "
+                f"not numbers ({where}) → read as missing"]
+    if parsed.mean() < MOSTLY_NUMBERS_MIN_FRACTION:
+        return notes
+    return [f"column {name!r} is read as {modality}: {int(parsed.sum()):,} of {len(rows):,} "
+            f"cells are numbers but {len(others):,} are not ({where}); if it holds quantities, "
+            f"pass --column {name}=numeric (Python: columns={{{name!r}: 'numeric'}}) to read "
+            "it as numbers, those cells as missing"]
 
 
 def _action(series: pd.Series, modality: str, missing: int, unreadable: int, is_label: bool) -> str:
@@ -316,6 +392,7 @@ def _feature_keys(series: pd.Series, modality: str) -> pd.Series:
     """A column as hashable keys; continuous numbers are cut into quantile bins."""
     if modality in ("numeric", "datetime"):
         numbers = column_numbers(series) if modality == "numeric" else _datetime_numbers(series)
+        numbers = np.where(np.isinf(numbers), np.nan, numbers)  # read as missing, as in training
         values = pd.Series(numbers, index=series.index)
         if values.nunique() > LEAKAGE_NUM_BINS:
             values = pd.qcut(values, LEAKAGE_NUM_BINS, labels=False, duplicates="drop")
@@ -490,11 +567,12 @@ def clean_report(
 
     # 1. Per column: missing values, unreadable media, the default action.
     columns: dict[str, ColumnReport] = {}
-    constant, id_like, all_missing = [], [], []
+    constant, id_like, all_missing, cell_notes = [], [], [], []
     for name, col in schema.columns.items():
         series = df[name]
         mask = present_mask(series)
         missing = int(num_rows - mask.sum())
+        cell_notes += _number_notes(series, mask, col.modality)
         checked, problems = 0, []
         if check_files and col.modality in ("image", "audio") and name != label:
             checked, problems = _check_media(series, col.modality, mask, base_dir, max_file_checks)
@@ -544,6 +622,7 @@ def clean_report(
         label=label,
         label_missing=label_missing,
         issues=[],
+        cell_notes=cell_notes,
     )
     report.issues = _issues(report)
     return report
@@ -593,6 +672,7 @@ def _issues(r: CleaningReport) -> list[str]:
             f"{_plural(len(extra), 'more row')} repeating an earlier row in every feature and the label, "
             f"differing only in ignored columns: rows {_rows_list(extra)}"
         )
+    issues += r.cell_notes
     issues += [
         f"column {name!r} is constant; it carries no information" for name in r.constant_columns
     ]

@@ -15,10 +15,22 @@ import gzip
 import io
 import lzma
 import os
+import stat
 import zipfile
 from pathlib import Path
 
 from polymodal.errors import DataError
+
+# A table file above this size is refused before it is opened: text tables are read whole
+# into memory; a larger table belongs in a folder of Parquet shards.
+MAX_TABLE_FILE_BYTES = 16 << 30
+# An image or audio file above this size is refused before it is opened (the largest image
+# polymodal decodes, 64 megapixels, is far smaller even as an uncompressed bitmap).
+MAX_MEDIA_FILE_BYTES = 512 << 20
+
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISDIR, "a folder"))
 
 
 def checked_base_dir(base_dir: str | os.PathLike) -> str:
@@ -47,9 +59,47 @@ def missing_path_error(path: Path) -> DataError:
     return DataError(f"file not found: {path}; check the path (the folder {parent} exists)")
 
 
-def read_bytes(path: Path) -> bytes:
+def file_problem(info: os.stat_result, max_bytes: int) -> str | None:
+    """Why a file with this ``stat`` must not be read (a FIFO would block forever, a device
+    such as /dev/zero never ends), or None for a regular file of at most ``max_bytes``."""
+    for test, what in _SPECIAL_FILES:
+        if test(info.st_mode):
+            return f"is {what}, not a regular file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_size > max_bytes:
+        return f"is {info.st_size:,} bytes, over the limit of {max_bytes:,}"
+    return None
+
+
+def check_regular_file(path: Path, max_bytes: int, *, error: type[DataError] = DataError) -> None:
+    """Refuse ``path`` before opening it unless it is a regular file of at most
+    ``max_bytes`` (symlinks are followed); an OSError from ``stat`` passes through."""
+    problem = file_problem(os.stat(path), max_bytes)
+    if problem:
+        raise error(f"{path} {problem}; pass a regular file")
+
+
+def read_checked_bytes(path: Path, max_bytes: int, *, error: type[DataError] = DataError) -> bytes:
+    """The bytes of ``path``, refused (``error`` naming it) unless it is a regular file of at
+    most ``max_bytes``, checked before opening and again on the opened file (it may have been
+    swapped in between); OSErrors pass through for the caller to phrase."""
+    check_regular_file(path, max_bytes, error=error)
+    # O_NONBLOCK: should a FIFO be swapped in after the check, opening it does not wait.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        problem = file_problem(os.fstat(fd), max_bytes)
+        if problem:
+            raise error(f"{path} {problem}; pass a regular file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise error(f"{path} grew past the limit of {max_bytes:,} bytes while it was read")
+    return data
+
+
+def read_bytes(path: Path, max_bytes: int = MAX_TABLE_FILE_BYTES) -> bytes:
     try:
-        return path.read_bytes()
+        return read_checked_bytes(path, max_bytes)
     except PermissionError:
         raise DataError(
             f"{path}: permission denied; make the file readable (chmod +r) or copy it"

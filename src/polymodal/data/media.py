@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from polymodal.data.file_access import MAX_MEDIA_FILE_BYTES, read_checked_bytes
 from polymodal.errors import DataError
 
 # A decompression bomb (a tiny file that decodes to gigapixels) is refused above this.
@@ -53,7 +54,9 @@ def _read_bytes(cell, base_dir) -> tuple[bytes, str]:
     if isinstance(cell, str | os.PathLike):
         path = resolve_path(cell, base_dir)
         try:
-            return path.read_bytes(), str(path)
+            return read_checked_bytes(path, MAX_MEDIA_FILE_BYTES, error=MediaError), str(path)
+        except MediaError:  # a special file or one over the size limit (a ValueError too)
+            raise
         except FileNotFoundError:
             raise MediaError(f"file not found: {path}") from None
         except IsADirectoryError:

@@ -46,7 +46,12 @@ import pandas as pd
 
 from polymodal.data.arrow_files import read_arrow_file, read_saved_dataset, read_shard_folder
 from polymodal.data.arrow_tables import table_to_frame
-from polymodal.data.file_access import checked_base_dir, missing_path_error
+from polymodal.data.file_access import (
+    MAX_TABLE_FILE_BYTES,
+    check_regular_file,
+    checked_base_dir,
+    missing_path_error,
+)
 from polymodal.data.folder_reader import read_class_folders
 from polymodal.data.hf_folders import (
     choose_split,
@@ -201,8 +206,17 @@ def _read_source(source, base_dir, request: _Request) -> pd.DataFrame:
         raise missing_path_error(path)
     if path.is_dir():
         return _read_folder(path, base_dir, request)
+    check_regular_file(path, MAX_TABLE_FILE_BYTES)  # a FIFO or /dev/zero: refused unopened
     frame = _read_file(path, request)
     return _finish(frame, str(path), checked_base_dir(base_dir or path.parent), notes)
+
+
+def table_notes(frame: pd.DataFrame) -> list[str]:
+    """The reader's ``read_notes`` on ``frame`` (rows it skipped, the encoding it fell back
+    to, ...), each prefixed with the table file's name, for a console or a warning."""
+    source = str(frame.attrs.get("source") or "the table")
+    name = os.path.basename(source) if os.sep in source else source
+    return [f"{name}: {note}" for note in frame.attrs.get("read_notes", [])]
 
 
 def _finish(frame: pd.DataFrame, source: str, base_dir: str, notes: list[str]) -> pd.DataFrame:

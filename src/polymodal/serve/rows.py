@@ -27,6 +27,7 @@ from polymodal.files import json_safe
 from polymodal.serve.limits import ServeLimits, check_at_most
 from polymodal.serve.uploads import check_image, decode_base64
 from polymodal.workflows.media import check_audio
+from polymodal.workflows.outputs import number_or_none
 
 MEDIA_MODALITIES = ("image", "audio")
 
@@ -147,10 +148,9 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
         if isinstance(value, str):
             if not value.strip():
                 return None
-            try:
-                number = float(value.replace(",", ""))
-            except ValueError:
-                raise wrong("a number") from None
+            number = number_or_none(value)  # read as a table's numeric column is read
+            if number is None:
+                raise wrong("a number")
         elif isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise wrong("a number")
         else:
