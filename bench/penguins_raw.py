@@ -3,9 +3,9 @@ sparse comments, missing isotope values), predicting ``Sex`` — polymodal's def
 vs a careful scikit-learn pipeline (impute + one-hot + random forest on hand-picked
 columns), on the same seeded stratified 80/20 splits, side by side in one run.
 
-The table ships offline in the ``palmerpenguins`` package (a bench dependency):
+The table ships offline in the ``palmerpenguins`` package (in the ``bench`` extra, so
+``make install`` installs it):
 
-    .venv/bin/pip install palmerpenguins
     .venv/bin/python bench/penguins_raw.py [--time-limit 60] [--seeds 0 1 2]
 """
 
