@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from polymodal.data.batch import Batch
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, DiskFullError
 from polymodal.train import (
     CHECKPOINT_NAME,
     Callback,
@@ -363,7 +363,7 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskFullError, match="no space left"):  # one line, naming the file
         save_checkpoint(path, _checkpoint_of(make_model(seed=2)))
     monkeypatch.undo()
 
