@@ -12,11 +12,51 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import numbers
 import types
 import typing
 from typing import Any
 
 from polymodal.errors import ConfigError
+
+
+def is_int(value) -> bool:
+    """An integer that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def common_param_problems(params: dict, *, columns_example: str) -> list[str]:
+    """What is wrong with the constructor arguments the Predictor and the Generator share
+    (``time_limit``, ``seed``, ``columns``, ``text_encoder``, ``image_size``,
+    ``verbosity``, ``device``), each problem naming its argument."""
+    from polymodal.data.text import TEXT_KINDS
+    from polymodal.train.devices import device_problem
+
+    problems = []
+    limit = params["time_limit"]
+    if limit is not None and not (isinstance(limit, numbers.Real) and not isinstance(limit, bool)
+                                  and math.isfinite(limit) and limit > 0):
+        problems.append(f"time_limit={limit!r} must be a number of seconds > 0, or None")
+    if not is_int(params["seed"]) or params["seed"] < 0:
+        problems.append(f"seed={params['seed']!r} must be an integer >= 0")
+    columns = params["columns"]
+    if columns is not None and not (
+            isinstance(columns, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())):
+        problems.append(f"columns={columns!r} must be a dict {{column: modality}}, e.g. "
+                        f"{columns_example}")
+    if params["text_encoder"] not in TEXT_KINDS:
+        problems.append(f"text_encoder={params['text_encoder']!r} must be one of "
+                        f"{list(TEXT_KINDS)}")
+    size = params["image_size"]
+    if size is not None and (not is_int(size) or size < 8):
+        problems.append(f"image_size={size!r} must be an integer >= 8, or None to infer it")
+    if not is_int(params["verbosity"]) or params["verbosity"] < 0:
+        problems.append(f"verbosity={params['verbosity']!r} must be an integer >= 0")
+    if (problem := device_problem(params["device"])) is not None:
+        problems.append(problem)
+    return problems
 
 
 def to_dict(recipe) -> dict:

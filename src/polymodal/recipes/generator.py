@@ -17,12 +17,11 @@ import numbers
 from dataclasses import dataclass, field, fields, replace
 
 from polymodal.data.schema import Schema
-from polymodal.data.text import TEXT_KINDS, minilm_available
+from polymodal.data.text import minilm_available
 from polymodal.errors import ConfigError
 from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, SAMPLERS
 from polymodal.models.unet import UNet
-from polymodal.recipes.base import dotted_keys, override
-from polymodal.train.devices import device_problem
+from polymodal.recipes.base import common_param_problems, dotted_keys, is_int, override
 
 PRESETS = ("fast", "best")
 # The sampler sweep's choice on the fully trained Fashion-MNIST model (bench/RESULTS.md,
@@ -270,7 +269,7 @@ def condition_columns(condition) -> list[str]:
 def generator_param_problems(params: dict) -> list[str]:
     """Everything wrong with the Generator's constructor arguments (``get_params()``),
     each problem naming its argument, before any data is read."""
-    problems = []
+    problems = common_param_problems(params, columns_example="{'photo': 'image'}")
     image, cond = params["image"], params["condition"]
     if not isinstance(image, str) or not image:
         problems.append(f"image={image!r} must be a column name (a non-empty string)")
@@ -282,32 +281,10 @@ def generator_param_problems(params: dict) -> list[str]:
     elif image in condition_columns(cond):
         problems.append(f"condition={cond!r} includes the image column {image!r} "
                         "itself; condition on other columns")
-    size = params["image_size"]
-    if size is not None and (not _is_int(size) or size < 8):
-        problems.append(f"image_size={size!r} must be an integer >= 8, or None to infer it")
     if params["image_channels"] not in (None, 1, 3):
         problems.append(f"image_channels={params['image_channels']!r} must be 1, 3 or None")
-    if not _is_int(params["seed"]) or params["seed"] < 0:
-        problems.append(f"seed={params['seed']!r} must be an integer >= 0")
-    limit = params["time_limit"]
-    if limit is not None and not (isinstance(limit, numbers.Real) and not isinstance(limit, bool)
-                                  and math.isfinite(limit) and limit > 0):
-        problems.append(f"time_limit={limit!r} must be a number of seconds > 0, or None")
     if params["preset"] not in PRESETS:
         problems.append(f"preset={params['preset']!r} must be one of {list(PRESETS)}")
-    if params["text_encoder"] not in TEXT_KINDS:
-        problems.append(f"text_encoder={params['text_encoder']!r} must be one of "
-                        f"{list(TEXT_KINDS)}")
-    columns = params["columns"]
-    if columns is not None and not (
-            isinstance(columns, dict)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())):
-        problems.append(f"columns={columns!r} must be a dict {{column: modality}}, e.g. "
-                        "{'photo': 'image'}")
-    if not _is_int(params["verbosity"]) or params["verbosity"] < 0:
-        problems.append(f"verbosity={params['verbosity']!r} must be an integer >= 0")
-    if (problem := device_problem(params["device"])) is not None:
-        problems.append(problem)
     recipe = params["recipe"]
     if recipe is not None and not isinstance(recipe, dict):
         problems.append(f"recipe={recipe!r} must be a dict of recipe fields, e.g. "
@@ -346,13 +323,13 @@ def generation_text_kind(text_encoder: str) -> str:
 
 def check_count(name: str, value) -> None:
     """A sampling call's count (``n``, ``batch_size``): an integer >= 1."""
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigError(f"{name}={value!r} must be an integer >= 1")
 
 
 def check_seed(seed) -> None:
     """A sampling call's seed: an integer >= 0."""
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ConfigError(f"seed={seed!r} must be an integer >= 0")
 
 
@@ -475,10 +452,6 @@ def _is_field(key: str) -> bool:
 
 def _tuple(value):
     return tuple(value) if isinstance(value, list | tuple) else value
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _int_at_least(value, low: int) -> bool:

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field, replace
 
 from polymodal.data.image_encoding import AUGMENT_DEFAULTS
 from polymodal.data.schema import OPTIONAL_MODALITIES, PROBLEM_TYPES, Schema
-from polymodal.data.text import TEXT_KINDS
 from polymodal.errors import ConfigError
 from polymodal.models.classic import CLASSIC_KINDS, supports
-from polymodal.recipes.base import override
-from polymodal.train.devices import device_problem
+from polymodal.recipes.base import common_param_problems, override
 
 PRESETS = ("fast", "best")
 FUSIONS = ("concat", "attention", "single")
@@ -192,37 +190,15 @@ def preset_recipe(preset: str) -> PredictorRecipe:
 def predictor_param_problems(p: dict) -> list[str]:
     """What is wrong with a Predictor's constructor arguments ``p`` (its ``get_params()``),
     each problem naming the argument, the value and the fix; empty when nothing is."""
-    problems: list[str] = []
-
-    def is_int(v) -> bool:
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    problems = common_param_problems(p, columns_example="{'zip': 'categorical'}")
 
     if not isinstance(p['label'], str) or not p['label']:
         problems.append(f"label={p['label']!r} must be a column name (a non-empty string)")
     if p['problem_type'] not in ("auto", *PROBLEM_TYPES):
         problems.append(f"problem_type={p['problem_type']!r} must be 'auto' or one of "
                         f"{list(PROBLEM_TYPES)}")
-    if p['time_limit'] is not None and not (
-        isinstance(p['time_limit'], numbers.Real) and not isinstance(p['time_limit'], bool)
-        and p['time_limit'] > 0 and math.isfinite(p['time_limit'])
-    ):
-        problems.append(f"time_limit={p['time_limit']!r} must be a number of seconds > 0, "
-                        "or None")
     if p['preset'] not in PRESETS:
         problems.append(f"preset={p['preset']!r} must be one of {list(PRESETS)}")
-    if not is_int(p['seed']) or p['seed'] < 0:
-        problems.append(f"seed={p['seed']!r} must be an integer >= 0")
-    if p['columns'] is not None and not (
-        isinstance(p['columns'], dict) and all(isinstance(k, str) and isinstance(v, str)
-                                               for k, v in p['columns'].items())
-    ):
-        problems.append(f"columns={p['columns']!r} must be a dict {{column: modality}}, "
-                        "e.g. {'zip': 'categorical'}")
-    if p['text_encoder'] not in TEXT_KINDS:
-        problems.append(f"text_encoder={p['text_encoder']!r} must be one of {list(TEXT_KINDS)}")
-    if p['image_size'] is not None and (not is_int(p['image_size']) or p['image_size'] < 8):
-        problems.append(f"image_size={p['image_size']!r} must be an integer >= 8, or None to "
-                        "infer it")
     if p['fusion'] not in FUSION_CHOICES:
         problems.append(f"fusion={p['fusion']!r} must be one of {list(FUSION_CHOICES)}")
     if isinstance(p['image_augment'], dict):
@@ -238,10 +214,6 @@ def predictor_param_problems(p: dict) -> list[str]:
             and 0 < p['validation_fraction'] <= 0.5):
         problems.append(f"validation_fraction={p['validation_fraction']!r} must be in (0, 0.5], "
                         "e.g. 0.2")
-    if not is_int(p['verbosity']) or p['verbosity'] < 0:
-        problems.append(f"verbosity={p['verbosity']!r} must be an integer >= 0")
-    if (problem := device_problem(p['device'])) is not None:
-        problems.append(problem)
     if p['recipe'] is not None and not isinstance(p['recipe'], dict):
         problems.append(f"recipe={p['recipe']!r} must be a dict of recipe fields, e.g. "
                         "{'network.width': 96}")
