@@ -91,14 +91,14 @@ def test_datasets_list_and_export(tmp_path, run_cli):
 def test_verbose_shows_the_library_debug_log_and_only_while_asked(capsys):
     import logging
 
-    from polymodal import cli
+    from polymodal.cli import common
 
     log = logging.getLogger("polymodal.data.probe")
     for verbose, shown in ((True, True), (False, False)):
-        cli._set_verbosity(verbose, quiet=False)
+        common.set_verbosity(verbose, quiet=False)
         capsys.readouterr()
         log.debug("probe-record")
         assert ("probe-record" in capsys.readouterr().err) is shown
-    cli._set_verbosity(False, quiet=True)
-    assert cli._Verbosity.level == 0
-    cli._set_verbosity(False, quiet=False)
+    common.set_verbosity(False, quiet=True)
+    assert common.Verbosity.level == 0
+    common.set_verbosity(False, quiet=False)
