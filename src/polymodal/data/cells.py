@@ -236,3 +236,15 @@ def cell_tags(cell, delimiter: str | None = None) -> list[str]:
     else:
         items = [cell]
     return sorted({key for key in map(category_key, items) if key})
+
+def datetime_seconds(series: pd.Series) -> np.ndarray:
+    """Dates as float seconds since 1970 (N,); NaN where missing or unparseable."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        dates = series
+    else:
+        dates = pd.to_datetime(
+            series.where(pd.Series(present_mask(series), index=series.index)).astype(object),
+            errors="coerce",
+            format="mixed",
+        )
+    return (dates - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)

@@ -22,25 +22,17 @@ import pandas as pd
 from polymodal.data.cells import (
     cell_tags,
     column_numbers,
+    datetime_seconds,
     hashable_values,
     parse_number_strings,
     present_mask,
 )
-from polymodal.data.column_reasons import id_like_reason
+from polymodal.data.column_rules import id_like_reason
 from polymodal.data.media import MediaError, load_audio, load_image
 from polymodal.data.schema import Schema
+from polymodal.data.table_checks import LeakageFinding, duplicate_rows, find_leakage
 from polymodal.errors import ConfigError, DataError, SchemaError
 
-# A single feature that predicts the label at least this well is reported as likely leakage.
-LEAKAGE_MIN_ACCURACY = 0.98
-LEAKAGE_MIN_ABS_CORR = 0.98
-# Leakage needs this many rows whose feature value repeats, or the figure means nothing.
-LEAKAGE_MIN_SUPPORT = 20
-# Continuous features are cut into this many quantile bins to test value -> class mappings.
-LEAKAGE_NUM_BINS = 20
-# Leakage is judged on a seeded sample of at most this many rows: a column that predicts
-# the label shows it on a sample as well, and the check is seconds on a million rows.
-LEAKAGE_MAX_ROWS = 100_000
 IMBALANCE_MAX_RATIO = 10.0
 IMBALANCE_MIN_CLASS_ROWS = 5
 # A categorical or text column whose cells are at least this share numbers is reported: it
@@ -74,17 +66,6 @@ class ColumnReport:
     action: str
     files_checked: int = 0
     file_problems: list[FileProblem] = field(default_factory=list)
-
-
-@dataclass
-class LeakageFinding:
-    """A feature column that alone predicts the label (almost) perfectly."""
-
-    column: str
-    metric: str  # "accuracy" (classification) or "abs_correlation" / "r2" (regression)
-    score: float
-    support_rows: int
-    message: str
 
 
 @dataclass
@@ -320,7 +301,7 @@ def _action(series: pd.Series, modality: str, missing: int, unreadable: int, is_
     if modality == "multilabel":
         return f"multilabel: {missing:,} missing → no tags"
     if modality == "datetime":
-        seconds = _datetime_numbers(series)
+        seconds = datetime_seconds(series)
         seconds = seconds[np.isfinite(seconds)]
         when = (
             f" {pd.Timestamp(0) + pd.Timedelta(seconds=float(np.median(seconds))):%Y-%m-%d}"
@@ -329,155 +310,6 @@ def _action(series: pd.Series, modality: str, missing: int, unreadable: int, is_
         )
         return f"datetime: {missing:,} missing → filled with the median date{when} + a missing indicator"
     return f"{modality}: {missing:,} missing"
-
-
-# --------------------------------------------------------------------------- duplicates
-
-
-def _needs_keys(series: pd.Series) -> bool:
-    """Object and categorical columns may hold unhashable cells (lists, arrays)."""
-    return series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype)
-
-
-def _comparable(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            c: hashable_values(df[c].astype(object) if _needs_keys(df[c]) else df[c])
-            for c in columns
-        },
-        index=pd.RangeIndex(len(df)),
-    )
-
-
-def _duplicates(df: pd.DataFrame, columns: list[str]) -> dict[int, int]:
-    """Duplicate row -> first row with the same values in ``columns``."""
-    if not columns or len(df) < 2:
-        return {}
-    frame = _comparable(df, columns)
-    # One 64-bit hash per row (NaN equals NaN here, as a user would expect): a grouping
-    # over every column costs seconds on a million rows, hashing a fraction of that.
-    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    _, first_rows, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    first_of = first_rows[inverse.reshape(-1)]  # (N,) the first row with the same hash
-    dup_rows = np.flatnonzero(first_of != np.arange(len(frame)))
-    if len(dup_rows):  # a hash is not the values ("1" and 1 hash alike): compare them
-        dups = frame.iloc[dup_rows].reset_index(drop=True)
-        firsts = frame.iloc[first_of[dup_rows]].reset_index(drop=True)
-        same = ((dups == firsts) | (dups.isna() & firsts.isna())).all(axis=1).to_numpy()
-        dup_rows = dup_rows[same]
-    return {int(r): int(first_of[r]) for r in dup_rows}
-
-
-# --------------------------------------------------------------------------- leakage
-
-
-def _classification_leak(keys: pd.Series, labels: pd.Series) -> tuple[float, float, int] | None:
-    """``(accuracy, majority baseline, support)`` of predicting the label from the value alone.
-
-    Only rows whose value repeats count: a unique value "predicts" its own row perfectly
-    and says nothing.
-    """
-    sizes = keys.map(keys.value_counts())
-    keep = (sizes >= 2).to_numpy()
-    support = int(keep.sum())
-    if support < LEAKAGE_MIN_SUPPORT:
-        return None
-    table = pd.crosstab(keys[keep], labels[keep])
-    accuracy = table.max(axis=1).sum() / support
-    baseline = table.sum(axis=0).max() / support
-    return float(accuracy), float(baseline), support
-
-
-def _feature_keys(series: pd.Series, modality: str) -> pd.Series:
-    """A column as hashable keys; continuous numbers are cut into quantile bins."""
-    if modality in ("numeric", "datetime"):
-        numbers = column_numbers(series) if modality == "numeric" else _datetime_numbers(series)
-        numbers = np.where(np.isinf(numbers), np.nan, numbers)  # read as missing, as in training
-        values = pd.Series(numbers, index=series.index)
-        if values.nunique() > LEAKAGE_NUM_BINS:
-            values = pd.qcut(values, LEAKAGE_NUM_BINS, labels=False, duplicates="drop")
-        return values.astype(object).where(values.notna(), None)
-    return hashable_values(series)
-
-
-def _datetime_numbers(series: pd.Series) -> np.ndarray:
-    """Dates as float seconds since 1970 (N,); NaN where missing or unparseable."""
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        dates = series
-    else:
-        dates = pd.to_datetime(
-            series.where(pd.Series(present_mask(series), index=series.index)).astype(object),
-            errors="coerce",
-            format="mixed",
-        )
-    return (dates - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
-
-
-def _leakage(df: pd.DataFrame, schema: Schema, candidates: list[str]) -> list[LeakageFinding]:
-    label = schema.label
-    label_series = df[label]
-    findings = []
-    if schema.problem_type == "regression":
-        y = column_numbers(label_series)
-        for name in candidates:
-            if schema.modality(name) != "numeric":
-                continue
-            x = column_numbers(df[name])
-            ok = np.isfinite(x) & np.isfinite(y)
-            if ok.sum() < LEAKAGE_MIN_SUPPORT or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
-                continue
-            corr = float(np.corrcoef(x[ok], y[ok])[0, 1])
-            if abs(corr) >= LEAKAGE_MIN_ABS_CORR:
-                findings.append(
-                    LeakageFinding(
-                        column=name,
-                        metric="abs_correlation",
-                        score=abs(corr),
-                        support_rows=int(ok.sum()),
-                        message=(
-                            f"likely leakage: {name!r} alone has correlation {corr:+.3f} with the label "
-                            f"{label!r} over {int(ok.sum()):,} rows — check it is known before the label is; "
-                            f"drop it with {name}=ignored"
-                        ),
-                    )
-                )
-        return findings
-
-    label_mask = present_mask(label_series)
-    if schema.problem_type == "multilabel":
-        delim = schema.columns[label].delimiter
-        labels = label_series.map(lambda c: "|".join(cell_tags(c, delim)))
-    else:
-        labels = hashable_values(label_series)
-    for name in candidates:
-        modality = schema.modality(name)
-        if modality in ("image", "audio"):
-            continue
-        keys = _feature_keys(df[name], modality)
-        rows = label_mask & present_mask(df[name]) & keys.notna().to_numpy()
-        found = _classification_leak(keys[rows].astype(str), labels[rows].astype(str))
-        if found is None:
-            continue
-        accuracy, baseline, support = found
-        # Beating the majority class matters: on a 99%-one-class label everything scores 99%.
-        if accuracy < LEAKAGE_MIN_ACCURACY or (1 - accuracy) > 0.25 * (1 - baseline):
-            continue
-        binned = " (binned into quantiles)" if modality in ("numeric", "datetime") else ""
-        findings.append(
-            LeakageFinding(
-                column=name,
-                metric="accuracy",
-                score=accuracy,
-                support_rows=support,
-                message=(
-                    f"likely leakage: {name!r}{binned} alone predicts the label {label!r} with "
-                    f"{accuracy:.1%} accuracy on {support:,} rows whose value repeats "
-                    f"(majority-class baseline {baseline:.1%}) — check it is known before the label is; "
-                    f"drop it with {name}=ignored"
-                ),
-            )
-        )
-    return findings
 
 
 # --------------------------------------------------------------------------- balance
@@ -594,18 +426,16 @@ def clean_report(
             all_missing.append(name)
 
     # 2. Duplicates: all columns, and only the columns the models see.
-    duplicate_of = _duplicates(df, list(schema.columns))
+    duplicate_of = duplicate_rows(df, list(schema.columns))
     used = schema.features() + ([label] if label else [])
-    used_dups = _duplicates(df, used)
+    used_dups = duplicate_rows(df, used)
 
     # 3. Label: leakage and class balance.
     leakage, balance, label_missing = [], None, 0
     if label is not None:
         label_missing = columns[label].missing_count
         candidates = [n for n in schema.features() if n not in id_like and n not in constant]
-        sample = (df if len(df) <= LEAKAGE_MAX_ROWS
-                  else df.sample(n=LEAKAGE_MAX_ROWS, random_state=0).sort_index())
-        leakage = _leakage(sample, schema, candidates)
+        leakage = find_leakage(df, schema, candidates)
         balance = _class_balance(df, schema)
 
     report = CleaningReport(

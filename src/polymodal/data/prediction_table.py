@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from polymodal.data.cells import non_number_positions, present_mask
-from polymodal.data.column_reasons import PARSE_MIN_FRACTION
+from polymodal.data.column_rules import PARSE_MIN_FRACTION
 from polymodal.data.media import resolve_path
 from polymodal.data.readers import table_notes
 from polymodal.data.schema import Schema

@@ -23,11 +23,11 @@ from polymodal.data.cells import (
     parse_number_strings,
     present_mask,
 )
-from polymodal.data.column_reasons import (
+from polymodal.data.column_reasons import column_reason
+from polymodal.data.column_rules import (
     INT_CODE_MAX_DISTINCT,
     all_integers,
     class_limit,
-    column_reason,
     fmt_count,
     fmt_number,
     fmt_rows,
