@@ -27,12 +27,8 @@ from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate import plots
 from polymodal.evaluate.explain import modality_ablation, permutation_importance
 from polymodal.evaluate.metrics import compute_metrics
-from polymodal.evaluate.report import (
-    MIN_ROWS_FOR_METRICS,
-    Document,
-    config_table,
-    write_predictor_report,
-)
+from polymodal.evaluate.predictor_report import write_predictor_report
+from polymodal.evaluate.report import MIN_ROWS_FOR_METRICS, Document, config_table
 
 _WORDS = ["apple", "stone", "river", "cloud", "paper", "glass", "tiger", "lemon", "piano", "chair"]
 

@@ -126,7 +126,8 @@ def run_demo(
     """Run every stage on built-in data and write ``out_dir/report.html``."""
     from polymodal.api import Generator, Predictor, TimeBudget
     from polymodal.evaluate.images import save_png
-    from polymodal.evaluate.report import Document, write_predictor_report
+    from polymodal.evaluate.predictor_report import write_predictor_report
+    from polymodal.evaluate.report import Document
     from polymodal.workflows.generator_eval import evaluate_generator
     from polymodal.workflows.inspect import inspect_table, print_schema
 

@@ -67,7 +67,7 @@ def evaluate_to_report(predictor, table, out_dir: str | os.PathLike, *,
     for note in table_notes(df):  # the rows the reader skipped are not scored
         warnings.warn(note, UserWarning, stacklevel=2)
     try:
-        from polymodal.evaluate.report import write_predictor_report
+        from polymodal.evaluate.predictor_report import write_predictor_report
     except ImportError:  # the report module is optional; the metrics are not
         return {"metrics": predictor.evaluate(df)}
     return write_predictor_report(predictor, df, out_dir, command=command)
