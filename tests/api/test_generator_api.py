@@ -383,6 +383,23 @@ def test_fit_into_out_dir_then_save_there(digits, tmp_path):
     assert Generator.load(out).sample(2, conditions={"label": 5}).shape == (2, 8, 8, 1)
 
 
+def test_a_refit_into_a_saved_model_folder_leaves_it_whole_until_saved(digits, tmp_path):
+    """fit(out_dir=MODEL) trains beside MODEL: a fit that stops before save() leaves the
+    saved model byte for byte as it was; save(MODEL) replaces it and tidies up."""
+    train, _ = digits
+    out = tmp_path / "model"
+    Generator(condition="label", recipe=epochs(1), verbosity=0).fit(
+        train.head(64), out_dir=out).save(out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    again = Generator(condition="label", recipe=epochs(1), seed=1, verbosity=0).fit(
+        train.head(64), out_dir=out)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    again.save(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no training folder left beside
+    after = Generator.load(out)
+    assert after.seed == 1 and (out / "samples" / "latest.png").is_file()
+
+
 # ---------------------------------------------------------------------- bad input
 
 

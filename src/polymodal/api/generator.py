@@ -27,8 +27,14 @@ import torch
 
 from polymodal.api.export_onnx import check_export_format
 from polymodal.api.fit_data import say_notes
-from polymodal.api.generator_folder import generator_config, read_generator, write_generator
-from polymodal.api.params import get_params, set_params
+from polymodal.api.generator_folder import (
+    generator_config,
+    read_generator,
+    training_folder,
+    write_generator,
+)
+from polymodal.api.model_folder import is_model_folder
+from polymodal.api.params import ParamsMixin
 from polymodal.data.fingerprint import table_fingerprint
 from polymodal.data.generator_inputs import condition_batch, condition_frame, edit_images, keep_mask
 from polymodal.data.generator_rows import (
@@ -42,7 +48,7 @@ from polymodal.data.readers import table_notes
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, NotFittedError
-from polymodal.evaluate.generator_grids import grid_size, write_sample_grid
+from polymodal.evaluate.generator_grids import write_final_grid, write_sample_grid
 from polymodal.models import samplers
 from polymodal.models.condition import CONDITION_MODALITIES
 from polymodal.models.generator_net import (
@@ -50,14 +56,14 @@ from polymodal.models.generator_net import (
     GeneratorNetwork,
     build_network,
     integrate,
-    velocity_fn,
+    sample_edit,
+    sample_variations,
 )
 from polymodal.recipes import generator as recipes
 from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 from polymodal.train.devices import resolve_device
 from polymodal.train.generator_fit import (
-    final_grid_steps,
     generator_train_config,
     nan_message,
     run_summary,
@@ -67,7 +73,7 @@ from polymodal.train.generator_fit import (
 
 logger = logging.getLogger(__name__)
 
-class Generator:
+class Generator(ParamsMixin):
     """Generate images like those of one column of a table, conditioned on other columns.
 
     Args:
@@ -164,14 +170,6 @@ class Generator:
 
     # ------------------------------------------------------------------ configuration
 
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor arguments, as stored (scikit-learn's contract; JSON-able)."""
-        return get_params(self)
-
-    def set_params(self, **params):
-        """Set constructor arguments (scikit-learn's contract); refit to apply them."""
-        return set_params(self, params)
-
     def _condition_columns(self) -> list[str]:
         return recipes.condition_columns(self.condition)
 
@@ -217,6 +215,8 @@ class Generator:
         self._validate_params()
         if resume and out_dir is None:
             raise ConfigError("resume=True needs out_dir=, the folder of the interrupted fit")
+        if out_dir is not None and not resume and is_model_folder(Path(out_dir)):
+            out_dir = training_folder(out_dir)  # the saved model stays whole until save()
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, name)  # a fit that fails leaves the generator unfitted, not half-old
         self._warned_null = set()
@@ -291,36 +291,21 @@ class Generator:
             warnings.warn(nan_message(result), UserWarning, stacklevel=3)
             self._say(f"[yellow]warning:[/] {nan_message(result)}")
         if out_dir is not None:
-            self._write_final_grid(network, Path(out_dir), result, budget)
+            event = write_final_grid(network, Path(out_dir), result, budget=budget,
+                                     sampling=self._sampling(), say=self._say,
+                                     **self._grid_arguments())
+            self.training_history_.append(event)
         self._say(f"trained {result.steps:,} steps ({result.epochs:g} epochs, "
                   f"{result.images_per_s:.0f} images/s), stopped by {result.stop_reason}")
 
     def _write_grid(self, network: GeneratorNetwork, folder: Path, step: int, *,
                     num_steps: int | None = None) -> None:
-        write_sample_grid(network, folder, step, transform=self.transform_,
-                          info=self.conditions_, grid=self._grid, image_shape=self.image_shape_,
+        write_sample_grid(network, folder, step, **self._grid_arguments(),
                           sampling=asdict(self._sampling(num_steps=num_steps)))
 
-    def _write_final_grid(self, network: GeneratorNetwork, folder: Path, result,
-                          budget: TimeBudget) -> None:
-        """The final sample grid, with fewer sampler steps (or none) when the full grid
-        would not fit in what is left of the time limit; the log says which."""
-        sampling = self._sampling()
-        steps = final_grid_steps(images_per_s=result.images_per_s, left_s=budget.left_s(),
-                                 num_images=grid_size(self.conditions_, self._grid),
-                                 num_steps=sampling.num_steps, sampler=sampling.sampler,
-                                 guidance=sampling.guidance)
-        self.training_history_.append({"event": "final_grid", "num_steps": steps,
-                                       "time_left_s": round(budget.left_s(), 3)})
-        if steps == 0:
-            self._say("[yellow]note:[/] no final sample grid: the time limit has no room "
-                      "left for it")
-            (folder / "samples").mkdir(parents=True, exist_ok=True)  # so save() makes none
-            return
-        if steps < sampling.num_steps:
-            self._say(f"final sample grid with {steps} sampler steps instead of "
-                      f"{sampling.num_steps}, to fit the time limit")
-        self._write_grid(network, folder, result.steps, num_steps=steps)
+    def _grid_arguments(self) -> dict:
+        return {"transform": self.transform_, "info": self.conditions_, "grid": self._grid,
+                "image_shape": self.image_shape_}
 
     # ------------------------------------------------------------------ sample / edit
 
@@ -386,14 +371,9 @@ class Generator:
         keep = None if mask is None else keep_mask(mask, x.shape[0], self.image_shape_)
         if strength == 0:
             return tensor_to_uint8(x)
-        velocity = velocity_fn(self.unet_, self._condition_vectors(x.shape[0], conditions, prompts),
-                               guidance=s.guidance, guidance_interval=s.guidance_interval)
-        steps = {"num_steps": s.num_steps, "method": s.sampler, "shift": s.shift,
-                 "generator": torch.Generator().manual_seed(seed)}
-        with torch.no_grad():  # inpaint with a mask, else SDEdit
-            out = (samplers.inpaint_sample(velocity, x, keep, **steps) if keep is not None
-                   else samplers.edit_sample(velocity, x, strength=float(strength), **steps))
-        return tensor_to_uint8(out.cpu())
+        cond = self._condition_vectors(x.shape[0], conditions, prompts)
+        return tensor_to_uint8(sample_edit(self.unet_, cond, x, keep=keep, strength=strength, seed=seed,
+                                    **asdict(s)))
 
     def variations(self, image, n: int = 8, strength: float = 0.6, seed: int = 0, *,
                    conditions: dict | None = None, prompts: list[str] | str | None = None,
@@ -407,13 +387,9 @@ class Generator:
         x = edit_images(image, self.transform_, self.image, self.image_shape_)
         if x.shape[0] != 1:
             raise DataError(f"variations takes one image, got {x.shape[0]}; call it per image")
-        velocity = velocity_fn(self.unet_, self._condition_vectors(n, conditions, prompts),
-                               guidance=s.guidance, guidance_interval=s.guidance_interval)
-        with torch.no_grad():
-            out = samplers.variation_sample(
-                velocity, x, num_variations=n, strength=float(strength), num_steps=s.num_steps,
-                method=s.sampler, shift=s.shift, generator=torch.Generator().manual_seed(seed))
-        return tensor_to_uint8(out.cpu())
+        cond = self._condition_vectors(n, conditions, prompts)
+        return tensor_to_uint8(sample_variations(self.unet_, cond, x, n=n, strength=strength, seed=seed,
+                                          **asdict(s)))
 
     # ------------------------------------------------------------------ save / load
 

@@ -118,8 +118,9 @@ def write_generator(generator, directory: str | os.PathLike) -> Path:
         if aside is not None and not target.exists():
             os.rename(aside, target)
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+    if aside is not None or (train_dir is not None and train_dir.parent == target.parent
+                             and train_dir.name.startswith(f".{target.name}.train-")):
+        shutil.rmtree(train_dir, ignore_errors=True)  # a fit into this model folder trained beside it
         generator.out_dir_ = str(path)
     return path
 

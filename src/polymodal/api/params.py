@@ -11,7 +11,9 @@ import inspect
 from polymodal.data.schema import parse_overrides
 from polymodal.errors import ConfigError
 
-__all__ = ["RUNTIME_PARAMS", "get_params", "parse_overrides", "saved_params", "set_params"]
+__all__ = [
+    "RUNTIME_PARAMS", "ParamsMixin", "get_params", "parse_overrides", "saved_params", "set_params",
+]
 
 # Choices about the machine a model runs on, not the model: a saved folder does not keep
 # them, and ``load(..., device=)`` sets them for the machine that loads it.
@@ -39,3 +41,16 @@ def set_params(estimator, params: dict):
     for name, value in params.items():
         setattr(estimator, name, value)
     return estimator
+
+
+class ParamsMixin:
+    """``get_params`` / ``set_params`` for an estimator whose ``__init__`` stores its
+    arguments unchanged, as scikit-learn's contract asks."""
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor arguments, as stored (scikit-learn's contract; JSON-able)."""
+        return get_params(self)
+
+    def set_params(self, **params):
+        """Set constructor arguments (scikit-learn's contract); refit to apply them."""
+        return set_params(self, params)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -15,6 +16,8 @@ from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.transforms import TableTransform
 from polymodal.evaluate.images import make_grid, save_png
 from polymodal.models.generator_net import batch_device, integrate
+from polymodal.train.budget import TimeBudget
+from polymodal.train.generator_fit import final_grid_steps
 
 
 def grid_size(info: dict, grid: dict) -> int:
@@ -50,3 +53,25 @@ def write_sample_grid(network: nn.Module, out_dir: Path, step: int, *,
                       row_labels=labels or None)
     save_png(image, out_dir / "samples" / f"step_{step:06d}.png")
     save_png(image, out_dir / "samples" / "latest.png")
+
+
+def write_final_grid(network: nn.Module, out_dir: Path, result, *, budget: TimeBudget,
+                     sampling, say, **grid_arguments) -> dict:
+    """The final sample grid of a fit, with fewer sampler steps (or none) when the full
+    grid would not fit in what is left of ``budget``; returns the training-log event that
+    says which. ``sampling``: the generator's ``SamplingRecipe``; ``say``: its console."""
+    steps = final_grid_steps(images_per_s=result.images_per_s, left_s=budget.left_s(),
+                             num_images=grid_size(grid_arguments["info"], grid_arguments["grid"]),
+                             num_steps=sampling.num_steps, sampler=sampling.sampler,
+                             guidance=sampling.guidance)
+    event = {"event": "final_grid", "num_steps": steps, "time_left_s": round(budget.left_s(), 3)}
+    if steps == 0:
+        say("[yellow]note:[/] no final sample grid: the time limit has no room left for it")
+        (out_dir / "samples").mkdir(parents=True, exist_ok=True)  # so save() makes none
+        return event
+    if steps < sampling.num_steps:
+        say(f"final sample grid with {steps} sampler steps instead of {sampling.num_steps}, "
+            "to fit the time limit")
+    sampling_args = {**dataclasses.asdict(sampling), "num_steps": steps}
+    write_sample_grid(network, out_dir, result.steps, sampling=sampling_args, **grid_arguments)
+    return event

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from polymodal.data.batch import Batch
+from polymodal.models import samplers
 from polymodal.models.condition import ConditionEncoder, condition_spec
 from polymodal.models.flow import drop_conditions, rectified_flow_loss
 from polymodal.models.samplers import DEFAULT_SHIFT, SAMPLERS, guided_velocity
@@ -135,3 +136,30 @@ def velocity_fn(unet: UNet, cond: torch.Tensor | None, *, guidance: float,
         return v.to(x.device)
 
     return velocity
+
+
+def sample_edit(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, keep: torch.Tensor | None,
+         strength: float, seed: int, num_steps: int, guidance: float, sampler: str,
+         guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT) -> torch.Tensor:
+    """Edited images (N, C, H, W): inpaint where ``keep`` is False when a mask is given,
+    else SDEdit ``x`` at ``strength`` (0 keeps it, 1 redraws it)."""
+    velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval)
+    steps = {"num_steps": num_steps, "method": sampler, "shift": shift,
+             "generator": torch.Generator().manual_seed(seed)}
+    with torch.no_grad():
+        out = (samplers.inpaint_sample(velocity, x, keep, **steps) if keep is not None
+               else samplers.edit_sample(velocity, x, strength=float(strength), **steps))
+    return out.cpu()
+
+
+def sample_variations(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, n: int,
+               strength: float, seed: int, num_steps: int, guidance: float, sampler: str,
+               guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT
+               ) -> torch.Tensor:
+    """``n`` variations (n, C, H, W) of the one image ``x`` (SDEdit, independent noise)."""
+    velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval)
+    with torch.no_grad():
+        out = samplers.variation_sample(
+            velocity, x, num_variations=n, strength=float(strength), num_steps=num_steps,
+            method=sampler, shift=shift, generator=torch.Generator().manual_seed(seed))
+    return out.cpu()
