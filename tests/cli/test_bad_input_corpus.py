@@ -469,7 +469,8 @@ def _long_table(path: Path) -> None:
     _csv(path, _good(400))
 
 
-LONG_FIT = ["--set", "candidates.classic=linear", "--set", "training.max_epochs=10000"]
+LONG_FIT = ["--set", "candidates.classic=linear", "--set", "training.max_epochs=10000",
+            "--set", "training.early_stopping_patience=10000"]
 
 
 def _files(folder: Path) -> dict[str, bytes]:

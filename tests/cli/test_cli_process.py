@@ -132,3 +132,17 @@ def test_quiet_fit_prints_only_its_result(tiny_table, tmp_path):
     assert len(lines(quiet.stdout)) == 1 and lines(quiet.stderr) == []
     assert lines(quiet.stdout)[0] == lines(normal.stdout)[-1].replace(
         str(tmp_path / "a"), str(tmp_path / "b"))
+
+
+def test_quiet_generate_fit_and_augment_print_only_their_result(tmp_path):
+    data = tmp_path / "digits"
+    assert polymodal("datasets", "export", "digits", data, "--n", "120", "-q").returncode == 0
+    gen = polymodal("generate", "fit", data / "train.csv", "--condition", "label", "--out",
+                    tmp_path / "gen", "--steps", "3", "--device", "cpu", "-q")
+    assert gen.returncode == 0, gen.stderr
+    assert len(lines(gen.stdout)) == 1 and lines(gen.stderr) == []
+    aug = polymodal("augment", data / "train.csv", "--label", "label", "--out", tmp_path / "aug",
+                    "--generator", tmp_path / "gen", "--per-class", "2", "--device", "cpu", "-q")
+    assert aug.returncode == 0, aug.stderr
+    assert len(lines(aug.stdout)) == 1 and lines(aug.stderr) == []
+    assert (tmp_path / "aug" / "augmented.csv").is_file()

@@ -110,13 +110,15 @@ def demo(
     ),
     n_rows: int | None = typer.Option(None, "--n-rows", help="Rows of the table (default: 1,500 shapes / 12,000 Fashion-MNIST)."),
     seed: int = typer.Option(0, "--seed"),
+    device: Device = device_option(),
 ) -> None:
     """The main job on built-in data: inspect, predict, generate, edit, evaluate, augment, report."""
     from polymodal.workflows.demo import run_demo
 
     console = out if Verbosity.level > 0 else Console(quiet=True)
     result = run_demo(out_dir=out_dir, dataset=dataset, time_limit_s=time_limit, n_rows=n_rows,
-                      seed=seed, console=console)
+                      seed=seed, console=console, verbosity=min(Verbosity.level, 1),
+                      device=device.value)
     if Verbosity.level == 0:
         out.print(f"report: {result.out_dir / 'report.html'}", highlight=False)
 

@@ -105,7 +105,7 @@ def generate_fit(
     # Checkpoints, log and grids go to a fresh hidden sibling while it trains; the fitted
     # generator then replaces --out whole, so a killed fit leaves the old folder as it was.
     train_dir = training_folder(out_dir)
-    out.print(f"training in {train_dir} (sample grids in its samples/ folder)", highlight=False)
+    info(f"training in {train_dir} (sample grids in its samples/ folder)", highlight=False)
     try:
         with interrupted(out_dir, "training"):
             generator.fit(table, out_dir=train_dir, budget=budget)

@@ -132,6 +132,7 @@ def augment(
                           "as in `polymodal fit --set` (repeatable)."),
     marker: str = typer.Option("is_synthetic", "--marker", help="Boolean column that marks synthetic rows."),
     seed: int = typer.Option(0, "--seed"),
+    device: Device = device_option(),
 ) -> None:
     """Add generated images of each class to TABLE (balancing rare classes first)."""
     budget = command_budget(time_limit)
@@ -145,7 +146,7 @@ def augment(
         image=image, per_class=per_class, ratio=ratio,
         generator=None if generator is None else str(generator), time_limit=time_limit,
         filter=filter_, marker=marker, seed=seed, verbosity=min(Verbosity.level, 1),
-        budget=budget,
+        device=device.value, budget=budget,
     )
     if Verbosity.level > 0:
         print_frame(_per_class_frame(summary["per_class"]), title=f"synthetic rows per class of {label!r}")

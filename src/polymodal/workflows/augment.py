@@ -90,6 +90,7 @@ class AugmentConfig:
         num_steps, guidance: sampler settings; ``None`` uses the generator's defaults.
         seed: seeds the generator, the sampling noise and the judge.
         verbosity: 0 silent, 1 one line per stage.
+        device: where the generator trains and samples (``Generator(device=)``).
     """
 
     generator: object = None
@@ -105,6 +106,7 @@ class AugmentConfig:
     guidance: float | None = None
     seed: int = 0
     verbosity: int = 1
+    device: str = "auto"
 
     @classmethod
     def from_option(cls, augment, **defaults) -> AugmentConfig | None:
@@ -290,10 +292,12 @@ def _resolve_generator(config: AugmentConfig, real: pd.DataFrame, label: str, im
     given = config.generator
     if given is None:
         generator = Generator(image=image, condition=[label], time_limit=config.time_limit,
-                              seed=config.seed, verbosity=config.verbosity)
+                              seed=config.seed, verbosity=config.verbosity,
+                              device=config.device)
         source = "trained on the real training rows"
     elif isinstance(given, str | os.PathLike):
-        generator, source = Generator.load(given), f"loaded from {Path(given).absolute()}"
+        generator, source = (Generator.load(given, device=config.device),
+                             f"loaded from {Path(given).absolute()}")
     else:
         generator, source = given, "given"
     if not hasattr(generator, "network_"):

@@ -52,7 +52,8 @@ SAMPLING_END_SHARE = 0.9
 def compare_augmentation(real_train: pd.DataFrame, augmented_train: pd.DataFrame,
                          test: pd.DataFrame, *, label: str, time_limit: float | None,
                          seed: int = 0, marker: str = SYNTHETIC_COLUMN,
-                         recipe: dict | None = None, verbosity: int = 0) -> dict:
+                         recipe: dict | None = None, verbosity: int = 0,
+                         device: str = "auto") -> dict:
     """Train a real-only and a real + synthetic predictor with the same ``time_limit`` and
     ``recipe`` overrides, and score both on ``test`` (real rows neither saw). Returns their
     metrics and the lift of the primary metric (augmented minus real-only)."""
@@ -65,7 +66,7 @@ def compare_augmentation(real_train: pd.DataFrame, augmented_train: pd.DataFrame
                                   AugmentConfig(marker=marker, per_class=0, seed=seed))):
         start = time.perf_counter()
         predictor = Predictor(label, time_limit=time_limit, seed=seed, recipe=recipe,
-                              verbosity=verbosity)
+                              verbosity=verbosity, device=device)
         predictor.fit(table, augment=augment)
         results[name] = {"metrics": predictor.evaluate(test), "chosen": predictor.chosen_,
                          "num_train_rows": int(len(table)),
@@ -145,7 +146,7 @@ def augment_to_folder(table, out_dir: str | os.PathLike, *, label: str, compare:
             summary["compare"] = compare_augmentation(
                 split_marked(df, config.marker)[0], augmented, holdout,
                 label=label, time_limit=fit_time_limit, seed=config.seed, marker=config.marker,
-                recipe=fit_recipe, verbosity=config.verbosity)
+                recipe=fit_recipe, verbosity=config.verbosity, device=config.device)
             summary["compare"]["holdout_table"] = HOLDOUT_CSV
         summary["files"] = {"table": AUGMENTED_CSV, "synthetic_images": SYNTHETIC_IMAGE_DIR}
         write_json(staging / SUMMARY_JSON, json_safe(summary))
@@ -161,7 +162,7 @@ def _untrained_generator(config: AugmentConfig, df: pd.DataFrame, label: str):
 
     image = find_image_column(df, label, config.image, config.seed)
     return Generator(image=image, condition=[label], time_limit=config.time_limit,
-                     seed=config.seed, verbosity=config.verbosity)
+                     seed=config.seed, verbosity=config.verbosity, device=config.device)
 
 
 def _holdout_split(df: pd.DataFrame, label: str, fraction: float, seed: int,

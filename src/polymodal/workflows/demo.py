@@ -122,8 +122,11 @@ def run_demo(
     n_rows: int | None = None,
     seed: int = 0,
     console: Console | None = None,
+    verbosity: int = 1,
+    device: str = "auto",
 ) -> DemoResult:
-    """Run every stage on built-in data and write ``out_dir/report.html``."""
+    """Run every stage on built-in data and write ``out_dir/report.html``. ``verbosity``
+    and ``device`` are the models' (``Predictor(verbosity=, device=)``)."""
     from polymodal.api import Generator, Predictor, TimeBudget
     from polymodal.evaluate.images import save_png
     from polymodal.evaluate.predictor_report import write_predictor_report
@@ -177,7 +180,8 @@ def run_demo(
     hidden = PREDICTOR_HIDDEN.get(dataset, ())
     flags = "".join(f" --column {c}=ignored" for c in hidden)
     predictor = Predictor(label="label", time_limit=budget, seed=seed,
-                          columns={c: "ignored" for c in hidden} or None).fit(str(train_csv))
+                          columns={c: "ignored" for c in hidden} or None,
+                          verbosity=verbosity, device=device).fit(str(train_csv))
     predictor.save(out_dir / "predictor")
     pred_report = write_predictor_report(
         predictor, str(test_csv), out_dir / "predictor" / "report",
@@ -213,7 +217,7 @@ def run_demo(
     condition = ["caption"] if text_to_image else ["label"]
     size = TEXT_TO_IMAGE_SIZE if text_to_image else None
     generator = Generator(image="image", condition=condition, time_limit=budget, seed=seed,
-                          image_size=size)
+                          image_size=size, verbosity=verbosity, device=device)
     generator.fit(str(train_csv), out_dir=out_dir / "generator")
     generator.save(out_dir / "generator")
     doc.add_heading("3. Generating images")
@@ -282,7 +286,7 @@ def run_demo(
     # 5. Generative augmentation.
     steps.begin("augmentation — does synthetic data help when labels are scarce?")
     aug = _augment_step(out_dir, seed=seed, budget_s=_step_limit(clock, "augment"),
-                        console=console)
+                        console=console, device=device)
     doc.add_heading("5. Generative augmentation")
     doc.add_text(aug["how"])
     doc.add_table(aug["table"], caption="Held-out real accuracy")
@@ -317,7 +321,8 @@ def _step_limit(clock, step: str) -> float:
     return max(1.0, clock.left_s() * share)
 
 
-def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console) -> dict:
+def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console,
+                  device: str) -> dict:
     """Scarce labels: 5% of the digits training set, real-only vs real + synthetic.
 
     A class-conditional generator is trained on the few labelled images only, then a
@@ -339,10 +344,10 @@ def _augment_step(out_dir: Path, *, seed: int, budget_s: float, console: Console
     with console.status(f"training a generator on {len(scarce)} labelled digits and sampling…"):
         augmented, summary = augment_table(scarce, label="label", per_class=AUGMENT_PER_CLASS,
                                            filter=True, time_limit=generator_s, seed=seed,
-                                           verbosity=0)
+                                           verbosity=0, device=device)
     with console.status("training real-only and real + synthetic predictors with the same budget…"):
         comparison = compare_augmentation(scarce, augmented, test, label="label",
-                                          time_limit=predictor_s, seed=seed)
+                                          time_limit=predictor_s, seed=seed, device=device)
     real_acc = comparison["real_only"]["metrics"]["accuracy"]
     aug_acc = comparison["augmented"]["metrics"]["accuracy"]
     n_synth = int(len(augmented) - len(scarce))
