@@ -487,6 +487,7 @@ def test_cuda_bf16_autocast_trains():
 def test_cpu_bf16_is_fast_only_with_amx_tiles(tmp_path, monkeypatch):
     from polymodal.train import config as config_module
 
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     for flags, expected in (("fpu avx512f avx512_bf16 amx_bf16 amx_tile", True),
                             ("fpu avx2 avx512f avx512_bf16", False)):
         info = tmp_path / "cpuinfo"
@@ -498,6 +499,10 @@ def test_cpu_bf16_is_fast_only_with_amx_tiles(tmp_path, monkeypatch):
         assert config_module.bf16_pays_for_images([(1, 28, 28)]) is expected
         assert config_module.bf16_pays_for_images([(3, 32, 32), (1, 8, 8)]) is False
         assert config_module.bf16_pays_for_images([]) is False
+    # oneDNN capped at AVX2 (to measure a plain AVX2 CPU on an AMX one): no fast bf16.
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    config_module.cpu_has_fast_bf16.cache_clear()
+    assert config_module.cpu_has_fast_bf16() is False
     monkeypatch.setattr(config_module, "CPUINFO", str(tmp_path / "missing"))
     config_module.cpu_has_fast_bf16.cache_clear()
     assert config_module.cpu_has_fast_bf16() is False

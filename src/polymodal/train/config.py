@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,11 @@ def cpu_has_fast_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware tiles (Intel AMX: Sapphire Rapids and
     later), where bf16 autocast trains small convolutional networks much faster than fp32
     (see bench/RESULTS.md, 'Ad-hoc probes'). Without AMX, bf16 convolutions are usually no
-    faster than fp32, so fp32 stays the choice there."""
+    faster than fp32, so fp32 stays the choice there. oneDNN's own ``ONEDNN_MAX_CPU_ISA``
+    capped below AMX (e.g. ``AVX2``, to measure what a plain AVX2 CPU does) counts as none."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa and isa not in ("ALL", "DEFAULT") and "AMX" not in isa:
+        return False
     try:
         with open(CPUINFO, encoding="utf-8", errors="replace") as f:
             for line in f:
