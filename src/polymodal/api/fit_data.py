@@ -40,6 +40,9 @@ from polymodal.train.budget import TimeBudget
 # Augmentation's share of the budget left after reading and transforming the table: the
 # generator needs most of it to learn the classes, the candidates train on the rest.
 SYNTHESIS_SHARE = 0.5
+# MiniLM may take at most this share of the time left to embed a table's texts; beyond it
+# "auto" embeds them with hashed n-grams (bench/RESULTS.md, 'budget').
+TEXT_MAX_SHARE = 0.25
 MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
 # Media files are decoded by worker processes from this many rows on, which was faster than
 # one by one for Fashion-MNIST's PNGs (see bench/RESULTS.md, 'Ad-hoc probes'); below it,
@@ -151,12 +154,41 @@ def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say) -> np.ndarr
 
 
 def fit_transform(schema: Schema, train: pd.DataFrame, *, image_size: int | None,
-                  text_encoder: str, image_augment: str | dict | None) -> TableTransform:
-    """Step 3: the per-modality transforms, fitted on the training rows."""
+                  text_encoder: str, image_augment: str | dict | None,
+                  budget: TimeBudget | None = None, texts: pd.DataFrame | None = None,
+                  say: Callable[[str], None] = print) -> TableTransform:
+    """Step 3: the per-modality transforms, fitted on the training rows. ``texts``: every
+    row whose text will be embedded at fit (training and validation), for the budget check
+    of :func:`budget_text_encoder`."""
     augment = (image_augment if isinstance(image_augment, dict)
                else IMAGE_AUGMENT_CHOICES[image_augment or "none"])
+    if budget is not None:
+        text_encoder = budget_text_encoder(text_encoder, schema, train if texts is None else texts,
+                                           budget, say)
     return TableTransform(schema, image_size=image_size, text_encoder=text_encoder,
                           augment=augment).fit(train)
+
+
+def budget_text_encoder(kind: str, schema: Schema, df: pd.DataFrame, budget: TimeBudget,
+                        say: Callable[[str], None]) -> str:
+    """``"auto"`` as the time limit allows: MiniLM unless embedding the table's texts would
+    take more than TEXT_MAX_SHARE of the time left (estimated from a timed probe), then the
+    hashed n-grams, said on the console. An explicit choice is kept as it is."""
+    from polymodal.data.text import minilm_available, minilm_seconds
+
+    columns = schema.by_modality("text")
+    if kind != "auto" or not columns or budget.time_limit_s is None or not minilm_available():
+        return kind
+    cells = [v for c in columns for v in df[c][present_mask(df[c])].tolist()]
+    estimate_s, todo = minilm_seconds(cells)
+    allowed_s = TEXT_MAX_SHARE * max(0.0, budget.left_s())
+    if estimate_s <= allowed_s:
+        return kind
+    say(f"[yellow]note:[/] text embedded with hashed n-grams, not MiniLM: MiniLM would take "
+        f"~{estimate_s:.0f} s for {todo:,} new texts, more than {TEXT_MAX_SHARE:.0%} of the "
+        f"{budget.left_s():.0f} s left (pass text_encoder='minilm' / --text-encoder minilm "
+        "to insist)")
+    return "hashed"
 
 
 def add_synthetic_rows(train: pd.DataFrame, marked: pd.DataFrame | None, synthesize,

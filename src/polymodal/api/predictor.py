@@ -252,7 +252,8 @@ class Predictor:
         self.transform_ = fit_data.fit_transform(self.schema_, split.train,
                                                  image_size=self.image_size,
                                                  text_encoder=self.text_encoder,
-                                                 image_augment=self.image_augment)
+                                                 image_augment=self.image_augment,
+                                                 budget=budget, texts=rows.df, say=self._say)
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         train_df, self.augmentation_ = fit_data.add_synthetic_rows(
             split.train, rows.marked, augment, budget, log, label=self.label)

@@ -34,6 +34,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -371,6 +372,29 @@ class TextEmbedder:
 
     def __repr__(self) -> str:
         return f"TextEmbedder(kind={self.kind!r}, dim={self.dim})"
+
+
+def minilm_seconds(texts, *, cache_dir: str | os.PathLike | None = None,
+                   probe: int = 32) -> tuple[float, int]:
+    """(estimated seconds MiniLM needs to embed ``texts``, distinct texts not yet in the
+    disk cache): ``probe`` of those are embedded now (and cached, so nothing is wasted)
+    and timed, after one text has loaded the model."""
+    embedder = TextEmbedder("minilm", cache_dir=cache_dir)
+    unique = list(dict.fromkeys(_as_text(t) for t in texts))
+    cache = embedder._get_cache()
+    keys = [cache.key(t) for t in unique]
+    todo = [t for t, hit in zip(unique, cache.get(keys), strict=True) if hit is None]
+    cache.forget()
+    if not todo:
+        return 0.0, 0
+    embedder.embed(todo[:1])  # loads the model: a fixed cost, not a per-text one
+    sample = todo[1:1 + probe]
+    if not sample:
+        return 0.0, len(todo)
+    start = time.perf_counter()
+    embedder.embed(sample)
+    per_text = (time.perf_counter() - start) / len(sample)
+    return per_text * max(0, len(todo) - 1 - len(sample)), len(todo)
 
 
 def _as_text(value) -> str:
