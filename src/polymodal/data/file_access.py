@@ -72,7 +72,7 @@ def file_problem(info: os.stat_result, max_bytes: int) -> str | None:
     return None
 
 
-def check_regular_file(path: Path, max_bytes: int, *, error: type[DataError] = DataError) -> None:
+def check_regular_file(path: str | os.PathLike, max_bytes: int, *, error: type[DataError] = DataError) -> None:
     """Refuse ``path`` before opening it unless it is a regular file of at most
     ``max_bytes`` (symlinks are followed); an OSError from ``stat`` passes through."""
     problem = file_problem(os.stat(path), max_bytes)
@@ -80,7 +80,7 @@ def check_regular_file(path: Path, max_bytes: int, *, error: type[DataError] = D
         raise error(f"{path} {problem}; pass a regular file")
 
 
-def read_checked_bytes(path: Path, max_bytes: int, *, error: type[DataError] = DataError) -> bytes:
+def read_checked_bytes(path: str | os.PathLike, max_bytes: int, *, error: type[DataError] = DataError) -> bytes:
     """The bytes of ``path``, refused (``error`` naming it) unless it is a regular file of at
     most ``max_bytes``, checked before opening and again on the opened file (it may have been
     swapped in between); OSErrors pass through for the caller to phrase."""
@@ -88,10 +88,15 @@ def read_checked_bytes(path: Path, max_bytes: int, *, error: type[DataError] = D
     # O_NONBLOCK: should a FIFO be swapped in after the check, opening it does not wait.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as handle:
-        problem = file_problem(os.fstat(fd), max_bytes)
+        info = os.fstat(fd)
+        problem = file_problem(info, max_bytes)
         if problem:
             raise error(f"{path} {problem}; pass a regular file")
-        data = handle.read(max_bytes + 1)
+        # Ask for the size fstat gave, plus one byte to see growth: a read of max_bytes
+        # would allocate that much for every small file.
+        data = handle.read(info.st_size + 1)
+        if len(data) > info.st_size:  # it grew since fstat: read on, up to the limit
+            data += handle.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:
         raise error(f"{path} grew past the limit of {max_bytes:,} bytes while it was read")
     return data

@@ -52,7 +52,10 @@ def _read_bytes(cell, base_dir) -> tuple[bytes, str]:
     if isinstance(cell, bytes | bytearray | memoryview):
         return bytes(cell), f"{len(cell)} bytes"
     if isinstance(cell, str | os.PathLike):
-        path = resolve_path(cell, base_dir)
+        # Strings, not pathlib: per file, Path objects cost more than reading a small PNG.
+        path = os.path.expanduser(os.fspath(cell))
+        if base_dir is not None and not os.path.isabs(path):
+            path = os.path.join(os.fspath(base_dir), path)
         try:
             return read_checked_bytes(path, MAX_MEDIA_FILE_BYTES, error=MediaError), str(path)
         except MediaError:  # a special file or one over the size limit (a ValueError too)
