@@ -95,7 +95,6 @@ SYNONYMS = {
 CAPTION_ONLY_GROUPS = ("reworded", "synonyms")
 GRID_PROMPTS_PER_GROUP = 4
 GRID_SAMPLES = 4
-JUDGE_MAX_EPOCHS = 30  # the judge's time limit is what stops it
 
 
 @dataclass
@@ -112,8 +111,9 @@ class Settings:
     """Images sampled per prompt (each scored on its own)."""
     judge_images: int = 30_000
     """Fresh renders the attribute judge trains on."""
-    judge_s: float = 240.0
-    """Training seconds of the attribute judge."""
+    judge_epochs: int = 12
+    """Training epochs of the attribute judge (epochs, not seconds: its accuracy must not
+    depend on the CPU)."""
     num_steps: int | None = None
     """Sampler steps (None: the Generator's default)."""
     guidance: float | None = None
@@ -141,7 +141,7 @@ class Settings:
 
 
 QUICK = {"budget_s": 45.0, "train_rows": 2_000, "prompts_per_group": 16,
-         "samples_per_prompt": 2, "judge_images": 6_000, "judge_s": 40.0}
+         "samples_per_prompt": 2, "judge_images": 6_000, "judge_epochs": 6}
 
 
 def is_held_out(table: pd.DataFrame) -> np.ndarray:
@@ -279,17 +279,17 @@ def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, 
 def judge_for(settings: Settings, folder: Path) -> AttributeJudge:
     """Train the attribute judge into ``folder``, or reuse the one an earlier run with the
     same judge settings saved there."""
-    wanted = {"num_images": settings.judge_images, "time_limit_s": settings.judge_s,
-              "max_epochs": JUDGE_MAX_EPOCHS, "seed": settings.seed}
+    wanted = {"num_images": settings.judge_images, "time_limit_s": None,
+              "max_epochs": settings.judge_epochs, "seed": settings.seed}
     if (folder / "attribute_judge.json").is_file():
         judge = AttributeJudge.load(folder)
         if all(judge.training_info.get(k) == v for k, v in wanted.items()):
             print(f"attribute judge: reusing {folder}", flush=True)
             return judge
-    print(f"attribute judge: rendering {settings.judge_images:,} images and training for at "
-          f"most {settings.judge_s:g} s", flush=True)
-    judge = AttributeJudge.train(num_images=settings.judge_images, time_limit_s=settings.judge_s,
-                                 max_epochs=JUDGE_MAX_EPOCHS, seed=settings.seed)
+    print(f"attribute judge: rendering {settings.judge_images:,} images and training "
+          f"{settings.judge_epochs} epochs", flush=True)
+    judge = AttributeJudge.train(num_images=settings.judge_images,
+                                 max_epochs=settings.judge_epochs, seed=settings.seed)
     judge.save(folder)
     return judge
 
@@ -364,7 +364,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--prompts-per-group", type=int)
     parser.add_argument("--samples-per-prompt", type=int)
     parser.add_argument("--judge-images", type=int)
-    parser.add_argument("--judge-s", type=float)
+    parser.add_argument("--judge-epochs", type=int)
     parser.add_argument("--num-steps", type=int)
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--no-hashed", action="store_true", help="skip the hashed text encoder")
