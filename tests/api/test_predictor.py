@@ -386,7 +386,7 @@ def test_text_uses_minilm_by_default(media_table):
 def test_network_takes_the_threads_back_when_the_classic_models_are_done():
     from types import SimpleNamespace
 
-    from polymodal.api.candidates import _ThreadsBack
+    from polymodal.api.candidate_schedule import ThreadsBack
 
     release = threading.Event()
     worker = threading.Thread(target=release.wait)
@@ -395,7 +395,7 @@ def test_network_takes_the_threads_back_when_the_classic_models_are_done():
     log: list = []
     try:
         torch.set_num_threads(1)
-        callback = _ThreadsBack(worker, 2, log)
+        callback = ThreadsBack(worker, 2, log)
         callback.on_step_end(SimpleNamespace(step=3), None)
         assert torch.get_num_threads() == 1 and log == []  # the side thread still runs
         release.set()
