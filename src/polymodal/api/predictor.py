@@ -306,20 +306,19 @@ class Predictor(EstimatorContract):
         return outputs[self.chosen_], dataset
 
     def _has_proba(self) -> bool:
-        return self._problem_type() != "regression"
+        if self._problem_type() == "regression":
+            raise AttributeError("predict_proba is for classification and multilabel; this "
+                                 "predictor does regression — call predict(X) for values")
+        return True
 
     @available_if(_has_proba)
     def predict_proba(self, X, *, drop: Iterable[str] | None = None) -> np.ndarray:
         """Class (or tag) probabilities (N, K): a column per entry of ``classes_``, rows as
-        in ``X``. A regressor has no ``predict_proba``.
+        in ``X``. A regressor has no ``predict_proba`` (as scikit-learn's have none).
 
         ``drop`` names feature columns to mask out (treated as missing in every row), as
         the per-modality ablation does.
         """
-        self._check_fitted()
-        if self.problem_type_ == "regression":
-            raise ConfigError("predict_proba is for classification and multilabel; this predictor "
-                              "does regression — call predict(X) for values")
         outputs, _ = self._outputs(self._prepare(X, drop))
         return np.asarray(outputs, dtype=np.float64)
 
@@ -392,5 +391,6 @@ class Predictor(EstimatorContract):
 
     def __repr__(self) -> str:
         state = f"chosen={self.chosen_!r}" if hasattr(self, "chosen_") else "not fitted"
-        return f"Predictor(label={self.label!r}, preset={self.preset!r}, {state})"
+        return (f"Predictor(label={self.label!r}, problem_type={self.problem_type!r}, "
+                f"preset={self.preset!r}, {state})")
 

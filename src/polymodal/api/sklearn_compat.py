@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from polymodal.api.params import get_params, set_params
 from polymodal.data.cells import category_keys, cell_tags
@@ -34,12 +35,21 @@ def _array_names(n: int) -> list[str]:
     return [f"x{i}" for i in range(n)]
 
 
+def _named(X: pd.DataFrame) -> bool:
+    return all(isinstance(c, str) for c in X.columns)
+
+
 def _frame(X, what: str) -> tuple[pd.DataFrame | str | Path, bool]:
     """``X`` as a table, and whether its columns carry the user's names. A DataFrame or a
     path is a table already; anything else is checked as scikit-learn checks arrays
     (2-D, not sparse, not complex, at least one row and column; NaN allowed)."""
-    if isinstance(X, pd.DataFrame | str | Path):
-        return X, isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns)
+    if isinstance(X, str | Path):
+        return X, True  # a file's columns have names
+    if isinstance(X, pd.DataFrame):
+        if _named(X):
+            return X, True
+        # Columns that are not all strings are positions, as scikit-learn takes them.
+        return X.set_axis(_array_names(X.shape[1]), axis=1), False
     from sklearn.utils import check_array
 
     array = check_array(X, dtype=None, ensure_all_finite=False, input_name="X",
@@ -117,16 +127,19 @@ def prediction_input(X, estimator):
         return X
     names = list(getattr(estimator, "feature_names_in_", ()))
     if isinstance(X, pd.DataFrame):
-        if names or not len(X.columns) or X.columns[0] == "x0":
+        if names or list(X.columns) == _array_names(X.shape[1]):
             return X
-        warnings.warn(f"X has feature names, but {type(estimator).__name__} was fitted without "
-                      "feature names; its columns are taken in order", UserWarning, stacklevel=3)
-        X = X.to_numpy()
-    elif names:
-        warnings.warn(f"X does not have valid feature names, but {type(estimator).__name__} "
-                      "was fitted with feature names; its columns are taken in that order",
-                      UserWarning, stacklevel=3)
-    table, _ = _frame(X, type(estimator).__name__)
+        if _named(X):
+            warnings.warn(f"X has feature names, but {type(estimator).__name__} was fitted "
+                          "without feature names; its columns are taken in order", UserWarning,
+                          stacklevel=3)
+        table = X
+    else:
+        if names:
+            warnings.warn(f"X does not have valid feature names, but {type(estimator).__name__}"
+                          " was fitted with feature names; its columns are taken in that order",
+                          UserWarning, stacklevel=3)
+        table, _ = _frame(X, type(estimator).__name__)
     n = estimator.n_features_in_
     if table.shape[1] != n:
         raise DataError(f"X has {table.shape[1]} features, but {type(estimator).__name__} is "
@@ -147,9 +160,10 @@ def label_array(values, like: np.ndarray | None = None) -> np.ndarray:
     return array
 
 
-class Estimator:
-    """What every polymodal estimator shares: scikit-learn's ``get_params(deep)`` and
-    ``set_params`` (so ``clone`` works), ``__sklearn_is_fitted__``, one check of the
+class Estimator(BaseEstimator):
+    """What every polymodal estimator shares: scikit-learn's ``BaseEstimator`` (its HTML
+    display, pickling with a version stamp), ``get_params(deep)`` and ``set_params`` as
+    polymodal checks them (so ``clone`` works), ``__sklearn_is_fitted__``, one check of the
     arguments, and the console. A subclass names the attribute that ``fit`` sets last
     (``_fitted_attribute``), what to do when it is missing (``_not_fitted``) and what is
     wrong with its arguments (``_param_problems``, a function of ``get_params()``)."""
@@ -186,11 +200,10 @@ class Estimator:
             raise NotFittedError(self._not_fitted)
 
     def __sklearn_tags__(self):
-        from sklearn.utils import InputTags, Tags, TargetTags
-
+        tags = super().__sklearn_tags__()
         # A table: missing cells, strings and categories are what it expects.
-        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
-                    input_tags=InputTags(allow_nan=True, categorical=True, string=True))
+        tags.input_tags.allow_nan = tags.input_tags.categorical = tags.input_tags.string = True
+        return tags
 
     def _say(self, message: str) -> None:
         """``message`` to the log, and (rich markup) to stderr unless ``verbosity`` is 0."""
