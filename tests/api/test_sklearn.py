@@ -79,7 +79,8 @@ def test_columns_are_matched_by_name_not_position():
     X, y = features()
     p = classifier().fit(X, y)
     shuffled = X[["note", "x", "color", "noise"]].assign(extra=1.0)
-    np.testing.assert_array_equal(p.predict_proba(shuffled), p.predict_proba(X))
+    with pytest.warns(UserWarning, match="'extra'.* ignored"):
+        np.testing.assert_array_equal(p.predict_proba(shuffled), p.predict_proba(X))
 
 
 # --------------------------------------------------------------------------- the contract
