@@ -99,6 +99,21 @@ def test_fit_X_y_is_fit_on_the_table_with_the_label():
     p = classifier().fit(X, y.to_numpy())
     assert p.schema_.label == "target"
     np.testing.assert_array_equal(p.predict(X), from_xy.predict(X))
+    # y taken from a column of X keeps X whole: its name goes to the column X has.
+    assert classifier().fit(X, X["color"]).schema_.label == "target"
+
+
+def test_multilabel_predicts_tag_lists_and_scores_subset_accuracy():
+    X, _ = features()
+    tags = np.where(X["x"] > 0, "up", "down") + np.where(X["color"] == "red", "|red", "")
+    recipe = {**RECIPE, "candidates.classic": ["random_forest"]}  # linear does no multilabel
+    p = Predictor(problem_type="multilabel", **{**SMALL, "recipe": recipe}).fit(X, tags)
+    assert is_classifier(p) and p.classes_.tolist() == ["down", "red", "up"]
+    predicted = p.predict(X)
+    assert predicted.dtype == object and all(isinstance(row, list) for row in predicted)
+    assert p.predict_proba(X).shape == (len(X), 3)
+    exact = np.mean([set(row) == set(cell.split("|")) for row, cell in zip(predicted, tags)])
+    assert p.score(X, tags) == pytest.approx(exact) and exact > 0.8
 
 
 def test_outputs_are_arrays_in_classes_order_and_score_is_accuracy():
@@ -150,7 +165,7 @@ def test_y_is_checked_as_scikit_learn_checks_it():
     with pytest.raises(ConfigError, match="requires y to be passed"):
         classifier().fit(X)
     with pytest.raises(ConfigError, match="already has a column 'level'"):
-        classifier().fit(X.assign(level=y), y)
+        classifier(label="level").fit(X.assign(level=y), y)
     with pytest.raises(DataError, match="X has 90 rows but y has 89"):
         classifier().fit(X, y[:89])
     with pytest.raises(ValueError, match="Unknown label type"):

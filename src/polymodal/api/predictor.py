@@ -41,7 +41,7 @@ from polymodal.api.export_onnx import check_export_format
 from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
 from polymodal.api.selection import ENSEMBLE, choose
 from polymodal.api.sklearn_compat import (
-    EstimatorContract,
+    PredictorContract,
     label_array,
     prediction_input,
     training_table,
@@ -64,7 +64,7 @@ __all__ = ["ENSEMBLE", "Predictor"]
 REFIT_MAX_ROWS = 20_000
 
 
-class Predictor(EstimatorContract):
+class Predictor(PredictorContract):
     """Predict one column of a multimodal table from the others.
 
     A classifier for scikit-learn when ``problem_type`` is ``binary``, ``multiclass`` or

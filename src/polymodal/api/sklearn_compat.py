@@ -1,12 +1,15 @@
-"""scikit-learn's estimator contract for the :class:`~polymodal.api.Predictor`.
+"""scikit-learn's estimator contract for polymodal's estimators.
+
+:class:`Estimator`, shared by the Predictor and the Generator: scikit-learn's
+``BaseEstimator`` with ``get_params(deep)``/``set_params`` (so ``clone``, ``Pipeline``
+and ``GridSearchCV`` work), ``__sklearn_is_fitted__``, one check of the arguments and the
+console. :class:`PredictorContract` adds the Predictor's tags (a classifier or a
+regressor as its ``problem_type`` says) and ``score`` (accuracy, or R² for regression).
 
 A Predictor takes a table whose columns it matches by name, as well as scikit-learn's
 ``fit(X, y)``: :func:`training_table` joins ``X`` (a DataFrame, an array, or what
 ``read_table`` reads) and ``y`` into one table; :func:`prediction_input` gives arrays the
-column names seen in ``fit``. :class:`EstimatorContract` holds the rest of the contract:
-``get_params(deep)``/``set_params`` (so ``clone``, ``Pipeline`` and ``GridSearchCV``
-work), tags that make the predictor a classifier or a regressor as its ``problem_type``
-says, ``__sklearn_is_fitted__`` and ``score`` (accuracy, or R² for regression).
+column names seen in ``fit``; :func:`label_array` makes predictions an array.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from polymodal.api.params import get_params, set_params
 from polymodal.data.cells import category_keys, cell_tags
 from polymodal.errors import ConfigError, DataError
 
-__all__ = ["Estimator", "DEFAULT_TARGET", "EstimatorContract", "label_array", "prediction_input",
-           "training_table"]
+__all__ = ["DEFAULT_TARGET", "Estimator", "PredictorContract", "label_array",
+           "prediction_input", "training_table"]
 
 DEFAULT_TARGET = "target"  # the label column's name when neither label= nor y names it
 CLASSIFICATION = ("binary", "multiclass", "multilabel")
@@ -93,7 +96,8 @@ def _target(y, n_rows: int, classification: bool) -> np.ndarray | pd.Series:
 def training_table(X, y, label: str | None, problem_type: str, what: str
                    ) -> tuple[pd.DataFrame | str | Path, str, bool]:
     """``(table, label column, named)`` for ``fit(X, y)``: ``X`` with ``y`` joined as the
-    label column (named ``label``, else ``y``'s name, else :data:`DEFAULT_TARGET`), or
+    label column (named ``label``, else ``y``'s name unless ``X`` has a column of that
+    name, else :data:`DEFAULT_TARGET`), or
     ``X`` itself when ``y`` is None (it must hold the ``label`` column then). ``named``:
     ``X``'s columns carry names (they become ``feature_names_in_``)."""
     table, named = _frame(X, what)
@@ -110,7 +114,7 @@ def training_table(X, y, label: str | None, problem_type: str, what: str
         raise ConfigError(f"fit(X, y) takes X as a DataFrame or an array, not a path "
                           f"({X!r}); read it first, or call fit({str(X)!r}) with label=")
     name = label or (y.name if isinstance(y, pd.Series) and isinstance(y.name, str)
-                     else DEFAULT_TARGET)
+                     and y.name not in table.columns else DEFAULT_TARGET)
     if name in table.columns:
         raise ConfigError(f"X already has a column {name!r}, the name y would take; pass X "
                           f"without it, or choose another with label=")
@@ -214,7 +218,7 @@ class Estimator(BaseEstimator):
             Console(stderr=True).print(message, highlight=False, soft_wrap=True)
 
 
-class EstimatorContract(Estimator):
+class PredictorContract(Estimator):
     """The Predictor's side of the contract: a classifier or a regressor as its problem
     type says, with ``score``. It sets ``problem_type`` and, once fitted, ``problem_type_``."""
 
