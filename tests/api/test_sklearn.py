@@ -112,7 +112,8 @@ def test_multilabel_predicts_tag_lists_and_scores_subset_accuracy():
     predicted = p.predict(X)
     assert predicted.dtype == object and all(isinstance(row, list) for row in predicted)
     assert p.predict_proba(X).shape == (len(X), 3)
-    exact = np.mean([set(row) == set(cell.split("|")) for row, cell in zip(predicted, tags)])
+    exact = np.mean([set(row) == set(cell.split("|"))
+                     for row, cell in zip(predicted, tags, strict=True)])
     assert p.score(X, tags) == pytest.approx(exact) and exact > 0.8
 
 
