@@ -161,7 +161,7 @@ class Predictor(PredictorContract):
             y: the targets, one per row of ``X`` (a Series, an array or a list); None
                 when ``X`` holds the label column.
             tuning_data: labelled rows to validate on; default: a seeded, stratified
-                ``validation_fraction`` of ``train``.
+                ``validation_fraction`` of the labelled rows.
             resume_dir: folder for the neural candidate's checkpoints; when it holds one
                 from an interrupted fit with the same data and settings, training resumes.
             checkpoint_every_s: how often that checkpoint is written (with ``resume_dir``).
