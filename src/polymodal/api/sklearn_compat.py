@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from polymodal.api.params import get_params, set_params
+from polymodal.api.params import ParamsMixin
 from polymodal.data.cells import category_keys, cell_tags
 from polymodal.errors import ConfigError, DataError
 
@@ -164,10 +164,10 @@ def label_array(values, like: np.ndarray | None = None) -> np.ndarray:
     return array
 
 
-class Estimator(BaseEstimator):
+class Estimator(ParamsMixin, BaseEstimator):
     """What every polymodal estimator shares: scikit-learn's ``BaseEstimator`` (its HTML
     display, pickling with a version stamp), ``get_params(deep)`` and ``set_params`` as
-    polymodal checks them (so ``clone`` works), ``__sklearn_is_fitted__``, one check of the
+    polymodal checks them (:class:`~polymodal.api.params.ParamsMixin`; ``clone`` works), ``__sklearn_is_fitted__``, one check of the
     arguments, and the console. A subclass names the attribute that ``fit`` sets last
     (``_fitted_attribute``), what to do when it is missing (``_not_fitted``) and what is
     wrong with its arguments (``_param_problems``, a function of ``get_params()``)."""
@@ -178,15 +178,6 @@ class Estimator(BaseEstimator):
     @staticmethod
     def _param_problems(params: dict) -> list[str]:
         return []
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor arguments, as stored (scikit-learn's contract; JSON-able). No
-        argument is an estimator, so ``deep`` changes nothing."""
-        return get_params(self)
-
-    def set_params(self, **params):
-        """Set constructor arguments (scikit-learn's contract); refit to apply them."""
-        return set_params(self, params)
 
     def _validate_params(self) -> None:
         """Check every argument once and report all problems in one ConfigError."""
