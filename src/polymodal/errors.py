@@ -25,8 +25,24 @@ class ConfigError(PolymodalError):
     """An unknown or out-of-range configuration value."""
 
 
-class NotFittedError(PolymodalError, AttributeError):
-    """A model was used before ``fit`` (or ``load``)."""
+def _not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    class NotFittedError(PolymodalError, SklearnNotFittedError):
+        """A model was used before ``fit`` (or ``load``); scikit-learn's ``NotFittedError``
+        too (a ``ValueError`` and an ``AttributeError``), so its tools recognise it."""
+
+    NotFittedError.__module__, NotFittedError.__qualname__ = __name__, "NotFittedError"
+    return NotFittedError
+
+
+def __getattr__(name: str):
+    # Built on first use: importing scikit-learn takes most of a second, which the CLI's
+    # usage errors and --help should not pay.
+    if name == "NotFittedError":
+        globals()[name] = cls = _not_fitted_error()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ModelFolderError(PolymodalError):

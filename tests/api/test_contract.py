@@ -58,7 +58,7 @@ class PredictorCase:
         return estimator.fit(self.table)
 
     def outputs(self, estimator) -> np.ndarray:
-        return estimator.predict_proba(self.table).to_numpy()
+        return estimator.predict_proba(self.table)
 
     def save(self, estimator, folder):
         estimator.save(folder)

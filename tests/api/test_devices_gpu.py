@@ -31,10 +31,10 @@ def test_a_predictor_trained_on_cuda_predicts_the_same_on_the_cpu(tmp_path):
     predictor = Predictor("label", text_encoder="hashed", verbosity=0, device="cuda").fit(table)
     network = predictor.candidates_["neural"].model_
     assert next(network.parameters()).device.type == "cuda"
-    on_gpu = predictor.predict_proba(table).to_numpy()
+    on_gpu = predictor.predict_proba(table)
     predictor.save(tmp_path / "model")
     loaded = Predictor.load(tmp_path / "model", device="cpu")
-    on_cpu = loaded.predict_proba(table).to_numpy()
+    on_cpu = loaded.predict_proba(table)
     np.testing.assert_allclose(on_cpu, on_gpu, atol=1e-3)
     assert (loaded.predict(table) == predictor.predict(table)).mean() >= 0.95
 

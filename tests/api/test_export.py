@@ -124,7 +124,7 @@ def test_each_candidate_kind_matches(mixed_table, tmp_path, candidates, columns)
                           recipe=epochs(2, **candidates)).fit(mixed_table)
     exported = predictor.export(tmp_path / "export")
     model = runtime_of(exported).load(exported)
-    expected = predictor.predict_proba(mixed_table).to_numpy()
+    expected = predictor.predict_proba(mixed_table)
     # A DataFrame works as well as dicts; missing cells (NaN) are missing.
     got = model.predict_proba(table.drop(columns="label"), base_dir=mixed_table.parent)
     np.testing.assert_allclose(got, expected, atol=PROBABILITY_TOLERANCE)
@@ -134,7 +134,7 @@ def test_each_candidate_kind_matches(mixed_table, tmp_path, candidates, columns)
     full = pd.DataFrame([{c: r.get(c) for c in table.columns if c != "label"} for r in odd])
     full.attrs["base_dir"] = str(mixed_table.parent)
     np.testing.assert_allclose(model.predict_proba(odd, base_dir=mixed_table.parent),
-                               predictor.predict_proba(full).to_numpy(),
+                               predictor.predict_proba(full),
                                atol=PROBABILITY_TOLERANCE)
 
 
@@ -148,7 +148,7 @@ def test_builtin_digits_regression_and_batch_sizes(tmp_path):
     exported = predictor.export(tmp_path / "export")
     model = runtime_of(exported).load(exported)
     rows = test.drop(columns="label").to_dict("records")
-    expected = predictor.predict(test).to_numpy()
+    expected = predictor.predict(test)
     np.testing.assert_allclose(model.predict(rows), expected, atol=1e-3)
     np.testing.assert_allclose(model.predict(rows[:1]), expected[:1], atol=1e-3)
 

@@ -54,7 +54,7 @@ def test_folders_without_a_card_still_load_and_the_card_is_plain_text(predictor,
     assert entry.kind == "text" and entry.problem is None and report.loadable
     (folder / "MODEL_CARD.md").unlink()  # as saved before cards existed
     loaded = Predictor.load(folder)
-    pd.testing.assert_frame_equal(loaded.predict_proba(table), predictor.predict_proba(table))
+    np.testing.assert_array_equal(loaded.predict_proba(table), predictor.predict_proba(table))
 
 
 def test_fingerprint_changes_with_any_cell(table):

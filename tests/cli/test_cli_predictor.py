@@ -40,7 +40,7 @@ def model_dir(digits):
 
 def test_fit_saves_a_model_and_prints_the_leaderboard(model_dir, digits, run_cli):
     predictor = Predictor.load(model_dir)
-    assert predictor.problem_type_ == "multiclass" and predictor.classes_ == list(range(10))
+    assert predictor.problem_type_ == "multiclass" and predictor.classes_.tolist() == list(range(10))
     assert predictor.schema_.modality("image") == "image"
     assert predictor.schema_.modality("sample_id") == "ignored"
     board = predictor.leaderboard()

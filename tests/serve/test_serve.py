@@ -183,7 +183,7 @@ def test_predict_json_matches_the_python_api(client, predictor_dir, row):
     assert body["classes"] == ["no", "yes"]
     assert body["predictions"] == list(predictor.predict(frame))
     got = pd.DataFrame(body["probabilities"])[["no", "yes"]].to_numpy()
-    np.testing.assert_allclose(got, expected.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_predict_multipart_files_match_base64(client, row, table_dir):

@@ -194,7 +194,7 @@ def test_fit_with_augment_generates_for_the_training_split_only(digits, generato
     table = test.assign(**{SYNTHETIC_COLUMN: False})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the marker is a known column: no "ignored" warning
-        assert loaded.predict(table).equals(predictor.predict(table))
+        np.testing.assert_array_equal(loaded.predict(table), predictor.predict(table))
 
 
 def test_auto_trains_the_generator_on_the_training_split_alone(digits):

@@ -10,11 +10,10 @@ validation outputs, leaderboard rows, the log). Its steps, in ``Predictor.fit``'
    skipped, with the reason in the leaderboard's ``note``);
 2. :meth:`~CandidateRun.fit_neural` — the fusion network with the shared training loop
    (:mod:`polymodal.api.neural`), in what is left minus a reserve (ensemble, scoring,
-   refits, saving); on media tables with two or more threads
-   :meth:`~CandidateRun.fit_side_by_side` runs both at once: the classic models in a side
-   thread with one CPU thread, the network in this one with the rest;
-3. :meth:`~CandidateRun.refit_on_all_rows` — the kept classic models again on train +
-   validation rows, when the budget has time (AutoGluon's "refit_full").
+   refits, saving).
+
+The order they run in (one after another, or side by side on media tables) and the
+classic models' refit on every labelled row are :mod:`polymodal.api.candidate_schedule`.
 """
 
 from __future__ import annotations
@@ -23,14 +22,12 @@ import copy
 import dataclasses
 import functools
 import math
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from polymodal.api.candidate_costs import CostPlan, Probe, plan_classic, save_seconds
 from polymodal.api.candidate_outputs import candidate_outputs
@@ -42,10 +39,8 @@ from polymodal.api.neural import (
 )
 from polymodal.data.dataset import TableDataset, make_loader
 from polymodal.models.classic import (
-    CLASSIC_KINDS,
     ClassicModel,
     category_numbers,
-    classic_threads,
     flat_features,
 )
 from polymodal.models.classic_file import load_writer
@@ -54,10 +49,6 @@ from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 
 NEURAL = "neural"
-# Refitting a classic model on train + validation rows costs about its first fit scaled by
-# the row ratio; this margin covers the rest (feature scaling, noisy timings).
-REFIT_COST_MARGIN = 1.5
-REFIT_MAX_SHARE = 0.15  # at most this share of the budget is kept back from the network for it
 RESERVE_SHARE = 0.05  # kept back for the ensemble and scoring the validation set
 MIN_RESERVE_S = 0.5
 MIN_TRAIN_S = 1.0  # below this nothing but a tiny forest is trained
@@ -92,6 +83,7 @@ class CandidateRun:
     time_limit: float | None = None  # as the user gave it, for messages
     progress: bool = False
     device: str = "auto"  # where the network trains (a name for resolve_device)
+    num_val_rows: int = 0  # validation rows with a usable label
     models: dict = dataclasses.field(default_factory=dict)
     val_outputs: dict = dataclasses.field(default_factory=dict)
     rows: list = dataclasses.field(default_factory=list)
@@ -218,16 +210,6 @@ class CandidateRun:
                    num_rows=len(x_train) if plan.rows is None else len(plan.rows))
         return too_small
 
-    def refit_reserve_s(self, num_all_rows: int) -> float:
-        """Time to keep back from the network for refitting the classic models on
-        ``num_all_rows`` rows (step 3)."""
-        left = max(0.0, self.budget.left_s())
-        if math.isinf(left):
-            return 0.0
-        fit_s = sum(r["fit_time_s"] for r in self.rows)
-        return min(REFIT_MAX_SHARE * left,
-                   fit_s * REFIT_COST_MARGIN * num_all_rows / len(self.train_ds))
-
     # ------------------------------------------------------------------ 2. neural
 
     def fit_neural(self, *, resume_dir=None, checkpoint_every_s: float = 30.0,
@@ -308,139 +290,3 @@ class CandidateRun:
         if candidate.tta_hflip:
             return tta_outputs, predict_s + time.perf_counter() - start
         return outputs, predict_s
-
-    # ------------------------------------------------------------------ 1 + 2 at once
-
-    def fit_side_by_side(self, categorical: list[bool], *, refit: bool, threads: int,
-                         resume_dir=None, checkpoint_every_s: float = 30.0,
-                         callbacks: Sequence = ()) -> dict:
-        """The flat features, the classic models and, with ``refit``, their refits on all
-        labelled rows in a background thread with one CPU thread; the network meanwhile in
-        this one with the rest, and with all ``threads`` from its first step after the
-        background thread ends. Results are recorded in the usual order (classic first)
-        after both finish. Returns the refits made (``{name: (model, fit_s, num_rows)}``)."""
-        classic: dict = {}
-        refits: dict = {}
-        calls: list[tuple] = []  # record() calls, replayed in order once both are done
-        messages: list[str] = []
-        errors: list[BaseException] = []
-        network_end = time.perf_counter() + self.budget.left_s() * (1 - RESERVE_SHARE)
-
-        def side() -> None:
-            try:
-                with classic_threads(1):
-                    x_train, y_train, x_val = self.flat_features()
-                    self.fit_classic(x_train, y_train, x_val, categorical, models=classic,
-                                     say=messages.append,
-                                     record=lambda *a, **k: calls.append((self.record, a, k)),
-                                     skip=lambda *a, **k: calls.append((self.skip, a, k)))
-                    if refit:
-                        refits.update(self._refit_before(classic, calls, network_end, x_train,
-                                                         y_train, x_val, messages))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                errors.append(exc)
-
-        neural_calls: list[tuple] = []
-        worker = threading.Thread(target=side, name="polymodal-classic", daemon=True)
-        torch.set_num_threads(max(1, threads - 1))
-        self.log.append({"event": "classic_beside_network", "classic_threads": 1,
-                         "network_threads": torch.get_num_threads()})
-        worker.start()
-        take_back = _ThreadsBack(worker, threads, self.log)
-        try:
-            self.fit_neural(resume_dir=resume_dir, checkpoint_every_s=checkpoint_every_s,
-                            callbacks=[*callbacks, take_back],
-                            record=lambda *a, **k: neural_calls.append((self.record, a, k)),
-                            skip=lambda *a, **k: neural_calls.append((self.skip, a, k)))
-        finally:
-            worker.join()
-            torch.set_num_threads(threads)
-        if errors:
-            raise errors[0]
-        for message in messages:
-            self.say(message)
-        for kind in CLASSIC_KINDS:  # the order the sequential path records them in
-            if kind in classic:
-                self.models[kind] = classic[kind]
-        for method, args, kwargs in calls + neural_calls:
-            method(*args, **kwargs)
-        return refits
-
-    # ------------------------------------------------------------------ 3. refit
-
-    def refit_on_all_rows(self, kept: dict, candidates: dict, x_train, y_train, x_val, *,
-                          prefitted: dict | None = None) -> None:
-        """Refit each kept classic model (in ``kept`` and ``candidates``, replaced there) on
-        train + labelled validation rows, with the size (trees, iterations) it reached
-        before, when the budget still has time for it. ``prefitted`` holds refits already
-        made by :meth:`fit_side_by_side`; only those are used then."""
-        if prefitted is None:
-            x_all, y_all = self._all_rows(x_train, y_train, x_val)
-            fit_times = {r["model"]: r["fit_time_s"] for r in self.rows}
-        for name, model in list(kept.items()):
-            if not isinstance(model, ClassicModel) or name in self.subsampled:
-                continue
-            if prefitted is not None:
-                if name not in prefitted:
-                    continue
-                refitted, fit_s, num_rows = prefitted[name]
-            else:
-                estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
-                if estimate_s > self.budget.left_s():
-                    self.say(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} "
-                             f"s, {max(0.0, self.budget.left_s()):.1f} s left")
-                    continue
-                fit_start = time.perf_counter()
-                refitted = model.refit_like(x_all, y_all)
-                fit_s, num_rows = time.perf_counter() - fit_start, len(x_all)
-            kept[name] = candidates[name] = refitted
-            self.refit_models.append(name)
-            self.log.append({"event": "refit", "model": name, "num_rows": num_rows,
-                             "fit_time_s": fit_s})
-            self.say(f"  {name:<24} refitted on all {num_rows} labelled rows in {fit_s:.1f} s")
-
-    def _all_rows(self, x_train, y_train, x_val) -> tuple[np.ndarray, np.ndarray]:
-        """Flat features and targets of the training rows plus the labelled validation rows."""
-        enc = self.val_ds.encoded
-        known = np.asarray(enc.label_present, dtype=bool)
-        if self.problem_type in ("binary", "multiclass"):
-            known &= np.asarray(enc.label) >= 0  # classes the training rows never had
-        x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
-        y_all = np.concatenate([y_train, np.asarray(enc.label)[known]])
-        return x_all, y_all
-
-    def _refit_before(self, classic: dict, calls: list, deadline: float, x_train, y_train,
-                      x_val, messages: list) -> dict:
-        """Refit each of ``classic`` on all labelled rows, each only when its estimated cost
-        ends before ``deadline`` (a ``perf_counter`` time)."""
-        x_all, y_all = self._all_rows(x_train, y_train, x_val)
-        fit_times = {args[0]: args[2] for method, args, _ in calls if method == self.record}
-        refits = {}
-        for name, model in classic.items():
-            if name in self.subsampled:
-                continue
-            estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
-            if time.perf_counter() + estimate_s > deadline:
-                messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
-                continue
-            fit_start = time.perf_counter()
-            refits[name] = (model.refit_like(x_all, y_all), time.perf_counter() - fit_start,
-                            len(x_all))
-        return refits
-
-
-class _ThreadsBack:
-    """Training-loop callback: once ``worker`` (the classic models' thread) has ended, the
-    network trains with ``threads`` torch threads again; logged as ``network_threads``."""
-
-    def __init__(self, worker: threading.Thread, threads: int, log: list):
-        self.worker, self.threads, self.log = worker, threads, log
-        self.done = False
-
-    def on_step_end(self, state, model) -> None:
-        if self.done or self.worker.is_alive():
-            return
-        self.done = True
-        torch.set_num_threads(self.threads)
-        self.log.append({"event": "network_threads", "threads": self.threads,
-                         "step": state.step})

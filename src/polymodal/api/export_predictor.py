@@ -67,7 +67,7 @@ def export_predictor(p, out: str | os.PathLike, *, force: bool = False) -> Path:
     label = p.transform_.label_
     pre.update({
         "kind": "predictor",
-        "label": {"column": p.label, "problem_type": p.problem_type_,
+        "label": {"column": p.schema_.label, "problem_type": p.problem_type_,
                   "classes": p.transform_.classes_,
                   **({"mean": label["mean"], "std": label["std"]}
                      if p.problem_type_ == "regression" else {})},

@@ -16,7 +16,6 @@ surface; the work is done below it:
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from dataclasses import asdict
@@ -34,7 +33,7 @@ from polymodal.api.generator_folder import (
     write_generator,
 )
 from polymodal.api.model_folder import is_model_folder
-from polymodal.api.params import ParamsMixin
+from polymodal.api.sklearn_compat import Estimator
 from polymodal.data.fingerprint import table_fingerprint
 from polymodal.data.generator_inputs import condition_batch, condition_frame, edit_images, keep_mask
 from polymodal.data.generator_rows import (
@@ -47,7 +46,7 @@ from polymodal.data.image_encoding import tensor_to_uint8
 from polymodal.data.readers import table_notes
 from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
-from polymodal.errors import ConfigError, DataError, NotFittedError
+from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate.generator_grids import write_final_grid, write_sample_grid
 from polymodal.models import samplers
 from polymodal.models.condition import CONDITION_MODALITIES
@@ -71,9 +70,8 @@ from polymodal.train.generator_fit import (
     training_seconds,
 )
 
-logger = logging.getLogger(__name__)
 
-class Generator(ParamsMixin):
+class Generator(Estimator):
     """Generate images like those of one column of a table, conditioned on other columns.
 
     Args:
@@ -118,6 +116,10 @@ class Generator(ParamsMixin):
         device: where it trains and samples: ``"auto"`` (a CUDA GPU when there is one,
             else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; not saved.
     """
+
+    _fitted_attribute = "network_"
+    _not_fitted = "this Generator is not fitted; call .fit(table) or Generator.load(folder) first"
+    _param_problems = staticmethod(recipes.generator_param_problems)
 
     def __init__(
         self,
@@ -175,24 +177,6 @@ class Generator(ParamsMixin):
 
     def _recipe_arguments(self) -> dict:
         return {name: getattr(self, name) for name in recipes.RECIPE_ARGUMENTS}
-
-    def _validate_params(self) -> None:
-        """Check every argument once and report all problems in one ConfigError."""
-        problems = recipes.generator_param_problems(self.get_params())
-        if problems:
-            raise ConfigError("Generator: " + "; ".join(problems))
-
-    def _say(self, message: str) -> None:
-        logger.info(message)
-        if self.verbosity > 0:
-            from rich.console import Console
-
-            Console(stderr=True).print(message, highlight=False, soft_wrap=True)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "network_"):
-            raise NotFittedError("this Generator is not fitted; call .fit(table) or "
-                                 "Generator.load(folder) first")
 
     # ------------------------------------------------------------------ fit
 

@@ -26,7 +26,7 @@ MAX_TABLE_ROWS = 50  # rows of a table in the card; the JSON files hold the rest
 def predictor_card(p, versions: dict) -> str:
     """The card of a fitted :class:`~polymodal.api.predictor.Predictor` ``p``."""
     metric = _val_metric_name(p)
-    lines = [f"# Model card: predictor of `{p.label}`", "",
+    lines = [f"# Model card: predictor of `{p.schema_.label}`", "",
              f"A polymodal Predictor for **{p.problem_type_}** "
              f"({p.schema_.problem_reason or 'problem type as given'}). "
              f"Chosen model: **{p.chosen_}**, validation {metric} {p.val_metric_:.4f}.", ""]
@@ -126,7 +126,7 @@ def _cleaning_section(report) -> list[str]:
 
 def _use_section(p) -> list[str]:
     lines = ["## Intended use and known limits", "",
-             f"- Intended: predicting `{p.label}` for rows like the training rows, with the "
+             f"- Intended: predicting `{p.schema_.label}` for rows like the training rows, with the "
              "same columns (image, audio and text columns may be absent; they then count "
              "as missing)."]
     balance = getattr(p.cleaning_report_, "class_balance", None)

@@ -1,7 +1,9 @@
 """``Predictor``: fit a multimodal table, predict, evaluate, save and load — on a time budget.
 
-The scikit-learn pattern: ``__init__`` stores its arguments unchanged, ``fit`` returns
-``self``, learned state ends in ``_``, and using an unfitted predictor raises
+A scikit-learn estimator (:mod:`polymodal.api.sklearn_compat`): ``__init__`` stores its
+arguments unchanged, ``fit(X, y)`` (or ``fit(table)`` with ``label=``) returns ``self``,
+learned state ends in ``_``, ``predict``/``predict_proba`` return arrays, ``score`` is
+accuracy or R², and using an unfitted predictor raises
 :class:`~polymodal.errors.NotFittedError`. ``fit`` does, in order:
 
 1. read the table, infer the schema (every column's modality, with its reason) and the
@@ -23,8 +25,6 @@ values (regression); ``predict``/``predict_proba`` turn them into the user's lab
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -32,28 +32,30 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+from sklearn.utils.metaestimators import available_if
 
 from polymodal.api import fit_data
-from polymodal.api.candidates import MIN_TRAIN_S, CandidateRun, candidate_outputs
+from polymodal.api.candidate_schedule import fit_candidates, refit_on_all_rows, start_run
+from polymodal.api.candidates import CandidateRun, candidate_outputs
 from polymodal.api.export_onnx import check_export_format
-from polymodal.api.params import get_params, set_params
 from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
 from polymodal.api.selection import ENSEMBLE, choose
+from polymodal.api.sklearn_compat import (
+    PredictorContract,
+    label_array,
+    prediction_input,
+    training_table,
+)
 from polymodal.data.dataset import TableDataset
 from polymodal.data.fingerprint import table_fingerprint
 from polymodal.data.prediction_table import prediction_table
 from polymodal.data.readers import read_table
 from polymodal.data.schema import OPTIONAL_MODALITIES
-from polymodal.errors import ConfigError, DataError, NotFittedError
-from polymodal.evaluate.metrics import PRIMARY_METRIC
-from polymodal.evaluate.scoring import all_metrics, scorer, targets
-from polymodal.models.classic import category_numbers, flat_layout
+from polymodal.errors import ConfigError, DataError
+from polymodal.evaluate.scoring import all_metrics, targets
 from polymodal.models.ensemble import blend
 from polymodal.recipes.predictor import predictor_param_problems, resolve_predictor
 from polymodal.train.budget import TimeBudget
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["ENSEMBLE", "Predictor"]
 
@@ -62,11 +64,16 @@ __all__ = ["ENSEMBLE", "Predictor"]
 REFIT_MAX_ROWS = 20_000
 
 
-class Predictor:
+class Predictor(PredictorContract):
     """Predict one column of a multimodal table from the others.
 
+    A classifier for scikit-learn when ``problem_type`` is ``binary``, ``multiclass`` or
+    ``multilabel`` (``is_classifier`` is true, so its tools stratify folds), a regressor
+    when it is ``regression``; with ``"auto"``, whichever the fitted label turned out to be.
+
     Args:
-        label: the column to predict.
+        label: the column to predict; with ``fit(X, y)`` the name ``y`` takes (default:
+            ``y``'s name, else ``"target"``).
         problem_type: ``"auto"`` (inferred from the label, with the reason kept in the
             schema) or one of ``binary``, ``multiclass``, ``regression``, ``multilabel``.
         time_limit: seconds for the whole ``fit``; ``None`` trains every candidate fully.
@@ -94,11 +101,20 @@ class Predictor:
         verbosity: 0 silent, 1 one line per candidate and the training progress bar.
         device: where the network trains and predicts: ``"auto"`` (a CUDA GPU when there
             is one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; not saved.
+
+    Attributes (after ``fit``): ``classes_`` (an array, ``predict_proba``'s column order;
+    None for regression), ``n_features_in_`` (the table's columns other than the label),
+    ``feature_names_in_`` (their names, when ``X`` had named columns), ``problem_type_``,
+    ``schema_``, ``chosen_``, ``leaderboard_`` and what ``leaderboard()`` shows.
     """
+
+    _fitted_attribute = "chosen_"
+    _not_fitted = "This Predictor is not fitted yet; call fit(...) or Predictor.load(dir)"
+    _param_problems = staticmethod(predictor_param_problems)
 
     def __init__(
         self,
-        label: str,
+        label: str | None = None,
         *,
         problem_type: str = "auto",
         time_limit: float | None = None,
@@ -131,38 +147,21 @@ class Predictor:
 
     # ------------------------------------------------------------------ configuration
 
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor arguments, as stored (scikit-learn's contract; JSON-able)."""
-        return get_params(self)
-
-    def set_params(self, **params):
-        """Set constructor arguments (scikit-learn's contract); refit to apply them."""
-        return set_params(self, params)
-
-    def _validate_params(self) -> None:
-        """Check every argument once and report all problems in one ConfigError."""
-        problems = predictor_param_problems(self.get_params())
-        if problems:
-            raise ConfigError("Predictor: " + "; ".join(problems))
-
-    def _say(self, message: str) -> None:
-        logger.info(message)
-        if self.verbosity > 0:
-            from rich.console import Console
-
-            Console(stderr=True).print(message, highlight=False, soft_wrap=True)
-
     # ------------------------------------------------------------------ fit
 
-    def fit(self, train, tuning_data=None, *, resume_dir: str | os.PathLike | None = None,
+    def fit(self, X, y=None, *, tuning_data=None, resume_dir: str | os.PathLike | None = None,
             checkpoint_every_s: float = 30.0, callbacks: Sequence = (),
             augment=None, budget: TimeBudget | None = None) -> Predictor:
-        """Train every candidate on ``train`` and keep the one that validates best.
+        """Train every candidate on ``X`` and keep the one that validates best.
 
         Args:
-            train: a DataFrame or a path :func:`~polymodal.data.readers.read_table` reads.
+            X: the table, a DataFrame or a path :func:`~polymodal.data.readers.read_table`
+                reads, holding the ``label`` column; or, with ``y``, the features (a
+                DataFrame, or an array whose columns are named ``x0, x1, ...``).
+            y: the targets, one per row of ``X`` (a Series, an array or a list); None
+                when ``X`` holds the label column.
             tuning_data: labelled rows to validate on; default: a seeded, stratified
-                ``validation_fraction`` of ``train``.
+                ``validation_fraction`` of the labelled rows.
             resume_dir: folder for the neural candidate's checkpoints; when it holds one
                 from an interrupted fit with the same data and settings, training resumes.
             checkpoint_every_s: how often that checkpoint is written (with ``resume_dir``).
@@ -194,21 +193,23 @@ class Predictor:
         for name in [k for k in vars(self) if k.endswith("_")]:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
         log: list[dict] = []
+        table, label, named = training_table(X, y, self.label, self.problem_type, "Predictor")
 
         # 1-3. Read the table; infer the schema (with reasons) and report what needs cleaning;
         #      split off validation rows (labelled only) unless tuning_data is given; fit
         #      the transforms on the real training rows; synthetic rows (marked in the
         #      table, or made within a share of the budget) join the training rows after.
-        train_df, val_df = self._prepare_rows(train, tuning_data, augment, budget, log)
+        train_df, val_df = self._prepare_rows(table, label, named, tuning_data, augment,
+                                              budget, log)
         # 4. The recipe for this table (saved with the model), and the datasets.
         self.recipe_ = resolve_predictor(self.schema_, len(train_df), preset=self.preset,
                                          fusion=self.fusion, overrides=self.recipe)
-        run = self._candidate_run(train_df, val_df, budget, log)
+        run = start_run(self, train_df, val_df, budget, log)
+        self.num_val_rows_ = run.num_val_rows
         # 5. Candidates in order of cost, each within its share of the budget.
         refit = tuning_data is None and len(train_df) < REFIT_MAX_ROWS
-        flat, refits = self._fit_candidates(run, refit, resume_dir=resume_dir,
-                                            checkpoint_every_s=checkpoint_every_s,
-                                            callbacks=callbacks)
+        flat, refits = fit_candidates(run, refit, resume_dir=resume_dir,
+                                      checkpoint_every_s=checkpoint_every_s, callbacks=callbacks)
         refit = refit and (refits is not None or not run.too_small)
         # 6. A weighted ensemble of them; the best on validation wins.
         self._choose(run)
@@ -217,7 +218,7 @@ class Predictor:
         #    tables a fifth more rows is worth more than the tiny risk of a changed model.
         #    The network keeps its weights (retraining it would double its cost).
         if refit:
-            run.refit_on_all_rows(self.models_, self.candidates_, *flat, prefitted=refits)
+            refit_on_all_rows(run, self.models_, self.candidates_, *flat, prefitted=refits)
         self.refit_models_ = run.refit_models
         total_s = time.perf_counter() - start
         log.append({"event": "chosen", "model": self.chosen_,
@@ -230,21 +231,26 @@ class Predictor:
 
     # ------------------------------------------------------------------ fit steps
 
-    def _prepare_rows(self, train, tuning_data, augment, budget: TimeBudget, log: list
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _prepare_rows(self, train, label: str, named: bool, tuning_data, augment,
+                      budget: TimeBudget, log: list) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Steps 1-3 (:mod:`polymodal.api.fit_data`): the schema, the split, the fitted
         transforms and the training rows with synthetic rows joined; sets ``schema_``,
-        ``problem_type_``, ``cleaning_report_``, ``train_rows_``, ``validation_rows_``,
-        ``transform_`` and ``augmentation_``."""
+        ``problem_type_``, ``n_features_in_`` (and with ``named``, ``feature_names_in_``),
+        ``cleaning_report_``, ``train_rows_``, ``validation_rows_``, ``transform_`` and
+        ``augmentation_``."""
         start = time.perf_counter()
-        rows = fit_data.read_rows(train, label=self.label, columns=self.columns,
+        rows = fit_data.read_rows(train, label=label, columns=self.columns,
                                   problem_type=self.problem_type, seed=self.seed,
                                   augment=augment, say=self._say)
         self.schema_, self.problem_type_ = rows.schema, rows.schema.problem_type
+        features = [c for c in rows.df.columns if c != label]
+        self.n_features_in_ = len(features)
+        if named:
+            self.feature_names_in_ = np.asarray(features, dtype=object)
         self.data_fingerprint_ = table_fingerprint(rows.df)  # for the model card
         self.cleaning_report_ = rows.cleaning_report
-        self._say(f"[bold]{self.label}[/]: {rows.schema.problem_reason}")
-        split = fit_data.split_rows(rows, tuning_data, label=self.label,
+        self._say(f"[bold]{label}[/]: {rows.schema.problem_reason}")
+        split = fit_data.split_rows(rows, tuning_data, label=label,
                                     problem_type=self.problem_type_,
                                     fraction=self.validation_fraction, seed=self.seed,
                                     say=self._say)
@@ -256,43 +262,8 @@ class Predictor:
                                                  budget=budget, texts=rows.df, say=self._say)
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         train_df, self.augmentation_ = fit_data.add_synthetic_rows(
-            split.train, rows.marked, augment, budget, log, label=self.label)
+            split.train, rows.marked, augment, budget, log, label=label)
         return train_df, split.val
-
-    def _candidate_run(self, train_df: pd.DataFrame, val_df: pd.DataFrame, budget: TimeBudget,
-                       log: list) -> CandidateRun:
-        """Step 4: the datasets and the run the candidates share."""
-        train_ds, val_ds = fit_data.make_datasets(train_df, val_df, self.transform_,
-                                                  seed=self.seed, log=log)
-        score, _, known = scorer(val_ds, self.problem_type_, self.transform_, self.label)
-        self.num_val_rows_ = int(known.sum())
-        metric, mode = PRIMARY_METRIC[self.problem_type_]
-        return CandidateRun(train_ds, val_ds, self.transform_, self.recipe_, self.problem_type_,
-                            budget, score, metric, mode, self.seed, self._say, log,
-                            time_limit=self.time_limit, progress=self.verbosity > 0,
-                            device=self.device)
-
-    def _fit_candidates(self, run: CandidateRun, refit: bool, **neural) -> tuple[tuple, dict]:
-        """Step 5: the classic candidates and the network, side by side on media tables
-        with two or more threads. Returns the classic models' flat features (x_train,
-        y_train, x_val) and the refits already made (None when not side by side)."""
-        spec, threads = run.spec, torch.get_num_threads()
-        categorical = flat_layout(spec, category_numbers(self.transform_.vocab_)).categorical
-        budget, candidates = run.budget, self.recipe_.candidates
-        run.too_small = budget.left_s() < MIN_TRAIN_S
-        if ((spec["image_shapes"] or spec["audio_shapes"]) and threads >= 2
-                and not run.too_small and not math.isinf(budget.left_s()) and candidates.neural):
-            # Media tables: the network would otherwise wait for the side thread's work.
-            refits = run.fit_side_by_side(categorical, refit=refit, threads=threads, **neural)
-            return (None, None, None), refits
-        flat = run.flat_features()
-        run.too_small = run.fit_classic(*flat, categorical)
-        if not run.too_small and candidates.neural:
-            # Time kept back for refitting the classic models on every labelled row (step 7).
-            reserve = (run.refit_reserve_s(len(run.train_ds) + len(run.val_ds)) if refit
-                       else 0.0)
-            run.fit_neural(refit_reserve_s=reserve, **neural)
-        return flat, None
 
     def _choose(self, run: CandidateRun) -> None:
         """Step 6 (:func:`polymodal.api.selection.choose`): predictions (and the saved
@@ -308,21 +279,19 @@ class Predictor:
 
     # ------------------------------------------------------------------ predict
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "chosen_"):
-            raise NotFittedError("This Predictor is not fitted yet; call fit(...) or Predictor.load(dir)")
-
     @property
-    def classes_(self) -> list | None:
-        """Classes (binary/multiclass) or tags (multilabel) in output order; None for regression."""
+    def classes_(self) -> np.ndarray | None:
+        """Classes (binary/multiclass) or tags (multilabel) in ``predict_proba``'s column
+        order, an array; None for regression."""
         self._check_fitted()
-        return self.transform_.classes_
+        classes = self.transform_.classes_
+        return None if classes is None else label_array(classes)
 
     def _prepare(self, data, drop: Iterable[str] | None) -> pd.DataFrame:
         """The table to predict on, checked against the training columns, with ``drop``
         columns emptied (every cell missing, as a row without them would be)."""
         self._check_fitted()
-        return prediction_table(read_table(data), self.schema_, drop,
+        return prediction_table(read_table(prediction_input(data, self)), self.schema_, drop,
                                 optional=OPTIONAL_MODALITIES)
 
     def _outputs(self, df: pd.DataFrame, *, with_label: bool = False
@@ -336,45 +305,50 @@ class Predictor:
             return blend(outputs, self.ensemble_weights_), dataset
         return outputs[self.chosen_], dataset
 
-    def predict_proba(self, df, *, drop: Iterable[str] | None = None) -> pd.DataFrame:
-        """Class (or tag) probabilities: one column per entry of ``classes_``, rows as in ``df``.
+    def _has_proba(self) -> bool:
+        if self._problem_type() == "regression":
+            raise AttributeError("predict_proba is for classification and multilabel; this "
+                                 "predictor does regression — call predict(X) for values")
+        return True
+
+    @available_if(_has_proba)
+    def predict_proba(self, X, *, drop: Iterable[str] | None = None) -> np.ndarray:
+        """Class (or tag) probabilities (N, K): a column per entry of ``classes_``, rows as
+        in ``X``. A regressor has no ``predict_proba`` (as scikit-learn's have none).
 
         ``drop`` names feature columns to mask out (treated as missing in every row), as
         the per-modality ablation does.
         """
-        self._check_fitted()
-        if self.problem_type_ == "regression":
-            raise ConfigError("predict_proba is for classification and multilabel; this predictor "
-                              "does regression — call predict(df) for values")
-        table = self._prepare(df, drop)
-        outputs, _ = self._outputs(table)
-        return pd.DataFrame(outputs, index=table.index, columns=list(self.classes_))
+        outputs, _ = self._outputs(self._prepare(X, drop))
+        return np.asarray(outputs, dtype=np.float64)
 
-    def predict(self, df, *, drop: Iterable[str] | None = None) -> pd.Series:
-        """Predictions in the label's own values, rows as in ``df``.
+    def predict(self, X, *, drop: Iterable[str] | None = None) -> np.ndarray:
+        """Predictions (N,) in the label's own values, rows as in ``X``.
 
         Classes as in the training table (strings stay strings, integers integers),
         regression values in the label's units, multilabel a list of tags per row.
         """
-        table = self._prepare(df, drop)
-        outputs, _ = self._outputs(table)
+        outputs, _ = self._outputs(self._prepare(X, drop))
         values = self.transform_.decode_label(outputs)
-        dtype = object if self.problem_type_ == "multilabel" else None  # a list of tags per row
-        return pd.Series(values, index=table.index, name=self.label, dtype=dtype)
+        if self.problem_type_ == "multilabel":  # a list of tags per row
+            return label_array(values)
+        if self.problem_type_ == "regression":
+            return np.asarray(values, dtype=np.float64)
+        return label_array(values, like=self.classes_)
 
     def evaluate(self, df) -> dict[str, float]:
         """Every metric of the problem type on ``df``'s labelled rows (a flat dict).
 
         Rows whose label is missing, or a class never seen in training, are not scored.
         """
-        table = self._prepare(df, None)
-        if self.label not in table.columns:
-            raise DataError(f"the table has no label column {self.label!r}, so the predictor cannot "
+        table, label = self._prepare(df, None), self.schema_.label
+        if label not in table.columns:
+            raise DataError(f"the table has no label column {label!r}, so the predictor cannot "
                             f"be scored on it; its columns are {list(table.columns)[:20]}")
         outputs, dataset = self._outputs(table, with_label=True)
-        y_true, known = targets(dataset, self.problem_type_, self.transform_, self.label)
+        y_true, known = targets(dataset, self.problem_type_, self.transform_, label)
         if not known.any():
-            raise DataError(f"no row of the table has a usable {self.label!r} value ({len(table)} "
+            raise DataError(f"no row of the table has a usable {label!r} value ({len(table)} "
                             "rows); pass rows with known labels")
         return all_metrics(self.problem_type_, self.transform_, y_true[known], outputs[known])
 
@@ -417,5 +391,6 @@ class Predictor:
 
     def __repr__(self) -> str:
         state = f"chosen={self.chosen_!r}" if hasattr(self, "chosen_") else "not fitted"
-        return f"Predictor(label={self.label!r}, preset={self.preset!r}, {state})"
+        return (f"Predictor(label={self.label!r}, problem_type={self.problem_type!r}, "
+                f"preset={self.preset!r}, {state})")
 

@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from polymodal.api.candidates import NEURAL
@@ -46,13 +47,16 @@ def predictor_config(p) -> dict:
     """The resolved configuration of a fitted predictor, as ``config.json`` holds it."""
     return {"params": saved_params(p),
             "recipe": None if p.recipe_ is None else to_dict(p.recipe_),
-            "problem_type": p.problem_type_, "label": p.label,
+            "problem_type": p.problem_type_, "label": p.schema_.label,
             "chosen": p.chosen_, "val_metric": p.val_metric_,
             "models": sorted(p.models_),
             "refit_on_all_rows": list(getattr(p, "refit_models_", [])),
             "neural": json_safe(getattr(p, "neural_config_", None)),
             "augmentation": json_safe(getattr(p, "augmentation_", None)),
-            "data": getattr(p, "data_fingerprint_", None)}
+            "data": getattr(p, "data_fingerprint_", None),
+            "n_features_in": p.n_features_in_,
+            "feature_names_in": (None if not hasattr(p, "feature_names_in_")
+                                 else p.feature_names_in_.tolist())}
 
 
 def write_predictor(p, directory: str | os.PathLike) -> Path:
@@ -126,6 +130,12 @@ def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
     predictor.augmentation_ = config.get("augmentation")
     predictor.data_fingerprint_ = config.get("data")  # None in folders saved before cards
     predictor.leaderboard_ = leaderboard
+    # Folders saved before the scikit-learn attributes: every column but the label.
+    features = [c for c in schema.columns if c != schema.label]
+    predictor.n_features_in_ = config.get("n_features_in", len(features))
+    names = config.get("feature_names_in", features)
+    if names is not None:
+        predictor.feature_names_in_ = np.asarray(names, dtype=object)
     log_path = path / "train_log.jsonl"
     try:
         predictor.train_log_ = read_json(log_path, lines=True) if log_path.is_file() else []

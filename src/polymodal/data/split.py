@@ -40,8 +40,8 @@ def validation_split(df: pd.DataFrame, label: str, problem_type: str, *, fractio
     n = len(df)
     n_val = max(1, min(MAX_VALIDATION_ROWS, int(round(fraction * n))))
     if n - n_val < 2:
-        raise DataError(f"the training table has {n} labelled row(s); a predictor needs at "
-                        "least 3 (2 to train on, 1 to validate on)")
+        raise DataError(f"the training table has {n} labelled row(s) (n_samples={n}); a "
+                        "predictor needs at least 3 (2 to train on, 1 to validate on)")
     stratify = None
     if problem_type in ("binary", "multiclass"):
         keys = hashable_values(df[label]).astype(str).to_numpy()

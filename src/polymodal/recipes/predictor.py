@@ -192,7 +192,7 @@ def predictor_param_problems(p: dict) -> list[str]:
     each problem naming the argument, the value and the fix; empty when nothing is."""
     problems = common_param_problems(p, columns_example="{'zip': 'categorical'}")
 
-    if not isinstance(p['label'], str) or not p['label']:
+    if p["label"] is not None and (not isinstance(p["label"], str) or not p["label"]):
         problems.append(f"label={p['label']!r} must be a column name (a non-empty string)")
     if p['problem_type'] not in ("auto", *PROBLEM_TYPES):
         problems.append(f"problem_type={p['problem_type']!r} must be 'auto' or one of "

@@ -192,7 +192,7 @@ def prediction_payload(predictor, table: pd.DataFrame) -> dict:
         values = predictor.predict(table).tolist()
         return {"predictions": [json_safe(v) for v in values], "probabilities": None,
                 "classes": None}
-    proba = predictor.predict_proba(table).to_numpy(dtype=np.float64)  # (N, K)
+    proba = np.asarray(predictor.predict_proba(table), dtype=np.float64)  # (N, K)
     predictions = [json_safe(v) for v in predictor.transform_.decode_label(proba)]
     names = [str(c) for c in classes]
     probabilities = [dict(zip(names, (round(float(p), 6) for p in row), strict=True))

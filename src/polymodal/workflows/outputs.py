@@ -44,13 +44,14 @@ def prediction_frame(predictor, table) -> pd.DataFrame:
     ids = [c for c, col in schema.columns.items()
            if col.modality == "ignored" and "ID-like" in col.reason and c in df.columns]
     frame = df[ids].reset_index(drop=True).copy()
-    predictions = predictor.predict(df).reset_index(drop=True)
+    predictions = predictor.predict(df)  # (N,)
     if predictor.problem_type_ == "multilabel":
         delimiter = schema.columns[schema.label].delimiter or "|"
-        predictions = predictions.map(lambda tags: delimiter.join(map(str, tags)))
+        predictions = [delimiter.join(map(str, tags)) for tags in predictions]
     frame["prediction"] = predictions
     if predictor.problem_type_ != "regression":
-        proba = predictor.predict_proba(df).reset_index(drop=True)
+        proba = pd.DataFrame(predictor.predict_proba(df),  # (N, K), in classes_ order
+                             columns=list(predictor.classes_))
         frame = pd.concat([frame, proba.add_prefix("proba_")], axis=1)
     return frame
 
