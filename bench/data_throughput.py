@@ -104,7 +104,7 @@ def run_polymodal(csv: Path, on_batch=None) -> dict:
     end = time.perf_counter()
     assert images.shape[1:] == (1, 28, 28), images.shape
     again = time.perf_counter()
-    for batch in loader:  # a later epoch: from the cache
+    for _batch in loader:  # a later epoch: from the cache
         pass
     cached_s = time.perf_counter() - again
     return {

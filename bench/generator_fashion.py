@@ -184,13 +184,17 @@ def run_peer(preset: Preset, args) -> dict:
     classes = sorted(train["label"].unique().tolist())
     labels = torch.tensor(train["label"].map({c: i for i, c in enumerate(classes)}).to_numpy())
 
+    # A CUDA GPU when there is one (bench/gpu_check.py), as polymodal's device="auto" does;
+    # random numbers are drawn on the CPU either way, so the streams do not change.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data, labels = data.to(device), labels.to(device)
     torch.manual_seed(args.seed)
     model = UNet2DModel(
         sample_size=cfg.sample_size, in_channels=1, out_channels=1,
         layers_per_block=cfg.layers_per_block, block_out_channels=cfg.block_out_channels,
         down_block_types=cfg.down_block_types, up_block_types=cfg.up_block_types,
         num_class_embeds=len(classes),
-    )
+    ).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     optimizer = torch.optim.AdamW(model.parameters(), lr=preset.peer_lr)
@@ -200,9 +204,10 @@ def run_peer(preset: Preset, args) -> dict:
     start, step = time.perf_counter(), 0
     while time.perf_counter() - start < args.budget_s:
         index = torch.randint(len(data), (preset.peer_batch_size,), generator=generator)
-        x0, y = data[index], labels[index]  # (B, 1, S, S), (B,)
-        noise = torch.randn(x0.shape, generator=generator)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
+        x0, y = data[index.to(device)], labels[index.to(device)]  # (B, 1, S, S), (B,)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),),
+                          generator=generator).to(device)
         eps = model(scheduler.add_noise(x0, noise, t), t, class_labels=y).sample
         loss = torch.nn.functional.mse_loss(eps, noise)
         optimizer.zero_grad(set_to_none=True)
@@ -225,11 +230,12 @@ def run_peer(preset: Preset, args) -> dict:
     start = time.perf_counter()
     with torch.no_grad():
         for begin in range(0, args.n_samples, 250):
-            y = asked_index[begin : begin + 250]
-            x = torch.randn((len(y), 1, cfg.sample_size, cfg.sample_size), generator=generator)
+            y = asked_index[begin : begin + 250].to(device)
+            x = torch.randn((len(y), 1, cfg.sample_size, cfg.sample_size),
+                            generator=generator).to(device)
             for t in ddim.timesteps:
                 x = ddim.step(ema(x, t, class_labels=y).sample, t, x).prev_sample
-            chunks.append(x)
+            chunks.append(x.cpu())
     sampling_s = time.perf_counter() - start
     x = torch.cat(chunks)
     before = (cfg.sample_size - side) // 2

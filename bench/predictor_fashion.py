@@ -127,17 +127,19 @@ def run_seed_cnn(seed: int) -> dict:
         x = torch.from_numpy(np.stack(df["image"].to_numpy())).float().div_(255.0)  # (N, 28, 28)
         return x.unsqueeze(1), torch.from_numpy(df["label"].to_numpy().astype(np.int64))
 
-    (x, y), (tx, ty) = tensors(train), tensors(test)
+    # A CUDA GPU when there is one (bench/gpu_check.py), as polymodal's device="auto" does.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    (x, y), (tx, ty) = (tuple(a.to(device) for a in pair) for pair in (tensors(train), tensors(test)))
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),  # (B, 32, 13, 13)
-        nn.Linear(32 * 13 * 13, 64), nn.ReLU(), nn.Linear(64, 10))
+        nn.Linear(32 * 13 * 13, 64), nn.ReLU(), nn.Linear(64, 10)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
     for _ in range(10):
         order = torch.randperm(len(x), generator=generator)
         for i in range(0, len(x), 128):
-            idx = order[i:i + 128]
+            idx = order[i:i + 128].to(device)
             optimizer.zero_grad()
             loss_fn(model(x[idx]), y[idx]).backward()
             optimizer.step()
