@@ -242,6 +242,7 @@ class CandidateRun:
             early_stopping_patience=training.early_stopping_patience,
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
             seed=self.seed, progress=self.progress, device=self.device,
+            compile=training.compile,
             # Image networks are convolutions, which AMX tiles run in bf16 far faster.
             precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
                        else "auto"),

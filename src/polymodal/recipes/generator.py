@@ -122,6 +122,9 @@ class GeneratorTrainingRecipe:
     ema_halflife_images: float | None = DEFAULT_EMA_HALFLIFE_IMAGES
     """Half-life of the weight EMA in training images; None for no EMA."""
 
+    compile: bool = False
+    """``torch.compile`` the network before training (see ``TrainConfig.compile``)."""
+
 
 @dataclass(frozen=True)
 class SamplingRecipe:
@@ -203,6 +206,8 @@ class GeneratorRecipe:
                 _number_in(t.ema_halflife_images, 0.0, math.inf) and t.ema_halflife_images > 0):
             problems.append(f"training.ema_halflife_images={t.ema_halflife_images!r} must be "
                             "a number of images > 0, or null for no EMA")
+        if not isinstance(t.compile, bool):
+            problems.append(f"training.compile={t.compile!r} must be true or false")
         s = self.sampling
         problems += sampling_problems(s.guidance, s.num_steps, s.sampler, s.guidance_interval,
                                       prefix="sampling.")

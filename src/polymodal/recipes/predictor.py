@@ -85,6 +85,9 @@ class NetworkTrainingRecipe:
     label_smoothing: float = 0.0
     """Label smoothing of the classification loss (0 for regression and multilabel)."""
 
+    compile: bool = False
+    """``torch.compile`` the fusion network before training (see ``TrainConfig.compile``)."""
+
 
 @dataclass(frozen=True)
 class CandidatesRecipe:
@@ -150,8 +153,9 @@ class PredictorRecipe:
         if not _int_at_least(t.early_stopping_patience, 1):
             problems.append(f"training.early_stopping_patience={t.early_stopping_patience!r} "
                             "must be an integer >= 1")
-        if not isinstance(t.ema, bool):
-            problems.append(f"training.ema={t.ema!r} must be true or false")
+        for name in ("ema", "compile"):
+            if not isinstance(getattr(t, name), bool):
+                problems.append(f"training.{name}={getattr(t, name)!r} must be true or false")
         unknown = [k for k in c.classic if k not in CLASSIC_KINDS]
         if unknown:
             problems.append(f"candidates.classic has unknown kind(s) {unknown}; the kinds are "

@@ -123,6 +123,11 @@ class TrainConfig:
     num_workers: int = 0
     """DataLoader worker processes (0 loads in the training process)."""
 
+    compile: bool = False
+    """``torch.compile`` the forward the loss calls (the model's weights, EMA and
+    checkpoints are unchanged). Compiling costs seconds up front and pays back only on long
+    runs; off by default (bench/RESULTS.md, 'compile')."""
+
     log_every_steps: int = 10
     """Write a log record (mean loss, LR, throughput) every this many steps."""
 
@@ -227,7 +232,7 @@ class TrainConfig:
              "must be an integer >= 0")
         need(is_int(self.log_every_steps) and self.log_every_steps >= 1, "log_every_steps",
              "must be an integer >= 1")
-        for name in ("progress", "deterministic", "restore_best_weights"):
+        for name in ("progress", "deterministic", "restore_best_weights", "compile"):
             need(isinstance(getattr(self, name), bool), name, "must be True or False")
         if problems:
             raise ConfigError("Invalid training config:\n  - " + "\n  - ".join(problems))

@@ -88,7 +88,8 @@ def generator_train_config(num_images: int, *, batch_size: int, lr: float,
                            max_epochs: int, ema_halflife_images: float | None,
                            time_left_s: float | None, seed: int, progress: bool,
                            precision: str, checkpoints: bool,
-                           max_steps: int | None = None, device: str = "auto") -> TrainConfig:
+                           max_steps: int | None = None, device: str = "auto",
+                           compile: bool = False) -> TrainConfig:
     """The loop's settings: the recipe's, with ``max_epochs`` only without a time limit
     or a step bound (``max_steps``)."""
     steps_per_epoch = math.ceil(num_images / batch_size)
@@ -100,7 +101,7 @@ def generator_train_config(num_images: int, *, batch_size: int, lr: float,
         # Evaluations are cheap (one fixed batch) and drive the sample grids.
         eval_every_steps=min(steps_per_epoch, 200),
         checkpoint_every_s=CHECKPOINT_EVERY_S if checkpoints else None, seed=seed,
-        progress=progress, precision=precision, device=device,
+        progress=progress, precision=precision, device=device, compile=compile,
         restore_best_weights=False)  # the EMA weights, not the noisiest-best snapshot
 
 

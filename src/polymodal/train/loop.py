@@ -282,6 +282,11 @@ class _Run:
         if ctx.enabled:
             self.wrapped = DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            # Only the forward the loss calls; EMA, evaluation and checkpoints use ``model``,
+            # whose state dict keeps its names. Static shapes: a short last batch compiles
+            # once more, and random draws with an optional generator trace.
+            self.wrapped = torch.compile(self.wrapped, dynamic=False)
 
         # Data order: a seeded sampler per epoch; the DataLoader draws its workers' base
         # seed from its own generator, so it never consumes the global torch RNG.
