@@ -512,3 +512,30 @@ def test_cpu_bf16_is_fast_only_with_amx_tiles(tmp_path, monkeypatch):
 def test_the_optimizer_is_fused_on_cpu():
     opt = build_optimizer(make_model(), lr=1e-3, weight_decay=0.01, betas=(0.9, 0.999))
     assert opt.defaults["fused"] is True
+
+
+def test_compiled_training_matches_eager_and_keeps_the_weight_names():
+    """TrainConfig.compile: the same steps give the same weights (up to kernel rounding),
+    under the same state-dict names, so EMA, checkpoints and saved models are unchanged."""
+    from torch.utils.data import TensorDataset
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 8, generator=gen)
+    y = (x[:, 0] > 0).long()
+    from torch._dynamo.utils import counters
+
+    weights, frames = {}, {}
+    for compiled in (False, True):
+        before = counters["frames"]["ok"]
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+        config = TrainConfig(max_steps=4, batch_size=32, compile=compiled, progress=False,
+                             checkpoint_every_s=None, seed=0)
+        Trainer(config).fit(model, TensorDataset(x, y), loss_fn=lambda m, b: torch.nn.functional
+                            .cross_entropy(m(b[0]), b[1]))
+        weights[compiled] = model.state_dict()
+        frames[compiled] = counters["frames"]["ok"] - before
+    assert frames[False] == 0 and frames[True] > 0  # it did compile, and only when asked
+    assert list(weights[True]) == list(weights[False])
+    for name, value in weights[False].items():
+        assert torch.allclose(weights[True][name], value, atol=1e-5), name
