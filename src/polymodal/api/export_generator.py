@@ -27,6 +27,7 @@ from polymodal.api.export_onnx import (
     write_spec,
 )
 from polymodal.api.export_readme import generator_readme
+from polymodal.api.export_text import needs_minilm, write_minilm
 
 
 class _Velocity(nn.Module):
@@ -67,6 +68,8 @@ def export_generator(g, out: str | os.PathLike, *, force: bool = False) -> Path:
             export_graph(graph, example_inputs(spec, inputs), folder / "condition.onnx",
                          list(inputs), "cond")
         export_graph(_Velocity(g.unet_), args, folder / "unet.onnx", names, "velocity")
+        if needs_minilm(pre):
+            write_minilm(folder)
         write_spec(folder, pre)
         (folder / "README.md").write_text(generator_readme(g, pre), encoding="utf-8")
 

@@ -202,11 +202,6 @@ def preprocess_spec(transform, columns: list[str], media: dict[str, str],
             raise ExportError(f"audio column {column!r} cannot be exported yet: its log-mel "
                               "front end has no numpy runtime; refit without it "
                               f"(--column {column}=ignored)")
-        if modality == "text" and transform.text_embedder_.kind != "hashed":
-            raise ExportError(
-                f"text column {column!r} is embedded with {transform.text_embedder_.kind}, "
-                "whose sentence model is not part of the export; refit with "
-                "--text-encoder hashed (an n-gram encoder the runtime reimplements in numpy)")
     numbers = category_numbers(transform.vocab_)
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -219,13 +214,34 @@ def preprocess_spec(transform, columns: list[str], media: dict[str, str],
                                      [None if v != v else float(v) for v in numbers[c]])}
                         for c, v in transform.vocab_.items()],
         "multilabel": [{"column": c, **v} for c, v in transform.tag_vocab_.items()],
-        "text": [{"column": c, "input": media[c], "kind": "hashed",
-                  "dim": transform.text_embedder_.hashed_dim}
-                 for c in schema.by_modality("text") if c in media],
+        "text": text_entries(transform, media),
         "image": [{"column": c, "input": media[c], "shape": list(transform.image_shapes_[c])}
                   for c in schema.by_modality("image") if c in media],
         "mask_inputs": masks,
     }
+
+
+MINILM_KINDS = ("minilm", "minilm+hashed")
+
+
+def text_entries(transform, media: dict[str, str]) -> list[dict]:
+    """``preprocess.json``'s ``text`` list: per exported text column its input name and
+    how it is embedded (``kind``: hashed, minilm or minilm+hashed; the n-gram buckets, and
+    MiniLM's size and token limit; MiniLM's files: :mod:`polymodal.api.export_text`)."""
+    embedder = transform.text_embedder_
+    entries = []
+    for column in transform.schema.by_modality("text"):
+        if column not in media:
+            continue
+        entry = {"column": column, "input": media[column], "kind": embedder.kind,
+                 "dim": embedder.hashed_dim}
+        if embedder.kind in MINILM_KINDS:
+            from polymodal.data.text import MINILM_DIM, _load_minilm
+
+            entry["minilm"] = {"dim": MINILM_DIM,
+                               "max_length": int(_load_minilm().max_seq_length)}
+        entries.append(entry)
+    return entries
 
 
 def write_spec(folder: Path, spec: dict) -> None:

@@ -31,6 +31,7 @@ from polymodal.api.export_onnx import (
     write_spec,
 )
 from polymodal.api.export_readme import predictor_readme
+from polymodal.api.export_text import needs_minilm, write_minilm
 from polymodal.api.neural import mirrored
 from polymodal.models.classic import CLASSIC_KINDS, flat_layout
 from polymodal.models.heads import predict_from_outputs
@@ -88,6 +89,8 @@ def export_predictor(p, out: str | os.PathLike, *, force: bool = False) -> Path:
         width = flat_layout(spec, _numbers(p)).num_features
         for name in classic:
             pre["models"][name] = _write_classic(name, p.models_[name], width, folder)
+        if needs_minilm(pre):
+            write_minilm(folder)
         write_spec(folder, pre)
         (folder / "README.md").write_text(predictor_readme(p, pre), encoding="utf-8")
 

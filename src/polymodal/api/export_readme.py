@@ -24,6 +24,16 @@ _SPEC_FIELDS = """\
 """
 
 
+def _minilm_note(spec: dict) -> str:
+    """A line on the MiniLM files, when a text column is embedded with MiniLM."""
+    columns = [e["column"] for e in spec.get("text", []) if e["kind"] != "hashed"]
+    if not columns:
+        return ""
+    return (f"\nText column(s) {', '.join(f'`{c}`' for c in columns)} are embedded with MiniLM: "
+            "`minilm.onnx` (the transformer, mean pooling, L2 norm), `minilm_vocab.txt` and "
+            "`minilm.py` (its WordPiece tokenizer in plain Python), loaded by `runtime.py`.")
+
+
 def predictor_readme(p, spec: dict) -> str:
     label = spec["label"]
     models = ", ".join(f"`{m['file']}` (weight {spec['weights'][n]:.3g})"
@@ -36,7 +46,7 @@ def predictor_readme(p, spec: dict) -> str:
     return f"""# ONNX export of a polymodal predictor of `{label['column']}`
 
 Problem: {label['problem_type']}; model: {spec['chosen']} ({models}).
-Scored with onnxruntime and numpy alone (Pillow for image columns): no torch, no polymodal.
+Scored with onnxruntime and numpy alone (Pillow for image columns): no torch, no polymodal.{_minilm_note(spec)}
 
 ## Input contract
 
@@ -94,7 +104,7 @@ def generator_readme(g, spec: dict) -> str:
 `unet.onnx` is the velocity network of the rectified flow; `condition.onnx` encodes the
 condition columns to the vector the UNet takes. `runtime.py` integrates the flow with
 numpy ({sampling['sampler']}, {sampling['num_steps']} steps, guidance {sampling['guidance']}
-inside t in {sampling['guidance_interval']} by default), with onnxruntime alone.
+inside t in {sampling['guidance_interval']} by default), with onnxruntime alone.{_minilm_note(spec)}
 
 ## Input contract
 

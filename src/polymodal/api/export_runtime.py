@@ -300,9 +300,23 @@ def _open_image(cell, base_dir, channels: int):
 class RowEncoder:
     """Raw rows -> the named arrays the ONNX graphs take (see README.md, 'Inputs')."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, folder=None, threads: int | None = None):
         self.spec = spec
         self.clip = float(spec["numeric_clip"])
+        self.folder, self.threads, self._minilm = folder, threads, None
+
+    def embed_text(self, texts: list[str], entry: dict) -> np.ndarray:
+        """A text column's vectors: hashed n-grams, MiniLM (``minilm.py`` beside this file),
+        or both side by side (``minilm+hashed``), as polymodal's ``text_encoder``."""
+        parts = []
+        if entry["kind"] in ("minilm", "minilm+hashed"):
+            if self._minilm is None:
+                self._minilm = _import_minilm(self.folder).MiniLM(
+                    self.folder, entry["minilm"]["max_length"], self.threads)
+            parts.append(self._minilm.embed(texts))
+        if entry["kind"] in ("hashed", "minilm+hashed"):
+            parts.append(hashed_embedding(texts, entry["dim"]))
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
     def encode(self, rows: list[dict], base_dir=None) -> dict[str, np.ndarray]:
         s, n = self.spec, len(rows)
@@ -352,7 +366,7 @@ class RowEncoder:
         for entry in s["text"]:
             column = cells(entry["column"])
             present = np.array([not cell_missing(c) for c in column])
-            embedded = hashed_embedding([_as_text(c) for c in column], entry["dim"])
+            embedded = self.embed_text([_as_text(c) for c in column], entry)
             embedded[~present] = 0.0
             arrays[entry["input"]] = embedded
             masks[entry["column"]] = present
@@ -434,6 +448,17 @@ def edge_statistics(images: np.ndarray) -> np.ndarray:
                           axis=1).astype(np.float32)
 
 
+def _import_minilm(folder):
+    """The ``minilm.py`` an export with MiniLM text ships beside this file."""
+    import importlib.util
+
+    path = Path(folder) / "minilm.py"
+    module_spec = importlib.util.spec_from_file_location("polymodal_export_minilm", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def _session(path: Path, threads: int | None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     if threads is not None:
@@ -466,7 +491,7 @@ class Predictor:
     def __init__(self, folder, threads: int | None = None):
         self.folder = Path(folder)
         self.spec = json.loads((self.folder / SPEC_FILE).read_text())
-        self.encoder = RowEncoder(self.spec)
+        self.encoder = RowEncoder(self.spec, self.folder, threads)
         self.sessions = {name: _session(self.folder / m["file"], threads)
                          for name, m in self.spec["models"].items()}
 
@@ -539,7 +564,7 @@ class Generator:
     def __init__(self, folder, threads: int | None = None):
         self.folder = Path(folder)
         self.spec = json.loads((self.folder / SPEC_FILE).read_text())
-        self.encoder = RowEncoder(self.spec)
+        self.encoder = RowEncoder(self.spec, self.folder, threads)
         self.unet = _session(self.folder / self.spec["unet"]["file"], threads)
         condition = self.spec["condition"]
         self.condition = (None if condition is None
