@@ -7,7 +7,7 @@ import torch
 
 from polymodal.errors import ConfigError
 from polymodal.train import DEVICES, TrainConfig, resolve_device
-from polymodal.train.devices import autocast_bf16, device_problem
+from polymodal.train.devices import autocast_dtype, device_problem
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 
@@ -55,10 +55,14 @@ def test_the_cli_offers_the_same_devices():
     assert tuple(d.value for d in Device) == DEVICES
 
 
-def test_bf16_autocast_only_when_asked_or_on_a_gpu_with_bf16():
-    cpu = torch.device("cpu")
-    assert autocast_bf16(cpu, "auto") is False
-    assert autocast_bf16(cpu, "fp32") is False
-    assert autocast_bf16(cpu, "bf16") is True
-    if torch.cuda.is_available():
-        assert autocast_bf16(torch.device("cuda"), "auto") is torch.cuda.is_bf16_supported()
+def test_autocast_dtype_by_precision_and_device(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype(cpu, "auto") is None and autocast_dtype(cpu, "fp32") is None
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16"):  # fp16 needs CUDA (and loss scaling)
+        autocast_dtype(cpu, "fp16")
+    # A CUDA GPU under "auto": bf16 where it computes in bf16, else fp16 (scaled).
+    for has_bf16, expected in ((True, torch.bfloat16), (False, torch.float16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda has=has_bf16: has)
+        assert autocast_dtype(cuda, "auto") is expected
+    assert autocast_dtype(cuda, "fp16") is torch.float16 and autocast_dtype(cuda, "fp32") is None

@@ -402,9 +402,9 @@ def test_unknown_config_key_is_named_with_the_known_ones():
 
 def test_validate_reports_every_problem_at_once():
     with pytest.raises(ConfigError) as err:
-        TrainConfig(batch_size=0, lr=-1.0, precision="fp16").validate()
+        TrainConfig(batch_size=0, lr=-1.0, precision="fp8").validate()
     message = str(err.value)
-    assert "batch_size=0" in message and "lr=-1.0" in message and "'fp16'" in message
+    assert "batch_size=0" in message and "lr=-1.0" in message and "'fp8'" in message
 
 
 def test_config_round_trips_through_json():
@@ -512,6 +512,27 @@ def test_cpu_bf16_is_fast_only_with_amx_tiles(tmp_path, monkeypatch):
 def test_the_optimizer_is_fused_on_cpu():
     opt = build_optimizer(make_model(), lr=1e-3, weight_decay=0.01, betas=(0.9, 0.999))
     assert opt.defaults["fused"] is True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp16_autocast_trains_with_loss_scaling():
+    data = make_data()
+    dtypes = []
+
+    def loss_fn(model, batch):
+        x, y = batch
+        out = model(x).squeeze(-1)
+        dtypes.append(out.dtype)
+        return ((out.float() - y) ** 2).mean()
+
+    model = make_model()
+    result = Trainer(config(device="cuda", precision="fp16", max_epochs=15)).fit(
+        model, data, loss_fn=loss_fn, eval_fn=lambda m: make_eval(
+            TensorDataset(*(t.cuda() for t in data.tensors)))(m))
+    assert set(dtypes) == {torch.float16}
+    assert next(model.parameters()).dtype == torch.float32  # weights stay fp32
+    assert result.stop_reason != "nan_loss" and result.best_metric < 2.0
 
 
 def test_compiled_training_matches_eager_and_keeps_the_weight_names():

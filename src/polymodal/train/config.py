@@ -17,7 +17,7 @@ from typing import Any
 from polymodal.errors import ConfigError
 from polymodal.train.devices import DEVICES
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES_HINT = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 CPUINFO = "/proc/cpuinfo"
 
@@ -114,7 +114,8 @@ class TrainConfig:
     bitwise reproducible without it). A process-wide switch, so off by default."""
 
     precision: str = "auto"
-    """'auto' (bf16 autocast on a GPU with bf16, else fp32), 'fp32' or 'bf16'."""
+    """'auto' (on a CUDA GPU: bf16 autocast where it has bf16, else fp16 with loss scaling;
+    fp32 elsewhere), 'fp32', 'bf16' or 'fp16' (CUDA only)."""
 
     device: str = "auto"
     """'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'. Under
@@ -223,8 +224,7 @@ class TrainConfig:
              "checkpoint_every_s", "must be a number of seconds >= 0, or None")
         need(is_int(self.seed) and self.seed >= 0, "seed", "must be an integer >= 0")
         need(self.precision in PRECISIONS, "precision",
-             f"must be one of {', '.join(map(repr, PRECISIONS))} (fp16 is not supported: "
-             f"use 'bf16')")
+             f"must be one of {', '.join(map(repr, PRECISIONS))}")
         need(isinstance(self.device, str) and (
             self.device in DEVICES or self.device.startswith("cuda:")),
              "device", f"must be {DEVICES_HINT}")

@@ -50,11 +50,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_bf16(device: torch.device, precision: str) -> bool:
-    """Whether the loop runs forward passes under bf16 autocast: when asked (``"bf16"``),
-    or with ``"auto"`` on a GPU that computes in bf16 (Ampere and later). Older GPUs and
-    MPS stay fp32 under ``"auto"``: fp16 would need loss scaling, which the loop has not."""
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The dtype the loop's forward passes autocast to, or None for fp32: bf16 when asked,
+    fp16 when asked (CUDA only; the loop then scales the loss), and under ``"auto"`` on a
+    CUDA GPU bf16 where it computes in bf16 (Ampere and later), else fp16. The CPU and MPS
+    stay fp32 under ``"auto"``."""
     if precision == "bf16":
-        return True
-    return (precision == "auto" and device.type == "cuda"
-            and torch.cuda.is_bf16_supported())
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ConfigError(f"precision='fp16' needs a CUDA device, not {device.type}; use "
+                              "'bf16' or 'fp32' there")
+        return torch.float16
+    if precision == "auto" and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None

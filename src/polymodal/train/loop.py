@@ -51,7 +51,7 @@ from polymodal.train.batches import ResumableSampler, batch_length, move_to
 from polymodal.train.budget import TimeBudget
 from polymodal.train.checkpoint import CHECKPOINT_NAME
 from polymodal.train.config import TrainConfig
-from polymodal.train.devices import autocast_bf16, resolve_device
+from polymodal.train.devices import autocast_dtype, resolve_device
 from polymodal.train.distributed import DistributedContext
 from polymodal.train.ema import ModelEMA
 from polymodal.train.progress import JsonlLog, ProgressDisplay, progress_enabled
@@ -252,7 +252,11 @@ class _Run:
             torch.use_deterministic_algorithms(True)
         # Distinct streams per rank (dropout, noise), identical to a single process on rank 0.
         seed_everything(cfg.seed + ctx.rank)
-        self.use_bf16 = autocast_bf16(device, cfg.precision)
+        self.amp_dtype = autocast_dtype(device, cfg.precision)
+        # fp16 gradients underflow without loss scaling; a step whose scaled gradients
+        # overflow is skipped and the scale lowered, rather than stopping the run.
+        self.scaler = (torch.amp.GradScaler(device.type) if self.amp_dtype == torch.float16
+                       else None)
 
         # Model, EMA, optimiser, state — then overwrite from the checkpoint if resuming.
         model.to(device)
@@ -395,7 +399,8 @@ class _Run:
                    planned_steps=self.state.planned_steps, min_lr_ratio=cfg.min_lr_ratio)
         set_lr(optimizer, lr)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                            enabled=self.amp_dtype is not None):
             loss, logs = _unpack_loss(self.loss_fn(self.wrapped, batch))
         flags.zero_()
         flags[0] = float(not bool(torch.isfinite(loss.detach())))
@@ -408,6 +413,8 @@ class _Run:
         if flags[0] > 0:
             self.stop_reason, self.nan_step = "nan_loss", self.state.step
             return False
+        if self.scaler is not None:
+            return self._scaled_step(loss, lr, logs, batch)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), cfg.grad_clip_norm or math.inf)
@@ -417,6 +424,20 @@ class _Run:
             self.stop_reason, self.nan_step = "nan_loss", self.state.step
             return False
         optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, self.state.step)
+        self._account(batch, lr, logs)
+        return True
+
+    def _scaled_step(self, loss: torch.Tensor, lr: float, logs: dict, batch: Any) -> bool:
+        """The fp16 step: backward through the scaled loss; the scaler skips the update
+        when the gradients overflowed (and lowers the scale), so that is no failure."""
+        scaler, optimizer = self.scaler, self.optimizer
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm or math.inf)
+        scaler.step(optimizer)
+        scaler.update()
         if self.ema is not None:
             self.ema.update(self.model, self.state.step)
         self._account(batch, lr, logs)
