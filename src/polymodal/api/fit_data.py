@@ -238,9 +238,9 @@ def make_datasets(train: pd.DataFrame, val: pd.DataFrame, transform: TableTransf
 
 def _cache_media(spec: dict, num_rows: int) -> bool:
     """Whether decoded images/audio of ``num_rows`` rows fit in MEDIA_CACHE_BYTES."""
-    per_row = sum(math.prod(s) for s in spec["image_shapes"].values())
-    per_row += sum(math.prod(s) for s in spec["audio_shapes"].values())
-    return per_row * 4 * num_rows <= MEDIA_CACHE_BYTES
+    per_row = sum(math.prod(s) for s in spec["image_shapes"].values())  # uint8 pixels
+    per_row += 4 * sum(math.prod(s) for s in spec["audio_shapes"].values())  # float32
+    return per_row * num_rows <= MEDIA_CACHE_BYTES
 
 
 def _cores() -> int:

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from polymodal.data.batch import Batch
-from polymodal.data.image_encoding import AUGMENT_DRAWS
+from polymodal.data.image_encoding import AUGMENT_DRAWS, decode_image_pixels, pixels_to_float
 from polymodal.data.transforms import EncodedTable, TableTransform
 from polymodal.errors import ConfigError, DataError
 
@@ -70,7 +70,7 @@ class TableDataset(Dataset):
         df: the table (its ``attrs["base_dir"]`` is where relative media paths resolve).
         transform: a fitted :class:`TableTransform`.
         train: apply the transform's image augmentation (if it has one).
-        cache_media: keep decoded (un-augmented) image/audio tensors in memory after the
+        cache_media: keep decoded (un-augmented) images (as uint8 pixels) and audio in memory after the
             first read — for small tables that are read many times. With worker processes
             each worker fills its own copy, which ends with the epoch.
         with_label: include the label when the table has it.
@@ -97,7 +97,7 @@ class TableDataset(Dataset):
         self.encoded: EncodedTable = transform.encode(
             df, with_label=with_label, allow_missing_columns=allow_missing_columns
         )
-        self._media_cache: dict[tuple[str, int], tuple[torch.Tensor, bool]] = {}
+        self._media_cache: dict[str, _ColumnCache] = {}
 
     def __len__(self) -> int:
         return self.encoded.n_rows
@@ -150,13 +150,20 @@ class TableDataset(Dataset):
         mask = {c: torch.from_numpy(np.asarray(present[idx], dtype=bool))
                 for c, present in enc.mask.items()}
         draws = self._augment_draws(idx)
-        # Mirroring is done below on the stacked batch (the same pixels, fewer calls).
-        media = [self._media_row(index, None if draws is None else draws[k], flip=False)
-                 for k, index in enumerate(idx.tolist())] if enc.image or enc.audio else []
-        image = {c: torch.stack([m[0][c] for m in media]) for c in enc.image}  # (B, C, H, W)
-        audio = {c: torch.stack([m[1][c] for m in media]) for c in enc.audio}  # (B, 1, M, T)
-        for col in (*enc.image, *enc.audio):
-            mask[col] = torch.tensor([m[2][col] for m in media], dtype=torch.bool)
+        if draws is None and self._cached(idx):  # one gather per column from the cache
+            image, audio = {}, {}
+            for col in (*enc.image, *enc.audio):
+                values, present = self._from_cache(col, idx)
+                (image if col in enc.image else audio)[col] = values
+                mask[col] = torch.from_numpy(present)
+        else:
+            # Mirroring is done below on the stacked batch (the same pixels, fewer calls).
+            media = [self._media_row(index, None if draws is None else draws[k], flip=False)
+                     for k, index in enumerate(idx.tolist())] if enc.image or enc.audio else []
+            image = {c: torch.stack([m[0][c] for m in media]) for c in enc.image}  # (B, C, H, W)
+            audio = {c: torch.stack([m[1][c] for m in media]) for c in enc.audio}  # (B, 1, M, T)
+            for col in (*enc.image, *enc.audio):
+                mask[col] = torch.tensor([m[2][col] for m in media], dtype=torch.bool)
         for k, col in enumerate(enc.image if draws is not None else ()):
             flip = self.transform.flips(draws[:, k * AUGMENT_DRAWS:(k + 1) * AUGMENT_DRAWS])
             if flip is not None and (flip & mask[col].numpy()).any():
@@ -200,14 +207,43 @@ class TableDataset(Dataset):
 
     def _media(self, modality: str, column: str, index: int, cell) -> tuple[torch.Tensor, bool]:
         """Decode one image/audio cell (un-augmented), through the cache if enabled."""
-        key = (column, index)
-        if self.cache_media and key in self._media_cache:
-            return self._media_cache[key]
-        decode = self.transform.image_tensor if modality == "image" else self.transform.audio_tensor
-        decoded = decode(cell, self.encoded.base_dir, column=column)
-        if self.cache_media:
-            self._media_cache[key] = decoded
-        return decoded
+        if not self.cache_media:
+            decode = (self.transform.image_tensor if modality == "image"
+                      else self.transform.audio_tensor)
+            return decode(cell, self.encoded.base_dir, column=column)
+        rows = np.array([index])
+        if not self._cached(rows, [column]):
+            values, present = decode_cell(self.transform, self.encoded.base_dir, modality,
+                                          column, cell)
+            self._cache_of(column).put(rows, values[None], np.array([present]))
+        values, present = self._from_cache(column, rows)
+        return values[0], bool(present[0])
+
+    def _cache_of(self, column: str) -> _ColumnCache:
+        if column not in self._media_cache:
+            self._media_cache[column] = _ColumnCache(self.encoded.n_rows)
+        return self._media_cache[column]
+
+    def _cached(self, rows: np.ndarray, columns=None) -> bool:
+        """Whether every media cell of ``rows`` (in ``columns``, default all) is cached."""
+        if not self.cache_media:
+            return False
+        enc = self.encoded
+        for column in (columns if columns is not None else (*enc.image, *enc.audio)):
+            cache = self._media_cache.get(column)
+            if cache is None or not cache.filled[rows].all():
+                return False
+        return True
+
+    def _from_cache(self, column: str, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Cached cells of ``rows``: float tensors (B, ...) as the network takes them, and
+        (B,) presence."""
+        cache = self._media_cache[column]
+        present = cache.present[rows]
+        values = cache.values[rows]
+        if column in self.encoded.image:
+            return torch.from_numpy(pixels_to_float(values, present)), present
+        return torch.from_numpy(values), present
 
     def preload_media(self, *, num_workers: int = 0, batch_size: int = PRELOAD_BATCH_SIZE) -> int:
         """Decode every image/audio cell into the cache now; returns the cells decoded.
@@ -221,7 +257,10 @@ class TableDataset(Dataset):
             raise ConfigError("preload_media needs a dataset built with cache_media=True")
         enc = self.encoded
         columns = [("image", c) for c in enc.image] + [("audio", c) for c in enc.audio]
-        todo = [i for i in range(enc.n_rows) if any((c, i) not in self._media_cache for _, c in columns)]
+        filled = np.ones(enc.n_rows, dtype=bool)
+        for _, column in columns:
+            filled &= self._cache_of(column).filled
+        todo = np.flatnonzero(~filled).tolist()
         if not columns or not todo:
             return 0
         # Forked workers share the table and transform as they are; spawned ones (where
@@ -233,9 +272,8 @@ class TableDataset(Dataset):
                             persistent_workers=False, multiprocessing_context=context)
         for indices, decoded in loader:
             for column, (values, present) in decoded.items():
-                values = values.clone()  # out of the workers' shared memory: no file handles kept
-                for k, index in enumerate(indices.tolist()):
-                    self._media_cache[(column, index)] = (values[k], bool(present[k]))
+                # Copied out of the workers' shared memory: no file handles kept.
+                self._cache_of(column).put(indices.numpy(), values.numpy(), present.numpy())
         return len(todo) * len(columns)
 
     @staticmethod
@@ -257,9 +295,38 @@ class _MediaCells(Dataset):
         enc, out = self.encoded, {}
         for modality, column in self.columns:
             cells = enc.image[column] if modality == "image" else enc.audio[column]
-            decode = self.transform.image_tensor if modality == "image" else self.transform.audio_tensor
-            out[column] = decode(cells[index], enc.base_dir, column=column)
+            values, present = decode_cell(self.transform, enc.base_dir, modality, column,
+                                          cells[index])
+            out[column] = (torch.from_numpy(values), present)
         return int(index), out
+
+
+class _ColumnCache:
+    """One media column's decoded cells, as one array: images as uint8 pixels (a quarter of
+    the float32 the network takes; converted per batch), audio as float32; ``filled`` says
+    which rows are in. Allocated at the first cell put."""
+
+    def __init__(self, num_rows: int):
+        self.values: np.ndarray | None = None
+        self.present = np.zeros(num_rows, dtype=bool)
+        self.filled = np.zeros(num_rows, dtype=bool)
+
+    def put(self, rows: np.ndarray, values: np.ndarray, present: np.ndarray) -> None:
+        if self.values is None:
+            self.values = np.zeros((len(self.filled), *values.shape[1:]), dtype=values.dtype)
+        self.values[rows] = values
+        self.present[rows] = present
+        self.filled[rows] = True
+
+
+def decode_cell(transform: TableTransform, base_dir, modality: str, column: str,
+                cell) -> tuple[np.ndarray, bool]:
+    """One media cell, un-augmented, as the cache keeps it: an image's uint8 (C, H, W)
+    pixels, or the float32 log-mel of an audio clip; and whether it is present."""
+    if modality == "image":
+        return decode_image_pixels(cell, base_dir, transform.image_shapes_[column], column)
+    values, present = transform.audio_tensor(cell, base_dir, column=column)
+    return values.numpy(), bool(present)
 
 
 def _collate_cells(items):

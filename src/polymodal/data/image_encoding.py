@@ -76,37 +76,54 @@ def fit_image_shape(
     return [channels, size, size]
 
 
-def decode_image(cell, base_dir, shape: Sequence[int], column: str) -> tuple[torch.Tensor, bool]:
-    """One image cell as ((C, H, W) float32 in [-1, 1], present), for ``shape`` [C, H, W].
-
-    The image keeps its aspect ratio: it is resized so its longer side fits, then padded
-    to a square with black (-1), centred. An absent or unreadable cell gives zeros and
-    ``present=False`` (``column`` names it in the debug log).
-    """
+def decode_image_pixels(cell, base_dir, shape: Sequence[int], column: str
+                        ) -> tuple[np.ndarray, bool]:
+    """One image cell as ((C, H, W) uint8, present), for ``shape`` [C, H, W]: resized so
+    its longer side fits (keeping its aspect ratio), padded to a square with 0, centred.
+    An absent or unreadable cell gives zeros and ``present=False`` (``column`` names it in
+    the debug log). :func:`pixels_to_float` makes the network's input of it."""
     channels, height, width = shape
     if cell_missing(cell):
-        return torch.zeros(channels, height, width), False
+        return np.zeros((channels, height, width), dtype=np.uint8), False
     try:
         img = load_image(cell, base_dir, channels=channels)
     except CELL_DECODE_ERRORS as exc:
         logger.debug("image column %r: cell not decoded (%s)", column, exc)
-        return torch.zeros(channels, height, width), False
+        return np.zeros((channels, height, width), dtype=np.uint8), False
     w, h = img.size
     scale = min(width / w, height / h)
     new_w, new_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
     if (new_w, new_h) != (w, h):
         # Pillow's resize widens its kernel when shrinking, so this is antialiased.
         img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    # In numpy: on small images torch's per-operation overhead costs more than the pixels.
     pixels = np.moveaxis(image_to_array(img), -1, 0)  # (C, h, w) uint8
-    scaled = np.divide(pixels, np.float32(127.5), dtype=np.float32)
-    scaled -= np.float32(1.0)
     if (new_w, new_h) == (width, height):
-        return torch.from_numpy(np.ascontiguousarray(scaled)), True
-    out = np.full((channels, height, width), -1.0, dtype=np.float32)
+        return np.ascontiguousarray(pixels), True
+    out = np.zeros((channels, height, width), dtype=np.uint8)
     top, left = (height - new_h) // 2, (width - new_w) // 2
-    out[:, top : top + new_h, left : left + new_w] = scaled
-    return torch.from_numpy(out), True
+    out[:, top : top + new_h, left : left + new_w] = pixels
+    return out, True
+
+
+def pixels_to_float(pixels: np.ndarray, present) -> np.ndarray:
+    """uint8 pixels (..., C, H, W) -> float32 in [-1, 1] (padding 0 -> -1); rows not
+    ``present`` (a bool, or (N,) for a batch) -> 0. In numpy: on small images torch's
+    per-operation overhead costs more than the pixels."""
+    out = np.divide(pixels, np.float32(127.5), dtype=np.float32)
+    out -= np.float32(1.0)
+    absent = ~np.asarray(present, dtype=bool)
+    if absent.ndim == 0:
+        return out if not absent else np.zeros_like(out)
+    out[absent] = 0.0
+    return out
+
+
+def decode_image(cell, base_dir, shape: Sequence[int], column: str) -> tuple[torch.Tensor, bool]:
+    """One image cell as ((C, H, W) float32 in [-1, 1], present), for ``shape`` [C, H, W]:
+    :func:`decode_image_pixels` then :func:`pixels_to_float` (padding is black, -1; an
+    absent or unreadable cell is zeros)."""
+    pixels, present = decode_image_pixels(cell, base_dir, shape, column)
+    return torch.from_numpy(pixels_to_float(pixels, present)), present
 
 
 def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
