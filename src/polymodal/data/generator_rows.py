@@ -62,10 +62,16 @@ class TrainingRows(Dataset):
                 image[col] = torch.stack([x for x, _ in decoded])  # (B, C', H', W')
                 # Only now is it known whether the cell decodes.
                 mask[col] = torch.tensor([present for _, present in decoded])
+        audio = {}
+        for col, cells in enc.audio.items():  # audio conditions, decoded per row
+            decoded = [self.transform.audio_tensor(cells[i], enc.base_dir, column=col)
+                       for i in idx]
+            audio[col] = torch.stack([x for x, _ in decoded])  # (B, 1, n_mels, T)
+            mask[col] = torch.tensor([present for _, present in decoded])
         return Batch(index=torch.from_numpy(idx), numeric=rows(enc.numeric),
                      categorical=rows(enc.categorical), multilabel=rows(enc.multilabel),
                      text={c: torch.from_numpy(v[idx]) for c, v in enc.text.items()},
-                     image=image, mask=mask)
+                     image=image, audio=audio, mask=mask)
 
 
 def read_image_table(table, image: str, conditions: list[str], *, columns: dict | None,

@@ -7,7 +7,9 @@ would use (:mod:`polymodal.models.encoders`):
 - categorical / numeric / datetime / multilabel: a :class:`TabularEncoder` over that
   column alone (embedding or MLP);
 - text: a :class:`TextEncoder` MLP over the frozen sentence embedding (MiniLM or hashed);
-- image: a compact :class:`ImageEncoder` ResNet.
+- image: a compact :class:`ImageEncoder` ResNet;
+- audio: an :class:`AudioEncoder` CNN over the clip's log-mel spectrogram (e.g. an image
+  generated from a spoken caption).
 
 The condition vector is the **sum of the present columns' embeddings**. Summing (rather
 than concatenating into an MLP) makes "column absent" mean exactly "adds nothing", so:
@@ -35,14 +37,14 @@ from torch import nn
 
 from polymodal.data.batch import Batch
 from polymodal.errors import ConfigError, DataError, SchemaError
-from polymodal.models.encoders import ImageEncoder, TabularEncoder, TextEncoder
+from polymodal.models.encoders import AudioEncoder, ImageEncoder, TabularEncoder, TextEncoder
 from polymodal.models.fusion import modality_dropout
 
 __all__ = ["CONDITION_MODALITIES", "ConditionEncoder", "condition_spec"]
 
 # Modalities a condition column may have ("tabular" ones share TabularEncoder).
 TABULAR_MODALITIES = ("categorical", "numeric", "datetime", "multilabel")
-CONDITION_MODALITIES = (*TABULAR_MODALITIES, "text", "image")
+CONDITION_MODALITIES = (*TABULAR_MODALITIES, "text", "image", "audio")
 
 
 def condition_spec(feature_spec: dict, columns: list[str]) -> dict:
@@ -51,13 +53,13 @@ def condition_spec(feature_spec: dict, columns: list[str]) -> dict:
     Returns ``{"columns": {col: modality}, "numeric_index": {col: [i, ...]},
     "categorical_index": {col: i}, "categorical_cardinalities": {col: n},
     "multilabel_slices": {col: [start, stop]}, "text_dims": {col: d},
-    "image_shapes": {col: [C, H, W]}}`` -- positions into the ``Batch`` tensors, so the
+    "image_shapes": {col: [C, H, W]}, "audio_shapes": {col: [1, n_mels, T]}}`` -- positions into the ``Batch`` tensors, so the
     encoder can read one column out of the shared numeric/categorical/multilabel blocks.
     """
     modality_of = feature_spec["columns"]
     spec: dict = {"columns": {}, "numeric_index": {}, "categorical_index": {},
                   "categorical_cardinalities": {}, "multilabel_slices": {}, "text_dims": {},
-                  "image_shapes": {}}
+                  "image_shapes": {}, "audio_shapes": {}}
     numeric_names = feature_spec.get("numeric_names", [])
     multilabel_offsets, offset = {}, 0
     for col, width in feature_spec.get("multilabel_columns", {}).items():
@@ -91,6 +93,8 @@ def condition_spec(feature_spec: dict, columns: list[str]) -> dict:
             spec["multilabel_slices"][col] = multilabel_offsets[col]
         elif modality == "text":
             spec["text_dims"][col] = feature_spec["text_dims"][col]
+        elif modality == "audio":
+            spec["audio_shapes"][col] = list(feature_spec["audio_shapes"][col])
         else:
             spec["image_shapes"][col] = list(feature_spec["image_shapes"][col])
     return json.loads(json.dumps(spec))
@@ -141,6 +145,9 @@ class ConditionEncoder(nn.Module):
         if modality == "text":
             return TextEncoder(s["text_dims"][col], out_dim=self.out_dim, hidden=self.hidden,
                                dropout=0.0)
+        if modality == "audio":
+            _, n_mels, n_frames = s["audio_shapes"][col]
+            return AudioEncoder(n_mels, n_frames, out_dim=self.out_dim, width=16)
         channels, height, width = s["image_shapes"][col]
         return ImageEncoder(channels, [height, width], width=16, out_dim=self.out_dim)
 
@@ -172,7 +179,7 @@ class ConditionEncoder(nn.Module):
         if modality == "multilabel":
             start, stop = s["multilabel_slices"][col]
             return (None, None, batch.multilabel[:, start:stop])  # (B, K_col)
-        tensors = batch.text if modality == "text" else batch.image
+        tensors = {"text": batch.text, "image": batch.image, "audio": batch.audio}[modality]
         if col not in tensors:
             raise DataError(f"the batch has no {modality} tensor for condition column {col!r}; "
                             "encode the rows with the generator's fitted transform")
