@@ -53,7 +53,7 @@ def test_tiny_table_every_modality(tiny_table):
     assert schema.columns["tags"].delimiter == "|"
     reasons = {name: reason for name, _, reason in schema.summary_rows()}
     assert reasons["image"] == "image: 100% of 8 sampled files open as images"
-    assert reasons["audio"] == "audio: 100% of 8 sampled files decode as audio"
+    assert reasons["audio"] == "audio: 100% of 8 sampled files decode as audio; median 0.1 s, 8 kHz"
     assert reasons["id"] == "ignored: ID-like — 8 distinct integers in 8 rows, increasing"
     assert reasons["color"] == "categorical: 3 distinct values in 8 rows"
     assert "1 missing" in reasons["price"]

@@ -97,20 +97,25 @@ def _is_file(cell: str, base_dir) -> bool:
         return False
 
 
-def _decode_counts(cells: list, base_dir, kind: str) -> tuple[int, int, int]:
-    """Decode cells as ``kind`` ("image"/"audio"): ``(opened, files_not_found, unreadable)``."""
+def _decode_counts(cells: list, base_dir, kind: str) -> tuple[int, int, int, list]:
+    """Decode cells as ``kind`` ("image"/"audio"): ``(opened, files_not_found, unreadable,
+    clips)``, ``clips`` the (seconds, sample rate) of each decoded audio cell."""
     loader = load_image if kind == "image" else load_audio
     opened = not_found = unreadable = 0
+    clips = []
     for cell in cells:
         try:
-            loader(cell, base_dir)
+            decoded = loader(cell, base_dir)
             opened += 1
+            if kind == "audio":
+                wave, rate = decoded
+                clips.append((len(wave) / rate, rate))
         except MediaError as exc:
             if str(exc).startswith("file not found"):
                 not_found += 1
             else:
                 unreadable += 1
-    return opened, not_found, unreadable
+    return opened, not_found, unreadable, clips
 
 
 def _media_reason(cells: list, base_dir, kind: str, described: str) -> tuple[str, str] | None:
@@ -121,14 +126,20 @@ def _media_reason(cells: list, base_dir, kind: str, described: str) -> tuple[str
     return _decoded_reason(kind, _decode_counts(cells, base_dir, kind), len(cells), described)
 
 
-def _decoded_reason(kind: str, counts: tuple[int, int, int], total: int, described: str):
-    opened, not_found, unreadable = counts
+def _decoded_reason(kind: str, counts: tuple, total: int, described: str):
+    opened, not_found, unreadable, clips = counts
     if opened / total < 0.5:
         return None
     verb = "open as images" if kind == "image" else "decode as audio"
     reason = f"{kind}: {opened / total:.0%} of {fmt_count(total)} sampled {described} {verb}"
     if opened < total:
         reason += f" ({not_found} not found, {unreadable} unreadable)"
+    if clips:  # what a speech/audio user checks first: clip length and sample rate
+        seconds = float(np.median([s for s, _ in clips]))
+        rates = sorted({r for _, r in clips})
+        khz = [f"{r / 1000:g}" for r in (rates if len(rates) <= 2 else (rates[0], rates[-1]))]
+        reason += (f"; median {seconds:.2g} s, "
+                   f"{('–' if len(rates) > 2 else ' and ').join(khz)} kHz")
     return kind, reason
 
 
@@ -158,7 +169,7 @@ def _path_column_reason(
                 f"{kind}: {urls / total:.0%} of {fmt_count(total)} sampled cells are URLs of {kind} files, "
                 f"which polymodal never downloads — download them and put local paths in the table"
             )
-        opened, not_found, unreadable = counts
+        opened, not_found, unreadable, _ = counts
         where = f"under {base_dir}" if base_dir is not None else "(no base_dir given)"
         return kind, (
             f"{kind}: {with_ext / total:.0%} of {fmt_count(total)} sampled cells have {kind} file "
