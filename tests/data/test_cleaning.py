@@ -259,3 +259,33 @@ def test_a_clean_table_has_no_notices():
     df = pd.DataFrame({"x": [float(i) for i in range(30)], "word": ["a b", "c d", "e f"] * 10,
                        "label": ["ab"[i % 2] for i in range(30)]})
     assert clean_report(df, infer_schema(df, label="label")).notices() == []
+
+
+def test_audio_clips_that_decode_but_need_a_word(tmp_path):
+    """Silent, clipped and over-long clips and mixed sample rates are each reported with
+    their rows (they are used as they are, cut or resampled); clean clips are not."""
+    import soundfile
+
+    from polymodal.data.audio_checks import audio_notes, clip_stats
+
+    (tmp_path / "clips").mkdir()
+    t8, t16 = np.arange(8000) / 8000, np.arange(16000) / 16000
+    waves = {
+        "clean": (0.5 * np.sin(2 * np.pi * 440 * t8), 8000),
+        "silent": (np.zeros(8000), 8000),
+        "clipped": (np.clip(3 * np.sin(2 * np.pi * 440 * t8), -1, 1), 8000),
+        "long": (0.3 * np.sin(2 * np.pi * 220 * np.arange(8000 * 7) / 8000), 8000),
+        "other_rate": (0.5 * np.sin(2 * np.pi * 440 * t16), 16000),
+    }
+    for name, (wave, rate) in waves.items():
+        soundfile.write(tmp_path / "clips" / f"{name}.wav", wave.astype(np.float32), rate)
+    # The grouping, read through the row lists each finding names (rows in order above).
+    groups = []
+    stats = [(row, clip_stats(*waves[name])) for row, name in enumerate(waves)]
+    notes = audio_notes("clip", stats, lambda rows: groups.append(list(rows)) or "")
+    assert groups == [[1], [2], [3]] and len(notes) == 4  # silent, clipped, long; the rates
+    # End to end: the report's console notices carry them.
+    df = pd.DataFrame({"clip": [f"clips/{n}.wav" for n in waves] * 2, "y": [0, 1] * 5})
+    df.attrs["base_dir"] = str(tmp_path)
+    report = clean_report(df, infer_schema(df, label="y"))
+    assert sum("'clip'" in line for line in report.notices()) == 4

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from polymodal.data.audio_checks import audio_notes, clip_stats
 from polymodal.data.cells import (
     cell_tags,
     column_numbers,
@@ -211,20 +212,25 @@ def _short(cell, width: int = 60) -> str:
 
 def _check_media(
     series: pd.Series, modality: str, mask: np.ndarray, base_dir, max_file_checks: int | None
-) -> tuple[int, list[FileProblem]]:
-    """Decode the column's present cells (all, or a seeded sample); the count and the failures."""
+) -> tuple[int, list[FileProblem], list[str]]:
+    """Decode the column's present cells (all, or a seeded sample): the count, the
+    failures, and notes on the audio clips that decode (:mod:`.audio_checks`)."""
     loader = load_image if modality == "image" else load_audio
     rows = np.flatnonzero(mask)
     if max_file_checks is not None and len(rows) > max_file_checks:
         rows = np.sort(np.random.default_rng(0).choice(rows, size=max_file_checks, replace=False))
-    problems = []
+    problems, clips = [], []
     for row in rows:
         cell = series.iloc[row]
         try:
-            loader(cell, base_dir)
+            decoded = loader(cell, base_dir)
         except MediaError as exc:
             problems.append(FileProblem(row=int(row), cell=_short(cell), reason=str(exc)))
-    return len(rows), problems
+            continue
+        if modality == "audio":
+            clips.append((int(row), clip_stats(*decoded)))
+    notes = audio_notes(str(series.name), clips, lambda r: _rows_list(r, NOTICE_MAX_ROWS))
+    return len(rows), problems, notes
 
 
 def _number_notes(series: pd.Series, mask: np.ndarray, modality: str) -> list[str]:
@@ -407,7 +413,9 @@ def clean_report(
         cell_notes += _number_notes(series, mask, col.modality)
         checked, problems = 0, []
         if check_files and col.modality in ("image", "audio") and name != label:
-            checked, problems = _check_media(series, col.modality, mask, base_dir, max_file_checks)
+            checked, problems, notes = _check_media(series, col.modality, mask, base_dir,
+                                                    max_file_checks)
+            cell_notes += notes
         columns[name] = ColumnReport(
             name=name,
             modality=col.modality,
