@@ -95,7 +95,7 @@ def test_cli_export_matches_cli_predict(mixed_table, mixed_model, tmp_path):
     exported = tmp_path / "export"
     proc = cli("export", mixed_model, "--format", "onnx", "--out", exported)
     assert proc.returncode == 0, proc.stderr
-    assert {"preprocess.json", "runtime.py", "README.md"} <= {p.name for p in exported.iterdir()}
+    assert {"preprocess.json", "runtime.py", "cells.py", "README.md"} <= {p.name for p in exported.iterdir()}
     proc = cli("predict", mixed_model, mixed_table, "--out", tmp_path / "preds.csv")
     assert proc.returncode == 0, proc.stderr
     expected = pd.read_csv(tmp_path / "preds.csv")
@@ -153,6 +153,7 @@ def test_minilm_text_exports_with_its_tokenizer(mixed_table, tmp_path):
     rows = table.drop(columns="label")
     np.testing.assert_allclose(model.predict_proba(rows, base_dir=mixed_table.parent),
                                predictor.predict_proba(mixed_table), atol=PROBABILITY_TOLERANCE)
+    assert model.predict(rows, base_dir=mixed_table.parent) == list(predictor.predict(mixed_table))
 
 
 @pytest.mark.skipif(not minilm_available(), reason="MiniLM is not installed")
