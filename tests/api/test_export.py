@@ -95,7 +95,8 @@ def test_cli_export_matches_cli_predict(mixed_table, mixed_model, tmp_path):
     exported = tmp_path / "export"
     proc = cli("export", mixed_model, "--format", "onnx", "--out", exported)
     assert proc.returncode == 0, proc.stderr
-    assert {"preprocess.json", "runtime.py", "cells.py", "README.md"} <= {p.name for p in exported.iterdir()}
+    shipped = {p.name for p in exported.iterdir()}
+    assert {"preprocess.json", "runtime.py", "cells.py", "README.md"} <= shipped
     proc = cli("predict", mixed_model, mixed_table, "--out", tmp_path / "preds.csv")
     assert proc.returncode == 0, proc.stderr
     expected = pd.read_csv(tmp_path / "preds.csv")
