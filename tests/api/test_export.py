@@ -95,7 +95,8 @@ def test_cli_export_matches_cli_predict(mixed_table, mixed_model, tmp_path):
     exported = tmp_path / "export"
     proc = cli("export", mixed_model, "--format", "onnx", "--out", exported)
     assert proc.returncode == 0, proc.stderr
-    assert {"preprocess.json", "runtime.py", "README.md"} <= {p.name for p in exported.iterdir()}
+    shipped = {p.name for p in exported.iterdir()}
+    assert {"preprocess.json", "runtime.py", "cells.py", "README.md"} <= shipped
     proc = cli("predict", mixed_model, mixed_table, "--out", tmp_path / "preds.csv")
     assert proc.returncode == 0, proc.stderr
     expected = pd.read_csv(tmp_path / "preds.csv")
@@ -153,6 +154,7 @@ def test_minilm_text_exports_with_its_tokenizer(mixed_table, tmp_path):
     rows = table.drop(columns="label")
     np.testing.assert_allclose(model.predict_proba(rows, base_dir=mixed_table.parent),
                                predictor.predict_proba(mixed_table), atol=PROBABILITY_TOLERANCE)
+    assert model.predict(rows, base_dir=mixed_table.parent) == list(predictor.predict(mixed_table))
 
 
 @pytest.mark.skipif(not minilm_available(), reason="MiniLM is not installed")
@@ -257,23 +259,47 @@ def test_bad_folders_are_one_line_and_nothing_is_overwritten(mixed_model, tmp_pa
     assert cli("export", mixed_model, "--out", tmp_path / "export", "--force").returncode == 0
 
 
-def test_unexportable_candidate_is_named_with_the_refit(tmp_path):
-    """Boosting cannot go through skl2onnx with this scikit-learn: the message names the
-    candidate and the --set that refits without it, and nothing is written."""
+@pytest.mark.parametrize("problem", ["multiclass", "regression"])
+def test_boosting_matches(tmp_path, problem):
+    """HistGradientBoosting over numbers, some missing (NaN takes the branch it learnt)."""
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"x": rng.normal(size=80), "y": rng.normal(size=80)})
-    table["label"] = np.where(table.x + table.y > 0, "a", "b")
+    table = pd.DataFrame({"x": rng.normal(size=200), "y": rng.normal(size=200),
+                          "z": rng.normal(size=200)})
+    table.loc[::9, "y"] = np.nan
+    score = table.x + table.y.fillna(1.0) - 0.5 * table.z
+    table["label"] = (score.round(3) if problem == "regression"
+                      else np.select([score < -0.5, score < 0.5], ["a", "b"], "c"))
     predictor = Predictor("label", verbosity=0, recipe=epochs(1, **{
         "candidates.classic": "hist_gradient_boosting", "candidates.neural": "false"})).fit(table)
-    try:
-        predictor.export(tmp_path / "export")
-    except ExportError as exc:
-        assert "'hist_gradient_boosting'" in str(exc) and "candidates.classic=" in str(exc)
-        assert not (tmp_path / "export").exists()
-    else:  # a later skl2onnx converts it: then it must match
-        model = runtime_of(tmp_path / "export").load(tmp_path / "export")
-        np.testing.assert_allclose(model.predict_proba(table), predictor.predict_proba(table),
+    exported = predictor.export(tmp_path / "export")
+    model = runtime_of(exported).load(exported)
+    rows = table.drop(columns="label")
+    if problem == "regression":
+        np.testing.assert_allclose(model.predict(rows), predictor.predict(rows), atol=1e-4)
+    else:
+        np.testing.assert_allclose(model.predict_proba(rows), predictor.predict_proba(rows),
                                    atol=PROBABILITY_TOLERANCE)
+        assert list(model.predict(rows)) == list(predictor.predict(rows))
+
+
+def test_unexportable_candidate_is_named_with_the_refit(tmp_path):
+    """Boosting that splits on a set of categories has no ONNX tree: the installed CLI
+    names the candidate and the --set that refits without it, exits 2, writes nothing."""
+    rng = np.random.default_rng(0)
+    colours = np.array(["red", "green", "blue", "grey", "pink", "teal"])
+    table = pd.DataFrame({"colour": colours[rng.integers(0, 6, size=240)],
+                          "x": rng.normal(size=240)})
+    table["label"] = np.where(table.colour.isin(["red", "blue", "pink"]), "warm", "cool")
+    table.to_csv(tmp_path / "table.csv", index=False)
+    fit = cli("fit", tmp_path / "table.csv", "--label", "label", "--out", tmp_path / "model",
+              "--set", "training.max_epochs=1", "--set", "candidates.neural=false",
+              "--set", "candidates.classic=hist_gradient_boosting")
+    assert fit.returncode == 0, fit.stderr
+    proc = cli("export", tmp_path / "model", "--out", tmp_path / "export")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "'hist_gradient_boosting'" in proc.stderr and "candidates.classic=" in proc.stderr
+    assert not (tmp_path / "export").exists()
 
 
 def test_audio_column_is_refused_with_the_fix(tiny_table, tmp_path):

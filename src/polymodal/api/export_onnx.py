@@ -1,9 +1,9 @@
 """What every ONNX export shares: the output folder, the graphs, the preprocessing spec.
 
 An export folder holds ONNX graphs, ``preprocess.json`` (the frozen transforms as data,
-see :func:`preprocess_spec`), ``runtime.py`` (a copy of
-:mod:`polymodal.api.export_runtime`, which scores rows with onnxruntime and numpy alone)
-and a README. It is written whole or not at all (:func:`polymodal.files.write_folder`),
+see :func:`preprocess_spec`), ``runtime.py`` and ``cells.py`` (copies of
+:mod:`polymodal.api.export_runtime` and :mod:`polymodal.api.export_cells`, which score
+rows with onnxruntime and numpy alone) and a README. It is written whole or not at all (:func:`polymodal.files.write_folder`),
 and an existing folder is replaced only with ``force`` and only when it is an export
 (or empty), so a typo in ``--out`` cannot wipe a user's data.
 
@@ -30,6 +30,8 @@ from polymodal.models.classic import category_numbers
 
 SPEC_FILE = "preprocess.json"
 RUNTIME_FILE = "runtime.py"
+# What every export ships beside its graphs, and the module of this package each copies.
+RUNTIME_SOURCES = {RUNTIME_FILE: "export_runtime.py", "cells.py": "export_cells.py"}
 FORMAT = "polymodal-onnx-export"
 FORMAT_VERSION = 1
 OPSET = 18
@@ -78,15 +80,10 @@ def write_export(out: str | os.PathLike, write: Callable[[Path], None], *, force
 
     def write_all(folder: Path) -> None:
         write(folder)
-        write_text(folder / RUNTIME_FILE, _runtime_source())
+        for name, source in RUNTIME_SOURCES.items():
+            write_text(folder / name, Path(__file__).with_name(source).read_text(encoding="utf-8"))
 
     return write_folder(target, write_all)
-
-
-def _runtime_source() -> str:
-    from polymodal.api import export_runtime
-
-    return Path(export_runtime.__file__).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------- graphs

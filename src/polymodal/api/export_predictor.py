@@ -12,6 +12,7 @@ each scikit-learn candidate through ``skl2onnx`` as ``<name>.onnx`` over the fla
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -119,6 +120,36 @@ def _check_classic(name: str, model) -> None:
     if isinstance(estimator, DummyClassifier):
         raise ExportError(f"candidate {name!r} predicts the class prior (one class in its "
                           f"training rows), which cannot be exported; {_refit_hint(name)}")
+    if _category_set_splits(estimator):
+        raise ExportError(f"candidate {name!r} ({type(estimator).__name__}) splits on "
+                          "category sets, which an ONNX tree cannot express; "
+                          f"{_refit_hint(name)}")
+
+
+def _category_set_splits(estimator) -> bool:
+    """Whether a HistGradientBoosting model has a split on a set of categories (its
+    ``categorical_features``): ONNX's trees compare one threshold per node."""
+    return any(tree.nodes["is_categorical"][~tree.nodes["is_leaf"].astype(bool)].any()
+               for trees in getattr(estimator, "_predictors", []) for tree in trees)
+
+
+@contextlib.contextmanager
+def _integer_leaf_flags():
+    """skl2onnx 1.20 writes a HistGradientBoosting leaf's missing-value flag as ``False``,
+    which onnx's integer attribute refuses; it goes in as the integer it stands for."""
+    from skl2onnx.common import tree_ensemble
+
+    add_node = tree_ensemble.add_node
+
+    def integer_flags(*args, nodes_missing_value_tracks_true=0, **kwargs):
+        return add_node(*args, nodes_missing_value_tracks_true=int(
+            nodes_missing_value_tracks_true), **kwargs)
+
+    tree_ensemble.add_node = integer_flags
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = add_node
 
 
 def _write_classic(name: str, model, width: int, folder: Path) -> dict:
@@ -135,8 +166,10 @@ def _write_classic(name: str, model, width: int, folder: Path) -> dict:
     regression = model.problem_type == "regression"
     options = None if regression else {"zipmap": False}
     try:
-        onnx_model = to_onnx(estimator, initial_types=[("flat", FloatTensorType([None, width]))],
-                             options=options, target_opset={"": 18, "ai.onnx.ml": 4})
+        with _integer_leaf_flags():
+            onnx_model = to_onnx(estimator,
+                                 initial_types=[("flat", FloatTensorType([None, width]))],
+                                 options=options, target_opset={"": 18, "ai.onnx.ml": 4})
     except Exception:  # noqa: BLE001 - any converter failure is the same refusal
         from importlib.metadata import version
 

@@ -24,6 +24,10 @@ _SPEC_FIELDS = """\
 """
 
 
+_RUNTIME_NOTE = ("`runtime.py` loads `cells.py` (raw cells to arrays: CSV, numbers, dates, "
+                 "tags, hashed text, images) from its own folder; keep the two together.")
+
+
 def _minilm_note(spec: dict) -> str:
     """A line on the MiniLM files, when a text column is embedded with MiniLM."""
     columns = [e["column"] for e in spec.get("text", []) if e["kind"] != "hashed"]
@@ -46,7 +50,8 @@ def predictor_readme(p, spec: dict) -> str:
     return f"""# ONNX export of a polymodal predictor of `{label['column']}`
 
 Problem: {label['problem_type']}; model: {spec['chosen']} ({models}).
-Scored with onnxruntime and numpy alone (Pillow for image columns): no torch, no polymodal.{_minilm_note(spec)}
+Scored with onnxruntime and numpy alone (Pillow for image columns): no torch, no polymodal.
+{_RUNTIME_NOTE}{_minilm_note(spec)}
 
 ## Input contract
 
@@ -104,7 +109,8 @@ def generator_readme(g, spec: dict) -> str:
 `unet.onnx` is the velocity network of the rectified flow; `condition.onnx` encodes the
 condition columns to the vector the UNet takes. `runtime.py` integrates the flow with
 numpy ({sampling['sampler']}, {sampling['num_steps']} steps, guidance {sampling['guidance']}
-inside t in {sampling['guidance_interval']} by default), with onnxruntime alone.{_minilm_note(spec)}
+inside t in {sampling['guidance_interval']} by default), with onnxruntime alone.
+{_RUNTIME_NOTE}{_minilm_note(spec)}
 
 ## Input contract
 

@@ -39,7 +39,7 @@ def network_outputs(model: FusionPredictor, batch: Batch) -> np.ndarray:
     """The network's predictions for one batch in the predictor's output convention."""
     device = next(model.parameters()).device
     with torch.no_grad():
-        raw = model(batch.to(device))
+        raw = model(batch.to(device, non_blocking=True))  # async from a pinned loader
         # float64 before the softmax/sigmoid, so each row of probabilities sums to 1 exactly enough
         # for scikit-learn's checks.
         values = predict_from_outputs(model.problem_type, raw.double()).cpu().numpy()

@@ -46,14 +46,24 @@ class Batch:
         model (an ONNX export with a dynamic batch), where ``len()`` would fix it."""
         return self.index.shape[0]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """A copy with every tensor moved to ``device``."""
+    def _map(self, fn) -> Batch:
+        """A copy with ``fn`` applied to every tensor (those in the dicts too)."""
 
         def move(v):
             if isinstance(v, torch.Tensor):
-                return v.to(device, non_blocking=non_blocking)
+                return fn(v)
             if isinstance(v, dict):
-                return {k: t.to(device, non_blocking=non_blocking) for k, t in v.items()}
+                return {k: fn(t) for k, t in v.items()}
             return v
 
         return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """A copy with every tensor moved to ``device``."""
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Batch:
+        """A copy in page-locked memory: a ``DataLoader(pin_memory=True)`` calls this (it
+        leaves objects without the method unpinned), so ``to(cuda, non_blocking=True)``
+        copies asynchronously."""
+        return self._map(lambda t: t.pin_memory())

@@ -410,11 +410,14 @@ def make_loader(
     num_workers: int = 0,
     drop_last: bool = False,
     sampler: Sampler | None = None,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader of :class:`Batch` whose order is fixed by ``seed`` (and the epoch).
 
     With ``shuffle=True`` and no ``sampler``, rows are drawn by a
     :class:`SeededShuffleSampler`; call :func:`set_epoch` before each epoch.
+    ``pin_memory``: page-locked batches, for a CUDA consumer
+    (:func:`polymodal.train.devices.pins_memory` decides).
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be a positive integer, e.g. 32")
@@ -430,6 +433,7 @@ def make_loader(
         num_workers=num_workers,
         collate_fn=collate,
         drop_last=drop_last,
+        pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=False,  # workers re-copy the dataset, so they see set_epoch
     )

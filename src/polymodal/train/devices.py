@@ -65,3 +65,10 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if precision == "auto" and device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
+
+
+def pins_memory(device: torch.device) -> bool:
+    """Whether loaders feeding ``device`` should pin their batches in page-locked memory:
+    on CUDA only, where it lets ``Batch.to(device, non_blocking=True)`` copy asynchronously;
+    elsewhere pinning costs a copy and buys nothing."""
+    return device.type == "cuda"

@@ -51,7 +51,7 @@ from polymodal.train.batches import ResumableSampler, batch_length, move_to
 from polymodal.train.budget import TimeBudget
 from polymodal.train.checkpoint import CHECKPOINT_NAME
 from polymodal.train.config import TrainConfig
-from polymodal.train.devices import autocast_dtype, resolve_device
+from polymodal.train.devices import autocast_dtype, pins_memory, resolve_device
 from polymodal.train.distributed import DistributedContext
 from polymodal.train.ema import ModelEMA
 from polymodal.train.progress import JsonlLog, ProgressDisplay, progress_enabled
@@ -301,7 +301,7 @@ class _Run:
         self.loader = DataLoader(
             dataset, batch_size=self.per_rank_batch, sampler=self.sampler,
             collate_fn=collate_fn, num_workers=cfg.num_workers,
-            pin_memory=device.type == "cuda", generator=self.loader_generator,
+            pin_memory=pins_memory(device), generator=self.loader_generator,
             worker_init_fn=seed_dataloader_worker if cfg.num_workers else None)
         self.steps_per_epoch = None if iterable else len(self.loader)
 
