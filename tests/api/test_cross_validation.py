@@ -40,7 +40,7 @@ def table(n: int, seed: int = 0) -> pd.DataFrame:
 def test_plan_small_table_cross_validated_large_not():
     auto = CandidatesRecipe()
     assert plan(auto, 300, fit_s=0.1, num_train_rows=240, left_s=50.0) == CvPlan(5, 5)
-    assert plan(auto, 300, fit_s=0.1, num_train_rows=240, left_s=math.inf) == CvPlan(5, 3)
+    assert plan(auto, 300, fit_s=0.1, num_train_rows=240, left_s=math.inf) == CvPlan(5, 1)
     assert plan(auto, CV_MAX_ROWS + 1, fit_s=0.1, num_train_rows=4000, left_s=1e6) is None
     assert plan(CandidatesRecipe(cv_folds=0), 300, 0.1, 240, math.inf) is None
     # the budget caps the repeats, even ones asked for; nothing when not one repeat fits

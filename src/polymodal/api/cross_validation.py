@@ -32,7 +32,7 @@ ENSEMBLE = "ensemble"
 CV_MAX_ROWS = 5_000  # "auto" cross-validates tables with at most this many labelled rows
 AUTO_FOLDS = 5
 MAX_AUTO_REPEATS = 5  # repeats "auto" buys at most ...
-UNLIMITED_REPEATS = 3  # ... and what it takes without a time limit
+UNLIMITED_REPEATS = 1  # ... and what it takes without a time limit (the standard k-fold)
 CV_SHARE = 0.5  # share of the seconds left the cross-validation may plan to use
 COST_MARGIN = 1.5  # fold fits are timed on a loaded machine too
 

@@ -117,7 +117,7 @@ class CandidatesRecipe:
 
     cv_repeats: int | str = "auto"
     """Seeded repeats of the k-fold partition: ``"auto"`` (as many as half the seconds
-    left pay for, at most 5; 3 without a time limit) or an integer >= 1, capped by the
+    left pay for, at most 5; 1 without a time limit) or an integer >= 1, capped by the
     time limit."""
 
 
