@@ -104,7 +104,7 @@ def test_choice_not_worse_than_any_member_on_oof():
 
     chosen, weights, scores = choose_on_oof(oof, score, mode="max", ensemble_rounds=25)
     assert all(scores[chosen] >= scores[m] for m in oof)
-    assert (weights is not None) == (chosen == "ensemble")
+    assert chosen != "ensemble" or len(weights) > 1
 
 
 def test_small_table_chosen_on_folds_and_saved(tmp_path):

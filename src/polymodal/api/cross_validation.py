@@ -117,7 +117,8 @@ def _mean(sums: dict, done: int) -> dict:
 
 def choose_on_oof(oof: dict, score, *, mode: str, ensemble_rounds: int
                   ) -> tuple[str, dict | None, dict]:
-    """(chosen, ensemble weights or None, OOF score per model and the ensemble): greedy
+    """(chosen, the ensemble's weights or None when it has one member, OOF score per
+    model and the ensemble): greedy
     ensemble selection on the OOF outputs, then the best OOF score wins, ties going to
     the single model listed first (the cheaper)."""
     scores = {name: float(score(out)) for name, out in oof.items()}
@@ -129,7 +130,7 @@ def choose_on_oof(oof: dict, score, *, mode: str, ensemble_rounds: int
     sign = -1.0 if mode == "max" else 1.0
     chosen = min(scores, key=lambda n: math.inf if not math.isfinite(scores[n])
                  else sign * scores[n])
-    return chosen, (weights if chosen == ENSEMBLE else None), scores
+    return chosen, weights, scores
 
 
 def select(p, run, flat) -> None:
@@ -163,12 +164,14 @@ def select(p, run, flat) -> None:
 
     chosen, weights, scores = choose_on_oof(oof, score, mode=run.mode,
                                             ensemble_rounds=run.recipe.candidates.ensemble_rounds)
-    needed = set(weights or {chosen: 1.0})
-    p.chosen_, p.ensemble_weights_, p.val_metric_ = chosen, weights, scores[chosen]
+    weights_used = weights if chosen == ENSEMBLE else None
+    needed = set(weights_used or {chosen: 1.0})
+    p.chosen_, p.ensemble_weights_, p.val_metric_ = chosen, weights_used, scores[chosen]
     p.models_ = {name: m for name, m in run.models.items() if name in needed}
     p.cv_ = {"folds": cv.folds, "repeats": cv.repeats, "rows": len(y_all),
              "time_s": time.perf_counter() - start}
-    p.leaderboard_ = _leaderboard(p.leaderboard_, scores, chosen, run.metric, cv)
+    val_score = None if weights is None else float(run.score(blend(run.val_outputs, weights)))
+    p.leaderboard_ = _leaderboard(p.leaderboard_, scores, chosen, run.metric, cv, val_score)
     run.log.append({"event": "cross_validation", **p.cv_, "chosen": chosen,
                     f"cv_{run.metric}": scores})
     run.say(f"  {cv.judged} on {len(y_all)} rows: chosen {chosen} "
@@ -182,13 +185,17 @@ def _metric_targets(y: np.ndarray, problem_type: str, transform) -> np.ndarray:
 
 
 def _leaderboard(board: pd.DataFrame, scores: dict, chosen: str, metric: str,
-                 cv: CvPlan) -> pd.DataFrame:
-    """The hold-out leaderboard with each model's ``cv_<metric>`` and ``judged_on``."""
+                 cv: CvPlan, ensemble_val: float | None) -> pd.DataFrame:
+    """The hold-out leaderboard with each model's ``cv_<metric>`` and ``judged_on``; the
+    ensemble's row is the out-of-fold one, its ``val_<metric>`` its weights' blend of the
+    members' hold-out outputs."""
     board = board.copy()
-    if ENSEMBLE in scores and ENSEMBLE not in set(board["model"]):
-        board = pd.concat([board, pd.DataFrame([{"model": ENSEMBLE, "fit_time_s": 0.0,
-                                                 "predict_time_s": 0.0, "note": ""}])],
-                          ignore_index=True)
+    if ensemble_val is not None:
+        if ENSEMBLE not in set(board["model"]):
+            board = pd.concat([board, pd.DataFrame([{"model": ENSEMBLE, "fit_time_s": 0.0,
+                                                     "predict_time_s": 0.0, "note": ""}])],
+                              ignore_index=True)
+        board.loc[board["model"] == ENSEMBLE, f"val_{metric}"] = ensemble_val
     board[f"cv_{metric}"] = [scores.get(m, math.nan) for m in board["model"]]
     board["judged_on"] = [cv.judged if m in scores else "hold-out (not cross-validated)"
                           for m in board["model"]]
