@@ -6,6 +6,9 @@ fold fits against a fake clock."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -127,3 +130,22 @@ def test_small_table_chosen_on_folds_and_saved(tmp_path):
 def test_off_and_large_tables_keep_the_hold_out_choice():
     p = Predictor("label", verbosity=0, recipe={**SMALL, "candidates.cv_folds": 0}).fit(table(120))
     assert p.cv_ is None and "judged_on" not in p.leaderboard().columns
+
+
+EXE = Path(sys.executable).with_name("polymodal")
+
+
+def test_the_installed_script_sets_and_checks_the_folds(tmp_path):
+    table(80).to_csv(tmp_path / "t.csv", index=False)
+    base = [str(EXE), "fit", str(tmp_path / "t.csv"), "--label", "label", "--text-encoder",
+            "hashed", "--set", "candidates.neural=false", "--set",
+            "candidates.classic=linear"]
+    bad = subprocess.run([*base, "--out", str(tmp_path / "bad"), "--set",
+                          "candidates.cv_folds=1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "cv_folds=1" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    ok = subprocess.run([*base, "--out", str(tmp_path / "m"), "--set", "candidates.cv_folds=3"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    board = pd.read_csv(tmp_path / "m" / "leaderboard.csv")
+    assert board["judged_on"].tolist() == ["3-fold x1 out-of-fold"]
