@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.metaestimators import available_if
 
-from polymodal.api import fit_data
+from polymodal.api import cross_validation, fit_data
 from polymodal.api.candidate_schedule import fit_candidates, refit_on_all_rows, start_run
 from polymodal.api.candidates import CandidateRun, candidate_outputs
 from polymodal.api.export_onnx import check_export_format
@@ -213,6 +213,7 @@ class Predictor(PredictorContract):
         refit = refit and (refits is not None or not run.too_small)
         # 6. A weighted ensemble of them; the best on validation wins.
         self._choose(run)
+        cross_validation.select(self, run, flat if refit else (None, None, None))  # small tables
         # 7. Refit the chosen classic models on train + validation rows (AutoGluon's
         #    "refit_full"): the held-out rows were needed to choose a model, and on small
         #    tables a fifth more rows is worth more than the tiny risk of a changed model.

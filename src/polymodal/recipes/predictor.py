@@ -109,6 +109,17 @@ class CandidatesRecipe:
     """Rounds of greedy ensemble selection (Caruana et al. 2004) over the validation
     outputs (1 keeps the best single model)."""
 
+    cv_folds: int | str = "auto"
+    """Folds of the cross-validation that judges the classic candidates and the ensemble
+    on small tables (:mod:`polymodal.api.cross_validation`): ``"auto"`` (5 on tables of
+    at most 5,000 labelled rows, none above), an integer >= 2, or 0 for the hold-out
+    split alone."""
+
+    cv_repeats: int | str = "auto"
+    """Seeded repeats of the k-fold partition: ``"auto"`` (as many as half the seconds
+    left pay for, at most 5; 1 without a time limit) or an integer >= 1, capped by the
+    time limit."""
+
 
 @dataclass(frozen=True)
 class PredictorRecipe:
@@ -167,6 +178,12 @@ class PredictorRecipe:
                             "numbers in [0, 1]")
         if not isinstance(c.neural, bool):
             problems.append(f"candidates.neural={c.neural!r} must be true or false")
+        if c.cv_folds != "auto" and not (c.cv_folds == 0 or _int_at_least(c.cv_folds, 2)):
+            problems.append(f"candidates.cv_folds={c.cv_folds!r} must be 'auto', 0 (no "
+                            "cross-validation) or an integer >= 2, e.g. 5")
+        if c.cv_repeats != "auto" and not _int_at_least(c.cv_repeats, 1):
+            problems.append(f"candidates.cv_repeats={c.cv_repeats!r} must be 'auto' or an "
+                            "integer >= 1, e.g. 3")
         if not _int_at_least(c.ensemble_rounds, 1):
             problems.append(f"candidates.ensemble_rounds={c.ensemble_rounds!r} must be an "
                             "integer >= 1")

@@ -1,0 +1,151 @@
+"""Cross-validated selection on small tables: when it runs, what it chooses, its budget.
+
+Fits are bounded by epochs and tree counts, never by seconds; the budget test counts
+fold fits against a fake clock."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from polymodal.api import Predictor
+from polymodal.api.cross_validation import (
+    CV_MAX_ROWS,
+    CvPlan,
+    choose_on_oof,
+    cross_validate,
+    plan,
+)
+from polymodal.errors import ConfigError
+from polymodal.recipes.predictor import CandidatesRecipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = {"candidates.neural": False, "candidates.classic": ["linear", "random_forest"],
+         "candidates.cv_repeats": 2}
+
+
+def table(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    noisy = 2 * x1 + (color == "red") + 0.7 * rng.normal(size=n)
+    return pd.DataFrame({"x1": x1, "x2": x2, "color": color,
+                         "label": np.where(noisy > 0.3, "yes", "no")})
+
+
+def test_plan_small_table_cross_validated_large_not():
+    auto = CandidatesRecipe()
+    assert plan(auto, 300, fit_s=0.1, num_train_rows=240, left_s=50.0) == CvPlan(5, 5)
+    assert plan(auto, 300, fit_s=0.1, num_train_rows=240, left_s=math.inf) == CvPlan(5, 1)
+    assert plan(auto, CV_MAX_ROWS + 1, fit_s=0.1, num_train_rows=4000, left_s=1e6) is None
+    assert plan(CandidatesRecipe(cv_folds=0), 300, 0.1, 240, math.inf) is None
+    # the budget caps the repeats, even ones asked for; nothing when not one repeat fits
+    assert plan(CandidatesRecipe(cv_folds=3, cv_repeats=10), 300, 1.0, 300, 20.0).repeats == 3
+    assert plan(auto, 300, fit_s=10.0, num_train_rows=240, left_s=5.0) is None
+
+
+def test_recipe_fields_validated():
+    for bad in ({"candidates.cv_folds": 1}, {"candidates.cv_folds": "many"},
+                {"candidates.cv_repeats": 0}):
+        with pytest.raises(ConfigError, match="cv_"):
+            Predictor("label", recipe=bad, verbosity=0).fit(table(40))
+
+
+class CountingClock:
+    """A budget whose clock advances one second per fold fit."""
+
+    def __init__(self, limit: int):
+        self.calls, self.limit = 0, limit
+
+    def left_s(self) -> float:
+        return self.limit - self.calls
+
+
+class Constant:
+    def __init__(self, value):
+        self.value = value
+
+    def predict_outputs(self, x):
+        return np.tile(self.value, (len(x), 1))
+
+
+def test_cross_validate_stops_within_the_budget():
+    x, y = np.zeros((40, 1)), np.arange(40) % 2
+    clock = CountingClock(limit=25)
+
+    def fit(model, xs, ys):
+        clock.calls += 1
+        assert clock.left_s() >= 0  # a fit never starts past the limit
+        return Constant(model)
+
+    models = {"a": np.array([0.6, 0.4]), "b": np.array([0.3, 0.7])}
+    oof, done = cross_validate(models, x, y, CvPlan(5, 4), problem_type="binary", seed=0,
+                               budget=clock, fit=fit)
+    assert done == 2  # 10 fits a repeat: two repeats, the third cut short
+    assert clock.calls <= 25
+    assert np.allclose(oof["a"], [0.6, 0.4])
+
+
+def test_choice_not_worse_than_any_member_on_oof():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=200)
+    oof = {}
+    for i, noise in enumerate((0.9, 1.0, 1.1)):
+        logit = (2 * y - 1) + noise * rng.normal(size=200)
+        p = 1 / (1 + np.exp(-logit))
+        oof[f"m{i}"] = np.stack([1 - p, p], axis=1)
+
+    def score(out):
+        return float(np.mean(out.argmax(1) == y))
+
+    chosen, weights, scores = choose_on_oof(oof, score, mode="max", ensemble_rounds=25)
+    assert all(scores[chosen] >= scores[m] for m in oof)
+    assert chosen != "ensemble" or len(weights) > 1
+
+
+def test_small_table_chosen_on_folds_and_saved(tmp_path):
+    train = table(120)
+    p = Predictor("label", seed=3, verbosity=0, recipe=SMALL).fit(train)
+    assert p.cv_["folds"] == 5 and p.cv_["repeats"] == 2
+    board = p.leaderboard().set_index("model")
+    assert set(board.loc[["linear", "random_forest"], "judged_on"]) == {"5-fold x2 out-of-fold"}
+    scores = board["cv_accuracy"].dropna()
+    assert scores[p.chosen_] == scores.max() == p.val_metric_
+    again = Predictor("label", seed=3, verbosity=0, recipe=SMALL).fit(train)
+    assert again.chosen_ == p.chosen_
+    assert np.array_equal(again.predict_proba(train), p.predict_proba(train))
+    p.save(tmp_path / "m")
+    loaded = Predictor.load(tmp_path / "m")
+    assert loaded.recipe_.candidates.cv_repeats == 2
+    assert np.array_equal(loaded.predict_proba(train), p.predict_proba(train))
+
+
+def test_off_and_large_tables_keep_the_hold_out_choice():
+    p = Predictor("label", verbosity=0, recipe={**SMALL, "candidates.cv_folds": 0}).fit(table(120))
+    assert p.cv_ is None and "judged_on" not in p.leaderboard().columns
+
+
+EXE = Path(sys.executable).with_name("polymodal")
+
+
+def test_the_installed_script_sets_and_checks_the_folds(tmp_path):
+    table(80).to_csv(tmp_path / "t.csv", index=False)
+    base = [str(EXE), "fit", str(tmp_path / "t.csv"), "--label", "label", "--text-encoder",
+            "hashed", "--set", "candidates.neural=false", "--set",
+            "candidates.classic=linear"]
+    bad = subprocess.run([*base, "--out", str(tmp_path / "bad"), "--set",
+                          "candidates.cv_folds=1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "cv_folds=1" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    ok = subprocess.run([*base, "--out", str(tmp_path / "m"), "--set", "candidates.cv_folds=3"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    board = pd.read_csv(tmp_path / "m" / "leaderboard.csv")
+    assert board["judged_on"].tolist() == ["3-fold x1 out-of-fold"]
