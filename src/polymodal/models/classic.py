@@ -3,8 +3,8 @@
 :func:`flat_features` turns a :class:`~polymodal.data.batch.Batch` into a ``(B, F)``
 float matrix that tree ensembles can use: the numbers, category codes and tags as they
 are, the frozen text embeddings, each image average-pooled to at most 16x16 per channel
-plus its edge statistics (:func:`edge_statistics`), and each log-mel spectrogram summarised by the mean and standard deviation of every mel
-band over time; one 0/1 presence flag per text/image/audio column tells "absent" from
+plus its edge statistics (:func:`edge_statistics`), and each log-mel spectrogram summarised by the mean, standard deviation and maximum of every mel
+band over time and the standard deviation of its frame-to-frame change; one 0/1 presence flag per text/image/audio column tells "absent" from
 "all zeros". :func:`flat_layout` names those columns and says which are categorical.
 A categorical column whose categories are all numbers (a 0-16 pixel intensity read as
 "integer-coded classes", a rating) also gets its value as a number
@@ -169,8 +169,10 @@ def flat_layout(spec: dict, numbers: dict[str, np.ndarray] | None = None) -> Fla
         categorical += [False] * (count + EDGE_FEATURES + 1)
     for column, (_, n_mels, _) in spec["audio_shapes"].items():
         names += [f"{column}__mel{k}_mean" for k in range(n_mels)]
-        names += [f"{column}__mel{k}_std" for k in range(n_mels)] + [f"{column}__present"]
-        categorical += [False] * (2 * n_mels + 1)
+        names += [f"{column}__mel{k}_std" for k in range(n_mels)]
+        names += [f"{column}__mel{k}_max" for k in range(n_mels)]
+        names += [f"{column}__mel{k}_delta_std" for k in range(n_mels)] + [f"{column}__present"]
+        categorical += [False] * (4 * n_mels + 1)
     return FlatLayout(names=names, categorical=categorical)
 
 
@@ -205,7 +207,10 @@ def flat_features(batch: Batch, spec: dict, numbers: dict[str, np.ndarray] | Non
     for column in spec["audio_shapes"]:
         log_mel = batch.audio[column].float().cpu()[:, 0]  # (B, n_mels, T)
         mean, std = log_mel.mean(dim=2), log_mel.std(dim=2, unbiased=False)  # (B, n_mels) each
-        parts += [mean, std, presence(column)]
+        peak = log_mel.amax(dim=2)  # (B, n_mels): the loudest frame per band, padding-proof
+        # How fast each band changes (the spectral dynamics that tell words apart across voices).
+        delta = log_mel.diff(dim=2) if log_mel.shape[2] > 1 else torch.zeros_like(log_mel)
+        parts += [mean, std, peak, delta.std(dim=2, unbiased=False), presence(column)]
     if not parts:
         raise ConfigError("the feature spec has no features to flatten")
     return torch.cat(parts, dim=1).numpy().astype(np.float32, copy=False)  # (B, F)
