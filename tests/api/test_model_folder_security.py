@@ -190,3 +190,26 @@ def test_an_oversized_json_file_is_refused_before_it_is_parsed(saved, name, tmp_
         Predictor.load(folder)
     report = inspect_folder(folder)
     assert any(name in p and "bytes" in p for p in report.problems)
+
+
+def test_a_classic_model_of_another_feature_width_is_one_line(tiny_table, tmp_path, monkeypatch):
+    """A folder whose scikit-learn candidate was fitted on another feature layout (audio
+    features grew since it was saved) is refused on load, naming the model and the fix."""
+    from polymodal import Predictor
+    from polymodal.api import predictor_folder
+    from polymodal.errors import ModelFolderError
+    from polymodal.models.classic import FlatLayout
+
+    Predictor("label", verbosity=0, recipe={"candidates.classic": ["random_forest"],
+                                            "candidates.neural": False}).fit(tiny_table).save(
+        tmp_path / "model")
+    assert Predictor.load(tmp_path / "model") is not None
+    real = predictor_folder.flat_layout
+
+    def wider(spec, numbers=None):
+        layout = real(spec, numbers)
+        return FlatLayout(names=[*layout.names, "extra"], categorical=[*layout.categorical, False])
+
+    monkeypatch.setattr(predictor_folder, "flat_layout", wider)
+    with pytest.raises(ModelFolderError, match="random_forest"):
+        Predictor.load(tmp_path / "model")

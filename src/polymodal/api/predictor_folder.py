@@ -30,7 +30,7 @@ from polymodal.data.schema import Schema
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ModelFolderError
 from polymodal.files import json_safe, read_json, write_json, write_text
-from polymodal.models.classic import ClassicModel
+from polymodal.models.classic import ClassicModel, category_numbers, flat_layout
 from polymodal.recipes.base import from_dict, to_dict
 from polymodal.recipes.predictor import PredictorRecipe
 from polymodal.train import resolve_device
@@ -121,6 +121,7 @@ def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
                else ClassicModel.load(path / "models" / name))
         for name in names
     }
+    _check_classic_width(path, predictor.models_, predictor.transform_)
     predictor.ensemble_weights_ = ensemble["weights"]
     predictor.chosen_ = ensemble["chosen"]
     predictor.val_metric_ = config["val_metric"]
@@ -146,3 +147,21 @@ def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
         if r.get("model") == NEURAL and r.get("event") in ("train", "eval")
     ]
     return predictor
+
+
+def _check_classic_width(path: Path, models: dict, transform: TableTransform) -> None:
+    """Refuse, in one line, a scikit-learn candidate that expects another number of
+    features than this polymodal makes from the table (the audio features grew, for one)."""
+    width = None
+    for name, model in models.items():
+        expected = getattr(getattr(model, "estimator_", None), "n_features_in_", None)
+        if expected is None:
+            continue
+        if width is None:
+            width = flat_layout(transform.feature_spec(),
+                                category_numbers(transform.vocab_)).num_features
+        if int(expected) != width:
+            raise ModelFolderError(
+                f"{path / 'models' / name} expects {int(expected)} features but this polymodal "
+                f"makes {width} from the table (the features changed since it was saved); "
+                "retrain it with polymodal fit")
