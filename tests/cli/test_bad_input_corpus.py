@@ -530,9 +530,12 @@ def test_kill_9_during_generate_fit_leaves_the_previous_generator(fault_dir):
 def test_ctrl_c_during_fit_says_what_was_saved(fault_dir):
     model = fault_dir / "model"
     before = _files(model)
+    # A shell's background job inherits SIGINT ignored, and so would this child: restore
+    # the default so that Ctrl-C reaches it as it would at a terminal.
     proc = subprocess.Popen([str(EXE), "fit", str(fault_dir / "long.csv"), "--label", "label",
                              "--out", str(model), *LONG_FIT], stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+                            text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(proc, "linear")
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
