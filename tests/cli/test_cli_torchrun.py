@@ -1,7 +1,8 @@
 """``polymodal fit`` and ``generate fit`` under ``torchrun --nproc_per_node=2`` (gloo, CPU).
 
-The installed script runs in two processes from a folder of Parquet shards, each rank
-training the network on the rows of its own shard files. Checked: the network's training
+The installed script runs in two processes: ``fit`` from a folder of Parquet shards, each
+rank training the network on the rows of its own shard files; ``generate fit`` from one
+Parquet file, whose rows rank 0 sends and the DistributedSampler shares. Checked: the network's training
 loss matches a single-process fit of the same data; only rank 0 printed and only rank 0
 wrote anything under the output folder's parent (an audit hook in every process records
 each file it opens for writing, each folder it makes and each rename); the folder loads
@@ -184,24 +185,26 @@ def test_fit_under_torchrun_trains_on_each_ranks_shards_and_writes_once(place):
 def test_generate_fit_under_torchrun_saves_once_and_loads(place):
     from polymodal.api.generator import Generator
 
-    images = place["tmp"] / "gshards" / "images"
-    images.mkdir(parents=True)
+    # One table file, not shards: rank 0 sends the rows, the DistributedSampler shares them.
+    images = place["tmp"] / "images"
+    images.mkdir()
     rows = []
     for i in range(96):  # red or green squares, 8x8
         pixels = np.zeros((8, 8, 3), np.uint8)
         pixels[..., i % 2] = 200 + i % 50
         Image.fromarray(pixels).save(images / f"{i:03d}.png")
         rows.append({"image": f"images/{i:03d}.png", "label": ["red", "green"][i % 2]})
-    for k in range(2):
-        pd.DataFrame(rows[k * 48:(k + 1) * 48]).to_parquet(
-            place["tmp"] / "gshards" / f"part-{k}.parquet", index=False)
+    pd.DataFrame(rows).to_parquet(place["tmp"] / "table.parquet", index=False)
 
     out = place["runs"] / "gen"
-    code, outputs = _torchrun(place, "generate", "fit", str(place["tmp"] / "gshards"),
+    code, outputs = _torchrun(place, "generate", "fit", str(place["tmp"] / "table.parquet"),
                               "--image", "image", "--condition", "label", "--steps", "6",
                               "--out", str(out))
     assert code == 0, outputs
     assert outputs[1] == ("", "") and _writes(place, "1") == []
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    [event] = [r for r in log if r["event"] == "distributed"]
+    assert event["world_size"] == 2 and event["rows"] == "sampler"
     generator = Generator.load(out, device="cpu")
     assert generator.train_result_["steps"] == 6
     images = generator.sample(4, conditions={"label": ["red", "green"]}, num_steps=2)

@@ -191,7 +191,8 @@ class Generator(Estimator):
         an interrupted fit from its checkpoint there (same data and settings).
         ``budget``: the caller's clock for ``time_limit``, when the command started it
         before this fit (the CLI does, so that reading the table counts); by default the
-        fit starts its own.
+        fit starts its own. Under ``torchrun`` rank 0 does this; the other ranks train the
+        network with it and stay unfitted (:mod:`polymodal.api.ranks`).
         """
         budget = budget or TimeBudget(self.time_limit)
         if budget.time_limit_s != self.time_limit:
@@ -205,7 +206,7 @@ class Generator(Estimator):
             delattr(self, name)  # a fit that fails leaves the generator unfitted, not half-old
         with rank_group(self.device) as ranks:  # under torchrun (polymodal.api.ranks)
             if ranks.follower:  # trains the network with rank 0; stays unfitted
-                ranks.follow(functools.partial(train_generator_share, ranks, self))
+                ranks.follow(functools.partial(train_generator_share, generator=self))
                 return self
             return self._fit(table, out_dir, resume, budget, ranks)
 

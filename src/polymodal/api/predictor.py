@@ -25,7 +25,6 @@ values (regression); ``predict``/``predict_proba`` turn them into the user's lab
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -180,6 +179,9 @@ class Predictor(PredictorContract):
             budget: the caller's clock for ``time_limit``, when the command started it
                 before this fit (the CLI does, so that reading the table counts); by
                 default the fit starts its own.
+
+        Under ``torchrun`` rank 0 does this; the other ranks train the network with it and
+        stay unfitted (:mod:`polymodal.api.ranks`): save and predict on rank 0.
         """
         budget = budget or TimeBudget(self.time_limit)
         if budget.time_limit_s != self.time_limit:
@@ -196,7 +198,7 @@ class Predictor(PredictorContract):
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
         with rank_group(self.device) as ranks:  # under torchrun (polymodal.api.ranks)
             if ranks.follower:  # trains the network with rank 0; stays unfitted
-                ranks.follow(functools.partial(train_predictor_share, ranks))
+                ranks.follow(train_predictor_share)
                 return self
             return self._fit(X, y, tuning_data, augment, budget, ranks, start=start,
                              resume_dir=resume_dir, checkpoint_every_s=checkpoint_every_s,

@@ -52,7 +52,8 @@ from polymodal.train.distributed import DistributedContext, RankRows
 from polymodal.train.generator_fit import train_generator
 
 # Each rank's own shards are used only when the smallest share has at least this share of
-# the largest's rows (the rest would be repeats) and at least MIN_SHARD_ROWS rows.
+# the largest's rows and at least MIN_SHARD_ROWS rows: an epoch gives every rank the same
+# number of rows, so a small share repeats rows and a large one leaves some for later.
 MIN_SHARE_RATIO = 0.8
 MIN_SHARD_ROWS = 16
 
@@ -178,14 +179,14 @@ class Ranks:
                 "them; leave the shard folder unchanged while training")
         return take_rows(frame, np.asarray(rows["rows"][rank]))
 
-    def follow(self, train: Callable[[dict], None]) -> None:
+    def follow(self, train: Callable[[Ranks, dict], None]) -> None:
         """A follower's whole fit: train when rank 0 says so; end as rank 0 ends (with its
         error, if it had one)."""
         while True:
             message = self.receive()
             if message["kind"] == "train":
                 self.phase = "training"
-                train(message)
+                train(self, message)
                 self.phase = "after"
                 continue
             if message.get("error") is not None:
@@ -272,7 +273,7 @@ def train_predictor_share(ranks: Ranks, message: dict) -> None:
                   out_dir=message["out_dir"], resume=message["resume"])
 
 
-def train_generator_share(ranks: Ranks, generator, message: dict) -> None:
+def train_generator_share(ranks: Ranks, message: dict, *, generator) -> None:
     """A follower's part of the Generator's network: rank 0's network, settings and seed
     on its own rows; rank 0 evaluates, writes the sample grids and saves."""
     transform = transform_from_text(message["transform"])
