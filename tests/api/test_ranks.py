@@ -10,7 +10,7 @@ import pytest
 from polymodal.api.ranks import Ranks
 from polymodal.data.readers import read_table
 from polymodal.data.split import take_rows
-from polymodal.train.distributed import DistributedContext, RankRows
+from polymodal.train.distributed import DistributedContext
 
 
 def _table(folder, sizes: list[int]):
@@ -67,21 +67,3 @@ def test_synthetic_rows_use_the_sampler(tmp_path):
     table = _table(tmp_path / "shards", [50, 50])
     ranks = _leader(table, None, rows=table)  # rows added to the table's: no positions
     assert ranks._shard_plan(100)[0] is None
-
-
-def test_rank_rows_draw_a_new_order_each_epoch_and_cover_their_rows():
-    data = list(range(100, 110))  # items are the wrapped dataset's
-    short = RankRows(data, [0, 2, 4, 6], length=6, seed=1)  # fewer rows than length: repeats
-    assert len(short) == 6 and short.rank_local
-    items = [short[i] for i in range(6)]
-    assert set(items) == {100, 102, 104, 106}
-    long = RankRows(data, range(10), length=4, seed=1)  # more rows: the rest in other epochs
-    seen = set()
-    for epoch in range(8):
-        long.set_epoch(epoch)
-        seen |= set(long.__getitems__(range(4)))
-    assert seen == set(data)
-    long.set_epoch(2)
-    again = RankRows(data, range(10), length=4, seed=1)
-    again.set_epoch(2)
-    assert [long[i] for i in range(4)] == [again[i] for i in range(4)]  # resumable

@@ -58,6 +58,12 @@ class DistributedContext:
         if not dist.is_initialized():
             backend = "nccl" if device_type == "cuda" else "gloo"
             if device_type == "cuda":
+                if local_rank >= torch.cuda.device_count():
+                    raise ConfigError(
+                        f"torchrun started process {local_rank} on this machine, which has "
+                        f"{torch.cuda.device_count()} GPU(s): one process per GPU (pass "
+                        f"--nproc_per_node={torch.cuda.device_count()}), or train on the "
+                        "CPU (--device cpu)")
                 torch.cuda.set_device(local_rank)
             dist.init_process_group(backend=backend)
             owns = True
