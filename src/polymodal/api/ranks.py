@@ -19,8 +19,10 @@ choose differently.
 
 Rows: when the table is a folder of Parquet (or Feather) shards with at least one file per
 rank, rank r reads only files r, r + N, r + 2N, ... and trains on the training rows among
-them (rank 0 takes the same rows from the table it read); a rank with fewer rows than the
-largest share repeats some, as ``DistributedSampler`` pads. Otherwise — one file, a
+them (rank 0 takes the same rows from the table it read). Every epoch gives each rank
+ceil(rows / N) of its rows in a new seeded order (:class:`~polymodal.train.distributed.
+RankRows`), so an epoch is as many rows and steps as in one process; a smaller share
+repeats a few rows, a larger one leaves a few for the next epoch. Otherwise — one file, a
 table that is not a shard folder, rows added to the table (synthetic ones), or shares more
 unequal than ``MIN_SHARE_RATIO`` — rank 0 sends the training rows themselves and the
 loop's ``DistributedSampler`` gives each rank 1/N of them each epoch. Rank 0's console and
