@@ -152,6 +152,7 @@ def follower_rank() -> bool:
     if rank in (None, 0):
         return False
     Verbosity.level = 0
+    logging.getLogger("polymodal").removeHandler(LOG_HANDLER)  # -v: rank 0's to print
     warnings.simplefilter("ignore")
     return True
 
