@@ -65,7 +65,8 @@ def every_modality(tmp_path):
         problem_type="binary",
     )
     transform = TableTransform(
-        schema, text_encoder="hashed", n_mels=16, augment={"shift_px": 2, "hflip": True}
+        schema, text_encoder="hashed", n_mels=16, augment={"shift_px": 2, "hflip": True},
+        audio_augment={},
     ).fit(df)
     return df, transform
 

@@ -217,6 +217,7 @@ def test_from_config_rejects_unknown_key():
     (ImageEncoder(3, [8, 12], width=8, out_dim=16), (torch.randn(2, 3, 8, 12),)),
     (TextEncoder(12, out_dim=16, hidden=8), (torch.randn(2, 12),)),
     (AudioEncoder(8, 16, out_dim=16, width=8), (torch.randn(2, 1, 8, 16),)),
+    (AudioEncoder(8, 16, out_dim=16, width=8, norm="band"), (torch.randn(2, 1, 8, 16),)),
     (TabularEncoder(2, [3, 5], 2, out_dim=16),
      (torch.randn(2, 2), torch.tensor([[0, 4], [2, 1]]), torch.ones(2, 2))),
     (AttentionFusion(["a", "b"], 8, out_dim=4, num_layers=2, num_heads=2),
@@ -235,6 +236,28 @@ def test_every_module_config_round_trips_through_json(module, inputs):
     rebuilt.load_state_dict(module.state_dict())
     assert rebuilt.config() == module.config()
     assert torch.equal(rebuilt(*inputs), module(*inputs))
+
+
+def test_band_normalised_audio_encoder_ignores_a_constant_per_band_and_the_clip_length():
+    """Per-band normalisation over the clip: a fixed gain per mel band (a microphone's or a
+    speaker's spectral tilt) does not change the output; pooling over time lets one
+    encoder take clips of any length."""
+    torch.manual_seed(0)
+    encoder = AudioEncoder(16, 40, out_dim=8, width=8, norm="band").eval()
+    x = torch.randn(3, 1, 16, 40)
+    tilt = torch.linspace(-2.0, 3.0, 16)[None, None, :, None]  # (1, 1, M, 1)
+    torch.testing.assert_close(encoder(x + tilt), encoder(x), atol=1e-4, rtol=1e-4)
+    assert encoder(torch.randn(3, 1, 16, 73)).shape == (3, 8)
+    with pytest.raises(ConfigError, match="norm='batch'"):
+        AudioEncoder(16, 40, norm="batch")
+
+
+def test_a_network_saved_before_audio_norm_loads_as_it_was():
+    spec = make_spec()
+    old = FusionPredictor(spec, width=WIDTH)
+    assert "audio_norm" not in old.config()  # what models saved before the option hold
+    assert FusionPredictor(spec, **old.config()).encoders.keys() == old.encoders.keys()
+    assert FusionPredictor(spec, width=WIDTH, audio_norm="band").config()["audio_norm"] == "band"
 
 
 def test_fixed_seed_gives_identical_init():

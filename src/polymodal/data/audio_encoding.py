@@ -62,6 +62,13 @@ class LogMelFrontEnd:
 
         return resample_poly(wave, self.sample_rate // g, int(rate) // g).astype(np.float32)
 
+    def band_widths(self) -> torch.Tensor:
+        """(n_mels,) each mel filter's area over the linear bins, mean 1: the relative power
+        white noise puts in each band."""
+        _, bank = _stft_constants(self.sample_rate, self.win_length, self.n_fft, self.n_mels)
+        area = bank.sum(dim=1)
+        return area / area.mean()
+
     def log_mel(self, wave: np.ndarray) -> torch.Tensor:
         """Natural-log mel power spectrogram of a fixed-length mono wave: (n_mels, T)."""
         window, bank = _stft_constants(self.sample_rate, self.win_length, self.n_fft, self.n_mels)

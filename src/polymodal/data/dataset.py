@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from polymodal.data.audio_augment import AUDIO_AUGMENT_DRAWS
 from polymodal.data.batch import Batch
 from polymodal.data.image_encoding import AUGMENT_DRAWS, decode_image_pixels, pixels_to_float
 from polymodal.data.transforms import EncodedTable, TableTransform
@@ -69,7 +70,7 @@ class TableDataset(Dataset):
     Args:
         df: the table (its ``attrs["base_dir"]`` is where relative media paths resolve).
         transform: a fitted :class:`TableTransform`.
-        train: apply the transform's image augmentation (if it has one).
+        train: apply the transform's image and audio augmentation (if it has them).
         cache_media: keep decoded (un-augmented) images (as uint8 pixels) and audio in memory after the
             first read — for small tables that are read many times. With worker processes
             each worker fills its own copy, which ends with the epoch.
@@ -122,6 +123,11 @@ class TableDataset(Dataset):
             sample["mask"][col] = bool(present[index])
         sample["image"], sample["audio"], media_present = self._media_row(index)
         sample["mask"].update(media_present)
+        audio_draws = self._audio_draws(np.array([index]))
+        for k, col in enumerate(sample["audio"] if audio_draws is not None else ()):
+            sample["audio"][col] = self.transform.augment_audio(
+                sample["audio"][col][None], torch.tensor([media_present[col]]),
+                audio_draws[:, k * AUDIO_AUGMENT_DRAWS:(k + 1) * AUDIO_AUGMENT_DRAWS], col)[0]
         sample["label"] = (
             None if enc.label is None else torch.from_numpy(np.asarray(enc.label[index]))
         )
@@ -169,6 +175,11 @@ class TableDataset(Dataset):
             if flip is not None and (flip & mask[col].numpy()).any():
                 mirrored = torch.from_numpy(np.flatnonzero(flip & mask[col].numpy()))
                 image[col][mirrored] = image[col][mirrored].flip(-1)
+        audio_draws = self._audio_draws(idx)
+        for k, col in enumerate(enc.audio if audio_draws is not None else ()):
+            audio[col] = self.transform.augment_audio(
+                audio[col], mask[col],
+                audio_draws[:, k * AUDIO_AUGMENT_DRAWS:(k + 1) * AUDIO_AUGMENT_DRAWS], col)
         label = None
         if enc.label is not None:
             label = torch.from_numpy(np.asarray(enc.label)[idx])  # (B,) or (B, K)
@@ -183,6 +194,17 @@ class TableDataset(Dataset):
         if not (self.train and self.encoded.image and self.transform.augment is not None):
             return None
         return row_uniforms(self.seed, self.epoch, rows, AUGMENT_DRAWS * len(self.encoded.image))
+
+    def _audio_draws(self, rows: np.ndarray) -> np.ndarray | None:
+        """The rows' audio augmentation uniforms ``(B, AUDIO_AUGMENT_DRAWS x audio
+        columns)``, or None when audio is not augmented. They follow the image columns'
+        draws in the same stream, so adding audio leaves an image's augmentation as it was."""
+        enc = self.encoded
+        if not (self.train and enc.audio and self.transform.audio_augment is not None):
+            return None
+        first = AUGMENT_DRAWS * len(enc.image)
+        return row_uniforms(self.seed, self.epoch, rows,
+                            first + AUDIO_AUGMENT_DRAWS * len(enc.audio))[:, first:]
 
     def _media_row(self, index: int, draws: np.ndarray | None = None, *,
                    flip: bool = True) -> tuple[dict, dict, dict]:

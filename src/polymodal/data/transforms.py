@@ -37,7 +37,13 @@ import pandas as pd
 import torch
 
 from polymodal.data import label_encoding
+from polymodal.data.audio_augment import (
+    AUDIO_AUGMENT_DEFAULTS,
+    audio_augment_problems,
+    augment_log_mels,
+)
 from polymodal.data.audio_encoding import (
+    AUDIO_HOP_S,
     MIN_AUDIO_DURATION_S,
     LogMelFrontEnd,
     decode_audio,
@@ -115,6 +121,10 @@ class TableTransform:
         augment: ``None`` for no augmentation, or a dict with any of ``hflip`` (bool),
             ``shift_px`` (int), ``rotate_deg`` (float); missing keys take
             ``AUGMENT_DEFAULTS`` (no flips unless asked: flipping changes digits and text).
+        audio_augment: ``None`` for no audio augmentation, or a dict of
+            :data:`~polymodal.data.audio_augment.AUDIO_AUGMENT_DEFAULTS` keys (missing keys
+            take those defaults): speed/pitch perturbation, time shift, background noise
+            and SpecAugment masks of training clips (:mod:`polymodal.data.audio_augment`).
         cache_dir: text-embedding cache folder (default ``~/.cache/polymodal/text``).
     """
 
@@ -129,6 +139,7 @@ class TableTransform:
         n_mels: int = 64,
         audio_duration_s: float | None = None,
         augment: dict | None = None,
+        audio_augment: dict | None = None,
         cache_dir: str | os.PathLike | None = None,
     ):
         self.schema = schema
@@ -139,6 +150,7 @@ class TableTransform:
         self.n_mels = n_mels
         self.audio_duration_s = audio_duration_s
         self.augment = augment
+        self.audio_augment = audio_augment
         self.cache_dir = cache_dir
         self._validate_config()
 
@@ -185,6 +197,7 @@ class TableTransform:
                 f"audio_duration_s={self.audio_duration_s!r} must be >= {MIN_AUDIO_DURATION_S} s, or None"
             )
         problems += augment_problems(self.augment)
+        problems += audio_augment_problems(self.audio_augment)
         if problems:
             raise ConfigError("TableTransform: " + "; ".join(problems))
 
@@ -198,6 +211,7 @@ class TableTransform:
             "n_mels": self.n_mels,
             "audio_duration_s": self.audio_duration_s,
             "augment": self.augment,
+            "audio_augment": self.audio_augment,
         }
 
     @property
@@ -403,6 +417,26 @@ class TableTransform:
         return decode_audio(
             cell, base_dir, self._audio_front_end(), self.audio_stats_[column], column
         )
+
+    @property
+    def audio_augment_(self) -> dict | None:
+        """The audio augmentation settings with defaults filled in, or None."""
+        if self.audio_augment is None:
+            return None
+        return {**AUDIO_AUGMENT_DEFAULTS, **self.audio_augment}
+
+    def augment_audio(self, log_mels: torch.Tensor, present: torch.Tensor, draws: np.ndarray,
+                      column: str) -> torch.Tensor:
+        """Training-time augmentation of a batch of ``column``'s log-mels ``(B, 1, M, T)``
+        from ``draws`` ``(B, AUDIO_AUGMENT_DRAWS)`` (:mod:`polymodal.data.audio_augment`);
+        unchanged when ``audio_augment`` is None."""
+        aug = self.audio_augment_
+        if aug is None:
+            return log_mels
+        stats = self.audio_stats_[column]
+        return augment_log_mels(log_mels, present, draws, aug, mean=stats["mean"],
+                                std=stats["std"], hop_s=AUDIO_HOP_S,
+                                noise_shape=self._audio_front_end().band_widths())
 
     # ------------------------------------------------------------------ spec, labels
 

@@ -233,33 +233,51 @@ class TextEncoder(ConfigurableModule):
 class AudioEncoder(ConfigurableModule):
     """A small 2-D CNN over a log-mel spectrogram: ``(B, 1, n_mels, n_frames)`` -> ``(B, out_dim)``.
 
-    Three stride-2 conv stages (widths ``width * (1, 2, 4)``), then mean over frequency and
-    time. A GroupNorm on the raw input (one group) rescales whatever dB range the
-    transform produced, per clip; loudness differences then reach the model only through
-    the spectral shape, which is the usual trade for robustness to recording gain.
+    Three stride-2 conv stages (widths ``width * (1, 2, 4)``), then pooling over time, so
+    the output does not depend on the clip's length. ``norm`` says what happens first:
+
+    - ``"clip"``: a GroupNorm on the raw input (one group) rescales the clip as a whole,
+      then the features are averaged over frequency and time.
+    - ``"band"``: each mel band is standardised over the clip's frames (cepstral mean and
+      variance normalisation in the log-mel domain: a fixed recording channel or a
+      speaker's spectral tilt adds a constant per band, which this removes), and the
+      pooling keeps the frequency axis (where the formants are), averaging and taking the
+      maximum over time.
     """
 
+    NORMS = ("clip", "band")
+
     def __init__(self, n_mels: int, n_frames: int, *, out_dim: int = 128, width: int = 16,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, norm: str = "clip"):
         super().__init__()
         _check_positive("AudioEncoder", n_mels=n_mels, n_frames=n_frames, out_dim=out_dim, width=width)
         _check_dropout("AudioEncoder", dropout)
-        self._store_config(n_mels=n_mels, n_frames=n_frames, out_dim=out_dim, width=width,
-                           dropout=dropout)
-        layers: list[nn.Module] = [nn.GroupNorm(1, 1)]
-        channels = 1
+        if norm not in self.NORMS:
+            raise ConfigError(f"AudioEncoder: norm={norm!r} must be one of {list(self.NORMS)}")
+        config = dict(n_mels=n_mels, n_frames=n_frames, out_dim=out_dim, width=width,
+                      dropout=dropout)
+        self._store_config(**config, **({"norm": norm} if norm != "clip" else {}))
+        self.norm = norm
+        layers: list[nn.Module] = [nn.GroupNorm(1, 1)] if norm == "clip" else []
+        channels, bands = 1, n_mels
         for stage in range(3):
             out_channels = width * 2**stage
             layers += [nn.Conv2d(channels, out_channels, 3, stride=2, padding=1, bias=False),
                        nn.GroupNorm(_num_groups(out_channels), out_channels),
                        nn.SiLU()]
-            channels = out_channels
+            channels, bands = out_channels, (bands + 1) // 2
         self.convs = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(channels, out_dim)
+        self.proj = nn.Linear(channels if norm == "clip" else 2 * channels * bands, out_dim)
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:  # (B, 1, n_mels, T)
-        h = self.convs(log_mel).mean(dim=(2, 3))  # (B, 4 * width)
+        if self.norm == "clip":
+            h = self.convs(log_mel).mean(dim=(2, 3))  # (B, 4 * width)
+            return self.proj(self.dropout(h))  # (B, out_dim)
+        mean = log_mel.mean(dim=3, keepdim=True)  # (B, 1, n_mels, 1)
+        std = (log_mel.var(dim=3, keepdim=True, unbiased=False) + 1e-5).sqrt()
+        h = self.convs((log_mel - mean) / std)  # (B, C, M', T')
+        h = torch.cat([h.mean(dim=3), h.amax(dim=3)], dim=1).flatten(1)  # (B, 2 * C * M')
         return self.proj(self.dropout(h))  # (B, out_dim)
 
 

@@ -80,6 +80,9 @@ class FusionPredictor(nn.Module):
             ``max(8, width // 8)``, MLP hidden ``2 * width``), so one number sizes the model.
         modality_dropout: probability of hiding a whole modality per row in train mode.
         dropout: dropout inside the encoders' MLPs, the fusion and before the head.
+        audio_norm: the audio encoders' ``norm`` (:class:`AudioEncoder`): ``"clip"`` or
+            ``"band"`` (per-band normalisation over each clip, a CNN of width
+            ``max(8, width // 4)``).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class FusionPredictor(nn.Module):
         width: int = 128,
         modality_dropout: float = 0.1,
         dropout: float = 0.1,
+        audio_norm: str = "clip",
     ):
         super().__init__()
         if fusion not in FUSIONS:
@@ -97,9 +101,11 @@ class FusionPredictor(nn.Module):
         if not isinstance(width, int) or width < 4:
             raise ConfigError(f"width must be an integer >= 4, got {width!r}")
         self.spec = _normalise_spec(spec)
-        self._config = json.loads(json.dumps({"fusion": fusion, "width": width,
-                                              "modality_dropout": modality_dropout,
-                                              "dropout": dropout}))
+        config = {"fusion": fusion, "width": width, "modality_dropout": modality_dropout,
+                  "dropout": dropout}
+        if audio_norm != "clip":  # models saved before the option load as they were
+            config["audio_norm"] = audio_norm
+        self._config = json.loads(json.dumps(config))
         self.width = width
         s = self.spec
 
@@ -121,7 +127,8 @@ class FusionPredictor(nn.Module):
                 channels, [height, width_px], width=max(8, width // 4), out_dim=width))
         for i, (col, (_, n_mels, n_frames)) in enumerate(s["audio_shapes"].items()):
             self._add(col, "audio", f"audio_{i}", AudioEncoder(
-                n_mels, n_frames, out_dim=width, width=max(8, width // 8)))
+                n_mels, n_frames, out_dim=width, norm=audio_norm,
+                width=max(8, width // (8 if audio_norm == "clip" else 4))))
         if not self._names:
             raise ConfigError("feature spec has no features (no numeric, categorical, multilabel, "
                               "text, image or audio columns); a model needs at least one")
