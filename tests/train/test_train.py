@@ -212,6 +212,31 @@ def test_time_limit_is_honoured_and_best_weights_are_kept():
     assert lrs[-1] < 0.6 * max(lrs)
 
 
+def test_a_tie_break_value_decides_between_evaluations_of_equal_metric():
+    """Accuracy saturates on a small validation set: among evaluations of the same metric
+    the one with the lower tie-break loss is kept, and it resets the patience."""
+    from polymodal.train.loop import TIE_BREAK
+
+    data = make_data()
+    evals = []
+
+    def eval_fn(model):
+        evals.append(len(evals))
+        # The metric is 1.0 from the 2nd evaluation on; the loss is lowest at the 5th.
+        return {"accuracy": 1.0 if len(evals) >= 2 else 0.5,
+                TIE_BREAK: abs(len(evals) - 5) + 0.1}
+
+    recorder = RecordWeights()
+    model = make_model()
+    result = Trainer(config(max_epochs=None, max_steps=80, eval_every_steps=10,
+                            early_stopping_patience=3)).fit(
+        model, data, loss_fn=mse_loss, eval_fn=eval_fn, metric_name="accuracy",
+        metric_mode="max", callbacks=[recorder])
+    assert result.best_step == 50 and result.best_metric == 1.0
+    assert result.stop_reason == "early_stopping" and len(evals) == 8  # 3 after the 5th
+    assert_bitwise_equal(params_of(model), recorder.at_eval[50])
+
+
 def test_time_limit_counts_the_earlier_parts_of_a_resumed_run(tmp_path):
     def slow_loss(model, batch):
         time.sleep(0.01)

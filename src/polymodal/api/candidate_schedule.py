@@ -22,7 +22,7 @@ import torch
 from polymodal.api.candidates import MIN_TRAIN_S, RESERVE_SHARE, CandidateRun
 from polymodal.api.fit_data import make_datasets
 from polymodal.evaluate.metrics import PRIMARY_METRIC
-from polymodal.evaluate.scoring import scorer
+from polymodal.evaluate.scoring import log_loss_scorer, scorer
 from polymodal.models.classic import (
     CLASSIC_KINDS,
     ClassicModel,
@@ -42,12 +42,13 @@ def start_run(p, train_df, val_df, budget: TimeBudget, log: list) -> CandidateRu
     """Step 4: the datasets and the run the candidates of the predictor ``p`` share (its
     fitted transform, recipe and problem type, its seed, device and console)."""
     train_ds, val_ds = make_datasets(train_df, val_df, p.transform_, seed=p.seed, log=log)
-    score, _, known = scorer(val_ds, p.problem_type_, p.transform_, p.schema_.label)
+    score, y_true, known = scorer(val_ds, p.problem_type_, p.transform_, p.schema_.label)
     metric, mode = PRIMARY_METRIC[p.problem_type_]
     return CandidateRun(train_ds, val_ds, p.transform_, p.recipe_, p.problem_type_, budget,
                         score, metric, mode, p.seed, p._say, log, time_limit=p.time_limit,
                         progress=p.verbosity > 0, device=p.device,
-                        num_val_rows=int(known.sum()))
+                        num_val_rows=int(known.sum()),
+                        tie_break=log_loss_scorer(p.problem_type_, y_true, known))
 
 
 def fit_candidates(run: CandidateRun, refit: bool, **neural) -> tuple[tuple, dict | None]:

@@ -95,6 +95,7 @@ class CandidateRun:
     cost_probe: Probe | None = None  # times a classic candidate's smallest fit (tests fake it)
     subsampled: set = dataclasses.field(default_factory=set)  # classic models fitted on a subsample
     ranks: Ranks | None = None  # under torchrun: the group the network trains with
+    tie_break: Callable[[np.ndarray], float] | None = None  # validation log loss (classes)
 
     @functools.cached_property
     def spec(self) -> dict:
@@ -265,7 +266,8 @@ class CandidateRun:
                 "mode": self.mode, "out_dir": None if out_dir is None else str(out_dir),
                 "resume": resume_dir is not None}, say=self.say, log=self.log)
         result = candidate.fit(train_ds, self.val_ds, config=config, score=self.score,
-                               metric_name=self.metric, metric_mode=self.mode, out_dir=out_dir,
+                               metric_name=self.metric, metric_mode=self.mode,
+                               tie_break=self.tie_break, out_dir=out_dir,
                                resume=resume_dir is not None, callbacks=callbacks)
         if self.ranks is not None:
             self.ranks.phase = "after"

@@ -29,6 +29,7 @@ from polymodal.files import atomic_path, read_json, write_json
 from polymodal.models.heads import predict_from_outputs, task_loss
 from polymodal.models.predictor_net import FusionPredictor
 from polymodal.train import TrainConfig, Trainer, TrainResult
+from polymodal.train.loop import TIE_BREAK
 
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "model.json"
@@ -87,11 +88,14 @@ class NeuralCandidate:
 
     def fit(self, train: TableDataset, val: TableDataset | None, *, config: TrainConfig,
             score: Callable[[np.ndarray], float] | None, metric_name: str, metric_mode: str,
+            tie_break: Callable[[np.ndarray], float] | None = None,
             out_dir: str | os.PathLike | None = None, resume: bool = False,
             callbacks: Sequence = ()) -> TrainResult:
         """Train on ``train``, keeping the weights that score best on ``val``.
 
-        ``score(outputs)`` is the validation metric of the (N_val, ...) outputs. Under
+        ``score(outputs)`` is the validation metric of the (N_val, ...) outputs;
+        ``tie_break(outputs)``, when given, a lower-is-better value that decides between
+        evaluations of equal metric (:data:`polymodal.train.loop.TIE_BREAK`). Under
         ``torchrun`` only rank 0 evaluates: the other ranks pass ``val=None``.
         """
         val_loader = (None if val is None else
@@ -101,7 +105,10 @@ class NeuralCandidate:
             if val_loader is None:
                 raise RuntimeError("only rank 0 evaluates the network")
             outputs = np.concatenate([network_outputs(model, b) for b in val_loader])
-            return {metric_name: float(score(outputs))}
+            metrics = {metric_name: float(score(outputs))}
+            if tie_break is not None:
+                metrics[TIE_BREAK] = float(tie_break(outputs))
+            return metrics
 
         trainer = Trainer(config, out_dir=out_dir)
         loss_fn = functools.partial(_loss, label_smoothing=self.label_smoothing)

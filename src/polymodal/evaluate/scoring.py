@@ -31,6 +31,22 @@ def targets(dataset, problem_type: str, transform, label: str) -> tuple[np.ndarr
     return np.asarray(enc.label, dtype=np.int64), known & (np.asarray(enc.label) >= 0)
 
 
+def log_loss_scorer(problem_type: str, y_true: np.ndarray, known: np.ndarray
+                    ) -> Callable[[np.ndarray], float] | None:
+    """``outputs -> mean negative log-likelihood`` of the labelled rows' classes (binary and
+    multiclass; None for the other problem types): what decides between models of equal
+    accuracy, which a small validation set often leaves."""
+    if problem_type not in ("binary", "multiclass"):
+        return None
+    rows, classes = np.flatnonzero(known), np.asarray(y_true)[known]
+
+    def log_loss(outputs: np.ndarray) -> float:
+        p = np.asarray(outputs, dtype=np.float64)[rows, classes]
+        return float(-np.mean(np.log(np.clip(p, 1e-15, 1.0))))
+
+    return log_loss
+
+
 def primary_metric(problem_type: str, transform, y_true: np.ndarray, outputs: np.ndarray) -> float:
     """The primary metric alone, as :func:`compute_metrics` defines it but without the
     others (ensemble selection scores hundreds of blends)."""

@@ -62,6 +62,11 @@ from polymodal.train.state import Callback, TrainResult, TrainState
 
 LossFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, dict[str, float]] | torch.Tensor"]
 EvalFn = Callable[[nn.Module], dict[str, float]]
+# An eval_fn may return this too: a lower-is-better value (a validation loss) that decides
+# between evaluations whose metric is equal, as accuracy often is once a small validation
+# set is all right; without it the first of them would be kept and patience would run out
+# while the network still improves.
+TIE_BREAK = "tie_break_loss"
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -535,7 +540,7 @@ class _Run:
         if self.ctx.is_main:
             target = self.ema.module if self.ema is not None else self.model
             metrics = _run_eval(self.eval_fn, target, self.budget, self.metric_name)
-            self._keep_if_best(metrics[self.metric_name], target)
+            self._keep_if_best(metrics[self.metric_name], target, metrics.get(TIE_BREAK))
             state.last_metrics = metrics
             record = {"event": "eval", "step": state.step, "epoch": self._epochs_done(),
                       "lr": self.optimizer.param_groups[0]["lr"], "loss": state.last_loss,
@@ -552,13 +557,18 @@ class _Run:
             self._replan()
         return stop
 
-    def _keep_if_best(self, value: float, target: nn.Module) -> None:
+    def _keep_if_best(self, value: float, target: nn.Module,
+                      tie_break: float | None = None) -> None:
         state = self.state
         better = state.best_metric is None or (
             value < state.best_metric if self.metric_mode == "min"
             else value > state.best_metric)
+        if (not better and value == state.best_metric and tie_break is not None
+                and math.isfinite(tie_break)):
+            better = state.best_tie_break is None or tie_break < state.best_tie_break
         if better and math.isfinite(value):
             state.best_metric, state.best_step = value, state.step
+            state.best_tie_break = tie_break
             state.evals_since_best = 0
             self.best_weights = _copy_state(target)
         else:

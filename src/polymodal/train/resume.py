@@ -21,7 +21,7 @@ from polymodal.train.state import TrainState
 
 # Progress a resumed run continues from; ``out_dir`` and ``is_main`` describe this process.
 _RESUMED_FIELDS = ("step", "epoch", "batch_in_epoch", "images_seen", "elapsed_s",
-                   "train_time_s", "planned_steps", "best_metric", "best_step",
+                   "train_time_s", "planned_steps", "best_metric", "best_tie_break", "best_step",
                    "evals_since_best", "last_loss", "last_metrics", "history")
 
 

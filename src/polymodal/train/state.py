@@ -30,6 +30,9 @@ class TrainState:
     planned_steps: int | None = None
     """Steps the LR schedule decays over (``None`` while unknown)."""
     best_metric: float | None = None
+    best_tie_break: float | None = None
+    """The best evaluation's :data:`~polymodal.train.loop.TIE_BREAK` value, when its
+    ``eval_fn`` returns one."""
     best_step: int | None = None
     evals_since_best: int = 0
     last_loss: float | None = None
