@@ -378,6 +378,28 @@ def test_ensemble_selection_weights_the_better_model():
         ensemble_selection({"a": good}, accuracy, mode="up")
 
 
+def test_ensemble_selection_averages_the_models_validation_cannot_tell_apart():
+    """Two models right on every validation row share the weight; a third, right on fewer
+    rows alone, is not added for free even where the blend's accuracy would not change."""
+    y = np.array([0, 1, 1, 0, 1, 0])
+    sure = np.eye(2)[y] * 0.98 + 0.01
+    unsure = np.eye(2)[y] * 0.2 + 0.4
+    weaker = sure.copy()
+    weaker[0] = weaker[0, ::-1]  # wrong on row 0
+
+    def accuracy(outputs: np.ndarray) -> float:
+        return float(np.mean(outputs.argmax(axis=1) == y))
+
+    weights = ensemble_selection({"weaker": weaker, "unsure": unsure, "sure": sure}, accuracy,
+                                 num_rounds=6)
+    assert weights == {"unsure": 0.5, "sure": 0.5}
+    # One row apart is within a tolerance of one row: the weaker one joins, where the blend
+    # stays right on every row.
+    weights = ensemble_selection({"weaker": weaker, "unsure": unsure, "sure": sure}, accuracy,
+                                 num_rounds=6, tolerance=1 / 6)
+    assert set(weights) == {"weaker", "unsure", "sure"}
+
+
 @pytest.mark.skipif(not minilm_available(), reason="MiniLM weights are not installed")
 def test_text_uses_minilm_by_default(media_table):
     table = media_table[["caption", "label"]]
@@ -509,6 +531,15 @@ def test_image_augment_is_checked():
         Predictor("label", image_augment="mirror").fit(tabular_table("binary"))
     with pytest.raises(ConfigError, match=r"image_augment has unknown key\(s\) \[.vflip.\]"):
         Predictor("label", image_augment={"vflip": True}, **FAST).fit(tabular_table("binary"))
+
+
+def test_audio_augment_is_checked():
+    with pytest.raises(ConfigError, match="audio_augment='loud'.*'speech'"):
+        Predictor("label", audio_augment="loud").fit(tabular_table("binary"))
+    with pytest.raises(ConfigError, match=r"audio_augment has unknown key\(s\) \[.echo.\]"):
+        Predictor("label", audio_augment={"echo": 1}, **FAST).fit(tabular_table("binary"))
+    with pytest.raises(ConfigError, match=r"audio_augment\['speed'\]=1.5"):
+        Predictor("label", audio_augment={"speed": 1.5}, **FAST).fit(tabular_table("binary"))
 
 
 def test_a_large_image_only_table_needs_no_fusion_mlp(media_table, monkeypatch):

@@ -16,8 +16,10 @@ from polymodal.recipes.predictor import (
     LARGE_MEDIA_ROWS,
     LARGE_TABLE_ROWS,
     PredictorRecipe,
+    resolve_audio_augment,
     resolve_predictor,
 )
+from polymodal.data.audio_augment import AUDIO_AUGMENT_DEFAULTS
 
 
 def _schema(columns: dict, label="label", n=40):
@@ -28,6 +30,8 @@ def _schema(columns: dict, label="label", n=40):
             data[name] = [rng.integers(0, 255, (8, 8), dtype=np.uint8) for _ in range(n)]
         elif kind == "numeric":
             data[name] = rng.normal(size=n)
+        elif kind == "audio":
+            data[name] = [f"clips/{i}.wav" for i in range(n)]
         elif kind == "categorical":
             data[name] = rng.choice(["a", "b", "c"], size=n)
     data[label] = rng.choice(["yes", "no"], size=n)
@@ -77,6 +81,24 @@ def test_image_tables_get_the_image_settings_and_large_ones_larger_batches():
     assert resolve_predictor(schema, LARGE_MEDIA_ROWS, fusion="concat").network.fusion == "concat"
     mixed = resolve_predictor(_schema({"i": "image", "x": "numeric"}), LARGE_MEDIA_ROWS)
     assert mixed.network.fusion == "concat"
+
+
+def test_audio_tables_train_longer_with_augmented_per_band_normalised_clips():
+    audio = _schema({"a": "audio"})
+    recipe = resolve_predictor(audio, 900)
+    assert recipe.network.audio_norm == "band"
+    assert recipe.training.max_epochs >= 100 and recipe.training.early_stopping_patience >= 20
+    assert recipe.candidates.classic == ("random_forest", "extra_trees")
+    plain = resolve_predictor(_schema({"x": "numeric"}), 900)
+    assert plain.training.max_epochs == PredictorRecipe().training.max_epochs
+    assert resolve_predictor(audio, 900, overrides={"training.max_epochs": 7}).training.max_epochs == 7
+    with pytest.raises(ConfigError, match="network.audio_norm='instance'"):
+        resolve_predictor(audio, 900, overrides={"network.audio_norm": "instance"})
+    # The Predictor's audio_augment: "auto" is speech on audio tables, nothing elsewhere.
+    assert resolve_audio_augment("auto", audio) == AUDIO_AUGMENT_DEFAULTS
+    assert resolve_audio_augment("auto", _schema({"x": "numeric"})) is None
+    assert resolve_audio_augment("none", audio) is None and resolve_audio_augment(None, audio) is None
+    assert resolve_audio_augment({"speed": 0.0}, audio)["speed"] == 0.0
 
 
 def test_batches_never_exceed_the_training_rows():

@@ -34,7 +34,7 @@ from polymodal.data.split import labelled_positions, take_rows, validation_split
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError, SchemaError
-from polymodal.recipes.predictor import IMAGE_AUGMENT_CHOICES
+from polymodal.recipes.predictor import IMAGE_AUGMENT_CHOICES, resolve_audio_augment
 from polymodal.train.budget import TimeBudget
 
 # Augmentation's share of the budget left after reading and transforming the table: the
@@ -155,6 +155,7 @@ def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say) -> np.ndarr
 
 def fit_transform(schema: Schema, train: pd.DataFrame, *, image_size: int | None,
                   text_encoder: str, image_augment: str | dict | None,
+                  audio_augment: str | dict | None = "auto",
                   budget: TimeBudget | None = None, texts: pd.DataFrame | None = None,
                   say: Callable[[str], None] = print) -> TableTransform:
     """Step 3: the per-modality transforms, fitted on the training rows. ``texts``: every
@@ -166,7 +167,8 @@ def fit_transform(schema: Schema, train: pd.DataFrame, *, image_size: int | None
         text_encoder = budget_text_encoder(text_encoder, schema, train if texts is None else texts,
                                            budget, say)
     return TableTransform(schema, image_size=image_size, text_encoder=text_encoder,
-                          augment=augment).fit(train)
+                          augment=augment,
+                          audio_augment=resolve_audio_augment(audio_augment, schema)).fit(train)
 
 
 def budget_text_encoder(kind: str, schema: Schema, df: pd.DataFrame, budget: TimeBudget,

@@ -98,6 +98,12 @@ class Predictor(PredictorContract):
             With mirroring on, the network's validation outputs are also scored averaged
             over each image and its mirror (test-time augmentation), which is kept for
             prediction when it validates better.
+        audio_augment: random changes to training clips (the network's; validation and
+            prediction hear them as they are): speed and pitch perturbation, time shift,
+            background noise and SpecAugment masks (:mod:`polymodal.data.audio_augment`).
+            ``"auto"`` (default): ``"speech"`` on tables with audio columns. ``"speech"``:
+            the defaults of ``AUDIO_AUGMENT_DEFAULTS``, which keep a spoken word's label.
+            ``"none"`` or ``None``: none. A dict sets any of those keys.
         validation_fraction: share of labelled rows held out to choose the model.
         verbosity: 0 silent, 1 one line per candidate and the training progress bar.
         device: where the network trains and predicts: ``"auto"`` (a CUDA GPU when there
@@ -126,6 +132,7 @@ class Predictor(PredictorContract):
         image_size: int | None = None,
         fusion: str = "auto",
         image_augment: str | dict | None = None,
+        audio_augment: str | dict | None = "auto",
         validation_fraction: float = 0.2,
         recipe: dict | None = None,
         verbosity: int = 1,
@@ -141,6 +148,7 @@ class Predictor(PredictorContract):
         self.image_size = image_size
         self.fusion = fusion
         self.image_augment = image_augment
+        self.audio_augment = audio_augment
         self.validation_fraction = validation_fraction
         self.recipe = recipe
         self.verbosity = verbosity
@@ -278,6 +286,7 @@ class Predictor(PredictorContract):
                                                  image_size=self.image_size,
                                                  text_encoder=self.text_encoder,
                                                  image_augment=self.image_augment,
+                                                 audio_augment=self.audio_augment,
                                                  budget=budget, texts=rows.df, say=self._say)
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         train_df, self.augmentation_ = fit_data.add_synthetic_rows(

@@ -272,17 +272,18 @@ def set_options(items: list[str]) -> dict[str, str]:
     return changes
 
 
-def image_augment_option(value: str):
-    """``--image-augment``: a name (none, hflip) or a JSON object of augment settings."""
+def image_augment_option(value: str, flag: str = "--image-augment"):
+    """``--image-augment`` (or ``--audio-augment``, the ``flag``): a name or a JSON object of
+    augment settings."""
     if not value.lstrip().startswith("{"):
         return value
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--image-augment {value!r} is not valid JSON ({exc.msg}); write e.g. "
+        raise ConfigError(f"{flag} {value!r} is not valid JSON ({exc.msg}); write e.g. "
                           '\'{"hflip": true, "shift_px": 2}\' or a name: none, hflip') from None
     if not isinstance(parsed, dict):
-        raise ConfigError(f"--image-augment {value!r} must be a JSON object")
+        raise ConfigError(f"{flag} {value!r} must be a JSON object")
     return parsed
 
 

@@ -43,6 +43,10 @@ def fit(
         "none", "--image-augment",
         help="none, hflip (mirror training images: only when a mirrored image keeps its label) "
              'or JSON like \'{"hflip": true, "shift_px": 2}\'.'),
+    audio_augment: str = typer.Option(
+        "auto", "--audio-augment",
+        help="auto (speech on audio tables), speech, none, or JSON like "
+             '\'{"speed": 0.1, "noise_prob": 0.5}\' (speed/pitch, shift, noise, masks).'),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a recipe field: KEY=VALUE, e.g. network.width=96 (repeatable; "
                           "the resolved recipe is in OUT/config.json)."),
@@ -60,6 +64,7 @@ def fit(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
         image_augment=image_augment_option(image_augment),
+        audio_augment=image_augment_option(audio_augment, "--audio-augment"),
         recipe=set_options(set_) or None, verbosity=Verbosity.level, device=device.value,
     )
     with interrupted(out_dir, "training"):

@@ -15,6 +15,7 @@ import math
 import numbers
 from dataclasses import dataclass, field, replace
 
+from polymodal.data.audio_augment import AUDIO_AUGMENT_DEFAULTS, audio_augment_problems
 from polymodal.data.image_encoding import AUGMENT_DEFAULTS
 from polymodal.data.schema import OPTIONAL_MODALITIES, PROBLEM_TYPES, Schema
 from polymodal.errors import ConfigError
@@ -24,9 +25,13 @@ from polymodal.recipes.base import common_param_problems, override
 PRESETS = ("fast", "best")
 FUSIONS = ("concat", "attention", "single")
 FUSION_CHOICES = ("auto", "concat", "attention")  # what a user may ask for
+AUDIO_NORMS = ("band", "clip")
 # Predictor(image_augment=...) names -> TableTransform(augment=...).
 IMAGE_AUGMENT_CHOICES = {"none": None,
                          "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
+# Predictor(audio_augment=...) names -> TableTransform(audio_augment=...); "auto" is
+# "speech" when the table has audio columns (see resolve_audio_augment).
+AUDIO_AUGMENT_CHOICES = {"none": None, "speech": {}}
 # Large media tables: this many training rows or more (see resolve_predictor).
 LARGE_MEDIA_ROWS = 20_000
 # Large tables: this many training rows or more train histogram boosting first (see
@@ -53,6 +58,11 @@ class NetworkRecipe:
 
     dropout: float = 0.1
     """Dropout inside the fusion layers and the head."""
+
+    audio_norm: str = "band"
+    """How the audio encoder normalises a clip: 'band' (each mel band over the clip's
+    frames, which removes a speaker's or microphone's spectral tilt; the frequency axis kept
+    through the pooling) or 'clip' (one scale for the whole clip)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,9 @@ class PredictorRecipe:
         problems = []
         if n.fusion not in FUSIONS:
             problems.append(f"network.fusion={n.fusion!r} must be one of {list(FUSIONS)}")
+        if n.audio_norm not in AUDIO_NORMS:
+            problems.append(f"network.audio_norm={n.audio_norm!r} must be one of "
+                            f"{list(AUDIO_NORMS)}")
         if not _int_at_least(n.width, 4):
             problems.append(f"network.width={n.width!r} must be an integer >= 4")
         for name, value in (("network.modality_dropout", n.modality_dropout),
@@ -231,6 +244,13 @@ def predictor_param_problems(p: dict) -> list[str]:
         problems.append(f"image_augment={p['image_augment']!r} must be None, one of "
                         f"{list(IMAGE_AUGMENT_CHOICES)} or a dict like "
                         "{'hflip': True, 'shift_px': 2}")
+    audio = p['audio_augment']
+    if isinstance(audio, dict):
+        problems += audio_augment_problems(audio)
+    elif not (audio is None or audio == "auto" or audio in AUDIO_AUGMENT_CHOICES):
+        problems.append(f"audio_augment={audio!r} must be 'auto', None, one of "
+                        f"{list(AUDIO_AUGMENT_CHOICES)} or a dict like "
+                        "{'speed': 0.1, 'noise_prob': 0.5}")
     if not (isinstance(p['validation_fraction'], numbers.Real)
             and 0 < p['validation_fraction'] <= 0.5):
         problems.append(f"validation_fraction={p['validation_fraction']!r} must be in (0, 0.5], "
@@ -264,6 +284,10 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
       first, with at least a quarter of what is left: its cost grows linearly with the
       rows (binned features), a forest's faster, so it gives the most model per second
       there; the others are planned from a timed probe (:mod:`polymodal.api.candidate_costs`).
+    - Audio (without images): up to 100 epochs with patience 20: augmented clips keep
+      teaching after the validation accuracy is saturated; no histogram boosting (over mel
+      statistics it generalises worst to unseen speakers, bench/RESULTS.md audio_speakers,
+      and its seconds are the network's on the side-by-side thread).
     - Large media tables (``LARGE_MEDIA_ROWS`` rows or more): boosting's share shrinks to a
       third (the network learns far more per second); image tables train in batches of
       256 at a square-root-scaled LR, and one image column alone is not fused.
@@ -289,6 +313,9 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
     shares = dict(candidates.shares)
     if media:
         shares.update({k: shares[k] * 0.5 for k in ("random_forest", "extra_trees")})
+    audio_only = bool(schema.by_modality("audio")) and not images
+    if audio_only:
+        classic = tuple(k for k in classic if k != "hist_gradient_boosting")
     if large:
         shares["hist_gradient_boosting"] /= 3
     elif num_train_rows >= LARGE_TABLE_ROWS and "hist_gradient_boosting" in classic:
@@ -306,11 +333,29 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
             if fusion == "auto" and schema.features() == schema.by_modality("image") \
                     and len(schema.features()) == 1:
                 network = replace(network, fusion="single")
+    if audio_only:
+        # Augmented clips keep teaching long after a small validation set is all right
+        # (bench/RESULTS.md, audio_speakers): more passes and patience; the time limit and
+        # early stopping on the validation log loss still end it.
+        training = replace(training, max_epochs=max(training.max_epochs, 100),
+                           early_stopping_patience=max(training.early_stopping_patience, 20))
     training = replace(training, batch_size=int(max(1, min(training.batch_size,
                                                           num_train_rows))))
     recipe = override(PredictorRecipe(network, training, candidates), overrides)
     recipe.validate()
     return recipe
+
+
+def resolve_audio_augment(audio_augment: str | dict | None, schema: Schema) -> dict | None:
+    """The transform's audio augmentation for ``Predictor(audio_augment=...)``: ``"auto"``
+    is ``"speech"`` on a table with audio columns (spoken words keep their label when a
+    little faster, higher, shifted, noisier or partly masked), None otherwise; a dict is
+    the defaults updated with it."""
+    if audio_augment == "auto":
+        audio_augment = "speech" if schema.by_modality("audio") else "none"
+    chosen = audio_augment if isinstance(audio_augment, dict) \
+        else AUDIO_AUGMENT_CHOICES[audio_augment or "none"]
+    return None if chosen is None else {**AUDIO_AUGMENT_DEFAULTS, **chosen}
 
 
 def _int_at_least(value, low: int) -> bool:
