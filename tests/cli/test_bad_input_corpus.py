@@ -119,6 +119,12 @@ CASES = [
     fit("image-fifo", "img_fifo/t.csv", 0, "fifo.png", "FIFO"),
     fit("image-dev-zero", "img_zero/t.csv", 0, "/dev/zero", "character device"),
     fit("image-over-size-limit", "img_huge/t.csv", 0, "huge.png", "over the limit"),
+    # One audio table with a clip of each kind: the bad ones named by row and file, the
+    # rest of the table used.
+    fit("audio-bad-clips", "aud/t.csv", 0, "'clip'", "rows 0, 1, 5", "0.wav",
+        "not decodable audio", "1.wav", "empty clip", "5.mp4", "video file", "rows 2; first "
+        "clips/2.wav", "longer than 5 s", "rows 3; first clips/3.wav", "8-bit",
+        "rows 4; first clips/4.wav", "more than 2 channels"),
     case("generate-images-all-missing",
          "generate fit {d}/img_missing/t.csv --image image --set training.max_epochs=1 "
          "--out {d}/out-gmiss", 2, "'image'"),
@@ -322,6 +328,32 @@ def _write_files(d: Path) -> None:
     _image_table(d, "img_huge", huge)
 
 
+def _write_audio(d: Path) -> None:
+    """d/aud/t.csv: 30 half-second tones, rows 0-5 bad in one way each: not audio, zero
+    samples, ten minutes long, 8-bit, eight channels, and a video file."""
+    import soundfile as sf
+
+    folder = d / "aud" / "clips"
+    folder.mkdir(parents=True)
+    t = np.arange(8000) / 16000
+    tone = {f: (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32) for f in (300, 500)}
+    rows = []
+    for i in range(ROWS):
+        sf.write(folder / f"{i}.wav", tone[300 + 200 * (i % 2)], 16000, subtype="PCM_16")
+        rows.append({"clip": f"clips/{i}.wav", "label": "high" if i % 2 else "low"})
+    (folder / "0.wav").write_text("not audio at all")
+    sf.write(folder / "1.wav", np.zeros(0, dtype=np.float32), 16000)
+    ten_minutes = np.random.default_rng(0).normal(0.0, 0.05, 600 * 8000).astype(np.float32)
+    sf.write(folder / "2.wav", ten_minutes, 8000, subtype="PCM_16")
+    sf.write(folder / "3.wav", tone[500], 16000, subtype="PCM_U8")
+    sf.write(folder / "4.wav", np.tile(tone[300][:, None], (1, 8)), 16000, subtype="PCM_16")
+    # An MP4 container's first box (what a phone's video starts with), then nothing usable.
+    (folder / "5.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+                                   + bytes(2000))
+    rows[5]["clip"] = "clips/5.mp4"
+    _csv(d / "aud" / "t.csv", pd.DataFrame(rows))
+
+
 def _fit_models(d: Path, table: Path, image_table: Path) -> None:
     """d/model, a predictor, and d/gen, a generator, each trained in a second."""
     from polymodal import Generator, Predictor
@@ -398,6 +430,7 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, str, str]]]:
     d = tmp_path_factory.mktemp("corpus")
     _write_tables(d)
     _write_files(d)
+    _write_audio(d)
     _write_models(d)
     results_dir = d / "results"
     results_dir.mkdir()

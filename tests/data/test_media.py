@@ -135,3 +135,28 @@ def test_a_fifo_table_is_refused(tmp_path):
     os.mkfifo(tmp_path / "table.csv")
     with pytest.raises(DataError, match="FIFO"):
         read_table(tmp_path / "table.csv")
+
+
+def test_audio_that_is_not_a_clip_says_what_it_is(tmp_path):
+    """An empty clip, a video and a text file each raise one MediaError naming the file."""
+    soundfile.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    (tmp_path / "talk.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(500))
+    (tmp_path / "notes.wav").write_text("not audio")
+    for name, words in (("empty.wav", "empty clip"), ("talk.mp4", "video file"),
+                        ("notes.wav", "not decodable audio")):
+        with pytest.raises(MediaError, match=words) as caught:
+            load_audio(name, tmp_path)
+        assert name in str(caught.value) and "BytesIO" not in str(caught.value)
+
+
+def test_audio_details_give_the_files_channels_and_bits(tmp_path):
+    t = np.arange(1600) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    soundfile.write(tmp_path / "u8.wav", tone, 16000, subtype="PCM_U8")
+    soundfile.write(tmp_path / "eight.wav", np.tile(tone[:, None], (1, 8)), 16000,
+                    subtype="PCM_16")
+    wave, rate, details = load_audio("u8.wav", tmp_path, details=True)
+    assert details == {"channels": 1, "bits": 8} and rate == 16000 and wave.ndim == 1
+    wave, _, details = load_audio("eight.wav", tmp_path, details=True)
+    assert details == {"channels": 8, "bits": 16} and wave.shape == (1600,)
+    np.testing.assert_allclose(wave, tone, atol=1e-3)  # eight equal channels mix to the tone

@@ -107,12 +107,11 @@ class CleaningReport:
         lines = []
         for c in self.columns.values():
             if c.file_problems:
-                first = c.file_problems[0]
                 lines.append(
                     f"{c.modality} column {c.name!r}: {len(c.file_problems):,} of "
                     f"{c.files_checked:,} checked files do not decode (rows "
                     f"{_rows_list([p.row for p in c.file_problems], NOTICE_MAX_ROWS)}) → marked "
-                    f"absent; first: {first.reason}")
+                    f"absent; {_problem_examples(c.file_problems)}")
         lines += self.cell_notes
         lines += [f"column {name!r} is empty (every cell missing) → ignored"
                   for name in self.all_missing_columns if name != self.label]
@@ -219,17 +218,21 @@ def _check_media(
     rows = np.flatnonzero(mask)
     if max_file_checks is not None and len(rows) > max_file_checks:
         rows = np.sort(np.random.default_rng(0).choice(rows, size=max_file_checks, replace=False))
-    problems, clips = [], []
+    problems, clips, files = [], [], {}
     for row in rows:
         cell = series.iloc[row]
         try:
-            decoded = loader(cell, base_dir)
+            decoded = (load_audio(cell, base_dir, details=True) if modality == "audio"
+                       else loader(cell, base_dir))
         except MediaError as exc:
             problems.append(FileProblem(row=int(row), cell=_short(cell), reason=str(exc)))
             continue
         if modality == "audio":
-            clips.append((int(row), clip_stats(*decoded)))
-    notes = audio_notes(str(series.name), clips, lambda r: _rows_list(r, NOTICE_MAX_ROWS))
+            wave, rate, details = decoded
+            clips.append((int(row), clip_stats(wave, rate, **details)))
+            files[int(row)] = _short(cell)
+    notes = audio_notes(str(series.name), clips, lambda r: _rows_list(r, NOTICE_MAX_ROWS),
+                        files)
     return len(rows), problems, notes
 
 
@@ -469,6 +472,22 @@ def clean_report(
 def _plural(count: int, noun: str) -> str:
     suffix = "" if count == 1 else ("es" if noun.endswith("s") else "s")
     return f"{count:,} {noun}{suffix}"
+
+
+def _problem_examples(problems: list, limit: int = 3) -> str:
+    """The first file of each different reason (at most ``limit``), with its row: an
+    unreadable clip, an empty one and a video are told apart on one line."""
+    if len(problems) == 1:
+        return f"first: {problems[0].reason}"
+    seen, shown = set(), []
+    for p in problems:
+        kind = p.reason.split(": ", 1)[-1][:40]  # the reason without the file it names
+        if kind not in seen:
+            seen.add(kind)
+            shown.append(f"row {p.row}: {p.reason}")
+        if len(shown) == limit:
+            break
+    return ("first: " if len(shown) == 1 else "") + "; ".join(shown)
 
 
 def _rows_list(rows: list[int], limit: int = 8) -> str:

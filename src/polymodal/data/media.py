@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -178,36 +179,79 @@ def image_to_array(img: Image.Image) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def load_audio(cell, base_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, int]:
+def load_audio(cell, base_dir: str | os.PathLike | None = None, *, details: bool = False):
     """Decode one audio cell to ``(mono float32 waveform in [-1, 1], sample_rate)``.
 
     Array cells are taken as mono waveforms; a ``(samples, rate)`` tuple is accepted too.
     Files and bytes go through soundfile (WAV, FLAC, OGG, AIFF, ...), with scipy's WAV
-    reader as a fallback.
+    reader as a fallback. A clip of no samples, a video file and anything else that is
+    not audio raise :class:`MediaError` saying so. With ``details`` a third item is
+    ``{"channels": ..., "bits": ...}`` as the file stores them (``bits`` None for
+    compressed or float audio), for the cleaning report.
     """
+    info = {"channels": 1, "bits": None}
     if isinstance(cell, tuple) and len(cell) == 2:
         wave, rate = cell
-        return _mono(np.asarray(wave, dtype=np.float32)), int(rate)
+        wave = np.asarray(wave, dtype=np.float32)
+        info["channels"] = 1 if wave.ndim == 1 else min(wave.shape)
+        return _checked(_mono(wave), int(rate), info, "the clip", details)
     if isinstance(cell, np.ndarray):
         raise MediaError("an audio array needs its sample rate: pass (waveform, sample_rate) as the cell")
     data, what = _read_bytes(cell, base_dir)
     try:
         import soundfile
 
-        wave, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        return _mono(wave), int(rate)
+        with soundfile.SoundFile(io.BytesIO(data)) as handle:
+            info = {"channels": handle.channels, "bits": _PCM_BITS.get(handle.subtype)}
+            wave = handle.read(dtype="float32", always_2d=True)  # (frames, channels)
+            rate = handle.samplerate
+        return _checked(np.ascontiguousarray(wave.mean(axis=1)), int(rate), info, what, details)
+    except MediaError:
+        raise
     except Exception as sf_exc:  # noqa: BLE001 - fall back to scipy, then report both
         try:
             from scipy.io import wavfile
 
             rate, wave = wavfile.read(io.BytesIO(data))
         except Exception:  # noqa: BLE001
-            raise MediaError(f"{what}: not decodable audio ({sf_exc})") from None
+            if _is_video(data, what):
+                raise MediaError(f"{what}: a video file, not audio; extract its sound track "
+                                 "(e.g. ffmpeg -i VIDEO -vn -ac 1 CLIP.wav) and point the "
+                                 "cell at the clip") from None
+            reason = re.sub(r"Error opening <_io\.BytesIO object at 0x[0-9a-f]+>:?\s*", "",
+                            str(sf_exc))
+            raise MediaError(f"{what}: not decodable audio ({reason.strip() or 'unknown format'})"
+                             ) from None
         wave = np.asarray(wave)
+        info = {"channels": 1 if wave.ndim == 1 else wave.shape[1],
+                "bits": 8 * wave.dtype.itemsize if wave.dtype.kind in "iu" else None}
         if wave.dtype.kind in "iu":
-            info = np.iinfo(wave.dtype)
-            wave = (wave.astype(np.float32) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
-        return _mono(wave.astype(np.float32)), int(rate)
+            limits = np.iinfo(wave.dtype)
+            wave = (wave.astype(np.float32) - (limits.max + limits.min + 1) / 2) / ((limits.max - limits.min + 1) / 2)
+        if wave.ndim == 2:
+            wave = wave.mean(axis=1)  # wavfile gives (frames, channels) too
+        return _checked(_mono(wave.astype(np.float32)), int(rate), info, what, details)
+
+
+# soundfile's PCM subtypes and their bits per sample (8-bit audio is worth a note).
+_PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv",
+                              ".mpg", ".mpeg", ".3gp"})
+
+
+def _is_video(data: bytes, what: str) -> bool:
+    """A video container by its name or its first bytes (ISO media 'ftyp' box, Matroska /
+    WebM EBML header, RIFF AVI)."""
+    return (Path(what).suffix.lower() in VIDEO_EXTENSIONS or data[4:8] == b"ftyp"
+            or data[:4] == b"\x1a\x45\xdf\xa3" or (data[:4] == b"RIFF" and data[8:12] == b"AVI "))
+
+
+def _checked(wave: np.ndarray, rate: int, info: dict, what: str, details: bool):
+    if len(wave) == 0:
+        raise MediaError(f"{what}: an empty clip (0 samples)")
+    if rate <= 0:
+        raise MediaError(f"{what}: sample rate {rate} Hz is not a rate")
+    return (wave, rate, info) if details else (wave, rate)
 
 
 def _mono(wave: np.ndarray) -> np.ndarray:
