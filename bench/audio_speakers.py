@@ -25,6 +25,7 @@ A benchmark, not a test; results go in bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import statistics
@@ -108,12 +109,18 @@ def logmel_stats(path: str) -> np.ndarray:
                            delta.mean(1), delta.std(1)])
 
 
+@functools.lru_cache(maxsize=4)
+def features(csv: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The baselines' features and labels of a table, computed once per condition."""
+    table = pd.read_csv(csv)
+    return np.stack([logmel_stats(p) for p in table["clip"]]), table["word"].to_numpy()
+
+
 def baselines(train_csv: Path, test_csv: Path, seed: int) -> dict[str, float]:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
-    tr, te = pd.read_csv(train_csv), pd.read_csv(test_csv)
-    xtr = np.stack([logmel_stats(p) for p in tr["clip"]])
-    xte = np.stack([logmel_stats(p) for p in te["clip"]])
+    (xtr, ytr), (xte, yte) = features(train_csv), features(test_csv)
+    tr, te = pd.DataFrame({"word": ytr}), pd.DataFrame({"word": yte})
     rf = RandomForestClassifier(n_estimators=500, random_state=seed, n_jobs=-1).fit(xtr, tr.word)
     hgb = HistGradientBoostingClassifier(random_state=seed).fit(xtr, tr.word)
     return {"rf": float((rf.predict(xte) == te.word).mean()),
