@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.metaestimators import available_if
 
-from polymodal.api import cross_validation, fit_data
+from polymodal.api import cross_validation, fit_data, streamed_fit
 from polymodal.api.candidate_schedule import fit_candidates, refit_on_all_rows, start_run
 from polymodal.api.candidates import CandidateRun, candidate_outputs
 from polymodal.api.export_onnx import check_export_format
@@ -199,15 +199,25 @@ class Predictor(PredictorContract):
         #      split off validation rows (labelled only) unless tuning_data is given; fit
         #      the transforms on the real training rows; synthetic rows (marked in the
         #      table, or made within a share of the budget) join the training rows after.
+        #      A table too large for memory streams: a seeded sample stands in for it here
+        #      (:mod:`polymodal.api.streamed_fit`).
+        stream = streamed_fit.open_large_table(table, tuning_data=tuning_data, augment=augment)
+        if stream is not None:
+            table = streamed_fit.sample_rows(self, stream, log)
         train_df, val_df = self._prepare_rows(table, label, named, tuning_data, augment,
-                                              budget, log)
-        # 4. The recipe for this table (saved with the model), and the datasets.
-        self.recipe_ = resolve_predictor(self.schema_, len(train_df), preset=self.preset,
+                                              budget, log, streamed=stream is not None)
+        num_train = (len(train_df) if stream is None
+                     else streamed_fit.labelled_estimate(stream, table, label))
+        # 4. The recipe for this table (saved with the model), and the datasets; the
+        #    network's training rows stream from the table when it is too large.
+        self.recipe_ = resolve_predictor(self.schema_, num_train, preset=self.preset,
                                          fusion=self.fusion, overrides=self.recipe)
         run = start_run(self, train_df, val_df, budget, log)
+        if stream is not None:
+            run.stream = streamed_fit.training_batches(self, stream, table, log)
         self.num_val_rows_ = run.num_val_rows
         # 5. Candidates in order of cost, each within its share of the budget.
-        refit = tuning_data is None and len(train_df) < REFIT_MAX_ROWS
+        refit = tuning_data is None and stream is None and num_train < REFIT_MAX_ROWS
         flat, refits = fit_candidates(run, refit, resume_dir=resume_dir,
                                       checkpoint_every_s=checkpoint_every_s, callbacks=callbacks)
         refit = refit and (refits is not None or not run.too_small)
@@ -221,10 +231,12 @@ class Predictor(PredictorContract):
         if refit:
             refit_on_all_rows(run, self.models_, self.candidates_, *flat, prefitted=refits)
         self.refit_models_ = run.refit_models
+        if stream is not None:
+            log.append(streamed_fit.report(self, stream, run.stream, run, len(table)))
         total_s = time.perf_counter() - start
         log.append({"event": "chosen", "model": self.chosen_,
                     f"val_{run.metric}": self.val_metric_, "fit_total_s": total_s,
-                    "num_train_rows": len(train_df), "num_val_rows": self.num_val_rows_})
+                    "num_train_rows": num_train, "num_val_rows": self.num_val_rows_})
         self.train_log_, self.fit_time_s_ = log, total_s
         self._say(f"chosen: [bold]{self.chosen_}[/] (val {run.metric} {self.val_metric_:.4f}) "
                   f"in {total_s:.1f} s")
@@ -233,7 +245,8 @@ class Predictor(PredictorContract):
     # ------------------------------------------------------------------ fit steps
 
     def _prepare_rows(self, train, label: str, named: bool, tuning_data, augment,
-                      budget: TimeBudget, log: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      budget: TimeBudget, log: list, *, streamed: bool = False
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Steps 1-3 (:mod:`polymodal.api.fit_data`): the schema, the split, the fitted
         transforms and the training rows with synthetic rows joined; sets ``schema_``,
         ``problem_type_``, ``n_features_in_`` (and with ``named``, ``feature_names_in_``),
@@ -249,6 +262,8 @@ class Predictor(PredictorContract):
         if named:
             self.feature_names_in_ = np.asarray(features, dtype=object)
         self.data_fingerprint_ = table_fingerprint(rows.df)  # for the model card
+        if streamed:  # the fingerprint is the sample's
+            self.data_fingerprint_["sample_of_rows"] = train.attrs["streamed_rows"]
         self.cleaning_report_ = rows.cleaning_report
         self._say(f"[bold]{label}[/]: {rows.schema.problem_reason}")
         split = fit_data.split_rows(rows, tuning_data, label=label,
@@ -258,7 +273,9 @@ class Predictor(PredictorContract):
         self.train_rows_, self.validation_rows_ = split.train_positions, split.val_positions
         self.transform_ = fit_data.fit_transform(self.schema_, split.train,
                                                  image_size=self.image_size,
-                                                 text_encoder=self.text_encoder,
+                                                 text_encoder=(streamed_fit.text_encoder(
+                                                     self.text_encoder, self._say)
+                                                     if streamed else self.text_encoder),
                                                  image_augment=self.image_augment,
                                                  budget=budget, texts=rows.df, say=self._say)
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})

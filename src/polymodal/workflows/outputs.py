@@ -11,10 +11,13 @@ import pandas as pd
 
 from polymodal.data.cells import number_or_none
 from polymodal.data.readers import read_table, table_notes
+from polymodal.data.streaming import open_stream
 from polymodal.errors import DataError
+from polymodal.files import atomic_path
 
 # The service reads a request's numbers exactly as a table's numeric column is read.
-__all__ = ["check_output_file", "evaluate_to_report", "number_or_none", "prediction_frame"]
+__all__ = ["check_output_file", "evaluate_to_report", "number_or_none", "prediction_frame",
+           "write_predictions"]
 
 
 def check_output_file(path: str | os.PathLike, *inputs) -> None:
@@ -54,6 +57,36 @@ def prediction_frame(predictor, table) -> pd.DataFrame:
                              columns=list(predictor.classes_))
         frame = pd.concat([frame, proba.add_prefix("proba_")], axis=1)
     return frame
+
+
+def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
+    """Predict every row of ``table`` into ``out_file`` (CSV, or Parquet when it ends in
+    ``.parquet``), written atomically. A table too large for memory
+    (:func:`~polymodal.data.streaming.open_stream`) is read and written in chunks of
+    :data:`~polymodal.data.streaming.PREDICT_CHUNK_ROWS` rows, in order, so memory holds
+    one chunk. Returns ``{"rows", "streamed", "chunks"}``."""
+    stream = open_stream(table)
+    frames = [table] if stream is None else stream.frames()
+    parquet = Path(out_file).suffix.lower() == ".parquet"
+    rows = chunks = 0
+    with atomic_path(out_file) as tmp:
+        writer = None
+        with open(tmp, "wb") as handle:
+            for chunk in frames:
+                frame = prediction_frame(predictor, chunk)
+                if parquet:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    batch = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(handle, batch.schema)
+                    writer.write_table(batch)
+                else:
+                    handle.write(frame.to_csv(index=False, header=chunks == 0).encode("utf-8"))
+                rows, chunks = rows + len(frame), chunks + 1
+            if writer is not None:
+                writer.close()
+    return {"rows": rows, "streamed": stream is not None, "chunks": chunks}
 
 
 def evaluate_to_report(predictor, table, out_dir: str | os.PathLike, *,

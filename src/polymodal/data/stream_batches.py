@@ -1,0 +1,171 @@
+"""The network's training batches from a table larger than memory, shuffled and sharded.
+
+:class:`StreamedBatches` is a torch ``IterableDataset`` that yields whole
+:class:`~polymodal.data.batch.Batch` objects (the training loop reads it with
+``batch_size=None``). Epoch ``e``'s order is a pure function of ``(seed, e)``:
+
+1. the units of the :class:`~polymodal.data.streaming.TableStream` (row groups) are
+   permuted, and dealt round-robin to the ranks (``set_shard``, which the training loop
+   calls with its rank, world size and per-rank batch size), then to the DataLoader
+   workers of each rank: every rank reads only its own units, so ranks see disjoint rows;
+2. units are read in that order into a buffer of about ``buffer_rows`` rows, minus the
+   rows set aside (validation), which is shuffled, encoded with the fitted transform and
+   cut into batches; rows left over join the next buffer;
+3. rows without a usable label (missing, or a class the transform never saw) are dropped
+   where they are encoded.
+
+With more than one rank every rank yields the same number of rows per epoch, an equal
+share of the usable rows (a rank whose units hold fewer reads some of them again, one with
+more leaves the rest for another epoch), so every rank takes the same number of steps;
+a single process with no workers yields every usable row exactly once per epoch. Memory holds one buffer plus one
+unit, whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from torch.utils.data import IterableDataset, get_worker_info
+
+from polymodal.data.batch import Batch
+from polymodal.data.dataset import TableDataset
+from polymodal.data.streaming import TableStream
+from polymodal.data.transforms import TableTransform
+
+BUFFER_ROWS = 32_768  # rows shuffled together; the unit order is shuffled too
+MAX_PASSES = 3  # a rank short of its quota reads its units again, at most this often
+
+
+class StreamedBatches(IterableDataset):
+    """Shuffled, rank- and worker-sharded training batches of a :class:`TableStream`.
+
+    Args:
+        stream: the table.
+        transform: the fitted transform that encodes each buffer.
+        batch_size: rows per batch of one process (``set_shard`` replaces it).
+        exclude: sorted global positions of rows never yielded (the validation rows).
+        usable_rows: (U,) rows per unit expected to be yielded (label present, not
+            excluded): what ``len`` and the ranks' common quota are counted from.
+        seed: seeds the orders (with the epoch).
+        buffer_rows: rows shuffled together.
+    """
+
+    batches_itself = True  # the loader passes each item through (batch_size=None)
+
+    def __init__(self, stream: TableStream, transform: TableTransform, *, batch_size: int,
+                 exclude: np.ndarray, usable_rows: np.ndarray, seed: int = 0,
+                 buffer_rows: int = BUFFER_ROWS):
+        self.stream, self.transform = stream, transform
+        self.batch_size, self.seed, self.buffer_rows = int(batch_size), int(seed), int(buffer_rows)
+        self.exclude = np.sort(np.asarray(exclude, dtype=np.int64))
+        self.usable_rows = np.asarray(usable_rows, dtype=np.int64)
+        self.rank, self.world_size, self.epoch = 0, 1, 0
+        self.rows_yielded = 0  # in this process, over every epoch (not with workers)
+
+    @property
+    def num_rows(self) -> int:
+        """Rows an epoch trains on (every rank together)."""
+        return int(self.usable_rows.sum())
+
+    def set_shard(self, *, rank: int, world_size: int, batch_size: int) -> None:
+        """Read this rank's share, ``batch_size`` rows per batch (the training loop's call)."""
+        self.rank, self.world_size, self.batch_size = int(rank), int(world_size), int(batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        """Batches this rank yields per epoch (the one value every rank shares under DDP)."""
+        return math.ceil(self._quota() / self.batch_size)
+
+    # --- the order ----------------------------------------------------------------------
+
+    def _rank_units(self) -> np.ndarray:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.stream.num_units)
+        return order[self.rank::self.world_size]
+
+    def _quota(self) -> int:
+        """Rows this rank yields per epoch: with one rank every usable row; with more, an
+        equal share of them each (a rank whose units hold fewer reads some again)."""
+        return self.num_rows // self.world_size
+
+    # --- iteration ----------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Batch]:
+        units, quota = self._rank_units(), self._quota()
+        info = get_worker_info()
+        if info is not None and info.num_workers > 1:  # each worker its units and its rows
+            units = units[info.id::info.num_workers]
+            quota = quota // info.num_workers + (info.id < quota % info.num_workers)
+        if quota <= 0 or len(units) == 0:
+            return
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1 + (info.id if info else 0)])
+        yielded = 0
+        for batch in self._batches(units, rng, wrap=self.world_size > 1):
+            take = min(len(batch.index), quota - yielded)
+            if take < len(batch.index):
+                batch = _head(batch, take)
+            yield batch
+            yielded += take
+            self.rows_yielded += take
+            if yielded >= quota:
+                return
+
+    def _batches(self, units: np.ndarray, rng: np.random.Generator, *,
+                 wrap: bool) -> Iterator[Batch]:
+        """Batches from ``units`` in order through the shuffle buffer (again from the first
+        unit with ``wrap``, until the caller has its quota)."""
+        import pyarrow as pa
+
+        pending: list = []
+        count = 0
+        for _ in range(MAX_PASSES if wrap else 1):
+            for unit in units.tolist():
+                table = self._unit_rows(unit)
+                if table.num_rows:
+                    pending.append(table)
+                    count += table.num_rows
+                if count >= self.buffer_rows:
+                    leftover = yield from self._flush(pa.concat_tables(pending), rng, final=False)
+                    pending, count = ([leftover], leftover.num_rows) if leftover is not None else ([], 0)
+        if pending:
+            yield from self._flush(pa.concat_tables(pending), rng, final=True)
+
+    def _unit_rows(self, unit: int):
+        """Unit ``unit``'s rows, less the excluded ones."""
+        table = self.stream.read_unit(unit)
+        start, stop = self.stream.offsets[unit], self.stream.offsets[unit + 1]
+        lo, hi = np.searchsorted(self.exclude, [start, stop])
+        if hi > lo:
+            keep = np.ones(table.num_rows, dtype=bool)
+            keep[self.exclude[lo:hi] - start] = False
+            table = table.filter(keep)
+        return table
+
+    def _flush(self, table, rng: np.random.Generator, *, final: bool):
+        """Shuffle ``table``, encode it and yield its full batches (all of them when
+        ``final``); returns the rows left over, unencoded, or None."""
+        table = table.take(rng.permutation(table.num_rows))
+        dataset = TableDataset(self.stream.frame(table), self.transform, train=True,
+                               seed=self.seed)
+        dataset.set_epoch(self.epoch)
+        enc = dataset.encoded
+        usable = np.ones(enc.n_rows, dtype=bool) if enc.label_present is None \
+            else np.asarray(enc.label_present, dtype=bool)
+        if enc.label is not None and np.asarray(enc.label).ndim == 1 \
+                and np.issubdtype(np.asarray(enc.label).dtype, np.integer):
+            usable &= np.asarray(enc.label) >= 0  # a class the transform never saw
+        rows = np.flatnonzero(usable)
+        full = len(rows) if final else len(rows) - len(rows) % self.batch_size
+        for start in range(0, full, self.batch_size):
+            yield dataset.__getitems__(rows[start:start + self.batch_size])
+        if full < len(rows):
+            return table.take(rows[full:])
+        return None
+
+
+def _head(batch: Batch, n: int) -> Batch:
+    """The first ``n`` rows of ``batch``."""
+    return batch._map(lambda t: t[:n])
