@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from polymodal.data.batch import Batch
@@ -117,52 +118,59 @@ class StreamedBatches(IterableDataset):
                  wrap: bool) -> Iterator[Batch]:
         """Batches from ``units`` in order through the shuffle buffer (again from the first
         unit with ``wrap``, until the caller has its quota)."""
-        import pyarrow as pa
-
-        pending: list = []
+        pending: list = []  # (table, global positions) pairs
         count = 0
         for _ in range(MAX_PASSES if wrap else 1):
             for unit in units.tolist():
-                table = self._unit_rows(unit)
+                table, positions = self._unit_rows(unit)
                 if table.num_rows:
-                    pending.append(table)
+                    pending.append((table, positions))
                     count += table.num_rows
                 if count >= self.buffer_rows:
-                    leftover = yield from self._flush(pa.concat_tables(pending), rng, final=False)
-                    pending, count = ([leftover], leftover.num_rows) if leftover is not None else ([], 0)
+                    leftover = yield from self._flush(pending, rng, final=False)
+                    pending = [leftover] if leftover is not None else []
+                    count = leftover[0].num_rows if leftover is not None else 0
         if pending:
-            yield from self._flush(pa.concat_tables(pending), rng, final=True)
+            yield from self._flush(pending, rng, final=True)
 
     def _unit_rows(self, unit: int):
-        """Unit ``unit``'s rows, less the excluded ones."""
+        """Unit ``unit``'s rows less the excluded ones, and their global positions."""
         table = self.stream.read_unit(unit)
         start, stop = self.stream.offsets[unit], self.stream.offsets[unit + 1]
+        positions = np.arange(start, stop, dtype=np.int64)
         lo, hi = np.searchsorted(self.exclude, [start, stop])
         if hi > lo:
             keep = np.ones(table.num_rows, dtype=bool)
             keep[self.exclude[lo:hi] - start] = False
-            table = table.filter(keep)
-        return table
+            table, positions = table.filter(keep), positions[keep]
+        return table, positions
 
-    def _flush(self, table, rng: np.random.Generator, *, final: bool):
-        """Shuffle ``table``, encode it and yield its full batches (all of them when
-        ``final``); returns the rows left over, unencoded, or None."""
-        table = table.take(rng.permutation(table.num_rows))
+    def _flush(self, pending: list, rng: np.random.Generator, *, final: bool):
+        """Shuffle the ``pending`` rows, encode them and yield their full batches (all of
+        them when ``final``), each with the rows' global positions as its ``index``;
+        returns the rows left over, unencoded, or None."""
+        import pyarrow as pa
+
+        order = rng.permutation(sum(t.num_rows for t, _ in pending))
+        table = pa.concat_tables([t for t, _ in pending]).take(order)
+        positions = np.concatenate([p for _, p in pending])[order]
         dataset = TableDataset(self.stream.frame(table), self.transform, train=True,
                                seed=self.seed)
         dataset.set_epoch(self.epoch)
         enc = dataset.encoded
         usable = np.ones(enc.n_rows, dtype=bool) if enc.label_present is None \
             else np.asarray(enc.label_present, dtype=bool)
-        if enc.label is not None and np.asarray(enc.label).ndim == 1 \
-                and np.issubdtype(np.asarray(enc.label).dtype, np.integer):
-            usable &= np.asarray(enc.label) >= 0  # a class the transform never saw
+        label = None if enc.label is None else np.asarray(enc.label)
+        if label is not None and label.ndim == 1 and np.issubdtype(label.dtype, np.integer):
+            usable &= label >= 0  # a class the transform never saw
         rows = np.flatnonzero(usable)
         full = len(rows) if final else len(rows) - len(rows) % self.batch_size
         for start in range(0, full, self.batch_size):
-            yield dataset.__getitems__(rows[start:start + self.batch_size])
+            batch = dataset.__getitems__(rows[start:start + self.batch_size])
+            batch.index = torch.from_numpy(positions[rows[start:start + self.batch_size]])
+            yield batch
         if full < len(rows):
-            return table.take(rows[full:])
+            return table.take(rows[full:]), positions[rows[full:]]
         return None
 
 
