@@ -437,11 +437,13 @@ def columnar_source(source) -> tuple[Path, list[Path], str] | None:
     tables = [p for p in entries if p.is_file() and _file_format(p) is not None]
     formats = {_file_format(p)[0] for p in tables}
     hive = any("=" in p.name for p in subfolders)
-    if not (len(tables) > 1 or hive) or len(formats | {"parquet"} if hive else formats) != 1:
+    if not (tables or hive) or len(formats | {"parquet"} if hive else formats) != 1:
         return None
     fmt = next(iter(formats or {"parquet"}))
     if fmt not in _COLUMNAR:
         return None
+    if len(tables) == 1 and not hive:  # read as the folder's one table file
+        return path, tables, fmt
     files = _shard_files(path, fmt, _Request(None, None, None, []))
     return (path, files, fmt) if files else None
 

@@ -117,8 +117,7 @@ def hashed_embedding(texts: list[str], dim: int) -> np.ndarray:
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for row, text in enumerate(texts):
         counts: dict[int, int] = {}
-        for feature in _ngrams(text):
-            bucket = zlib.crc32(feature.encode("utf-8")) % dim
+        for bucket in _ngram_buckets(text, dim):
             counts[bucket] = counts.get(bucket, 0) + 1
         if not counts:
             continue
@@ -131,6 +130,26 @@ def hashed_embedding(texts: list[str], dim: int) -> np.ndarray:
     return out
 
 
+def _ngram_buckets(text: str, dim: int):
+    """The buckets of :func:`_ngrams` of ``text``, in the same order; a word's buckets are
+    hashed once and remembered (words repeat across a table's rows far more than texts)."""
+    words = _WORD_RE.findall(text.lower())
+    for word in words:
+        buckets = _WORD_BUCKETS.get((word, dim))
+        if buckets is None:
+            buckets = [zlib.crc32(f.encode("utf-8")) % dim for f in _word_ngrams(word)]
+            if len(_WORD_BUCKETS) >= _MAX_WORD_BUCKETS:
+                _WORD_BUCKETS.clear()  # bounded memory; a word is rehashed when seen again
+            _WORD_BUCKETS[(word, dim)] = buckets
+        yield from buckets
+    for first, second in zip(words, words[1:], strict=False):
+        yield zlib.crc32(f"b:{first} {second}".encode()) % dim
+
+
+_WORD_BUCKETS: dict[tuple[str, int], list[int]] = {}
+_MAX_WORD_BUCKETS = 200_000
+
+
 def _ngrams(text: str):
     """Word unigrams, word bigrams and char 3-grams of each word, prefixed by kind.
 
@@ -138,12 +157,17 @@ def _ngrams(text: str):
     """
     words = _WORD_RE.findall(text.lower())
     for word in words:
-        yield "w:" + word
-        padded = f"<{word}>"  # so prefixes and suffixes get their own trigrams
-        for i in range(len(padded) - 2):
-            yield "c:" + padded[i : i + 3]
+        yield from _word_ngrams(word)
     for first, second in zip(words, words[1:], strict=False):
         yield f"b:{first} {second}"
+
+
+def _word_ngrams(word: str):
+    """A word's unigram and its char 3-grams (padded, so prefixes and suffixes get their own)."""
+    yield "w:" + word
+    padded = f"<{word}>"
+    for i in range(len(padded) - 2):
+        yield "c:" + padded[i : i + 3]
 
 
 class EmbeddingCache:

@@ -7,6 +7,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from polymodal.data.cells import number_or_none
@@ -47,14 +48,20 @@ def prediction_frame(predictor, table) -> pd.DataFrame:
     ids = [c for c, col in schema.columns.items()
            if col.modality == "ignored" and "ID-like" in col.reason and c in df.columns]
     frame = df[ids].reset_index(drop=True).copy()
-    predictions = predictor.predict(df)  # (N,)
-    if predictor.problem_type_ == "multilabel":
+    problem, proba = predictor.problem_type_, None
+    if problem in ("binary", "multiclass"):  # the classes from the probabilities: one pass
+        proba = predictor.predict_proba(df)  # (N, K), in classes_ order
+        predictions = np.asarray(predictor.transform_.decode_label(proba),
+                                 dtype=predictor.classes_.dtype)
+    else:
+        predictions = predictor.predict(df)  # (N,)
+    if problem == "multilabel":
         delimiter = schema.columns[schema.label].delimiter or "|"
         predictions = [delimiter.join(map(str, tags)) for tags in predictions]
+        proba = predictor.predict_proba(df)
     frame["prediction"] = predictions
-    if predictor.problem_type_ != "regression":
-        proba = pd.DataFrame(predictor.predict_proba(df),  # (N, K), in classes_ order
-                             columns=list(predictor.classes_))
+    if proba is not None:
+        proba = pd.DataFrame(proba, columns=list(predictor.classes_))
         frame = pd.concat([frame, proba.add_prefix("proba_")], axis=1)
     return frame
 
