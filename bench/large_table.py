@@ -13,7 +13,8 @@ folder, next to a pandas + scikit-learn pipeline on what fits in memory.
    <= 4 GiB): ``ru_maxrss`` of the child (``RUSAGE_CHILDREN``; it is this process's first
    child) and the peak of the child's RSS polled every 0.2 s with psutil. The fit's own
    account of what was streamed is printed from its training log.
-3. Runs ``polymodal predict MODEL TEST --out preds.csv`` and reports rows/s and test
+3. Runs ``polymodal predict MODEL TEST --out preds.csv`` and reports rows/s (end to end,
+   and after the command's start-up, which a 1,000-row predict measures) and test
    accuracy, next to the peer in its own subprocess: ``pandas.read_parquet`` of the first
    ``--peer-rows`` training rows (default 1M, what fits in memory comfortably), a
    ``ColumnTransformer`` (ordinal-encoded categories, numbers as they are; the text
@@ -179,6 +180,9 @@ def main() -> None:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     if args.stream_bytes is not None:
         env["POLYMODAL_STREAM_BYTES"] = args.stream_bytes
+    import pandas as pd
+    import pyarrow.dataset as ds
+
     model, preds = OUT / f"model-{args.rows}", OUT / f"preds-{args.rows}.csv"
     shutil.rmtree(model, ignore_errors=True)
 
@@ -193,14 +197,15 @@ def main() -> None:
     streamed = next((r for r in log if r.get("event") == "streamed"), None)
     chosen = next(r for r in log if r.get("event") == "chosen")
 
-    # 3. predict, and the peer.
+    # 3. predict (and on a 1,000-row table, for the cost of starting the command), the peer.
+    small = OUT / "test-head.parquet"
+    ds.dataset(test, format="parquet").head(1000).to_pandas().to_parquet(small, index=False)
+    start_s = run_child([str(EXE), "predict", str(model), str(small), "--out",
+                         str(OUT / "preds-head.csv")], env)["wall_s"]
     predict = run_child([str(EXE), "predict", str(model), str(test), "--out", str(preds)], env)
     print(predict.pop("output"))
     if predict["returncode"] != 0:
         sys.exit(f"polymodal predict failed ({predict['returncode']})")
-    import pandas as pd
-    import pyarrow.dataset as ds
-
     labels = ds.dataset(test, format="parquet").to_table(columns=["label"])["label"].to_numpy()
     accuracy = float((pd.read_csv(preds, usecols=["prediction"])["prediction"].to_numpy()
                       == labels).mean())
@@ -211,6 +216,7 @@ def main() -> None:
     gib = 2**30
     limit_wall = 1.1 * args.time_limit + 5
     ours_rps, peer_rps = args.test_rows / predict["wall_s"], peer["rows"] / peer["predict_s"]
+    steady_rps = (args.test_rows - 1000) / max(1e-9, predict["wall_s"] - start_s)
     result = {
         "rows": args.rows, "test_rows": args.test_rows, "time_limit_s": args.time_limit,
         "stream_bytes": env.get("POLYMODAL_STREAM_BYTES"),
@@ -219,6 +225,7 @@ def main() -> None:
         "fit_polled_peak_rss_gib": fit["polled_peak_rss"] / gib,
         "streamed": streamed, "chosen": chosen,
         "predict_wall_s": predict["wall_s"], "predict_rows_per_s": ours_rps,
+        "predict_start_s": start_s, "predict_rows_per_s_after_start": steady_rps,
         "predict_polled_peak_rss_gib": predict["polled_peak_rss"] / gib,
         "test_accuracy": accuracy, "peer": peer, "peer_rows_per_s": peer_rps,
     }
@@ -229,14 +236,16 @@ def main() -> None:
           f"target <= 4 GiB: {'met' if fit['ru_maxrss'] <= 4 * gib else 'MISSED'})")
     print(f"streamed: {json.dumps(streamed) if streamed else 'no (read whole)'}")
     print(f"chosen: {chosen['model']} (val {json.dumps({k: v for k, v in chosen.items() if k.startswith('val_')})})")
-    print(f"predict: {ours_rps:,.0f} rows/s ({predict['wall_s']:.1f} s for {args.test_rows:,} "
-          f"rows, peak RSS {predict['polled_peak_rss'] / gib:.2f} GiB), test accuracy "
-          f"{accuracy:.4f}")
+    print(f"predict: {ours_rps:,.0f} rows/s end to end ({predict['wall_s']:.1f} s for "
+          f"{args.test_rows:,} rows, peak RSS {predict['polled_peak_rss'] / gib:.2f} GiB); "
+          f"{steady_rps:,.0f} rows/s after the {start_s:.1f} s a 1,000-row predict takes; "
+          f"test accuracy {accuracy:.4f}")
     print(f"peer (pandas + HistGradientBoosting on {min(args.peer_rows, args.rows):,} rows): "
           f"fit {peer['fit_s']:.1f} s, predict {peer_rps:,.0f} rows/s, test accuracy "
           f"{peer['accuracy']:.4f}, peak RSS {peer['peak_rss'] / gib:.2f} GiB")
-    print(f"ratios (polymodal / peer): predict rows/s {ours_rps / peer_rps:.2f}, test accuracy "
-          f"{accuracy / peer['accuracy']:.3f}")
+    print(f"ratios (polymodal / peer, the peer's rows/s in-process after its imports): predict "
+          f"rows/s {ours_rps / peer_rps:.2f} end to end, {steady_rps / peer_rps:.2f} after start; "
+          f"test accuracy {accuracy / peer['accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -43,9 +43,9 @@ def shards(tmp_path_factory) -> Path:
     color = rng.choice(["red", "green", "blue"], NUM_ROWS)
     word = rng.choice(["cheap", "fine", "bold", "plain"], NUM_ROWS)
     label = np.where(x + (color == "red") + (word == "bold") > 0.7, "high", "low")
+    title = [f"a {w} {c} thing" for w, c in zip(word, color, strict=True)]
     df = pd.DataFrame({"row_id": [f"r{i:05d}" for i in range(NUM_ROWS)], "x": x,
-                       "color": color, "title": [f"a {w} {c} thing" for w, c in zip(word, color)],
-                       "label": label})
+                       "color": color, "title": title, "label": label})
     for k, part in enumerate(np.array_split(np.arange(NUM_ROWS), 4)):
         pq.write_table(pa.Table.from_pandas(df.iloc[part], preserve_index=False),
                        folder / f"part-{k:04d}.parquet", row_group_size=100)

@@ -199,13 +199,11 @@ class Predictor(PredictorContract):
         #      split off validation rows (labelled only) unless tuning_data is given; fit
         #      the transforms on the real training rows; synthetic rows (marked in the
         #      table, or made within a share of the budget) join the training rows after.
-        #      A table too large for memory streams: a seeded sample stands in for it here
-        #      (:mod:`polymodal.api.streamed_fit`).
+        #      A seeded sample stands in for a table too large for memory (it streams).
         stream = streamed_fit.open_large_table(table, tuning_data=tuning_data, augment=augment)
-        if stream is not None:
-            table = streamed_fit.sample_rows(self, stream, log)
+        table = table if stream is None else streamed_fit.sample_rows(self, stream, log)
         train_df, val_df = self._prepare_rows(table, label, named, tuning_data, augment,
-                                              budget, log, streamed=stream is not None)
+                                              budget, log)
         num_train = (len(train_df) if stream is None
                      else streamed_fit.labelled_estimate(stream, table, label))
         # 4. The recipe for this table (saved with the model), and the datasets; the
@@ -245,8 +243,7 @@ class Predictor(PredictorContract):
     # ------------------------------------------------------------------ fit steps
 
     def _prepare_rows(self, train, label: str, named: bool, tuning_data, augment,
-                      budget: TimeBudget, log: list, *, streamed: bool = False
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      budget: TimeBudget, log: list) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Steps 1-3 (:mod:`polymodal.api.fit_data`): the schema, the split, the fitted
         transforms and the training rows with synthetic rows joined; sets ``schema_``,
         ``problem_type_``, ``n_features_in_`` (and with ``named``, ``feature_names_in_``),
@@ -262,8 +259,6 @@ class Predictor(PredictorContract):
         if named:
             self.feature_names_in_ = np.asarray(features, dtype=object)
         self.data_fingerprint_ = table_fingerprint(rows.df)  # for the model card
-        if streamed:  # the fingerprint is the sample's
-            self.data_fingerprint_["sample_of_rows"] = train.attrs["streamed_rows"]
         self.cleaning_report_ = rows.cleaning_report
         self._say(f"[bold]{label}[/]: {rows.schema.problem_reason}")
         split = fit_data.split_rows(rows, tuning_data, label=label,
@@ -273,9 +268,8 @@ class Predictor(PredictorContract):
         self.train_rows_, self.validation_rows_ = split.train_positions, split.val_positions
         self.transform_ = fit_data.fit_transform(self.schema_, split.train,
                                                  image_size=self.image_size,
-                                                 text_encoder=(streamed_fit.text_encoder(
-                                                     self.text_encoder, self._say)
-                                                     if streamed else self.text_encoder),
+                                                 text_encoder=streamed_fit.text_encoder(
+                                                     self.text_encoder, train, self._say),
                                                  image_augment=self.image_augment,
                                                  budget=budget, texts=rows.df, say=self._say)
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})

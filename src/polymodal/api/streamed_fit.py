@@ -60,10 +60,11 @@ def sample_rows(p, stream: TableStream, log: list) -> pd.DataFrame:
     return sample
 
 
-def text_encoder(kind: str, say) -> str:
-    """``"auto"`` embeds streamed texts with hashed n-grams: every epoch encodes every row
-    again, which MiniLM could not do for a table this size within any time limit."""
-    if kind != "auto":
+def text_encoder(kind: str, table, say) -> str:
+    """``kind``, except that ``"auto"`` embeds the texts of a streamed table (``table`` is
+    its sample) with hashed n-grams: every epoch encodes every row again, which MiniLM
+    could not do for a table this size within any time limit."""
+    if kind != "auto" or "streamed_rows" not in getattr(table, "attrs", {}):
         return kind
     say("[yellow]note:[/] text embedded with hashed n-grams, not MiniLM, as the table "
         "streams (pass text_encoder='minilm' / --text-encoder minilm to insist)")
@@ -79,6 +80,7 @@ def training_batches(p, stream: TableStream, sample: pd.DataFrame, log: list
     positions = sample.attrs["positions"]
     exclude = np.sort(positions[p.validation_rows_])
     p.validation_rows_, p.train_rows_ = exclude, None
+    p.data_fingerprint_["sample_of_rows"] = stream.num_rows  # the fingerprint is the sample's
     labelled = stream.present_counts(p.schema_.label)  # (U,) one pass over the label
     units = np.searchsorted(stream.offsets, exclude, side="right") - 1
     usable = labelled - np.bincount(units, minlength=stream.num_units)

@@ -84,7 +84,8 @@ def predict(
 
     check_output_file(out_file, table)
     written = write_predictions(Predictor.load(model_dir, device=device.value), table, out_file)
-    how = f" (streamed in {written['chunks']} chunks)" if written["streamed"] else ""
+    how = (f" (streamed in {written['chunks']} chunks; peak memory "
+           f"{written['peak_rss_bytes'] / 2**30:.2f} GiB)" if written["streamed"] else "")
     out.print(f"wrote {written['rows']:,} predictions to {out_file}{how}")
 
 

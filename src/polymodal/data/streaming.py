@@ -7,8 +7,8 @@ is the deep memory use of the first rows, scaled to the row count the files' foo
 the threshold is ``POLYMODAL_STREAM_BYTES`` when set (bytes, or with a K/M/G/T suffix),
 else :data:`AVAILABLE_SHARE` of the memory available when the command starts: fitting a
 table in memory holds several working copies of it at once (the frame, its encoded
-arrays, the classic models' flat features, their split), see bench/RESULTS.md,
-'large_table'.
+arrays — a text column's embeddings alone take ten times its cells — the classic models'
+flat features), so its peak is many times the frame (bench/RESULTS.md, 'large_table').
 
 A :class:`TableStream` reads the table in *units*: one Parquet row group (or one Feather
 file) each, numbered in file order, so a row's global position is fixed by the files alone.
@@ -37,8 +37,9 @@ from polymodal.errors import ConfigError, DataError
 
 STREAM_BYTES_ENV = "POLYMODAL_STREAM_BYTES"
 # Share of the available memory a table may take as a DataFrame and still be fitted in
-# memory; the in-memory fit's peak is several times the frame (bench/RESULTS.md, 'large_table').
-AVAILABLE_SHARE = 1 / 16
+# memory: the in-memory fit's peak was ~30 times the frame on a table with a short text
+# column (bench/RESULTS.md, 'large_table'), so this keeps it within half of the memory.
+AVAILABLE_SHARE = 1 / 64
 ESTIMATE_ROWS = 4096  # rows converted to pandas to measure the bytes a row takes
 PREDICT_CHUNK_ROWS = 65_536  # rows per chunk when predictions stream
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -162,10 +163,11 @@ class TableStream:
             yield self.frame(pa.concat_tables(pending))
 
 
-def open_stream(source, *, threshold: tuple[int, str] | None = None) -> TableStream | None:
+def open_stream(source, *, threshold: tuple[int, str] | None = None,
+                min_rows: int | None = None) -> TableStream | None:
     """A :class:`TableStream` over ``source`` when it is a columnar file or shard folder
-    too large for memory (over ``threshold``, default :func:`memory_threshold`); else None,
-    and the table is read whole as usual."""
+    too large for memory (over ``threshold``, default :func:`memory_threshold`) or, with
+    ``min_rows``, of more rows than that; else None, and the table is read whole."""
     found = columnar_source(source)
     if found is None:
         return None
@@ -184,4 +186,6 @@ def open_stream(source, *, threshold: tuple[int, str] | None = None) -> TableStr
     head = dataset.head(min(ESTIMATE_ROWS, stream.num_rows))
     stream.bytes_per_row = (stream.frame(head).memory_usage(index=False, deep=True).sum()
                             / max(1, head.num_rows))
+    if min_rows is not None and stream.num_rows > min_rows:
+        return stream
     return stream if stream.estimated_bytes > limit else None

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from polymodal.api.streamed_fit import peak_rss_bytes
 from polymodal.data.cells import number_or_none
 from polymodal.data.readers import read_table, table_notes
-from polymodal.data.streaming import open_stream
+from polymodal.data.streaming import PREDICT_CHUNK_ROWS, open_stream
 from polymodal.errors import DataError
 from polymodal.files import atomic_path
 
@@ -68,11 +69,12 @@ def prediction_frame(predictor, table) -> pd.DataFrame:
 
 def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
     """Predict every row of ``table`` into ``out_file`` (CSV, or Parquet when it ends in
-    ``.parquet``), written atomically. A table too large for memory
-    (:func:`~polymodal.data.streaming.open_stream`) is read and written in chunks of
-    :data:`~polymodal.data.streaming.PREDICT_CHUNK_ROWS` rows, in order, so memory holds
-    one chunk. Returns ``{"rows", "streamed", "chunks"}``."""
-    stream = open_stream(table)
+    ``.parquet``), written atomically. A columnar table of more than
+    :data:`~polymodal.data.streaming.PREDICT_CHUNK_ROWS` rows, or one too large for memory
+    (:func:`~polymodal.data.streaming.open_stream`), is read and written in chunks of about
+    that many rows, in order, so memory holds one chunk; the file is the same either way.
+    Returns ``{"rows", "streamed", "chunks", "peak_rss_bytes"}``."""
+    stream = open_stream(table, min_rows=PREDICT_CHUNK_ROWS)
     frames = [table] if stream is None else stream.frames()
     parquet = Path(out_file).suffix.lower() == ".parquet"
     rows = chunks = 0
@@ -93,7 +95,8 @@ def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
                 rows, chunks = rows + len(frame), chunks + 1
             if writer is not None:
                 writer.close()
-    return {"rows": rows, "streamed": stream is not None, "chunks": chunks}
+    return {"rows": rows, "streamed": stream is not None, "chunks": chunks,
+            "peak_rss_bytes": peak_rss_bytes()}
 
 
 def evaluate_to_report(predictor, table, out_dir: str | os.PathLike, *,
