@@ -137,7 +137,7 @@ def hashed_embedding(texts: list[str], dim: int) -> np.ndarray:
         get = counts.get
         for bucket in sequence:
             counts[bucket] = get(bucket, 0) + 1
-        weights = [_one_plus_log(c) for c in counts.values()]
+        weights = [1.0 if c == 1 else _one_plus_log(c) for c in counts.values()]
         norm = math.sqrt(_numpy_sum([w * w for w in weights]))
         rows.extend([row] * len(weights))
         columns.extend(counts)
@@ -379,6 +379,12 @@ class TextEmbedder:
             return out
         # Encode each distinct text once.
         unique = list(dict.fromkeys(texts))
+        where = {t: i for i, t in enumerate(unique)}
+        rows = np.fromiter((where[t] for t in texts), dtype=np.int64, count=len(texts))
+        if self.kind == "hashed" and not self.use_cache:  # no per-text dict on this hot path
+            self.num_encoded += len(unique)
+            out[:] = hashed_embedding(unique, self.hashed_dim)[rows]
+            return out
         if self.kind == "hashed":
             vectors = self._cached(unique, lambda batch: hashed_embedding(batch, self.hashed_dim))
         else:
@@ -386,8 +392,7 @@ class TextEmbedder:
         if self.kind == "minilm+hashed":  # the n-gram half is recomputed, never cached
             ngrams = hashed_embedding(unique, self.hashed_dim)
             vectors = {t: np.concatenate([vectors[t], ngrams[i]]) for i, t in enumerate(unique)}
-        for i, text in enumerate(texts):
-            out[i] = vectors[text]
+        out[:] = np.stack([vectors[t] for t in unique])[rows]  # (U, dim) -> (N, dim)
         return out
 
     def _cached(self, unique: list[str], encode) -> dict[str, np.ndarray]:
