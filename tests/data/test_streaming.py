@@ -14,7 +14,7 @@ from polymodal.data.schema import infer_schema
 from polymodal.data.stream_batches import StreamedBatches
 from polymodal.data.streaming import STREAM_BYTES_ENV, memory_threshold, open_stream
 from polymodal.data.transforms import TableTransform
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, DataError
 
 NUM_FILES, ROWS_PER_FILE, ROW_GROUP = 3, 230, 40
 FORCE = (1, "test")  # a threshold every table is over
@@ -126,3 +126,19 @@ def test_ranks_read_disjoint_rows_in_equal_steps(shard_folder, transform):
     assert len(per_rank[0][1]) == len(per_rank[1][1]) == len(per_rank[0][0])
     assert len(rows[0]) == len(rows[1]) == len(labelled(shard_folder)) // 2
     assert not set(rows[0]) & set(rows[1])  # a short rank re-reads its own units only
+
+
+def test_ranks_take_equal_steps_when_their_units_are_uneven(shard_folder, transform):
+    """Three ranks over 18 uneven row groups, a buffer larger than a rank's share: every
+    rank still yields its equal share (re-reading its own units where short)."""
+    got = [batches(shard_folder, transform, rank=r, world_size=3, batch_size=7,
+                   buffer_rows=10_000)[1] for r in range(3)]
+    share = len(labelled(shard_folder)) // 3
+    for rank_batches in got:
+        assert sum(len(b.index) for b in rank_batches) == share
+    assert len({len(b) for b in got}) == 1
+
+
+def test_more_ranks_than_row_groups_is_refused(shard_folder, transform):
+    with pytest.raises(DataError, match="row group"):
+        batches(shard_folder, transform, rank=0, world_size=1000)

@@ -34,9 +34,9 @@ from polymodal.data.batch import Batch
 from polymodal.data.dataset import TableDataset
 from polymodal.data.streaming import TableStream
 from polymodal.data.transforms import TableTransform
+from polymodal.errors import DataError
 
 BUFFER_ROWS = 32_768  # rows shuffled together; the unit order is shuffled too
-MAX_PASSES = 3  # a rank short of its quota reads its units again, at most this often
 
 
 class StreamedBatches(IterableDataset):
@@ -64,6 +64,7 @@ class StreamedBatches(IterableDataset):
         self.usable_rows = np.asarray(usable_rows, dtype=np.int64)
         self.rank, self.world_size, self.epoch = 0, 1, 0
         self.rows_yielded = 0  # in this process, over every epoch (not with workers)
+        self._rows_encoded = 0  # usable rows met in the current pass over the units
 
     @property
     def num_rows(self) -> int:
@@ -72,6 +73,11 @@ class StreamedBatches(IterableDataset):
 
     def set_shard(self, *, rank: int, world_size: int, batch_size: int) -> None:
         """Read this rank's share, ``batch_size`` rows per batch (the training loop's call)."""
+        if world_size > self.stream.num_units:
+            raise DataError(f"{self.stream.folder}: {self.stream.num_units} row group(s) cannot "
+                            f"be shared by {world_size} processes; write the table with more, "
+                            "smaller row groups (e.g. pyarrow.parquet.write_table(..., "
+                            "row_group_size=100_000))")
         self.rank, self.world_size, self.batch_size = int(rank), int(world_size), int(batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -120,7 +126,8 @@ class StreamedBatches(IterableDataset):
         unit with ``wrap``, until the caller has its quota)."""
         pending: list = []  # (table, global positions) pairs
         count = 0
-        for _ in range(MAX_PASSES if wrap else 1):
+        while True:
+            self._rows_encoded = 0
             for unit in units.tolist():
                 table, positions = self._unit_rows(unit)
                 if table.num_rows:
@@ -130,6 +137,8 @@ class StreamedBatches(IterableDataset):
                     leftover = yield from self._flush(pending, rng, final=False)
                     pending = [leftover] if leftover is not None else []
                     count = leftover[0].num_rows if leftover is not None else 0
+            if not wrap or not (self._rows_encoded or count):  # nothing usable: stop
+                break
         if pending:
             yield from self._flush(pending, rng, final=True)
 
@@ -164,6 +173,7 @@ class StreamedBatches(IterableDataset):
         if label is not None and label.ndim == 1 and np.issubdtype(label.dtype, np.integer):
             usable &= label >= 0  # a class the transform never saw
         rows = np.flatnonzero(usable)
+        self._rows_encoded += len(rows)
         full = len(rows) if final else len(rows) - len(rows) % self.batch_size
         for start in range(0, full, self.batch_size):
             batch = dataset.__getitems__(rows[start:start + self.batch_size])
