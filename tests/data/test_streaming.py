@@ -142,3 +142,12 @@ def test_ranks_take_equal_steps_when_their_units_are_uneven(shard_folder, transf
 def test_more_ranks_than_row_groups_is_refused(shard_folder, transform):
     with pytest.raises(DataError, match="row group"):
         batches(shard_folder, transform, rank=0, world_size=1000)
+
+
+def test_dataloader_workers_share_the_units_and_see_each_row_once(shard_folder, transform):
+    from torch.utils.data import DataLoader
+
+    data, _ = batches(shard_folder, transform, epoch=1)
+    loader = DataLoader(data, batch_size=None, num_workers=2)
+    seen = np.concatenate([b.index.numpy() for b in loader])
+    assert np.array_equal(np.sort(seen), labelled(shard_folder))

@@ -17,7 +17,8 @@
 With more than one rank every rank yields the same number of rows per epoch, an equal
 share of the usable rows (a rank whose units hold fewer reads some of them again, one with
 more leaves the rest for another epoch), so every rank takes the same number of steps;
-a single process with no workers yields every usable row exactly once per epoch. Memory holds one buffer plus one
+a single process yields every usable row exactly once per epoch, with or without
+DataLoader workers. Memory holds one buffer plus one
 unit, whatever the table's size.
 """
 
@@ -101,23 +102,26 @@ class StreamedBatches(IterableDataset):
     # --- iteration ----------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Batch]:
-        units, quota = self._rank_units(), self._quota()
+        # One rank: every usable row of its units. Several: exactly the equal share each.
+        units, shared = self._rank_units(), self.world_size > 1
+        quota = self._quota() if shared else None
         info = get_worker_info()
-        if info is not None and info.num_workers > 1:  # each worker its units and its rows
+        if info is not None and info.num_workers > 1:  # each worker its units (and rows)
             units = units[info.id::info.num_workers]
-            quota = quota // info.num_workers + (info.id < quota % info.num_workers)
-        if quota <= 0 or len(units) == 0:
+            if quota is not None:
+                quota = quota // info.num_workers + (info.id < quota % info.num_workers)
+        if quota == 0 or len(units) == 0:
             return
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1 + (info.id if info else 0)])
         yielded = 0
-        for batch in self._batches(units, rng, wrap=self.world_size > 1):
-            take = min(len(batch.index), quota - yielded)
+        for batch in self._batches(units, rng, wrap=shared):
+            take = len(batch.index) if quota is None else min(len(batch.index), quota - yielded)
             if take < len(batch.index):
                 batch = _head(batch, take)
             yield batch
             yielded += take
             self.rows_yielded += take
-            if yielded >= quota:
+            if quota is not None and yielded >= quota:
                 return
 
     def _batches(self, units: np.ndarray, rng: np.random.Generator, *,
