@@ -114,13 +114,17 @@ def report(p, stream: TableStream, batches: StreamedBatches, run, sample_rows: i
         "network_rows_per_epoch": batches.num_rows,
         "network_rows_seen": neural.get("images_seen"),
         "network_epochs": neural.get("epochs"), "peak_rss_bytes": peak_rss_bytes(),
+        # What bounds memory, whatever the table's size: the sample, one shuffle buffer
+        # and one unit are the most rows held at once.
+        "max_rows_in_memory": sample_rows + batches.buffer_rows + int(stream.unit_rows().max()),
     }
     seen = summary["network_rows_seen"]
     p._say(f"streamed: {summary['num_rows']:,} rows; schema and transforms from "
            f"{summary['sample_rows']:,} sampled rows, classic models from "
            f"{summary['classic_rows'] or 0:,}, validation {summary['validation_rows']:,}, "
            f"network {'skipped' if seen is None else f'{seen:,} rows'} "
-           f"({batches.num_rows:,} per epoch); peak memory "
+           f"({batches.num_rows:,} per epoch); at most "
+           f"{summary['max_rows_in_memory']:,} rows in memory at once, peak memory "
            f"{summary['peak_rss_bytes'] / 2**30:.2f} GiB")
     return summary
 
