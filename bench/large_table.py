@@ -60,8 +60,9 @@ SIGNAL_WORDS = {"bora", "cane", "dito"}  # a title holding one makes "buy" likel
 # --------------------------------------------------------------------------- the data
 
 
-def chunk(rows: int, seed: int, part: int):
-    """One shard's rows as a pyarrow Table; a pure function of (seed, part)."""
+def chunk(rows: int, seed: int, part: int, world: int):
+    """One shard's rows as a pyarrow Table; a pure function of (seed, part). ``world``
+    seeds what training and test rows share (each store's effect on the label)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -72,7 +73,7 @@ def chunk(rows: int, seed: int, part: int):
     words = rng.integers(0, len(WORDS), (rows, 3))
     vocab = np.array(WORDS, dtype=object)
     signal = np.isin(words, [WORDS.index(w) for w in SIGNAL_WORDS]).any(axis=1)
-    store_effect = np.random.default_rng(seed + 10_000).normal(scale=0.8, size=200)[store]
+    store_effect = np.random.default_rng([world, 10_000]).normal(scale=0.8, size=200)[store]
     logit = (1.2 * nums[:, 0] - 0.8 * nums[:, 1] * nums[:, 2] + 0.5 * np.sin(2 * nums[:, 3])
              + 0.3 * (region - 3.5) / 2 + store_effect + 1.0 * signal - 0.4)
     label = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "buy", "skip")
@@ -87,7 +88,7 @@ def chunk(rows: int, seed: int, part: int):
     })
 
 
-def build(folder: Path, rows: int, seed: int) -> Path:
+def build(folder: Path, rows: int, seed: int, world: int) -> Path:
     """The shard folder (built once; a complete folder is reused)."""
     import pyarrow.parquet as pq
 
@@ -98,7 +99,7 @@ def build(folder: Path, rows: int, seed: int) -> Path:
     folder.mkdir(parents=True)
     start = time.perf_counter()
     for part, first in enumerate(range(0, rows, ROWS_PER_FILE)):
-        table = chunk(min(ROWS_PER_FILE, rows - first), seed, part)
+        table = chunk(min(ROWS_PER_FILE, rows - first), seed, part, world)
         pq.write_table(table, folder / f"part-{part:04d}.parquet", row_group_size=ROW_GROUP)
     done.write_text("")
     size = sum(p.stat().st_size for p in folder.glob("*.parquet"))
@@ -175,8 +176,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    train = build(OUT / f"train-{args.rows}-{args.seed}", args.rows, args.seed)
-    test = build(OUT / f"test-{args.test_rows}-{args.seed}", args.test_rows, args.seed + 1)
+    train = build(OUT / f"train-{args.rows}-{args.seed}-v2", args.rows, args.seed, args.seed)
+    test = build(OUT / f"test-{args.test_rows}-{args.seed}-v2", args.test_rows, args.seed + 1,
+                 args.seed)
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     if args.stream_bytes is not None:
         env["POLYMODAL_STREAM_BYTES"] = args.stream_bytes
