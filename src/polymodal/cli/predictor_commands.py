@@ -47,7 +47,10 @@ def fit(
                           "the resolved recipe is in OUT/config.json)."),
     device: Device = device_option(),
 ) -> None:
-    """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
+    """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model.
+
+    A Parquet/Feather file or shard folder too large for memory streams (set
+    POLYMODAL_STREAM_BYTES, e.g. 2G, for the threshold; default 1/64 of available memory)."""
     budget = command_budget(time_limit)  # counts from the command's start: imports, reading the table
     from polymodal.api import Predictor
     from polymodal.api.model_folder import check_output_folder
