@@ -37,6 +37,7 @@ from polymodal.api.neural import (
     default_halflife_images,
     default_warmup_steps,
 )
+from polymodal.api.ranks import Ranks, transform_text
 from polymodal.data.dataset import TableDataset, make_loader
 from polymodal.models.classic import (
     ClassicModel,
@@ -99,6 +100,7 @@ class CandidateRun:
     # The network's training batches when the table streams (api/streamed_fit.py); the
     # classic models then train on ``train_ds``, a sample of the table.
     stream: object | None = None
+    ranks: Ranks | None = None  # under torchrun: the group the network trains with
 
     @functools.cached_property
     def spec(self) -> dict:
@@ -262,9 +264,18 @@ class CandidateRun:
                                     label_smoothing=training.label_smoothing)
         out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
         fit_start = time.perf_counter()
+        if self.ranks is not None:  # under torchrun: every rank trains it with this one
+            train = self.ranks.lead("predictor", train, lambda: {
+                "transform": transform_text(self.transform), "network": network,
+                "config": config, "seed": self.seed,
+                "label_smoothing": training.label_smoothing, "metric": self.metric,
+                "mode": self.mode, "out_dir": None if out_dir is None else str(out_dir),
+                "resume": resume_dir is not None}, say=self.say, log=self.log)
         result = candidate.fit(train, self.val_ds, config=config, score=self.score,
                                metric_name=self.metric, metric_mode=self.mode, out_dir=out_dir,
                                resume=resume_dir is not None, callbacks=callbacks)
+        if self.ranks is not None:
+            self.ranks.phase = "after"
         fit_s = time.perf_counter() - fit_start
         predict_start = time.perf_counter()
         outputs = candidate_outputs(self.val_ds, {NEURAL: candidate}, spec,

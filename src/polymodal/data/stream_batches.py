@@ -33,7 +33,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from polymodal.data.batch import Batch
 from polymodal.data.dataset import TableDataset
-from polymodal.data.streaming import TableStream
+from polymodal.data.streaming import TableStream, open_stream
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import DataError
 
@@ -66,6 +66,29 @@ class StreamedBatches(IterableDataset):
         self.rank, self.world_size, self.epoch = 0, 1, 0
         self.rows_yielded = 0  # in this process, over every epoch (not with workers)
         self._rows_encoded = 0  # usable rows met in the current pass over the units
+
+    def spec(self) -> dict:
+        """What another process needs to read the same rows (JSON-ready; under torchrun
+        rank 0 sends it to the others, :meth:`from_spec`)."""
+        files = self.stream.files
+        return {"source": str(files[0] if len(files) == 1 else self.stream.folder),
+                "num_units": self.stream.num_units, "exclude": self.exclude.tolist(),
+                "usable_rows": self.usable_rows.tolist(), "batch_size": self.batch_size,
+                "seed": self.seed, "buffer_rows": self.buffer_rows}
+
+    @classmethod
+    def from_spec(cls, spec: dict, transform: TableTransform) -> StreamedBatches:
+        """The batches :meth:`spec` describes, over the same files, encoded by ``transform``."""
+        stream = open_stream(spec["source"], threshold=(0, "streamed by another process"))
+        if stream is None or stream.num_units != spec["num_units"]:
+            found = 0 if stream is None else stream.num_units
+            raise DataError(f"{spec['source']}: {found} row group(s) here but "
+                            f"{spec['num_units']} where the fit began; give every process "
+                            "the same files, unchanged while training")
+        return cls(stream, transform, batch_size=spec["batch_size"],
+                   exclude=np.asarray(spec["exclude"], dtype=np.int64),
+                   usable_rows=np.asarray(spec["usable_rows"], dtype=np.int64),
+                   seed=spec["seed"], buffer_rows=spec["buffer_rows"])
 
     @property
     def num_rows(self) -> int:
