@@ -239,3 +239,32 @@ def test_predict_under_torchrun_is_refused_in_one_line(place, tiny_table):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (place["runs"] / "p.csv").exists()
+
+
+def test_a_streamed_table_under_torchrun_trains_each_rank_on_its_row_groups(place, monkeypatch):
+    """POLYMODAL_STREAM_BYTES=1 makes the shard folder stream: rank 0 samples it, and each
+    rank's network reads its own row groups; one folder is written, and it predicts."""
+    monkeypatch.setenv("POLYMODAL_STREAM_BYTES", "1")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 3))  # (N, 3)
+    table = pd.DataFrame({**{f"x{i}": x[:, i] for i in range(3)},
+                          "label": np.where(x @ np.array([1.0, -1.5, 0.5]) > 0, "yes", "no")})
+    shards = _shards(place["tmp"] / "shards", table, 4)
+    code, outputs = _torchrun(place, "fit", str(shards), "--label", "label",
+                              "--set", "candidates.classic=linear",
+                              "--set", "training.max_epochs=3",
+                              "--out", str(place["runs"] / "ddp"))
+    assert code == 0, outputs
+    log = [json.loads(line) for line in
+           (place["runs"] / "ddp" / "train_log.jsonl").read_text().splitlines()]
+    [event] = [r for r in log if r["event"] == "distributed"]
+    assert event["world_size"] == 2 and event["rows"] == "stream"
+    [streamed] = [r for r in log if r["event"] == "streamed"]
+    assert streamed["num_rows"] == len(table)
+    assert outputs[1] == ("", "") and _writes(place, "1") == []
+    preds = place["tmp"] / "preds.csv"
+    predicted = _run(place, "predict", str(place["runs"] / "ddp"), str(shards),
+                     "--out", str(preds))
+    assert predicted.returncode == 0, predicted.stderr
+    frame = pd.read_csv(preds)
+    assert (frame["prediction"].astype(str) == table["label"]).mean() > 0.85

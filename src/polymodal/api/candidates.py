@@ -63,6 +63,9 @@ FALLBACK_ROWS, FALLBACK_TREES = 500, 10  # the forest kept when the budget is to
 # flat features for every row costs seconds the network uses better.
 CLASSIC_MEDIA_MAX_ROWS = 20_000
 FLAT_BATCH_SIZE = 65_536  # rows per batch of flat features when no column is media
+# A streamed table's epochs are long: the network is scored every this many steps, so
+# early stopping and keeping the best weights work within an epoch.
+STREAM_EVAL_EVERY_STEPS = 1000
 
 
 @dataclasses.dataclass
@@ -94,6 +97,9 @@ class CandidateRun:
     too_small: bool = False  # the budget left room for the fallback forest alone
     cost_probe: Probe | None = None  # times a classic candidate's smallest fit (tests fake it)
     subsampled: set = dataclasses.field(default_factory=set)  # classic models fitted on a subsample
+    # The network's training batches when the table streams (api/streamed_fit.py); the
+    # classic models then train on ``train_ds``, a sample of the table.
+    stream: object | None = None
     ranks: Ranks | None = None  # under torchrun: the group the network trains with
     tie_break: Callable[[np.ndarray], float] | None = None  # validation log loss (classes)
 
@@ -234,7 +240,8 @@ class CandidateRun:
                                 "time limit")
             return
         spec, net, training = self.spec, self.recipe.network, self.recipe.training
-        n_train = len(self.train_ds)
+        train = self.train_ds if self.stream is None else self.stream
+        n_train = len(self.train_ds) if self.stream is None else self.stream.num_rows
         config = TrainConfig(
             batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
             warmup_steps=default_warmup_steps(n_train, training.batch_size, training.max_epochs),
@@ -243,6 +250,7 @@ class CandidateRun:
             ema_halflife_images=(default_halflife_images(n_train, training.batch_size)
                                  if training.ema else None),
             early_stopping_patience=training.early_stopping_patience,
+            eval_every_steps=None if self.stream is None else STREAM_EVAL_EVERY_STEPS,
             checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
             seed=self.seed, progress=self.progress, device=self.device,
             compile=training.compile,
@@ -257,15 +265,14 @@ class CandidateRun:
                                     label_smoothing=training.label_smoothing)
         out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
         fit_start = time.perf_counter()
-        train_ds = self.train_ds
         if self.ranks is not None:  # under torchrun: every rank trains it with this one
-            train_ds = self.ranks.lead("predictor", train_ds, lambda: {
+            train = self.ranks.lead("predictor", train, lambda: {
                 "transform": transform_text(self.transform), "network": network,
                 "config": config, "seed": self.seed,
                 "label_smoothing": training.label_smoothing, "metric": self.metric,
                 "mode": self.mode, "out_dir": None if out_dir is None else str(out_dir),
                 "resume": resume_dir is not None}, say=self.say, log=self.log)
-        result = candidate.fit(train_ds, self.val_ds, config=config, score=self.score,
+        result = candidate.fit(train, self.val_ds, config=config, score=self.score,
                                metric_name=self.metric, metric_mode=self.mode,
                                tie_break=self.tie_break, out_dir=out_dir,
                                resume=resume_dir is not None, callbacks=callbacks)
@@ -284,6 +291,7 @@ class CandidateRun:
         self.log.extend({"model": NEURAL, **entry} for entry in result.history)
         record(NEURAL, outputs, fit_s, predict_s, tta_hflip=candidate.tta_hflip,
                stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
+               images_seen=result.images_seen,
                resumed_from_step=result.resumed_from_step)
 
     def _mirror_tta(self, candidate: NeuralCandidate, outputs: np.ndarray,

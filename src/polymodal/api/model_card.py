@@ -106,6 +106,9 @@ def _data_section(fingerprint: dict | None, *, train_rows, val_rows) -> list[str
                   "columns",
                   f"- sha256 of its cells: `{fingerprint['sha256']}` (file paths hashed as "
                   "paths, not contents)"]
+        if fingerprint.get("sample_of_rows"):
+            lines.append(f"- the table streamed ({fingerprint['sample_of_rows']:,} rows); the "
+                         "rows and hash above are its seeded sample's")
     else:
         lines.append("- training table fingerprint: not recorded (saved by an older polymodal)")
     if train_rows:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.metaestimators import available_if
 
-from polymodal.api import cross_validation, fit_data
+from polymodal.api import cross_validation, fit_data, streamed_fit
 from polymodal.api.candidate_schedule import fit_candidates, refit_on_all_rows, start_run
 from polymodal.api.candidates import CandidateRun, candidate_outputs
 from polymodal.api.export_onnx import check_export_format
@@ -223,16 +223,24 @@ class Predictor(PredictorContract):
         #      split off validation rows (labelled only) unless tuning_data is given; fit
         #      the transforms on the real training rows; synthetic rows (marked in the
         #      table, or made within a share of the budget) join the training rows after.
+        #      A seeded sample stands in for a table too large for memory (it streams).
+        stream = streamed_fit.open_large_table(table, tuning_data=tuning_data, augment=augment)
+        table = table if stream is None else streamed_fit.sample_rows(self, stream, log)
         train_df, val_df = self._prepare_rows(table, label, named, tuning_data, augment,
                                               budget, log, ranks)
-        # 4. The recipe for this table (saved with the model), and the datasets.
-        self.recipe_ = resolve_predictor(self.schema_, len(train_df), preset=self.preset,
+        num_train = (len(train_df) if stream is None
+                     else streamed_fit.labelled_estimate(stream, table, label))
+        # 4. The recipe for this table (saved with the model), and the datasets; the
+        #    network's training rows stream from the table when it is too large.
+        self.recipe_ = resolve_predictor(self.schema_, num_train, preset=self.preset,
                                          fusion=self.fusion, overrides=self.recipe)
         run = start_run(self, train_df, val_df, budget, log)
         run.ranks = ranks
+        if stream is not None:
+            run.stream = streamed_fit.training_batches(self, stream, table, log)
         self.num_val_rows_ = run.num_val_rows
         # 5. Candidates in order of cost, each within its share of the budget.
-        refit = tuning_data is None and len(train_df) < REFIT_MAX_ROWS
+        refit = tuning_data is None and stream is None and num_train < REFIT_MAX_ROWS
         flat, refits = fit_candidates(run, refit, resume_dir=resume_dir,
                                       checkpoint_every_s=checkpoint_every_s, callbacks=callbacks)
         refit = refit and (refits is not None or not run.too_small)
@@ -246,10 +254,12 @@ class Predictor(PredictorContract):
         if refit:
             refit_on_all_rows(run, self.models_, self.candidates_, *flat, prefitted=refits)
         self.refit_models_ = run.refit_models
+        if stream is not None:
+            log.append(streamed_fit.report(self, stream, run.stream, run, len(table)))
         total_s = time.perf_counter() - start
         log.append({"event": "chosen", "model": self.chosen_,
                     f"val_{run.metric}": self.val_metric_, "fit_total_s": total_s,
-                    "num_train_rows": len(train_df), "num_val_rows": self.num_val_rows_})
+                    "num_train_rows": num_train, "num_val_rows": self.num_val_rows_})
         self.train_log_, self.fit_time_s_ = log, total_s
         self._say(f"chosen: [bold]{self.chosen_}[/] (val {run.metric} {self.val_metric_:.4f}) "
                   f"in {total_s:.1f} s")
@@ -284,7 +294,8 @@ class Predictor(PredictorContract):
         self.train_rows_, self.validation_rows_ = split.train_positions, split.val_positions
         self.transform_ = fit_data.fit_transform(self.schema_, split.train,
                                                  image_size=self.image_size,
-                                                 text_encoder=self.text_encoder,
+                                                 text_encoder=streamed_fit.text_encoder(
+                                                     self.text_encoder, train, self._say),
                                                  image_augment=self.image_augment,
                                                  audio_augment=self.audio_augment,
                                                  budget=budget, texts=rows.df, say=self._say)

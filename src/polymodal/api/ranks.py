@@ -25,8 +25,11 @@ RankRows`), so an epoch is as many rows and steps as in one process; a smaller s
 repeats a few rows, a larger one leaves a few for the next epoch. Otherwise — one file, a
 table that is not a shard folder, rows added to the table (synthetic ones), or shares more
 unequal than ``MIN_SHARE_RATIO`` — rank 0 sends the training rows themselves and the
-loop's ``DistributedSampler`` gives each rank 1/N of them each epoch. Rank 0's console and
-the training log (event ``distributed``) say which was done and why.
+loop's ``DistributedSampler`` gives each rank 1/N of them each epoch. A table too large for
+memory (:mod:`polymodal.api.streamed_fit`) streams on every rank: rank 0 sends which rows
+to leave out, and each rank reads its own row groups
+(:class:`~polymodal.data.stream_batches.StreamedBatches`). Rank 0's console and the
+training log (event ``distributed``) say which was done and why.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from polymodal.api.neural import NeuralCandidate
 from polymodal.data.generator_rows import training_rows
 from polymodal.data.readers import read_shard_subset, shard_row_counts
 from polymodal.data.split import take_rows
+from polymodal.data.stream_batches import StreamedBatches
 from polymodal.data.transforms import TRANSFORM_FILE, TableTransform
 from polymodal.train.devices import resolve_device
 from polymodal.train.distributed import DistributedContext, RankRows
@@ -112,6 +116,15 @@ class Ranks:
         if not self.leads:
             return dataset
         world = self.ctx.world_size
+        if getattr(dataset, "batches_itself", False):  # a streamed table: its own row groups
+            say(f"network: {world} processes train it, each reading its own row groups of "
+                "the streamed table")
+            log.append({"event": "distributed", "world_size": world, "rows": "stream",
+                        "reason": "the table streams"})
+            self.send({"kind": "train", "model": model, **settings(),
+                       "rows": {"mode": "stream", **dataset.spec()}})
+            self.phase = "training"
+            return dataset
         plan, reason = self._shard_plan(len(dataset))
         if plan is None:
             rows = {"mode": "sampler", "frame": self.frame}
@@ -264,7 +277,11 @@ def train_predictor_share(ranks: Ranks, message: dict) -> None:
     """A follower's part of the Predictor's network: the same network, settings and seed as
     rank 0's, on its own rows; rank 0 evaluates, keeps the best weights and saves."""
     transform = transform_from_text(message["transform"])
-    dataset = training_dataset(ranks.own_rows(message["rows"]), transform, seed=message["seed"])
+    if message["rows"]["mode"] == "stream":  # reads its own row groups (set_shard)
+        dataset = StreamedBatches.from_spec(message["rows"], transform)
+    else:
+        dataset = training_dataset(ranks.own_rows(message["rows"]), transform,
+                                   seed=message["seed"])
     if message["rows"]["mode"] == "shards":
         dataset = RankRows(dataset, range(len(dataset)), message["rows"]["length"],
                            seed=message["rows"]["seed"] + ranks.ctx.rank)

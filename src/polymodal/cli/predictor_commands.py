@@ -52,7 +52,10 @@ def fit(
                           "the resolved recipe is in OUT/config.json)."),
     device: Device = device_option(),
 ) -> None:
-    """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model."""
+    """Train a predictor on TABLE and save it; prints the leaderboard and the chosen model.
+
+    A Parquet/Feather file or shard folder too large for memory streams (set
+    POLYMODAL_STREAM_BYTES, e.g. 2G, for the threshold; default 1/64 of available memory)."""
     budget = command_budget(time_limit)  # counts from the command's start: imports, reading the table
     from polymodal.api import Predictor
     from polymodal.api.model_folder import check_output_folder
@@ -82,18 +85,20 @@ def fit(
 def predict(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
     table: str = typer.Argument(..., help="Table to predict on (same columns as for training)."),
-    out_file: Path = typer.Option(..., "--out", "-o", help="CSV to write the predictions to."),
+    out_file: Path = typer.Option(..., "--out", "-o",
+                                  help="CSV (or .parquet) file to write the predictions to."),
     device: Device = device_option(),
 ) -> None:
-    """Predict every row of TABLE; keeps the row order and any ID column."""
+    """Predict every row of TABLE; keeps the row order and any ID column. A table too large
+    for memory is read and written in chunks."""
     from polymodal.api import Predictor
-    from polymodal.files import write_text
-    from polymodal.workflows.outputs import check_output_file, prediction_frame
+    from polymodal.workflows.outputs import check_output_file, write_predictions
 
     check_output_file(out_file, table)
-    frame = prediction_frame(Predictor.load(model_dir, device=device.value), table)
-    write_text(out_file, frame.to_csv(index=False))
-    out.print(f"wrote {len(frame):,} predictions to {out_file}")
+    written = write_predictions(Predictor.load(model_dir, device=device.value), table, out_file)
+    how = (f" (streamed in {written['chunks']} chunks; peak memory "
+           f"{written['peak_rss_bytes'] / 2**30:.2f} GiB)" if written["streamed"] else "")
+    out.print(f"wrote {written['rows']:,} predictions to {out_file}{how}")
 
 
 @command(app, "evaluate",

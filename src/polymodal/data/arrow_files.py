@@ -60,6 +60,38 @@ def _read_table(path: Path, fmt: str):
 def read_shard_folder(folder: Path, files: list[Path], fmt: str, notes: list[str]) -> pd.DataFrame:
     """Shards of one table (in name order), hive partition folders included."""
     import pyarrow as pa
+
+    dataset, fragments, partition_fields = shard_dataset(folder, files, fmt)
+    try:
+        table = dataset.to_table()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(
+            f"{folder}: cannot read the shards ({str(exc).splitlines()[0]}); check them one by one"
+        ) from None
+
+    def where(row: int) -> str:
+        """The shard and its row for a row of the table (only asked when noting a cell)."""
+        start = 0
+        for path, fragment in zip(files, fragments, strict=True):
+            count = fragment.count_rows()
+            if row < start + count:
+                return f"{path.relative_to(folder)} row {row - start + 1}"
+            start += count
+        return f"row {row + 1}"
+
+    partitions = [f.name for f in partition_fields]
+    notes.append(
+        f"shard folder: {len(files)} {_KIND[fmt]} files read as one table"
+        + (f"; hive partition columns {partitions}" if partitions else "")
+    )
+    return table_to_frame(table, notes, where=where)
+
+
+def shard_dataset(folder: Path, files: list[Path], fmt: str):
+    """``(dataset, fragments, partition_fields)``: the shards as one ``pyarrow.dataset``
+    whose schema every shard fits (checked footer by footer, nothing else read), its
+    fragments in ``files`` order, and the hive partition fields it adds."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     arrow_format = "ipc" if fmt in ("feather", "arrow") else "parquet"
@@ -88,29 +120,8 @@ def read_shard_folder(folder: Path, files: list[Path], fmt: str, notes: list[str
             partitioning=ds.HivePartitioning.discover(infer_dictionary=False),
             partition_base_dir=str(folder),
         )
-    try:
-        table = dataset.to_table()
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataError(
-            f"{folder}: cannot read the shards ({str(exc).splitlines()[0]}); check them one by one"
-        ) from None
-
-    def where(row: int) -> str:
-        """The shard and its row for a row of the table (only asked when noting a cell)."""
-        start = 0
-        for path, fragment in zip(files, fragments, strict=True):
-            count = fragment.count_rows()
-            if row < start + count:
-                return f"{path.relative_to(folder)} row {row - start + 1}"
-            start += count
-        return f"row {row + 1}"
-
-    partitions = [f.name for f in partition_fields]
-    notes.append(
-        f"shard folder: {len(files)} {_KIND[fmt]} files read as one table"
-        + (f"; hive partition columns {partitions}" if partitions else "")
-    )
-    return table_to_frame(table, notes, where=where)
+        fragments = list(dataset.get_fragments())
+    return dataset, fragments, partition_fields
 
 
 def _checked_schema(folder: Path, files: list[Path], schemas: list):

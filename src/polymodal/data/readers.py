@@ -409,21 +409,7 @@ def _read_shards(folder: Path, fmt: str, base_dir, request: _Request) -> pd.Data
     """Every shard of the format under ``folder`` (hive ``key=value`` folders included),
     in path order; shards named by split (``train-00000-of-00002.parquet``) are narrowed
     to one split."""
-    suffixes = {s for s, f in _FORMAT_BY_EXTENSION.items() if f == fmt}
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in suffixes
-        and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
-    )
-    by_split: dict[str, list[Path]] = {}
-    for path in files:
-        by_split.setdefault(split_of(path.name) or "", []).append(path)
-    if len(by_split) > 1 and "" not in by_split:
-        chosen = choose_split(folder, list(by_split), request.split, request.notes)
-        request.split_used = True
-        files = by_split[chosen]
+    files = _shard_files(folder, fmt, request)
     frame = read_shard_folder(folder, files, fmt, request.notes)
     frame = _finish(frame, str(folder), checked_base_dir(base_dir or folder), request.notes)
     # Which files the rows came from, in order, so that under torchrun each process can
@@ -450,3 +436,58 @@ def shard_row_counts(shards: dict) -> list[int]:
     dataset = ds.dataset([str(folder / f) for f in shards["files"]],
                          format="ipc" if shards["format"] in ("feather", "arrow") else "parquet")
     return [fragment.count_rows() for fragment in dataset.get_fragments()]
+
+
+def columnar_source(source) -> tuple[Path, list[Path], str] | None:
+    """``(folder, files, format)`` when ``source`` is a path :func:`read_table` reads as
+    one Parquet/Feather/Arrow file or a folder of such shards (hive partitions included;
+    the training split where shards are named by split), else None: what a table too
+    large for memory can be streamed from (:mod:`polymodal.data.streaming`)."""
+    if not isinstance(source, str | os.PathLike):
+        return None
+    path = Path(os.path.expanduser(os.fspath(source))).absolute()
+    if path.is_file():
+        detected = _file_format(path)
+        if detected is None or detected[0] not in _COLUMNAR:
+            return None
+        return path.parent, [path], detected[0]
+    if not path.is_dir() or (path / "dataset_dict.json").is_file() or (
+            path / "state.json").is_file() or metadata_file(path) is not None:
+        return None
+    entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    subfolders = [p for p in entries if p.is_dir()]
+    if split_folders(subfolders):
+        return None
+    tables = [p for p in entries if p.is_file() and _file_format(p) is not None]
+    formats = {_file_format(p)[0] for p in tables}
+    hive = any("=" in p.name for p in subfolders)
+    if not (tables or hive) or len(formats | {"parquet"} if hive else formats) != 1:
+        return None
+    fmt = next(iter(formats or {"parquet"}))
+    if fmt not in _COLUMNAR:
+        return None
+    if len(tables) == 1 and not hive:  # read as the folder's one table file
+        return path, tables, fmt
+    files = _shard_files(path, fmt, _Request(None, None, None, []))
+    return (path, files, fmt) if files else None
+
+
+def _shard_files(folder: Path, fmt: str, request: _Request) -> list[Path]:
+    """The shard files of ``fmt`` under ``folder`` in path order, narrowed to one split
+    where they are named by split."""
+    suffixes = {s for s, f in _FORMAT_BY_EXTENSION.items() if f == fmt}
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
+    )
+    by_split: dict[str, list[Path]] = {}
+    for path in files:
+        by_split.setdefault(split_of(path.name) or "", []).append(path)
+    if len(by_split) > 1 and "" not in by_split:
+        chosen = choose_split(folder, list(by_split), request.split, request.notes)
+        request.split_used = True
+        files = by_split[chosen]
+    return files

@@ -300,6 +300,11 @@ class _Run:
         # Data order: a seeded sampler per epoch; the DataLoader draws its workers' base
         # seed from its own generator, so it never consumes the global torch RNG.
         iterable = isinstance(dataset, IterableDataset)
+        # An iterable that batches itself (a streamed table) reads this rank's share.
+        batched = iterable and getattr(dataset, "batches_itself", False)
+        if batched:
+            dataset.set_shard(rank=ctx.rank, world_size=ctx.world_size,
+                              batch_size=self.per_rank_batch)
         # A dataset of this rank's own rows (RankRows) is shuffled whole, in its own order.
         local = getattr(dataset, "rank_local", False)
         self.sampler = None if iterable else ResumableSampler(
@@ -307,11 +312,11 @@ class _Run:
             seed=cfg.seed + ctx.rank if local else cfg.seed)
         self.loader_generator = torch.Generator()
         self.loader = DataLoader(
-            dataset, batch_size=self.per_rank_batch, sampler=self.sampler,
+            dataset, batch_size=None if batched else self.per_rank_batch, sampler=self.sampler,
             collate_fn=collate_fn, num_workers=cfg.num_workers,
             pin_memory=pins_memory(device), generator=self.loader_generator,
             worker_init_fn=seed_dataloader_worker if cfg.num_workers else None)
-        self.steps_per_epoch = None if iterable else len(self.loader)
+        self.steps_per_epoch = len(self.loader) if not iterable or batched else None
 
         # The plan: steps the cosine decays over, from the step/epoch bounds; a time limit
         # may shorten it once the pace is measured (see budget.py).

@@ -7,14 +7,19 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from polymodal.api.streamed_fit import peak_rss_bytes
 from polymodal.data.cells import number_or_none
 from polymodal.data.readers import read_table, table_notes
+from polymodal.data.streaming import PREDICT_CHUNK_ROWS, open_stream
 from polymodal.errors import DataError
+from polymodal.files import atomic_path
 
 # The service reads a request's numbers exactly as a table's numeric column is read.
-__all__ = ["check_output_file", "evaluate_to_report", "number_or_none", "prediction_frame"]
+__all__ = ["check_output_file", "evaluate_to_report", "number_or_none", "prediction_frame",
+           "write_predictions"]
 
 
 def check_output_file(path: str | os.PathLike, *inputs) -> None:
@@ -44,16 +49,54 @@ def prediction_frame(predictor, table) -> pd.DataFrame:
     ids = [c for c, col in schema.columns.items()
            if col.modality == "ignored" and "ID-like" in col.reason and c in df.columns]
     frame = df[ids].reset_index(drop=True).copy()
-    predictions = predictor.predict(df)  # (N,)
-    if predictor.problem_type_ == "multilabel":
+    problem, proba = predictor.problem_type_, None
+    if problem in ("binary", "multiclass"):  # the classes from the probabilities: one pass
+        proba = predictor.predict_proba(df)  # (N, K), in classes_ order
+        predictions = np.asarray(predictor.transform_.decode_label(proba),
+                                 dtype=predictor.classes_.dtype)
+    else:
+        predictions = predictor.predict(df)  # (N,)
+    if problem == "multilabel":
         delimiter = schema.columns[schema.label].delimiter or "|"
         predictions = [delimiter.join(map(str, tags)) for tags in predictions]
+        proba = predictor.predict_proba(df)
     frame["prediction"] = predictions
-    if predictor.problem_type_ != "regression":
-        proba = pd.DataFrame(predictor.predict_proba(df),  # (N, K), in classes_ order
-                             columns=list(predictor.classes_))
+    if proba is not None:
+        proba = pd.DataFrame(proba, columns=list(predictor.classes_))
         frame = pd.concat([frame, proba.add_prefix("proba_")], axis=1)
     return frame
+
+
+def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
+    """Predict every row of ``table`` into ``out_file`` (CSV, or Parquet when it ends in
+    ``.parquet``), written atomically. A columnar table of more than
+    :data:`~polymodal.data.streaming.PREDICT_CHUNK_ROWS` rows, or one too large for memory
+    (:func:`~polymodal.data.streaming.open_stream`), is read and written in chunks of about
+    that many rows, in order, so memory holds one chunk; the file is the same either way.
+    Returns ``{"rows", "streamed", "chunks", "peak_rss_bytes"}``."""
+    stream = open_stream(table, min_rows=PREDICT_CHUNK_ROWS)
+    frames = [table] if stream is None else stream.frames()
+    parquet = Path(out_file).suffix.lower() == ".parquet"
+    rows = chunks = 0
+    with atomic_path(out_file) as tmp:
+        writer = None
+        with open(tmp, "wb") as handle:
+            for chunk in frames:
+                frame = prediction_frame(predictor, chunk)
+                if parquet:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    batch = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(handle, batch.schema)
+                    writer.write_table(batch)
+                else:
+                    handle.write(frame.to_csv(index=False, header=chunks == 0).encode("utf-8"))
+                rows, chunks = rows + len(frame), chunks + 1
+            if writer is not None:
+                writer.close()
+    return {"rows": rows, "streamed": stream is not None, "chunks": chunks,
+            "peak_rss_bytes": peak_rss_bytes()}
 
 
 def evaluate_to_report(predictor, table, out_dir: str | os.PathLike, *,
