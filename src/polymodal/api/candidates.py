@@ -93,6 +93,9 @@ class CandidateRun:
     too_small: bool = False  # the budget left room for the fallback forest alone
     cost_probe: Probe | None = None  # times a classic candidate's smallest fit (tests fake it)
     subsampled: set = dataclasses.field(default_factory=set)  # classic models fitted on a subsample
+    train_rows: object = None  # the training rows' DataFrame (for self-training's students)
+    unlabelled: object = None  # the training table's rows without a label (a DataFrame)
+    self_training: dict | None = None  # what self-training did (api.self_training)
 
     @functools.cached_property
     def spec(self) -> dict:
@@ -231,22 +234,12 @@ class CandidateRun:
                                 "time limit")
             return
         spec, net, training = self.spec, self.recipe.network, self.recipe.training
-        n_train = len(self.train_ds)
-        config = TrainConfig(
-            batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
-            warmup_steps=default_warmup_steps(n_train, training.batch_size, training.max_epochs),
-            min_lr_ratio=training.min_lr_ratio, max_epochs=training.max_epochs,
-            time_limit_s=time_s,
-            ema_halflife_images=(default_halflife_images(n_train, training.batch_size)
-                                 if training.ema else None),
-            early_stopping_patience=training.early_stopping_patience,
-            checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
-            seed=self.seed, progress=self.progress, device=self.device,
-            compile=training.compile,
-            # Image networks are convolutions, which AMX tiles run in bf16 far faster.
-            precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
-                       else "auto"),
-        )
+        semi = self._self_training(callbacks)
+        teacher_s = time_s if semi is None else semi.teacher_time_s(time_s)
+        deadline = None if time_s is None else time.perf_counter() + time_s
+        config = self.train_config(teacher_s, len(self.train_ds), self.seed,
+                                   checkpoint_every_s=checkpoint_every_s
+                                   if resume_dir is not None else None)
         network = dataclasses.asdict(net)
         self.neural_config = {"network": network, "train": dataclasses.asdict(config),
                               "label_smoothing": training.label_smoothing}
@@ -265,12 +258,53 @@ class CandidateRun:
         augment = self.transform.augment_
         if spec["image_shapes"] and augment is not None and augment["hflip"]:
             outputs, predict_s = self._mirror_tta(candidate, outputs, predict_s)
-        self.models[NEURAL] = candidate
         self.training_history = list(result.history)
         self.log.extend({"model": NEURAL, **entry} for entry in result.history)
-        record(NEURAL, outputs, fit_s, predict_s, tta_hflip=candidate.tta_hflip,
+        note = ""
+        if semi is not None:
+            start = time.perf_counter()
+            candidate, outputs = semi.fit(candidate, outputs, deadline=deadline,
+                                          predict_s=predict_s)
+            fit_s += time.perf_counter() - start
+            self.self_training = semi.summary
+            self.log.append({"event": "self_training", **semi.summary})
+            note = (f"self-trained on {semi.summary['num_pseudo_labelled']:,} pseudo-labelled "
+                    "rows" if semi.summary["used"] else "labelled rows only: self-training "
+                    "did not validate better")
+        self.models[NEURAL] = candidate
+        record(NEURAL, outputs, fit_s, predict_s, note=note, tta_hflip=candidate.tta_hflip,
                stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
                resumed_from_step=result.resumed_from_step)
+
+    def train_config(self, time_s: float | None, num_rows: int, seed: int, *,
+                     checkpoint_every_s: float | None = None) -> TrainConfig:
+        """The network's loop settings for ``num_rows`` training rows in ``time_s``."""
+        spec, training = self.spec, self.recipe.training
+        return TrainConfig(
+            batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
+            warmup_steps=default_warmup_steps(num_rows, training.batch_size, training.max_epochs),
+            min_lr_ratio=training.min_lr_ratio, max_epochs=training.max_epochs,
+            time_limit_s=time_s,
+            ema_halflife_images=(default_halflife_images(num_rows, training.batch_size)
+                                 if training.ema else None),
+            early_stopping_patience=training.early_stopping_patience,
+            checkpoint_every_s=checkpoint_every_s,
+            seed=seed, progress=self.progress, device=self.device,
+            compile=training.compile,
+            # Image networks are convolutions, which AMX tiles run in bf16 far faster.
+            precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
+                       else "auto"),
+        )
+
+    def _self_training(self, callbacks: Sequence):
+        """The self-training rounds when the recipe asks for them and there are
+        unlabelled rows (:mod:`polymodal.api.self_training`), else None."""
+        if (self.recipe.unlabelled.method != "self_training" or self.unlabelled is None
+                or not len(self.unlabelled) or self.train_rows is None):
+            return None
+        from polymodal.api.self_training import SelfTraining
+
+        return SelfTraining(self, self.train_config, callbacks)
 
     def _mirror_tta(self, candidate: NeuralCandidate, outputs: np.ndarray,
                     predict_s: float) -> tuple[np.ndarray, float]:

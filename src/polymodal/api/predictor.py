@@ -59,6 +59,15 @@ from polymodal.train.budget import TimeBudget
 
 __all__ = ["ENSEMBLE", "Predictor"]
 
+def unlabelled_summary(num_rows: int, recipe, self_training: dict | None) -> dict:
+    """What the training rows without a label were for, as ``unlabelled_`` and
+    ``config.json`` keep it."""
+    summary = {"num_rows": num_rows, "method": recipe.unlabelled.method, "used": False}
+    if self_training is not None:
+        summary.update(self_training)
+    return summary
+
+
 # Refitting the classic models on train + validation rows adds a few percent of rows on
 # large tables and costs time the network would use better: done below this many rows.
 REFIT_MAX_ROWS = 20_000
@@ -98,6 +107,12 @@ class Predictor(PredictorContract):
             over each image and its mirror (test-time augmentation), which is kept for
             prediction when it validates better.
         validation_fraction: share of labelled rows held out to choose the model.
+        unlabelled: what the training rows whose label is empty are for: ``"auto"``
+            (classification: the network self-trains on them — pseudo-labels it is
+            confident of, class-balanced, kept only when validation on labelled rows says
+            they help; :mod:`polymodal.api.self_training`), ``"self_training"`` (the same,
+            and an error when the label is not a class) or ``"ignore"`` (left out). What
+            they did is in ``unlabelled_`` and the saved ``config.json``.
         verbosity: 0 silent, 1 one line per candidate and the training progress bar.
         device: where the network trains and predicts: ``"auto"`` (a CUDA GPU when there
             is one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; not saved.
@@ -126,6 +141,7 @@ class Predictor(PredictorContract):
         fusion: str = "auto",
         image_augment: str | dict | None = None,
         validation_fraction: float = 0.2,
+        unlabelled: str = "auto",
         recipe: dict | None = None,
         verbosity: int = 1,
         device: str = "auto",
@@ -141,6 +157,7 @@ class Predictor(PredictorContract):
         self.fusion = fusion
         self.image_augment = image_augment
         self.validation_fraction = validation_fraction
+        self.unlabelled = unlabelled
         self.recipe = recipe
         self.verbosity = verbosity
         self.device = device
@@ -199,12 +216,26 @@ class Predictor(PredictorContract):
         #      split off validation rows (labelled only) unless tuning_data is given; fit
         #      the transforms on the real training rows; synthetic rows (marked in the
         #      table, or made within a share of the budget) join the training rows after.
-        train_df, val_df = self._prepare_rows(table, label, named, tuning_data, augment,
-                                              budget, log)
+        train_df, val_df, unlabelled = self._prepare_rows(table, label, named, tuning_data,
+                                                          augment, budget, log)
+        num_unlabelled = len(unlabelled)
+        if not self._uses_unlabelled(unlabelled, label):
+            unlabelled = unlabelled.iloc[:0]
         # 4. The recipe for this table (saved with the model), and the datasets.
         self.recipe_ = resolve_predictor(self.schema_, len(train_df), preset=self.preset,
-                                         fusion=self.fusion, overrides=self.recipe)
-        run = start_run(self, train_df, val_df, budget, log)
+                                         fusion=self.fusion, overrides=self.recipe,
+                                         num_unlabelled_rows=len(unlabelled),
+                                         unlabelled=self.unlabelled)
+        if len(unlabelled) and self.recipe_.unlabelled.method == "none":
+            fit_data.say_notes([f"{len(unlabelled):,} row(s) without a label are left out of "
+                                "training (the recipe trains no network to self-train)"],
+                               self._say)
+            unlabelled = unlabelled.iloc[:0]
+        elif len(unlabelled):
+            self._say(f"{len(unlabelled):,} row(s) have no {label!r} value: the network "
+                      "self-trains on them (pseudo-labels, kept only if validation on "
+                      "labelled rows improves)")
+        run = start_run(self, train_df, val_df, budget, log, unlabelled=unlabelled)
         self.num_val_rows_ = run.num_val_rows
         # 5. Candidates in order of cost, each within its share of the budget.
         refit = tuning_data is None and len(train_df) < REFIT_MAX_ROWS
@@ -221,6 +252,7 @@ class Predictor(PredictorContract):
         if refit:
             refit_on_all_rows(run, self.models_, self.candidates_, *flat, prefitted=refits)
         self.refit_models_ = run.refit_models
+        self.unlabelled_ = unlabelled_summary(num_unlabelled, self.recipe_, run.self_training)
         total_s = time.perf_counter() - start
         log.append({"event": "chosen", "model": self.chosen_,
                     f"val_{run.metric}": self.val_metric_, "fit_total_s": total_s,
@@ -233,9 +265,11 @@ class Predictor(PredictorContract):
     # ------------------------------------------------------------------ fit steps
 
     def _prepare_rows(self, train, label: str, named: bool, tuning_data, augment,
-                      budget: TimeBudget, log: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      budget: TimeBudget, log: list
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Steps 1-3 (:mod:`polymodal.api.fit_data`): the schema, the split, the fitted
-        transforms and the training rows with synthetic rows joined; sets ``schema_``,
+        transforms, the training rows with synthetic rows joined and the rows without a
+        label; sets ``schema_``,
         ``problem_type_``, ``n_features_in_`` (and with ``named``, ``feature_names_in_``),
         ``cleaning_report_``, ``train_rows_``, ``validation_rows_``, ``transform_`` and
         ``augmentation_``."""
@@ -264,7 +298,26 @@ class Predictor(PredictorContract):
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         train_df, self.augmentation_ = fit_data.add_synthetic_rows(
             split.train, rows.marked, augment, budget, log, label=label)
-        return train_df, split.val
+        return train_df, split.val, split.unlabelled
+
+    def _uses_unlabelled(self, rows: pd.DataFrame, label: str) -> bool:
+        """Whether the fit may use the rows without a label; not with
+        ``unlabelled="ignore"`` or a label that is not a class (regression, multilabel),
+        said on the console."""
+        if not len(rows):
+            return False
+        classes = self.problem_type_ in ("binary", "multiclass")
+        if self.unlabelled == "self_training" and not classes:
+            raise ConfigError(f"unlabelled='self_training' needs a class label; {label!r} is "
+                              f"{self.problem_type_}. Pass unlabelled='ignore' (--unlabelled "
+                              "ignore), or 'auto'")
+        if self.unlabelled == "ignore" or not classes:
+            why = ("unlabelled='ignore'" if self.unlabelled == "ignore"
+                   else f"self-training is for class labels, {label!r} is {self.problem_type_}")
+            fit_data.say_notes([f"{len(rows):,} row(s) have no {label!r} value and are left "
+                                f"out of training ({why})"], self._say)
+            return False
+        return True
 
     def _choose(self, run: CandidateRun) -> None:
         """Step 6 (:func:`polymodal.api.selection.choose`): predictions (and the saved

@@ -42,6 +42,10 @@ def fit(
         "none", "--image-augment",
         help="none, hflip (mirror training images: only when a mirrored image keeps its label) "
              'or JSON like \'{"hflip": true, "shift_px": 2}\'.'),
+    unlabelled: str = typer.Option(
+        "auto", "--unlabelled",
+        help="Rows with an empty label: auto (classification: the network self-trains on "
+             "them, kept only if validation improves), self_training, or ignore."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a recipe field: KEY=VALUE, e.g. network.width=96 (repeatable; "
                           "the resolved recipe is in OUT/config.json)."),
@@ -57,7 +61,7 @@ def fit(
     predictor = Predictor(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
-        image_augment=image_augment_option(image_augment),
+        image_augment=image_augment_option(image_augment), unlabelled=unlabelled,
         recipe=set_options(set_) or None, verbosity=Verbosity.level, device=device.value,
     )
     with interrupted(out_dir, "training"):
