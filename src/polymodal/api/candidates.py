@@ -268,9 +268,10 @@ class CandidateRun:
             fit_s += time.perf_counter() - start
             self.self_training = semi.summary
             self.log.append({"event": "self_training", **semi.summary})
+            tried = any(f"val_{self.metric}" in r for r in semi.summary["rounds"])
             note = (f"self-trained on {semi.summary['num_pseudo_labelled']:,} pseudo-labelled "
                     "rows" if semi.summary["used"] else "labelled rows only: self-training "
-                    "did not validate better")
+                    + ("did not validate better" if tried else "had no time left"))
         self.models[NEURAL] = candidate
         record(NEURAL, outputs, fit_s, predict_s, note=note, tta_hflip=candidate.tta_hflip,
                stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,

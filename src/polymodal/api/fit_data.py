@@ -153,6 +153,40 @@ def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
     return SplitRows(df, val, positions, np.zeros(0, dtype=np.int64), unlabelled)
 
 
+def uses_unlabelled(rows: pd.DataFrame, label: str, problem_type: str, choice: str,
+                    say: Say) -> bool:
+    """Whether a fit may use the rows without a label (``choice``: the Predictor's
+    ``unlabelled``); not with "ignore" or a label that is not a class (regression,
+    multilabel), said as a note. "self_training" on such a label is an error."""
+    if not len(rows):
+        return False
+    classes = problem_type in ("binary", "multiclass")
+    if choice == "self_training" and not classes:
+        raise ConfigError(f"unlabelled='self_training' needs a class label; {label!r} is "
+                          f"{problem_type}. Pass unlabelled='ignore' (--unlabelled ignore), "
+                          "or 'auto'")
+    if choice == "ignore" or not classes:
+        why = ("unlabelled='ignore'" if choice == "ignore"
+               else f"self-training is for class labels, {label!r} is {problem_type}")
+        say_notes([f"{len(rows):,} row(s) have no {label!r} value and are left out of "
+                   f"training ({why})"], say)
+        return False
+    return True
+
+
+def say_unlabelled(rows: pd.DataFrame, label: str, method: str, say: Say) -> pd.DataFrame:
+    """Say what the rows without a label the fit may use are for (the resolved recipe's
+    ``unlabelled.method``); the rows it uses (none when the method is "none")."""
+    if len(rows) and method == "none":
+        say_notes([f"{len(rows):,} row(s) without a label are left out of training (the "
+                   "recipe trains no network to self-train)"], say)
+        return rows.iloc[:0]
+    if len(rows):
+        say(f"{len(rows):,} row(s) have no {label!r} value: the network self-trains on them "
+            "(pseudo-labels, kept only if validation on labelled rows improves)")
+    return rows
+
+
 def check_labelled_counts(labels: pd.Series, label: str, problem_type: str, num_rows: int,
                           say: Say | None) -> None:
     """A class with fewer than 2 labelled rows is an error naming it (one row cannot be

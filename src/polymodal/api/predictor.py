@@ -40,6 +40,7 @@ from polymodal.api.candidates import CandidateRun, candidate_outputs
 from polymodal.api.export_onnx import check_export_format
 from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
 from polymodal.api.selection import ENSEMBLE, choose
+from polymodal.api.self_training import unlabelled_summary
 from polymodal.api.sklearn_compat import (
     PredictorContract,
     label_array,
@@ -58,15 +59,6 @@ from polymodal.recipes.predictor import predictor_param_problems, resolve_predic
 from polymodal.train.budget import TimeBudget
 
 __all__ = ["ENSEMBLE", "Predictor"]
-
-def unlabelled_summary(num_rows: int, recipe, self_training: dict | None) -> dict:
-    """What the training rows without a label were for, as ``unlabelled_`` and
-    ``config.json`` keep it."""
-    summary = {"num_rows": num_rows, "method": recipe.unlabelled.method, "used": False}
-    if self_training is not None:
-        summary.update(self_training)
-    return summary
-
 
 # Refitting the classic models on train + validation rows adds a few percent of rows on
 # large tables and costs time the network would use better: done below this many rows.
@@ -107,12 +99,10 @@ class Predictor(PredictorContract):
             over each image and its mirror (test-time augmentation), which is kept for
             prediction when it validates better.
         validation_fraction: share of labelled rows held out to choose the model.
-        unlabelled: what the training rows whose label is empty are for: ``"auto"``
-            (classification: the network self-trains on them — pseudo-labels it is
-            confident of, class-balanced, kept only when validation on labelled rows says
-            they help; :mod:`polymodal.api.self_training`), ``"self_training"`` (the same,
-            and an error when the label is not a class) or ``"ignore"`` (left out). What
-            they did is in ``unlabelled_`` and the saved ``config.json``.
+        unlabelled: the training rows whose label is empty: ``"auto"`` (classification:
+            the network self-trains on them, kept only when validation on labelled rows
+            improves; :mod:`polymodal.api.self_training`), ``"self_training"`` (the same,
+            an error for other labels) or ``"ignore"``. What they did: ``unlabelled_``.
         verbosity: 0 silent, 1 one line per candidate and the training progress bar.
         device: where the network trains and predicts: ``"auto"`` (a CUDA GPU when there
             is one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; not saved.
@@ -219,22 +209,15 @@ class Predictor(PredictorContract):
         train_df, val_df, unlabelled = self._prepare_rows(table, label, named, tuning_data,
                                                           augment, budget, log)
         num_unlabelled = len(unlabelled)
-        if not self._uses_unlabelled(unlabelled, label):
-            unlabelled = unlabelled.iloc[:0]
+        usable = fit_data.uses_unlabelled(unlabelled, label, self.problem_type_,
+                                          self.unlabelled, self._say)
         # 4. The recipe for this table (saved with the model), and the datasets.
         self.recipe_ = resolve_predictor(self.schema_, len(train_df), preset=self.preset,
                                          fusion=self.fusion, overrides=self.recipe,
-                                         num_unlabelled_rows=len(unlabelled),
+                                         num_unlabelled_rows=num_unlabelled if usable else 0,
                                          unlabelled=self.unlabelled)
-        if len(unlabelled) and self.recipe_.unlabelled.method == "none":
-            fit_data.say_notes([f"{len(unlabelled):,} row(s) without a label are left out of "
-                                "training (the recipe trains no network to self-train)"],
-                               self._say)
-            unlabelled = unlabelled.iloc[:0]
-        elif len(unlabelled):
-            self._say(f"{len(unlabelled):,} row(s) have no {label!r} value: the network "
-                      "self-trains on them (pseudo-labels, kept only if validation on "
-                      "labelled rows improves)")
+        unlabelled = fit_data.say_unlabelled(unlabelled if usable else unlabelled.iloc[:0],
+                                             label, self.recipe_.unlabelled.method, self._say)
         run = start_run(self, train_df, val_df, budget, log, unlabelled=unlabelled)
         self.num_val_rows_ = run.num_val_rows
         # 5. Candidates in order of cost, each within its share of the budget.
@@ -299,25 +282,6 @@ class Predictor(PredictorContract):
         train_df, self.augmentation_ = fit_data.add_synthetic_rows(
             split.train, rows.marked, augment, budget, log, label=label)
         return train_df, split.val, split.unlabelled
-
-    def _uses_unlabelled(self, rows: pd.DataFrame, label: str) -> bool:
-        """Whether the fit may use the rows without a label; not with
-        ``unlabelled="ignore"`` or a label that is not a class (regression, multilabel),
-        said on the console."""
-        if not len(rows):
-            return False
-        classes = self.problem_type_ in ("binary", "multiclass")
-        if self.unlabelled == "self_training" and not classes:
-            raise ConfigError(f"unlabelled='self_training' needs a class label; {label!r} is "
-                              f"{self.problem_type_}. Pass unlabelled='ignore' (--unlabelled "
-                              "ignore), or 'auto'")
-        if self.unlabelled == "ignore" or not classes:
-            why = ("unlabelled='ignore'" if self.unlabelled == "ignore"
-                   else f"self-training is for class labels, {label!r} is {self.problem_type_}")
-            fit_data.say_notes([f"{len(rows):,} row(s) have no {label!r} value and are left "
-                                f"out of training ({why})"], self._say)
-            return False
-        return True
 
     def _choose(self, run: CandidateRun) -> None:
         """Step 6 (:func:`polymodal.api.selection.choose`): predictions (and the saved

@@ -8,13 +8,15 @@ segmentation via class-balanced self-training"):
 
 1. the teacher: the network trained on the labelled training rows, in ``teacher_share``
    of the network's time (:meth:`~polymodal.api.candidates.CandidateRun.fit_neural`);
+   by default all of it, so the rounds run in the time its early stopping leaves (or
+   without a time limit) and never take time from the labelled-only network;
 2. it predicts a seeded sample of the unlabelled rows, as many as
    :data:`SCORE_SHARE` of a round's time pays for;
 3. :func:`select_pseudo_labels`: rows whose top class probability is at least
    ``threshold``; per class the most confident first, no class more than the median
    class has (so one easy class cannot crowd out the rest), at most
    ``max_pseudo_ratio`` rows per labelled training row in all;
-4. a student continues from the best network, at half its learning rate, on the labelled
+4. a student continues from the best network, at half the learning rate, on the labelled
    rows (repeated until they are half of its rows: a pseudo-label weighs less than a real
    one) and the pseudo-labelled rows, in an equal share of the time left;
 5. validation — labelled rows only — keeps the best of the teacher and the students; the
@@ -47,11 +49,22 @@ SCORED_PER_PSEUDO_ROW = 3
 SCORE_CHUNK_ROWS = 2048  # unlabelled rows scored between looks at the clock
 MIN_SCORED_ROWS = 256  # time for fewer unlabelled rows than this: the round is not worth it
 MIN_ROUND_S = 2.0  # a student needs at least this to take a few steps
+MIN_ROUND_SHARE = 0.1  # ... and this share of the network's time, to learn anything new
 STUDENT_MARGIN_S = 1.0  # kept back from a student's time for building its rows
 # A student continues from a trained network: at the teacher's peak rate it first unlearns
 # much of it, and a short round cannot win that back (seen on Fashion-MNIST at 20 % labels).
 STUDENT_LR_SCALE = 0.5
 LABELLED_SHARE = 0.5  # of a student's training rows, at least
+
+
+def unlabelled_summary(num_rows: int, recipe, self_training: dict | None) -> dict:
+    """What the training rows without a label were for, as ``unlabelled_`` and
+    ``config.json`` keep it."""
+    summary = {"num_rows": num_rows, "method": recipe.unlabelled.method, "used": False}
+    if self_training is not None:
+        summary.update(self_training)
+    return summary
+
 
 
 def select_pseudo_labels(probs: np.ndarray, *, threshold: float,
@@ -94,9 +107,13 @@ class SelfTraining:
         self.label = run.transform.schema.label
         self.summary: dict = {}
         self.predict_s = 0.0
+        self.min_round_s = MIN_ROUND_S
 
     def teacher_time_s(self, time_s: float | None) -> float | None:
-        """The teacher's share of the network's ``time_s``."""
+        """The teacher's share of the network's ``time_s``; a round needs at least
+        MIN_ROUND_SHARE of ``time_s`` from then on."""
+        if time_s is not None:
+            self.min_round_s = max(MIN_ROUND_S, MIN_ROUND_SHARE * time_s)
         return None if time_s is None else self.recipe.teacher_share * time_s
 
     def fit(self, teacher: NeuralCandidate, outputs: np.ndarray, *, deadline: float | None,
@@ -123,7 +140,7 @@ class SelfTraining:
             num_scored = min(len(sample), SCORED_PER_PSEUDO_ROW * max_rows)
             if deadline is not None:
                 num_scored = int(min(num_scored, SCORE_SHARE * round_s * rate))
-            if round_s < MIN_ROUND_S or num_scored < min(len(sample), MIN_SCORED_ROWS):
+            if round_s < self.min_round_s or num_scored < min(len(sample), MIN_SCORED_ROWS):
                 rounds.append({"round": number, "skipped": f"{max(0.0, left):.1f} s left"})
                 break
             scored = take_rows(unlabelled, np.sort(sample[:num_scored]))

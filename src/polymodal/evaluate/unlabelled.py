@@ -22,5 +22,8 @@ def unlabelled_sentence(summary: dict | None) -> str | None:
     if summary.get("used"):
         return (f"{count}: the network self-trained on {summary['num_pseudo_labelled']:,} of "
                 f"them, pseudo-labelled where it was confident{scores}.")
+    if not any("skipped" not in r for r in summary.get("rounds", [])):
+        return (f"{count}: the network had no time left to self-train on them (a longer "
+                "time limit gives it some), so it trained on labelled rows only.")
     return (f"{count}: the network tried self-training on them, which did not validate "
             f"better, so the network trained on labelled rows only is used{scores}.")
