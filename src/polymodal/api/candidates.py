@@ -37,6 +37,7 @@ from polymodal.api.neural import (
     default_halflife_images,
     default_warmup_steps,
 )
+from polymodal.api.ranks import Ranks, transform_text
 from polymodal.data.dataset import TableDataset, make_loader
 from polymodal.models.classic import (
     ClassicModel,
@@ -96,6 +97,7 @@ class CandidateRun:
     train_rows: object = None  # the training rows' DataFrame (for self-training's students)
     unlabelled: object = None  # the training table's rows without a label (a DataFrame)
     self_training: dict | None = None  # what self-training did (api.self_training)
+    ranks: Ranks | None = None  # under torchrun: the group the network trains with
 
     @functools.cached_property
     def spec(self) -> dict:
@@ -247,9 +249,19 @@ class CandidateRun:
                                     label_smoothing=training.label_smoothing)
         out_dir = None if resume_dir is None else Path(resume_dir) / NEURAL
         fit_start = time.perf_counter()
-        result = candidate.fit(self.train_ds, self.val_ds, config=config, score=self.score,
+        train_ds = self.train_ds
+        if self.ranks is not None:  # under torchrun: every rank trains it with this one
+            train_ds = self.ranks.lead("predictor", train_ds, lambda: {
+                "transform": transform_text(self.transform), "network": network,
+                "config": config, "seed": self.seed,
+                "label_smoothing": training.label_smoothing, "metric": self.metric,
+                "mode": self.mode, "out_dir": None if out_dir is None else str(out_dir),
+                "resume": resume_dir is not None}, say=self.say, log=self.log)
+        result = candidate.fit(train_ds, self.val_ds, config=config, score=self.score,
                                metric_name=self.metric, metric_mode=self.mode, out_dir=out_dir,
                                resume=resume_dir is not None, callbacks=callbacks)
+        if self.ranks is not None:
+            self.ranks.phase = "after"
         fit_s = time.perf_counter() - fit_start
         predict_start = time.perf_counter()
         outputs = candidate_outputs(self.val_ds, {NEURAL: candidate}, spec,
@@ -302,6 +314,11 @@ class CandidateRun:
         unlabelled rows (:mod:`polymodal.api.self_training`), else None."""
         if (self.recipe.unlabelled.method != "self_training" or self.unlabelled is None
                 or not len(self.unlabelled) or self.train_rows is None):
+            return None
+        if self.ranks is not None and self.ranks.leads:
+            # The other ranks train the teacher only; a student would train alone.
+            self.say(f"  {NEURAL:<24} no self-training under torchrun: the unlabelled rows "
+                     "are left out")
             return None
         from polymodal.api.self_training import SelfTraining
 

@@ -301,6 +301,18 @@ def make_datasets(train: pd.DataFrame, val: pd.DataFrame, transform: TableTransf
     return train_ds, val_ds
 
 
+def training_dataset(train: pd.DataFrame, transform: TableTransform, *,
+                     seed: int) -> TableDataset:
+    """The training rows alone as :func:`make_datasets` makes them (media decoded once):
+    what another rank trains the network on under ``torchrun``."""
+    spec = transform.feature_spec()
+    dataset = TableDataset(train, transform, train=True, seed=seed,
+                           cache_media=_cache_media(spec, len(train)))
+    if (spec["image_shapes"] or spec["audio_shapes"]) and dataset.cache_media:
+        dataset.preload_media(num_workers=_decode_workers(len(dataset)))
+    return dataset
+
+
 def _cache_media(spec: dict, num_rows: int) -> bool:
     """Whether decoded images/audio of ``num_rows`` rows fit in MEDIA_CACHE_BYTES."""
     per_row = sum(math.prod(s) for s in spec["image_shapes"].values())  # uint8 pixels

@@ -16,6 +16,7 @@ surface; the work is done below it:
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import asdict
@@ -33,6 +34,7 @@ from polymodal.api.generator_folder import (
     write_generator,
 )
 from polymodal.api.model_folder import is_model_folder
+from polymodal.api.ranks import Ranks, rank_group, train_generator_share, transform_text
 from polymodal.api.sklearn_compat import Estimator
 from polymodal.data.fingerprint import table_fingerprint
 from polymodal.data.generator_inputs import condition_batch, condition_frame, edit_images, keep_mask
@@ -189,7 +191,8 @@ class Generator(Estimator):
         an interrupted fit from its checkpoint there (same data and settings).
         ``budget``: the caller's clock for ``time_limit``, when the command started it
         before this fit (the CLI does, so that reading the table counts); by default the
-        fit starts its own.
+        fit starts its own. Under ``torchrun`` rank 0 does this; the other ranks train the
+        network with it and stay unfitted (:mod:`polymodal.api.ranks`).
         """
         budget = budget or TimeBudget(self.time_limit)
         if budget.time_limit_s != self.time_limit:
@@ -199,10 +202,18 @@ class Generator(Estimator):
         self._validate_params()
         if resume and out_dir is None:
             raise ConfigError("resume=True needs out_dir=, the folder of the interrupted fit")
-        if out_dir is not None and not resume and is_model_folder(Path(out_dir)):
-            out_dir = training_folder(out_dir)  # the saved model stays whole until save()
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, name)  # a fit that fails leaves the generator unfitted, not half-old
+        with rank_group(self.device) as ranks:  # under torchrun (polymodal.api.ranks)
+            if ranks.follower:  # trains the network with rank 0; stays unfitted
+                ranks.follow(functools.partial(train_generator_share, generator=self))
+                return self
+            return self._fit(table, out_dir, resume, budget, ranks)
+
+    def _fit(self, table, out_dir, resume: bool, budget: TimeBudget, ranks: Ranks) -> Generator:
+        """``fit``'s steps 2-7, in this process alone or on rank 0 of a ``torchrun`` group."""
+        if out_dir is not None and not resume and is_model_folder(Path(out_dir)):
+            out_dir = training_folder(out_dir)  # the saved model stays whole until save()
         self._warned_null = set()
         # 2. Read the table; infer the modalities of the image and condition columns.
         df, schema = read_image_table(table, self.image, self._condition_columns(),
@@ -228,11 +239,20 @@ class Generator(Estimator):
             len(dataset), **asdict(self.recipe_.training), time_left_s=time_left,
             seed=self.seed, progress=self.verbosity > 0, precision=self._training_precision(),
             checkpoints=out_dir is not None, device=self.device)
-        result = train_generator(network, dataset, config, out_dir=out_dir, resume=resume,
+        ranks.training_rows(rows, dataset.positions, table_rows=len(df), seed=self.seed)
+        events: list[dict] = []
+        train_ds = ranks.lead("generator", dataset, lambda: {  # under torchrun: all ranks train
+            "transform": transform_text(transform), "image": self.image,
+            "conditions": self.conditions_, "image_shape": self.image_shape_,
+            "recipe": self.recipe_, "config": config, "resume": resume,
+            "out_dir": None if out_dir is None else str(out_dir)}, say=self._say, log=events)
+        result = train_generator(network, train_ds, config, out_dir=out_dir, resume=resume,
                                  write_grid=self._write_grid)
+        ranks.phase = "after"
         # 7. Keep the trained network and what the run did; write the final grid.
         self._keep(network, result, out_dir, num_rows=len(df), num_images=len(dataset),
                    budget=budget)
+        self.training_history_[:0] = events
         return self
 
     def _describe(self, schema: Schema, transform: TableTransform, rows, num_rows: int) -> None:

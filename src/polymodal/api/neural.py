@@ -85,17 +85,21 @@ class NeuralCandidate:
             self.model_ = FusionPredictor(spec, **self.network)
         self.result_: TrainResult | None = None
 
-    def fit(self, train: TableDataset, val: TableDataset, *, config: TrainConfig,
-            score: Callable[[np.ndarray], float], metric_name: str, metric_mode: str,
+    def fit(self, train: TableDataset, val: TableDataset | None, *, config: TrainConfig,
+            score: Callable[[np.ndarray], float] | None, metric_name: str, metric_mode: str,
             out_dir: str | os.PathLike | None = None, resume: bool = False,
             callbacks: Sequence = ()) -> TrainResult:
         """Train on ``train``, keeping the weights that score best on ``val``.
 
-        ``score(outputs)`` is the validation metric of the (N_val, ...) outputs.
+        ``score(outputs)`` is the validation metric of the (N_val, ...) outputs. Under
+        ``torchrun`` only rank 0 evaluates: the other ranks pass ``val=None``.
         """
-        val_loader = make_loader(val, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0)
+        val_loader = (None if val is None else
+                      make_loader(val, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
         def evaluate(model: torch.nn.Module) -> dict[str, float]:
+            if val_loader is None:
+                raise RuntimeError("only rank 0 evaluates the network")
             outputs = np.concatenate([network_outputs(model, b) for b in val_loader])
             return {metric_name: float(score(outputs))}
 

@@ -39,6 +39,7 @@ from polymodal.api.candidate_schedule import fit_candidates, refit_on_all_rows, 
 from polymodal.api.candidates import CandidateRun, candidate_outputs
 from polymodal.api.export_onnx import check_export_format
 from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
+from polymodal.api.ranks import Ranks, rank_group, train_predictor_share
 from polymodal.api.selection import ENSEMBLE, choose
 from polymodal.api.self_training import unlabelled_summary
 from polymodal.api.sklearn_compat import (
@@ -185,6 +186,9 @@ class Predictor(PredictorContract):
             budget: the caller's clock for ``time_limit``, when the command started it
                 before this fit (the CLI does, so that reading the table counts); by
                 default the fit starts its own.
+
+        Under ``torchrun`` rank 0 does this; the other ranks train the network with it and
+        stay unfitted (:mod:`polymodal.api.ranks`): save and predict on rank 0.
         """
         budget = budget or TimeBudget(self.time_limit)
         if budget.time_limit_s != self.time_limit:
@@ -199,6 +203,18 @@ class Predictor(PredictorContract):
             augment.validate()  # its own settings, before any work
         for name in [k for k in vars(self) if k.endswith("_")]:
             delattr(self, name)  # a fit that fails leaves the predictor unfitted, not half-old
+        with rank_group(self.device) as ranks:  # under torchrun (polymodal.api.ranks)
+            if ranks.follower:  # trains the network with rank 0; stays unfitted
+                ranks.follow(train_predictor_share)
+                return self
+            return self._fit(X, y, tuning_data, augment, budget, ranks, start=start,
+                             resume_dir=resume_dir, checkpoint_every_s=checkpoint_every_s,
+                             callbacks=callbacks)
+
+    def _fit(self, X, y, tuning_data, augment, budget: TimeBudget, ranks: Ranks, *,
+             start: float, resume_dir, checkpoint_every_s: float,
+             callbacks: Sequence) -> Predictor:
+        """``fit``'s steps, in this process alone or on rank 0 of a ``torchrun`` group."""
         log: list[dict] = []
         table, label, named = training_table(X, y, self.label, self.problem_type, "Predictor")
 
@@ -207,7 +223,7 @@ class Predictor(PredictorContract):
         #      the transforms on the real training rows; synthetic rows (marked in the
         #      table, or made within a share of the budget) join the training rows after.
         train_df, val_df, unlabelled = self._prepare_rows(table, label, named, tuning_data,
-                                                          augment, budget, log)
+                                                          augment, budget, log, ranks)
         num_unlabelled = len(unlabelled)
         usable = fit_data.uses_unlabelled(unlabelled, label, self.problem_type_,
                                           self.unlabelled, self._say)
@@ -219,6 +235,7 @@ class Predictor(PredictorContract):
         unlabelled = fit_data.say_unlabelled(unlabelled if usable else unlabelled.iloc[:0],
                                              label, self.recipe_.unlabelled.method, self._say)
         run = start_run(self, train_df, val_df, budget, log, unlabelled=unlabelled)
+        run.ranks = ranks
         self.num_val_rows_ = run.num_val_rows
         # 5. Candidates in order of cost, each within its share of the budget.
         refit = tuning_data is None and len(train_df) < REFIT_MAX_ROWS
@@ -248,7 +265,7 @@ class Predictor(PredictorContract):
     # ------------------------------------------------------------------ fit steps
 
     def _prepare_rows(self, train, label: str, named: bool, tuning_data, augment,
-                      budget: TimeBudget, log: list
+                      budget: TimeBudget, log: list, ranks: Ranks
                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Steps 1-3 (:mod:`polymodal.api.fit_data`): the schema, the split, the fitted
         transforms, the training rows with synthetic rows joined and the rows without a
@@ -281,6 +298,9 @@ class Predictor(PredictorContract):
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         train_df, self.augmentation_ = fit_data.add_synthetic_rows(
             split.train, rows.marked, augment, budget, log, label=label)
+        table_rows = len(rows.df) + (0 if rows.marked is None else len(rows.marked))
+        ranks.training_rows(train_df, split.train_positions if train_df is split.train else None,
+                            table_rows=table_rows, seed=self.seed)
         return train_df, split.val, split.unlabelled
 
     def _choose(self, run: CandidateRun) -> None:

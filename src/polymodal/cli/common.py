@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -108,9 +109,12 @@ VERBOSITY_OPTIONS = (
 )
 
 
-def command(group: typer.Typer, name: str, *, example: str):
+def command(group: typer.Typer, name: str, *, example: str, distributed: bool = False):
     """Register the decorated function as command ``name`` of ``group``, with -v/-q added
-    to its options and ``example`` at the end of its --help."""
+    to its options and ``example`` at the end of its --help. Under ``torchrun`` with more
+    than one process only ``distributed`` commands run (the training ones); any other
+    refuses in one line rather than doing the same work and writing the same files in
+    every process."""
 
     def register(func):
         signature = inspect.signature(func, eval_str=True)
@@ -121,6 +125,10 @@ def command(group: typer.Typer, name: str, *, example: str):
         @functools.wraps(func)
         def run(*args, verbose: bool = False, quiet: bool = False, **kwargs):
             set_verbosity(verbose, quiet)
+            if _launched_rank() is not None and not distributed:
+                fail(f"`{name}` runs in one process: run it without torchrun (WORLD_SIZE "
+                     "is set); under torchrun only `fit` and `generate fit` run, training "
+                     "together in every process")
             return func(*args, **kwargs)
 
         run.__signature__ = signature.replace(
@@ -129,6 +137,24 @@ def command(group: typer.Typer, name: str, *, example: str):
         return group.command(name, epilog=f"Example: {example}")(run)
 
     return register
+
+
+def _launched_rank() -> int | None:
+    from polymodal.api.ranks import launched_rank
+
+    return launched_rank()
+
+
+def follower_rank() -> bool:
+    """True on a ``torchrun`` rank other than 0, which trains the network with rank 0 and
+    prints nothing but errors (rank 0 prints, and saves the model): silenced here."""
+    rank = _launched_rank()
+    if rank in (None, 0):
+        return False
+    Verbosity.level = 0
+    logging.getLogger("polymodal").removeHandler(LOG_HANDLER)  # -v: rank 0's to print
+    warnings.simplefilter("ignore")
+    return True
 
 
 def _show_version(value: bool) -> None:

@@ -14,6 +14,7 @@ from polymodal.cli.common import (
     command_budget,
     device_option,
     fail,
+    follower_rank,
     info,
     interrupted,
     out,
@@ -55,7 +56,7 @@ def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dic
     return conditions, (expand(prompts) if prompts else None), groups
 
 
-@command(generate_app, "fit",
+@command(generate_app, "fit", distributed=True,
           example="polymodal generate fit train.csv --image photo --condition label --out runs/gen --time-limit 300")
 def generate_fit(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
@@ -94,6 +95,7 @@ def generate_fit(
     from polymodal.api.params import parse_overrides
 
     check_output_folder(out_dir)  # before training, not after
+    follower = follower_rank()  # under torchrun: trains with rank 0, which saves and prints
     recipe = set_options(set_)
     if steps is not None:
         recipe["training.max_steps"] = str(steps)
@@ -102,6 +104,10 @@ def generate_fit(
         columns=parse_overrides(column) or None, text_encoder=text_encoder, image_size=image_size,
         recipe=recipe or None, verbosity=Verbosity.level, device=device.value,
     )
+    if follower:
+        with interrupted(out_dir, "training"):
+            generator.fit(table, budget=budget)
+        return
     # Checkpoints, log and grids go to a fresh hidden sibling while it trains; the fitted
     # generator then replaces --out whole, so a killed fit leaves the old folder as it was.
     train_dir = training_folder(out_dir)

@@ -14,6 +14,7 @@ from polymodal.cli.common import (
     command_budget,
     device_option,
     fail,
+    follower_rank,
     image_augment_option,
     interrupted,
     out,
@@ -24,7 +25,7 @@ from polymodal.cli.common import (
 )
 
 
-@command(app, "fit",
+@command(app, "fit", distributed=True,
           example="polymodal fit train.csv --label price --out runs/price --time-limit 120")
 def fit(
     table: str = typer.Argument(..., help="Training table: CSV/TSV/Parquet/JSONL file or image folder."),
@@ -58,6 +59,7 @@ def fit(
     from polymodal.api.params import parse_overrides
 
     check_output_folder(out_dir)  # before training, not after
+    follower = follower_rank()  # under torchrun: trains with rank 0, which saves and prints
     predictor = Predictor(
         label, problem_type=problem_type, time_limit=time_limit, preset=preset, seed=seed,
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
@@ -66,6 +68,8 @@ def fit(
     )
     with interrupted(out_dir, "training"):
         predictor.fit(table, budget=budget)
+    if follower:
+        return
     path = save_model(predictor, out_dir, "predictor")
     if Verbosity.level > 0:
         print_frame(predictor.leaderboard(), title="leaderboard (validation split)")

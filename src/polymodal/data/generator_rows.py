@@ -34,7 +34,8 @@ class TrainingRows(Dataset):
     """
 
     def __init__(self, images: torch.Tensor, encoded: EncodedTable, transform: TableTransform,
-                 image_column: str):
+                 image_column: str, positions: np.ndarray | None = None):
+        self.positions = positions  # the rows' positions in the table read, when known
         self.images = images
         self.encoded = encoded
         self.transform = transform
@@ -120,7 +121,7 @@ def training_rows(df: pd.DataFrame, transform: TableTransform, image: str
     rows = df.iloc[np.flatnonzero(ok)].reset_index(drop=True)
     rows.attrs = dict(df.attrs)
     encoded = transform.encode(rows, with_label=False)
-    return TrainingRows(images, encoded, transform, image), rows
+    return TrainingRows(images, encoded, transform, image, np.flatnonzero(ok)), rows
 
 
 def decode_images(transform: TableTransform, df: pd.DataFrame, column: str

@@ -425,4 +425,28 @@ def _read_shards(folder: Path, fmt: str, base_dir, request: _Request) -> pd.Data
         request.split_used = True
         files = by_split[chosen]
     frame = read_shard_folder(folder, files, fmt, request.notes)
-    return _finish(frame, str(folder), checked_base_dir(base_dir or folder), request.notes)
+    frame = _finish(frame, str(folder), checked_base_dir(base_dir or folder), request.notes)
+    # Which files the rows came from, in order, so that under torchrun each process can
+    # read the rows of its own shards (read_shard_subset).
+    frame.attrs["shards"] = {"folder": str(folder), "format": fmt,
+                             "files": [str(p.relative_to(folder)) for p in files]}
+    return frame
+
+
+def read_shard_subset(shards: dict, files: list[str], *, base_dir: str) -> pd.DataFrame:
+    """The rows of some ``files`` of a shard folder (``shards`` is the folder's
+    ``attrs["shards"]``), in the order given, read exactly as :func:`read_table` read the
+    whole folder (hive partition columns included)."""
+    folder, notes = Path(shards["folder"]), []
+    frame = read_shard_folder(folder, [folder / f for f in files], shards["format"], notes)
+    return _finish(frame, str(folder), base_dir, notes)
+
+
+def shard_row_counts(shards: dict) -> list[int]:
+    """Rows in each file of a shard folder (``attrs["shards"]``), from the files' footers."""
+    import pyarrow.dataset as ds
+
+    folder = Path(shards["folder"])
+    dataset = ds.dataset([str(folder / f) for f in shards["files"]],
+                         format="ipc" if shards["format"] in ("feather", "arrow") else "parquet")
+    return [fragment.count_rows() for fragment in dataset.get_fragments()]

@@ -13,8 +13,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from torch.utils.data import Dataset
 
 from polymodal.errors import ConfigError
 
@@ -56,6 +58,12 @@ class DistributedContext:
         if not dist.is_initialized():
             backend = "nccl" if device_type == "cuda" else "gloo"
             if device_type == "cuda":
+                if local_rank >= torch.cuda.device_count():
+                    raise ConfigError(
+                        f"torchrun started process {local_rank} on this machine, which has "
+                        f"{torch.cuda.device_count()} GPU(s): one process per GPU (pass "
+                        f"--nproc_per_node={torch.cuda.device_count()}), or train on the "
+                        "CPU (--device cpu)")
                 torch.cuda.set_device(local_rank)
             dist.init_process_group(backend=backend)
             owns = True
@@ -120,3 +128,54 @@ class DistributedContext:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+
+class RankRows(Dataset):
+    """This process's own rows of ``dataset`` (``rows``, positions in it), seen as
+    ``length`` items per epoch, so that every rank takes the same number of steps and an
+    epoch holds as many rows as in one process (``length`` = ceil(all rows / ranks)).
+
+    Each epoch draws the rank's rows in a seeded order of their own; a rank with more rows
+    than ``length`` leaves the last of that order out this epoch (others next epoch), one
+    with fewer repeats the first, as ``DistributedSampler`` pads. The loop shuffles the
+    items without splitting them further (``rank_local``). Items, ``collate`` and
+    ``set_epoch`` are the wrapped dataset's.
+    """
+
+    rank_local = True
+
+    def __init__(self, dataset: Dataset, rows, length: int, *, seed: int = 0):
+        if len(rows) == 0 or length < 1:
+            raise ValueError("RankRows needs at least one row and a length of at least 1")
+        self.dataset = dataset
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.length, self.seed = int(length), int(seed)
+        self.set_epoch(0)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _row(self, index: int) -> int:
+        return int(self.order[int(index) % len(self.order)])
+
+    def __getitem__(self, index: int):
+        return self.dataset[self._row(index)]
+
+    def __getitems__(self, indices):
+        rows = [self._row(i) for i in indices]
+        if hasattr(self.dataset, "__getitems__"):
+            return self.dataset.__getitems__(rows)
+        return [self.dataset[r] for r in rows]
+
+    def set_epoch(self, epoch: int) -> None:
+        """This epoch's order of the rank's rows (the same again after a resume)."""
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        self.order = self.rows[rng.permutation(len(self.rows))]
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __getattr__(self, name: str):
+        # ``collate`` and the like: the wrapped dataset's (its items are its own indices).
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)

@@ -295,8 +295,11 @@ class _Run:
         # Data order: a seeded sampler per epoch; the DataLoader draws its workers' base
         # seed from its own generator, so it never consumes the global torch RNG.
         iterable = isinstance(dataset, IterableDataset)
+        # A dataset of this rank's own rows (RankRows) is shuffled whole, in its own order.
+        local = getattr(dataset, "rank_local", False)
         self.sampler = None if iterable else ResumableSampler(
-            dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
+            dataset, num_replicas=1 if local else ctx.world_size, rank=0 if local else ctx.rank,
+            seed=cfg.seed + ctx.rank if local else cfg.seed)
         self.loader_generator = torch.Generator()
         self.loader = DataLoader(
             dataset, batch_size=self.per_rank_batch, sampler=self.sampler,
