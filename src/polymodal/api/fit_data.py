@@ -189,8 +189,8 @@ def say_unlabelled(rows: pd.DataFrame, label: str, method: str, say: Say) -> pd.
 
 def check_labelled_counts(labels: pd.Series, label: str, problem_type: str, num_rows: int,
                           say: Say | None) -> None:
-    """A class with fewer than 2 labelled rows is an error naming it (one row cannot be
-    both learned and checked); more than MAX_UNLABELLED_SHARE of the rows unlabelled, a
+    """A class with fewer than 2 labelled rows is an error naming it when rows without a
+    label are there too (one row cannot be both learned and checked; a note otherwise); more than MAX_UNLABELLED_SHARE of the rows unlabelled, a
     warning with the count."""
     num_unlabelled = num_rows - len(labels)
     if num_unlabelled > MAX_UNLABELLED_SHARE * num_rows:
@@ -204,6 +204,10 @@ def check_labelled_counts(labels: pd.Series, label: str, problem_type: str, num_
     if len(rare):
         named = ", ".join(repr(c) for c in sorted(rare.index)[:10])
         more = f" and {len(rare) - 10} more" if len(rare) > 10 else ""
+        if not num_unlabelled:  # a fully labelled table trains as before, with a note
+            say_notes([f"label column {label!r}: class(es) {named}{more} have one labelled "
+                       "row; they cannot be both learned and validated"], say)
+            return
         raise DataError(f"label column {label!r}: class(es) {named}{more} have fewer than 2 "
                         "labelled rows; label at least 2 rows of each class, or drop the "
                         "rows of those classes")
