@@ -38,9 +38,11 @@ REFIT_COST_MARGIN = 1.5
 REFIT_MAX_SHARE = 0.15  # at most this share of the budget is kept back from the network for it
 
 
-def start_run(p, train_df, val_df, budget: TimeBudget, log: list) -> CandidateRun:
+def start_run(p, train_df, val_df, budget: TimeBudget, log: list, *,
+              unlabelled=None) -> CandidateRun:
     """Step 4: the datasets and the run the candidates of the predictor ``p`` share (its
-    fitted transform, recipe and problem type, its seed, device and console)."""
+    fitted transform, recipe and problem type, its seed, device and console), and the rows
+    without a label the network may self-train on."""
     train_ds, val_ds = make_datasets(train_df, val_df, p.transform_, seed=p.seed, log=log)
     score, y_true, known = scorer(val_ds, p.problem_type_, p.transform_, p.schema_.label)
     metric, mode = PRIMARY_METRIC[p.problem_type_]
@@ -48,7 +50,8 @@ def start_run(p, train_df, val_df, budget: TimeBudget, log: list) -> CandidateRu
                         score, metric, mode, p.seed, p._say, log, time_limit=p.time_limit,
                         progress=p.verbosity > 0, device=p.device,
                         num_val_rows=int(known.sum()),
-                        tie_break=log_loss_scorer(p.problem_type_, y_true, known))
+                        tie_break=log_loss_scorer(p.problem_type_, y_true, known),
+                        train_rows=train_df, unlabelled=unlabelled)
 
 
 def fit_candidates(run: CandidateRun, refit: bool, **neural) -> tuple[tuple, dict | None]:

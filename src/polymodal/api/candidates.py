@@ -100,6 +100,9 @@ class CandidateRun:
     # The network's training batches when the table streams (api/streamed_fit.py); the
     # classic models then train on ``train_ds``, a sample of the table.
     stream: object | None = None
+    train_rows: object = None  # the training rows' DataFrame (for self-training's students)
+    unlabelled: object = None  # the training table's rows without a label (a DataFrame)
+    self_training: dict | None = None  # what self-training did (api.self_training)
     ranks: Ranks | None = None  # under torchrun: the group the network trains with
     tie_break: Callable[[np.ndarray], float] | None = None  # validation log loss (classes)
 
@@ -240,24 +243,14 @@ class CandidateRun:
                                 "time limit")
             return
         spec, net, training = self.spec, self.recipe.network, self.recipe.training
+        semi = self._self_training(callbacks)
+        teacher_s = time_s if semi is None else semi.teacher_time_s(time_s)
+        deadline = None if time_s is None else time.perf_counter() + time_s
         train = self.train_ds if self.stream is None else self.stream
         n_train = len(self.train_ds) if self.stream is None else self.stream.num_rows
-        config = TrainConfig(
-            batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
-            warmup_steps=default_warmup_steps(n_train, training.batch_size, training.max_epochs),
-            min_lr_ratio=training.min_lr_ratio, max_epochs=training.max_epochs,
-            time_limit_s=time_s,
-            ema_halflife_images=(default_halflife_images(n_train, training.batch_size)
-                                 if training.ema else None),
-            early_stopping_patience=training.early_stopping_patience,
-            eval_every_steps=None if self.stream is None else STREAM_EVAL_EVERY_STEPS,
-            checkpoint_every_s=checkpoint_every_s if resume_dir is not None else None,
-            seed=self.seed, progress=self.progress, device=self.device,
-            compile=training.compile,
-            # Image networks are convolutions, which AMX tiles run in bf16 far faster.
-            precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
-                       else "auto"),
-        )
+        config = self.train_config(teacher_s, n_train, self.seed,
+                                   checkpoint_every_s=checkpoint_every_s
+                                   if resume_dir is not None else None)
         network = dataclasses.asdict(net)
         self.neural_config = {"network": network, "train": dataclasses.asdict(config),
                               "label_smoothing": training.label_smoothing}
@@ -286,13 +279,61 @@ class CandidateRun:
         augment = self.transform.augment_
         if spec["image_shapes"] and augment is not None and augment["hflip"]:
             outputs, predict_s = self._mirror_tta(candidate, outputs, predict_s)
-        self.models[NEURAL] = candidate
         self.training_history = list(result.history)
         self.log.extend({"model": NEURAL, **entry} for entry in result.history)
-        record(NEURAL, outputs, fit_s, predict_s, tta_hflip=candidate.tta_hflip,
+        note = ""
+        if semi is not None:
+            start = time.perf_counter()
+            candidate, outputs = semi.fit(candidate, outputs, deadline=deadline,
+                                          predict_s=predict_s)
+            fit_s += time.perf_counter() - start
+            self.self_training = semi.summary
+            self.log.append({"event": "self_training", **semi.summary})
+            tried = any(f"val_{self.metric}" in r for r in semi.summary["rounds"])
+            note = (f"self-trained on {semi.summary['num_pseudo_labelled']:,} pseudo-labelled "
+                    "rows" if semi.summary["used"] else "labelled rows only: self-training "
+                    + ("did not validate better" if tried else "had no time left"))
+        self.models[NEURAL] = candidate
+        record(NEURAL, outputs, fit_s, predict_s, note=note, tta_hflip=candidate.tta_hflip,
                stop_reason=result.stop_reason, steps=result.steps, epochs=result.epochs,
                images_seen=result.images_seen,
                resumed_from_step=result.resumed_from_step)
+
+    def train_config(self, time_s: float | None, num_rows: int, seed: int, *,
+                     checkpoint_every_s: float | None = None) -> TrainConfig:
+        """The network's loop settings for ``num_rows`` training rows in ``time_s``."""
+        spec, training = self.spec, self.recipe.training
+        return TrainConfig(
+            batch_size=training.batch_size, lr=training.lr, weight_decay=training.weight_decay,
+            warmup_steps=default_warmup_steps(num_rows, training.batch_size, training.max_epochs),
+            min_lr_ratio=training.min_lr_ratio, max_epochs=training.max_epochs,
+            time_limit_s=time_s,
+            ema_halflife_images=(default_halflife_images(num_rows, training.batch_size)
+                                 if training.ema else None),
+            early_stopping_patience=training.early_stopping_patience,
+            eval_every_steps=None if self.stream is None else STREAM_EVAL_EVERY_STEPS,
+            checkpoint_every_s=checkpoint_every_s,
+            seed=seed, progress=self.progress, device=self.device,
+            compile=training.compile,
+            # Image networks are convolutions, which AMX tiles run in bf16 far faster.
+            precision=("bf16" if bf16_pays_for_images(spec["image_shapes"].values())
+                       else "auto"),
+        )
+
+    def _self_training(self, callbacks: Sequence):
+        """The self-training rounds when the recipe asks for them and there are
+        unlabelled rows (:mod:`polymodal.api.self_training`), else None."""
+        if (self.recipe.unlabelled.method != "self_training" or self.unlabelled is None
+                or not len(self.unlabelled) or self.train_rows is None):
+            return None
+        if self.ranks is not None and self.ranks.leads:
+            # The other ranks train the teacher only; a student would train alone.
+            self.say(f"  {NEURAL:<24} no self-training under torchrun: the unlabelled rows "
+                     "are left out")
+            return None
+        from polymodal.api.self_training import SelfTraining
+
+        return SelfTraining(self, self.train_config, callbacks)
 
     def _mirror_tta(self, candidate: NeuralCandidate, outputs: np.ndarray,
                     predict_s: float) -> tuple[np.ndarray, float]:

@@ -5,7 +5,8 @@ In the order ``fit`` calls them:
 1. :func:`read_rows` — the table, its rows marked synthetic set aside, the schema (every
    column's modality with its reason) and the cleaning report;
 2. :func:`split_rows` — the labelled rows, split into training and validation rows (or
-   validated on ``tuning_data``);
+   validated on ``tuning_data``), and the rows whose label is empty (set aside for
+   self-training, :mod:`polymodal.api.self_training`);
 3. :func:`fit_transform` — the per-modality transforms, fitted on the training rows;
 4. :func:`add_synthetic_rows` — marked and generated rows joined to the training rows
    (after the split: they never validate);
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import present_mask
+from polymodal.data.cells import hashable_values, present_mask
 from polymodal.data.cleaning import clean_report
 from polymodal.data.dataset import TableDataset
 from polymodal.data.readers import read_table, table_notes
@@ -44,6 +45,9 @@ SYNTHESIS_SHARE = 0.5
 # "auto" embeds them with hashed n-grams (bench/RESULTS.md, 'budget').
 TEXT_MAX_SHARE = 0.25
 MEDIA_CACHE_BYTES = 1 << 30  # decoded images/audio kept in memory below this size
+# Above this share of unlabelled rows a fit warns: the labelled rows are too few to learn
+# much from, whatever the unlabelled ones add.
+MAX_UNLABELLED_SHARE = 0.99
 # Media files are decoded by worker processes from this many rows on, which was faster than
 # one by one for Fashion-MNIST's PNGs (see bench/RESULTS.md, 'Ad-hoc probes'); below it,
 # starting the processes costs more than it saves.
@@ -116,32 +120,97 @@ def check_readable_columns(report, base_dir: str | None) -> None:
 @dataclasses.dataclass
 class SplitRows:
     """Training and validation rows, and their positions in the table given (validation
-    positions are empty when ``tuning_data`` validates)."""
+    positions are empty when ``tuning_data`` validates); the training table's rows whose
+    label is empty."""
 
     train: pd.DataFrame
     val: pd.DataFrame
     train_positions: np.ndarray
     val_positions: np.ndarray
+    unlabelled: pd.DataFrame
 
 
 def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
                fraction: float, seed: int, say: Say) -> SplitRows:
     """Step 2: labelled rows only; a seeded, stratified validation split unless
-    ``tuning_data`` is given."""
-    labelled = labelled_rows(rows.df, label, "the training table", say)
+    ``tuning_data`` is given. The rows without a label are returned apart."""
+    labelled = labelled_positions(rows.df, label, "the training table")
+    unlabelled = take_rows(rows.df, np.setdiff1d(np.arange(len(rows.df)), labelled))
+    check_labelled_counts(rows.df[label].iloc[labelled], label, problem_type, len(rows.df),
+                          say)
     df, positions = take_rows(rows.df, labelled), rows.positions[labelled]
     if tuning_data is None:
         train_idx, val_idx = validation_split(df, label, problem_type, fraction=fraction,
                                               seed=seed)
         return SplitRows(take_rows(df, train_idx), take_rows(df, val_idx),
-                         positions[train_idx], positions[val_idx])
+                         positions[train_idx], positions[val_idx], unlabelled)
     tuning = read_table(tuning_data)
     if label not in tuning.columns:
         raise SchemaError(f"tuning_data lacks the label column {label!r} (its columns: "
                           f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
                           "or leave tuning_data=None to split them off the training table")
     val = take_rows(tuning, labelled_rows(tuning, label, "tuning_data", say))
-    return SplitRows(df, val, positions, np.zeros(0, dtype=np.int64))
+    return SplitRows(df, val, positions, np.zeros(0, dtype=np.int64), unlabelled)
+
+
+def uses_unlabelled(rows: pd.DataFrame, label: str, problem_type: str, choice: str,
+                    say: Say) -> bool:
+    """Whether a fit may use the rows without a label (``choice``: the Predictor's
+    ``unlabelled``); not with "ignore" or a label that is not a class (regression,
+    multilabel), said as a note. "self_training" on such a label is an error."""
+    if not len(rows):
+        return False
+    classes = problem_type in ("binary", "multiclass")
+    if choice == "self_training" and not classes:
+        raise ConfigError(f"unlabelled='self_training' needs a class label; {label!r} is "
+                          f"{problem_type}. Pass unlabelled='ignore' (--unlabelled ignore), "
+                          "or 'auto'")
+    if choice == "ignore" or not classes:
+        why = ("unlabelled='ignore'" if choice == "ignore"
+               else f"self-training is for class labels, {label!r} is {problem_type}")
+        say_notes([f"{len(rows):,} row(s) have no {label!r} value and are left out of "
+                   f"training ({why})"], say)
+        return False
+    return True
+
+
+def say_unlabelled(rows: pd.DataFrame, label: str, method: str, say: Say) -> pd.DataFrame:
+    """Say what the rows without a label the fit may use are for (the resolved recipe's
+    ``unlabelled.method``); the rows it uses (none when the method is "none")."""
+    if len(rows) and method == "none":
+        say_notes([f"{len(rows):,} row(s) without a label are left out of training (the "
+                   "recipe trains no network to self-train)"], say)
+        return rows.iloc[:0]
+    if len(rows):
+        say(f"{len(rows):,} row(s) have no {label!r} value: the network self-trains on them "
+            "(pseudo-labels, kept only if validation on labelled rows improves)")
+    return rows
+
+
+def check_labelled_counts(labels: pd.Series, label: str, problem_type: str, num_rows: int,
+                          say: Say | None) -> None:
+    """A class with fewer than 2 labelled rows is an error naming it when rows without a
+    label are there too (one row cannot be both learned and checked; a note otherwise); more than MAX_UNLABELLED_SHARE of the rows unlabelled, a
+    warning with the count."""
+    num_unlabelled = num_rows - len(labels)
+    if num_unlabelled > MAX_UNLABELLED_SHARE * num_rows:
+        say_notes([f"{num_unlabelled:,} of {num_rows:,} rows ({num_unlabelled / num_rows:.1%}) "
+                   f"have no {label!r} value; {len(labels):,} labelled rows are very few to "
+                   "learn from — label more rows if you can"], say)
+    if problem_type not in ("binary", "multiclass"):
+        return
+    counts = hashable_values(labels).astype(str).value_counts()
+    rare = counts[counts < 2]
+    if len(rare):
+        named = ", ".join(repr(c) for c in sorted(rare.index)[:10])
+        more = f" and {len(rare) - 10} more" if len(rare) > 10 else ""
+        if not num_unlabelled:  # a fully labelled table trains as before, with a note
+            say_notes([f"label column {label!r}: class(es) {named}{more} have one labelled "
+                       "row; they cannot be both learned and validated"], say)
+            return
+        raise DataError(f"label column {label!r}: class(es) {named}{more} have fewer than 2 "
+                        "labelled rows; label at least 2 rows of each class, or drop the "
+                        "rows of those classes")
 
 
 def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say) -> np.ndarray:

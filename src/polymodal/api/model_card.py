@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from polymodal.evaluate.unlabelled import unlabelled_sentence
 from polymodal.files import json_safe
 
 CARD_FILE = "MODEL_CARD.md"
@@ -34,6 +35,9 @@ def predictor_card(p, versions: dict) -> str:
     val_rows = chosen.get("num_val_rows", getattr(p, "num_val_rows_", None))
     lines += _data_section(getattr(p, "data_fingerprint_", None),
                            train_rows=chosen.get("num_train_rows"), val_rows=val_rows)
+    unlabelled = unlabelled_sentence(getattr(p, "unlabelled_", None))
+    if unlabelled:
+        lines += [unlabelled, ""]
     lines += _schema_section(p.schema_)
     lines += _cleaning_section(p.cleaning_report_)
     lines += ["## Candidates", "",

@@ -41,6 +41,7 @@ from polymodal.api.export_onnx import check_export_format
 from polymodal.api.predictor_folder import predictor_config, read_predictor, write_predictor
 from polymodal.api.ranks import Ranks, rank_group, train_predictor_share
 from polymodal.api.selection import ENSEMBLE, choose
+from polymodal.api.self_training import unlabelled_summary
 from polymodal.api.sklearn_compat import (
     PredictorContract,
     label_array,
@@ -105,6 +106,10 @@ class Predictor(PredictorContract):
             the defaults of ``AUDIO_AUGMENT_DEFAULTS``, which keep a spoken word's label.
             ``"none"`` or ``None``: none. A dict sets any of those keys.
         validation_fraction: share of labelled rows held out to choose the model.
+        unlabelled: the training rows whose label is empty: ``"auto"`` (classification:
+            the network self-trains on them, kept only when validation on labelled rows
+            improves; :mod:`polymodal.api.self_training`), ``"self_training"`` (the same,
+            an error for other labels) or ``"ignore"``. What they did: ``unlabelled_``.
         verbosity: 0 silent, 1 one line per candidate and the training progress bar.
         device: where the network trains and predicts: ``"auto"`` (a CUDA GPU when there
             is one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; not saved.
@@ -134,6 +139,7 @@ class Predictor(PredictorContract):
         image_augment: str | dict | None = None,
         audio_augment: str | dict | None = "auto",
         validation_fraction: float = 0.2,
+        unlabelled: str = "auto",
         recipe: dict | None = None,
         verbosity: int = 1,
         device: str = "auto",
@@ -150,6 +156,7 @@ class Predictor(PredictorContract):
         self.image_augment = image_augment
         self.audio_augment = audio_augment
         self.validation_fraction = validation_fraction
+        self.unlabelled = unlabelled
         self.recipe = recipe
         self.verbosity = verbosity
         self.device = device
@@ -226,15 +233,26 @@ class Predictor(PredictorContract):
         #      A seeded sample stands in for a table too large for memory (it streams).
         stream = streamed_fit.open_large_table(table, tuning_data=tuning_data, augment=augment)
         table = table if stream is None else streamed_fit.sample_rows(self, stream, log)
-        train_df, val_df = self._prepare_rows(table, label, named, tuning_data, augment,
-                                              budget, log, ranks)
+        train_df, val_df, unlabelled = self._prepare_rows(table, label, named, tuning_data,
+                                                          augment, budget, log, ranks)
         num_train = (len(train_df) if stream is None
                      else streamed_fit.labelled_estimate(stream, table, label))
+        num_unlabelled = len(unlabelled)
+        usable = fit_data.uses_unlabelled(unlabelled, label, self.problem_type_,
+                                          self.unlabelled, self._say)
+        if usable and stream is not None:
+            fit_data.say_notes([f"{num_unlabelled:,} sampled row(s) without a label are left out: a "
+                       "streamed table trains on its labelled rows only"], self._say)
+            usable = False
         # 4. The recipe for this table (saved with the model), and the datasets; the
         #    network's training rows stream from the table when it is too large.
         self.recipe_ = resolve_predictor(self.schema_, num_train, preset=self.preset,
-                                         fusion=self.fusion, overrides=self.recipe)
-        run = start_run(self, train_df, val_df, budget, log)
+                                         fusion=self.fusion, overrides=self.recipe,
+                                         num_unlabelled_rows=num_unlabelled if usable else 0,
+                                         unlabelled=self.unlabelled)
+        unlabelled = fit_data.say_unlabelled(unlabelled if usable else unlabelled.iloc[:0],
+                                             label, self.recipe_.unlabelled.method, self._say)
+        run = start_run(self, train_df, val_df, budget, log, unlabelled=unlabelled)
         run.ranks = ranks
         if stream is not None:
             run.stream = streamed_fit.training_batches(self, stream, table, log)
@@ -256,6 +274,7 @@ class Predictor(PredictorContract):
         self.refit_models_ = run.refit_models
         if stream is not None:
             log.append(streamed_fit.report(self, stream, run.stream, run, len(table)))
+        self.unlabelled_ = unlabelled_summary(num_unlabelled, self.recipe_, run.self_training)
         total_s = time.perf_counter() - start
         log.append({"event": "chosen", "model": self.chosen_,
                     f"val_{run.metric}": self.val_metric_, "fit_total_s": total_s,
@@ -269,9 +288,10 @@ class Predictor(PredictorContract):
 
     def _prepare_rows(self, train, label: str, named: bool, tuning_data, augment,
                       budget: TimeBudget, log: list, ranks: Ranks
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Steps 1-3 (:mod:`polymodal.api.fit_data`): the schema, the split, the fitted
-        transforms and the training rows with synthetic rows joined; sets ``schema_``,
+        transforms, the training rows with synthetic rows joined and the rows without a
+        label; sets ``schema_``,
         ``problem_type_``, ``n_features_in_`` (and with ``named``, ``feature_names_in_``),
         ``cleaning_report_``, ``train_rows_``, ``validation_rows_``, ``transform_`` and
         ``augmentation_``."""
@@ -305,7 +325,7 @@ class Predictor(PredictorContract):
         table_rows = len(rows.df) + (0 if rows.marked is None else len(rows.marked))
         ranks.training_rows(train_df, split.train_positions if train_df is split.train else None,
                             table_rows=table_rows, seed=self.seed)
-        return train_df, split.val
+        return train_df, split.val, split.unlabelled
 
     def _choose(self, run: CandidateRun) -> None:
         """Step 6 (:func:`polymodal.api.selection.choose`): predictions (and the saved

@@ -53,6 +53,7 @@ def predictor_config(p) -> dict:
             "refit_on_all_rows": list(getattr(p, "refit_models_", [])),
             "neural": json_safe(getattr(p, "neural_config_", None)),
             "augmentation": json_safe(getattr(p, "augmentation_", None)),
+            "unlabelled": json_safe(getattr(p, "unlabelled_", None)),
             "data": getattr(p, "data_fingerprint_", None),
             "n_features_in": p.n_features_in_,
             "feature_names_in": (None if not hasattr(p, "feature_names_in_")
@@ -129,6 +130,7 @@ def read_predictor(cls, directory: str | os.PathLike, device: str = "auto"):
     if config.get("neural") is not None:
         predictor.neural_config_ = config["neural"]
     predictor.augmentation_ = config.get("augmentation")
+    predictor.unlabelled_ = config.get("unlabelled")
     predictor.data_fingerprint_ = config.get("data")  # None in folders saved before cards
     predictor.leaderboard_ = leaderboard
     # Folders saved before the scikit-learn attributes: every column but the label.

@@ -47,6 +47,10 @@ def fit(
         "auto", "--audio-augment",
         help="auto (speech on audio tables), speech, none, or JSON like "
              '\'{"speed": 0.1, "noise_prob": 0.5}\' (speed/pitch, shift, noise, masks).'),
+    unlabelled: str = typer.Option(
+        "auto", "--unlabelled",
+        help="Rows with an empty label: auto (classification: the network self-trains on "
+             "them, kept only if validation improves), self_training, or ignore."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a recipe field: KEY=VALUE, e.g. network.width=96 (repeatable; "
                           "the resolved recipe is in OUT/config.json)."),
@@ -68,6 +72,7 @@ def fit(
         columns=parse_overrides(column) or None, text_encoder=text_encoder,
         image_augment=image_augment_option(image_augment),
         audio_augment=image_augment_option(audio_augment, "--audio-augment"),
+        unlabelled=unlabelled,
         recipe=set_options(set_) or None, verbosity=Verbosity.level, device=device.value,
     )
     with interrupted(out_dir, "training"):

@@ -202,7 +202,8 @@ def _label_problem(
     if n == 0:
         raise _label_error(
             name,
-            f"is empty: all {fmt_count(len(series))} cells are missing; pick a label column with values",
+            f"has no labelled rows: all {fmt_count(len(series))} cells are missing; fill in the "
+            "label of some rows (at least 2 per class), or pick a label column with values",
         )
     delimiter = inferred.delimiter
 

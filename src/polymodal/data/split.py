@@ -26,8 +26,9 @@ def labelled_positions(df: pd.DataFrame, label: str, what: str) -> np.ndarray:
                           f"{list(df.columns)[:20]}")
     present = present_mask(df[label])
     if not present.any():
-        raise DataError(f"every row of {what} lacks a value in label column {label!r}; "
-                        "pass labelled rows")
+        raise DataError(f"no labelled rows: every one of the {len(df):,} rows of {what} "
+                        f"lacks a value in label column {label!r}; fill in the label of at "
+                        "least 2 rows per class")
     return np.flatnonzero(present)
 
 

@@ -30,6 +30,7 @@ from polymodal.evaluate.report import (
     config_table,
     small_sample_warning,
 )
+from polymodal.evaluate.unlabelled import unlabelled_sentence
 
 
 def _scalar_metrics(metrics: dict) -> tuple[dict[str, float], dict[str, float]]:
@@ -208,6 +209,9 @@ def write_predictor_report(
             "Candidate models scored on the validation split; the chosen one makes the predictions."
         )
         doc.add_table(leaderboard.reset_index(drop=True))
+    unlabelled = unlabelled_sentence(getattr(predictor, "unlabelled_", None))
+    if unlabelled:
+        doc.add_text(unlabelled)
 
     # 4. Explanations.
     doc.add_heading("What each modality contributes")

@@ -32,6 +32,9 @@ IMAGE_AUGMENT_CHOICES = {"none": None,
 # Predictor(audio_augment=...) names -> TableTransform(audio_augment=...); "auto" is
 # "speech" when the table has audio columns (see resolve_audio_augment).
 AUDIO_AUGMENT_CHOICES = {"none": None, "speech": {}}
+# Predictor(unlabelled=...): what the rows with an empty label are for.
+UNLABELLED_CHOICES = ("auto", "ignore", "self_training")
+UNLABELLED_METHODS = ("none", "self_training")
 # Large media tables: this many training rows or more (see resolve_predictor).
 LARGE_MEDIA_ROWS = 20_000
 # Large tables: this many training rows or more train histogram boosting first (see
@@ -132,6 +135,37 @@ class CandidatesRecipe:
 
 
 @dataclass(frozen=True)
+class UnlabelledRecipe:
+    """What the training rows whose label is empty train (classification only): the
+    network's self-training (:mod:`polymodal.api.self_training`). Validation scores every
+    round on labelled rows only and keeps the best network, so a round that does not help
+    is not used."""
+
+    method: str = "none"
+    """'self_training' (the network, trained on the labelled rows, labels the unlabelled
+    rows it is confident of; a student continues from it on both) or 'none' (they are
+    left out)."""
+
+    threshold: float = 0.7
+    """Smallest predicted probability of an unlabelled row's class for it to be
+    pseudo-labelled."""
+
+    rounds: int = 1
+    """Pseudo-labelling rounds after the teacher; each labels with the best network so
+    far."""
+
+    teacher_share: float = 1.0
+    """Share of the network's time the teacher may train in; the rounds share what it
+    leaves. At 1.0 the teacher trains as the network would without unlabelled rows, and
+    the rounds use the time early stopping leaves (all they need without a time limit),
+    so self-training never takes time from the labelled-only network (bench/RESULTS.md,
+    'augment_scarcity': a 0.4 share cost more than the rounds gave back)."""
+
+    max_pseudo_ratio: float = 20.0
+    """At most this many pseudo-labelled rows per labelled training row."""
+
+
+@dataclass(frozen=True)
 class PredictorRecipe:
     """Everything the Predictor trains with, resolved for one table."""
 
@@ -143,6 +177,9 @@ class PredictorRecipe:
 
     candidates: CandidatesRecipe = field(default_factory=CandidatesRecipe)
     """Which models compete, and their shares of the budget."""
+
+    unlabelled: UnlabelledRecipe = field(default_factory=UnlabelledRecipe)
+    """What the rows without a label train."""
 
     def validate(self) -> None:
         """Raise one :class:`ConfigError` naming every field that is out of range."""
@@ -200,11 +237,30 @@ class PredictorRecipe:
         if not _int_at_least(c.ensemble_rounds, 1):
             problems.append(f"candidates.ensemble_rounds={c.ensemble_rounds!r} must be an "
                             "integer >= 1")
+        problems += _unlabelled_problems(self.unlabelled)
         if not c.classic and not c.neural:
             problems.append("candidates.classic is empty and candidates.neural is false: "
                             "nothing would train")
         if problems:
             raise ConfigError("recipe: " + "; ".join(problems))
+
+
+def _unlabelled_problems(u: UnlabelledRecipe) -> list[str]:
+    problems = []
+    if u.method not in UNLABELLED_METHODS:
+        problems.append(f"unlabelled.method={u.method!r} must be one of {list(UNLABELLED_METHODS)}")
+    if not _number_in(u.threshold, 0.0, 1.0, high_open=True):
+        problems.append(f"unlabelled.threshold={u.threshold!r} must be a number in [0, 1), "
+                        "e.g. 0.7")
+    if not _int_at_least(u.rounds, 1):
+        problems.append(f"unlabelled.rounds={u.rounds!r} must be an integer >= 1")
+    if not (_number_in(u.teacher_share, 0.0, 1.0) and u.teacher_share > 0):
+        problems.append(f"unlabelled.teacher_share={u.teacher_share!r} must be in (0, 1], "
+                        "e.g. 0.5")
+    if not (_number_in(u.max_pseudo_ratio, 0.0, math.inf) and u.max_pseudo_ratio > 0):
+        problems.append(f"unlabelled.max_pseudo_ratio={u.max_pseudo_ratio!r} must be a number "
+                        "> 0, e.g. 10")
+    return problems
 
 
 def preset_recipe(preset: str) -> PredictorRecipe:
@@ -251,6 +307,9 @@ def predictor_param_problems(p: dict) -> list[str]:
         problems.append(f"audio_augment={audio!r} must be 'auto', None, one of "
                         f"{list(AUDIO_AUGMENT_CHOICES)} or a dict like "
                         "{'speed': 0.1, 'noise_prob': 0.5}")
+    if p['unlabelled'] not in UNLABELLED_CHOICES:
+        problems.append(f"unlabelled={p['unlabelled']!r} must be one of "
+                        f"{list(UNLABELLED_CHOICES)}")
     if not (isinstance(p['validation_fraction'], numbers.Real)
             and 0 < p['validation_fraction'] <= 0.5):
         problems.append(f"validation_fraction={p['validation_fraction']!r} must be in (0, 0.5], "
@@ -267,7 +326,9 @@ def predictor_param_problems(p: dict) -> list[str]:
 
 
 def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fast",
-                      fusion: str = "auto", overrides: dict | None = None) -> PredictorRecipe:
+                      fusion: str = "auto", overrides: dict | None = None,
+                      num_unlabelled_rows: int = 0, unlabelled: str = "auto"
+                      ) -> PredictorRecipe:
     """The recipe for a table with ``schema`` and ``num_train_rows`` training rows.
 
     In order: the preset; the user's ``fusion`` (``"auto"`` keeps the preset's); what the
@@ -291,6 +352,8 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
     - Large media tables (``LARGE_MEDIA_ROWS`` rows or more): boosting's share shrinks to a
       third (the network learns far more per second); image tables train in batches of
       256 at a square-root-scaled LR, and one image column alone is not fused.
+    - Rows with an empty label (``num_unlabelled_rows``) of a classification table, with
+      ``unlabelled`` "auto" or "self_training": the network self-trains on them.
     """
     recipe = preset_recipe(preset)
     network, training, candidates = recipe.network, recipe.training, recipe.candidates
@@ -341,7 +404,10 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
                            early_stopping_patience=max(training.early_stopping_patience, 20))
     training = replace(training, batch_size=int(max(1, min(training.batch_size,
                                                           num_train_rows))))
-    recipe = override(PredictorRecipe(network, training, candidates), overrides)
+    semi = UnlabelledRecipe(method="self_training" if (
+        unlabelled != "ignore" and num_unlabelled_rows > 0 and candidates.neural
+        and problem in ("binary", "multiclass")) else "none")
+    recipe = override(PredictorRecipe(network, training, candidates, semi), overrides)
     recipe.validate()
     return recipe
 
