@@ -218,7 +218,7 @@ class SelfTraining:
         with torch.random.fork_rng(devices=[]):
             student.fit(dataset, run.val_ds, config=config, score=run.score,
                         metric_name=run.metric, metric_mode=run.mode,
-                        callbacks=self.callbacks)
+                        tie_break=run.tie_break, callbacks=self.callbacks)
         outputs = candidate_outputs(run.val_ds, {"neural": student}, run.spec,
                                     run.transform.vocab_)["neural"]
         return student, outputs, time.perf_counter() - start
