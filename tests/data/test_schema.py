@@ -302,7 +302,7 @@ def test_label_errors():
         SchemaError, match="label column 'targt' is not in the table; did you mean 'target'"
     ):
         infer_schema(df, label="targt")
-    with pytest.raises(SchemaError, match="label 'empty' is empty"):
+    with pytest.raises(SchemaError, match="label 'empty' has no labelled rows"):
         infer_schema(df, label="empty")
     with pytest.raises(
         SchemaError,
