@@ -153,25 +153,27 @@ def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
     return SplitRows(df, val, positions, np.zeros(0, dtype=np.int64), unlabelled)
 
 
-def uses_unlabelled(rows: pd.DataFrame, label: str, problem_type: str, choice: str,
-                    say: Say) -> bool:
-    """Whether a fit may use the rows without a label (``choice``: the Predictor's
-    ``unlabelled``); not with "ignore" or a label that is not a class (regression,
-    multilabel), said as a note. "self_training" on such a label is an error."""
+def usable_unlabelled(rows: pd.DataFrame, label: str, problem_type: str, choice: str,
+                      say: Say, *, streamed: bool = False) -> pd.DataFrame:
+    """The rows without a label a fit may use (``choice``: the Predictor's
+    ``unlabelled``): none with "ignore", a label that is not a class (regression,
+    multilabel) or a streamed table, said as a note. "self_training" on such a label is
+    an error."""
     if not len(rows):
-        return False
+        return rows
     classes = problem_type in ("binary", "multiclass")
     if choice == "self_training" and not classes:
         raise ConfigError(f"unlabelled='self_training' needs a class label; {label!r} is "
                           f"{problem_type}. Pass unlabelled='ignore' (--unlabelled ignore), "
                           "or 'auto'")
-    if choice == "ignore" or not classes:
+    if choice == "ignore" or not classes or streamed:
         why = ("unlabelled='ignore'" if choice == "ignore"
+               else "a streamed table trains on its labelled rows" if classes
                else f"self-training is for class labels, {label!r} is {problem_type}")
         say_notes([f"{len(rows):,} row(s) have no {label!r} value and are left out of "
                    f"training ({why})"], say)
-        return False
-    return True
+        return rows.iloc[:0]
+    return rows
 
 
 def say_unlabelled(rows: pd.DataFrame, label: str, method: str, say: Say) -> pd.DataFrame:

@@ -238,20 +238,17 @@ class Predictor(PredictorContract):
         num_train = (len(train_df) if stream is None
                      else streamed_fit.labelled_estimate(stream, table, label))
         num_unlabelled = len(unlabelled)
-        usable = fit_data.uses_unlabelled(unlabelled, label, self.problem_type_,
-                                          self.unlabelled, self._say)
-        if usable and stream is not None:
-            fit_data.say_notes([f"{num_unlabelled:,} sampled row(s) without a label are left out: a "
-                       "streamed table trains on its labelled rows only"], self._say)
-            usable = False
+        usable = fit_data.usable_unlabelled(unlabelled, label, self.problem_type_,
+                                            self.unlabelled, self._say,
+                                            streamed=stream is not None)
         # 4. The recipe for this table (saved with the model), and the datasets; the
         #    network's training rows stream from the table when it is too large.
         self.recipe_ = resolve_predictor(self.schema_, num_train, preset=self.preset,
                                          fusion=self.fusion, overrides=self.recipe,
-                                         num_unlabelled_rows=num_unlabelled if usable else 0,
+                                         num_unlabelled_rows=len(usable),
                                          unlabelled=self.unlabelled)
-        unlabelled = fit_data.say_unlabelled(unlabelled if usable else unlabelled.iloc[:0],
-                                             label, self.recipe_.unlabelled.method, self._say)
+        unlabelled = fit_data.say_unlabelled(usable, label, self.recipe_.unlabelled.method,
+                                             self._say)
         run = start_run(self, train_df, val_df, budget, log, unlabelled=unlabelled)
         run.ranks = ranks
         if stream is not None:
