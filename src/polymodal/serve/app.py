@@ -90,8 +90,8 @@ NAMED_ERRORS = {
 }
 INFERENCE_ERRORS = {
     **NAMED_ERRORS,
-    413: _answer("The request body is over max_upload_bytes, or an image over "
-                 "max_image_pixels."),
+    413: _answer("The request body is over max_upload_bytes, an image over "
+                 "max_image_pixels, or an audio clip over max_audio_s."),
     503: _answer("Every worker is busy and the queue is full; retry after Retry-After "
                  "seconds."),
 }

@@ -25,8 +25,7 @@ from polymodal.api.predictor import OPTIONAL_MODALITIES
 from polymodal.errors import DataError, SchemaError
 from polymodal.files import json_safe
 from polymodal.serve.limits import ServeLimits, check_at_most
-from polymodal.serve.uploads import check_image, decode_base64
-from polymodal.workflows.media import check_audio
+from polymodal.serve.uploads import check_audio, check_image, decode_base64
 from polymodal.workflows.outputs import number_or_none
 
 MEDIA_MODALITIES = ("image", "audio")
@@ -142,7 +141,7 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
         if modality == "image":
             check_image(value, field=field, max_pixels=limits.max_image_pixels)
         else:
-            check_audio(value, field=field)
+            check_audio(value, field=field, max_seconds=limits.max_audio_s)
         return value
     if modality == "numeric":
         if isinstance(value, str):
