@@ -199,6 +199,13 @@ def make_clip():
 
 
 @pytest.fixture(scope="session")
+def write_tones_table():
+    """``write(folder, rows=24) -> Path``: the tones table (an audio column ``clip`` of low
+    and high half-second tones, label ``pitch``) written into ``folder``."""
+    return _write_tones
+
+
+@pytest.fixture(scope="session")
 def tone_hz() -> dict[str, float]:
     """The tones table's pitch classes and their frequencies: ``{"low": 300, "high": 900}``."""
     return {"low": LOW_HZ, "high": HIGH_HZ}
