@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
+from PIL import Image
 
-from polymodal import Predictor
+from polymodal import Generator, Predictor
 from polymodal.serve import ServeLimits, create_app, load_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-LIMITS = ServeLimits(max_audio_s=30, max_upload_bytes=4_000_000)
+LIMITS = ServeLimits(max_audio_s=30, max_upload_bytes=4_000_000, max_prompt_chars=20_000)
 FORMATS = {"wav": ("WAV", "audio/wav"), "flac": ("FLAC", "audio/flac"),
            "ogg": ("OGG", "audio/ogg")}
 
@@ -36,8 +37,21 @@ def tones_dir(model_dirs):
 
 
 @pytest.fixture(scope="module")
-def url(tones_dir, model_dirs, live_server):
-    models = load_models([tones_dir, model_dirs["predictor"]], ["tones", "shop"])
+def clip_gen_dir(tmp_path_factory, write_tiny_table, one_thread):
+    """A generator of the tiny table's images conditioned on its audio column, one epoch."""
+    folder = tmp_path_factory.mktemp("clip-gen")
+    rows = pd.read_csv(write_tiny_table(folder))
+    table = pd.concat([rows, rows], ignore_index=True)  # 16 images, the fewest a fit takes
+    table.attrs["base_dir"] = str(folder)
+    Generator(image="image", condition=["audio"], recipe={"training.max_epochs": "1"},
+              verbosity=0).fit(table).save(folder / "model")
+    return folder / "model"
+
+
+@pytest.fixture(scope="module")
+def url(tones_dir, model_dirs, clip_gen_dir, live_server):
+    models = load_models([tones_dir, model_dirs["predictor"], clip_gen_dir],
+                         ["tones", "shop", "clip-gen"])
     with live_server(create_app(models, LIMITS)) as base:
         yield base
 
@@ -155,6 +169,29 @@ def test_a_clip_for_a_model_with_every_modality(http, make_clip, video_bytes):
     assert_error(http.post("/models/shop/predict", data={"rows": json.dumps([row])},
                            files={"audio": ("a.mp4", video_bytes, "video/mp4")}),
                  422, "audio", "video file")
+
+
+def test_a_generator_conditioned_on_audio_takes_clips_as_base64_never_as_paths(
+        http, clip_gen_dir, make_clip, video_bytes):
+    clips = [make_clip(hz, seconds=0.2, rate_hz=8000, file_format="FLAC") for hz in (220, 1760)]
+    request = {"n": 4, "steps": 2, "seed": 3,
+               "conditions": {"audio": [base64.b64encode(c).decode() for c in clips]}}
+    response = http.post("/models/clip-gen/generate", json=request)
+    assert response.status_code == 200, response.text
+    expected = Generator.load(clip_gen_dir).sample(4, conditions={"audio": clips}, num_steps=2,
+                                                   seed=3)
+    got = np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(s))))
+                    for s in response.json()["images"]])
+    np.testing.assert_array_equal(got, expected)
+    # A path on the server is never opened, even one that is a real clip.
+    server_clip = str(clip_gen_dir.parent / "audio" / "clip_1.wav")
+    assert_error(http.post("/models/clip-gen/generate",
+                           json={"n": 2, "steps": 2, "conditions": {"audio": server_clip}}),
+                 422, "conditions.audio", "base64")
+    bad = {"n": 2, "steps": 2, "conditions": {"audio": [request["conditions"]["audio"][0],
+                                                        base64.b64encode(video_bytes).decode()]}}
+    assert_error(http.post("/models/clip-gen/generate", json=bad), 422, "conditions.audio[1]",
+                 "video file")
 
 
 def test_polymodal_serve_answers_a_clip_upload(serve_process, tones_dir, make_clip, tone_hz,

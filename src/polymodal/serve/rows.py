@@ -180,6 +180,26 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
     return value
 
 
+def media_conditions(conditions: dict | None, info: Mapping[str, dict], limits: ServeLimits
+                     ) -> dict | None:
+    """A generator's image/audio condition values as checked bytes: they arrive as base64
+    text, never as paths (the server must not read its own files for a client). ``info``
+    is the generator's ``conditions_``; DataError (422) names ``conditions.COLUMN[i]``."""
+    if not conditions:
+        return conditions
+    checked = dict(conditions)
+    for column, value in conditions.items():
+        modality = (info.get(column) or {}).get("modality")
+        if modality not in MEDIA_MODALITIES:
+            continue
+        if isinstance(value, list):
+            checked[column] = [_check_cell(v, f"conditions.{column}[{i}]", modality, limits)
+                               for i, v in enumerate(value)]
+        else:
+            checked[column] = _check_cell(value, f"conditions.{column}", modality, limits)
+    return checked
+
+
 def prediction_payload(predictor, table: pd.DataFrame) -> dict:
     """``{"predictions": [...], "probabilities": [{class: p}] | None, "classes": [...]}``.
 
