@@ -5,6 +5,7 @@ Test files do not import this module; they ask for its fixtures by name.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -158,19 +159,74 @@ def run_cli(capsys):
     return run
 
 
+def tone_clip(frequency_hz: float, *, seconds: float = 0.5, rate_hz: int = 16_000,
+              seed: int = 0, file_format: str = "WAV", subtype: str | None = None,
+              channels: int = 1) -> bytes:
+    """A sine tone with a little noise as the bytes of a WAV, FLAC or OGG file."""
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    noise = np.random.default_rng(seed).normal(0.0, 0.01, len(t))
+    wave = (0.3 * np.sin(2 * np.pi * frequency_hz * t) + noise).astype(np.float32)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.tile(wave[:, None], (1, channels)), rate_hz, format=file_format,
+                    subtype=subtype)
+    return buffer.getvalue()
+
+
+LOW_HZ, HIGH_HZ = 300.0, 900.0  # the two pitches of the tones table
+
+
+def _write_tones(folder: Path, rows: int = 24) -> Path:
+    """clips/{i}.wav, low and high half-second tones (pitch jittered by 5%) alternating,
+    and tones.csv with columns ``clip`` and ``pitch`` ("low"/"high")."""
+    (folder / "clips").mkdir(parents=True)
+    jitter = np.random.default_rng(0).normal(1.0, 0.05, rows)
+    table = []
+    for i in range(rows):
+        pitch = "high" if i % 2 else "low"
+        hz = (HIGH_HZ if i % 2 else LOW_HZ) * jitter[i]
+        (folder / f"clips/{i}.wav").write_bytes(tone_clip(hz, seed=i, subtype="PCM_16"))
+        table.append({"clip": f"clips/{i}.wav", "pitch": pitch})
+    path = folder / "tones.csv"
+    pd.DataFrame(table).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_clip():
+    """``make_clip(frequency_hz, **options) -> bytes``: a tone as an audio file's bytes
+    (see :func:`tone_clip`)."""
+    return tone_clip
+
+
+@pytest.fixture(scope="session")
+def write_tones_table():
+    """``write(folder, rows=24) -> Path``: the tones table (an audio column ``clip`` of low
+    and high half-second tones, label ``pitch``) written into ``folder``."""
+    return _write_tones
+
+
+@pytest.fixture(scope="session")
+def tone_hz() -> dict[str, float]:
+    """The tones table's pitch classes and their frequencies: ``{"low": 300, "high": 900}``."""
+    return {"low": LOW_HZ, "high": HIGH_HZ}
+
+
 @pytest.fixture(scope="session")
 def served_model_dirs(tmp_path_factory) -> dict[str, Path]:
-    """Folders ``table`` (the tiny table's files), ``predictor`` and ``generator``: small
-    models the serving tests load, trained once per session.
+    """Folders ``table`` (the tiny table's files), ``predictor``, ``generator`` and
+    ``tones``: small models the serving tests load, trained once per session.
 
     The predictor learns the 8-row tiny table (image, text, audio, numeric, categorical,
-    tags, date); the generator learns 300 digits conditioned on the label. Both fits are
-    bounded by their fast preset's epochs, not by seconds.
+    tags, date); the generator learns 300 digits conditioned on the label; ``tones`` is a
+    predictor whose only feature is an audio column, ``clip``, telling low tones from high
+    ones (24 clips; its files in ``tones_table``). The fits are bounded by their fast
+    preset's epochs, not by seconds.
     """
     from polymodal import Generator, Predictor, datasets
 
     base = tmp_path_factory.getbasetemp() / "serve-models"
-    dirs = {"table": base / "table", "predictor": base / "shop", "generator": base / "digits-gen"}
+    dirs = {"table": base / "table", "predictor": base / "shop", "generator": base / "digits-gen",
+            "tones_table": base / "tones-table", "tones": base / "tones"}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on a shared 2-core machine two threads are often slower
     try:
@@ -178,6 +234,8 @@ def served_model_dirs(tmp_path_factory) -> dict[str, Path]:
         _write_table(dirs["table"], _COLORS, _LABELS)
         Predictor("label", time_limit=None, text_encoder="hashed", verbosity=0
                   ).fit(str(dirs["table"] / "table.csv")).save(dirs["predictor"])
+        Predictor("pitch", time_limit=None, verbosity=0
+                  ).fit(str(_write_tones(dirs["tones_table"]))).save(dirs["tones"])
         train, _ = datasets.load("digits", split=True, seed=0)
         Generator(condition=["label"], time_limit=None, num_steps=4, verbosity=0
                   ).fit(train.iloc[:300]).save(dirs["generator"])

@@ -153,3 +153,46 @@ def test_a_step_budget_gives_the_same_generator_twice(folder):
         weights.append((out / "weights.safetensors").read_bytes())
         assert Generator.load(out).train_result_["steps"] == 3
     assert weights[0] == weights[1]
+
+
+def test_an_audio_condition_through_the_installed_command(tiny_table, tmp_path):
+    """An image generated from a clip: ``generate fit`` with an audio column as the
+    condition, then ``generate sample`` from clip paths; a clip that cannot be heard is one
+    line and exit status 2, not a silently unconditioned sample."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("polymodal")
+    rows = pd.read_csv(tiny_table)
+    table = tiny_table.parent / "double.csv"  # 16 images, the fewest a fit takes
+    pd.concat([rows, rows], ignore_index=True).to_csv(table, index=False)
+    (tmp_path / "notes.txt").write_text("not a recording")
+
+    def polymodal(*args) -> subprocess.CompletedProcess:
+        return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+
+    done = polymodal("generate", "fit", table, "--image", "image", "--condition", "audio",
+                     "--steps", "3", "--text-encoder", "hashed", "--seed", "0", "--out", "gen")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Generator.load(tmp_path / "gen").conditions_["audio"]["modality"] == "audio"
+    done = polymodal("generate", "sample", "gen", "--condition", "audio=audio/clip_0.wav",
+                     "--condition", "audio=audio/clip_7.wav", "-n", "4", "--steps", "2",
+                     "--out", "clips")
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = sorted((tmp_path / "clips").glob("*.png"))
+    assert len(files) == 4 and all(Image.open(f).size == (8, 8) for f in files)
+    # The same clips through the API give the same pixels.
+    expected = Generator.load(tmp_path / "gen").sample(
+        4, conditions={"audio": [str(tmp_path / "audio" / f"clip_{i}.wav") for i in (0, 7)]},
+        num_steps=2)
+    np.testing.assert_array_equal(np.stack([np.asarray(Image.open(f)) for f in files]), expected)
+    for clip, words in (("audio/missing.wav", "file not found"),
+                        ("notes.txt", "not decodable audio")):
+        done = polymodal("generate", "sample", "gen", "--condition", f"audio={clip}", "-n", "2",
+                         "--out", "bad.png")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert "audio" in done.stderr and clip in done.stderr and words in done.stderr
+        assert not (tmp_path / "bad.png").exists()

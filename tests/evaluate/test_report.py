@@ -508,3 +508,51 @@ def test_report_on_the_real_predictor_end_to_end(tiny_table: Path, tmp_path: Pat
     assert set(_markdown_links(md)) == pngs
     assert "| params.preset |" in md and "polymodal evaluate m t.csv" in md
     _check_self_contained(result["report_html"].read_text())
+
+
+def _markdown_table_rows(md: str, heading: str) -> list[dict]:
+    """The first table after ``## heading`` in a Markdown report, as dicts of cell text."""
+    lines = md[md.index(f"## {heading}"):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:  # after the header and its |---| line
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")),
+                             strict=True)))
+    return rows
+
+
+def test_the_report_credits_an_audio_column_the_model_relies_on(write_tones_table, tmp_path,
+                                                               run_cli, one_thread):
+    """Pitch is heard only in the clips; a numeric and a text column are noise. Through
+    ``polymodal evaluate``, the ablation credits audio and not the others, and permutation
+    importance ranks the clip column first."""
+    from threadpoolctl import threadpool_limits
+
+    from polymodal.api import Predictor
+
+    table = write_tones_table(tmp_path / "data")
+    df = pd.read_csv(table)
+    rng = np.random.default_rng(3)
+    df["loudness"] = rng.normal(size=len(df))
+    df["note"] = [" ".join(rng.choice(["take", "one", "two", "studio", "mic"], 3)) for _ in df.index]
+    df.to_csv(table, index=False)
+    with threadpool_limits(limits=1):
+        Predictor("pitch", time_limit=None, text_encoder="hashed", seed=0, verbosity=0
+                  ).fit(table).save(tmp_path / "model")
+        code, _, err = run_cli("evaluate", tmp_path / "model", table, "--out", tmp_path / "report")
+    assert code == 0, err
+
+    md = (tmp_path / "report" / "report.md").read_text()
+    ablation = {row["masked"]: row for row in
+                _markdown_table_rows(md, "What each modality contributes")}
+    assert set(ablation) == {"none", "audio", "numeric", "text"}
+    assert ablation["audio"]["columns"] == "clip"
+    assert float(ablation["audio"]["contribution"]) >= 0.3  # accuracy falls towards chance
+    assert abs(float(ablation["numeric"]["contribution"])) <= 0.1
+    assert abs(float(ablation["text"]["contribution"])) <= 0.1
+    importance = _markdown_table_rows(md, "Permutation importance")
+    assert importance[0]["column"] == "clip" and importance[0]["modality"] == "audio"
+    assert (tmp_path / "report" / "ablation.png").stat().st_size > 0

@@ -1,14 +1,19 @@
-"""What the serving tests share: the small trained models, and a real server on a socket."""
+"""What the serving tests share: the small trained models, and a real server on a socket
+(in this process, or started as ``polymodal serve`` in another)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -18,9 +23,61 @@ def model_dirs(served_model_dirs) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def video_bytes() -> bytes:
+    """The start of an MP4 file (its first box, as a phone's video starts), then nothing
+    usable: what a user uploads by mistake for an audio column."""
+    return b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2000)
+
+
+@pytest.fixture(scope="session")
 def live_server():
     """``with live_server(app) as url:`` serves ``app`` on a real loopback socket."""
     return _live_server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_process():
+    """``with serve_process(*args) as (process, url):`` runs ``polymodal serve *args`` on a
+    free loopback port in another process, as a user starts it, and waits until it answers.
+    The process is killed afterwards unless the test has stopped it."""
+    return _serve_process
+
+
+@contextmanager
+def _serve_process(*args, timeout_s: float = 120) -> Iterator[tuple[subprocess.Popen, str]]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "polymodal.cli", "serve", *map(str, args), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        _wait_until_up(process, url, timeout_s)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_up(process: subprocess.Popen, url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}: "
+                                 f"{process.stdout.read()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"the server did not answer within {timeout_s} s")
 
 
 @contextmanager
@@ -28,9 +85,7 @@ def _live_server(app, timeout_s: float = 30) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port in this process; yield its URL."""
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

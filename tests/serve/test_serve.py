@@ -11,11 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -475,36 +471,10 @@ def test_cli_serve_refuses_a_missing_folder_in_one_line(tmp_path, capsys):
     assert "nothing-here" in err and "Traceback" not in err
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(process: subprocess.Popen, url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}: "
-                                 f"{process.stdout.read()}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"the server did not answer within {timeout_s} s")
-
-
-def test_real_server_over_http_and_graceful_shutdown(predictor_dir, generator_dir, row):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "polymodal.cli", "serve", str(predictor_dir), str(generator_dir),
-         "--port", str(port), "--name", "shop", "--name", "digits"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        wait_until_up(process, url, timeout_s=120)
+def test_real_server_over_http_and_graceful_shutdown(predictor_dir, generator_dir, row,
+                                                    serve_process):
+    with serve_process(predictor_dir, generator_dir, "--name", "shop", "--name", "digits"
+                       ) as (process, url):
         with httpx.Client(base_url=url, timeout=60) as http:
             assert {m["name"] for m in http.get("/models").json()["models"]} == {"shop", "digits"}
             predicted = http.post("/models/shop/predict", json={"rows": [row]})
@@ -538,7 +508,3 @@ def test_real_server_over_http_and_graceful_shutdown(predictor_dir, generator_di
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
         log = process.stdout.read()
         assert "127.0.0.1" in log and "Finished server process" in log
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

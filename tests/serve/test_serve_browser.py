@@ -1,5 +1,6 @@
-"""The web page in a real headless Chromium: predict a row, generate a grid, edit, see errors,
-reach and open the drop zones by keyboard, choose a category from the model's own.
+"""The web page in a real headless Chromium: predict a row, predict from an uploaded clip,
+generate a grid, edit, see errors, reach and open the drop zones by keyboard, choose a
+category from the model's own.
 
 Needs Debian's ``chromium`` (/usr/bin/chromium) and the ``playwright`` Python package (its
 driver only: no browser is downloaded). Skipped, saying which is missing, without them.
@@ -30,8 +31,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
 
 @pytest.fixture(scope="module")
 def server_url(model_dirs, live_server):
-    app = create_app(load_models([model_dirs["predictor"], model_dirs["generator"]],
-                                  ["shop", "digits"]))
+    app = create_app(load_models([model_dirs["predictor"], model_dirs["generator"],
+                                  model_dirs["tones"]], ["shop", "digits", "tones"]))
     with live_server(app) as url:
         yield url
 
@@ -77,6 +78,33 @@ def test_predict_a_row_in_the_page(page, model_dirs, tmp_path_factory):
     # The dropped image is previewed in its field.
     assert page.evaluate(ALL_IMAGES_LOADED, '.drop[data-column="image"] img')
     page.screenshot(path=str(tmp_path_factory.mktemp("screens") / "predict.png"), full_page=True)
+
+
+def test_predict_from_an_uploaded_clip_in_the_page(page, make_clip, tone_hz, video_bytes,
+                                                   tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    (folder / "high.flac").write_bytes(make_clip(tone_hz["high"] * 1.02, seed=5,
+                                                 file_format="FLAC"))
+    (folder / "phone.mp4").write_bytes(video_bytes)
+    page.select_option("#model", "tones")  # one feature: the audio column "clip"
+    assert page.locator('.drop[data-column="clip"] input[type=file]').count() == 1
+    page.set_input_files('.drop[data-column="clip"] input', str(folder / "high.flac"))
+    # The chosen clip can be heard before it is sent: a player that has read its length.
+    page.wait_for_function("""() => {
+      const player = document.querySelector('.drop[data-column="clip"] audio');
+      return player !== null && player.readyState >= 1 && Math.abs(player.duration - 0.5) < 0.05;
+    }""")
+    page.click("#predict-submit")
+    page.wait_for_selector("#prediction")
+    assert page.inner_text("#prediction") == "high"
+    assert page.locator("#predict-result .bar").count() == 2 and page.is_hidden("#error")
+    page.screenshot(path=str(tmp_path_factory.mktemp("screens") / "clip.png"), full_page=True)
+    # A video chosen by mistake: the server's 422 naming the field is shown, not a crash.
+    page.set_input_files('.drop[data-column="clip"] input', str(folder / "phone.mp4"))
+    page.click("#predict-submit")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error").startswith("422: clip: ")
+    assert "video file" in page.inner_text("#error")
 
 
 def test_generate_a_grid_and_edit_in_the_page(page, model_dirs, tmp_path_factory):

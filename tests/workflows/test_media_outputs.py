@@ -10,7 +10,7 @@ from PIL import Image
 
 from polymodal.errors import ConfigError, DataError
 from polymodal.workflows.media import (
-    check_audio,
+    decode_audio,
     decode_image,
     image_to_array,
     png_bytes,
@@ -31,7 +31,7 @@ def test_decode_image_round_trips_and_names_the_field_of_bad_bytes():
     with pytest.raises(DataError, match=r"^rows\[2\]\.photo: .*upload a PNG, JPEG"):
         decode_image(b"not an image", field="rows[2].photo", max_pixels=1000)
     with pytest.raises(DataError, match=r"^clip: .*upload a WAV, FLAC or OGG"):
-        check_audio(b"not audio", field="clip")
+        decode_audio(b"not audio", field="clip")
 
 
 def test_write_images_writes_a_grid_or_a_folder_and_refuses_a_used_folder(tmp_path):

@@ -18,7 +18,7 @@ from PIL import Image
 from polymodal.data.batch import Batch
 from polymodal.data.category_encoding import UNKNOWN_INDEX
 from polymodal.data.dataset import TableDataset, collate
-from polymodal.data.media import load_image
+from polymodal.data.media import MediaError, load_audio, load_image
 from polymodal.data.transforms import TableTransform
 from polymodal.errors import ConfigError, DataError
 
@@ -76,6 +76,7 @@ def condition_frame(info: dict, n: int, conditions: dict | None, prompts
     df = pd.DataFrame(frame, dtype=object)
     df.attrs["base_dir"] = os.getcwd()
     _check_numeric(df, info, conditions)
+    _check_media(info, conditions, df.attrs["base_dir"])
     return df, tuple(c for c in known if c not in conditions)
 
 
@@ -94,6 +95,26 @@ def _check_numeric(df: pd.DataFrame, info: dict, given: dict) -> None:
                 raise ConfigError(f"conditions[{col!r}] holds {v!r}; this numeric condition "
                                   f"needs finite numbers (seen in training: "
                                   f"{info[col].get('min')}..{info[col].get('max')})")
+
+
+def _check_media(info: dict, given: dict, base_dir: str) -> None:
+    """Each clip or image given for an audio/image condition must decode: training reads
+    an unreadable cell as "absent", but a caller who names a file means that file."""
+    for col, value in given.items():
+        modality = info[col]["modality"]
+        if modality not in ("audio", "image"):
+            continue
+        # Read as condition_frame reads it: a sequence holds one value per group of images.
+        many = isinstance(value, list | tuple | np.ndarray | pd.Series)
+        for v in (list(value) if many else [value]):
+            if v is None:
+                continue
+            try:
+                load_audio(v, base_dir) if modality == "audio" else load_image(v, base_dir)
+            except MediaError as exc:
+                kind = ("a WAV, FLAC or OGG clip (a path, bytes, or (waveform, sample_rate))"
+                        if modality == "audio" else "an image (a path, bytes or pixels)")
+                raise DataError(f"conditions[{col!r}]: {exc}; pass {kind}") from None
 
 
 def condition_batch(df: pd.DataFrame, transform: TableTransform, info: dict) -> Batch:

@@ -233,6 +233,18 @@ def load_audio(cell, base_dir: str | os.PathLike | None = None, *, details: bool
         return _checked(_mono(wave.astype(np.float32)), int(rate), info, what, details)
 
 
+def audio_length_s(data: bytes) -> float | None:
+    """A clip's length in seconds from its header, without decoding its samples; None when
+    soundfile cannot read the header (:func:`load_audio` then says what is wrong)."""
+    try:
+        import soundfile
+
+        header = soundfile.info(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - an unreadable header is the decoder's to explain
+        return None
+    return header.frames / header.samplerate if header.samplerate > 0 else None
+
+
 # soundfile's PCM subtypes and their bits per sample (8-bit audio is worth a note).
 _PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv",

@@ -66,7 +66,7 @@ from polymodal.serve.messages import (
     predict_request_model,
 )
 from polymodal.serve.registry import ServedModel, describe, example_conditions, example_row
-from polymodal.serve.rows import prediction_payload, rows_to_frame
+from polymodal.serve.rows import media_conditions, prediction_payload, rows_to_frame
 from polymodal.serve.uploads import check_image
 from polymodal.workflows.media import grid_image, image_to_array, png_base64, png_bytes
 
@@ -90,8 +90,8 @@ NAMED_ERRORS = {
 }
 INFERENCE_ERRORS = {
     **NAMED_ERRORS,
-    413: _answer("The request body is over max_upload_bytes, or an image over "
-                 "max_image_pixels."),
+    413: _answer("The request body is over max_upload_bytes, an image over "
+                 "max_image_pixels, or an audio clip over max_audio_s."),
     503: _answer("Every worker is busy and the queue is full; retry after Retry-After "
                  "seconds."),
 }
@@ -218,8 +218,10 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
         as_png = _accepts_png(request.headers.get("accept", ""))
 
         def work():
-            # The Generator checks the conditions and prompt itself (ConfigError -> 422).
-            images = served.model.sample(body.n, conditions=body.conditions, prompts=body.prompt,
+            # The Generator checks the conditions and prompt itself (ConfigError -> 422);
+            # image/audio conditions are base64 files, decoded here.
+            conditions = media_conditions(body.conditions, served.model.conditions_, limits)
+            images = served.model.sample(body.n, conditions=conditions, prompts=body.prompt,
                                          num_steps=body.steps, guidance=body.guidance,
                                          seed=body.seed)
             return _encode_images(np.asarray(images), as_png)
@@ -270,7 +272,8 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
                                     f"differs from the image's {picture.size[0]}x"
                                     f"{picture.size[1]}; send a mask of the same size")
                 keep = image_to_array(mask_image)[None, ..., 0]  # (1, H, W) uint8, 255 = keep
-            images = served.model.edit(pixels, strength=strength, conditions=parsed_conditions,
+            conditions = media_conditions(parsed_conditions, served.model.conditions_, limits)
+            images = served.model.edit(pixels, strength=strength, conditions=conditions,
                                        prompts=prompt, mask=keep, num_steps=steps,
                                        guidance=guidance, seed=seed)
             return _encode_images(np.asarray(images), as_png)

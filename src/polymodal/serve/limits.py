@@ -3,8 +3,8 @@
 Two guards keep a busy or hostile client from taking the server down:
 
 - :class:`ServeLimits` caps the size of each request (body bytes, JSON nesting, image
-  pixels, rows, images per generation, sampler steps, prompt length). A request over a
-  cap is refused before any model runs, with 413 (too large a body or image) or 422
+  pixels, audio seconds, rows, images per generation, sampler steps, prompt length). A request over a
+  cap is refused before any model runs, with 413 (too large a body, image or clip) or 422
   (too deep, too many rows/images/steps, too long a prompt), and the message names the
   limit and its value.
 - :class:`InferencePool` runs models on a few worker threads, off the event loop, so
@@ -42,6 +42,9 @@ class ServeLimits:
     """Largest request body (JSON or multipart, all files together); larger → 413."""
     max_image_pixels: int = 4_000_000
     """Largest uploaded image, width x height; larger → 413 (also stops decompression bombs)."""
+    max_audio_s: int = 60
+    """Longest uploaded audio clip, in seconds; longer → 413 (a predictor hears only a clip's
+    first few seconds, and hours of compressed silence fit in a small file)."""
     max_rows: int = 1024
     """Most rows in one /predict request; more → 422."""
     max_images: int = 64

@@ -25,8 +25,7 @@ from polymodal.api.predictor import OPTIONAL_MODALITIES
 from polymodal.errors import DataError, SchemaError
 from polymodal.files import json_safe
 from polymodal.serve.limits import ServeLimits, check_at_most
-from polymodal.serve.uploads import check_image, decode_base64
-from polymodal.workflows.media import check_audio
+from polymodal.serve.uploads import check_audio, check_image, decode_base64
 from polymodal.workflows.outputs import number_or_none
 
 MEDIA_MODALITIES = ("image", "audio")
@@ -142,7 +141,7 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
         if modality == "image":
             check_image(value, field=field, max_pixels=limits.max_image_pixels)
         else:
-            check_audio(value, field=field)
+            check_audio(value, field=field, max_seconds=limits.max_audio_s)
         return value
     if modality == "numeric":
         if isinstance(value, str):
@@ -179,6 +178,26 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
             return value
         raise wrong("a date or time string")
     return value
+
+
+def media_conditions(conditions: dict | None, info: Mapping[str, dict], limits: ServeLimits
+                     ) -> dict | None:
+    """A generator's image/audio condition values as checked bytes: they arrive as base64
+    text, never as paths (the server must not read its own files for a client). ``info``
+    is the generator's ``conditions_``; DataError (422) names ``conditions.COLUMN[i]``."""
+    if not conditions:
+        return conditions
+    checked = dict(conditions)
+    for column, value in conditions.items():
+        modality = (info.get(column) or {}).get("modality")
+        if modality not in MEDIA_MODALITIES:
+            continue
+        if isinstance(value, list):
+            checked[column] = [_check_cell(v, f"conditions.{column}[{i}]", modality, limits)
+                               for i, v in enumerate(value)]
+        else:
+            checked[column] = _check_cell(value, f"conditions.{column}", modality, limits)
+    return checked
 
 
 def prediction_payload(predictor, table: pd.DataFrame) -> dict:

@@ -1,9 +1,11 @@
-"""Uploads into the service: base64 text to bytes, and images checked against its limit.
+"""Uploads into the service: base64 text to bytes, and images and audio clips checked
+against its limits.
 
-Uploads are untrusted bytes. Each is checked before a model sees it: its image header is
-read first so an oversized image (or a decompression bomb) is refused with 413 before
-it is decoded, then it is decoded in full so corrupt or non-image bytes get a 422 that
-names the field — never a 5xx from deep inside a model. The decoding (and PNG encoding
+Uploads are untrusted bytes. Each is checked before a model sees it: its header is read
+first so an oversized image or an over-long clip (or a decompression bomb, such as hours
+of compressed silence) is refused with 413 before it is decoded, then it is decoded in
+full so corrupt, non-image or non-audio bytes (a video, say) get a 422 that names the
+field — never a 5xx from deep inside a model. The decoding (and PNG encoding
 of results) is :mod:`polymodal.workflows.media`.
 """
 
@@ -18,7 +20,7 @@ from PIL import Image
 
 from polymodal.errors import DataError
 from polymodal.serve.limits import RequestTooLarge
-from polymodal.workflows.media import decode_image
+from polymodal.workflows.media import audio_length_s, decode_audio, decode_image
 
 _DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.I)
 
@@ -47,3 +49,15 @@ def check_image(data: bytes, *, field: str, max_pixels: int, channels: int | Non
                               f"over this server's limit max_image_pixels={max_pixels:,}; send a "
                               "smaller image", field=field, status=413)
     return decode_image(data, field=field, max_pixels=max_pixels, channels=channels)
+
+
+def check_audio(data: bytes, *, field: str, max_seconds: int) -> None:
+    """Decode an uploaded clip, refusing one over ``max_seconds`` (413) or not audio (422)."""
+    seconds = audio_length_s(data)  # from the header: a long clip is refused undecoded
+    if seconds is None or seconds <= max_seconds:
+        wave, rate = decode_audio(data, field=field)
+        seconds = len(wave) / rate  # a file only the fallback decoder reads has no header length
+    if seconds > max_seconds:
+        raise RequestTooLarge(f"{field}: the clip is {seconds:,.1f} s long, over this server's "
+                              f"limit max_audio_s={max_seconds:,}; send a shorter clip (the model "
+                              "hears only its first seconds)", field=field, status=413)

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from polymodal.data.media import MediaError, image_to_array, load_audio, load_image
+from polymodal.data.media import MediaError, audio_length_s, image_to_array, load_audio, load_image
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate.images import as_pillow, make_grid, png_bytes, save_png
 from polymodal.files import write_folder
 
-__all__ = ["check_audio", "decode_image", "grid_image", "image_to_array", "png_base64",
-           "png_bytes", "write_image", "write_images"]
+__all__ = ["audio_length_s", "decode_audio", "decode_image", "grid_image", "image_to_array",
+           "png_base64", "png_bytes", "write_image", "write_images"]
 
 
 # ------------------------------------------------------------------------------ in
@@ -38,12 +38,13 @@ def decode_image(data: bytes, *, field: str, max_pixels: int, channels: int | No
         raise DataError(f"{field}: {exc}; upload a PNG, JPEG or another image Pillow reads") from None
 
 
-def check_audio(data: bytes, *, field: str) -> None:
-    """Refuse uploaded bytes that do not decode as audio (DataError naming ``field``)."""
+def decode_audio(data: bytes, *, field: str) -> tuple[np.ndarray, int]:
+    """Decode uploaded bytes to ``(mono float32 waveform, sample_rate)``; DataError naming
+    ``field`` when they are empty, corrupt, a video or not audio."""
     if not data:
         raise DataError(f"{field}: the uploaded file is empty; choose an audio file")
     try:
-        load_audio(data)
+        return load_audio(data)
     except MediaError as exc:
         raise DataError(f"{field}: {exc}; upload a WAV, FLAC or OGG file") from None
 
