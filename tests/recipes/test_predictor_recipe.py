@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from polymodal.data.audio_augment import AUDIO_AUGMENT_DEFAULTS
 from polymodal.data.schema import infer_schema
 from polymodal.errors import ConfigError
 from polymodal.recipes.base import from_dict, override, to_dict
@@ -19,7 +20,6 @@ from polymodal.recipes.predictor import (
     resolve_audio_augment,
     resolve_predictor,
 )
-from polymodal.data.audio_augment import AUDIO_AUGMENT_DEFAULTS
 
 
 def _schema(columns: dict, label="label", n=40):
