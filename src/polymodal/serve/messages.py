@@ -73,9 +73,10 @@ class PredictResponse(BaseModel):
 
 
 def condition_value_type(limits: ServeLimits):
-    """One condition value: a class, a number, a flag, or a text of at most max_prompt_chars."""
-    Text = Annotated[StrictStr, Field(max_length=limits.max_prompt_chars)]
-    return Text | StrictInt | FiniteFloat | bool
+    """One condition value: a class, a number, a flag, or a text. A text is bounded by
+    max_prompt_chars unless it is an image or audio condition's base64 file (which only
+    max_upload_bytes bounds), so the length is checked per column (rows.media_conditions)."""
+    return StrictStr | StrictInt | FiniteFloat | bool
 
 
 def generate_request_model(limits: ServeLimits, example_conditions: dict | None = None

@@ -183,14 +183,23 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
 def media_conditions(conditions: dict | None, info: Mapping[str, dict], limits: ServeLimits
                      ) -> dict | None:
     """A generator's image/audio condition values as checked bytes: they arrive as base64
-    text, never as paths (the server must not read its own files for a client). ``info``
-    is the generator's ``conditions_``; DataError (422) names ``conditions.COLUMN[i]``."""
+    text, never as paths (the server must not read its own files for a client); any other
+    text value at most ``limits.max_prompt_chars`` long. ``info`` is the generator's
+    ``conditions_``; DataError (422) names ``conditions.COLUMN[i]``."""
     if not conditions:
         return conditions
     checked = dict(conditions)
     for column, value in conditions.items():
         modality = (info.get(column) or {}).get("modality")
         if modality not in MEDIA_MODALITIES:
+            values = value if isinstance(value, list) else [value]
+            for i, v in enumerate(values):
+                if isinstance(v, str) and len(v) > limits.max_prompt_chars:
+                    at = f"[{i}]" if isinstance(value, list) else ""
+                    raise DataError(
+                        f"conditions.{column}{at}: at most {limits.max_prompt_chars} characters, "
+                        f"got {len(v):,}; that is this server's limit max_prompt_chars="
+                        f"{limits.max_prompt_chars} (start it with a higher limit to allow more)")
             continue
         if isinstance(value, list):
             checked[column] = [_check_cell(v, f"conditions.{column}[{i}]", modality, limits)
