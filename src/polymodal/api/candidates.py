@@ -330,6 +330,7 @@ class CandidateRun:
             # The other ranks train the teacher only; a student would train alone.
             self.say(f"  {NEURAL:<24} no self-training under torchrun: the unlabelled rows "
                      "are left out")
+            self.self_training = {"rounds": [], "not_run": "torchrun"}
             return None
         from polymodal.api.self_training import SelfTraining
 

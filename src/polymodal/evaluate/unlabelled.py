@@ -22,6 +22,9 @@ def unlabelled_sentence(summary: dict | None) -> str | None:
     if summary.get("used"):
         return (f"{count}: the network self-trained on {summary['num_pseudo_labelled']:,} of "
                 f"them, pseudo-labelled where it was confident{scores}.")
+    if summary.get("not_run") == "torchrun":
+        return (f"{count}; under torchrun the network does not self-train, so they were left "
+                "out of training.")
     if not any("skipped" not in r for r in summary.get("rounds", [])):
         return (f"{count}: the network had no time left to self-train on them (a longer "
                 "time limit gives it some), so it trained on labelled rows only.")
