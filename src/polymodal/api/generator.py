@@ -16,6 +16,7 @@ surface; the work is done below it:
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import warnings
@@ -65,6 +66,7 @@ from polymodal.train.budget import TimeBudget
 from polymodal.train.config import bf16_pays_for_images
 from polymodal.train.devices import resolve_device
 from polymodal.train.generator_fit import (
+    EarlySnapshot,
     generator_train_config,
     nan_message,
     run_summary,
@@ -96,6 +98,9 @@ class Generator(Estimator):
         sampler: default sampler, ``"heun"`` (2nd order) or ``"euler"``.
         guidance_interval: ``(lo, hi)``: guidance applies at sampler times t in this range
             only (t = 1 is pure noise); elsewhere one conditional pass runs.
+        guide: what guidance pushes away from: ``"unconditional"`` (classifier-free
+            guidance by the null condition) or ``"early"`` (autoguidance by the network's
+            own snapshot from early in training, ``recipe={"training.guide_at": ...}``).
         condition_dropout: share of training rows whose whole condition is replaced by the
             null condition (and, with several columns, of single columns hidden).
         batch_size: training batch size.
@@ -138,6 +143,7 @@ class Generator(Estimator):
         num_steps: int = recipes.DEFAULT_NUM_STEPS,
         sampler: str = recipes.DEFAULT_SAMPLER,
         guidance_interval: tuple[float, float] = samplers.DEFAULT_GUIDANCE_INTERVAL,
+        guide: str = recipes.DEFAULT_GUIDE,
         condition_dropout: float = recipes.DEFAULT_CONDITION_DROPOUT,
         batch_size: int = recipes.DEFAULT_BATCH_SIZE,
         lr: float | None = None,
@@ -161,6 +167,7 @@ class Generator(Estimator):
         self.num_steps = num_steps
         self.sampler = sampler
         self.guidance_interval = guidance_interval
+        self.guide = guide
         self.condition_dropout = condition_dropout
         self.batch_size = batch_size
         self.lr = lr
@@ -233,10 +240,13 @@ class Generator(Estimator):
                                                  **self._recipe_arguments())
         # 5. Build the network: a UNet sized by the recipe and the condition encoder.
         network = self._build_network()
-        # 6. Train it with the shared loop, writing sample grids into out_dir as it goes.
+        # 6. Train it with the shared loop, writing sample grids into out_dir as it goes,
+        #    keeping an early snapshot of the weights for autoguidance.
         time_left = training_seconds(None if budget.time_limit_s is None else budget.left_s())
+        training = asdict(self.recipe_.training)
+        guide_at = training.pop("guide_at")
         config = generator_train_config(
-            len(dataset), **asdict(self.recipe_.training), time_left_s=time_left,
+            len(dataset), **training, time_left_s=time_left,
             seed=self.seed, progress=self.verbosity > 0, precision=self._training_precision(),
             checkpoints=out_dir is not None, device=self.device)
         ranks.training_rows(rows, dataset.positions, table_rows=len(df), seed=self.seed)
@@ -246,10 +256,13 @@ class Generator(Estimator):
             "conditions": self.conditions_, "image_shape": self.image_shape_,
             "recipe": self.recipe_, "config": config, "resume": resume,
             "out_dir": None if out_dir is None else str(out_dir)}, say=self._say, log=events)
+        snapshot = None if guide_at is None else EarlySnapshot(guide_at)
         result = train_generator(network, train_ds, config, out_dir=out_dir, resume=resume,
-                                 write_grid=self._write_grid)
+                                 write_grid=self._write_grid,
+                                 callbacks=[] if snapshot is None else [snapshot])
         ranks.phase = "after"
         # 7. Keep the trained network and what the run did; write the final grid.
+        self._keep_guide(network, snapshot)
         self._keep(network, result, out_dir, num_rows=len(df), num_images=len(dataset),
                    budget=budget)
         self.training_history_[:0] = events
@@ -281,6 +294,14 @@ class Generator(Estimator):
         """bf16 where it pays for these images (bench/RESULTS.md, 'Ad-hoc probes'), else
         auto; sampling stays fp32."""
         return "bf16" if bf16_pays_for_images([self.image_shape_]) else "auto"
+
+    def _keep_guide(self, network: GeneratorNetwork, snapshot: EarlySnapshot | None) -> None:
+        """The early snapshot as a network of its own (``guide_network_``), or None."""
+        self.guide_network_ = None
+        if snapshot is not None and snapshot.weights is not None:
+            guide = copy.deepcopy(network)
+            guide.load_state_dict(snapshot.weights)
+            self.guide_network_ = guide.eval().requires_grad_(False)
 
     def _keep(self, network: GeneratorNetwork, result, out_dir, *, num_rows: int,
               num_images: int, budget: TimeBudget) -> None:
@@ -318,21 +339,40 @@ class Generator(Estimator):
         return recipes.call_sampling(self.get_params(), num_steps=num_steps,
                                      guidance=guidance, sampler=sampler)
 
-    def _condition_vectors(self, n: int, conditions, prompts) -> torch.Tensor | None:
-        """(n, D) condition vectors, or None for an unconditional generator. Moves the
-        network to ``device`` first: every sampling call starts here and runs there."""
+    def _condition_vectors(self, n: int, conditions, prompts, guide: str = "unconditional"
+                           ) -> tuple[torch.Tensor | None, tuple | None]:
+        """(n, D) condition vectors (None for an unconditional generator) and, for
+        ``guide="early"``, the guiding ``(unet, its condition vectors)`` (else None). Moves
+        the networks to ``device`` first: every sampling call starts here and runs there."""
         device = resolve_device(self.device)
         self.network_.to(device)
+        guide_network = self._guide_network(guide)
+        if guide_network is not None:
+            guide_network.to(device)
         frame, null = condition_frame(self.conditions_, n, conditions, prompts)
         if null and null not in self._warned_null:
             self._warned_null.add(null)
             warnings.warn(f"no value given for condition column(s) {list(null)}: sampling them "
-                          "unconditionally (the null condition)", UserWarning, stacklevel=3)
+                          "unconditionally (the null condition)", UserWarning, stacklevel=4)
         if self.condition_encoder_ is None:
-            return None
-        batch = condition_batch(frame, self.transform_, self.conditions_)
+            return None, None if guide_network is None else (guide_network.unet, None)
+        batch = condition_batch(frame, self.transform_, self.conditions_).to(device)
         with torch.no_grad():
-            return self.condition_encoder_(batch.to(device)).cpu()  # (n, D)
+            cond = self.condition_encoder_(batch).cpu()  # (n, D)
+            if guide_network is None:
+                return cond, None
+            return cond, (guide_network.unet, guide_network.condition(batch).cpu())
+
+    def _guide_network(self, guide: str) -> GeneratorNetwork | None:
+        """The early snapshot for ``guide="early"``; an error naming the fix without one."""
+        if guide != "early":
+            return None
+        if getattr(self, "guide_network_", None) is None:
+            raise ConfigError("guide='early' needs the early snapshot of the weights, which "
+                              "this generator does not have (trained with training.guide_at="
+                              "null, or saved before autoguidance existed); use "
+                              "guide='unconditional' or fit it again")
+        return self.guide_network_
 
     def sample(self, n: int = 16, *, conditions: dict | None = None,
                prompts: list[str] | str | None = None, num_steps: int | None = None,
@@ -352,9 +392,10 @@ class Generator(Estimator):
         recipes.check_count("batch_size", batch_size)
         recipes.check_seed(seed)
         settings = self._sampling(num_steps, guidance, sampler)
-        cond = self._condition_vectors(n, conditions, prompts)
+        cond, weak = self._condition_vectors(n, conditions, prompts, settings.guide)
         noise = torch.randn(n, *self.image_shape_, generator=torch.Generator().manual_seed(seed))
-        x = integrate(self.unet_, cond, noise, batch_size=batch_size, **asdict(settings))
+        x = integrate(self.unet_, cond, noise, batch_size=batch_size, weak=weak,
+                      **asdict(settings))
         return tensor_to_uint8(x)  # (n, H, W, C)
 
     def edit(self, images, *, strength: float = 0.5, conditions: dict | None = None,
@@ -375,9 +416,9 @@ class Generator(Estimator):
         keep = None if mask is None else keep_mask(mask, x.shape[0], self.image_shape_)
         if strength == 0:
             return tensor_to_uint8(x)
-        cond = self._condition_vectors(x.shape[0], conditions, prompts)
-        return tensor_to_uint8(sample_edit(self.unet_, cond, x, keep=keep, strength=strength, seed=seed,
-                                    **asdict(s)))
+        cond, weak = self._condition_vectors(x.shape[0], conditions, prompts, s.guide)
+        return tensor_to_uint8(sample_edit(self.unet_, cond, x, keep=keep, strength=strength,
+                                           seed=seed, weak=weak, **asdict(s)))
 
     def variations(self, image, n: int = 8, strength: float = 0.6, seed: int = 0, *,
                    conditions: dict | None = None, prompts: list[str] | str | None = None,
@@ -391,9 +432,9 @@ class Generator(Estimator):
         x = edit_images(image, self.transform_, self.image, self.image_shape_)
         if x.shape[0] != 1:
             raise DataError(f"variations takes one image, got {x.shape[0]}; call it per image")
-        cond = self._condition_vectors(n, conditions, prompts)
-        return tensor_to_uint8(sample_variations(self.unet_, cond, x, n=n, strength=strength, seed=seed,
-                                          **asdict(s)))
+        cond, weak = self._condition_vectors(n, conditions, prompts, s.guide)
+        return tensor_to_uint8(sample_variations(self.unet_, cond, x, n=n, strength=strength,
+                                                 seed=seed, weak=weak, **asdict(s)))
 
     # ------------------------------------------------------------------ save / load
 

@@ -34,6 +34,8 @@ from polymodal.train.devices import resolve_device
 FORMAT_VERSION = 2
 READS = (1, 2)
 WEIGHTS_FILE = "weights.safetensors"
+# The early snapshot autoguidance guides with (absent when none was kept).
+GUIDE_FILE = "guide.safetensors"
 REQUIRED_FILES = ("config.json", "schema.json", "transform/transform.json", WEIGHTS_FILE,
                   "versions.json")
 
@@ -89,8 +91,9 @@ def write_generator(generator, directory: str | os.PathLike) -> Path:
         aside.rmdir()
         os.rename(target, aside)
         train_dir = aside
-    state = {k: v.detach().to("cpu").contiguous()
-             for k, v in generator.network_.state_dict().items()}
+    state = _cpu_state(generator.network_)
+    guide = getattr(generator, "guide_network_", None)
+    guide_state = None if guide is None else _cpu_state(guide)
 
     def write(folder: Path) -> None:
         write_json(folder / "config.json", generator.config_dict())
@@ -98,6 +101,9 @@ def write_generator(generator, directory: str | os.PathLike) -> Path:
         generator.transform_.save(folder / "transform")
         with atomic_path(folder / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp))
+        if guide_state is not None:
+            with atomic_path(folder / GUIDE_FILE) as tmp:
+                save_file(guide_state, str(tmp))
         write_json(folder / "versions.json", versions())
         write_text(folder / CARD_FILE, generator_card(generator, versions()))
         write_text(folder / "train_log.jsonl", "".join(
@@ -125,6 +131,10 @@ def write_generator(generator, directory: str | os.PathLike) -> Path:
     return path
 
 
+def _cpu_state(network) -> dict:
+    return {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+
+
 def read_generator(cls, directory: str | os.PathLike, device: str = "auto"):
     """The generator of class ``cls`` saved in ``directory``, sampling on ``device`` (see
     ``Generator.load``); the weights load on the CPU and move there to sample."""
@@ -134,6 +144,8 @@ def read_generator(cls, directory: str | os.PathLike, device: str = "auto"):
     try:
         config = read_json(path / "config.json")
         generator = cls(**{**config["params"], "device": device})
+        if "guide" not in config["params"]:
+            generator.guide = "unconditional"  # saved before autoguidance existed
         if "spatial_condition" not in config["params"]:
             generator.spatial_condition = False  # saved before the option existed
         if "guidance_interval" not in config["params"]:
@@ -146,6 +158,12 @@ def read_generator(cls, directory: str | os.PathLike, device: str = "auto"):
         network = load_network(config["network"], image_column=config["image_column"],
                                condition_dropout=generator.recipe_.condition.dropout)
         network.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        guide = None
+        if (path / GUIDE_FILE).is_file():
+            guide = load_network(config["network"], image_column=config["image_column"],
+                                 condition_dropout=generator.recipe_.condition.dropout)
+            guide.load_state_dict(load_file(str(path / GUIDE_FILE)))
+            guide.eval().requires_grad_(False)
         generator.schema_ = Schema.from_dict(read_json(path / "schema.json"))
         generator.image_shape_ = tuple(config["image_shape"])
         generator.conditions_ = config["conditions"]
@@ -161,6 +179,7 @@ def read_generator(cls, directory: str | os.PathLike, device: str = "auto"):
     network.eval()
     generator.transform_ = transform
     generator.network_ = network
+    generator.guide_network_ = guide
     generator.unet_, generator.condition_encoder_ = network.unet, network.condition
     generator.out_dir_ = None
     log = path / "train_log.jsonl"

@@ -23,6 +23,8 @@ from polymodal.models.unet import UNet
 # Images per sampler chunk (twice that many network rows with guidance): it keeps the
 # activations' peak low at no cost in speed (bench/RESULTS.md, 'Ad-hoc probes').
 SAMPLE_BATCH_SIZE = 64
+# The weaker network that autoguides: its UNet and its condition vectors (N, D) or None.
+Weak = tuple[UNet, torch.Tensor | None]
 
 
 class GeneratorNetwork(nn.Module):
@@ -108,42 +110,69 @@ def batch_device(module: nn.Module) -> torch.device:
 
 def integrate(unet: UNet, cond: torch.Tensor | None, noise: torch.Tensor, *, num_steps: int,
               guidance: float, sampler: str, batch_size: int = SAMPLE_BATCH_SIZE,
-              guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT
-              ) -> torch.Tensor:
-    """Images (N, C, H, W) from ``noise`` at t = 1, in chunks of ``batch_size``."""
+              guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT,
+              guide: str = "unconditional", weak: Weak | None = None) -> torch.Tensor:
+    """Images (N, C, H, W) from ``noise`` at t = 1, in chunks of ``batch_size``.
+
+    ``weak``: ``(unet, cond)`` of the weaker network that autoguides when ``guide`` is
+    ``"early"`` (:func:`~polymodal.models.samplers.guided_velocity`); without it (the
+    grids written while training, before the snapshot exists) the null condition guides.
+    """
     device = batch_device(unet)
     out = []
     for start in range(0, noise.shape[0], batch_size):
         chunk = noise[start:start + batch_size].to(device)
         c = None if cond is None else cond[start:start + batch_size].to(device)
-        velocity = functools.partial(guided_velocity, unet, cond=c,
-                                     guidance=guidance if c is not None else 1.0,
-                                     guidance_interval=guidance_interval)
+        velocity = _velocity(unet, c, guidance=guidance, guidance_interval=guidance_interval,
+                             weak=_rows(weak if guide == "early" else None, start, batch_size,
+                                        device))
         out.append(SAMPLERS[sampler](velocity, chunk, num_steps=num_steps, shift=shift).cpu())
     return torch.cat(out)
 
 
+def _rows(weak: Weak | None, start: int, size: int, device) -> Weak | None:
+    """The guide's condition rows ``start:start + size``, on ``device``."""
+    if weak is None:
+        return None
+    unet, cond = weak
+    end = None if size is None else start + size
+    return unet, None if cond is None else cond[start:end].to(device)
+
+
+def _velocity(unet: UNet, cond: torch.Tensor | None, *, guidance: float,
+              guidance_interval: tuple[float, float], weak: Weak | None):
+    """``velocity(x, t)``: guided by the null condition, or autoguided by ``weak``."""
+    # Autoguidance needs no condition to guide by; guidance by the null condition does.
+    guided = cond is not None or weak is not None
+    guiding = {} if weak is None else {"guide_net": weak[0], "guide_cond": weak[1]}
+    return functools.partial(guided_velocity, unet, cond=cond,
+                             guidance=guidance if guided else 1.0,
+                             guidance_interval=guidance_interval, **guiding)
+
+
 def velocity_fn(unet: UNet, cond: torch.Tensor | None, *, guidance: float,
-                guidance_interval: tuple[float, float]):
+                guidance_interval: tuple[float, float], guide: str = "unconditional",
+                weak: Weak | None = None):
     """``velocity(x, t)`` with guidance, for the edit samplers: inputs on any device."""
     device = batch_device(unet)
     cond = None if cond is None else cond.to(device)
+    guided = _velocity(unet, cond, guidance=guidance, guidance_interval=guidance_interval,
+                       weak=_rows(weak if guide == "early" else None, 0, None, device))
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        v = guided_velocity(unet, x.to(device), t.to(device), cond=cond,
-                            guidance=guidance if cond is not None else 1.0,
-                            guidance_interval=guidance_interval)
-        return v.to(x.device)
+        return guided(x.to(device), t.to(device)).to(x.device)
 
     return velocity
 
 
 def sample_edit(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, keep: torch.Tensor | None,
          strength: float, seed: int, num_steps: int, guidance: float, sampler: str,
-         guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT) -> torch.Tensor:
+         guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT,
+         guide: str = "unconditional", weak: Weak | None = None) -> torch.Tensor:
     """Edited images (N, C, H, W): inpaint where ``keep`` is False when a mask is given,
     else SDEdit ``x`` at ``strength`` (0 keeps it, 1 redraws it)."""
-    velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval)
+    velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval,
+                           guide=guide, weak=weak)
     steps = {"num_steps": num_steps, "method": sampler, "shift": shift,
              "generator": torch.Generator().manual_seed(seed)}
     with torch.no_grad():
@@ -154,10 +183,11 @@ def sample_edit(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, keep:
 
 def sample_variations(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, n: int,
                strength: float, seed: int, num_steps: int, guidance: float, sampler: str,
-               guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT
-               ) -> torch.Tensor:
+               guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT,
+               guide: str = "unconditional", weak: Weak | None = None) -> torch.Tensor:
     """``n`` variations (n, C, H, W) of the one image ``x`` (SDEdit, independent noise)."""
-    velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval)
+    velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval,
+                           guide=guide, weak=weak)
     with torch.no_grad():
         out = samplers.variation_sample(
             velocity, x, num_variations=n, strength=float(strength), num_steps=num_steps,

@@ -14,7 +14,8 @@ from the ``generator`` they are given.
 
 References: Euler / Heun (2nd order, trapezoidal) steps as in Karras et al. 2022, "EDM",
 Algorithm 1; classifier-free guidance, Ho & Salimans 2022, Eq. 6; guidance limited to an
-interval of noise levels, Kynkaenniemi et al. 2024; SDEdit, Meng et al. 2022; inpainting by
+interval of noise levels, Kynkaenniemi et al. 2024; autoguidance by a weaker model, Karras
+et al. 2024; SDEdit, Meng et al. 2022; inpainting by
 replacing the known region at every step, Lugmayr et al. 2022 ("RePaint", Eq. 8, without
 resampling); time-shifted schedules, Esser et al. 2024, Eq. 23.
 """
@@ -80,8 +81,17 @@ def guided_velocity(
     context: torch.Tensor | None = None,
     context_mask: torch.Tensor | None = None,
     guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
+    guide_net: nn.Module | None = None,
+    guide_cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Classifier-free-guided velocity ``v_u + guidance * (v_c - v_u)``.
+    """Classifier-free-guided velocity ``v_u + guidance * (v_c - v_u)``, or autoguided.
+
+    With ``guide_net`` (a weaker version of ``net``, e.g. an early snapshot of its
+    weights) the guiding velocity is that network's, conditional too, on ``guide_cond``
+    (its own condition vector): ``v_w + guidance * (v_c - v_w)`` -- autoguidance, Karras
+    et al. 2024, "Guiding a diffusion model with a bad version of itself", Eq. 2. It
+    pushes away from the weaker model's errors rather than from the unconditional
+    density, so it sharpens without collapsing each class onto its prototype.
 
     Ho & Salimans 2022, Eq. 6, with guidance = 1 + w.
 
@@ -99,6 +109,10 @@ def guided_velocity(
     t_now = float(t.reshape(-1)[0])
     if guidance == 1.0 or not lo <= t_now <= hi:
         return net(x, t, cond, context, context_mask)
+    if guide_net is not None:
+        v_main = net(x, t, cond, context, context_mask)
+        v_weak = guide_net(x, t, guide_cond, context, context_mask)
+        return v_weak + guidance * (v_main - v_weak)
     B = x.shape[0]
     if cond is not None and null_cond is None:
         null_cond = torch.zeros_like(cond)

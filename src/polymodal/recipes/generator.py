@@ -34,6 +34,11 @@ DEFAULT_GUIDANCE = 3.0
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_EMA_HALFLIFE_IMAGES = 5_000.0
 DEFAULT_CONDITION_DROPOUT = 0.1
+# What guidance pushes away from: the null condition (classifier-free guidance) or the
+# early snapshot of the same network (autoguidance); see SamplingRecipe.guide.
+GUIDES = ("unconditional", "early")
+DEFAULT_GUIDE = "unconditional"
+DEFAULT_GUIDE_AT = 0.25
 GUIDANCE_RANGE = (0.0, 20.0)
 NUM_STEPS_RANGE = (1, 1000)
 # The Generator's arguments by the recipe field each one sets.
@@ -43,12 +48,12 @@ ARGUMENT_FIELDS = {
     "condition.dropout": "condition_dropout", "network.coord_channels": "coord_channels",
     "network.spatial_condition": "spatial_condition", "sampling.sampler": "sampler",
     "sampling.num_steps": "num_steps", "sampling.guidance": "guidance",
-    "sampling.guidance_interval": "guidance_interval",
+    "sampling.guidance_interval": "guidance_interval", "sampling.guide": "guide",
 }
 # The Generator's constructor arguments that feed the recipe (see resolve_generator).
 RECIPE_ARGUMENTS = ("preset", "batch_size", "lr", "ema_halflife_images", "condition_dropout",
                     "coord_channels", "spatial_condition", "sampler", "num_steps", "guidance",
-                    "guidance_interval")
+                    "guidance_interval", "guide")
 # Folders saved before the interval was a parameter were sampled with this one.
 LEGACY_GUIDANCE_INTERVAL = (0.3, 1.0)
 
@@ -125,6 +130,11 @@ class GeneratorTrainingRecipe:
     compile: bool = False
     """``torch.compile`` the network before training (see ``TrainConfig.compile``)."""
 
+    guide_at: float | None = DEFAULT_GUIDE_AT
+    """Share of the run after which the EMA weights are kept, once, as the weaker model
+    that autoguidance guides with (``sampling.guide = "early"``); saved beside the
+    weights. None keeps no snapshot."""
+
 
 @dataclass(frozen=True)
 class SamplingRecipe:
@@ -145,6 +155,11 @@ class SamplingRecipe:
 
     shift: float = DEFAULT_SHIFT
     """Time-grid shift (1 = uniform steps)."""
+
+    guide: str = DEFAULT_GUIDE
+    """What guidance pushes away from: ``"unconditional"``, the null condition
+    (classifier-free guidance), or ``"early"``, the same network's snapshot from early in
+    training, conditional too (autoguidance; ``training.guide_at``)."""
 
 
 @dataclass(frozen=True)
@@ -208,9 +223,13 @@ class GeneratorRecipe:
                             "a number of images > 0, or null for no EMA")
         if not isinstance(t.compile, bool):
             problems.append(f"training.compile={t.compile!r} must be true or false")
+        if t.guide_at is not None and not (_number_in(t.guide_at, 0.0, 1.0) and t.guide_at > 0):
+            problems.append(f"training.guide_at={t.guide_at!r} must be in (0, 1], the share "
+                            f"of the run, or null for no early snapshot; {DEFAULT_GUIDE_AT} "
+                            "is the default")
         s = self.sampling
         problems += sampling_problems(s.guidance, s.num_steps, s.sampler, s.guidance_interval,
-                                      prefix="sampling.")
+                                      prefix="sampling.", guide=s.guide)
         if not (_number_in(s.shift, 0.0, math.inf) and s.shift > 0):
             problems.append(f"sampling.shift={s.shift!r} must be a number > 0 (1 = uniform)")
         return problems
@@ -231,12 +250,12 @@ def preset_recipe(preset: str) -> GeneratorRecipe:
 
 def sampling_recipe(*, sampler: str = DEFAULT_SAMPLER, num_steps: int = DEFAULT_NUM_STEPS,
                     guidance: float = DEFAULT_GUIDANCE,
-                    guidance_interval=DEFAULT_GUIDANCE_INTERVAL,
+                    guidance_interval=DEFAULT_GUIDANCE_INTERVAL, guide: str = DEFAULT_GUIDE,
                     overrides: dict | None = None) -> SamplingRecipe:
     """The sampling defaults from the Generator's arguments and the ``sampling.*``
     overrides (sampling is not trained, so these are read again at every call)."""
     sampling = SamplingRecipe(sampler=sampler, num_steps=num_steps, guidance=guidance,
-                              guidance_interval=_tuple(guidance_interval))
+                              guidance_interval=_tuple(guidance_interval), guide=guide)
     changes = {k: v for k, v in dotted_keys(overrides).items() if k.startswith("sampling.")}
     return override(GeneratorRecipe(sampling=sampling), changes).sampling
 
@@ -307,11 +326,12 @@ def call_sampling(params: dict, *, num_steps=None, guidance=None,
     settings = sampling_recipe(sampler=params["sampler"], num_steps=params["num_steps"],
                                guidance=params["guidance"],
                                guidance_interval=params["guidance_interval"],
+                               guide=params.get("guide", DEFAULT_GUIDE),
                                overrides=params["recipe"])
     given = {"num_steps": num_steps, "guidance": guidance, "sampler": sampler}
     settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
     problems = sampling_problems(settings.guidance, settings.num_steps, settings.sampler,
-                                 settings.guidance_interval)
+                                 settings.guidance_interval, guide=settings.guide)
     if problems:
         raise ConfigError("; ".join(problems))
     return replace(settings, num_steps=int(settings.num_steps), guidance=float(settings.guidance))
@@ -383,7 +403,8 @@ def _from_arguments(*, preset: str = "fast", batch_size: int = DEFAULT_BATCH_SIZ
                     coord_channels: bool = False, spatial_condition: bool = True,
                     sampler: str = DEFAULT_SAMPLER, num_steps: int = DEFAULT_NUM_STEPS,
                     guidance: float = DEFAULT_GUIDANCE,
-                    guidance_interval=DEFAULT_GUIDANCE_INTERVAL) -> GeneratorRecipe:
+                    guidance_interval=DEFAULT_GUIDANCE_INTERVAL,
+                    guide: str = DEFAULT_GUIDE) -> GeneratorRecipe:
     """The preset with the constructor's arguments in place (an unknown preset: "fast",
     the Generator reports it)."""
     recipe = preset_recipe(preset if preset in PRESETS else "fast")
@@ -395,7 +416,7 @@ def _from_arguments(*, preset: str = "fast", batch_size: int = DEFAULT_BATCH_SIZ
                          lr=recipe.training.lr if lr is None else lr,
                          ema_halflife_images=ema_halflife_images),
         sampling=SamplingRecipe(sampler=sampler, num_steps=num_steps, guidance=guidance,
-                                guidance_interval=_tuple(guidance_interval)))
+                                guidance_interval=_tuple(guidance_interval), guide=guide))
 
 
 def legacy_recipe(config: dict) -> GeneratorRecipe:
@@ -426,7 +447,7 @@ def legacy_recipe(config: dict) -> GeneratorRecipe:
 
 
 def sampling_problems(guidance, num_steps, sampler, guidance_interval=DEFAULT_GUIDANCE_INTERVAL,
-                      *, prefix: str = "") -> list[str]:
+                      *, prefix: str = "", guide: str = DEFAULT_GUIDE) -> list[str]:
     """Out-of-range sampling settings, each naming the setting, the value and the range."""
     problems = []
     lo, hi = GUIDANCE_RANGE
@@ -446,6 +467,8 @@ def sampling_problems(guidance, num_steps, sampler, guidance_interval=DEFAULT_GU
         problems.append(f"{prefix}guidance_interval={interval!r} must be (lo, hi) with "
                         f"0 <= lo < hi <= 1, the times t where guidance applies; default "
                         f"{DEFAULT_GUIDANCE_INTERVAL}")
+    if guide not in GUIDES:
+        problems.append(f"{prefix}guide={guide!r} must be one of {list(GUIDES)}")
     return problems
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from torch import nn
@@ -60,6 +60,25 @@ class SampleGrids(Callback):
         self.cost_s = self.last_write - now
 
 
+class EarlySnapshot(Callback):
+    """Keeps a copy of the evaluated (EMA) weights at the first evaluation at or past
+    ``fraction`` of the planned steps: the weaker, less trained model that autoguidance
+    guides with (Karras et al. 2024, "Guiding a diffusion model with a bad version of
+    itself", Sec. 3). ``weights`` stays None until then."""
+
+    def __init__(self, fraction: float):
+        self.fraction = fraction
+        self.weights: dict | None = None
+        self.step: int | None = None
+
+    def on_eval(self, state: TrainState, model: nn.Module) -> None:
+        if self.weights is not None or not state.planned_steps:
+            return
+        if state.step >= self.fraction * state.planned_steps:
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.step = state.step
+
+
 def training_seconds(left_s: float | None) -> float | None:
     """Seconds the loop may train when ``left_s`` are left of the limit (``None``: no
     limit), keeping back the share for what follows training (``FINAL_SHARE``)."""
@@ -107,9 +126,11 @@ def generator_train_config(num_images: int, *, batch_size: int, lr: float,
 
 def train_generator(network: nn.Module, dataset, config: TrainConfig, *,
                     out_dir: str | os.PathLike | None, resume: bool,
-                    write_grid: GridWriter | None) -> TrainResult:
+                    write_grid: GridWriter | None, callbacks: Sequence[Callback] = ()
+                    ) -> TrainResult:
     """Train ``network`` (a :class:`~polymodal.models.generator_net.GeneratorNetwork`) in
-    place on ``dataset`` (:class:`~polymodal.data.generator_rows.TrainingRows`)."""
+    place on ``dataset`` (:class:`~polymodal.data.generator_rows.TrainingRows`);
+    ``callbacks`` run besides the sample grids' (an :class:`EarlySnapshot`)."""
     eval_rows = dataset.collate(list(range(min(EVAL_ROWS, len(dataset)))))
 
     def validation_loss(model: nn.Module) -> dict[str, float]:
@@ -117,8 +138,8 @@ def train_generator(network: nn.Module, dataset, config: TrainConfig, *,
 
     deadline = (None if config.time_limit_s is None
                 else time.perf_counter() + config.time_limit_s)
-    callbacks = ([SampleGrids(write_grid, GRID_EVERY_S, deadline)]
-                 if out_dir is not None and write_grid is not None else [])
+    callbacks = [*callbacks, *([SampleGrids(write_grid, GRID_EVERY_S, deadline)]
+                               if out_dir is not None and write_grid is not None else [])]
     return Trainer(config, out_dir=out_dir).fit(
         network, dataset, collate_fn=dataset.collate,
         loss_fn=lambda model, batch: model(batch), eval_fn=validation_loss,
