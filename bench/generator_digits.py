@@ -12,7 +12,10 @@ On top of the CNN judge, an independent judge: an RBF SVC trained on the real tr
 digits (~0.99 on the real test digits) gives a second conditional accuracy. Targets
 (issue 4), for polymodal: conditional accuracy >= 0.97 by the SVC, and no sample a
 near-copy of a training image (nearest training image closer than 1/3 of the held-out
-images' median nearest-training distance, in pixel space).
+images' median nearest-training distance, in pixel space); and (issue 24) at least each
+peer's conditional accuracy (both judges) and recall, at most each peer's FD / floor, and
+1.5x the faster peer's sampling speed. The run prints the CPU model, whether bf16 autocast
+was open to polymodal (never used at 8x8) and the load average.
 
 Usage (unattended, ~8 minutes; JSON and reports under ``bench/out/generator_digits/``)::
 
@@ -31,6 +34,7 @@ from generator_fashion import PeerConfig, Preset, load_split, main
 
 DIGITS = Preset(
     name="generator_digits", dataset="digits", budget_s=120.0, n_samples=1000, judge_s=60.0,
+    versus_peers=True,
     peers={
         "peer": PeerConfig(8, (32, 64), 2, ("DownBlock2D", "AttnDownBlock2D"),
                            ("AttnUpBlock2D", "UpBlock2D")),

@@ -86,6 +86,8 @@ class Preset:
     peer_batch_size: int = 128
     peer_lr: float = 2e-4
     peer_sampling_steps: int = 20
+    # Targets against every peer at once (issue 24's for digits): see versus_peers.
+    versus_peers: bool = False
 
 
 FASHION = Preset(
@@ -153,6 +155,8 @@ def run_polymodal(preset: Preset, args) -> dict:
         "sampling_images_per_s": args.n_samples / sampling_s,
         "num_steps": args.steps if args.steps is not None else generator.num_steps,
         "guidance": args.guidance if args.guidance is not None else generator.guidance,
+        "guide": f"{generator.guide} on t in {tuple(generator.guidance_interval)}",
+        "precision": result["precision"],
         "num_parameters": sum(p.numel() for p in generator.unet_.parameters())
         + (0 if generator.condition_encoder_ is None
            else sum(p.numel() for p in generator.condition_encoder_.parameters())),
@@ -246,7 +250,7 @@ def run_peer(preset: Preset, args) -> dict:
         "train_images_per_s": step * preset.peer_batch_size / train_s, "train_steps": step,
         "train_epochs": step * preset.peer_batch_size / len(data), "fit_s": train_s,
         "sampling_images_per_s": args.n_samples / sampling_s,
-        "num_steps": preset.peer_sampling_steps, "guidance": None,
+        "num_steps": preset.peer_sampling_steps, "guidance": None, "precision": "fp32",
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "history": [], "config": {"unet2d": model.config, "peer": cfg.__dict__},
     }
@@ -385,7 +389,7 @@ def run_reference(preset: Preset, args) -> dict:
         "train_images_per_s": step * batch / train_s, "train_steps": step,
         "train_epochs": step * batch / len(data), "fit_s": train_s,
         "sampling_images_per_s": args.n_samples / sampling_s,
-        "num_steps": steps, "guidance": guidance,
+        "num_steps": steps, "guidance": guidance, "precision": "fp32",
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "history": [], "config": {"reference": "the issue's rectified-flow prototype",
                                   "batch_size": batch, "lr": [peak_lr, final_lr]},
@@ -481,7 +485,7 @@ def score(record: dict, judge, train: pd.DataFrame, test: pd.DataFrame, out_dir:
                                  judge_time_limit_s=None,
                                  sampling_images_per_s=record["sampling_images_per_s"])
     for key in ("train_images_per_s", "train_steps", "train_epochs", "num_parameters",
-                "peak_rss_bytes", "num_steps", "guidance"):
+                "peak_rss_bytes", "num_steps", "guidance", "guide", "precision"):
         metrics[key] = record.get(key)
     metrics["peak_rss_gib"] = record["peak_rss_bytes"] / GIB
     return metrics
@@ -493,6 +497,8 @@ TABLE_ROWS = [
     ("num_parameters", "parameters", "{:,.0f}"),
     ("num_steps", "sampling steps", "{}"),
     ("guidance", "guidance", "{}"),
+    ("guide", "  guided by", "{}"),
+    ("precision", "training precision (bf16 = autocast)", "{}"),
     ("sampling_images_per_s", "sampling images/s", "{:.1f}"),
     ("conditional_accuracy", "conditional accuracy (judge)", "{:.3f}"),
     ("judge_accuracy_real", "  judge on real test images", "{:.3f}"),
@@ -551,9 +557,57 @@ def print_table(scores: dict[str, dict], extra_rows=()) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
+def machine() -> dict:
+    """The CPU this ran on, whether bf16 autocast is open to polymodal here, and the load."""
+    from polymodal.train.config import cpu_has_fast_bf16
+
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"cpu_model": model, "logical_cpus": os.cpu_count(),
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+            "bf16_autocast_available": cpu_has_fast_bf16(),
+            "torch_threads": _torch_threads(), "load_average": os.getloadavg()}
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def check_targets(targets: list[tuple[str, bool]]) -> None:
     for text, ok in targets:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
+
+
+def versus_peers(scores: dict[str, dict], speed_ratio: float = 1.5) -> list[tuple[str, bool]]:
+    """polymodal >= each peer on conditional accuracy (judge, and SVC where scored) and
+    recall, <= each on FD / floor, and >= ``speed_ratio`` x the faster peer's sampling."""
+    mine = scores.get("polymodal", {})
+    peers = {n: s for n, s in scores.items() if n not in ("polymodal", "reference") and "fd" in s}
+    if "fd" not in mine or not peers:
+        return [("polymodal and a peer ran", False)]
+    out = []
+    for key, title, higher in (("conditional_accuracy", "conditional accuracy (judge)", True),
+                               ("svc_conditional_accuracy", "conditional accuracy (SVC)", True),
+                               ("recall", "recall", True),
+                               ("fd_ratio_to_floor", "FD / floor", False)):
+        if key not in mine:
+            continue
+        for name, peer in peers.items():
+            ok = mine[key] >= peer[key] if higher else mine[key] <= peer[key]
+            out.append((f"{title} {mine[key]:.3f} {'>=' if higher else '<='} {name}'s "
+                        f"{peer[key]:.3f}", ok))
+    fastest = max(peers, key=lambda n: peers[n]["sampling_images_per_s"])
+    speed = mine["sampling_images_per_s"] / peers[fastest]["sampling_images_per_s"]
+    out.append((f"sampling {mine['sampling_images_per_s']:.1f} images/s = {speed:.2f}x "
+                f"{fastest}'s >= {speed_ratio}x", speed >= speed_ratio))
+    return out
 
 
 def fashion_targets(s: dict) -> list[tuple[str, bool]]:
@@ -615,6 +669,11 @@ def compare(preset: Preset, args, *, extra_scoring=None, targets=fashion_targets
     """
     out_dir = OUT_ROOT / preset.name
     out_dir.mkdir(parents=True, exist_ok=True)
+    before = machine()
+    print(f"CPU: {before['cpu_model']} ({before['logical_cpus']} logical), ONEDNN_MAX_CPU_ISA="
+          f"{before['onednn_max_cpu_isa']}, bf16 autocast available: "
+          f"{before['bf16_autocast_available']}, load average {before['load_average']}",
+          flush=True)
     records = {name: run_contender(preset, name, args, out_dir)
                for name in args.contenders.split(",")}
     print(f"[{time.strftime('%H:%M:%S')}] scoring ...", flush=True)
@@ -637,6 +696,10 @@ def compare(preset: Preset, args, *, extra_scoring=None, targets=fashion_targets
     print(f"\n{preset.name}: budget {args.budget_s:.0f} s per contender, {args.n_samples} "
           f"samples, judge {judge.training_info}")
     print_table(scores, extra_rows)
+    after = machine()
+    print(f"\nCPU: {after['cpu_model']}; bf16 autocast available: "
+          f"{after['bf16_autocast_available']} (ONEDNN_MAX_CPU_ISA={after['onednn_max_cpu_isa']}); "
+          f"load average before {before['load_average']}, after {after['load_average']}")
     print()
     polymodal, reference = scores.get("polymodal", {}), scores.get("reference", {})
     reference_targets = []
@@ -649,8 +712,10 @@ def compare(preset: Preset, args, *, extra_scoring=None, targets=fashion_targets
              f"{reference['sampling_images_per_s']:.1f} (ratio "
              f"{polymodal['sampling_images_per_s'] / reference['sampling_images_per_s']:.2f})",
              polymodal["sampling_images_per_s"] > reference["sampling_images_per_s"])]
-    check_targets(targets(polymodal) + reference_targets)
+    check_targets(targets(polymodal) + reference_targets
+                  + (versus_peers(scores) if preset.versus_peers else []))
     summary = {"preset": preset.name, "budget_s": args.budget_s, "n_samples": args.n_samples,
+               "machine": {"before": before, "after": after},
                "judge": judge.config(), "best_peer": best_peer(scores), "scores": scores}
     path = out_dir.parent / (f"{preset.name}.json" if set(scores) >= {"polymodal", *preset.peers}
                              else f"{preset.name}_{'_'.join(scores)}.json")

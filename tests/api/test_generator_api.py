@@ -485,6 +485,61 @@ def test_the_guidance_interval_is_used_saved_and_kept_for_older_folders(digit_ge
     assert tuple(Generator.load(tmp_path / "m").guidance_interval) == (0.3, 1.0)
 
 
+def test_autoguidance_by_the_early_snapshot_is_saved_loaded_and_seeded(digit_gen, tmp_path):
+    """The fit kept an early EMA snapshot (training.guide_at, of a step-bounded run);
+    guide='early' samples with it, after save/load the same images for the same seed."""
+    assert digit_gen.guide_network_ is not None
+    snapshot = digit_gen.guide_network_.state_dict()
+    assert any(not torch.equal(v, digit_gen.network_.state_dict()[k])
+               for k, v in snapshot.items())  # an earlier model, not the final one
+    digit_gen.save(tmp_path / "m")
+    assert (tmp_path / "m" / "guide.safetensors").is_file()
+    loaded = Generator.load(tmp_path / "m")
+    loaded.guide = "early"
+    ask = _labels(6)
+    early = loaded.sample(6, conditions=ask, seed=3)
+    np.testing.assert_array_equal(early, loaded.sample(6, conditions=ask, seed=3))
+    assert not np.array_equal(early, loaded.sample(6, conditions=ask, seed=4))
+    digit_gen.guide = "early"
+    try:
+        np.testing.assert_array_equal(early, digit_gen.sample(6, conditions=ask, seed=3))
+    finally:
+        digit_gen.guide = "unconditional"
+    assert not np.array_equal(early, digit_gen.sample(6, conditions=ask, seed=3))
+    # Edits and variations are autoguided as well, and stay seeded.
+    images = early[:2]
+    np.testing.assert_array_equal(loaded.edit(images, conditions={"label": [0, 1]}, seed=1),
+                                  loaded.edit(images, conditions={"label": [0, 1]}, seed=1))
+    assert loaded.variations(images[0], n=3, conditions={"label": 0}).shape == (3, 8, 8, 1)
+    # The guide is saved with the params, so a loaded folder samples as it was set.
+    loaded.save(tmp_path / "m2")
+    assert Generator.load(tmp_path / "m2").guide == "early"
+
+
+def test_autoguidance_without_a_snapshot_and_a_bad_guide_are_clear_errors(digits, tmp_path):
+    train, _ = digits
+    gen = Generator(condition=["label"], guide="early", text_encoder="hashed", verbosity=0,
+                    recipe={"training.max_steps": 2, "training.guide_at": None}).fit(train)
+    assert gen.guide_network_ is None
+    with pytest.raises(ConfigError, match=r"guide='early' needs the early snapshot"):
+        gen.sample(2, conditions=_labels(2))
+    gen.save(tmp_path / "m")
+    assert not (tmp_path / "m" / "guide.safetensors").exists()
+    with pytest.raises(ConfigError, match=r"guide='early' needs the early snapshot"):
+        Generator.load(tmp_path / "m").sample(2, conditions=_labels(2))
+    # A folder saved before the guide was a parameter guides by the null condition.
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["params"]["guide"]
+    config_path.write_text(json.dumps(config))
+    assert Generator.load(tmp_path / "m").sample(2, conditions=_labels(2)).shape == (2, 8, 8, 1)
+    with pytest.raises(ConfigError, match=r"guide='weak' must be one of \['unconditional', "
+                       r"'early'\]"):
+        Generator(condition=["label"], guide="weak").fit(train)
+    with pytest.raises(ConfigError, match=r"training.guide_at=1.5 must be in \(0, 1\]"):
+        Generator(condition=["label"], recipe={"training.guide_at": 1.5}).fit(train)
+
+
 def test_a_folder_saved_before_recipes_loads_its_recipe_and_samples_identically(digit_gen,
                                                                                 tmp_path):
     """config.json held the preset's dict and optimizer/objective/sampler sections then."""

@@ -186,6 +186,22 @@ def test_guidance_one_equals_plain_conditional_sampling_exactly():
     assert not torch.allclose(v, v_c, atol=1e-3)
 
 
+def test_autoguidance_extrapolates_from_the_weaker_network_conditional_in_both():
+    net, weak = randomized(tiny_unet(), seed=0), randomized(tiny_unet(), seed=1)
+    noise, cond, weak_cond = torch.randn(3, 1, 8, 8), torch.eye(4)[:3], torch.eye(4)[1:4]
+    t = torch.full((3,), 0.5)
+    v = guided_velocity(net, noise, t, cond=cond, guidance=2.5, guide_net=weak,
+                        guide_cond=weak_cond)
+    v_main, v_weak = net(noise, t, cond), weak(noise, t, weak_cond)  # no null condition
+    assert torch.allclose(v, v_weak + 2.5 * (v_main - v_weak), atol=1e-5)
+    # Guided by itself it is plain conditional sampling; outside the interval too.
+    assert torch.allclose(guided_velocity(net, noise, t, cond=cond, guidance=2.5,
+                                          guide_net=net, guide_cond=cond), v_main, atol=1e-5)
+    off = guided_velocity(net, noise, t, cond=cond, guidance=2.5, guide_net=weak,
+                          guide_cond=weak_cond, guidance_interval=(0.6, 1.0))
+    assert torch.equal(off, v_main)
+
+
 def test_edit_with_strength_zero_returns_input_and_one_is_plain_sampling():
     net = randomized(tiny_unet())
     fn = functools.partial(guided_velocity, net, cond=torch.eye(4)[:2])

@@ -150,7 +150,8 @@ def test_a_step_budget_bounds_training_and_sets_the_warm_up():
                                overrides={"training.max_steps": "200"})  # as --steps passes it
     assert recipe.training.max_steps == 200
     assert recipe.training.warmup_steps == 10  # a twentieth of the step budget
-    config = generator_train_config(1000, **{**to_dict(recipe)["training"]}, time_left_s=None,
+    loop = {k: v for k, v in to_dict(recipe)["training"].items() if k != "guide_at"}  # not the loop's
+    config = generator_train_config(1000, **loop, time_left_s=None,
                                     seed=0, progress=False, precision="auto", checkpoints=False)
     assert config.max_steps == 200 and config.max_epochs is None
     assert resolve_generator(_schema(), 1000, (1, 8, 8)).training.max_steps is None
