@@ -156,7 +156,7 @@ def run_polymodal(preset: Preset, args) -> dict:
         "num_steps": args.steps if args.steps is not None else generator.num_steps,
         "guidance": args.guidance if args.guidance is not None else generator.guidance,
         "guide": f"{generator.guide} on t in {tuple(generator.guidance_interval)}",
-        "precision": result["precision"],
+        "bf16_autocast": result["precision"] == "bf16",
         "num_parameters": sum(p.numel() for p in generator.unet_.parameters())
         + (0 if generator.condition_encoder_ is None
            else sum(p.numel() for p in generator.condition_encoder_.parameters())),
@@ -250,7 +250,7 @@ def run_peer(preset: Preset, args) -> dict:
         "train_images_per_s": step * preset.peer_batch_size / train_s, "train_steps": step,
         "train_epochs": step * preset.peer_batch_size / len(data), "fit_s": train_s,
         "sampling_images_per_s": args.n_samples / sampling_s,
-        "num_steps": preset.peer_sampling_steps, "guidance": None, "precision": "fp32",
+        "num_steps": preset.peer_sampling_steps, "guidance": None, "bf16_autocast": False,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "history": [], "config": {"unet2d": model.config, "peer": cfg.__dict__},
     }
@@ -389,7 +389,7 @@ def run_reference(preset: Preset, args) -> dict:
         "train_images_per_s": step * batch / train_s, "train_steps": step,
         "train_epochs": step * batch / len(data), "fit_s": train_s,
         "sampling_images_per_s": args.n_samples / sampling_s,
-        "num_steps": steps, "guidance": guidance, "precision": "fp32",
+        "num_steps": steps, "guidance": guidance, "bf16_autocast": False,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "history": [], "config": {"reference": "the issue's rectified-flow prototype",
                                   "batch_size": batch, "lr": [peak_lr, final_lr]},
@@ -398,7 +398,8 @@ def run_reference(preset: Preset, args) -> dict:
 
 def worker_main(preset: Preset, args) -> None:
     """Subprocess entry: train one contender, write its samples (.npz) and record (.json)."""
-    run = {"polymodal": run_polymodal, "reference": run_reference}.get(args.worker, run_peer)
+    run = {"polymodal": run_polymodal, "reference": run_reference}.get(
+        args.worker.split("@")[0], run_peer)
     record = run(preset, args)
     record["peak_rss_bytes"] = peak_rss_bytes()
     samples = record.pop("samples")
@@ -450,7 +451,9 @@ def run_contender(preset: Preset, name: str, args, out_dir: Path) -> dict:
     command = [sys.executable, str(Path(sys.argv[0]).resolve()), "--worker", name,
                "--budget-s", str(args.budget_s), "--n-samples", str(args.n_samples),
                "--seed", str(args.seed), "--result", str(result)]
-    for flag, value in (("--steps", args.steps), ("--guidance", args.guidance), ("--lr", args.lr),
+    # "polymodal@G" is polymodal sampled at guidance G: a second setting in the same run.
+    guidance = float(name.split("@", 1)[1]) if name.startswith("polymodal@") else args.guidance
+    for flag, value in (("--steps", args.steps), ("--guidance", guidance), ("--lr", args.lr),
                         ("--reference-steps", args.reference_steps),
                         ("--reference-guidance", args.reference_guidance)):
         if value is not None:
@@ -485,7 +488,7 @@ def score(record: dict, judge, train: pd.DataFrame, test: pd.DataFrame, out_dir:
                                  judge_time_limit_s=None,
                                  sampling_images_per_s=record["sampling_images_per_s"])
     for key in ("train_images_per_s", "train_steps", "train_epochs", "num_parameters",
-                "peak_rss_bytes", "num_steps", "guidance", "guide", "precision"):
+                "peak_rss_bytes", "num_steps", "guidance", "guide", "bf16_autocast"):
         metrics[key] = record.get(key)
     metrics["peak_rss_gib"] = record["peak_rss_bytes"] / GIB
     return metrics
@@ -498,7 +501,7 @@ TABLE_ROWS = [
     ("num_steps", "sampling steps", "{}"),
     ("guidance", "guidance", "{}"),
     ("guide", "  guided by", "{}"),
-    ("precision", "training precision (bf16 = autocast)", "{}"),
+    ("bf16_autocast", "bf16 autocast in training", "{}"),
     ("sampling_images_per_s", "sampling images/s", "{:.1f}"),
     ("conditional_accuracy", "conditional accuracy (judge)", "{:.3f}"),
     ("judge_accuracy_real", "  judge on real test images", "{:.3f}"),
@@ -531,7 +534,7 @@ def _cell(value, fmt: str) -> str:
 
 def best_peer(scores: dict[str, dict]) -> str | None:
     """The peer variant with the lower FD (the issue reports the better of the two)."""
-    peers = [n for n, s in scores.items() if n != "polymodal" and "fd" in s]
+    peers = [n for n, s in scores.items() if not n.startswith("polymodal") and "fd" in s]
     return min(peers, key=lambda n: scores[n]["fd"]) if peers else None
 
 
@@ -589,7 +592,8 @@ def versus_peers(scores: dict[str, dict], speed_ratio: float = 1.5) -> list[tupl
     """polymodal >= each peer on conditional accuracy (judge, and SVC where scored) and
     recall, <= each on FD / floor, and >= ``speed_ratio`` x the faster peer's sampling."""
     mine = scores.get("polymodal", {})
-    peers = {n: s for n, s in scores.items() if n not in ("polymodal", "reference") and "fd" in s}
+    peers = {n: s for n, s in scores.items()
+             if not n.startswith(("polymodal", "reference")) and "fd" in s}
     if "fd" not in mine or not peers:
         return [("polymodal and a peer ran", False)]
     out = []
@@ -644,7 +648,8 @@ def parse_args(preset: Preset, argv=None):
                         help="polymodal guidance (default: the Generator's)")
     parser.add_argument("--judge-s", type=float, default=preset.judge_s,
                         help="training budget of the judge, seconds (CAS classifiers: 30 epochs)")
-    parser.add_argument("--contenders", default="polymodal," + ",".join(preset.peers))
+    parser.add_argument("--contenders", default="polymodal," + ",".join(preset.peers),
+                        help="comma-separated; polymodal@G adds polymodal sampled at guidance G")
     parser.add_argument("--reuse-judge", action="store_true",
                         help="score with the judge an earlier run saved (so a rerun of one "
                         "contender compares with that run's other contenders)")

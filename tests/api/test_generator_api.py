@@ -34,6 +34,7 @@ from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, 
 from polymodal.recipes.base import to_dict
 from polymodal.recipes.generator import (
     DEFAULT_GUIDANCE,
+    DEFAULT_GUIDE,
     DEFAULT_NUM_STEPS,
     DEFAULT_SAMPLER,
     preset_recipe,
@@ -332,7 +333,8 @@ def test_save_load_gives_identical_samples(digit_gen, tmp_path, digits):
     assert config["network"]["unet"]["image_size"] == 8
     assert config["recipe"]["sampling"] == {
         "sampler": DEFAULT_SAMPLER, "num_steps": DEFAULT_NUM_STEPS, "guidance": DEFAULT_GUIDANCE,
-        "shift": DEFAULT_SHIFT, "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL)}
+        "shift": DEFAULT_SHIFT, "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL),
+        "guide": DEFAULT_GUIDE}
     loaded = Generator.load(folder)
     assert loaded.recipe_ == digit_gen.recipe_
     assert loaded.conditions_ == digit_gen.conditions_
@@ -485,35 +487,33 @@ def test_the_guidance_interval_is_used_saved_and_kept_for_older_folders(digit_ge
     assert tuple(Generator.load(tmp_path / "m").guidance_interval) == (0.3, 1.0)
 
 
-def test_autoguidance_by_the_early_snapshot_is_saved_loaded_and_seeded(digit_gen, tmp_path):
-    """The fit kept an early EMA snapshot (training.guide_at, of a step-bounded run);
-    guide='early' samples with it, after save/load the same images for the same seed."""
-    assert digit_gen.guide_network_ is not None
-    snapshot = digit_gen.guide_network_.state_dict()
-    assert any(not torch.equal(v, digit_gen.network_.state_dict()[k])
-               for k, v in snapshot.items())  # an earlier model, not the final one
-    digit_gen.save(tmp_path / "m")
+def test_autoguidance_by_the_early_snapshot_is_saved_loaded_and_seeded(digits, tmp_path):
+    """A step-bounded fit keeps an early EMA snapshot (training.guide_at); guide='early'
+    samples with it, and after save/load gives the same images for the same seed."""
+    train, _ = digits
+    gen = Generator(condition=["label"], text_encoder="hashed", verbosity=0, guide="early",
+                    recipe={"training.max_steps": 40, "training.guide_at": 0.25}).fit(train)
+    snapshot, final = gen.guide_network_.state_dict(), gen.network_.state_dict()
+    assert any(not torch.equal(v, final[k]) for k, v in snapshot.items())  # an earlier model
+    gen.save(tmp_path / "m")
     assert (tmp_path / "m" / "guide.safetensors").is_file()
     loaded = Generator.load(tmp_path / "m")
-    loaded.guide = "early"
+    assert loaded.guide == "early"
     ask = _labels(6)
     early = loaded.sample(6, conditions=ask, seed=3)
     np.testing.assert_array_equal(early, loaded.sample(6, conditions=ask, seed=3))
+    np.testing.assert_array_equal(early, gen.sample(6, conditions=ask, seed=3))
     assert not np.array_equal(early, loaded.sample(6, conditions=ask, seed=4))
-    digit_gen.guide = "early"
-    try:
-        np.testing.assert_array_equal(early, digit_gen.sample(6, conditions=ask, seed=3))
-    finally:
-        digit_gen.guide = "unconditional"
-    assert not np.array_equal(early, digit_gen.sample(6, conditions=ask, seed=3))
+    loaded.guide = "unconditional"  # classifier-free guidance on the same weights differs
+    assert not np.array_equal(early, loaded.sample(6, conditions=ask, seed=3))
     # Edits and variations are autoguided as well, and stay seeded.
+    loaded.guide = "early"
     images = early[:2]
     np.testing.assert_array_equal(loaded.edit(images, conditions={"label": [0, 1]}, seed=1),
                                   loaded.edit(images, conditions={"label": [0, 1]}, seed=1))
     assert loaded.variations(images[0], n=3, conditions={"label": 0}).shape == (3, 8, 8, 1)
-    # The guide is saved with the params, so a loaded folder samples as it was set.
-    loaded.save(tmp_path / "m2")
-    assert Generator.load(tmp_path / "m2").guide == "early"
+    with pytest.raises(ConfigError, match=r"guide='early': the export samples with"):
+        loaded.export(tmp_path / "export")
 
 
 def test_autoguidance_without_a_snapshot_and_a_bad_guide_are_clear_errors(digits, tmp_path):

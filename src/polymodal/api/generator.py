@@ -460,6 +460,10 @@ class Generator(Estimator):
 
         self._check_fitted()
         check_export_format(format)
+        if self._sampling().guide != "unconditional":
+            raise ConfigError(f"guide={self._sampling().guide!r}: the export samples with "
+                              "classifier-free guidance only; set guide='unconditional' "
+                              "before exporting")
         return export_generator(self, directory, force=force)
 
     @classmethod

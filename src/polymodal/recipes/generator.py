@@ -35,10 +35,13 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_EMA_HALFLIFE_IMAGES = 5_000.0
 DEFAULT_CONDITION_DROPOUT = 0.1
 # What guidance pushes away from: the null condition (classifier-free guidance) or the
-# early snapshot of the same network (autoguidance); see SamplingRecipe.guide.
+# early snapshot of the same network (autoguidance); see SamplingRecipe.guide. Guidance
+# by the null condition stays the default: autoguidance by an early snapshot won neither
+# digits nor Fashion-MNIST (bench/RESULTS.md, 'generator_guidance'), so no snapshot is
+# kept unless asked for (``training.guide_at``; 0.25 is a good share).
 GUIDES = ("unconditional", "early")
 DEFAULT_GUIDE = "unconditional"
-DEFAULT_GUIDE_AT = 0.25
+SUGGESTED_GUIDE_AT = 0.25
 GUIDANCE_RANGE = (0.0, 20.0)
 NUM_STEPS_RANGE = (1, 1000)
 # The Generator's arguments by the recipe field each one sets.
@@ -130,10 +133,10 @@ class GeneratorTrainingRecipe:
     compile: bool = False
     """``torch.compile`` the network before training (see ``TrainConfig.compile``)."""
 
-    guide_at: float | None = DEFAULT_GUIDE_AT
+    guide_at: float | None = None
     """Share of the run after which the EMA weights are kept, once, as the weaker model
-    that autoguidance guides with (``sampling.guide = "early"``); saved beside the
-    weights. None keeps no snapshot."""
+    that autoguidance guides with (``sampling.guide = "early"``; 0.25 is a good share);
+    saved beside the weights. None (the default) keeps no snapshot."""
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,8 @@ class GeneratorRecipe:
             problems.append(f"training.compile={t.compile!r} must be true or false")
         if t.guide_at is not None and not (_number_in(t.guide_at, 0.0, 1.0) and t.guide_at > 0):
             problems.append(f"training.guide_at={t.guide_at!r} must be in (0, 1], the share "
-                            f"of the run, or null for no early snapshot; {DEFAULT_GUIDE_AT} "
-                            "is the default")
+                            f"of the run, or null for no early snapshot; {SUGGESTED_GUIDE_AT} "
+                            "is typical")
         s = self.sampling
         problems += sampling_problems(s.guidance, s.num_steps, s.sampler, s.guidance_interval,
                                       prefix="sampling.", guide=s.guide)
