@@ -339,29 +339,38 @@ class Generator(Estimator):
         return recipes.call_sampling(self.get_params(), num_steps=num_steps,
                                      guidance=guidance, sampler=sampler)
 
-    def _condition_vectors(self, n: int, conditions, prompts, guide: str = "unconditional"
-                           ) -> tuple[torch.Tensor | None, tuple | None]:
-        """(n, D) condition vectors (None for an unconditional generator) and, for
-        ``guide="early"``, the guiding ``(unet, its condition vectors)`` (else None). Moves
-        the networks to ``device`` first: every sampling call starts here and runs there."""
-        device = resolve_device(self.device)
-        self.network_.to(device)
-        guide_network = self._guide_network(guide)
-        if guide_network is not None:
-            guide_network.to(device)
+    def _condition_vectors(self, n: int, conditions, prompts) -> torch.Tensor | None:
+        """(n, D) condition vectors, or None for an unconditional generator. Moves the
+        network to ``device`` first: every sampling call starts here and runs there."""
+        return self._encode(self.network_, self._condition_rows(n, conditions, prompts))
+
+    def _condition_rows(self, n: int, conditions, prompts):
+        """The conditions asked for as a model batch (None for an unconditional generator)."""
         frame, null = condition_frame(self.conditions_, n, conditions, prompts)
         if null and null not in self._warned_null:
             self._warned_null.add(null)
             warnings.warn(f"no value given for condition column(s) {list(null)}: sampling them "
                           "unconditionally (the null condition)", UserWarning, stacklevel=4)
         if self.condition_encoder_ is None:
-            return None, None if guide_network is None else (guide_network.unet, None)
-        batch = condition_batch(frame, self.transform_, self.conditions_).to(device)
+            return None
+        return condition_batch(frame, self.transform_, self.conditions_)
+
+    def _encode(self, network: GeneratorNetwork, batch) -> torch.Tensor | None:
+        """``network`` moved to ``device``, and its (n, D) condition vectors of ``batch``."""
+        device = resolve_device(self.device)
+        network.to(device)
+        if batch is None or network.condition is None:
+            return None
         with torch.no_grad():
-            cond = self.condition_encoder_(batch).cpu()  # (n, D)
-            if guide_network is None:
-                return cond, None
-            return cond, (guide_network.unet, guide_network.condition(batch).cpu())
+            return network.condition(batch.to(device)).cpu()  # (n, D)
+
+    def _guided(self, n: int, conditions, prompts, guide: str):
+        """The condition vectors and, for ``guide="early"``, the guiding ``(unet, its
+        condition vectors)`` (else None)."""
+        batch = self._condition_rows(n, conditions, prompts)
+        cond = self._encode(self.network_, batch)
+        weak = self._guide_network(guide)
+        return cond, None if weak is None else (weak.unet, self._encode(weak, batch))
 
     def _guide_network(self, guide: str) -> GeneratorNetwork | None:
         """The early snapshot for ``guide="early"``; an error naming the fix without one."""
@@ -392,7 +401,7 @@ class Generator(Estimator):
         recipes.check_count("batch_size", batch_size)
         recipes.check_seed(seed)
         settings = self._sampling(num_steps, guidance, sampler)
-        cond, weak = self._condition_vectors(n, conditions, prompts, settings.guide)
+        cond, weak = self._guided(n, conditions, prompts, settings.guide)
         noise = torch.randn(n, *self.image_shape_, generator=torch.Generator().manual_seed(seed))
         x = integrate(self.unet_, cond, noise, batch_size=batch_size, weak=weak,
                       **asdict(settings))
@@ -416,7 +425,7 @@ class Generator(Estimator):
         keep = None if mask is None else keep_mask(mask, x.shape[0], self.image_shape_)
         if strength == 0:
             return tensor_to_uint8(x)
-        cond, weak = self._condition_vectors(x.shape[0], conditions, prompts, s.guide)
+        cond, weak = self._guided(x.shape[0], conditions, prompts, s.guide)
         return tensor_to_uint8(sample_edit(self.unet_, cond, x, keep=keep, strength=strength,
                                            seed=seed, weak=weak, **asdict(s)))
 
@@ -432,7 +441,7 @@ class Generator(Estimator):
         x = edit_images(image, self.transform_, self.image, self.image_shape_)
         if x.shape[0] != 1:
             raise DataError(f"variations takes one image, got {x.shape[0]}; call it per image")
-        cond, weak = self._condition_vectors(n, conditions, prompts, s.guide)
+        cond, weak = self._guided(n, conditions, prompts, s.guide)
         return tensor_to_uint8(sample_variations(self.unet_, cond, x, n=n, strength=strength,
                                                  seed=seed, weak=weak, **asdict(s)))
 
