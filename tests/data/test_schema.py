@@ -141,6 +141,12 @@ def test_dates_as_strings_and_datetime64():
     assert schema.columns["month"].modality == "categorical"
 
 
+def test_ordinal_words_are_categories_not_dates_of_year_one():
+    # pandas parses "1st"/"2nd"/"3rd" as days of January in year 1 (R's TitanicSurvival).
+    df = pd.DataFrame({"passengerClass": ["1st", "2nd", "3rd", "3rd"] * 5})
+    assert infer_schema(df).columns["passengerClass"].modality == "categorical"
+
+
 def test_tags_and_list_cells_are_multilabel_but_prose_with_commas_is_text():
     df = pd.DataFrame(
         {

@@ -150,6 +150,17 @@ def test_datetime_features_are_scaled_cyclic_and_flag_missing():
     np.testing.assert_array_equal(enc.mask["when"], [True, False])
 
 
+def test_datetime_features_of_dates_outside_the_nanosecond_range():
+    # Years 1 and 2500 are valid dates that a nanosecond timestamp cannot hold.
+    schema = make_schema({"when": "datetime"})
+    train = pd.DataFrame({"when": ["0001-01-01", "1970-01-02", "2500-06-01", None]})
+    tr = TableTransform(schema).fit(train)
+    enc = tr.encode(train)
+    assert np.isfinite(enc.numeric).all()
+    days = dict(zip(tr.numeric_names(), enc.numeric.T, strict=True))["when__days"]
+    assert days[0] < days[1] < days[2]
+
+
 # ---------------------------------------------------------------- text
 
 

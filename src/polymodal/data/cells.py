@@ -247,4 +247,18 @@ def datetime_seconds(series: pd.Series) -> np.ndarray:
             errors="coerce",
             format="mixed",
         )
-    return (dates - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
+    return seconds_since_epoch(dates)
+
+
+def seconds_since_epoch(dates: pd.Series) -> np.ndarray:
+    """Float seconds since 1970 (N,) of a datetime column, NaN where NaT.
+
+    Works for any date pandas holds (years 1 to 9999) whatever its unit: subtracting a
+    nanosecond ``Timestamp`` would overflow on dates outside 1677-2262.
+    """
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    values = dates.to_numpy(dtype="datetime64[us]")
+    seconds = values.astype(np.int64).astype(np.float64) / 1e6
+    seconds[np.isnat(values)] = np.nan
+    return seconds

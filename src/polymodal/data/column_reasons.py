@@ -27,6 +27,7 @@ import pandas as pd
 from polymodal.data.cells import cell_kind, parse_number_strings, present_mask
 from polymodal.data.column_rules import (
     DATE_MIN_FRACTION,
+    DATE_MIN_YEAR,
     INT_CODE_MAX_DISTINCT,
     MEDIA_EXT_MIN_FRACTION,
     PARSE_MIN_FRACTION,
@@ -235,7 +236,9 @@ def _datetime_reason(values: pd.Series, sample: pd.Series) -> str | None:
         return None  # words such as "May" parse as dates, but a date column has digits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        share = pd.to_datetime(text, errors="coerce", format="mixed").notna().mean()
+        dates = pd.to_datetime(text, errors="coerce", format="mixed")
+        # "1st", "2nd", "3rd" parse as days of year 1: ranks, not dates.
+        share = (dates.dt.year >= DATE_MIN_YEAR).mean()
         if share < DATE_MIN_FRACTION:
             return None
         full = values.str.strip()

@@ -21,6 +21,7 @@ INT_CODE_MAX_DISTINCT = 20
 # At least this share of sampled cells must parse for strings to count as numbers/dates.
 PARSE_MIN_FRACTION = 0.95
 DATE_MIN_FRACTION = 0.9
+DATE_MIN_YEAR = 1000  # a string parsed to an earlier year is a rank or code ("1st"), not a date
 # At least this share of sampled strings must carry an image/audio file extension.
 MEDIA_EXT_MIN_FRACTION = 0.5
 # Without a telling name, a unique integer column needs this many rows to look like an ID.

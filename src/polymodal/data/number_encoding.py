@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import column_numbers
+from polymodal.data.cells import column_numbers, seconds_since_epoch
 
 # Standardised numbers are clipped so one wild value at predict time cannot saturate a model.
 NUMERIC_CLIP = 10.0
@@ -26,7 +26,6 @@ DATETIME_FEATURES = (
     "hour_sin",
     "hour_cos",
 )
-_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def column_floats(cells: pd.Series) -> np.ndarray:
@@ -81,7 +80,7 @@ def _to_datetime(cells: pd.Series) -> pd.Series:
 
 def _datetime_parts(cells: pd.Series) -> dict[str, np.ndarray]:
     ts = _to_datetime(cells)
-    days = np.asarray((ts - _EPOCH).dt.total_seconds(), dtype=np.float64) / 86400.0
+    days = seconds_since_epoch(ts) / 86400.0
     return {
         "days": days,
         "year": np.asarray(ts.dt.year, dtype=np.float64),
