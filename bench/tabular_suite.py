@@ -161,7 +161,10 @@ def run_polymodal(work: Path, table: Table, limit: float) -> tuple[object, float
     out = work / "polymodal_model"
     start = time.perf_counter()
     subprocess.run([exe, "fit", str(work / "train.csv"), "--label", table.label, "--out", str(out),
-                    "--time-limit", str(limit), "--seed", str(SEED), "--quiet"],
+                    "--time-limit", str(limit), "--seed", str(SEED), "--quiet",
+                    # Told the task as every other contender is (an integer regression
+                    # target would otherwise be read as classes).
+                    *(["--problem-type", "regression"] if table.task == "regression" else [])],
                    check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     predictions = work / "polymodal_predictions.csv"
