@@ -192,8 +192,8 @@ def say_unlabelled(rows: pd.DataFrame, label: str, method: str, say: Say) -> pd.
 def check_labelled_counts(labels: pd.Series, label: str, problem_type: str, num_rows: int,
                           say: Say | None) -> None:
     """A class with fewer than 2 labelled rows is an error naming it when rows without a
-    label are there too (one row cannot be both learned and checked; a note otherwise); more than MAX_UNLABELLED_SHARE of the rows unlabelled, a
-    warning with the count."""
+    label are there too (one row cannot be both learned and checked; a note otherwise);
+    more than MAX_UNLABELLED_SHARE of the rows unlabelled, a warning with the count."""
     num_unlabelled = num_rows - len(labels)
     if num_unlabelled > MAX_UNLABELLED_SHARE * num_rows:
         say_notes([f"{num_unlabelled:,} of {num_rows:,} rows ({num_unlabelled / num_rows:.1%}) "

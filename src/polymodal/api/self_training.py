@@ -66,7 +66,6 @@ def unlabelled_summary(num_rows: int, recipe, self_training: dict | None) -> dic
     return summary
 
 
-
 def select_pseudo_labels(probs: np.ndarray, *, threshold: float,
                          max_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Which rows of ``probs`` (N, K) get a pseudo-label, and which class (both (M,),
