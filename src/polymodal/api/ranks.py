@@ -76,6 +76,7 @@ class Ranks:
     positions: np.ndarray | None = None  # table positions of the network's training rows
     frame: pd.DataFrame | None = None  # those rows, sent when the shards cannot be used
     seed: int = 0  # the fit's: seeds each rank's order of its own rows
+    ended: bool = False  # rank 0's last message was sent (rank 0) or received (the others)
 
     @property
     def follower(self) -> bool:
@@ -204,6 +205,7 @@ class Ranks:
                 train(self, message)
                 self.phase = "after"
                 continue
+            self.ended = True  # rank 0's last message: every rank is at the end
             if message.get("error") is not None:
                 raise _rank0_error(*message["error"])
             return
@@ -233,12 +235,16 @@ def rank_group(device: str) -> Iterator[Ranks]:
     except Exception as exc:
         if ranks.leads and ranks.phase != "training":
             ranks.send({"kind": "end", "error": (type(exc).__name__, str(exc))})
+            ranks.ended = True
+        ctx.close(in_step=ranks.ended)
         raise
-    else:
-        if ranks.leads:
-            ranks.send({"kind": "end", "error": None})
-    finally:
+    except BaseException:
         ctx.close()
+        raise
+    if ranks.leads:
+        ranks.send({"kind": "end", "error": None})
+        ranks.ended = True
+    ctx.close(in_step=ranks.ended)
 
 
 def _rank0_error(kind: str, message: str) -> Exception:

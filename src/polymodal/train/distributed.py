@@ -9,7 +9,10 @@ run the same number of steps and reach the same collectives.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +22,11 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from polymodal.errors import ConfigError
+
+# Each group this process joins gets the next number (every rank joins its groups in the
+# same order), so the keys of one group's orderly leave never meet another's.
+_GROUPS = itertools.count()
+LEAVE_WAIT_S = 120.0  # how long rank 0 waits for the others to leave before it leaves anyway
 
 
 @dataclass
@@ -30,6 +38,7 @@ class DistributedContext:
     local_rank: int = 0
     owns_group: bool = False
     """True when the trainer created the process group (so it destroys it at the end)."""
+    group_number: int = -1
 
     @property
     def enabled(self) -> bool:
@@ -67,13 +76,38 @@ class DistributedContext:
                 torch.cuda.set_device(local_rank)
             dist.init_process_group(backend=backend)
             owns = True
-        return cls(world_size=world_size, rank=rank, local_rank=local_rank, owns_group=owns)
+        return cls(world_size=world_size, rank=rank, local_rank=local_rank, owns_group=owns,
+                   group_number=next(_GROUPS) if owns else -1)
 
-    def close(self) -> None:
-        """Leave the process group if the trainer created it."""
-        if self.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
-            self.owns_group = False
+    def close(self, *, in_step: bool = False) -> None:
+        """Leave the process group if this context created it.
+
+        ``in_step``: every rank is here together, past its last collective. They then leave
+        in order: a barrier, the other ranks leave, and rank 0 leaves once they all have
+        (told through the group's store, not its sockets). gloo's TCP transport can abort
+        a rank whose peer closes its sockets while it is still reading from them, as it
+        did at the end of fits under ``torchrun``. Without ``in_step`` (an error on some
+        rank) each leaves at once: the others may never come.
+        """
+        if not (self.owns_group and dist.is_initialized()):
+            return
+        self.owns_group = False
+        store = None
+        if in_step:
+            self.barrier()
+            try:
+                store = dist.distributed_c10d._get_default_store()
+            except (AttributeError, RuntimeError, ValueError):
+                store = None  # a torch without it: the barrier alone
+        key = f"polymodal/left/{self.group_number}"
+        if store is not None and self.is_main:
+            deadline = time.monotonic() + LEAVE_WAIT_S
+            while store.add(key, 0) < self.world_size - 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        gc.collect()  # a DDP wrapper left in a reference cycle lets go of the group now
+        dist.destroy_process_group()
+        if store is not None and not self.is_main:
+            store.add(key, 1)
 
     # --- collectives (no-ops in a single process) ---------------------------------------
 

@@ -176,12 +176,12 @@ class Trainer:
                 loss_fn=loss_fn, eval_fn=eval_fn, metric_name=metric_name,
                 metric_mode=metric_mode, resume=resume, callbacks=list(callbacks),
                 wall_start=wall_start))
-            # Every rank leaves its last collective before any rank tears the group down:
-            # a gloo peer closing its sockets under a rank still at work can abort it.
-            ctx.barrier()
-            return result
-        finally:
-            ctx.close()
+        except BaseException:
+            ctx.close()  # some rank failed: the others may never reach the end
+            raise
+        ctx.barrier()  # every rank past its last collective before rank 0 goes on alone
+        ctx.close(in_step=True)  # and, when this joined the group, they leave it in order
+        return result
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -599,6 +599,7 @@ class _Run:
 
     def close(self) -> None:
         self.bar.close()
+        self.wrapped = self.model  # the DDP wrapper holds the process group: let it go
 
     def finish(self) -> TrainResult:
         """Hand back the weights to use, the same on every rank, and what happened."""
