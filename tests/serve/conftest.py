@@ -22,6 +22,36 @@ def model_dirs(served_model_dirs) -> dict[str, Path]:
     return served_model_dirs  # trained once per session (tests/conftest.py)
 
 
+@pytest.fixture(scope="module")
+def http(url):
+    """A client of the module's own live server (each module defines ``url``)."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def clip_gen_dir(tmp_path_factory, write_tiny_table):
+    """A generator of the tiny table's images conditioned on its audio column, one epoch
+    (the table's files beside its folder, ``model``)."""
+    import pandas as pd
+    import torch
+
+    from polymodal import Generator
+
+    folder = tmp_path_factory.mktemp("clip-gen")
+    rows = pd.read_csv(write_tiny_table(folder))
+    table = pd.concat([rows, rows], ignore_index=True)  # 16 images, the fewest a fit takes
+    table.attrs["base_dir"] = str(folder)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a shared 2-core machine two threads are often slower
+    try:
+        Generator(image="image", condition=["audio"], recipe={"training.max_epochs": "1"},
+                  verbosity=0).fit(table).save(folder / "model")
+    finally:
+        torch.set_num_threads(threads)
+    return folder / "model"
+
+
 @pytest.fixture(scope="session")
 def video_bytes() -> bytes:
     """The start of an MP4 file (its first box, as a phone's video starts), then nothing

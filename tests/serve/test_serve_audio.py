@@ -37,29 +37,11 @@ def tones_dir(model_dirs):
 
 
 @pytest.fixture(scope="module")
-def clip_gen_dir(tmp_path_factory, write_tiny_table, one_thread):
-    """A generator of the tiny table's images conditioned on its audio column, one epoch."""
-    folder = tmp_path_factory.mktemp("clip-gen")
-    rows = pd.read_csv(write_tiny_table(folder))
-    table = pd.concat([rows, rows], ignore_index=True)  # 16 images, the fewest a fit takes
-    table.attrs["base_dir"] = str(folder)
-    Generator(image="image", condition=["audio"], recipe={"training.max_epochs": "1"},
-              verbosity=0).fit(table).save(folder / "model")
-    return folder / "model"
-
-
-@pytest.fixture(scope="module")
 def url(tones_dir, model_dirs, clip_gen_dir, live_server):
     models = load_models([tones_dir, model_dirs["predictor"], clip_gen_dir],
                          ["tones", "shop", "clip-gen"])
     with live_server(create_app(models, LIMITS)) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def http(url):
-    with httpx.Client(base_url=url, timeout=60) as client:
-        yield client
 
 
 def silence(seconds: int, *, file_format: str = "OGG", rate_hz: int = 8000) -> bytes:

@@ -1,5 +1,5 @@
 """The web page in a real headless Chromium: predict a row, predict from an uploaded clip,
-generate a grid, edit, see errors, reach and open the drop zones by keyboard, choose a
+generate a grid, generate from a chosen clip, edit, see errors, reach and open the drop zones by keyboard, choose a
 category from the model's own.
 
 Needs Debian's ``chromium`` (/usr/bin/chromium) and the ``playwright`` Python package (its
@@ -10,11 +10,17 @@ a screenshot of the page after each step is left in pytest's tmp dir as an artef
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
+from polymodal import Generator
 from polymodal.serve import create_app, load_models
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,9 +36,10 @@ sync_api = pytest.importorskip("playwright.sync_api",
 
 
 @pytest.fixture(scope="module")
-def server_url(model_dirs, live_server):
+def server_url(model_dirs, clip_gen_dir, live_server):
     app = create_app(load_models([model_dirs["predictor"], model_dirs["generator"],
-                                  model_dirs["tones"]], ["shop", "digits", "tones"]))
+                                  model_dirs["tones"], clip_gen_dir],
+                                 ["shop", "digits", "tones", "clip-gen"]))
     with live_server(app) as url:
         yield url
 
@@ -124,6 +131,34 @@ def test_generate_a_grid_and_edit_in_the_page(page, model_dirs, tmp_path_factory
     screens = tmp_path_factory.mktemp("screens")
     page.screenshot(path=str(screens / "generate.png"), full_page=True)
     assert (screens / "generate.png").stat().st_size > 1000
+
+
+def test_generate_from_a_chosen_clip_in_the_page(page, clip_gen_dir, make_clip,
+                                                tmp_path_factory):
+    clip = make_clip(440, seconds=1.0, rate_hz=8000, file_format="FLAC")
+    path = tmp_path_factory.mktemp("condition") / "spoken.flac"
+    path.write_bytes(clip)
+    page.select_option("#model", "clip-gen")
+    # The audio condition is a drop zone for a file, not a text field.
+    assert page.locator('#generate-form .drop[data-condition="audio"] input[type=file]').count() == 1
+    assert page.locator('#generate-form input[type=text], #generate-form textarea').count() == 0
+    page.set_input_files('#generate-form .drop[data-condition="audio"] input', str(path))
+    page.fill("#gen-n", "3")
+    page.fill("#gen-steps", "2")
+    page.fill("#gen-seed", "5")
+    with page.expect_request("**/models/clip-gen/generate") as sent:
+        page.click("#generate-submit")
+    page.wait_for_function(ALL_IMAGES_LOADED, arg="#generate-result img")
+    assert page.is_hidden("#error")
+    body = json.loads(sent.value.post_data)
+    header, payload = body["conditions"]["audio"].split(",", 1)
+    assert header.startswith("data:") and base64.b64decode(payload) == clip
+    got = np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))))
+                    for src in page.eval_on_selector_all("#generate-result img",
+                                                         "(imgs) => imgs.map((i) => i.src)")])
+    expected = Generator.load(clip_gen_dir).sample(3, conditions={"audio": clip}, num_steps=2,
+                                                   seed=5)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_the_page_shows_the_servers_error_message(page, server_url):

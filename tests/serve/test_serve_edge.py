@@ -12,7 +12,6 @@ import json
 import socket
 from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -36,12 +35,6 @@ def models(model_dirs):
 def url(models, live_server):
     with live_server(create_app(models, LIMITS)) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def http(url):
-    with httpx.Client(base_url=url, timeout=60) as client:
-        yield client
 
 
 def png(pixels: np.ndarray) -> bytes:
