@@ -183,8 +183,7 @@ class CandidateRun:
                        f"and transforming the table left {max(0.0, self.budget.left_s()):.2f} s);"
                        f" keeping the fastest baseline, a {FALLBACK_TREES}-tree random forest on "
                        f"at most {FALLBACK_ROWS} rows. Raise time_limit for a real model")
-            warnings.warn(message, UserWarning, stacklevel=4)
-            say(f"[yellow]warning:[/] {message}")
+            warnings.warn(message, UserWarning, stacklevel=4)  # the CLI prints it once
         candidates, n_outputs = self.recipe.candidates, self.spec["n_outputs"]
         if self.budget.time_limit_s is not None:
             load_writer()  # the save's slow first import, inside the fit that plans for it
