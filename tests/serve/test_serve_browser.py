@@ -139,6 +139,8 @@ def test_generate_from_a_chosen_clip_in_the_page(page, clip_gen_dir, make_clip,
     path = tmp_path_factory.mktemp("condition") / "spoken.flac"
     path.write_bytes(clip)
     page.select_option("#model", "clip-gen")
+    # The grid another model drew is gone once this model is chosen.
+    assert page.locator("#generate-result img").count() == 0
     # The audio condition is a drop zone for a file, not a text field.
     assert page.locator('#generate-form .drop[data-condition="audio"] input[type=file]').count() == 1
     assert page.locator('#generate-form input[type=text], #generate-form textarea').count() == 0
@@ -149,7 +151,7 @@ def test_generate_from_a_chosen_clip_in_the_page(page, clip_gen_dir, make_clip,
     with page.expect_request("**/models/clip-gen/generate") as sent:
         page.click("#generate-submit")
     page.wait_for_function(ALL_IMAGES_LOADED, arg="#generate-result img")
-    assert page.is_hidden("#error")
+    assert page.is_hidden("#error") and page.locator("#generate-result img").count() == 3
     body = json.loads(sent.value.post_data)
     header, payload = body["conditions"]["audio"].split(",", 1)
     assert header.startswith("data:") and base64.b64decode(payload) == clip
