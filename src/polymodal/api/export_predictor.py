@@ -113,6 +113,9 @@ def _check_classic(name: str, model) -> None:
     """Refuse, by name, a classic candidate skl2onnx cannot convert faithfully."""
     from sklearn.dummy import DummyClassifier
 
+    if model.kind == "lightgbm":
+        raise ExportError(f"candidate {name!r} is a LightGBM booster, which the ONNX export "
+                          f"does not convert; {_refit_hint(name)}")
     estimator = model.estimator_
     if isinstance(estimator, list) or model.problem_type == "multilabel":
         raise ExportError(f"candidate {name!r} is a multilabel {model.kind} model, which "
