@@ -331,6 +331,28 @@ def test_lightgbm_with_category_set_splits_matches_via_cli(tmp_path, problem):
         assert model.predict(got_rows) == expected["prediction"].astype(str).tolist()
 
 
+def test_a_default_fit_on_categories_exports_and_matches_via_cli(tmp_path):
+    """Every default candidate (the network for an epoch): whichever the ensemble holds,
+    boosting included, the export of a table with categories matches predict."""
+    pytest.importorskip("onnxmltools")
+    table = _category_table("multiclass")
+    table.to_csv(tmp_path / "table.csv", index=False)
+    fit = cli("fit", tmp_path / "table.csv", "--label", "label", "--out", tmp_path / "model",
+              "--set", "training.max_epochs=1")
+    assert fit.returncode == 0, fit.stderr
+    proc = cli("export", tmp_path / "model", "--out", tmp_path / "export")
+    assert proc.returncode == 0, proc.stderr
+    pred = cli("predict", tmp_path / "model", tmp_path / "table.csv", "--out", tmp_path / "p.csv")
+    assert pred.returncode == 0, pred.stderr
+    expected = pd.read_csv(tmp_path / "p.csv")
+    runtime = runtime_of(tmp_path / "export")
+    model = runtime.load(tmp_path / "export")
+    rows, _ = runtime.read_csv(tmp_path / "table.csv")
+    columns = [f"proba_{c}" for c in model.classes]
+    np.testing.assert_allclose(model.predict_proba(rows), expected[columns].to_numpy(),
+                               atol=PROBABILITY_TOLERANCE)
+
+
 def test_unexportable_candidate_is_named_with_the_refit(tmp_path):
     """Boosting that splits on a set of categories has no ONNX tree: the installed CLI
     names the candidate and the --set that refits without it, exits 2, writes nothing."""
