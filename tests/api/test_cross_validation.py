@@ -17,6 +17,7 @@ import pytest
 from polymodal.api import Predictor
 from polymodal.api.cross_validation import (
     CV_MAX_ROWS,
+    CV_SHARE,
     CvPlan,
     choose_on_oof,
     cross_validate,
@@ -47,8 +48,12 @@ def test_plan_small_table_cross_validated_large_not():
     assert plan(auto, CV_MAX_ROWS + 1, fit_s=0.1, num_train_rows=4000, left_s=1e6) is None
     assert plan(CandidatesRecipe(cv_folds=0), 300, 0.1, 240, math.inf) is None
     # the budget caps the repeats, even ones asked for; nothing when not one repeat fits
-    assert plan(CandidatesRecipe(cv_folds=3, cv_repeats=10), 300, 1.0, 300, 20.0).repeats == 3
+    # (a repeat: 1.5 margin x 1 s x 3 folds x 2/3 of the rows = 3 s)
+    assert (plan(CandidatesRecipe(cv_folds=3, cv_repeats=10), 300, 1.0, 300, 20.0).repeats
+            == math.floor(CV_SHARE * 20.0 / 3.0))
     assert plan(auto, 300, fit_s=10.0, num_train_rows=240, left_s=5.0) is None
+    # one repeat (1.5 x 1.2 s x 5 folds = 9 s) fits in the 10 s left, if not in its share
+    assert plan(auto, 300, fit_s=1.2, num_train_rows=240, left_s=10.0) == CvPlan(5, 1)
 
 
 def test_recipe_fields_validated():

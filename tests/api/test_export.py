@@ -282,6 +282,77 @@ def test_boosting_matches(tmp_path, problem):
         assert list(model.predict(rows)) == list(predictor.predict(rows))
 
 
+def _category_table(problem: str, n: int = 300) -> pd.DataFrame:
+    """A label set by an unordered set of colours and a number, some numbers missing."""
+    rng = np.random.default_rng(1)
+    colours = np.array(["red", "green", "blue", "grey", "pink", "teal", "gold", "navy"])
+    table = pd.DataFrame({"colour": colours[rng.integers(0, 8, size=n)],
+                          "x": rng.normal(size=n), "z": rng.normal(size=n)})
+    table.loc[::7, "x"] = np.nan
+    warm = table.colour.isin(["red", "blue", "pink", "gold"])
+    score = warm * 1.5 + table.x.fillna(0.5) - 0.3 * table.z
+    table["label"] = (score.round(3) if problem == "regression"
+                      else np.where(score > 0.8, "high", "low") if problem == "binary"
+                      else np.select([score < 0.0, score < 1.2], ["a", "b"], "c"))
+    return table
+
+
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
+def test_lightgbm_with_category_set_splits_matches_via_cli(tmp_path, problem):
+    """The LightGBM booster, which splits on sets of categories and routes missing numbers
+    as it learnt, exports through onnxmltools: the installed CLI's export matches its
+    predict, on unseen colours and missing cells too."""
+    pytest.importorskip("onnxmltools")
+    table = _category_table(problem)
+    table.to_csv(tmp_path / "table.csv", index=False)
+    fit = cli("fit", tmp_path / "table.csv", "--label", "label", "--out", tmp_path / "model",
+              "--problem-type", problem, "--set", "training.max_epochs=1",
+              "--set", "candidates.neural=false", "--set", "candidates.classic=lightgbm")
+    assert fit.returncode == 0, fit.stderr
+    assert "num_cat=1" in "\n".join(  # the booster does split on a set of colours
+        line[:9] for line in (tmp_path / "model/models/lightgbm/model.txt").read_text().splitlines())
+    proc = cli("export", tmp_path / "model", "--format", "onnx", "--out", tmp_path / "export")
+    assert proc.returncode == 0, proc.stderr
+    odd = pd.DataFrame({"colour": ["purple", None, "red", "teal"], "x": [np.nan, 0.3, None, 9.0],
+                        "z": [0.1, None, -2.0, 0.0]})
+    rows = pd.concat([table.drop(columns="label"), odd], ignore_index=True)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    pred = cli("predict", tmp_path / "model", tmp_path / "rows.csv", "--out", tmp_path / "p.csv")
+    assert pred.returncode == 0, pred.stderr
+    expected = pd.read_csv(tmp_path / "p.csv")
+    model = runtime_of(tmp_path / "export").load(tmp_path / "export")
+    got_rows, _ = runtime_of(tmp_path / "export").read_csv(tmp_path / "rows.csv")
+    if problem == "regression":
+        np.testing.assert_allclose(model.predict(got_rows), expected["prediction"], atol=1e-4)
+    else:
+        columns = [f"proba_{c}" for c in model.classes]
+        np.testing.assert_allclose(model.predict_proba(got_rows), expected[columns].to_numpy(),
+                                   atol=PROBABILITY_TOLERANCE)
+        assert model.predict(got_rows) == expected["prediction"].astype(str).tolist()
+
+
+def test_a_default_fit_on_categories_exports_and_matches_via_cli(tmp_path):
+    """Every default candidate (the network for an epoch): whichever the ensemble holds,
+    boosting included, the export of a table with categories matches predict."""
+    pytest.importorskip("onnxmltools")
+    table = _category_table("multiclass")
+    table.to_csv(tmp_path / "table.csv", index=False)
+    fit = cli("fit", tmp_path / "table.csv", "--label", "label", "--out", tmp_path / "model",
+              "--set", "training.max_epochs=1")
+    assert fit.returncode == 0, fit.stderr
+    proc = cli("export", tmp_path / "model", "--out", tmp_path / "export")
+    assert proc.returncode == 0, proc.stderr
+    pred = cli("predict", tmp_path / "model", tmp_path / "table.csv", "--out", tmp_path / "p.csv")
+    assert pred.returncode == 0, pred.stderr
+    expected = pd.read_csv(tmp_path / "p.csv")
+    runtime = runtime_of(tmp_path / "export")
+    model = runtime.load(tmp_path / "export")
+    rows, _ = runtime.read_csv(tmp_path / "table.csv")
+    columns = [f"proba_{c}" for c in model.classes]
+    np.testing.assert_allclose(model.predict_proba(rows), expected[columns].to_numpy(),
+                               atol=PROBABILITY_TOLERANCE)
+
+
 def test_unexportable_candidate_is_named_with_the_refit(tmp_path):
     """Boosting that splits on a set of categories has no ONNX tree: the installed CLI
     names the candidate and the --set that refits without it, exits 2, writes nothing."""

@@ -77,6 +77,7 @@ def test_every_problem_type(problem):
     # a small table: cross-validated too, which the leaderboard says
     assert list(board.columns)[6:] == [f"cv_{metric}", "judged_on"]
     assert {"random_forest", "hist_gradient_boosting", "neural"} <= set(board["model"])
+    assert ("lightgbm" in set(board["model"])) == (problem != "multilabel")
     assert board["chosen"].sum() == 1
 
     predictions = p.predict(test)
@@ -174,6 +175,23 @@ def test_save_load_gives_identical_predictions(fitted, media_table, tmp_path):
     # Saving again over a polymodal folder swaps in the new one.
     fitted.save(folder)
     assert Predictor.load(folder).chosen_ == fitted.chosen_
+
+
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
+def test_lightgbm_candidate_fits_saves_loads_and_repeats_with_a_seed(problem, tmp_path):
+    """A tabular fit has the LightGBM candidate; saved in its text format, it loads to the
+    same outputs, and the same seed fits the same model."""
+    train, test = tabular_table(problem, n=80, seed=0), tabular_table(problem, n=40, seed=1)
+    recipe = {"candidates.neural": False, "candidates.classic": ["lightgbm"]}
+    first, second = (Predictor("label", seed=5, recipe=recipe, **FAST).fit(train)
+                     for _ in range(2))
+    assert first.chosen_ == "lightgbm"
+    folder = first.save(tmp_path / "model")
+    assert (folder / "models" / "lightgbm" / "model.txt").is_file()
+    loaded = Predictor.load(folder)
+    outputs = "predict" if problem == "regression" else "predict_proba"
+    for other in (loaded, second):
+        np.testing.assert_array_equal(getattr(other, outputs)(test), getattr(first, outputs)(test))
 
 
 def test_neural_candidate_round_trip(fitted, media_table, tmp_path):

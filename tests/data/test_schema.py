@@ -83,6 +83,18 @@ def test_integer_coded_classes_reason_quotes_the_numbers():
     assert schema.columns["count"].modality == "numeric"  # many distinct integers: a quantity
 
 
+def test_few_integers_that_do_not_count_from_0_or_1_are_quantities():
+    """Cylinders 4-8, a mileage 9-29, counts with gaps: a model must order them and read a
+    value training never saw; codes 1-6 with one left unused are still classes."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"cyl": rng.choice([4, 5, 6, 8], 200), "cty": rng.integers(9, 30, 200),
+                       "attach": rng.choice([0, 1, 2, 5, 9, 20], 200),
+                       "history": rng.choice([1, 2, 3, 5, 6], 200)})
+    schema = infer_schema(df)
+    assert [schema.columns[c].modality for c in df] == ["numeric", "numeric", "numeric",
+                                                        "categorical"]
+
+
 @pytest.mark.parametrize(
     ("values", "name", "expected"),
     [

@@ -68,6 +68,15 @@ FLAT_BATCH_SIZE = 65_536  # rows per batch of flat features when no column is me
 STREAM_EVAL_EVERY_STEPS = 1000
 
 
+def _categorical_for(kind: str, categorical: list[bool], kinds: tuple[str, ...]) -> list[bool]:
+    """The category columns a candidate splits on as sets. Beside LightGBM, which does so,
+    scikit-learn's boosting reads the codes as ordered numbers: a second view of them for
+    the ensemble, and trees that ONNX can express (the export refuses set splits)."""
+    if kind == "hist_gradient_boosting" and "lightgbm" in kinds:
+        return [False] * len(categorical)
+    return categorical
+
+
 @dataclasses.dataclass
 class CandidateRun:
     """One fit's candidates: the inputs every step shares, and what the steps produce."""
@@ -193,7 +202,9 @@ class CandidateRun:
             if models and left < MIN_TRAIN_S:
                 skip(kind, f"skipped: {max(0.0, left):.1f} s left of the time limit")
                 continue
-            model = ClassicModel(kind, self.problem_type, n_outputs, categorical=categorical,
+            model = ClassicModel(kind, self.problem_type, n_outputs,
+                                 categorical=_categorical_for(kind, categorical,
+                                                              candidates.classic),
                                  seed=self.seed)
             fit_start = time.perf_counter()
             if too_small:

@@ -33,7 +33,8 @@ CV_MAX_ROWS = 5_000  # "auto" cross-validates tables with at most this many labe
 AUTO_FOLDS = 5
 MAX_AUTO_REPEATS = 5  # repeats "auto" buys at most ...
 UNLIMITED_REPEATS = 1  # ... and what it takes without a time limit (the standard k-fold)
-CV_SHARE = 0.5  # share of the seconds left the cross-validation may plan to use
+CV_SHARE = 0.8  # share of the seconds left the cross-validation may plan to use (each fold fit
+# also waits for its expected time to be left, so a long plan stops at the limit)
 COST_MARGIN = 1.5  # fold fits are timed on a loaded machine too
 
 
@@ -65,6 +66,8 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
                     / max(1, num_train_rows))
     affordable = (math.inf if math.isinf(left_s)
                   else math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9)))
+    if affordable == 0 and per_repeat_s <= max(0.0, left_s):
+        affordable = 1  # one repeat fits, margin aside: seconds otherwise left unused
     if repeats == "auto":
         repeats = UNLIMITED_REPEATS if math.isinf(affordable) else min(MAX_AUTO_REPEATS,
                                                                         affordable)

@@ -5,7 +5,8 @@ of the chosen ensemble with their weights): the fusion network as ``neural.onnx`
 inputs are the encoded row (numbers, category indices, tags, text embeddings, images,
 presence masks) and whose output is the predictor's probabilities (or standardised
 value), with the test-time mirroring of images in the graph when the network uses it;
-each scikit-learn candidate through ``skl2onnx`` as ``<name>.onnx`` over the flat features.
+each scikit-learn candidate through ``skl2onnx`` and the LightGBM booster through
+``onnxmltools`` as ``<name>.onnx`` over the flat features.
 ``preprocess.json`` and ``runtime.py`` turn a raw row into those inputs
 (:mod:`polymodal.api.export_onnx`, :mod:`polymodal.api.export_runtime`).
 """
@@ -55,9 +56,10 @@ def _probabilities(network, batch, *, tta_hflip: bool) -> torch.Tensor:
 
 def export_predictor(p, out: str | os.PathLike, *, force: bool = False) -> Path:
     """Write the fitted predictor ``p`` as an ONNX export folder ``out`` (see the module)."""
-    check_packages("skl2onnx")
     names = [n for n, w in (p.ensemble_weights_ or {p.chosen_: 1.0}).items() if w > 0]
     weights = p.ensemble_weights_ or {p.chosen_: 1.0}
+    boosters = any(n != NEURAL and p.models_[n].kind == "lightgbm" for n in names)
+    check_packages("skl2onnx", *(("onnxmltools",) if boosters else ()))
     spec = p.transform_.feature_spec()
     columns = p.schema_.features()
     media_columns = [c for c in columns if p.schema_.modality(c) in ("text", "image")]
@@ -113,6 +115,8 @@ def _check_classic(name: str, model) -> None:
     """Refuse, by name, a classic candidate skl2onnx cannot convert faithfully."""
     from sklearn.dummy import DummyClassifier
 
+    if model.kind == "lightgbm":
+        return  # onnxmltools converts its category-set splits and missing values
     estimator = model.estimator_
     if isinstance(estimator, list) or model.problem_type == "multilabel":
         raise ExportError(f"candidate {name!r} is a multilabel {model.kind} model, which "
@@ -154,6 +158,8 @@ def _integer_leaf_flags():
 
 def _write_classic(name: str, model, width: int, folder: Path) -> dict:
     """``<name>.onnx`` from skl2onnx: flat features (B, F) float32 -> outputs."""
+    if model.kind == "lightgbm":
+        return _write_booster(name, model, width, folder)
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -193,6 +199,31 @@ def _write_classic(name: str, model, width: int, folder: Path) -> dict:
     if not regression:
         entry["class_index"] = np.asarray(estimator.classes_, dtype=np.int64).tolist()
     return entry
+
+
+def _write_booster(name: str, model, width: int, folder: Path) -> dict:
+    """``<name>.onnx`` from onnxmltools' LightGBM converter: flat features (B, F) float32 ->
+    (B, K) probabilities over every class, or (B, 1) standardised values."""
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    regression = model.problem_type == "regression"
+    try:
+        onnx_model = convert_lightgbm(model.estimator_, name=name, zipmap=False,
+                                      initial_types=[("flat", FloatTensorType([None, width]))])
+    except Exception:  # noqa: BLE001 - any converter failure is the same refusal
+        from importlib.metadata import version
+
+        raise ExportError(f"candidate {name!r} (a LightGBM booster) cannot be converted to "
+                          f"ONNX by onnxmltools {version('onnxmltools')} with lightgbm "
+                          f"{version('lightgbm')}; {_refit_hint(name)}") from None
+    if not regression:  # keep only the probabilities output
+        keep = [o for o in onnx_model.graph.output if "prob" in o.name.lower()]
+        del onnx_model.graph.output[:]
+        onnx_model.graph.output.extend(keep)
+    path = folder / f"{name}.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    return {"file": path.name, "input": "flat", "n_outputs": model.n_outputs}
 
 
 def _route_missing_values(onnx_model, forest) -> None:

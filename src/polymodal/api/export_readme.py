@@ -84,7 +84,7 @@ print(model.classes, probabilities[:3], labels)
 Every `.onnx` file has a dynamic batch dimension. `neural.onnx` takes the encoded row
 (`numeric` (N, F) float32, `categorical` (N, F) int64, `multilabel`, `text_i`,
 `image_i` (N, C, H, W), `mask_i` (N,) bool) and returns the probabilities; a
-scikit-learn model's graph takes `flat` (N, F) float32 (see `runtime.py`,
+scikit-learn or LightGBM model's graph takes `flat` (N, F) float32 (see `runtime.py`,
 `flat_features`). The outputs of the models listed above are averaged with their weights.
 
 Parity with `polymodal predict`: within 1e-4 (polymodal's tests hold it). One exception:

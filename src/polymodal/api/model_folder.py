@@ -167,7 +167,7 @@ class FolderFile:
 
     path: str  # relative to the folder
     size_bytes: int
-    kind: str  # json, text, safetensors, skops, or other (never read by polymodal)
+    kind: str  # json, text, safetensors, skops, lightgbm, or other (never read by polymodal)
     detail: str = ""
     problem: str | None = None  # why loading would refuse the folder
 
@@ -245,6 +245,8 @@ def _inspect_file(file: Path, relative: str) -> FolderFile:
             read_json(file, lines=name.endswith(".jsonl"))
         except (OSError, ValueError) as exc:
             entry.problem = f"not valid JSON ({exc})"
+    elif name == "model.txt":
+        entry.kind, entry.detail = "lightgbm", "LightGBM text model (data only)"
     elif name.endswith(_TEXT_FILES):
         entry.kind, entry.detail = "text", "plain text"
     elif name.endswith(".safetensors"):

@@ -40,6 +40,7 @@ from polymodal.data.column_rules import (
     fmt_rows,
     fmt_value,
     id_like_reason,
+    integer_codes,
     integer_id_reason,
 )
 from polymodal.data.media import (
@@ -74,7 +75,7 @@ def _numeric_reason(values: np.ndarray, name, origin: str) -> tuple[str, str]:
         id_reason = integer_id_reason(values, name)
         if id_reason:
             return "ignored", f"ignored: {id_reason}"
-        if nd <= INT_CODE_MAX_DISTINCT and 2 * nd <= n:
+        if nd <= INT_CODE_MAX_DISTINCT and 2 * nd <= n and integer_codes(lo, hi, nd):
             return "categorical", (
                 f"categorical: {nd} distinct integers ({fmt_number(lo)}–{fmt_number(hi)}) in {fmt_rows(n)} — "
                 f"integer-coded classes, not quantities; override with {name}=numeric"

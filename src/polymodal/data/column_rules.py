@@ -16,7 +16,8 @@ import pandas as pd
 
 from polymodal.data.cells import cell_kind, hashable_values, parse_number_strings, present_mask
 
-# At most this many distinct integers (each seen twice on average) reads as class codes.
+# At most this many distinct integers (each seen twice on average) reads as class codes,
+# when they run from 0 or 1 with at most one gap (see integer_codes).
 INT_CODE_MAX_DISTINCT = 20
 # At least this share of sampled cells must parse for strings to count as numbers/dates.
 PARSE_MIN_FRACTION = 0.95
@@ -138,6 +139,14 @@ def _code_reason(values: pd.Series, name, distinct: int, num_rows: int) -> str |
         return (f"ID-like — {fmt_count(distinct)} distinct codes in {fmt_rows(n)} (like "
                 f"{fmt_value(values.iloc[0])}): letters and digits, too many for categories")
     return None
+
+
+def integer_codes(lo: float, hi: float, distinct: int) -> bool:
+    """Whether ``distinct`` integers from ``lo`` to ``hi`` read as class codes: numbered
+    from 0 or 1 with at most one code unused. Other few-valued integers (cylinders 4-8, a
+    city mileage 9-29, counts with gaps, years) are quantities: a model must be able to
+    order them and to read a value training never saw."""
+    return lo in (0, 1) and hi - lo + 1 <= distinct + 1
 
 
 def all_integers(values: np.ndarray) -> bool:

@@ -24,14 +24,17 @@ forest would have no order to split on, where the seed's pipeline had the raw nu
   (not for multilabel);
 - ``"hist_gradient_boosting"``: ``HistGradientBoostingClassifier`` / ``Regressor`` with the
   category-code columns declared categorical, also grown in chunks of iterations; for
-  multilabel one model per tag (a constant tag gets a ``DummyClassifier``).
+  multilabel one model per tag (a constant tag gets a ``DummyClassifier``);
+- ``"lightgbm"``: a LightGBM booster with native category splits
+  (:mod:`polymodal.models.lightgbm_model`; not for multilabel).
 
 Outputs follow the predictor's convention (shared with :mod:`polymodal.models.ensemble`):
 ``(N, K)`` class probabilities for binary (K = 2) and multiclass, ``(N,)`` standardised
 values for regression, ``(N, K)`` tag probabilities for multilabel.
 
 Models are saved with ``skops`` (no pickle) and loaded as data only: see
-:mod:`polymodal.models.classic_file`, which refuses any type polymodal does not write.
+:mod:`polymodal.models.classic_file`, which refuses any type polymodal does not write;
+a LightGBM booster is saved in LightGBM's own text model format.
 """
 
 from __future__ import annotations
@@ -53,11 +56,12 @@ import torch.nn.functional as F
 from polymodal.data.batch import Batch
 from polymodal.errors import ConfigError, ModelFolderError
 from polymodal.files import read_json, write_json
+from polymodal.models import lightgbm_model
 from polymodal.models.classic_file import check_structure, read_estimator, write_estimator
 
 # In the order the predictor trains them; the seed's forest first, so that a budget too
 # small for anything else still gets it.
-CLASSIC_KINDS = ("random_forest", "extra_trees", "linear", "hist_gradient_boosting")
+CLASSIC_KINDS = ("random_forest", "extra_trees", "linear", "hist_gradient_boosting", "lightgbm")
 _FORESTS = ("random_forest", "extra_trees")
 FLAT_IMAGE_SIDE = 16  # images are pooled to at most this many pixels per side
 EDGE_ORIENTATION_BINS = 18  # 10-degree bins of edge orientation (see edge_statistics)
@@ -230,12 +234,15 @@ def _sklearn_threads() -> Iterator[None]:
     """
     from threadpoolctl import threadpool_limits
 
-    limit = getattr(_THREADS, "limit", None) or torch.get_num_threads()
-    with threadpool_limits(limits=limit, user_api="openmp"):
+    with threadpool_limits(limits=_thread_limit(), user_api="openmp"):
         yield
 
 
 _THREADS = threading.local()
+
+
+def _thread_limit() -> int:
+    return getattr(_THREADS, "limit", None) or torch.get_num_threads()
 
 
 @contextlib.contextmanager
@@ -253,12 +260,14 @@ def classic_threads(limit: int) -> Iterator[None]:
 def chunk_size(kind: str) -> int | None:
     """Trees or iterations a time limit cannot cut (the first chunk is always grown);
     None for the linear model, which fits whole."""
+    if kind == "lightgbm":
+        return lightgbm_model.ROUND_CHUNK
     return RF_CHUNK if kind in _FORESTS else HGB_CHUNK if kind == "hist_gradient_boosting" else None
 
 
 def supports(kind: str, problem_type: str) -> bool:
     """Whether a classic model ``kind`` can be fitted for ``problem_type``."""
-    return not (kind == "linear" and problem_type == "multilabel")
+    return not (kind in ("linear", "lightgbm") and problem_type == "multilabel")
 
 
 def _full_proba(classes: np.ndarray, proba: np.ndarray, n_classes: int) -> np.ndarray:
@@ -367,6 +376,14 @@ class ClassicModel:
 
     def _fit(self, X: np.ndarray, y: np.ndarray, deadline: float | None,
              max_size: int | None) -> ClassicModel:
+        if self.kind == "lightgbm":
+            if self.problem_type == "multilabel":
+                raise ConfigError("the lightgbm classic model does not do multilabel; use another kind")
+            self.estimator_, complete = lightgbm_model.fit_booster(
+                X, y, self.categorical, self.problem_type, self.n_outputs, seed=self.seed,
+                threads=_thread_limit(), deadline=deadline, max_rounds=max_size)
+            self.complete_ = self.complete_ and complete
+            return self
         if self.kind == "hist_gradient_boosting" and self.problem_type == "multilabel":
             self.estimator_ = self._fit_per_tag(X, np.asarray(y), deadline)
             return self
@@ -453,6 +470,8 @@ class ClassicModel:
             return int(est.steps[-1][1].n_estimators)
         if self.kind == "hist_gradient_boosting" and hasattr(est, "n_iter_"):
             return int(est.n_iter_)
+        if self.kind == "lightgbm" and est is not None:
+            return lightgbm_model.rounds(est)
         return None
 
     # --- predict ----------------------------------------------------------------------
@@ -467,6 +486,9 @@ class ClassicModel:
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         est = self.estimator_
+        if self.kind == "lightgbm":
+            return lightgbm_model.predict_booster(est, X, self.problem_type, self.n_outputs,
+                                                  threads=_thread_limit())
         if self.problem_type == "regression":
             return np.asarray(est.predict(X), dtype=np.float64).reshape(-1)
         if self.problem_type == "multilabel":
@@ -486,10 +508,14 @@ class ClassicModel:
                 "categorical": self.categorical, "seed": self.seed, "complete": self.complete_}
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``model.skops`` (no pickle) and ``model.json`` into ``directory``."""
+        """Write ``model.skops`` (no pickle; LightGBM: its text ``model.txt``) and
+        ``model.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        write_estimator(self.estimator_, directory / MODEL_FILE)
+        if self.kind == "lightgbm":
+            lightgbm_model.write_booster(self.estimator_, directory)
+        else:
+            write_estimator(self.estimator_, directory / MODEL_FILE)
         write_json(directory / META_FILE, self.config())
         return directory
 
@@ -498,11 +524,10 @@ class ClassicModel:
         """Rebuild a model saved by :meth:`save`; a file holding anything polymodal does
         not write is refused before any of it is built (:func:`read_estimator`)."""
         directory = Path(directory)
-        meta_path, model_path = directory / META_FILE, directory / MODEL_FILE
-        for path in (meta_path, model_path):
-            if not path.is_file():
-                raise ModelFolderError(f"{path} is missing; the model folder is incomplete — "
-                                       "save the predictor again")
+        meta_path = directory / META_FILE
+        if not meta_path.is_file():
+            raise ModelFolderError(f"{meta_path} is missing; the model folder is incomplete — "
+                                   "save the predictor again")
         try:
             meta = read_json(meta_path)
             model = cls(meta["kind"], meta["problem_type"], meta["n_outputs"],
@@ -511,6 +536,14 @@ class ClassicModel:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelFolderError(f"{meta_path} is unreadable ({exc}); save the predictor again"
                                    ) from None
+        if model.kind == "lightgbm":  # read_booster says when model.txt is missing
+            model.estimator_ = lightgbm_model.read_booster(
+                directory, model.problem_type, model.n_outputs, len(model.categorical))
+            return model
+        model_path = directory / MODEL_FILE
+        if not model_path.is_file():
+            raise ModelFolderError(f"{model_path} is missing; the model folder is incomplete — "
+                                   "save the predictor again")
         estimator = read_estimator(model_path)
         check_structure(estimator, model.kind, model.problem_type, model_path)
         model.estimator_ = estimator

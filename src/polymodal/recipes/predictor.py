@@ -111,7 +111,7 @@ class CandidatesRecipe:
 
     shares: dict[str, float] = field(default_factory=lambda: {
         "random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
-        "hist_gradient_boosting": 0.15})
+        "hist_gradient_boosting": 0.15, "lightgbm": 0.15})
     """Share of the training budget each classic candidate may use (the network gets the
     rest)."""
 
@@ -372,7 +372,7 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
     large = media and num_train_rows >= LARGE_MEDIA_ROWS
     problem = schema.problem_type
     classic = tuple(k for k in candidates.classic
-                    if supports(k, problem) and not (media and k == "linear"))
+                    if supports(k, problem) and not (media and k in ("linear", "lightgbm")))
     shares = dict(candidates.shares)
     if media:
         shares.update({k: shares[k] * 0.5 for k in ("random_forest", "extra_trees")})
