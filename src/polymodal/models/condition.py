@@ -281,9 +281,11 @@ class ConditionEncoder(nn.Module):
             start, stop = self.spec["text_ngram_slices"][col]
             counts = inputs[0][:, start:stop]  # (B, K): the caption's n-gram features
             has = (counts > 0).to(emb.dtype) * keep  # (B, K)
-            # The present buckets first (stable: by bucket), at most MAX_NGRAM_TOKENS.
-            order = torch.argsort(has, dim=1, descending=True, stable=True)
-            order = order[:, :MAX_NGRAM_TOKENS]  # (B, T)
+            # The present buckets first, lowest bucket first, at most MAX_NGRAM_TOKENS (a
+            # top-k on distinct keys: a stable sort does not export to ONNX).
+            k = has.shape[1]
+            rank = has.float() * (2 * k) + torch.arange(k, 0, -1, device=has.device)  # fp32
+            order = rank.topk(min(k, MAX_NGRAM_TOKENS), dim=1).indices  # (B, T)
             table = self.ngram_tokens[f"c{i}"].weight  # (K, context_dim)
             out.append(table[order] * has.gather(1, order)[:, :, None])  # (B, T, context_dim)
         return out
