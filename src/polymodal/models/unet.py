@@ -297,8 +297,8 @@ class UNet(nn.Module):
         self.pad_multiple = 2 ** (self.num_levels - 1)
         padded_size = -(-image_size // self.pad_multiple) * self.pad_multiple
         level_sizes = [padded_size // 2**i for i in range(self.num_levels)]
-        cross_sides = (set(attention_resolutions) | {level_sizes[-1]}
-                       if cross_attention_resolutions is None
+        # Without cross_attention_resolutions: the self-attention levels and the middle.
+        cross_sides = (set(attention_resolutions) if cross_attention_resolutions is None
                        else {int(r) for r in cross_attention_resolutions})
         unknown = sorted((set(attention_resolutions) | cross_sides) - set(level_sizes))
         if unknown:
@@ -340,7 +340,8 @@ class UNet(nn.Module):
             })
 
         lowest_attn = level_sizes[-1] in attention_resolutions
-        mid_ctx = cross_attn_dim if level_sizes[-1] in cross_sides else 0
+        mid_ctx = cross_attn_dim if (cross_attention_resolutions is None
+                                     or level_sizes[-1] in cross_sides) else 0
         self.mid = _Level(channels, channels, 1, emb_dim, dropout, lowest_attn, mid_ctx)
 
         self.up = nn.ModuleList()
