@@ -107,6 +107,9 @@ class Settings:
 
     budget_s: float = 300.0
     """Wall seconds of each generator's ``fit`` (text embedding included)."""
+    steps: int | None = None
+    """Train each generator this many optimiser steps instead of for ``budget_s``: the
+    contenders then compare at equal steps, whatever the machine's load."""
     train_rows: int = 6_000
     """shapes rows drawn for training, before the held-out combinations are removed."""
     prompts_per_group: int = 48
@@ -258,13 +261,16 @@ def shuffled_truth(truth: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, pd.DataFrame],
                   judge: AttributeJudge, settings: Settings) -> dict:
     """Fit under the budget, sample every prompt group, score with the judge."""
-    print(f"\n== {contender.name}: fit for {settings.budget_s:g} s on {len(train):,} rows",
+    bound = f"{settings.steps} steps" if settings.steps else f"{settings.budget_s:g} s"
+    print(f"\n== {contender.name}: fit for {bound} on {len(train):,} rows",
           flush=True)
     start = time.perf_counter()
     generator = Generator(image="image", condition=contender.condition,
-                          text_encoder=contender.text_encoder, time_limit=settings.budget_s,
+                          text_encoder=contender.text_encoder,
+                          time_limit=None if settings.steps else settings.budget_s,
                           coord_channels=contender.coord_channels, seed=settings.seed,
-                          recipe=contender.recipe,
+                          recipe=(contender.recipe or {}) | (
+                              {"training.max_steps": settings.steps} if settings.steps else {}),
                           verbosity=1, **({} if contender.spatial_condition is None else
                                           {"spatial_condition": contender.spatial_condition}))
     generator.fit(train)
@@ -371,6 +377,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         f"{k}={v}" for k, v in QUICK.items()))
     parser.add_argument("--budget-s", type=float, help=f"seconds per generator fit "
                         f"(default {defaults.budget_s:g})")
+    parser.add_argument("--steps", type=int, help="optimiser steps per generator instead of "
+                        "--budget-s (equal steps whatever the load)")
     parser.add_argument("--train-rows", type=int, help="shapes rows before removing held-out "
                         f"combinations (default {defaults.train_rows})")
     parser.add_argument("--prompts-per-group", type=int)
