@@ -24,6 +24,9 @@ Setup:
      to skip);
    - ``caption/minilm+hashed``: the Generator's default text encoder (``"auto"`` with
      MiniLM installed): the sentence vector and the n-grams side by side;
+   - ``caption/tokens``: the same, with the UNet cross-attending at 16x16 and 8x8 to a
+     token per n-gram of the caption and one for the pooled caption
+     (``recipe={"network.context_dim": 32}``);
    - ``class/factorised``: ``Generator(condition=["shape", "color", "size",
      "position"])``: the same information as structured columns. polymodal's condition
      encoder embeds each column separately and sums, so it can be asked for combinations
@@ -94,6 +97,7 @@ SYNONYMS = {
 }
 CAPTION_ONLY_GROUPS = ("reworded", "synonyms")
 GRID_PROMPTS_PER_GROUP = 4
+TOKEN_DIM = 32  # width of the caption tokens of the cross-attending contender
 GRID_SAMPLES = 4
 
 
@@ -103,6 +107,9 @@ class Settings:
 
     budget_s: float = 300.0
     """Wall seconds of each generator's ``fit`` (text embedding included)."""
+    steps: int | None = None
+    """Train each generator this many optimiser steps instead of for ``budget_s``: the
+    contenders then compare at equal steps, whatever the machine's load."""
     train_rows: int = 6_000
     """shapes rows drawn for training, before the held-out combinations are removed."""
     prompts_per_group: int = 48
@@ -193,6 +200,7 @@ class Contender:
     text_encoder: str = "auto"
     coord_channels: bool = False
     spatial_condition: bool | None = None  # None: the Generator's default
+    recipe: dict | None = None  # recipe overrides
 
 
 def contenders(settings: Settings) -> list[Contender]:
@@ -202,6 +210,8 @@ def contenders(settings: Settings) -> list[Contender]:
     if settings.hashed:
         out.append(Contender("caption/hashed", ["caption"], "hashed"))
     out.append(Contender("caption/minilm+hashed", ["caption"], "minilm+hashed"))
+    out.append(Contender("caption/tokens", ["caption"], "minilm+hashed",
+                         recipe={"network.context_dim": TOKEN_DIM}))
     out.append(Contender("class/factorised", CLASS_COLUMNS))
     if settings.spatial_ablation:
         flipped = not Generator().spatial_condition
@@ -251,12 +261,16 @@ def shuffled_truth(truth: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 def run_contender(contender: Contender, train: pd.DataFrame, prompts: dict[str, pd.DataFrame],
                   judge: AttributeJudge, settings: Settings) -> dict:
     """Fit under the budget, sample every prompt group, score with the judge."""
-    print(f"\n== {contender.name}: fit for {settings.budget_s:g} s on {len(train):,} rows",
+    bound = f"{settings.steps} steps" if settings.steps else f"{settings.budget_s:g} s"
+    print(f"\n== {contender.name}: fit for {bound} on {len(train):,} rows",
           flush=True)
     start = time.perf_counter()
     generator = Generator(image="image", condition=contender.condition,
-                          text_encoder=contender.text_encoder, time_limit=settings.budget_s,
+                          text_encoder=contender.text_encoder,
+                          time_limit=None if settings.steps else settings.budget_s,
                           coord_channels=contender.coord_channels, seed=settings.seed,
+                          recipe=(contender.recipe or {}) | (
+                              {"training.max_steps": settings.steps} if settings.steps else {}),
                           verbosity=1, **({} if contender.spatial_condition is None else
                                           {"spatial_condition": contender.spatial_condition}))
     generator.fit(train)
@@ -296,7 +310,8 @@ def judge_for(settings: Settings, folder: Path) -> AttributeJudge:
 
 def print_table(results: dict, real: dict[str, dict], judge: AttributeJudge) -> str:
     """The one table: prompt accuracy per attribute, per contender and prompt group."""
-    header = f"{'contender':<24} {'prompts':<8} " + " ".join(f"{k:>8}" for k in SCORE_KEYS)
+    header = (f"{'contender':<24} {'prompts':<8} " + " ".join(f"{k:>8}" for k in SCORE_KEYS)
+              + f" {'img/s':>7}")
     lines = [header, "-" * len(header)]
     rows = [("real renders", real)] + [(name, r["scores"]) for name, r in results.items()]
     rows += [(f"{name} *", r["shuffled"]) for name, r in results.items()]
@@ -304,7 +319,10 @@ def print_table(results: dict, real: dict[str, dict], judge: AttributeJudge) -> 
         if i == 1 + len(results):
             lines.append("* the same samples scored against shuffled prompts (chance level)")
         for group, s in scores.items():
-            lines.append(f"{name:<24} {group:<8} " + " ".join(f"{s[k]:>8.3f}" for k in SCORE_KEYS))
+            speed = s.get("sample_images_per_s")
+            lines.append(f"{name:<24} {group:<8} " + " ".join(f"{s[k]:>8.3f}" for k in SCORE_KEYS)
+                         + (f" {speed:>7.1f}" if speed is not None and not name.endswith("*")
+                            else ""))
     held = judge.holdout_accuracy
     lines.append(f"judge on {judge.training_info.get('num_holdout')} held-out renders: "
                  + ", ".join(f"{k} {held[k]:.3f}" for k in SCORE_KEYS)
@@ -359,6 +377,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         f"{k}={v}" for k, v in QUICK.items()))
     parser.add_argument("--budget-s", type=float, help=f"seconds per generator fit "
                         f"(default {defaults.budget_s:g})")
+    parser.add_argument("--steps", type=int, help="optimiser steps per generator instead of "
+                        "--budget-s (equal steps whatever the load)")
     parser.add_argument("--train-rows", type=int, help="shapes rows before removing held-out "
                         f"combinations (default {defaults.train_rows})")
     parser.add_argument("--prompts-per-group", type=int)

@@ -193,16 +193,18 @@ def _torch_noise(n: int, shape, seed: int) -> np.ndarray:
     return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-@pytest.mark.parametrize("text_encoder", [
-    "hashed",
-    pytest.param("minilm+hashed", marks=pytest.mark.skipif(not minilm_available(),
-                                                           reason="MiniLM is not installed")),
+@pytest.mark.parametrize(("text_encoder", "context_dim"), [
+    ("hashed", 0),
+    ("hashed", 8),  # the UNet cross-attends to the columns' and the n-grams' tokens
+    pytest.param("minilm+hashed", 0, marks=pytest.mark.skipif(
+        not minilm_available(), reason="MiniLM is not installed")),
 ])
-def test_generator_export_samples_the_same_images(tmp_path, text_encoder):
+def test_generator_export_samples_the_same_images(tmp_path, text_encoder, context_dim):
     """Text, category and number conditions; Heun with guidance inside its interval; the
     caption embedded with n-grams, or MiniLM beside them (the Generator's default)."""
     table = datasets.load("shapes", n=120, seed=0, image_size=16)
-    gen = Generator(condition=["caption", "shape", "hue"], recipe=epochs(1),
+    gen = Generator(condition=["caption", "shape", "hue"],
+                    recipe=epochs(1) | {"network.context_dim": context_dim},
                     text_encoder=text_encoder, verbosity=0).fit(table)
     exported = gen.export(tmp_path / "export")
     model = runtime_of(exported).load(exported)

@@ -196,3 +196,39 @@ def test_an_audio_condition_through_the_installed_command(tiny_table, tmp_path):
         assert len(done.stderr.strip().splitlines()) == 1
         assert "audio" in done.stderr and clip in done.stderr and words in done.stderr
         assert not (tmp_path / "bad.png").exists()
+
+
+def test_a_caption_generator_with_tokens_through_the_installed_command(tmp_path):
+    """``generate fit --condition caption --set network.context_dim=8`` then ``generate
+    sample --prompt``: the saved folder cross-attends to the caption's tokens, samples the
+    same pixels as the API, and a bad token width is one line and exit status 2."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("polymodal")
+
+    def polymodal(*args) -> subprocess.CompletedProcess:
+        return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+
+    done = polymodal("datasets", "export", "shapes", "data", "--n", "48")
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = polymodal("generate", "fit", "data/train.csv", "--image", "image", "--condition",
+                     "caption", "--text-encoder", "hashed", "--steps", "3", "--set",
+                     "network.context_dim=8", "--seed", "0", "--out", "gen")
+    assert done.returncode == 0, done.stderr[-2000:]
+    network = json.loads((tmp_path / "gen" / "config.json").read_text())["network"]
+    assert network["unet"]["cross_attn_dim"] == 8 and network["unet"]["context_tokens"] > 1
+    done = polymodal("generate", "sample", "gen", "--prompt", "a small red star at the top left",
+                     "-n", "2", "--steps", "2", "--out", "stars")
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = sorted((tmp_path / "stars").glob("*.png"))
+    expected = Generator.load(tmp_path / "gen").sample(
+        2, prompts=["a small red star at the top left"], num_steps=2)
+    np.testing.assert_array_equal(np.stack([np.asarray(Image.open(f)) for f in files]), expected)
+    done = polymodal("generate", "fit", "data/train.csv", "--condition", "caption", "--steps",
+                     "1", "--set", "network.context_dim=-4", "--out", "bad")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "network.context_dim=-4" in done.stderr

@@ -362,6 +362,15 @@ class TextEmbedder:
         return {"minilm": MINILM_DIM, "hashed": self.hashed_dim,
                 "minilm+hashed": MINILM_DIM + self.hashed_dim}[self.kind]
 
+    def ngram_slice(self) -> list[int] | None:
+        """``[start, stop]`` of the hashed n-gram features in :meth:`embed`'s vectors, or
+        None when they hold none (MiniLM alone)."""
+        if self.kind == "hashed":
+            return [0, self.hashed_dim]
+        if self.kind == "minilm+hashed":
+            return [MINILM_DIM, MINILM_DIM + self.hashed_dim]
+        return None
+
     @property
     def model_id(self) -> str:
         """Names the function text -> vector; part of every cache key.

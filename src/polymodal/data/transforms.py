@@ -452,6 +452,9 @@ class TableTransform:
             "multilabel_columns": tag_dims,
             "multilabel_dim": sum(tag_dims.values()),
             "text_dims": {c: self.text_embedder_.dim for c in self.schema.by_modality("text")},
+            "text_ngram_slices": {c: self.text_embedder_.ngram_slice()
+                                  for c in self.schema.by_modality("text")
+                                  if self.text_embedder_.ngram_slice()},
             "image_shapes": {c: list(s) for c, s in self.image_shapes_.items()},
             "audio_shapes": {
                 c: [1, self.n_mels, s["num_frames"]] for c, s in self.audio_stats_.items()

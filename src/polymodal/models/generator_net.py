@@ -66,22 +66,34 @@ class GeneratorNetwork(nn.Module):
 
 def build_network(feature_spec: dict, conditions: list[str], image_shape: tuple[int, int, int],
                   *, image_column: str, seed: int, cond_dim: int, condition_dropout: float,
-                  spatial_condition: bool, **unet_sizing) -> GeneratorNetwork:
+                  spatial_condition: bool, context_dim: int = 0,
+                  cross_attention_levels: int = 2, **unet_sizing) -> GeneratorNetwork:
     """The network for images of ``image_shape`` (C, H, W) conditioned on ``conditions``.
 
     ``unet_sizing``: the UNet's ``base_channels``, ``channel_mults``, ``num_res_blocks``,
-    ``attention_resolutions`` and ``coord_channels``. The weights depend on ``seed`` only
-    (the caller's RNG is left as it was).
+    ``attention_resolutions`` and ``coord_channels``. ``context_dim`` > 0 gives the
+    condition encoder tokens of that width, which the UNet cross-attends to at its
+    ``cross_attention_levels`` lowest resolutions (the bottleneck is the first). The
+    weights depend on ``seed`` only (the caller's RNG is left as it was).
     """
     channels, height, _ = image_shape
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = None
         if conditions:
-            encoder = ConditionEncoder(condition_spec(feature_spec, conditions), out_dim=cond_dim)
+            encoder = ConditionEncoder(condition_spec(feature_spec, conditions), out_dim=cond_dim,
+                                       context_dim=context_dim)
+        tokens = {}
+        if encoder is not None and encoder.num_tokens:
+            levels = len(unet_sizing.get("channel_mults") or UNet.sizing_for(height)["channel_mults"])
+            padded = -(-height // 2 ** (levels - 1)) * 2 ** (levels - 1)
+            sides = [padded // 2**i for i in range(levels)][-max(1, cross_attention_levels):]
+            tokens = {"cross_attn_dim": context_dim, "context_tokens": encoder.num_tokens,
+                      "cross_attention_resolutions": sides}
         unet = UNet(image_channels=channels, image_size=height,
-                    cond_dim=encoder.out_dim if encoder else 0,
-                    spatial_condition=spatial_condition and encoder is not None, **unet_sizing)
+                    cond_dim=encoder.width if encoder else 0,
+                    spatial_condition=spatial_condition and encoder is not None,
+                    **tokens, **unet_sizing)
     return GeneratorNetwork(unet, encoder, image_column=image_column,
                             condition_dropout=condition_dropout)
 

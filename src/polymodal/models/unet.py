@@ -17,7 +17,11 @@ Design, and where each piece comes from:
   minutes of CPU training markedly steadier.
 - Self-attention only at the resolutions listed (the lowest ones: attention at 28x28 costs
   (784)^2 per image, at 7x7 only 49^2); optional cross-attention over a sequence of
-  text/condition tokens in the bottleneck (Rombach et al. 2022, "Latent Diffusion", Sec. 3.3).
+  text/condition tokens (Rombach et al. 2022, "Latent Diffusion", Sec. 3.3), in the
+  bottleneck and at the self-attention resolutions, or at the resolutions listed in
+  ``cross_attention_resolutions``. The tokens come either as ``context`` or packed at the
+  end of ``cond`` (``context_tokens``), so that samplers and exports that pass one
+  condition tensor carry them unchanged.
 - Odd sizes: the input is padded (replicate) up to a multiple of ``2**(levels-1)`` and the
   output is cropped back, so 13x13 or 28x28 with four levels work.
 
@@ -200,7 +204,14 @@ class UNet(nn.Module):
             0 for an unconditional model.
         cross_attn_dim: width of the ``context`` tokens for cross-attention (text);
             0 disables it. Cross-attention runs in the bottleneck and at every
-            attention resolution.
+            attention resolution, unless ``cross_attention_resolutions`` says where.
+        cross_attention_resolutions: feature-map sides that get cross-attention (the
+            bottleneck's side included or not); ``None``: the bottleneck and the
+            self-attention resolutions.
+        context_tokens: ``L`` > 0 reads the tokens from the last ``L * cross_attn_dim``
+            entries of ``cond`` (``cond_dim`` counts them), ``(B, L, cross_attn_dim)``
+            row-major; an all-zero token is masked out, so the all-zero null condition
+            carries no tokens. The rest of ``cond`` drives FiLM and the spatial map.
         dropout: dropout inside residual blocks.
         coord_channels: append two coordinate channels (x and y in [-1, 1]) to the input.
             Convolutions are translation-equivariant and the condition enters globally
@@ -232,6 +243,8 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         coord_channels: bool = False,
         spatial_condition: bool = False,
+        cross_attention_resolutions: tuple[int, ...] | list[int] | None = None,
+        context_tokens: int = 0,
     ):
         super().__init__()
         default_base, default_mults = _default_widths(image_size)
@@ -248,6 +261,11 @@ class UNet(nn.Module):
             cross_attn_dim=cross_attn_dim,
             dropout=dropout,
         )
+        if context_tokens and not (isinstance(context_tokens, int) and cross_attn_dim
+                                   and cond_dim > context_tokens * cross_attn_dim):
+            raise ConfigError(f"context_tokens={context_tokens!r} needs cross_attn_dim > 0 and "
+                              f"cond_dim > context_tokens * cross_attn_dim (got cross_attn_dim="
+                              f"{cross_attn_dim}, cond_dim={cond_dim}); set context_tokens=0")
         if spatial_condition and not cond_dim:
             raise ConfigError("spatial_condition=True needs a condition (cond_dim > 0); an "
                               "unconditional UNet has nothing to map. Leave it False.")
@@ -264,18 +282,29 @@ class UNet(nn.Module):
             coord_channels=bool(coord_channels),
             spatial_condition=bool(spatial_condition),
         )
+        if cross_attention_resolutions is not None:
+            self._config["cross_attention_resolutions"] = [int(r) for r in
+                                                           cross_attention_resolutions]
+        if context_tokens:
+            self._config["context_tokens"] = int(context_tokens)
         self.image_channels = image_channels
         self.coord_channels = bool(coord_channels)
         self.cond_dim = cond_dim
         self.cross_attn_dim = cross_attn_dim
+        self.context_tokens = int(context_tokens)
+        film_dim = cond_dim - self.context_tokens * cross_attn_dim  # cond's non-token part
         self.num_levels = len(channel_mults)
         self.pad_multiple = 2 ** (self.num_levels - 1)
         padded_size = -(-image_size // self.pad_multiple) * self.pad_multiple
         level_sizes = [padded_size // 2**i for i in range(self.num_levels)]
-        unknown = sorted(set(attention_resolutions) - set(level_sizes))
+        # Without cross_attention_resolutions: the self-attention levels and the middle.
+        cross_sides = (set(attention_resolutions) if cross_attention_resolutions is None
+                       else {int(r) for r in cross_attention_resolutions})
+        unknown = sorted((set(attention_resolutions) | cross_sides) - set(level_sizes))
         if unknown:
             raise ConfigError(
-                f"attention_resolutions={list(attention_resolutions)} includes {unknown}, "
+                f"attention_resolutions={list(attention_resolutions)} or "
+                f"cross_attention_resolutions includes {unknown}, "
                 f"which is not a feature-map side of this UNet; the sides are {level_sizes} "
                 f"(image_size={image_size} padded to {padded_size}). Pick from those."
             )
@@ -286,7 +315,7 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(
             nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
-        self.cond_proj = nn.Linear(cond_dim, emb_dim) if cond_dim else None
+        self.cond_proj = nn.Linear(film_dim, emb_dim) if cond_dim else None
         in_channels = image_channels + (2 if coord_channels else 0)
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
@@ -295,7 +324,7 @@ class UNet(nn.Module):
         channels = base_channels
         for i, width in enumerate(widths):
             attn = level_sizes[i] in attention_resolutions
-            ctx = cross_attn_dim if attn else 0
+            ctx = cross_attn_dim if level_sizes[i] in cross_sides else 0
             self.down.append(_Level(channels, width, num_res_blocks, emb_dim, dropout, attn, ctx))
             channels = width
             if i < self.num_levels - 1:
@@ -306,19 +335,21 @@ class UNet(nn.Module):
         if spatial_condition:
             k = SPATIAL_MAP_CHANNELS
             self.cond_map = nn.ModuleDict({
-                "linear": nn.Linear(cond_dim, k * self.bottom_size**2),
+                "linear": nn.Linear(film_dim, k * self.bottom_size**2),
                 "conv": _zero_init(nn.Conv2d(k, channels, 1)),
             })
 
         lowest_attn = level_sizes[-1] in attention_resolutions
-        self.mid = _Level(channels, channels, 1, emb_dim, dropout, lowest_attn, cross_attn_dim)
+        mid_ctx = cross_attn_dim if (cross_attention_resolutions is None
+                                     or level_sizes[-1] in cross_sides) else 0
+        self.mid = _Level(channels, channels, 1, emb_dim, dropout, lowest_attn, mid_ctx)
 
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(self.num_levels)):
             width = widths[i]
             attn = level_sizes[i] in attention_resolutions
-            ctx = cross_attn_dim if attn else 0
+            ctx = cross_attn_dim if level_sizes[i] in cross_sides else 0
             if i < self.num_levels - 1:
                 self.upsample.append(nn.Conv2d(channels, width, 3, padding=1))
                 channels = width
@@ -394,13 +425,19 @@ class UNet(nn.Module):
         B, _, H, W = x.shape
         if t.ndim == 0:
             t = t.expand(B)
+        if self.context_tokens and cond is not None:
+            # Tokens packed at the end of cond (see context_tokens); all-zero ones are absent.
+            split = self.cond_dim - self.context_tokens * self.cross_attn_dim
+            packed = cond[:, split:].reshape(B, self.context_tokens, self.cross_attn_dim)
+            cond, context, context_mask = cond[:, :split], packed, packed.ne(0).any(dim=-1)
         if context is not None and context_mask is None:
             context_mask = torch.ones(context.shape[:2], dtype=torch.bool, device=x.device)
 
         emb = self.time_mlp(timestep_embedding(t, self.time_dim))  # (B, E)
         if self.cond_proj is not None:
             if cond is None:
-                cond = torch.zeros(B, self.cond_dim, device=x.device, dtype=emb.dtype)
+                cond = torch.zeros(B, self.cond_proj.in_features, device=x.device,
+                                   dtype=emb.dtype)
             emb = emb + self.cond_proj(cond.to(emb.dtype))
         emb = F.silu(emb)
 

@@ -88,6 +88,14 @@ class GeneratorNetworkRecipe:
     """A learned coarse map from the condition added at the bottleneck, so the condition
     can say where things go (off without conditions)."""
 
+    context_dim: int = 0
+    """Width of the condition tokens the UNet cross-attends to (one per condition column,
+    and one per hashed n-gram of a caption); 0 for no cross-attention."""
+
+    cross_attention_levels: int = 2
+    """How many of the UNet's lowest resolutions cross-attend to the tokens (the
+    bottleneck first; 2 at 32x32: 8x8 and 16x16)."""
+
 
 @dataclass(frozen=True)
 class ConditionRecipe:
@@ -193,7 +201,12 @@ class GeneratorRecipe:
         problems = [f"network.{name}={value!r} must be an integer >= 1"
                     for name, value in (("base_channels", n.base_channels),
                                         ("num_res_blocks", n.num_res_blocks),
-                                        ("cond_dim", n.cond_dim)) if not _int_at_least(value, 1)]
+                                        ("cond_dim", n.cond_dim),
+                                        ("cross_attention_levels", n.cross_attention_levels))
+                    if not _int_at_least(value, 1)]
+        if not _int_at_least(n.context_dim, 0):
+            problems.append(f"network.context_dim={n.context_dim!r} must be an integer >= 0 "
+                            "(0: no cross-attention)")
         for name in ("channel_mults", "attention_resolutions"):
             value = getattr(n, name)
             if not isinstance(value, tuple) or not all(_int_at_least(v, 1) for v in value) \
