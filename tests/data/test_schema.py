@@ -351,6 +351,9 @@ def test_label_errors():
         ),
         (list(np.linspace(0.5, 9.5, 20)), "regression", "numeric", "floats, 20 distinct values"),
         (list(range(0, 600, 3)), "regression", "numeric", "integers, 200 distinct values"),
+        # Many integers not numbered from 0 or 1: a score, not 35 classes.
+        (list(range(66, 101)) * 30, "regression", "numeric", "integers, 35 distinct values"),
+        (list(range(0, 35)) * 30, "multiclass", "categorical", "35 distinct integers (0–34)"),
         (["a|b", "b", "a|c", "c"] * 5, "multilabel", "multilabel", "'|'-separated tags"),
         ([["a"], ["a", "b"], ["c"]] * 5, "multilabel", "multilabel", "list cells"),
     ],

@@ -32,6 +32,7 @@ from polymodal.data.column_rules import (
     fmt_number,
     fmt_rows,
     fmt_value,
+    integer_codes,
 )
 from polymodal.errors import ConfigError, DataError, SchemaError
 
@@ -270,7 +271,11 @@ def _label_problem(
         return "multiclass", reason, "categorical", None
     integral = all_integers(values)
     lo, hi = fmt_number(values.min()), fmt_number(values.max())
-    if integral and (nd <= INT_CODE_MAX_DISTINCT or nd <= min(class_limit(n), 0.05 * n)):
+    # A few integers are classes (ratings 1-5, digits); many are classes only when numbered
+    # like codes, from 0 or 1 (an inspection score 66-100 is a quantity).
+    many_codes = (nd <= min(class_limit(n), 0.05 * n)
+                  and integer_codes(float(values.min()), float(values.max()), nd))
+    if integral and (nd <= INT_CODE_MAX_DISTINCT or many_codes):
         return (
             "multiclass",
             (
