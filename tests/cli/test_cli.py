@@ -30,6 +30,20 @@ def test_inspect_json_is_machine_readable(tiny_table, run_cli):
     assert "issues" in doc["cleaning"] or doc["cleaning"]
 
 
+def test_a_european_excel_export_is_read_as_numbers_and_day_first_dates(tmp_path, run_cli):
+    # ';' between fields, decimal commas, currency and percent signs, dd/mm/yyyy dates.
+    rows = "".join(f"€{1000 + 37 * i:,}.50;{i % 40} %;{i % 9},{i % 7};{i % 28 + 1:02d}/"
+                   f"{i % 12 + 1:02d}/2021;{'ab'[(i // 3) % 2]}\n" for i in range(60))
+    path = tmp_path / "export.csv"
+    path.write_text("price;discount;weight;when;y\n" + rows, encoding="utf-8")
+    code, out, err = run_cli("data", "inspect", str(path), "--label", "y", "--json")
+    assert code == 0, err
+    columns = {c["name"]: c for c in json.loads(out)["schema"]["columns"]}
+    assert [columns[c]["modality"] for c in ("price", "discount", "weight", "when")] == [
+        "numeric", "numeric", "numeric", "datetime"]
+    assert "day first" in columns["when"]["reason"]
+
+
 def test_override_changes_the_modality(tiny_table, run_cli):
     code, out, _ = run_cli(
         "data", "inspect", str(tiny_table), "--column", "price=categorical", "--json"

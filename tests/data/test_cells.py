@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 
 import numpy as np
 import pandas as pd
@@ -151,12 +152,19 @@ def test_missing_cells_have_no_tags(cell):
 
 
 @pytest.mark.parametrize("text, number", [("1,234", 1234.0), (" 3.5 ", 3.5), ("-2e3", -2000.0),
-                                          ("3,5", None), ("n0", None), ("", None)])
+                                          ("3,5", None), ("n0", None), ("", None),
+                                          ("$1,274.29", 1274.29), ("-$5", -5.0), ("$-5", -5.0),
+                                          ("29%", 29.0), ("12 %", 12.0), ("5 €", 5.0),
+                                          ("£1,000,000", 1e6), ("$", None), ("abc%", None),
+                                          ("x$", None)])
 def test_one_number_is_read_as_a_column_of_them(text, number):
     """The service checks a request's cell with the definition a table's column uses."""
+    from polymodal.api.export_cells import cell_number
     from polymodal.data.cells import non_number_positions, number_or_none
 
     assert number_or_none(text) == number
+    # The exported runtime reads a cell as polymodal does.
+    assert (math.isnan(cell_number(text)) if number is None else cell_number(text) == number)
     column = pd.Series(["1", text], dtype=object)
     expected = [1] if number is None and text else []
     assert non_number_positions(column).tolist() == expected

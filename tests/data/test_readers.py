@@ -85,8 +85,19 @@ def test_tab_separated_by_extension_or_sniffed(tmp_path, name):
 def test_semicolon_csv_is_sniffed_and_noted(tmp_path):
     df = read_table(_write_text(tmp_path / "t.csv", "a;b;c\n1;2,5;x\n3;4,5;y\n"))
     assert list(df.columns) == ["a", "b", "c"]
-    assert df["b"].tolist() == ["2,5", "4,5"]
+    # Beside ';', "2,5" is a decimal comma (Excel's European CSV), and the read says so.
+    assert df["b"].tolist() == [2.5, 4.5]
     assert any("';'" in note and "sniffed" in note for note in df.attrs["read_notes"])
+    assert any("decimal point" in note for note in df.attrs["read_notes"])
+
+
+def test_decimal_comma_only_with_evidence(tmp_path):
+    # Commas that can only group thousands, or a ',' separator: numbers read as before.
+    df = read_table(_write_text(tmp_path / "t.csv", "a;b\n1;1,234\n3;12,500\n"))
+    assert df["b"].tolist() == ["1,234", "12,500"]
+    assert not any("decimal point" in note for note in df.attrs["read_notes"])
+    df = read_table(_write_text(tmp_path / "u.csv", 'a,b\n1,"2,5"\n3,"4,5"\n'))
+    assert df["b"].tolist() == ["2,5", "4,5"]
 
 
 def test_explicit_sep_wins(tmp_path):

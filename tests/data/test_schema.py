@@ -153,6 +153,25 @@ def test_dates_as_strings_and_datetime64():
     assert schema.columns["month"].modality == "categorical"
 
 
+def test_dirty_numbers_and_day_first_dates_of_a_european_export(tmp_path):
+    from polymodal.data.readers import read_table
+
+    path = tmp_path / "export.csv"
+    path.write_text("price;discount;weight;when;y\n"
+                    + "".join(f"$1,{i:03d}.50;{i % 40}%;{i % 9},{i % 7};{i % 28 + 1:02d}/"
+                              f"{i % 12 + 1:02d}/2021;{'ab'[i % 2]}\n" for i in range(60)),
+                    encoding="utf-8")
+    df = read_table(path)
+    schema = infer_schema(df, label="y")
+    for column in ("price", "discount", "weight"):
+        assert schema.columns[column].modality == "numeric", schema.columns[column].reason
+    assert df["weight"].iloc[:3].tolist() == [0.0, 1.1, 2.2]
+    assert "currency/percent signs dropped" in schema.columns["price"].reason
+    assert schema.columns["when"].modality == "datetime"
+    days = [pd.Timestamp(2021, i % 12 + 1, i % 28 + 1) for i in range(60)]
+    assert f"day first ({min(days):%Y-%m-%d} to {max(days):%Y-%m-%d})" in schema.columns["when"].reason
+
+
 def test_ordinal_words_are_categories_not_dates_of_year_one():
     # pandas parses "1st"/"2nd"/"3rd" as days of January in year 1 (R's TitanicSurvival).
     df = pd.DataFrame({"passengerClass": ["1st", "2nd", "3rd", "3rd"] * 5})

@@ -150,6 +150,21 @@ def test_datetime_features_are_scaled_cyclic_and_flag_missing():
     np.testing.assert_array_equal(enc.mask["when"], [True, False])
 
 
+def test_day_first_dates_are_read_day_first_for_the_whole_column_and_at_predict_time():
+    schema = make_schema({"when": "datetime"})
+    train = pd.DataFrame({"when": ["31/01/2024", "02/01/2024", "15/06/2024", "03/07/2024"]})
+    tr = TableTransform(schema).fit(train)
+    month_sin = tr.numeric_names().index("when__month_sin")
+    # A batch whose days are all 12 or under still reads day first, as training did.
+    enc = tr.encode(pd.DataFrame({"when": ["02/01/2024", "03/07/2024"]}))
+    expected = [np.sin(2 * np.pi * 0 / 12), np.sin(2 * np.pi * 6 / 12)]  # January, July
+    np.testing.assert_allclose(enc.numeric[:, month_sin], expected, atol=1e-6)
+    # Month-first dates, or ones that cannot tell, keep pandas' reading.
+    us = TableTransform(schema).fit(pd.DataFrame({"when": ["01/31/2024", "02/01/2024"]}))
+    enc = us.encode(pd.DataFrame({"when": ["02/01/2024"]}))
+    assert enc.numeric[0, month_sin] == pytest.approx(np.sin(2 * np.pi * 1 / 12), abs=1e-6)
+
+
 def test_datetime_features_of_dates_outside_the_nanosecond_range():
     # Years 1 and 2500 are valid dates that a nanosecond timestamp cannot hold.
     schema = make_schema({"when": "datetime"})

@@ -25,6 +25,8 @@ import numpy as np
 UNKNOWN_INDEX, MISSING_INDEX = 0, 1
 EDGE_BINS = 18
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+_LEADING_UNIT = re.compile(r"^([+-]?)\s*[$€£¥₹]\s*")  # currency/percent signs, as polymodal
+_TRAILING_UNIT = re.compile(r"(?<=\d)\s*[%$€£¥₹]$")  # drops them when it reads numbers
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -90,7 +92,7 @@ def cell_number(cell) -> float:
     if isinstance(cell, bool | int | float | np.number):
         value = float(cell)
     else:
-        text = str(cell).strip()
+        text = _TRAILING_UNIT.sub("", _LEADING_UNIT.sub(r"\1", str(cell).strip()))
         if _THOUSANDS.match(text):
             text = text.replace(",", "")
         try:

@@ -22,12 +22,18 @@ import json
 import numbers
 import os
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+# A currency sign before a number ("$1,234.50", "-€5") or after it ("5 €"), or a percent
+# sign after it ("29%"), is a unit: the number is what is written without it.
+CURRENCY_SIGNS = "$€£¥₹"
+_LEADING_UNIT = re.compile(rf"^([+-]?)\s*[{CURRENCY_SIGNS}]\s*")
+_TRAILING_UNIT = re.compile(rf"(?<=\d)\s*[%{CURRENCY_SIGNS}]$")
 _PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None)})
 _CONTAINERS = (list, tuple, set, frozenset, np.ndarray, pd.Series)
 
@@ -171,12 +177,16 @@ def hashable_cell(cell):
 
 
 def parse_number_strings(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Strings such as ``"1,234"``, ``" 3.5 "``, ``"-2e3"`` as floats; NaN where not a number.
+    """Strings such as ``"1,234"``, ``" 3.5 "``, ``"-2e3"``, ``"$1,234.50"``, ``"29%"`` as
+    floats; NaN where not a number.
 
     Returns ``(numbers, parsed_mask)``. Commas are dropped only when they group thousands,
-    so ``"3,5"`` (a tag list, or a decimal comma) is not read as 35.
+    so ``"3,5"`` (a tag list, or a decimal comma) is not read as 35. A currency or percent
+    sign is dropped ("29%" is 29, as written).
     """
     text = values.astype(str).str.strip()
+    text = (text.str.replace(_LEADING_UNIT, r"\1", regex=True)
+            .str.replace(_TRAILING_UNIT, "", regex=True))
     grouped = text.str.match(_THOUSANDS)
     text = text.where(~grouped, text.str.replace(",", "", regex=False))
     parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
@@ -237,17 +247,38 @@ def cell_tags(cell, delimiter: str | None = None) -> list[str]:
         items = [cell]
     return sorted({key for key in map(category_key, items) if key})
 
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
+
+
+def day_first(series: pd.Series) -> bool:
+    """Whether a column's dates are written day first ("31/01/2024"): some cell's first
+    number is over 12 and no cell's second one is. Decided for the whole column, so
+    "02/01/2024" beside "31/01/2024" is 2 January, not 1 February."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return False
+    parts = series[present_mask(series)].astype(str).str.extract(_NUMERIC_DATE)
+    if parts.empty:
+        return False
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    return bool((first > 12).any() and not (second > 12).any())
+
+
+def parse_dates(series: pd.Series, *, dayfirst: bool = False) -> pd.Series:
+    """Strings (or dates) as pandas timestamps, NaT where missing or unparseable; each cell's
+    format is inferred, ``dayfirst`` settles "01/02" for the whole column."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return series
+    with warnings.catch_warnings():  # "could not infer format" for mixed formats
+        warnings.simplefilter("ignore", UserWarning)
+        return pd.to_datetime(series.where(pd.Series(present_mask(series), index=series.index))
+                              .astype(object), errors="coerce", format="mixed",
+                              dayfirst=dayfirst)
+
+
 def datetime_seconds(series: pd.Series) -> np.ndarray:
     """Dates as float seconds since 1970 (N,); NaN where missing or unparseable."""
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        dates = series
-    else:
-        dates = pd.to_datetime(
-            series.where(pd.Series(present_mask(series), index=series.index)).astype(object),
-            errors="coerce",
-            format="mixed",
-        )
-    return seconds_since_epoch(dates)
+    return seconds_since_epoch(parse_dates(series, dayfirst=day_first(series)))
 
 
 def seconds_since_epoch(dates: pd.Series) -> np.ndarray:

@@ -24,7 +24,14 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import cell_kind, parse_number_strings, present_mask
+from polymodal.data.cells import (
+    CURRENCY_SIGNS,
+    cell_kind,
+    day_first,
+    parse_dates,
+    parse_number_strings,
+    present_mask,
+)
 from polymodal.data.column_rules import (
     DATE_MIN_FRACTION,
     DATE_MIN_YEAR,
@@ -243,11 +250,13 @@ def _datetime_reason(values: pd.Series, sample: pd.Series) -> str | None:
         if share < DATE_MIN_FRACTION:
             return None
         full = values.str.strip()
-        parsed = pd.to_datetime(full, errors="coerce")
+        dayfirst = day_first(full)
+        parsed = pd.to_datetime(full, errors="coerce", dayfirst=dayfirst)
         if parsed.notna().mean() < share - 0.05:  # formats vary from row to row
-            parsed = pd.to_datetime(full, errors="coerce", format="mixed")
+            parsed = parse_dates(full, dayfirst=dayfirst)
     return (
-        f"datetime: {share:.0%} of {fmt_count(len(text))} sampled values parse as dates "
+        f"datetime: {share:.0%} of {fmt_count(len(text))} sampled values parse as dates"
+        f"{', day first' if dayfirst else ''} "
         f"({parsed.min():%Y-%m-%d} to {parsed.max():%Y-%m-%d})"
     )
 
@@ -283,9 +292,11 @@ def _string_reason(
                 None,
             )
         bad = n - int(parsed.sum())
+        signed = stripped.str.contains(f"[%{CURRENCY_SIGNS}]", regex=True).to_numpy(dtype=bool)
         origin = " stored as strings" + (
-            f", {bad} unparseable cell(s) read as missing" if bad else ""
-        )
+            f", currency/percent signs dropped (e.g. {stripped[signed].iloc[0]!r})"
+            if signed.any() else ""
+        ) + (f", {bad} unparseable cell(s) read as missing" if bad else "")
         modality, reason = _numeric_reason(numbers_[parsed], name, origin)
         return modality, reason, None
 

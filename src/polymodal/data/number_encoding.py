@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import column_numbers, seconds_since_epoch
+from polymodal.data.cells import column_numbers, day_first, seconds_since_epoch
 
 # Standardised numbers are clipped so one wild value at predict time cannot saturate a model.
 NUMERIC_CLIP = 10.0
@@ -66,20 +66,21 @@ def encode_numeric(cells: pd.Series, stats: dict) -> tuple[np.ndarray, np.ndarra
 # ---------------------------------------------------------------------- datetime
 
 
-def _to_datetime(cells: pd.Series) -> pd.Series:
+def _to_datetime(cells: pd.Series, dayfirst: bool = False) -> pd.Series:
     """Timestamps in UTC (naive ones are taken as UTC); unparseable cells become NaT."""
     if pd.api.types.is_datetime64_any_dtype(cells):
         series = cells
     else:
-        series = pd.to_datetime(cells.astype(object), errors="coerce", utc=True, format="mixed")
+        series = pd.to_datetime(cells.astype(object), errors="coerce", utc=True, format="mixed",
+                                dayfirst=dayfirst)
     series = pd.Series(series)
     if series.dt.tz is None:
         series = series.dt.tz_localize("UTC")
     return series.dt.tz_convert("UTC")
 
 
-def _datetime_parts(cells: pd.Series) -> dict[str, np.ndarray]:
-    ts = _to_datetime(cells)
+def _datetime_parts(cells: pd.Series, dayfirst: bool) -> dict[str, np.ndarray]:
+    ts = _to_datetime(cells, dayfirst)
     days = seconds_since_epoch(ts) / 86400.0
     return {
         "days": days,
@@ -91,9 +92,13 @@ def _datetime_parts(cells: pd.Series) -> dict[str, np.ndarray]:
 
 
 def fit_datetime(cells: pd.Series) -> dict:
-    parts = _datetime_parts(cells)
+    """The column's statistics; ``dayfirst`` (saved only when True) is decided on the
+    training rows and reused at predict time, where a batch may hold no day over 12."""
+    dayfirst = day_first(cells)
+    parts = _datetime_parts(cells, dayfirst)
     days, years = parts["days"], parts["year"]
     ok = ~np.isnan(days)
+    order = {"dayfirst": True} if dayfirst else {}
     if not ok.any():
         return {
             "days_median": 0.0,
@@ -102,9 +107,11 @@ def fit_datetime(cells: pd.Series) -> dict:
             "year_mean": 1970.0,
             "year_std": 1.0,
             "indicator": True,
+            **order,
         }
     days_std, year_std = float(days[ok].std()), float(years[ok].std())
     return {
+        **order,
         "days_median": float(np.median(days[ok])),
         "days_mean": float(days[ok].mean()),
         "days_std": days_std if days_std > 1e-12 else 1.0,
@@ -121,7 +128,7 @@ def encode_datetime(cells: pd.Series, stats: dict) -> tuple[np.ndarray, np.ndarr
     points on a circle so December sits next to January. A missing timestamp takes the
     training median for the linear features and 0 (no direction) for the cyclic ones.
     """
-    parts = _datetime_parts(cells)
+    parts = _datetime_parts(cells, bool(stats.get("dayfirst", False)))
     missing = np.isnan(parts["days"])
     median_year = float(pd.Timestamp(stats["days_median"] * 86400.0, unit="s").year)
     days = np.where(missing, stats["days_median"], parts["days"])

@@ -19,6 +19,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -74,7 +75,26 @@ def read_text_table(
         raise DataError(
             f"sep={sep!r}: the separator must be a single character such as ',' or '\\t'"
         )
-    return _DelimitedRead(path, compression, sep, notes).read(encoding, head_text)
+    decimal = _decimal_point(head_text, sep)
+    if decimal != ".":
+        notes.append(f"numbers: {decimal!r} read as the decimal point (cells such as "
+                     f"'7{decimal}4' beside the {sep!r} separator, as Excel writes them in "
+                     "much of Europe)")
+    return _DelimitedRead(path, compression, sep, notes, decimal).read(encoding, head_text)
+
+
+_DECIMAL_COMMA = re.compile(r'^\s*"?[+-]?\d+,\d+"?\s*$')
+_THOUSANDS_ONLY = re.compile(r'^\s*"?[+-]?\d{1,3}(,\d{3})+"?\s*$')
+
+
+def _decimal_point(head_text: str, sep: str) -> str:
+    """``","`` for a ``;``-separated table whose first rows hold numbers written with a
+    decimal comma (one that cannot be a thousands separator, as in "7,4"), else ``"."``."""
+    if sep != ";":
+        return "."
+    fields = [f for line in head_text.splitlines()[1:_SNIFF_ROWS] for f in line.split(sep)]
+    commas = [f for f in fields if _DECIMAL_COMMA.match(f)]
+    return "," if any(not _THOUSANDS_ONLY.match(f) for f in commas) else "."
 
 
 def check_unique_columns(names: list, source: str) -> None:
@@ -230,8 +250,10 @@ class _DelimitedRead:
     count, and the serial re-read, which never cuts, reads them whole.
     """
 
-    def __init__(self, path: Path, compression: str | None, sep: str, notes: list[str]):
+    def __init__(self, path: Path, compression: str | None, sep: str, notes: list[str],
+                 decimal: str = "."):
         self.path, self.compression, self.sep, self.notes = path, compression, sep, notes
+        self.decimal = decimal
         self.multiline = False
 
     def read(self, encoding: str | None, head_text: str) -> pd.DataFrame:
@@ -288,7 +310,8 @@ class _DelimitedRead:
                 ),
                 # A missing string cell is missing, as in pandas, not an empty string.
                 convert_options=pacsv.ConvertOptions(
-                    strings_can_be_null=True, quoted_strings_can_be_null=True
+                    strings_can_be_null=True, quoted_strings_can_be_null=True,
+                    decimal_point=self.decimal,
                 ),
             )
         except UnicodeDecodeError:
