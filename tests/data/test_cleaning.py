@@ -289,3 +289,17 @@ def test_audio_clips_that_decode_but_need_a_word(tmp_path):
     df.attrs["base_dir"] = str(tmp_path)
     report = clean_report(df, infer_schema(df, label="y"))
     assert sum("'clip'" in line for line in report.notices()) == 4
+
+
+def test_values_spelled_two_ways_are_pointed_out_not_merged():
+    n = 60
+    df = pd.DataFrame({"size": (["small", "Small", "large"] * n)[:n],
+                       "code": (["a1", "b2", "c3"] * n)[:n],
+                       "y": (["Yes", "YES ", "No", "no"] * n)[:n]})
+    schema = infer_schema(df, label="y")
+    report = clean_report(df, schema)
+    notes = [line for line in report.cell_notes if "spelled more than one way" in line]
+    assert sorted(line.split("'")[1] for line in notes) == ["size", "y"]
+    joined = " ".join(notes)
+    assert "'Small' / 'small'" in joined and "'No' / 'no'" in joined and "'YES' / 'Yes'" in joined
+    assert schema.problem_type == "multiclass"  # kept apart: not a yes/no label

@@ -236,6 +236,9 @@ def _check_media(
     return len(rows), problems, notes
 
 
+SPELLING_MAX_DISTINCT = 10_000  # beyond this a column's spellings are not compared
+
+
 def _number_notes(series: pd.Series, mask: np.ndarray, modality: str) -> list[str]:
     """A line when a column of strings is partly numbers: a numeric column's other cells
     are read as missing; a categorical or text column that is mostly numbers may be a
@@ -273,6 +276,29 @@ def _number_notes(series: pd.Series, mask: np.ndarray, modality: str) -> list[st
             f"cells are numbers but {len(others):,} are not ({where}); if it holds quantities, "
             f"pass --column {name}=numeric (Python: columns={{{name!r}: 'numeric'}}) to read "
             "it as numbers, those cells as missing"]
+
+
+def _spelling_notes(series: pd.Series, mask: np.ndarray, modality: str) -> list[str]:
+    """A line when a categorical column (or a class label) spells one value more than one
+    way, differing only in case ("Yes", "YES "): they stay different categories, as the
+    user may mean them so, but are pointed out."""
+    if (modality != "categorical" or not mask.any() or series.dtype == bool
+            or pd.api.types.is_numeric_dtype(series.dtype)):
+        return []
+    present = series[mask]
+    if present.dtype == object and any(not isinstance(c, str) for c in present.iloc[:50]):
+        return []
+    spellings = pd.Series(present.astype(str).str.strip().unique())
+    if len(spellings) > SPELLING_MAX_DISTINCT:
+        return []
+    groups = spellings.groupby(spellings.str.casefold()).agg(sorted)
+    groups = groups[groups.str.len() > 1]
+    if groups.empty:
+        return []
+    shown = "; ".join(" / ".join(map(repr, g)) for g in groups.iloc[:3])
+    return [f"column {series.name!r}: {len(groups):,} value(s) spelled more than one way, "
+            f"differing only in case ({shown}{'; …' if len(groups) > 3 else ''}) → kept as "
+            "different categories; write each one way if they mean the same"]
 
 
 def _action(series: pd.Series, modality: str, missing: int, unreadable: int, is_label: bool) -> str:
@@ -414,6 +440,7 @@ def clean_report(
         mask = present_mask(series)
         missing = int(num_rows - mask.sum())
         cell_notes += _number_notes(series, mask, col.modality)
+        cell_notes += _spelling_notes(series, mask, col.modality)
         checked, problems = 0, []
         if check_files and col.modality in ("image", "audio") and name != label:
             checked, problems, notes = _check_media(series, col.modality, mask, base_dir,
