@@ -398,3 +398,30 @@ def test_export_before_fit_and_unknown_format(tmp_path):
     with pytest.raises(ConfigError, match="format"):
         predictor.export(tmp_path / "x", format="tflite")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_exported_runtime_reads_cells_as_polymodal_does():
+    """Numbers with currency/percent signs and numeric dates, day first or month first,
+    give the exported runtime the features polymodal's transform gives."""
+    from polymodal.api.export_cells import encode_datetime as runtime_datetime
+    from polymodal.api.export_cells import encode_numeric as runtime_numeric
+    from polymodal.data.number_encoding import (
+        NUMERIC_CLIP,
+        encode_datetime,
+        encode_numeric,
+        fit_datetime,
+        fit_numeric,
+    )
+
+    money = pd.Series(["$1,274.50", "29%", "-€5", "12", None, "x"], dtype=object)
+    stats = fit_numeric(money)
+    np.testing.assert_allclose(runtime_numeric(money.tolist(), stats, NUMERIC_CLIP)[0],
+                               encode_numeric(money, stats)[0], atol=1e-6)
+    for dates in (["31/01/2024", "02/01/2024", "15/06/2023", None],  # day first
+                  ["01/31/2024", "02/01/2024", "2023-06-15", None]):  # month first, ISO
+        cells = pd.Series(dates, dtype=object)
+        stats = fit_datetime(cells)
+        expected, missing = encode_datetime(cells, stats)
+        got, got_missing = runtime_datetime(cells.tolist(), stats, NUMERIC_CLIP)
+        np.testing.assert_array_equal(got_missing, missing)
+        np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -123,8 +123,12 @@ def cell_tags(cell, delimiter: str | None) -> list[str]:
     return sorted({k for k in map(category_key, items) if k})
 
 
-def _timestamp(cell) -> dt.datetime | None:
-    """An ISO date or datetime (naive ones are UTC), or None."""
+_NUMERIC_DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+
+
+def _timestamp(cell, dayfirst: bool = False) -> dt.datetime | None:
+    """An ISO date or datetime, or a numeric date such as 31/01/2024 (day first when the
+    column was read so at fit, else month first), naive ones UTC; or None."""
     if cell_missing(cell):
         return None
     if isinstance(cell, dt.datetime):
@@ -132,10 +136,19 @@ def _timestamp(cell) -> dt.datetime | None:
     elif isinstance(cell, dt.date):
         value = dt.datetime(cell.year, cell.month, cell.day)
     else:
+        text = str(cell).strip()
         try:
-            value = dt.datetime.fromisoformat(str(cell).strip())
+            value = dt.datetime.fromisoformat(text)
         except ValueError:
-            return None
+            match = _NUMERIC_DATE.match(text)
+            if match is None:
+                return None
+            first, second, year = map(int, match.groups())
+            day, month = (first, second) if dayfirst else (second, first)
+            try:
+                value = dt.datetime(year, month, day)
+            except ValueError:
+                return None
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
@@ -151,7 +164,7 @@ def encode_numeric(cells: list, stats: dict, clip: float) -> tuple[np.ndarray, n
 
 
 def encode_datetime(cells: list, stats: dict, clip: float) -> tuple[np.ndarray, np.ndarray]:
-    stamps = [_timestamp(c) for c in cells]
+    stamps = [_timestamp(c, bool(stats.get("dayfirst", False))) for c in cells]
     missing = np.array([s is None for s in stamps])
     days = np.array([math.nan if s is None else (s - _EPOCH).total_seconds() / 86400.0
                      for s in stamps])
