@@ -417,8 +417,8 @@ def test_the_exported_runtime_reads_cells_as_polymodal_does():
     stats = fit_numeric(money)
     np.testing.assert_allclose(runtime_numeric(money.tolist(), stats, NUMERIC_CLIP)[0],
                                encode_numeric(money, stats)[0], atol=1e-6)
-    for dates in (["31/01/2024", "02/01/2024", "15/06/2023", None],  # day first
-                  ["01/31/2024", "02/01/2024", "2023-06-15", None]):  # month first, ISO
+    for dates in (["31/01/2024", "02/01/2024 10:30", "2023-06-15", None],  # day first, ISO
+                  ["01/31/2024", "02/01/2024 08:15:30", "2023-06-15", None]):  # month first
         cells = pd.Series(dates, dtype=object)
         stats = fit_datetime(cells)
         expected, missing = encode_datetime(cells, stats)

@@ -123,7 +123,7 @@ def cell_tags(cell, delimiter: str | None) -> list[str]:
     return sorted({k for k in map(category_key, items) if k})
 
 
-_NUMERIC_DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+_NUMERIC_DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
 
 
 def _timestamp(cell, dayfirst: bool = False) -> dt.datetime | None:
@@ -143,10 +143,10 @@ def _timestamp(cell, dayfirst: bool = False) -> dt.datetime | None:
             match = _NUMERIC_DATE.match(text)
             if match is None:
                 return None
-            first, second, year = map(int, match.groups())
+            first, second, year, hour, minute, second_s = (int(g or 0) for g in match.groups())
             day, month = (first, second) if dayfirst else (second, first)
             try:
-                value = dt.datetime(year, month, day)
+                value = dt.datetime(year, month, day, hour, minute, second_s)
             except ValueError:
                 return None
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

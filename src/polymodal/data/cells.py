@@ -264,16 +264,23 @@ def day_first(series: pd.Series) -> bool:
     return bool((first > 12).any() and not (second > 12).any())
 
 
-def parse_dates(series: pd.Series, *, dayfirst: bool = False) -> pd.Series:
+def parse_dates(series: pd.Series, *, dayfirst: bool = False, utc: bool = False) -> pd.Series:
     """Strings (or dates) as pandas timestamps, NaT where missing or unparseable; each cell's
-    format is inferred, ``dayfirst`` settles "01/02" for the whole column."""
+    format is inferred, ``dayfirst`` settles "01/02/2024" for the whole column (and only
+    such numeric dates: "2024-01-05" stays 5 January)."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         return series
+    cells = series.where(pd.Series(present_mask(series), index=series.index)).astype(object)
     with warnings.catch_warnings():  # "could not infer format" for mixed formats
         warnings.simplefilter("ignore", UserWarning)
-        return pd.to_datetime(series.where(pd.Series(present_mask(series), index=series.index))
-                              .astype(object), errors="coerce", format="mixed",
-                              dayfirst=dayfirst)
+        parsed = pd.to_datetime(cells, errors="coerce", format="mixed", utc=utc)
+        if dayfirst:
+            numeric = cells.astype(str).str.match(_NUMERIC_DATE).to_numpy(dtype=bool)
+            if numeric.any():
+                parsed = pd.Series(parsed, index=series.index)
+                parsed[numeric] = pd.to_datetime(cells[numeric], errors="coerce",
+                                                 format="mixed", dayfirst=True, utc=utc)
+    return pd.Series(parsed, index=series.index)
 
 
 def datetime_seconds(series: pd.Series) -> np.ndarray:

@@ -252,7 +252,7 @@ def _datetime_reason(values: pd.Series, sample: pd.Series) -> str | None:
         full = values.str.strip()
         dayfirst = day_first(full)
         parsed = pd.to_datetime(full, errors="coerce", dayfirst=dayfirst)
-        if parsed.notna().mean() < share - 0.05:  # formats vary from row to row
+        if dayfirst or parsed.notna().mean() < share - 0.05:  # formats vary from row to row
             parsed = parse_dates(full, dayfirst=dayfirst)
     return (
         f"datetime: {share:.0%} of {fmt_count(len(text))} sampled values parse as dates"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from polymodal.data.cells import column_numbers, day_first, seconds_since_epoch
+from polymodal.data.cells import column_numbers, day_first, parse_dates, seconds_since_epoch
 
 # Standardised numbers are clipped so one wild value at predict time cannot saturate a model.
 NUMERIC_CLIP = 10.0
@@ -71,8 +71,7 @@ def _to_datetime(cells: pd.Series, dayfirst: bool = False) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(cells):
         series = cells
     else:
-        series = pd.to_datetime(cells.astype(object), errors="coerce", utc=True, format="mixed",
-                                dayfirst=dayfirst)
+        series = parse_dates(cells, dayfirst=dayfirst, utc=True)
     series = pd.Series(series)
     if series.dt.tz is None:
         series = series.dt.tz_localize("UTC")
