@@ -247,6 +247,7 @@ def cell_tags(cell, delimiter: str | None = None) -> list[str]:
         items = [cell]
     return sorted({key for key in map(category_key, items) if key})
 
+
 _NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
 
 

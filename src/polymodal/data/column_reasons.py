@@ -251,9 +251,12 @@ def _datetime_reason(values: pd.Series, sample: pd.Series) -> str | None:
             return None
         full = values.str.strip()
         dayfirst = day_first(full)
-        parsed = pd.to_datetime(full, errors="coerce", dayfirst=dayfirst)
-        if dayfirst or parsed.notna().mean() < share - 0.05:  # formats vary from row to row
-            parsed = parse_dates(full, dayfirst=dayfirst)
+        if dayfirst:  # one parse that keeps ISO cells year-month-day
+            parsed = parse_dates(full, dayfirst=True)
+        else:
+            parsed = pd.to_datetime(full, errors="coerce")
+            if parsed.notna().mean() < share - 0.05:  # formats vary from row to row
+                parsed = parse_dates(full)
     return (
         f"datetime: {share:.0%} of {fmt_count(len(text))} sampled values parse as dates"
         f"{', day first' if dayfirst else ''} "
