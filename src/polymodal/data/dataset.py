@@ -319,7 +319,8 @@ class _MediaCells(Dataset):
             cells = enc.image[column] if modality == "image" else enc.audio[column]
             values, present = decode_cell(self.transform, enc.base_dir, modality, column,
                                           cells[index])
-            out[column] = (torch.from_numpy(values), present)
+            # A decoded cell may be a read-only view (a cached or memory-mapped array).
+            out[column] = (torch.from_numpy(np.require(values, requirements="W")), present)
         return int(index), out
 
 
