@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from polymodal.api import Predictor
-from polymodal.api.self_training import select_pseudo_labels
+from polymodal.api.self_training import select_pseudo_labels, spread_labels
 from polymodal.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -98,3 +98,35 @@ def test_regression_labels_do_not_self_train():
 def test_bad_unlabelled_value_names_the_parameter():
     with pytest.raises(ConfigError, match="unlabelled='bogus'"):
         Predictor("label", unlabelled="bogus").fit(partly_labelled())
+
+
+def test_spreading_follows_the_chain_of_neighbours_not_the_nearest_labelled_point():
+    # Two arcs on the unit sphere, latitude +/-0.25, longitude 0 to pi, one labelled
+    # point at opposite ends: past the middle, a point is nearer (by cosine) to the
+    # other arc's labelled point than to its own, so only a label carried along each arc
+    # gets the far halves right.
+    longitude = np.tile(np.linspace(0.0, np.pi, 100), 2)
+    latitude = np.repeat([0.25, -0.25], 100)
+    points = np.stack([np.cos(latitude) * np.cos(longitude),
+                       np.cos(latitude) * np.sin(longitude), np.sin(latitude)], axis=1)
+    arc = np.repeat([0, 1], 100)
+    labelled = np.array([0, 199])  # arc 0 at longitude 0, arc 1 at longitude pi
+    rest = np.delete(np.arange(200), labelled)
+    probs = spread_labels(points[labelled], arc[labelled], points[rest], num_classes=3)
+    assert probs.shape == (198, 3) and np.allclose(probs.sum(axis=1), 1.0)  # all reached
+    assert (probs[:, 2] == 0).all()  # no labelled point has class 2
+    nearest = arc[labelled][(points[rest] @ points[labelled].T).argmax(axis=1)]
+    assert (nearest == arc[rest]).mean() < 0.7  # the nearest labelled point misleads
+    assert (probs.argmax(axis=1) == arc[rest]).mean() > 0.95
+
+
+def test_propagation_can_be_switched_off_and_is_recorded(tmp_path):
+    table = partly_labelled()
+    on = fit(table)
+    off = Predictor("label", text_encoder="hashed", verbosity=0,
+                    recipe={**BOUNDED, "unlabelled.propagate": False}).fit(table)
+    assert on.unlabelled_["rounds"][0]["propagated"] is True
+    assert off.unlabelled_["rounds"][0]["propagated"] is False
+    assert on.recipe_.unlabelled.propagate and not off.recipe_.unlabelled.propagate
+    with pytest.raises(ConfigError, match="unlabelled.propagate"):
+        Predictor("label", recipe={**BOUNDED, "unlabelled.propagate": "maybe"}).fit(table)

@@ -11,7 +11,10 @@ segmentation via class-balanced self-training"):
    by default all of it, so the rounds run in the time its early stopping leaves (or
    without a time limit) and never take time from the labelled-only network;
 2. it predicts a seeded sample of the unlabelled rows, as many as
-   :data:`SCORE_SHARE` of a round's time pays for;
+   :data:`SCORE_SHARE` of a round's time pays for; with ``propagate`` (the default) its
+   class probabilities are averaged with those label spreading gives over its fused
+   embeddings of these rows and of the labelled ones (:func:`spread_labels`; Iscen et
+   al. 2019, "Label propagation for deep semi-supervised learning");
 3. :func:`select_pseudo_labels`: rows whose top class probability is at least
    ``threshold``; per class the most confident first, no class more than the median
    class has (so one easy class cannot crowd out the rest), at most
@@ -29,11 +32,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from polymodal.api.candidate_outputs import candidate_outputs
 from polymodal.api.neural import NeuralCandidate
@@ -55,6 +60,38 @@ STUDENT_MARGIN_S = 1.0  # kept back from a student's time for building its rows
 # much of it, and a short round cannot win that back (seen on Fashion-MNIST at 20 % labels).
 STUDENT_LR_SCALE = 0.5
 LABELLED_SHARE = 0.5  # of a student's training rows, at least
+# Label spreading over the fused embeddings (see SelfTraining._propagate): neighbours per
+# row, the share of a row's label that comes from its neighbours, and the steps taken
+# (a label travels one neighbour per step; rows further away are left unlabelled).
+PROPAGATE_NEIGHBOURS = 10
+PROPAGATE_ALPHA = 0.8
+PROPAGATE_ITERATIONS = 50
+
+
+class head_inputs:
+    """A context manager that records what ``model``'s network hands its head — the fused
+    embedding of each row — while it predicts; with mirror test-time augmentation the
+    two views of a batch are averaged, as its outputs are."""
+
+    def __init__(self, model: NeuralCandidate):
+        self.model, self.calls = model, []
+
+    def __enter__(self) -> head_inputs:
+        def record(_module, args):
+            self.calls.append(args[0].detach().to("cpu", torch.float32).numpy())
+
+        self.handle = self.model.model_.head.register_forward_pre_hook(record)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+    def rows(self) -> np.ndarray:
+        """(N, D): one embedding per predicted row, in order."""
+        calls = self.calls
+        if self.model.tta_hflip and self.model.model_.spec["image_shapes"] and calls:
+            calls = [0.5 * (a + b) for a, b in zip(calls[0::2], calls[1::2], strict=True)]
+        return np.concatenate(calls).astype(np.float64)
 
 
 def unlabelled_summary(num_rows: int, recipe, self_training: dict | None) -> dict:
@@ -86,6 +123,32 @@ def select_pseudo_labels(probs: np.ndarray, *, threshold: float,
         chosen.append(rows[order[:per_class]])
     rows = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
     return rows, top[rows]
+
+
+def spread_labels(labelled: np.ndarray, classes: np.ndarray, unlabelled: np.ndarray, *,
+                  num_classes: int) -> np.ndarray:
+    """Class probabilities (M, ``num_classes``) of the ``unlabelled`` points (M, D), by
+    label spreading (Zhou et al. 2004, scikit-learn's ``LabelSpreading``) from the
+    ``labelled`` points (N, D) of ``classes`` (N,) over a graph of each point's nearest
+    neighbours by cosine: a point is labelled by the chain of neighbours that leads to
+    it, not only by the labelled point nearest to it. A class no labelled point has keeps
+    probability 0."""
+    from sklearn.semi_supervised import LabelSpreading
+
+    points = np.concatenate([labelled, unlabelled]).astype(np.float64)
+    points /= np.linalg.norm(points, axis=1, keepdims=True) + 1e-12
+    targets = np.concatenate([classes, np.full(len(unlabelled), -1, dtype=np.int64)])
+    spreading = LabelSpreading(kernel="knn", n_neighbors=min(PROPAGATE_NEIGHBOURS,
+                                                             len(points) - 1),
+                               alpha=PROPAGATE_ALPHA, max_iter=PROPAGATE_ITERATIONS, tol=0.0)
+    # tol=0: the spread mass shrinks by alpha per step, so a tolerance would stop it before
+    # it reached the rows many steps from a labelled one; it runs max_iter steps instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        spreading.fit(points, targets)
+    probs = np.zeros((len(unlabelled), num_classes))
+    probs[:, spreading.classes_] = spreading.label_distributions_[len(labelled):]
+    return probs
 
 
 class SelfTraining:
@@ -143,13 +206,16 @@ class SelfTraining:
                 rounds.append({"round": number, "skipped": f"{max(0.0, left):.1f} s left"})
                 break
             scored = take_rows(unlabelled, np.sort(sample[:num_scored]))
-            probs = self._predict(best, scored, None if deadline is None
-                                  else start + SCORE_SHARE * round_s)
+            probs, embedded = self._predict(best, scored, None if deadline is None
+                                            else start + SCORE_SHARE * round_s)
             scored, num_scored = scored.iloc[:len(probs)], len(probs)
+            if recipe.propagate:
+                probs = 0.5 * (probs + self._propagate(best, embedded))
             rate = num_scored / max(time.perf_counter() - start, 1e-3)  # measured, for the next
             rows, classes = select_pseudo_labels(probs, threshold=recipe.threshold,
                                                  max_rows=max_rows)
             record = {"round": number, "num_scored": num_scored, "num_pseudo": len(rows),
+                      "propagated": recipe.propagate,
                       "score_s": round(time.perf_counter() - start, 3)}
             rounds.append(record)
             if len(rows) == 0:
@@ -177,19 +243,36 @@ class SelfTraining:
         return best, best_outputs
 
     def _predict(self, model: NeuralCandidate, rows: pd.DataFrame,
-                 deadline: float | None) -> np.ndarray:
-        """``model``'s class probabilities (M, K) for the first M of ``rows`` (their labels
-        are empty): all of them, or as many chunks as end before ``deadline`` (at least
-        one), since a busy machine scores slower than planned."""
-        run, parts, done = self.run, [], 0
+                 deadline: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """``model``'s class probabilities (M, K) and fused embeddings (M, D) for the first
+        M of ``rows`` (their labels are empty): all of them, or as many chunks as end
+        before ``deadline`` (at least one), since a busy machine scores slower than
+        planned."""
+        run, parts, embedded, done = self.run, [], [], 0
         while done < len(rows) and (not parts or deadline is None
                                     or time.perf_counter() < deadline):
             chunk = take_rows(rows, np.arange(done, min(done + SCORE_CHUNK_ROWS, len(rows))))
             dataset = TableDataset(chunk, run.transform, with_label=False)
-            parts.append(candidate_outputs(dataset, {"neural": model}, run.spec,
-                                           run.transform.vocab_)["neural"])
+            with head_inputs(model) as inputs:
+                parts.append(candidate_outputs(dataset, {"neural": model}, run.spec,
+                                               run.transform.vocab_)["neural"])
+            embedded.append(inputs.rows())
             done += len(chunk)
-        return np.concatenate(parts)
+        return np.concatenate(parts), np.concatenate(embedded)
+
+    def _propagate(self, model: NeuralCandidate, embedded: np.ndarray) -> np.ndarray:
+        """Class probabilities (M, K) of the unlabelled rows ``embedded`` by ``model``, by
+        :func:`spread_labels` from the labelled training rows over the network's fused
+        embeddings, as Iscen et al. 2019 ("Label propagation for deep semi-supervised
+        learning") label: a row takes the class its neighbours lead to, which the
+        network's output for it alone does not see."""
+        run = self.run
+        dataset = TableDataset(run.train_rows, run.transform)
+        with head_inputs(model) as inputs:
+            outputs = candidate_outputs(dataset, {"neural": model}, run.spec,
+                                        run.transform.vocab_)["neural"]
+        classes = np.asarray(dataset.encoded.label).astype(np.int64).reshape(-1)
+        return spread_labels(inputs.rows(), classes, embedded, num_classes=outputs.shape[1])
 
     def _student(self, best: NeuralCandidate, pseudo: pd.DataFrame, number: int,
                  time_s: float | None) -> tuple[NeuralCandidate, np.ndarray, float]:

@@ -164,6 +164,11 @@ class UnlabelledRecipe:
     max_pseudo_ratio: float = 20.0
     """At most this many pseudo-labelled rows per labelled training row."""
 
+    propagate: bool = True
+    """Pseudo-label with the mean of the network's class probabilities and those label
+    propagation gives over the network's embeddings of labelled and unlabelled rows (a
+    row's neighbours vote); False: the network's probabilities alone."""
+
 
 @dataclass(frozen=True)
 class PredictorRecipe:
@@ -260,6 +265,8 @@ def _unlabelled_problems(u: UnlabelledRecipe) -> list[str]:
     if not (_number_in(u.max_pseudo_ratio, 0.0, math.inf) and u.max_pseudo_ratio > 0):
         problems.append(f"unlabelled.max_pseudo_ratio={u.max_pseudo_ratio!r} must be a number "
                         "> 0, e.g. 10")
+    if not isinstance(u.propagate, bool):
+        problems.append(f"unlabelled.propagate={u.propagate!r} must be true or false")
     return problems
 
 
