@@ -11,7 +11,7 @@ import pytest
 from polymodal.cli import main
 
 SECTIONS = ("1. The data", "2. Predicting the label", "3. Generating images",
-            "4. How good are the generated images?", "5. Generative augmentation", "Reproduce")
+            "4. How good are the generated images?", "5. Scarce labels", "Reproduce")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_demo_writes_a_report_with_every_section(demo_dir):
     assert len(images) >= 4 and all(src.startswith("data:image/png;base64,") for src in images)
     summary = json.loads((demo_dir / "summary.json").read_text())
     assert set(summary["headline"]) >= {"predictor test accuracy", "generator FD / real floor",
-                                        "augmentation lift"}
+                                        "augmentation lift", "unlabelled rows lift"}
     assert 0.0 <= summary["headline"]["predictor test accuracy"] <= 1.0
     for name in ("samples.png", "edit.png"):
         assert (demo_dir / name).stat().st_size > 0
