@@ -57,6 +57,9 @@ def test_fit_uses_the_unlabelled_rows_and_saves_what_they_did(tmp_path):
     assert first["num_scored"] == 240 and 0 < first["num_pseudo"] <= 240
     assert sum(first["pseudo_per_class"]) == first["num_pseudo"]
     assert summary["used"] == first["kept"]
+    # Kept only when clearly better: more validation rows gained than lost, by a margin.
+    gained, lost = first["val_rows_gained"], first["val_rows_lost"]
+    assert not first["kept"] or gained - lost >= max(1.0, (gained + lost) ** 0.5)
     assert p.recipe_.unlabelled.method == "self_training"
     # Validation holds labelled rows only: 20 % of the 60.
     assert p.num_val_rows_ == 12

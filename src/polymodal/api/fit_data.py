@@ -228,7 +228,7 @@ def fit_transform(schema: Schema, train: pd.DataFrame, *, image_size: int | None
                   text_encoder: str, image_augment: str | dict | None,
                   audio_augment: str | dict | None = "auto",
                   budget: TimeBudget | None = None, texts: pd.DataFrame | None = None,
-                  say: Callable[[str], None] = print) -> TableTransform:
+                  seed: int = 0, say: Callable[[str], None] = print) -> TableTransform:
     """Step 3: the per-modality transforms, fitted on the training rows. ``texts``: every
     row whose text will be embedded at fit (training and validation), for the budget check
     of :func:`budget_text_encoder`."""
@@ -237,9 +237,28 @@ def fit_transform(schema: Schema, train: pd.DataFrame, *, image_size: int | None
     if budget is not None:
         text_encoder = budget_text_encoder(text_encoder, schema, train if texts is None else texts,
                                            budget, say)
-    return TableTransform(schema, image_size=image_size, text_encoder=text_encoder,
-                          augment=augment,
-                          audio_augment=resolve_audio_augment(audio_augment, schema)).fit(train)
+    transform = TableTransform(schema, image_size=image_size, text_encoder=text_encoder,
+                               augment=augment,
+                               audio_augment=resolve_audio_augment(audio_augment, schema)).fit(train)
+    if image_augment == "auto":
+        transform.augment = auto_image_augment(transform, train, seed=seed, say=say)
+    return transform
+
+
+def auto_image_augment(transform: TableTransform, train: pd.DataFrame, *, seed: int,
+                       say: Callable[[str], None]) -> dict | None:
+    """``image_augment="auto"``: mirror the training images left-right ("hflip") when
+    :func:`~polymodal.api.mirror_check.check_mirroring` finds a mirrored image keeps its
+    label, else no augmentation; said on the console with the figures."""
+    from polymodal.api.mirror_check import check_mirroring
+
+    check = check_mirroring(transform, train, seed=seed)
+    if check is None:
+        return None
+    say(f"images {'mirrored' if check.keeps else 'not mirrored'} in training: "
+        f"{check.describe()}; --image-augment {'none' if check.keeps else 'hflip'} to "
+        "decide otherwise")
+    return IMAGE_AUGMENT_CHOICES["hflip"] if check.keeps else None
 
 
 def budget_text_encoder(kind: str, schema: Schema, df: pd.DataFrame, budget: TimeBudget,

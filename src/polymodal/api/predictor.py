@@ -90,10 +90,11 @@ class Predictor(PredictorContract):
             nothing else, none: the image's embedding goes to the head through a SiLU, see
             :class:`~polymodal.models.fusion.SingleFusion`), ``"concat"`` or ``"attention"``.
         image_augment: random changes to training images (the network's; validation and
-            prediction see them as they are). ``None`` (default): none. ``"hflip"``:
-            mirror left-right half the time — say so only when a mirrored image keeps its
-            label (photos of objects, clothes, animals; not digits, text, or labels about
-            left and right). A dict sets ``hflip`` (bool), ``shift_px`` (int) and
+            prediction see them as they are). ``"auto"`` (default): ``"hflip"`` when a
+            quick check on the training images finds a mirrored image keeps its label
+            (:mod:`polymodal.api.mirror_check`: photos of objects, clothes, animals; not
+            digits, text, or labels about left and right), else none. ``None`` or
+            ``"none"``: none. ``"hflip"``: mirror left-right half the time. A dict sets ``hflip`` (bool), ``shift_px`` (int) and
             ``rotate_deg`` (float) of :class:`~polymodal.data.transforms.TableTransform`'s
             ``augment`` (missing keys: ``hflip`` False, ``shift_px`` 2, ``rotate_deg`` 0).
             With mirroring on, the network's validation outputs are also scored averaged
@@ -136,7 +137,7 @@ class Predictor(PredictorContract):
         text_encoder: str = "auto",
         image_size: int | None = None,
         fusion: str = "auto",
-        image_augment: str | dict | None = None,
+        image_augment: str | dict | None = "auto",
         audio_augment: str | dict | None = "auto",
         validation_fraction: float = 0.2,
         unlabelled: str = "auto",
@@ -315,7 +316,8 @@ class Predictor(PredictorContract):
                                                      self.text_encoder, train, self._say),
                                                  image_augment=self.image_augment,
                                                  audio_augment=self.audio_augment,
-                                                 budget=budget, texts=rows.df, say=self._say)
+                                                 budget=budget, texts=rows.df, seed=self.seed,
+                                                 say=self._say)
         log.append({"event": "prepared", "time_s": time.perf_counter() - start})
         train_df, self.augmentation_ = fit_data.add_synthetic_rows(
             split.train, rows.marked, augment, budget, log, label=label)

@@ -22,7 +22,8 @@ segmentation via class-balanced self-training"):
 4. a student continues from the best network, at half the learning rate, on the labelled
    rows (repeated until they are half of its rows: a pseudo-label weighs less than a real
    one) and the pseudo-labelled rows, in an equal share of the time left;
-5. validation — labelled rows only — keeps the best of the teacher and the students; the
+5. validation — labelled rows only — keeps the best of the teacher and the students, a
+   student only when it gets more rows right beyond one standard error (McNemar); the
    next round labels with it. A round that does not validate better is not used, so
    when the unlabelled rows do not help, the teacher is what the fit keeps.
 """
@@ -228,7 +229,10 @@ class SelfTraining:
                 else round_s - (time.perf_counter() - start))
             value = float(run.score(student_outputs))
             better = value > best_value if run.mode == "max" else value < best_value
+            gained, lost = self._changed_rows(student_outputs, best_outputs)
+            better = better and gained - lost >= max(1.0, math.sqrt(gained + lost))
             record.update({f"val_{run.metric}": value, "kept": better, "fit_s": round(fit_s, 3),
+                           "val_rows_gained": gained, "val_rows_lost": lost,
                            "pseudo_per_class": np.bincount(
                                classes, minlength=probs.shape[1]).tolist()})
             run.say(f"  {'neural':<24} self-training round {number}: {len(rows):,} of "
@@ -241,6 +245,17 @@ class SelfTraining:
                                  [r.get("num_pseudo", 0) for r in rounds if r.get("kept")],
                                  default=0)})
         return best, best_outputs
+
+    def _changed_rows(self, outputs: np.ndarray, best: np.ndarray) -> tuple[int, int]:
+        """Validation rows a student gets right that the best network so far gets wrong,
+        and the reverse. A student is kept only when the first exceeds the second by one
+        standard error of their difference (sqrt of their sum, as in McNemar's test) as
+        well as scoring better: on a few hundred validation rows a better score alone is
+        often noise, and a student kept by noise tested worse (bench/RESULTS.md,
+        augment_scarcity)."""
+        labels = np.asarray(self.run.val_ds.encoded.label).astype(np.int64).reshape(-1)
+        right, right_before = outputs.argmax(axis=1) == labels, best.argmax(axis=1) == labels
+        return int((right & ~right_before).sum()), int((right_before & ~right).sum())
 
     def _predict(self, model: NeuralCandidate, rows: pd.DataFrame,
                  deadline: float | None) -> tuple[np.ndarray, np.ndarray]:

@@ -40,8 +40,9 @@ def fit(
     problem_type: str = typer.Option("auto", "--problem-type", help="auto, binary, multiclass, regression or multilabel."),
     text_encoder: str = typer.Option("auto", "--text-encoder", help="auto, minilm, hashed or minilm+hashed."),
     image_augment: str = typer.Option(
-        "none", "--image-augment",
-        help="none, hflip (mirror training images: only when a mirrored image keeps its label) "
+        "auto", "--image-augment",
+        help="auto (hflip when a check on the training images finds a mirrored image keeps "
+             "its label), none, hflip (mirror training images) "
              'or JSON like \'{"hflip": true, "shift_px": 2}\'.'),
     audio_augment: str = typer.Option(
         "auto", "--audio-augment",

@@ -26,8 +26,9 @@ PRESETS = ("fast", "best")
 FUSIONS = ("concat", "attention", "single")
 FUSION_CHOICES = ("auto", "concat", "attention")  # what a user may ask for
 AUDIO_NORMS = ("band", "clip")
-# Predictor(image_augment=...) names -> TableTransform(augment=...).
-IMAGE_AUGMENT_CHOICES = {"none": None,
+# Predictor(image_augment=...) names -> TableTransform(augment=...); "auto" is "hflip" when
+# a check on the training images finds mirroring keeps labels (api.mirror_check).
+IMAGE_AUGMENT_CHOICES = {"none": None, "auto": None,
                          "hflip": {"hflip": True, "shift_px": 0, "rotate_deg": 0.0}}
 # Predictor(audio_augment=...) names -> TableTransform(audio_augment=...); "auto" is
 # "speech" when the table has audio columns (see resolve_audio_augment).
