@@ -88,3 +88,10 @@ def test_auto_is_the_default_and_is_saved_with_the_model(make, mirrored, tmp_pat
     # An explicit choice is kept as it is.
     p = Predictor("label", verbosity=0, recipe=recipe, image_augment="none").fit(make())
     assert p.transform_.augment is None
+
+
+def test_a_rare_class_does_not_break_the_check():
+    table = blobs()
+    table.loc[:1, "label"] = "triangle"  # two rows: too few for stratified folds
+    check = check_mirroring(fitted(table), table, seed=0)
+    assert check is not None and check.num_rows == 400

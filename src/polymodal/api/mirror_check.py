@@ -76,6 +76,8 @@ def check_mirroring(transform, train: pd.DataFrame, *, seed: int) -> MirrorCheck
             if mirrored:
                 inputs = np.concatenate([inputs, inputs[..., ::-1]])
                 targets = np.concatenate([targets, targets])
+            if len(np.unique(targets)) < 2:  # a fold of one class: nothing to learn from
+                return None
             model = RidgeClassifier(alpha=1.0).fit(inputs.reshape(len(inputs), -1), targets)
             errors[mirrored] += (model.predict(x[held_rows].reshape(len(held_rows), -1))
                                  != y[held_rows]).sum()
