@@ -103,6 +103,13 @@ CASES = [
     fit("missing-table", "nope.csv", 2, "nope.csv", "not found"),
     case("url-table", "fit https://example.com/t.csv --label label --out {d}/out-url", 2,
          "https://example.com/t.csv", "download"),
+    fit("only-an-id-column", "id_only.csv", 2, "'id'", "ID-like", "--column id=numeric"),
+    fit("only-the-label-column", "label_only.csv", 2, "'label'"),
+    fit("regression-label-inf", "label_inf.csv", 0, "'label'", "rows 3"),
+    fit("classes-rarer-than-folds", "pairs.csv", 0),
+    fit("seed-too-large", "good.csv", 2, "seed=99999999999999", "2147483647",
+        extra="--seed 99999999999999"),
+    fit("time-limit-nan", "good.csv", 2, "time_limit=nan", "> 0", extra="--time-limit nan"),
     fit("unknown-column-override", "good.csv", 2, "nosuch", extra="--column nosuch=numeric"),
     fit("unknown-modality", "good.csv", 2, "colour", extra="--column num=colour"),
     fit("unknown-recipe-key", "good.csv", 2, "network.widht", extra="--set network.widht=3"),
@@ -161,6 +168,8 @@ CASES = [
          "'label'"),
     case("predict-out-is-input", "predict {d}/model {d}/keep.csv --out {d}/keep.csv", 2,
          "keep.csv", "input table"),
+    case("predict-out-is-xlsx", "predict {d}/model {d}/good.csv --out {d}/preds.xlsx", 2,
+         "preds.xlsx", "preds.csv"),
     case("predict-out-is-folder", "predict {d}/model {d}/good.csv --out {d}/plain_folder", 2,
          "plain_folder", "folder"),
     fit("fit-out-is-file", "good.csv", 2, "keep.csv", "is a file", extra="--out {d}/keep.csv"),
@@ -243,6 +252,13 @@ def _write_tables(d: Path) -> None:
     (d / "bom.csv").write_bytes(good.to_csv(index=False).encode("utf-8-sig"))
     (d / "dup_columns.csv").write_text("num,num,label\n" + "".join(
         f"{i},{i},{'ab'[i % 2]}\n" for i in range(ROWS)))
+    _csv(d / "id_only.csv", good[["label"]].assign(id=range(ROWS)))
+    _csv(d / "label_only.csv", good[["label"]])
+    regression = good.assign(label=good["num"] * 10)
+    regression.loc[3, "label"] = np.inf
+    _csv(d / "label_inf.csv", regression)
+    # Two rows a class: fewer than the cross-validation's folds in every class.
+    _csv(d / "pairs.csv", good.assign(label=[f"c{i // 2}" for i in range(ROWS)]))
     _csv(d / "label_all_nan.csv", good.assign(label=np.nan))
     _csv(d / "one_class.csv", good.assign(label="a"))
     _csv(d / "label_some_nan.csv", good.assign(label=good["label"].where(good.index % 7 != 3)))
@@ -478,6 +494,7 @@ def test_nothing_the_corpus_refused_was_changed(corpus):
     assert sorted(p.name for p in (d / "user_folder").iterdir()) == ["thesis.txt"]
     assert pd.read_csv(d / "keep.csv").equals(pd.read_csv(d / "good.csv"))
     assert not (d / "out-fit-out-is-file").exists()
+    assert not (d / "preds.xlsx").exists()
 
 
 # ---------------------------------------------------------------------------- faults

@@ -79,7 +79,10 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
 def _splits(y: np.ndarray, problem_type: str, folds: int, seed: int):
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    if problem_type in ("binary", "multiclass"):
+    # Stratifying needs a class with at least ``folds`` rows (scikit-learn refuses
+    # otherwise); a label of many one- or two-row classes folds unstratified.
+    classes = problem_type in ("binary", "multiclass")
+    if classes and np.unique(y, return_counts=True)[1].max() >= folds:
         with warnings.catch_warnings():  # a class rarer than the folds: stratified as can be
             warnings.simplefilter("ignore", UserWarning)
             return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y))

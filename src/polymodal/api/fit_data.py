@@ -86,6 +86,7 @@ def read_rows(train, *, label: str, columns: dict | None, problem_type: str, see
         columns = {**(columns or {}), marker: "ignored"}  # a marker, not a feature
     schema = infer_schema(df, label=label, overrides=columns, problem_type=problem_type,
                           seed=seed)
+    check_has_features(schema)
     if augment is not None and schema.problem_type not in ("binary", "multiclass"):
         raise ConfigError(f"augment= needs a classification label; {label!r} is "
                           f"{schema.problem_type} ({schema.problem_reason}). Leave augment=None")
@@ -93,6 +94,24 @@ def read_rows(train, *, label: str, columns: dict | None, problem_type: str, see
     check_readable_columns(report, df.attrs.get("base_dir"))
     say_notes(report.notices(), say)
     return TableRows(df, marked, positions, schema, report)
+
+
+def check_has_features(schema: Schema) -> None:
+    """Refuse a table whose every column but the label is ignored: no model can learn
+    from it, and the error names each ignored column, why, and the override to keep it."""
+    if schema.features():
+        return
+    ignored = [c for c in schema.columns.values() if c.name != schema.label]
+    if not ignored:
+        raise SchemaError(f"the table has only the label column {schema.label!r}; add the "
+                          "columns to predict it from")
+    why = "; ".join(f"{c.name!r} ({c.reason.removeprefix('ignored: ')})" for c in ignored[:5])
+    more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+    first = ignored[0].name
+    raise SchemaError(f"no column is left to predict {schema.label!r} from: every other "
+                      f"column is ignored: {why}{more}; keep one with --column "
+                      f"{first}=numeric (or categorical, text; Python: columns={{{first!r}: "
+                      "'numeric'}), or add feature columns")
 
 
 def say_notes(notes: list[str], say: Say | None) -> None:
@@ -134,7 +153,8 @@ def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
                fraction: float, seed: int, say: Say) -> SplitRows:
     """Step 2: labelled rows only; a seeded, stratified validation split unless
     ``tuning_data`` is given. The rows without a label are returned apart."""
-    labelled = labelled_positions(rows.df, label, "the training table")
+    labelled = labelled_positions(rows.df, label, "the training table",
+                                  numbers=problem_type == "regression")
     unlabelled = take_rows(rows.df, np.setdiff1d(np.arange(len(rows.df)), labelled))
     check_labelled_counts(rows.df[label].iloc[labelled], label, problem_type, len(rows.df),
                           say)
@@ -149,7 +169,8 @@ def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
         raise SchemaError(f"tuning_data lacks the label column {label!r} (its columns: "
                           f"{list(tuning.columns)[:20]}); pass labelled rows to validate on, "
                           "or leave tuning_data=None to split them off the training table")
-    val = take_rows(tuning, labelled_rows(tuning, label, "tuning_data", say))
+    val = take_rows(tuning, labelled_rows(tuning, label, "tuning_data", say,
+                                             numbers=problem_type == "regression"))
     return SplitRows(df, val, positions, np.zeros(0, dtype=np.int64), unlabelled)
 
 
@@ -215,9 +236,11 @@ def check_labelled_counts(labels: pd.Series, label: str, problem_type: str, num_
                         "rows of those classes")
 
 
-def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say) -> np.ndarray:
-    """Positions of the rows of ``df`` with a label; a warning counts the others."""
-    positions = labelled_positions(df, label, what)
+def labelled_rows(df: pd.DataFrame, label: str, what: str, say: Say, *,
+                  numbers: bool = False) -> np.ndarray:
+    """Positions of the rows of ``df`` with a label (``numbers``: a finite number); a
+    warning counts the others."""
+    positions = labelled_positions(df, label, what, numbers=numbers)
     if len(positions) < len(df):
         say_notes([f"{len(df) - len(positions):,} row(s) of {what} have no {label!r} "
                    "value and are left out of training"], say)

@@ -92,7 +92,7 @@ def predict(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal fit`."),
     table: str = typer.Argument(..., help="Table to predict on (same columns as for training)."),
     out_file: Path = typer.Option(..., "--out", "-o",
-                                  help="CSV (or .parquet) file to write the predictions to."),
+                                  help="CSV (or .tsv, .parquet) file to write the predictions to."),
     device: Device = device_option(),
 ) -> None:
     """Predict every row of TABLE; keeps the row order and any ID column. A table too large

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from polymodal.data.cells import hashable_values, present_mask
+from polymodal.data.number_encoding import column_floats
 from polymodal.errors import DataError, SchemaError
 
 # Validation beyond this many rows buys little selection accuracy and costs scoring time.
@@ -19,12 +20,17 @@ def take_rows(df: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return part
 
 
-def labelled_positions(df: pd.DataFrame, label: str, what: str) -> np.ndarray:
-    """Positions of the rows of ``df`` whose ``label`` is present; an error when none is."""
+def labelled_positions(df: pd.DataFrame, label: str, what: str, *,
+                       numbers: bool = False) -> np.ndarray:
+    """Positions of the rows of ``df`` whose ``label`` is present (with ``numbers``, a
+    regression label: a finite number, as the cleaning report reads it); an error when
+    none is."""
     if label not in df.columns:
         raise SchemaError(f"{what} has no label column {label!r}; its columns are "
                           f"{list(df.columns)[:20]}")
     present = present_mask(df[label])
+    if numbers:  # "inf" or "n/a" in a regression label is no target to learn
+        present &= np.isfinite(column_floats(df[label]))
     if not present.any():
         raise DataError(f"no labelled rows: every one of the {len(df):,} rows of {what} "
                         f"lacks a value in label column {label!r}; fill in the label of at "

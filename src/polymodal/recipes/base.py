@@ -20,10 +20,21 @@ from typing import Any
 
 from polymodal.errors import ConfigError
 
+# A seed is offset per repeat, rank or epoch and handed to scikit-learn, which takes
+# seeds below 2**32 only: the bound leaves room for the offsets.
+MAX_SEED = 2**31 - 1
+
 
 def is_int(value) -> bool:
     """An integer that is not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def seed_problem(seed, name: str = "seed") -> str | None:
+    """Why ``seed`` is not a usable seed (an integer in [0, MAX_SEED]), or None."""
+    if is_int(seed) and 0 <= seed <= MAX_SEED:
+        return None
+    return f"{name}={seed!r} must be an integer from 0 to {MAX_SEED}"
 
 
 def common_param_problems(params: dict, *, columns_example: str) -> list[str]:
@@ -38,8 +49,8 @@ def common_param_problems(params: dict, *, columns_example: str) -> list[str]:
     if limit is not None and not (isinstance(limit, numbers.Real) and not isinstance(limit, bool)
                                   and math.isfinite(limit) and limit > 0):
         problems.append(f"time_limit={limit!r} must be a number of seconds > 0, or None")
-    if not is_int(params["seed"]) or params["seed"] < 0:
-        problems.append(f"seed={params['seed']!r} must be an integer >= 0")
+    if (problem := seed_problem(params["seed"])) is not None:
+        problems.append(problem)
     columns = params["columns"]
     if columns is not None and not (
             isinstance(columns, dict)

@@ -51,6 +51,7 @@ from polymodal.data.readers import read_table
 from polymodal.data.schema import infer_schema
 from polymodal.data.synthetic import SYNTHETIC_COLUMN, concat_rows, split_marked
 from polymodal.errors import ConfigError, DataError, SchemaError
+from polymodal.recipes.base import seed_problem
 from polymodal.workflows.judge import Judge, sorted_classes
 
 DEFAULT_RATIO = 1.0  # synthetic rows per real labelled row when neither per_class nor ratio is set
@@ -166,8 +167,8 @@ class AugmentConfig:
             problems.append(f"num_steps={self.num_steps!r} must be an integer >= 1 or None")
         if self.guidance is not None and not is_num(self.guidance):
             problems.append(f"guidance={self.guidance!r} must be a number or None")
-        if not is_int(self.seed) or self.seed < 0:
-            problems.append(f"seed={self.seed!r} must be an integer >= 0")
+        if (problem := seed_problem(self.seed)) is not None:
+            problems.append(problem)
         if self.generator is not None and not (
                 _is_generator(self.generator) or isinstance(self.generator, str | os.PathLike)):
             problems.append(f"generator={self.generator!r} must be a Generator, the folder of "

@@ -22,12 +22,20 @@ __all__ = ["check_output_file", "evaluate_to_report", "number_or_none", "predict
            "write_predictions"]
 
 
+# What a predictions file may be called: its suffix picks how it is written.
+OUTPUT_SUFFIXES = ("", ".csv", ".tsv", ".parquet")
+
+
 def check_output_file(path: str | os.PathLike, *inputs) -> None:
     """Refuse, before any work, an output file that is a folder or one of ``inputs`` (the
     files a command reads): writing the predictions must never replace the user's table."""
     out = Path(path)
     if out.is_dir():
         raise DataError(f"--out {out} is a folder; pass a file name such as {out / 'predictions.csv'}")
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:  # CSV text in a .xlsx/.json file misleads
+        name = out.stem if out.stem.lower().endswith(".csv") else f"{out.stem}.csv"
+        raise DataError(f"--out {out}: predictions are written as CSV, TSV or Parquet, not "
+                        f"{out.suffix!r}; name the file {name} (or .tsv, .parquet)")
     for source in inputs:
         if not isinstance(source, str | os.PathLike):
             continue
@@ -68,15 +76,16 @@ def prediction_frame(predictor, table) -> pd.DataFrame:
 
 
 def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
-    """Predict every row of ``table`` into ``out_file`` (CSV, or Parquet when it ends in
-    ``.parquet``), written atomically. A columnar table of more than
+    """Predict every row of ``table`` into ``out_file`` (CSV; TSV or Parquet when it ends
+    in ``.tsv`` or ``.parquet``), written atomically. A columnar table of more than
     :data:`~polymodal.data.streaming.PREDICT_CHUNK_ROWS` rows, or one too large for memory
     (:func:`~polymodal.data.streaming.open_stream`), is read and written in chunks of about
     that many rows, in order, so memory holds one chunk; the file is the same either way.
     Returns ``{"rows", "streamed", "chunks", "peak_rss_bytes"}``."""
     stream = open_stream(table, min_rows=PREDICT_CHUNK_ROWS)
     frames = [table] if stream is None else stream.frames()
-    parquet = Path(out_file).suffix.lower() == ".parquet"
+    suffix = Path(out_file).suffix.lower()
+    parquet, sep = suffix == ".parquet", "\t" if suffix == ".tsv" else ","
     rows = chunks = 0
     with atomic_path(out_file) as tmp:
         writer = None
@@ -91,7 +100,7 @@ def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
                     writer = writer or pq.ParquetWriter(handle, batch.schema)
                     writer.write_table(batch)
                 else:
-                    handle.write(frame.to_csv(index=False, header=chunks == 0).encode("utf-8"))
+                    handle.write(frame.to_csv(index=False, header=chunks == 0, sep=sep).encode("utf-8"))
                 rows, chunks = rows + len(frame), chunks + 1
             if writer is not None:
                 writer.close()
