@@ -79,6 +79,7 @@ CASES = [
     fit("cp1252", "cp1252.csv", 0, "encoding", "cp1252"),
     fit("utf16-bom", "utf16.csv", 0, "UTF-16"),
     fit("utf8-bom", "bom.csv", 0),
+    fit("trailing-empty-columns", "trailing.csv", 0, "trailing.csv", "columns 4, 5"),
     fit("duplicate-columns", "dup_columns.csv", 2, "num"),
     fit("label-missing", "good.csv", 2, "nosuch", label="nosuch"),
     fit("label-all-nan", "label_all_nan.csv", 2, "label"),
@@ -170,6 +171,8 @@ CASES = [
          "keep.csv", "input table"),
     case("predict-out-is-xlsx", "predict {d}/model {d}/good.csv --out {d}/preds.xlsx", 2,
          "preds.xlsx", "preds.csv"),
+    case("evaluate-out-is-file", "evaluate {d}/model {d}/good.csv --out {d}/keep.csv", 2,
+         "keep.csv", "file exists", "new path"),
     case("predict-out-is-folder", "predict {d}/model {d}/good.csv --out {d}/plain_folder", 2,
          "plain_folder", "folder"),
     fit("fit-out-is-file", "good.csv", 2, "keep.csv", "is a file", extra="--out {d}/keep.csv"),
@@ -250,6 +253,8 @@ def _write_tables(d: Path) -> None:
     (d / "cp1252.csv").write_bytes(latin.to_csv(index=False).encode("cp1252"))
     (d / "utf16.csv").write_bytes(latin.to_csv(index=False).encode("utf-16"))
     (d / "bom.csv").write_bytes(good.to_csv(index=False).encode("utf-8-sig"))
+    # As a spreadsheet exports cells formatted past the table's last column: ",," each line.
+    (d / "trailing.csv").write_text("".join(line + ",,\n" for line in lines))
     (d / "dup_columns.csv").write_text("num,num,label\n" + "".join(
         f"{i},{i},{'ab'[i % 2]}\n" for i in range(ROWS)))
     _csv(d / "id_only.csv", good[["label"]].assign(id=range(ROWS)))

@@ -10,6 +10,7 @@ can cause prints a traceback. Heavy modules are imported inside commands so
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import warnings
@@ -37,6 +38,29 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     err.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
+# What to do about the operating system's refusals a user meets most.
+_OS_FIXES = {
+    errno.EEXIST: "a file of that name is where a folder is to be written; pass a new path",
+    errno.ENOTDIR: "a file of that name is where a folder is to be written; pass a new path",
+    errno.EISDIR: "it is a folder; pass a file path",
+    errno.EACCES: "no permission; pick a path you may use, or change its permissions",
+    errno.EPERM: "no permission; pick a path you may use, or change its permissions",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.ENOSPC: "the disk is full; free some space or write somewhere else",
+    errno.ENOENT: "check the path",
+}
+
+
+def _os_error_line(exc: OSError) -> str:
+    """An operating-system error as one line: the path, what went wrong and the fix
+    (``[Errno 17] File exists: 'x'`` names no fix)."""
+    if exc.strerror is None:
+        return str(exc)
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    fix = _OS_FIXES.get(exc.errno)
+    return f"{where}{exc.strerror.lower()}" + (f"; {fix}" if fix else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
     # The console script (no argv): the whole process counts against --time-limit.
@@ -62,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, OSError):  # a path, a disk, a permission: the user's to fix
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {_os_error_line(exc)}", highlight=False,
+                      soft_wrap=True)
             sys.exit(2)
         raise
     sys.exit(code if isinstance(code, int) else 0)

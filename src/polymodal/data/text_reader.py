@@ -97,6 +97,12 @@ def _decimal_point(head_text: str, sep: str) -> str:
     return "," if any(not _THOUSANDS_ONLY.match(f) for f in commas) else "."
 
 
+def _blank_columns(table) -> list[int]:
+    """Positions of the columns of a ``pyarrow.Table`` with no name and every cell empty."""
+    return [i for i, name in enumerate(table.column_names)
+            if not name.strip() and table.column(i).null_count == table.num_rows]
+
+
 def check_unique_columns(names: list, source: str) -> None:
     """Refuse repeated column names: each name must pick out one column."""
     counts = Counter(names)
@@ -277,7 +283,9 @@ class _DelimitedRead:
             raise _wrong_encoding_error(self.path, self.compression, encoding)
         if table.num_columns == 0:
             raise DataError(f"{self.path}: empty table (no header row); pass a file with a header and rows")
-        check_unique_columns([name.strip() for name in table.column_names], str(self.path))
+        blank = _blank_columns(table)
+        check_unique_columns([name.strip() for i, name in enumerate(table.column_names)
+                              if i not in blank], str(self.path))
         if skipped:
             table, skipped = self._parse(encoding, use_threads=False)
         text = None
@@ -285,6 +293,12 @@ class _DelimitedRead:
             text = _decode_whole(self.path, self.compression, encoding, [])
             self._note_ragged(skipped, table.num_rows, text)
         table = self._drop_unclosed_last_row(table, encoding, text)
+        blank = _blank_columns(table)
+        if blank:  # a spreadsheet's trailing separators: ",," after the last named column
+            self.notes.append(f"{self.path}: {len(blank)} column(s) with no name and no value "
+                              f"(columns {', '.join(str(i + 1) for i in blank)}) are left out")
+            for i in reversed(blank):  # by position: the blank names repeat
+                table = table.remove_column(i)
         return table_to_frame(table, self.notes)
 
     def _parse(self, encoding: str, *, use_threads: bool):
