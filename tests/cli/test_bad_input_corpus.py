@@ -108,6 +108,7 @@ CASES = [
     fit("only-the-label-column", "label_only.csv", 2, "'label'"),
     fit("regression-label-inf", "label_inf.csv", 0, "'label'", "rows 3"),
     fit("classes-rarer-than-folds", "pairs.csv", 0),
+    fit("label-unique-per-row", "unique_label.csv", 2, "'label'", "30 classes"),
     fit("seed-too-large", "good.csv", 2, "seed=99999999999999", "2147483647",
         extra="--seed 99999999999999"),
     fit("time-limit-nan", "good.csv", 2, "time_limit=nan", "> 0", extra="--time-limit nan"),
@@ -264,6 +265,7 @@ def _write_tables(d: Path) -> None:
     _csv(d / "label_inf.csv", regression)
     # Two rows a class: fewer than the cross-validation's folds in every class.
     _csv(d / "pairs.csv", good.assign(label=[f"c{i // 2}" for i in range(ROWS)]))
+    _csv(d / "unique_label.csv", good.assign(label=[f"user{i}" for i in range(ROWS)]))
     _csv(d / "label_all_nan.csv", good.assign(label=np.nan))
     _csv(d / "one_class.csv", good.assign(label="a"))
     _csv(d / "label_some_nan.csv", good.assign(label=good["label"].where(good.index % 7 != 3)))
