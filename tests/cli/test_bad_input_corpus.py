@@ -80,6 +80,9 @@ CASES = [
     fit("utf16-bom", "utf16.csv", 0, "UTF-16"),
     fit("utf8-bom", "bom.csv", 0),
     fit("trailing-empty-columns", "trailing.csv", 0, "trailing.csv", "columns 4, 5"),
+    fit("repeated-header", "repeated_header.csv", 0, "repeated_header.csv", "rows 14"),
+    case("predict-repeated-header", "predict {d}/model {d}/repeated_header.csv --out "
+         "{d}/pred-rh.csv", 0, "repeated_header.csv", "rows 14"),
     fit("duplicate-columns", "dup_columns.csv", 2, "num"),
     fit("label-missing", "good.csv", 2, "nosuch", label="nosuch"),
     fit("label-all-nan", "label_all_nan.csv", 2, "label"),
@@ -256,6 +259,8 @@ def _write_tables(d: Path) -> None:
     (d / "bom.csv").write_bytes(good.to_csv(index=False).encode("utf-8-sig"))
     # As a spreadsheet exports cells formatted past the table's last column: ",," each line.
     (d / "trailing.csv").write_text("".join(line + ",,\n" for line in lines))
+    # Two exports joined with `cat`: the second's header line is row 14 of the data.
+    (d / "repeated_header.csv").write_text("\n".join(lines[:15] + lines) + "\n")
     (d / "dup_columns.csv").write_text("num,num,label\n" + "".join(
         f"{i},{i},{'ab'[i % 2]}\n" for i in range(ROWS)))
     _csv(d / "id_only.csv", good[["label"]].assign(id=range(ROWS)))

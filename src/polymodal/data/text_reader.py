@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from polymodal.data.arrow_tables import table_to_frame
@@ -299,7 +300,28 @@ class _DelimitedRead:
                               f"(columns {', '.join(str(i + 1) for i in blank)}) are left out")
             for i in reversed(blank):  # by position: the blank names repeat
                 table = table.remove_column(i)
+        table = self._drop_header_copies(table)
         return table_to_frame(table, self.notes)
+
+    def _drop_header_copies(self, table):
+        """Skip rows that repeat the header (files joined with ``cat``): read as data they
+        would add a class named after the label and a text cell to every numeric column."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if table.num_columns < 2 or not all(pa.types.is_string(t) for t in table.schema.types):
+            return table  # a column of numbers cannot hold its own name
+        repeats = None
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            same = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), name.strip()), False)
+            repeats = same if repeats is None else pc.and_(repeats, same)
+        rows = np.flatnonzero(repeats.to_numpy(zero_copy_only=False))
+        if not len(rows):
+            return table
+        listed = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        self.notes.append(f"{self.path}: {len(rows)} row(s) repeat the header line (files "
+                          f"joined together?) and are skipped (rows {listed})")
+        return table.filter(pc.invert(repeats))
 
     def _parse(self, encoding: str, *, use_threads: bool):
         """``(table or None if the bytes are not valid ``encoding``, skipped rows)``."""
