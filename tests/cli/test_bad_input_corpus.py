@@ -184,6 +184,9 @@ CASES = [
         extra="--out {d}/user_folder"),
     case("generate-out-user-folder",
          "generate fit {d}/img/t.csv --image image --out {d}/user_folder", 2, "user_folder"),
+    case("predict-out-in-model-folder",
+         "predict {d}/model {d}/good.csv --out {d}/model/leaderboard.csv", 2,
+         "leaderboard.csv", "model folder"),
     case("sample-bad-condition", "generate sample {d}/gen --condition nope --out {d}/g.png", 2,
          "--condition", "'nope'"),
 ]
@@ -507,6 +510,7 @@ def test_nothing_the_corpus_refused_was_changed(corpus):
     assert pd.read_csv(d / "keep.csv").equals(pd.read_csv(d / "good.csv"))
     assert not (d / "out-fit-out-is-file").exists()
     assert not (d / "preds.xlsx").exists()
+    assert (d / "model" / "leaderboard.csv").read_text().startswith("model,")
 
 
 # ---------------------------------------------------------------------------- faults

@@ -100,7 +100,7 @@ def predict(
     from polymodal.api import Predictor
     from polymodal.workflows.outputs import check_output_file, write_predictions
 
-    check_output_file(out_file, table)
+    check_output_file(out_file, table, model_dir=model_dir)
     written = write_predictions(Predictor.load(model_dir, device=device.value), table, out_file)
     how = (f" (streamed in {written['chunks']} chunks; peak memory "
            f"{written['peak_rss_bytes'] / 2**30:.2f} GiB)" if written["streamed"] else "")

@@ -26,10 +26,16 @@ __all__ = ["check_output_file", "evaluate_to_report", "number_or_none", "predict
 OUTPUT_SUFFIXES = ("", ".csv", ".tsv", ".parquet")
 
 
-def check_output_file(path: str | os.PathLike, *inputs) -> None:
-    """Refuse, before any work, an output file that is a folder or one of ``inputs`` (the
-    files a command reads): writing the predictions must never replace the user's table."""
+def check_output_file(path: str | os.PathLike, *inputs, model_dir=None) -> None:
+    """Refuse, before any work, an output file that is a folder, one of ``inputs`` (the
+    files a command reads) or inside ``model_dir``: writing the predictions must never
+    replace the user's table or a file of the model (and saving a model again replaces
+    its folder whole, predictions there included)."""
     out = Path(path)
+    if model_dir is not None and out.resolve().is_relative_to(Path(model_dir).resolve()):
+        raise DataError(f"--out {out} is inside the model folder {model_dir}, whose files "
+                        "are the model's (saving it again replaces the folder whole); "
+                        "choose a file outside it")
     if out.is_dir():
         raise DataError(f"--out {out} is a folder; pass a file name such as {out / 'predictions.csv'}")
     if out.suffix.lower() not in OUTPUT_SUFFIXES:  # CSV text in a .xlsx/.json file misleads
