@@ -150,6 +150,7 @@ CASES = [
     predict("model-config-not-json", "m_bad_config", "good.csv", 2, "config.json"),
     predict("model-config-edited", "m_edited_config", "good.csv", 2, "m_edited_config"),
     predict("model-format-version-edited", "m_version", "good.csv", 2, "format_version", "99"),
+    predict("model-version-overwritten", "m_version_table", "good.csv", 2, "format_version"),
     predict("model-unfinished", "m_unfinished", "good.csv", 2, "format_version"),
     predict("model-schema-missing", "m_no_schema", "good.csv", 2, "schema.json"),
     predict("generator-given-to-predict", "gen", "img/t.csv", 2, "holds a generator",
@@ -419,6 +420,8 @@ def _write_models(d: Path) -> None:
         (p / "config.json").write_text(json.dumps(config))
     damaged("m_edited_config", "model", edit_config)
     damaged("m_version", "model", lambda p: (p / "format_version").write_text("99\n"))
+    damaged("m_version_table", "model",
+            lambda p: shutil.copy(d / "big_text.csv", p / "format_version"))
     damaged("m_unfinished", "model", lambda p: (p / "format_version").unlink())
     damaged("m_no_schema", "model", lambda p: (p / "schema.json").unlink())
     damaged("g_cut", "gen", lambda p: cut(p / "weights.safetensors"))
@@ -501,6 +504,14 @@ def test_bad_input(corpus, c: Case):
         assert "chosen" not in err and "trained" not in err  # refused before any work
     if c.code == 0 and c.argv[0] == "fit":
         assert "chosen model" in out
+
+
+def test_a_file_read_into_an_error_is_quoted_short(corpus):
+    """A model's format_version overwritten with a megabyte table is quoted in a few
+    words, not whole."""
+    _, results = corpus
+    _, _, err = results["model-version-overwritten"]
+    assert len(err) < 1000, err[:300]
 
 
 def test_nothing_the_corpus_refused_was_changed(corpus):

@@ -31,6 +31,7 @@ from polymodal.files import read_json, write_folder
 from polymodal.models.classic_file import file_types, refused_names
 
 FORMAT_FILE = "format_version"
+MAX_VERSION_BYTES = 32  # of format_version read and quoted back: a version is a number
 KINDS = ("predictor", "generator")
 
 
@@ -92,10 +93,13 @@ def check_folder(directory: str | os.PathLike, *, format_version: int | tuple[in
         raise ModelFolderError(f"{path} has no {FORMAT_FILE} file, so it is not a (complete) polymodal "
                                f"model folder; save the {kind} again")
     try:
-        text = marker.read_text().strip()
+        with open(marker, "rb") as handle:  # a version is a few bytes; the file may not be
+            text = handle.read(MAX_VERSION_BYTES + 1).decode().strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelFolderError(f"{marker} is unreadable ({type(exc).__name__}); save the {kind} "
                                "again") from None
+    if len(text) > MAX_VERSION_BYTES:
+        text = text[:MAX_VERSION_BYTES] + "..."
     found = _config_kind(path / "config.json")
     if found is not None and found != kind:
         raise ModelFolderError(wrong_kind_message(path, found, kind))
