@@ -170,6 +170,9 @@ CASES = [
             "2 of its 16 files are not found", "rows 0, 3"),
     predict("predict-ragged-rows", "model", "ragged.csv", 0, "ragged", "skipped"),
     predict("predict-extra-column", "model", "extra_column.csv", 0, "'extra'", "ignored"),
+    case("evaluate-some-labels-missing",
+         "evaluate {d}/model {d}/label_some_nan.csv --out {d}/rep-some", 0,
+         "26 of 30 rows scored"),
     case("evaluate-without-label", "evaluate {d}/model {d}/no_label.csv --out {d}/rep", 2,
          "'label'"),
     case("predict-out-is-input", "predict {d}/model {d}/keep.csv --out {d}/keep.csv", 2,
@@ -195,7 +198,7 @@ CASES = [
 # A fit whose --out is a file or a user's folder is refused before training.
 BEFORE_TRAINING = {"fit-out-is-file", "fit-out-user-folder", "generate-out-user-folder"}
 # Commands whose output is a report on stdout (the problem named there), not an error line.
-REPORTS = {"inspect-ragged", "inspect-model-truncated"}
+REPORTS = {"inspect-ragged", "inspect-model-truncated", "evaluate-some-labels-missing"}
 
 
 # ---------------------------------------------------------------------------- the corpus

@@ -125,7 +125,10 @@ def evaluate(
     command = f"polymodal evaluate {model_dir} {table} --out {report_dir}"
     report = evaluate_to_report(Predictor.load(model_dir, device=device.value), table, report_dir,
                                 command=command)
-    print_metrics(report["metrics"], title=f"metrics on {table}")
+    rows, scored = report.get("rows"), report.get("rows_scored")
+    left_out = (f" ({scored:,} of {rows:,} rows scored; the other {rows - scored:,} have no "
+                "label the model knows)" if rows is not None and scored < rows else "")
+    print_metrics(report["metrics"], title=f"metrics on {table}{left_out}")
     if "report_md" in report:
         out.print(f"report: {report['report_md']} and {report['report_html']}")
 

@@ -134,8 +134,9 @@ def write_predictor_report(
     training curve when there is a history, the schema with its reasons, the
     cleaning findings, and the command (when given) and config that reproduce the model.
 
-    Returns ``{"metrics": dict, "ablation": DataFrame, "importance": DataFrame,
-    "report_md": Path, "report_html": Path, "figures": [Path, ...]}``.
+    Returns ``{"metrics": dict, "rows": int, "rows_scored": int (those with a label the
+    predictor knows), "ablation": DataFrame, "importance": DataFrame, "report_md": Path,
+    "report_html": Path, "figures": [Path, ...]}``.
     """
     out_dir = Path(out_dir)
     df = as_table(df)  # read once: every step below re-scores the same rows
@@ -276,6 +277,8 @@ def write_predictor_report(
     figures = [out_dir / s.filename for s in doc.sections if isinstance(s, Figure)]
     return {
         "metrics": metrics,
+        "rows": len(df),
+        "rows_scored": int(scored.sum()),
         "ablation": ablation,
         "importance": importance,
         "report_md": md_path,
