@@ -120,6 +120,17 @@ def test_parquet_round_trip(tmp_path):
     assert df.attrs["base_dir"] == str(tmp_path)
 
 
+def test_parquet_index_written_by_pandas_is_a_column(tmp_path):
+    """df.set_index("id").to_parquet(): the id comes back as a column (first, as pandas
+    writes it), not dropped with the index; a row-position index is dropped."""
+    original = pd.DataFrame({"id": ["u7", "u3", "u9"], "x": [1.5, 2.5, 3.5]})
+    original.set_index("id").to_parquet(tmp_path / "named.parquet")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "named.parquet"), original)
+    original.iloc[1:].to_parquet(tmp_path / "sliced.parquet")
+    df = read_table(tmp_path / "sliced.parquet")
+    assert list(df.columns) == ["id", "x"] and list(df.index) == [0, 1]
+
+
 def test_jsonl_and_ndjson(tmp_path):
     text = '{"a": 1, "b": "x"}\n\n{"a": 2, "b": "y", "c": true}\n'
     for name in ("t.jsonl", "t.ndjson"):

@@ -107,6 +107,15 @@ def table_to_frame(
     # split_blocks: one block per column, so converting does not also copy into 2-D blocks.
     frame = rest.to_pandas(split_blocks=True)
     del rest
+    if all(name is not None for name in frame.index.names):
+        # A named pandas index (df.set_index("id").to_parquet()) holds the user's column:
+        # back to a column, first as pandas wrote it, not dropped with the index.
+        names = list(frame.index.names)
+        frame = frame.reset_index()
+        for name in reversed(names):
+            order = [name, *[n for n in order if n != name]]
+    elif not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        frame = frame.reset_index(drop=True)  # a row-position index: nothing of the user's
     for position, name in enumerate(order):
         if name in converted:
             values = pd.Series(converted[name], index=frame.index, dtype=object)
