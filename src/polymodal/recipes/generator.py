@@ -21,13 +21,7 @@ from polymodal.data.text import minilm_available
 from polymodal.errors import ConfigError
 from polymodal.models.samplers import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SHIFT, SAMPLERS
 from polymodal.models.unet import UNet
-from polymodal.recipes.base import (
-    common_param_problems,
-    dotted_keys,
-    is_int,
-    override,
-    seed_problem,
-)
+from polymodal.recipes.base import common_param_problems, dotted_keys, is_int, override
 
 PRESETS = ("fast", "best")
 # The sampler sweep's choice on the fully trained Fashion-MNIST model (bench/RESULTS.md,
@@ -376,8 +370,8 @@ def check_count(name: str, value) -> None:
 
 def check_seed(seed) -> None:
     """A sampling call's seed: an integer >= 0."""
-    if (problem := seed_problem(seed)) is not None:
-        raise ConfigError(problem)
+    if not is_int(seed) or seed < 0:
+        raise ConfigError(f"seed={seed!r} must be an integer >= 0")
 
 
 def check_strength(strength, hint: str) -> None:
