@@ -86,7 +86,6 @@ def read_rows(train, *, label: str, columns: dict | None, problem_type: str, see
         columns = {**(columns or {}), marker: "ignored"}  # a marker, not a feature
     schema = infer_schema(df, label=label, overrides=columns, problem_type=problem_type,
                           seed=seed)
-    check_has_features(schema)
     if augment is not None and schema.problem_type not in ("binary", "multiclass"):
         raise ConfigError(f"augment= needs a classification label; {label!r} is "
                           f"{schema.problem_type} ({schema.problem_reason}). Leave augment=None")
@@ -162,6 +161,7 @@ def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
     if tuning_data is None:
         train_idx, val_idx = validation_split(df, label, problem_type, fraction=fraction,
                                               seed=seed)
+        check_has_features(rows.schema)  # after the row count: one row makes all constant
         return SplitRows(take_rows(df, train_idx), take_rows(df, val_idx),
                          positions[train_idx], positions[val_idx], unlabelled)
     tuning = read_table(tuning_data)
@@ -171,6 +171,7 @@ def split_rows(rows: TableRows, tuning_data, *, label: str, problem_type: str,
                           "or leave tuning_data=None to split them off the training table")
     val = take_rows(tuning, labelled_rows(tuning, label, "tuning_data", say,
                                              numbers=problem_type == "regression"))
+    check_has_features(rows.schema)
     return SplitRows(df, val, positions, np.zeros(0, dtype=np.int64), unlabelled)
 
 
