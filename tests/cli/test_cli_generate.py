@@ -130,6 +130,31 @@ def test_bad_sampling_input_is_one_line_and_exit_2(folder, run_cli, args, messag
     assert message in " ".join(err.split()) and "Traceback" not in err
 
 
+@pytest.mark.parametrize("args, out, message", [
+    (["--time-limit", "nan"], "n", "time_limit=nan must be a number of seconds > 0"),
+    (["--image-size", "100000"], "s", "image_size=100000 must be an integer in [8, 1024]"),
+    ([], "data/train.csv/model", "is a file, not a folder"),
+    ([], "/proc/polymodal-model", "cannot be made"),
+])
+def test_bad_fit_input_is_one_line_from_the_installed_command(folder, args, out, message):
+    """What the user would otherwise meet: a misleading budget message (nan), a traceback
+    allocating 480 GB (100,000 px), an errno naming a hidden temporary folder (an --out
+    that cannot be made)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if out.startswith("/proc") and not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+    exe = Path(sys.executable).with_name("polymodal")
+    done = subprocess.run([str(exe), "generate", "fit", "data/train.csv", "--condition", "label",
+                           "--steps", "1", *args, "--out", out], capture_output=True, text=True,
+                          timeout=600, cwd=folder)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+    assert not (folder / out).exists() and ".train-" not in done.stderr
+
+
 def test_fit_refuses_to_overwrite_a_user_folder_before_training(folder, run_cli):
     mine = folder / "mine"
     mine.mkdir()

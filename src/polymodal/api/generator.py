@@ -201,12 +201,13 @@ class Generator(Estimator):
         fit starts its own. Under ``torchrun`` rank 0 does this; the other ranks train the
         network with it and stay unfitted (:mod:`polymodal.api.ranks`).
         """
+        # 1. Check every argument at once, before any work (a time_limit of nan first:
+        # it never equals the budget's); forget an earlier fit.
+        self._validate_params()
         budget = budget or TimeBudget(self.time_limit)
         if budget.time_limit_s != self.time_limit:
             raise ConfigError(f"budget= counts to {budget.time_limit_s} s but time_limit="
                               f"{self.time_limit}; give the Generator the budget's limit")
-        # 1. Check every argument at once, before any work; forget an earlier fit.
-        self._validate_params()
         if resume and out_dir is None:
             raise ConfigError("resume=True needs out_dir=, the folder of the interrupted fit")
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:

@@ -75,7 +75,28 @@ def check_output_folder(directory: str | os.PathLike) -> Path:
             f"output folder {target} exists and is not a polymodal model folder (no {FORMAT_FILE} "
             "file); refusing to overwrite it — choose an empty or new folder (an existing model "
             "folder is replaced)")
+    _check_creatable(target)
     return target
+
+
+def _check_creatable(target: Path) -> None:
+    """ModelFolderError unless a folder can be made beside ``target`` (its fit writes a
+    hidden sibling first): the nearest existing ancestor is a folder this process can
+    write in. Probed with a temporary folder that is removed at once."""
+    import tempfile
+
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ModelFolderError(f"output folder {target}: {ancestor} is a file, not a folder; "
+                               "choose a new folder for the model")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".polymodal-probe-", dir=ancestor))
+    except OSError as exc:
+        raise ModelFolderError(f"output folder {target} cannot be made: {ancestor} is not "
+                               f"writable here ({exc.strerror}); choose a folder you can write "
+                               "in") from None
 
 
 def check_folder(directory: str | os.PathLike, *, format_version: int | tuple[int, ...],

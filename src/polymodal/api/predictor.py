@@ -199,12 +199,12 @@ class Predictor(PredictorContract):
         Under ``torchrun`` rank 0 does this; the other ranks train the network with it and
         stay unfitted (:mod:`polymodal.api.ranks`): save and predict on rank 0.
         """
+        self._validate_params()  # first: a time_limit of nan never equals the budget's
         budget = budget or TimeBudget(self.time_limit)
         if budget.time_limit_s != self.time_limit:
             raise ConfigError(f"budget= counts to {budget.time_limit_s} s but time_limit="
                               f"{self.time_limit}; give the Predictor the budget's limit")
         start = time.perf_counter()
-        self._validate_params()
         if augment is not None and not callable(augment):
             raise ConfigError(f"augment={augment!r} must be a synthesizer such as "
                               "polymodal.workflows.augment.AugmentConfig(ratio=1.0), or None")
