@@ -127,6 +127,17 @@ def test_edit_refuses_form_fields_it_would_ignore(http):
     assert done.status_code == 200, done.text  # the same form without them is answered
 
 
+@pytest.mark.parametrize("files, data, field", [
+    ({"photo": ("a.png", png())}, {}, "photo"),
+    ({"image[3]": ("a.png", png())}, {}, "image[3]"),
+    ({}, {"image": "images/img_1.png"}, "image"),
+])
+def test_predict_form_fields_it_cannot_use_are_named(http, row, files, data, field):
+    rows = json.dumps([{k: v for k, v in row.items() if k != "image"}])
+    response = http.post("/models/shop/predict", files=files, data={"rows": rows, **data})
+    assert_error(response, field)
+
+
 def test_serve_on_a_taken_port_is_one_line_and_exit_2(model_dirs):
     exe = Path(sys.executable).with_name("polymodal")
     with socket.socket() as taken:

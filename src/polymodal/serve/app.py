@@ -491,6 +491,7 @@ _LEADING_FIELD = re.compile(r"^([\w.\[\]]+)(?:=|: )")
 # "condition color='x' is a class ...", "conditions for ['foo'], which ...".
 _CONDITION_COLUMN = re.compile(r"^conditions?(?:\[(['\"])(.+?)\1\]| (\w+)=)")
 _WHOLE_FIELD = (("conditions for [", "conditions"), ("pass the text for ", "prompt"))
+_FORM_FIELD = re.compile(r"^(?:file|form) field '([^']+)'")
 # Python API parameter names -> the request fields they come from.
 _API_TO_FIELD = {"num_steps": "steps", "prompts": "prompt"}
 
@@ -505,6 +506,9 @@ def _field_of(message: str) -> str | None:
     for start, field in _WHOLE_FIELD:
         if message.startswith(start):
             return field
+    form_field = _FORM_FIELD.match(message)
+    if form_field is not None:
+        return form_field.group(1)
     match = _LEADING_FIELD.match(message)
     if match is None:
         return None
