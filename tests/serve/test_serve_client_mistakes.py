@@ -80,11 +80,11 @@ def post_json(http, path: str, text: str, content_type: str | None = "applicatio
 def test_an_integer_too_large_for_a_float_is_422_not_500(http, row):
     predict = json.dumps({"rows": [row]}).replace("12.5", HUGE)
     assert_error(post_json(http, "/models/shop/predict", predict), "rows[0].price", "finite")
-    generate = '{"n": 1, "steps": 1, "conditions": {"price": %s}}' % HUGE
+    generate = '{"n": 1, "steps": 1, "conditions": {"price": ' + HUGE + "}}"
     assert_error(post_json(http, "/models/gen/generate", generate), "conditions.price",
                  "finite numbers")
     edit = http.post("/models/gen/edit", files={"image": ("a.png", png())},
-                     data={"conditions": '{"price": %s}' % HUGE, "steps": "1"})
+                     data={"conditions": '{"price": ' + HUGE + "}", "steps": "1"})
     assert_error(edit, "conditions.price", "finite numbers")
 
 
