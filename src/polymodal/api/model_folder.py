@@ -80,23 +80,18 @@ def check_output_folder(directory: str | os.PathLike) -> Path:
 
 
 def _check_creatable(target: Path) -> None:
-    """ModelFolderError unless a folder can be made beside ``target`` (its fit writes a
-    hidden sibling first): the nearest existing ancestor is a folder this process can
-    write in. Probed with a temporary folder that is removed at once."""
-    import tempfile
-
+    """ModelFolderError when ``target`` lies under a file (``data.csv/model``) or in a
+    folder this user may not write: found by looking, writing nothing (a user error must
+    leave no trace, on any rank)."""
     ancestor = target.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise ModelFolderError(f"output folder {target}: {ancestor} is a file, not a folder; "
                                "choose a new folder for the model")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".polymodal-probe-", dir=ancestor))
-    except OSError as exc:
+    if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ModelFolderError(f"output folder {target} cannot be made: {ancestor} is not "
-                               f"writable here ({exc.strerror}); choose a folder you can write "
-                               "in") from None
+                               "writable by this user; choose a folder you can write in")
 
 
 def check_folder(directory: str | os.PathLike, *, format_version: int | tuple[int, ...],
