@@ -132,8 +132,15 @@ def write_folder(directory: str | os.PathLike, write: Callable[[Path], None]) ->
     as ``.NAME.old-*``); on any error the staging folder is removed and the old folder put back.
     """
     target = Path(directory).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    except OSError as exc:  # else the message names the hidden staging folder
+        from polymodal.errors import ConfigError
+
+        raise ConfigError(f"{target} cannot be written: no folder can be made in "
+                          f"{target.parent} ({exc.strerror}); choose a folder you can write "
+                          "in") from None
     # mkdtemp makes owner-only folders; give the result the permissions mkdir() would.
     umask = os.umask(0)
     os.umask(umask)

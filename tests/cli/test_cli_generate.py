@@ -88,6 +88,33 @@ def test_edit_with_strength_zero_and_with_a_mask(folder, run_cli):
     np.testing.assert_array_equal(result[:4], original[:4])
 
 
+def test_edit_and_sample_write_the_image_type_out_names(folder, run_cli):
+    source = folder / "data" / pd.read_csv(folder / "data" / "test.csv")["image"][0]
+    code, _, err = run_cli("generate", "edit", folder / "model", "--image", source,
+                           "--strength", "0", "--out", folder / "same.jpg")
+    assert code == 0, err
+    assert Image.open(folder / "same.jpg").format == "JPEG"
+    code, _, err = run_cli("generate", "sample", folder / "model", "--condition", "label=2",
+                           "-n", "2", "--steps", "2", "--out", folder / "grid.webp")
+    assert code == 0, err
+    assert (folder / "grid.webp").is_file() and Image.open(folder / "grid.webp").format == "WEBP"
+
+
+@pytest.mark.parametrize("args, out, message", [
+    ([], "a-folder", "is a folder"),
+    ([], "edited.txt", ".txt is not an image file type"),
+    (["--condition", "label=1", "--condition", "label=2"], "e.png", "edit makes one image"),
+])
+def test_bad_edit_input_is_one_line_before_editing(folder, run_cli, args, out, message):
+    (folder / "a-folder").mkdir(exist_ok=True)
+    source = folder / "data" / pd.read_csv(folder / "data" / "test.csv")["image"][0]
+    code, _, err = run_cli("generate", "edit", folder / "model", "--image", source, *args,
+                           "--out", folder / out)
+    assert code == 2 and "Traceback" not in err and "Errno" not in err
+    assert message in " ".join(err.split()) and len(err.strip().splitlines()) == 1
+    assert list((folder / "a-folder").iterdir()) == [] and not (folder / "edited.txt").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--condition", "label=42"], "never saw; known classes"),
     (["--prompt", "a seven"], "no text prompts"),
@@ -101,6 +128,31 @@ def test_bad_sampling_input_is_one_line_and_exit_2(folder, run_cli, args, messag
                            "--out", folder / "bad.png")
     assert code == 2
     assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, out, message", [
+    (["--time-limit", "nan"], "n", "time_limit=nan must be a number of seconds > 0"),
+    (["--image-size", "100000"], "s", "image_size=100000 must be an integer in [8, 1024]"),
+    ([], "data/train.csv/model", "is a file, not a folder"),
+    ([], "/proc/polymodal-model", "cannot be made"),
+])
+def test_bad_fit_input_is_one_line_from_the_installed_command(folder, args, out, message):
+    """What the user would otherwise meet: a misleading budget message (nan), a traceback
+    allocating 480 GB (100,000 px), an errno naming a hidden temporary folder (an --out
+    that cannot be made)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if out.startswith("/proc") and not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+    exe = Path(sys.executable).with_name("polymodal")
+    done = subprocess.run([str(exe), "generate", "fit", "data/train.csv", "--condition", "label",
+                           "--steps", "1", *args, "--out", out], capture_output=True, text=True,
+                          timeout=600, cwd=folder)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+    assert not (folder / out).exists() and ".train-" not in done.stderr
 
 
 def test_fit_refuses_to_overwrite_a_user_folder_before_training(folder, run_cli):

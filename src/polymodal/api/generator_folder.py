@@ -45,13 +45,17 @@ def training_folder(target: str | os.PathLike) -> Path:
     the model folder at ``target`` stays untouched until the fitted generator is saved
     there whole. Folders that killed fits left beside ``target`` are removed first."""
     target = Path(target).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.train-*"):
-        pid = stale.name.rsplit(".train-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.train-{os.getpid()}-",
-                                 dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.train-*"):
+            pid = stale.name.rsplit(".train-", 1)[1].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.train-{os.getpid()}-",
+                                     dir=target.parent))
+    except OSError as exc:  # else the message names the hidden folder, not --out
+        raise ModelFolderError(f"output folder {target} cannot be made in {target.parent} "
+                               f"({exc.strerror}); choose a folder you can write in") from None
 
 
 def _alive(pid: int) -> bool:

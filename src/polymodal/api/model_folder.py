@@ -76,7 +76,23 @@ def check_output_folder(directory: str | os.PathLike) -> Path:
             f"output folder {target} exists and is not a polymodal model folder (no {FORMAT_FILE} "
             "file); refusing to overwrite it — choose an empty or new folder (an existing model "
             "folder is replaced)")
+    _check_creatable(target)
     return target
+
+
+def _check_creatable(target: Path) -> None:
+    """ModelFolderError when ``target`` lies under a file (``data.csv/model``) or in a
+    folder this user may not write: found by looking, writing nothing (a user error must
+    leave no trace, on any rank)."""
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ModelFolderError(f"output folder {target}: {ancestor} is a file, not a folder; "
+                               "choose a new folder for the model")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ModelFolderError(f"output folder {target} cannot be made: {ancestor} is not "
+                               "writable by this user; choose a folder you can write in")
 
 
 def check_folder(directory: str | os.PathLike, *, format_version: int | tuple[int, ...],

@@ -30,9 +30,11 @@ generate_app = typer.Typer(
 app.add_typer(generate_app, name="generate")
 
 
-def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dict, list | None, int]:
+def _parse_conditions(items: list[str], prompts: list[str], n: int | None
+                      ) -> tuple[dict, list | None, int]:
     """``col=value`` options and prompts -> (conditions, prompts, groups), each list
-    expanded to ``n`` values: k values for a column (or k prompts) give k groups of n/k."""
+    expanded to ``n`` values: k values for a column (or k prompts) give k groups of n/k.
+    ``n=None``: one image (``edit``), so one value each."""
     values: dict[str, list[str]] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -45,6 +47,11 @@ def _parse_conditions(items: list[str], prompts: list[str], n: int) -> tuple[dic
         if len(v) not in (1, groups):
             fail(f"give each condition 1 or {groups} values (got {len(v)}): one group of "
                   "images per value")
+    if n is None:
+        if groups > 1:
+            fail(f"edit makes one image: give --prompt once and each --condition column one "
+                  f"value (got {groups})")
+        n = 1
     if n % groups:
         fail(f"-n {n} is not a multiple of the {groups} conditions/prompts given; pass -n "
               f"{groups * max(1, n // groups)}")
@@ -129,7 +136,7 @@ def generate_fit(
           example="polymodal generate sample runs/gen --condition label=7 -n 16 --out grid.png")
 def generate_sample(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="grid.png for one grid, or a folder for one PNG per image."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="grid.png (or .jpg, .webp, ...) for one grid, or a folder for one PNG per image."),
     condition: list[str] = typer.Option(
         [], "--condition", help="COLUMN=VALUE (repeatable; several values of one column give one group each)."
     ),
@@ -142,9 +149,10 @@ def generate_sample(
 ) -> None:
     """Generate N images, optionally for given conditions or prompts."""
     from polymodal.api.generator import Generator
-    from polymodal.workflows.media import write_images
+    from polymodal.workflows.media import check_images_out, write_images
 
     conditions, prompts, groups = _parse_conditions(condition, prompt, n)
+    check_images_out(out_path)  # before sampling, not after
     generator = Generator.load(model_dir, device=device.value)
     images = generator.sample(n, conditions=conditions or None, prompts=prompts,
                               num_steps=steps, guidance=guidance, seed=seed)
@@ -156,7 +164,7 @@ def generate_sample(
 def generate_edit(
     model_dir: Path = typer.Argument(..., help="Folder written by `polymodal generate fit`."),
     image: Path = typer.Option(..., "--image", help="The image to edit."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Image file to write (.png, .jpg, .webp, ...)."),
     mask: Path | None = typer.Option(
         None, "--mask", help="Inpainting mask: white = keep the pixel, black = fill it in."
     ),
@@ -170,9 +178,10 @@ def generate_edit(
 ) -> None:
     """Edit one image (SDEdit), or fill in the black part of --mask (inpainting)."""
     from polymodal.api.generator import Generator
-    from polymodal.workflows.media import write_image
+    from polymodal.workflows.media import check_image_out, write_image
 
-    conditions, prompts, _ = _parse_conditions(condition, prompt, 1)
+    conditions, prompts, _ = _parse_conditions(condition, prompt, None)
+    check_image_out(out_path)  # before editing, not after
     generator = Generator.load(model_dir, device=device.value)
     edited = generator.edit(str(image), strength=strength, conditions=conditions or None,
                             prompts=prompts, mask=None if mask is None else str(mask),

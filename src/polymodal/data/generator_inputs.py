@@ -89,10 +89,10 @@ def _check_numeric(df: pd.DataFrame, info: dict, given: dict) -> None:
                 continue
             try:
                 ok = math.isfinite(float(v))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # Overflow: an int of 400 digits
                 ok = False
             if not ok:
-                raise ConfigError(f"conditions[{col!r}] holds {v!r}; this numeric condition "
+                raise ConfigError(f"conditions[{col!r}] holds {v!r:.80}; this numeric condition "
                                   f"needs finite numbers (seen in training: "
                                   f"{info[col].get('min')}..{info[col].get('max')})")
 
@@ -129,7 +129,7 @@ def condition_batch(df: pd.DataFrame, transform: TableTransform, info: dict) -> 
         unseen = (enc.categorical[:, i] == UNKNOWN_INDEX) & enc.mask[col]
         if unseen.any():
             value = df[col].iloc[int(np.flatnonzero(unseen)[0])]
-            raise ConfigError(f"condition {col}={value!r} is a class the model never saw; "
+            raise ConfigError(f"condition {col}={value!r:.80} is a class the model never saw; "
                               f"known classes: {entry['classes']}")
     return collate([dataset[i] for i in range(len(dataset))])
 

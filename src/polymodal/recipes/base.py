@@ -37,6 +37,10 @@ def seed_problem(seed, name: str = "seed") -> str | None:
     return f"{name}={seed!r} must be an integer from 0 to {MAX_SEED}"
 
 
+# Far beyond what polymodal trains on (32-64 px on a CPU); 100,000 px asked for 480 GB.
+MAX_IMAGE_SIZE = 1024
+
+
 def common_param_problems(params: dict, *, columns_example: str) -> list[str]:
     """What is wrong with the constructor arguments the Predictor and the Generator share
     (``time_limit``, ``seed``, ``columns``, ``text_encoder``, ``image_size``,
@@ -61,8 +65,9 @@ def common_param_problems(params: dict, *, columns_example: str) -> list[str]:
         problems.append(f"text_encoder={params['text_encoder']!r} must be one of "
                         f"{list(TEXT_KINDS)}")
     size = params["image_size"]
-    if size is not None and (not is_int(size) or size < 8):
-        problems.append(f"image_size={size!r} must be an integer >= 8, or None to infer it")
+    if size is not None and (not is_int(size) or not 8 <= size <= MAX_IMAGE_SIZE):
+        problems.append(f"image_size={size!r} must be an integer in [8, {MAX_IMAGE_SIZE}], or "
+                        "None to infer it")
     if not is_int(params["verbosity"]) or params["verbosity"] < 0:
         problems.append(f"verbosity={params['verbosity']!r} must be an integer >= 0")
     if (problem := device_problem(params["device"])) is not None:

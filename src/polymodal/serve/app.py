@@ -255,6 +255,7 @@ def create_app(models: dict[str, ServedModel], limits: ServeLimits | None = None
     ):
         """Redraw an uploaded image (only its black mask pixels when a mask is given)."""
         served = find(name, "generator")
+        _check_form_fields(await request.form(), EDIT_FIELDS)
         parsed_conditions = _parse_conditions_form(conditions, conditions_form, limits)
         as_png = _accepts_png(request.headers.get("accept", ""))
         image_bytes = await image.read()
@@ -323,6 +324,21 @@ def _parse_json(text: str | bytes, field: str, limits: ServeLimits):
         return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{field}: not valid JSON ({exc})") from None
+
+
+EDIT_FIELDS = ("image", "mask", "strength", "conditions", "prompt", "steps", "guidance", "seed")
+
+
+def _check_form_fields(form, known: Sequence[str]) -> None:
+    """A form field the route does not read (``n`` sent to /edit, a misspelt ``strenght``)
+    or one sent twice would be ignored silently; DataError naming it instead."""
+    names = [key for key, _ in form.multi_items()]
+    for key in names:
+        if key not in known:
+            raise DataError(f"{key}: not a field of this form; it takes {', '.join(known)} "
+                            "(one image per request; /generate makes n images)")
+        if names.count(key) > 1:
+            raise DataError(f"{key}: sent {names.count(key)} times; send it once")
 
 
 def _parse_conditions_form(text: str | None, adapter: TypeAdapter, limits: ServeLimits
@@ -403,13 +419,47 @@ def _validation_message(errors: list[dict], limits: ServeLimits | None = None
                 "(start it with a higher limit to allow more)")
     others = len({_error_field(e) for e in errors} - {first_field})
     more = f"; and {others} more field(s) with problems" if others else ""
-    return f"{first_field or 'body'}: {message}{got}{hint}{more}", first_field
+    in_body = tuple(errors[0].get("loc", ()))[:1] == ("body",)
+    return (f"{first_field or 'body'}: {message}{got}{hint}{more}",
+            first_field or ("body" if in_body else None))
+
+
+def _unread_body(request: Request, errors: list[dict]) -> str | None:
+    """What kept FastAPI from reading the body at all, as one line; None when it read it.
+
+    A JSON route (/generate) gets malformed JSON (pydantic's error would name the
+    character offset as the field), or a body of another content type (FastAPI then
+    hands the raw bytes over, reported as "should be a valid dictionary"); the form route
+    (/edit) gets a body that is not a form (reported as every form field missing)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    sent = f"sent as {content_type!r}" if content_type else "sent without a Content-Type header"
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+        at = first.get("loc", ("body",))[-1]
+        return f"body: not valid JSON ({reason} at character {at}); send one JSON object"
+    if request.url.path.endswith("/edit"):
+        if content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            return (f"body: {sent}; send multipart/form-data (a form) "
+                    "with the image as a file field named 'image'")
+        return None
+    if tuple(first.get("loc", ())) == ("body",):
+        if isinstance(first.get("input"), bytes | bytearray):
+            return (f"body: {sent}; send a JSON object with "
+                    "Content-Type: application/json")
+        if first.get("type") == "missing":
+            return 'body: the request has no body; send a JSON object, e.g. {"n": 4}'
+    return None
 
 
 def _add_error_handlers(app: FastAPI, limits: ServeLimits) -> None:
     @app.exception_handler(RequestValidationError)
-    async def on_validation(_request, exc: RequestValidationError):
-        detail, field = _validation_message(list(exc.errors()), limits)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        errors = list(exc.errors())
+        unread = _unread_body(request, errors)
+        if unread is not None:
+            return _error(422, unread, "body")
+        detail, field = _validation_message(errors, limits)
         return _error(422, detail, field)
 
     @app.exception_handler(PolymodalError)
@@ -437,13 +487,28 @@ def _add_error_handlers(app: FastAPI, limits: ServeLimits) -> None:
 
 
 _LEADING_FIELD = re.compile(r"^([\w.\[\]]+)(?:=|: )")
+# The Generator's messages name a condition column as Python does: conditions['price'],
+# "condition color='x' is a class ...", "conditions for ['foo'], which ...".
+_CONDITION_COLUMN = re.compile(r"^conditions?(?:\[(['\"])(.+?)\1\]| (\w+)=)")
+_WHOLE_FIELD = (("conditions for [", "conditions"), ("pass the text for ", "prompt"))
+_FORM_FIELD = re.compile(r"^(?:file|form) field '([^']+)'")
 # Python API parameter names -> the request fields they come from.
 _API_TO_FIELD = {"num_steps": "steps", "prompts": "prompt"}
 
 
 def _field_of(message: str) -> str | None:
-    """The field a message starts with (``"rows[0].price: ..."``, ``"guidance=-3 ..."``),
-    named as in the request; None when the message does not start with one."""
+    """The field a message starts with (``"rows[0].price: ..."``, ``"guidance=-3 ..."``,
+    ``"conditions['price'] holds ..."``), named as in the request; None when the message
+    does not start with one."""
+    column = _CONDITION_COLUMN.match(message)
+    if column is not None:
+        return f"conditions.{column.group(2) or column.group(3)}"
+    for start, field in _WHOLE_FIELD:
+        if message.startswith(start):
+            return field
+    form_field = _FORM_FIELD.match(message)
+    if form_field is not None:
+        return form_field.group(1)
     match = _LEADING_FIELD.match(message)
     if match is None:
         return None

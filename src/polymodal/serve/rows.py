@@ -153,7 +153,10 @@ def _check_cell(value, field: str, modality: str, limits: ServeLimits):
         elif isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise wrong("a number")
         else:
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # a JSON integer of hundreds of digits
+                number = math.inf
         if not math.isfinite(number):  # JSON parsers take 1e999, NaN and Infinity
             raise wrong("a finite number (send null for a missing value)")
         return number

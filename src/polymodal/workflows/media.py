@@ -8,6 +8,7 @@ PNGs out), so neither reaches into ``polymodal.data`` or ``polymodal.evaluate`` 
 from __future__ import annotations
 
 import base64
+import io
 import os
 from pathlib import Path
 
@@ -17,10 +18,15 @@ from PIL import Image
 from polymodal.data.media import MediaError, audio_length_s, image_to_array, load_audio, load_image
 from polymodal.errors import ConfigError, DataError
 from polymodal.evaluate.images import as_pillow, make_grid, png_bytes, save_png
-from polymodal.files import write_folder
+from polymodal.files import write_bytes, write_folder
 
-__all__ = ["audio_length_s", "decode_audio", "decode_image", "grid_image", "image_to_array",
-           "png_base64", "png_bytes", "write_image", "write_images"]
+__all__ = ["audio_length_s", "check_image_out", "check_images_out", "decode_audio",
+           "decode_image", "grid_image", "image_to_array", "png_base64", "png_bytes",
+           "write_image", "write_images"]
+
+# The file types an image written for a user may have, by suffix, as Pillow's formats.
+IMAGE_FILE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                      ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
 # ------------------------------------------------------------------------------ in
@@ -65,22 +71,56 @@ def grid_image(images: np.ndarray, *, ncols: int | None = None) -> Image.Image:
     return make_grid(images, ncols=ncols, scale=scale)
 
 
+def check_image_out(path: str | os.PathLike) -> None:
+    """ConfigError naming ``--out`` unless ``path`` can be written as one image file: not
+    a folder, and a suffix of an image type (so a .jpg holds JPEG, not PNG bytes)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder; pass an image file in it, e.g. "
+                          f"{path / 'edited.png'}")
+    if path.suffix.lower() not in IMAGE_FILE_FORMATS:
+        what = (f"{path.suffix} is not an image file type" if path.suffix
+                else "the name has no image file suffix")
+        raise ConfigError(f"--out {path}: {what}; end it with one of "
+                          f"{', '.join(IMAGE_FILE_FORMATS)}")
+
+
+def check_images_out(out: str | os.PathLike) -> None:
+    """``write_images``' check of ``out``, to run before the images are made."""
+    out = Path(out)
+    if out.suffix.lower() in IMAGE_FILE_FORMATS:
+        check_image_out(out)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not an empty folder; pass a new folder, or "
+                          "a .png path for one grid")
+
+
 def write_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:
-    """One image written as a PNG file, atomically."""
-    save_png(as_pillow(image), path)
+    """One image written atomically, as the type its suffix names (.png, .jpg, .webp, ...)."""
+    check_image_out(path)
+    file_format = IMAGE_FILE_FORMATS[Path(path).suffix.lower()]
+    if file_format == "PNG":
+        save_png(as_pillow(image), path)
+        return
+    picture = as_pillow(image)
+    if file_format == "JPEG" and picture.mode not in ("L", "RGB"):
+        picture = picture.convert("RGB")  # JPEG has no alpha channel
+    lossy = {"quality": 95} if file_format in ("JPEG", "WEBP") else {}
+    buf = io.BytesIO()
+    picture.save(buf, format=file_format, **lossy)
+    write_bytes(path, buf.getvalue())
 
 
 def write_images(images: np.ndarray, out: Path, *, ncols: int | None) -> str:
-    """A .png path: one grid; anything else: a new folder of one PNG per image (atomic).
+    """An image path (.png, .jpg, ...): one grid; anything else: a new folder of one PNG
+    per image (atomic).
 
     Returns what was written, for a message: ``"a grid of 16 images to grid.png"``.
     """
-    if out.suffix.lower() == ".png":
+    check_images_out(out)
+    if out.suffix.lower() in IMAGE_FILE_FORMATS:
         write_image(grid_image(images, ncols=ncols), out)
         return f"a grid of {len(images)} images to {out}"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} exists and is not an empty folder; pass a new folder, or "
-                          "a .png path for one grid")
 
     def write(staging: Path) -> None:
         digits = max(4, len(str(len(images))))
