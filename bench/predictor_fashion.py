@@ -201,8 +201,11 @@ def run_api(seed: int, time_limit_s: float, image_augment: str = "auto") -> dict
 
         test_df = read_table(str(test_csv))
         dataset = TableDataset(test_df, predictor.transform_, with_label=True)
-        outputs = predictor._dataset_outputs(dataset, predictor.candidates_,
-                                             predictor.transform_.feature_spec())
+        from polymodal.api.candidate_outputs import candidate_outputs
+
+        outputs = candidate_outputs(dataset, predictor.candidates_,
+                                    predictor.transform_.feature_spec(),
+                                    predictor.transform_.vocab_)
         truth = np.asarray(dataset.encoded.label)
         result["candidate_test_accuracy"] = {
             name: round(float((out.argmax(axis=1) == truth).mean()), 4)
