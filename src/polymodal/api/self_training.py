@@ -67,6 +67,10 @@ LABELLED_SHARE = 0.5  # of a student's training rows, at least
 PROPAGATE_NEIGHBOURS = 10
 PROPAGATE_ALPHA = 0.8
 PROPAGATE_ITERATIONS = 50
+# At most this many scored unlabelled rows, and a seeded sample of at most this many
+# labelled ones, make the graph (its neighbour search costs the square of its rows).
+PROPAGATE_MAX_ROWS = 20_000
+PROPAGATE_MAX_LABELLED = 5_000
 
 
 class head_inputs:
@@ -210,8 +214,9 @@ class SelfTraining:
             probs, embedded = self._predict(best, scored, None if deadline is None
                                             else start + SCORE_SHARE * round_s)
             scored, num_scored = scored.iloc[:len(probs)], len(probs)
-            if recipe.propagate:
-                probs = 0.5 * (probs + self._propagate(best, embedded))
+            if recipe.propagate:  # the first PROPAGATE_MAX_ROWS; the graph grows as its square
+                part = slice(0, PROPAGATE_MAX_ROWS)
+                probs[part] = 0.5 * (probs[part] + self._propagate(best, embedded[part]))
             rate = num_scored / max(time.perf_counter() - start, 1e-3)  # measured, for the next
             rows, classes = select_pseudo_labels(probs, threshold=recipe.threshold,
                                                  max_rows=max_rows)
@@ -282,7 +287,11 @@ class SelfTraining:
         learning") label: a row takes the class its neighbours lead to, which the
         network's output for it alone does not see."""
         run = self.run
-        dataset = TableDataset(run.train_rows, run.transform)
+        rows = run.train_rows
+        if len(rows) > PROPAGATE_MAX_LABELLED:
+            rows = take_rows(rows, np.sort(np.random.default_rng(run.seed).permutation(
+                len(rows))[:PROPAGATE_MAX_LABELLED]))
+        dataset = TableDataset(rows, run.transform)
         with head_inputs(model) as inputs:
             outputs = candidate_outputs(dataset, {"neural": model}, run.spec,
                                         run.transform.vocab_)["neural"]
