@@ -62,11 +62,14 @@ STUDENT_MARGIN_S = 1.0  # kept back from a student's time for building its rows
 STUDENT_LR_SCALE = 0.5
 LABELLED_SHARE = 0.5  # of a student's training rows, at least
 # Label spreading over the fused embeddings (see SelfTraining._propagate): neighbours per
-# row, the share of a row's label that comes from its neighbours, and the steps taken
-# (a label travels one neighbour per step; rows further away are left unlabelled).
+# row, the share of a row's label that comes from its neighbours, and when to stop: a
+# label travels one neighbour per step and each step changes the result by alpha times
+# less, so a mean change per row of 1e-9 is about 100 steps; rows further away are left
+# unlabelled. The step limit is a guard only.
 PROPAGATE_NEIGHBOURS = 10
 PROPAGATE_ALPHA = 0.8
-PROPAGATE_ITERATIONS = 50
+PROPAGATE_TOLERANCE = 1e-9
+PROPAGATE_ITERATIONS = 1000
 # At most this many scored unlabelled rows, and a seeded sample of at most this many
 # labelled ones, make the graph (its neighbour search costs the square of its rows).
 PROPAGATE_MAX_ROWS = 20_000
@@ -145,9 +148,10 @@ def spread_labels(labelled: np.ndarray, classes: np.ndarray, unlabelled: np.ndar
     targets = np.concatenate([classes, np.full(len(unlabelled), -1, dtype=np.int64)])
     spreading = LabelSpreading(kernel="knn", n_neighbors=min(PROPAGATE_NEIGHBOURS,
                                                              len(points) - 1),
-                               alpha=PROPAGATE_ALPHA, max_iter=PROPAGATE_ITERATIONS, tol=0.0)
-    # tol=0: the spread mass shrinks by alpha per step, so a tolerance would stop it before
-    # it reached the rows many steps from a labelled one; it runs max_iter steps instead.
+                               alpha=PROPAGATE_ALPHA, max_iter=PROPAGATE_ITERATIONS,
+                               tol=PROPAGATE_TOLERANCE * len(points))
+    # The network trains beside the classic candidates in another thread, where a warnings
+    # filter set here may be undone; the tolerance is what keeps sklearn from warning.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         spreading.fit(points, targets)
