@@ -2,14 +2,14 @@
 
 Mirroring training images left-right is the field's default for photos (timm's and
 fastai's training transforms flip half the images), and wrong for digits, text, or labels
-about left and right. Rather than assume, polymodal asks the table: a linear model is
-(ridge regression on the pixels) is trained on a sample of the labelled training images,
-shrunk to ``SIDE`` x ``SIDE``, once as they are and once with a mirrored copy of each
-beside it, and both are scored on the same held-out images, as they are (``FOLDS``-fold
-cross-validation). Where a mirrored image keeps its label the copies are
-more examples of the same classes and the error hardly moves; where mirroring changes
-labels they are wrong examples and the error grows several-fold (a 2 mirrored looks like
-no digit the model should call 2). Mirroring is on when the error with the copies stays
+about left and right. Rather than assume, polymodal asks the table: a linear model (ridge
+regression on the pixels) is trained on a sample of the labelled training images, shrunk
+to ``SIDE`` x ``SIDE``, once as they are and once with a mirrored copy of each beside it,
+and both are scored on the same held-out images, as they are (``FOLDS``-fold
+cross-validation). Where a mirrored image keeps its label the copies are more examples of
+the same classes and the error hardly moves; where mirroring changes labels they are wrong
+examples and the error grows several-fold (a 2 mirrored looks like no digit the model
+should call 2). Mirroring is on when the error with the copies stays
 within ``ERROR_RATIO`` times the error without them, plus ``ERROR_SLACK``.
 """
 

@@ -284,7 +284,7 @@ def run_demo(
         f"{gen_eval.get('fd', float('nan')):.1f} / {gen_eval.get('fd_floor', float('nan')):.1f}")
     result.sections["generator"] = {k: v for k, v in gen_eval.items() if isinstance(v, int | float | str)}
 
-    # 5. Generative augmentation.
+    # 5. Scarce labels: unlabelled rows, then generated ones.
     steps.begin("scarce labels — do unlabelled rows or synthetic data help?")
     aug = _augment_step(out_dir, seed=seed, budget_s=_step_limit(clock, "augment"),
                         console=console, device=device)
