@@ -112,3 +112,20 @@ def test_user_mistakes_are_one_line_errors(model_dir, digits, run_cli):
         columns={"label": "digit"}).to_csv(bad, index=False)
     code, _, err = run_cli("evaluate", str(model_dir), str(bad))
     assert code == 2 and "label" in err and "Traceback" not in err
+
+
+def test_predict_names_the_categories_the_model_never_learned(served_model_dirs, run_cli,
+                                                              tmp_path):
+    model, folder = served_model_dirs["predictor"], served_model_dirs["table"]
+    table = pd.read_csv(folder / "table.csv")
+    table.loc[[0, 3, 5], "color"] = ["teal", "teal", "mauve"]
+    table.loc[6, "color"] = None  # a missing cell is not an unseen value
+    path = folder / "unseen-colors.csv"  # beside the table: its media paths are relative
+    table.to_csv(path, index=False)
+    predictor = Predictor.load(model)
+    assert predictor.unseen_categories(folder / "table.csv") == {}
+    assert predictor.unseen_categories(path) == {"color": {"teal": 2, "mauve": 1}}
+    code, out, err = run_cli("predict", model, path, "--out", tmp_path / "preds.csv")
+    assert code == 0, err
+    assert "'color'" in err and "'teal'" in err and "'mauve'" in err
+    assert len(pd.read_csv(tmp_path / "preds.csv")) == len(table)  # every row still predicted

@@ -182,6 +182,15 @@ def test_predict_json_matches_the_python_api(client, predictor_dir, row):
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+def test_predict_names_categories_the_model_never_learned(client, row):
+    response = client.post("/models/shop/predict",
+                           json={"rows": [row, {**row, "color": "teal"}, {**row, "color": "teal"}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["unseen_categories"] == {"color": {"teal": 2}}
+    known = client.post("/models/shop/predict", json={"rows": [row]})
+    assert known.status_code == 200 and known.json()["unseen_categories"] == {}
+
+
 def test_predict_multipart_files_match_base64(client, row, table_dir):
     image = (table_dir / "images/img_1.png").read_bytes()
     audio = (table_dir / "audio/clip_1.wav").read_bytes()

@@ -48,6 +48,7 @@ from polymodal.api.sklearn_compat import (
     prediction_input,
     training_table,
 )
+from polymodal.data.category_encoding import unseen_values
 from polymodal.data.dataset import TableDataset
 from polymodal.data.fingerprint import table_fingerprint
 from polymodal.data.prediction_table import prediction_table
@@ -396,6 +397,16 @@ class Predictor(PredictorContract):
         if self.problem_type_ == "regression":
             return np.asarray(values, dtype=np.float64)
         return label_array(values, like=self.classes_)
+
+    def unseen_categories(self, X) -> dict[str, dict[str, int]]:
+        """Per categorical feature column, the values in ``X`` the model has no category
+        for (not in the training rows, or too rare to keep) and how many rows hold each,
+        most frequent first; columns without any are left out. Those rows are predicted
+        with the column's "unknown" category, a guess a user should know about."""
+        df = self._prepare(X, None)
+        found = {c: unseen_values(df[c], vocab) for c, vocab in self.transform_.vocab_.items()
+                 if c in df.columns}
+        return {c: counts for c, counts in found.items() if counts}
 
     def evaluate(self, df) -> dict[str, float]:
         """Every metric of the problem type on ``df``'s labelled rows (a flat dict).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import typer
@@ -98,10 +99,12 @@ def predict(
     """Predict every row of TABLE; keeps the row order and any ID column. A table too large
     for memory is read and written in chunks."""
     from polymodal.api import Predictor
-    from polymodal.workflows.outputs import check_output_file, write_predictions
+    from polymodal.workflows.outputs import check_output_file, unseen_lines, write_predictions
 
     check_output_file(out_file, table, model_dir=model_dir)
     written = write_predictions(Predictor.load(model_dir, device=device.value), table, out_file)
+    for line in unseen_lines(written["unseen"]):
+        warnings.warn(line, UserWarning, stacklevel=1)  # one line on stderr
     how = (f" (streamed in {written['chunks']} chunks; peak memory "
            f"{written['peak_rss_bytes'] / 2**30:.2f} GiB)" if written["streamed"] else "")
     out.print(f"wrote {written['rows']:,} predictions to {out_file}{how}")

@@ -45,6 +45,17 @@ def encode_categories(cells: pd.Series, vocab: list[str]) -> tuple[np.ndarray, n
     return index, index != MISSING_INDEX
 
 
+def unseen_values(cells: pd.Series, vocab: list[str]) -> dict[str, int]:
+    """Values of ``cells`` that ``vocab`` does not hold (encoded as unknown), with their
+    row counts, most frequent first (ties by value); missing cells are not counted."""
+    known = set(vocab)
+    counts: dict[str, int] = {}
+    for k in category_keys(cells):
+        if k is not None and k not in known:
+            counts[k] = counts.get(k, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def sorted_classes(cells: pd.Series) -> list:
     """Distinct non-missing label values as JSON-able Python values, sorted.
 

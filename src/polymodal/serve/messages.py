@@ -70,6 +70,9 @@ class PredictResponse(BaseModel):
         None, description="Per row, class -> probability (classification and multilabel); "
                           "null for regression.")
     classes: list[Any] | None = Field(None, description="The classes, in output order.")
+    unseen_categories: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Per categorical column, the values in the rows the "
+        "model never learned (predicted as an unknown category) and how many rows hold each.")
 
 
 def condition_value_type(limits: ServeLimits):

@@ -213,20 +213,22 @@ def media_conditions(conditions: dict | None, info: Mapping[str, dict], limits: 
 
 
 def prediction_payload(predictor, table: pd.DataFrame) -> dict:
-    """``{"predictions": [...], "probabilities": [{class: p}] | None, "classes": [...]}``.
+    """``{"predictions": [...], "probabilities": [{class: p}] | None, "classes": [...],
+    "unseen_categories": {column: {value: rows}}}``.
 
     Runs on an inference worker. Classification runs the model once: the labels are
     decoded from the same probabilities ``predict_proba`` returns (as ``predict`` does).
     """
     classes = predictor.classes_
+    unseen = predictor.unseen_categories(table)
     if predictor.problem_type_ == "regression":
         values = predictor.predict(table).tolist()
         return {"predictions": [json_safe(v) for v in values], "probabilities": None,
-                "classes": None}
+                "classes": None, "unseen_categories": unseen}
     proba = np.asarray(predictor.predict_proba(table), dtype=np.float64)  # (N, K)
     predictions = [json_safe(v) for v in predictor.transform_.decode_label(proba)]
     names = [str(c) for c in classes]
     probabilities = [dict(zip(names, (round(float(p), 6) for p in row), strict=True))
                      for row in proba]
     return {"predictions": predictions, "probabilities": probabilities,
-            "classes": [json_safe(c) for c in classes]}
+            "classes": [json_safe(c) for c in classes], "unseen_categories": unseen}

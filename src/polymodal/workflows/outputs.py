@@ -19,7 +19,7 @@ from polymodal.files import atomic_path
 
 # The service reads a request's numbers exactly as a table's numeric column is read.
 __all__ = ["check_output_file", "evaluate_to_report", "number_or_none", "prediction_frame",
-           "write_predictions"]
+           "unseen_lines", "write_predictions"]
 
 
 # What a predictions file may be called: its suffix picks how it is written.
@@ -93,11 +93,17 @@ def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
     suffix = Path(out_file).suffix.lower()
     parquet, sep = suffix == ".parquet", "\t" if suffix == ".tsv" else ","
     rows = chunks = 0
+    unseen: dict[str, dict[str, int]] = {}
     with atomic_path(out_file) as tmp:
         writer = None
         with open(tmp, "wb") as handle:
             for chunk in frames:
-                frame = prediction_frame(predictor, chunk)
+                df = read_table(chunk)
+                frame = prediction_frame(predictor, df)
+                for column, counts in predictor.unseen_categories(df).items():
+                    totals = unseen.setdefault(column, {})
+                    for value, count in counts.items():
+                        totals[value] = totals.get(value, 0) + count
                 if parquet:
                     import pyarrow as pa
                     import pyarrow.parquet as pq
@@ -111,7 +117,21 @@ def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
             if writer is not None:
                 writer.close()
     return {"rows": rows, "streamed": stream is not None, "chunks": chunks,
-            "peak_rss_bytes": peak_rss_bytes()}
+            "peak_rss_bytes": peak_rss_bytes(), "unseen": unseen}
+
+
+def unseen_lines(unseen: dict[str, dict[str, int]], *, shown: int = 3) -> list[str]:
+    """One line per column of :meth:`Predictor.unseen_categories`' counts: how many rows
+    hold values the model has no category for, the commonest few, and what it means."""
+    lines = []
+    for column, counts in unseen.items():
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        examples = ", ".join(f"{value!r} ({count:,})" for value, count in ranked[:shown])
+        more = f" and {len(ranked) - shown:,} more" if len(ranked) > shown else ""
+        lines.append(f"column {column!r}: {sum(counts.values()):,} rows hold values the model "
+                     f"never learned, e.g. {examples}{more}; they were predicted as an unknown "
+                     "category (fit on rows that have them to learn them)")
+    return lines
 
 
 def evaluate_to_report(predictor, table, out_dir: str | os.PathLike, *,
