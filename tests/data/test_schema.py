@@ -481,3 +481,17 @@ def test_mostly_distinct_codes_are_identifiers_not_text():
     # A handful of product codes, each on many rows, stays categorical.
     few = list(rng.choice(["AB-12", "CD-34", "EF-56"], size=300))
     assert _column(pd.DataFrame({"sku": few}), "sku").modality == "categorical"
+
+
+def test_names_that_recur_are_categories_with_many_levels():
+    """A business name in every inspection of it: 300 names in 2,000 rows, more than a
+    category column has, but each in about 7 rows -- a category, not text to embed."""
+    rng = np.random.default_rng(0)
+    names = [f"{a} {b} #{i}" for i, (a, b) in enumerate(
+        zip(rng.choice(["Cafe", "Deli", "Grill", "Mart"], 300),
+            rng.choice(["North", "Bay", "Oak", "Elm"], 300), strict=True))]
+    df = pd.DataFrame({"business": rng.choice(names, 2000), "y": rng.integers(0, 2, 2000)})
+    assert infer_schema(df, label="y").columns["business"].modality == "categorical"
+    # As many names, each in fewer than five rows: still text.
+    rare = pd.DataFrame({"business": rng.choice(names, 1000), "y": rng.integers(0, 2, 1000)})
+    assert infer_schema(rare, label="y").columns["business"].modality == "text"

@@ -106,6 +106,21 @@ def test_new_kinds_learn_and_round_trip(tmp_path, kind, problem):
     np.testing.assert_array_equal(loaded.predict_outputs(X), model.predict_outputs(X))
 
 
+@pytest.mark.parametrize("kind", ["hist_gradient_boosting", "lightgbm", "linear"])
+def test_a_category_with_hundreds_of_levels_is_learned(kind):
+    """400 names, each in 10 rows with its own effect on the label: more categories than
+    histogram boosting's 255 bins, which then reads the codes as numbers."""
+    rng = np.random.default_rng(0)
+    effect = rng.normal(size=402)
+    codes = np.repeat(np.arange(2, 402), 10)
+    X = np.stack([codes, rng.normal(size=len(codes))], axis=1).astype(np.float32)
+    y = effect[codes] + 0.1 * rng.normal(size=len(codes))
+    test = np.arange(len(codes)) % 5 == 0
+    model = ClassicModel(kind, "regression", 1, categorical=[True, False], seed=0)
+    outputs = model.fit(X[~test], y[~test]).predict_outputs(X[test])
+    assert np.corrcoef(outputs, y[test])[0, 1] > 0.5
+
+
 def test_linear_refuses_multilabel():
     from polymodal.errors import ConfigError
 

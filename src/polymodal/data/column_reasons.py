@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from polymodal.data.category_encoding import MAX_CATEGORIES
 from polymodal.data.cells import (
     CURRENCY_SIGNS,
     cell_kind,
@@ -61,6 +62,9 @@ from polymodal.data.media import (
 )
 
 _DIGIT = re.compile(r"\d")
+# Short strings with more values than a category column has are still categories (names
+# that recur) when each value is in at least five rows on average; rarer, they are text.
+MAX_NAME_RATIO = 0.2
 
 
 def _sample_positions(num: int, sample_size: int, seed: int) -> np.ndarray:
@@ -334,6 +338,15 @@ def _string_reason(
         )
     if distinct <= class_limit(num_rows):
         return "categorical", f"categorical: {fmt_count(distinct)} distinct values in {fmt_rows(n)}", None
+    if words < 4 and ratio <= MAX_NAME_RATIO and distinct <= MAX_CATEGORIES:
+        # Names that recur (a business, a city, a product) are categories with many levels:
+        # the rows of one name share it, where n-grams of the name would not.
+        return (
+            "categorical",
+            (f"categorical: {fmt_count(distinct)} distinct short strings in {fmt_rows(n)}, each "
+             f"in {n / distinct:.1f} rows on average — names that recur, many categories"),
+            None,
+        )
     return (
         "text",
         (

@@ -151,9 +151,9 @@ def flat_layout(spec: dict, numbers: dict[str, np.ndarray] | None = None) -> Fla
     """
     names: list[str] = list(spec.get("numeric_names") or [f"numeric_{i}" for i in range(spec["n_numeric"])])
     categorical = [False] * len(names)
-    for column, cardinality in zip(spec["categorical_columns"], spec["categorical_cardinalities"], strict=True):
-        names.append(column)
-        categorical.append(cardinality <= HGB_MAX_CATEGORIES)
+    # Every code column is a category; each model caps what it takes as one (_boosting).
+    names += spec["categorical_columns"]
+    categorical += [True] * len(spec["categorical_columns"])
     valued = [c for c in spec["categorical_columns"] if c in (numbers or {})]
     names += [f"{column}__value" for column in valued]
     categorical += [False] * len(valued)
@@ -343,19 +343,27 @@ class ClassicModel:
                                 StandardScaler())
         parts = [("numbers", numbers, num_columns)]
         if cat_columns:
-            parts.append(("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                          cat_columns))
+            # Up to HGB_MAX_CATEGORIES indicators per column, the rarest categories pooled.
+            parts.append(("categories", OneHotEncoder(handle_unknown="infrequent_if_exist",
+                                                      max_categories=HGB_MAX_CATEGORIES,
+                                                      sparse_output=False), cat_columns))
         if self.problem_type == "regression":
             model = Ridge(alpha=1.0)
         else:
             model = LogisticRegression(C=1.0, max_iter=LINEAR_MAX_ITER, random_state=self.seed)
         return make_pipeline(ColumnTransformer(parts), model)
 
-    def _boosting(self, *, regression: bool):
+    def _boosting(self, X: np.ndarray, *, regression: bool):
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         cls = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
-        mask = self.categorical if any(self.categorical) else None
+        mask = None
+        if len(self.categorical) == X.shape[1] and any(self.categorical):
+            # Codes beyond its 255 bins are handed to it as plain numbers.
+            codes = np.nan_to_num(X, nan=0.0).max(axis=0) if len(X) else np.zeros(X.shape[1])
+            mask = [bool(flag and top < HGB_MAX_CATEGORIES)
+                    for flag, top in zip(self.categorical, codes, strict=True)]
+            mask = mask if any(mask) else None
         return cls(max_iter=HGB_CHUNK, warm_start=True, categorical_features=mask,
                    random_state=self.seed)
 
@@ -393,7 +401,7 @@ class ClassicModel:
             estimator, chunk, total = self._forest(), RF_CHUNK, RF_TREES
             param = estimator.steps[-1][0] + "__n_estimators"  # the forest inside the pipeline
         else:
-            estimator = self._boosting(regression=self.problem_type == "regression")
+            estimator = self._boosting(X, regression=self.problem_type == "regression")
             param, chunk, total = "max_iter", HGB_CHUNK, HGB_ITERATIONS
         total = min(total, max_size) if max_size else total
         target = y if self.problem_type != "multilabel" else np.asarray(y).astype(np.int64)
@@ -444,7 +452,7 @@ class ClassicModel:
             if len(np.unique(target)) < 2:
                 models.append(DummyClassifier(strategy="prior").fit(X, target))
                 continue
-            model = self._boosting(regression=False)
+            model = self._boosting(X, regression=False)
             model.set_params(max_iter=HGB_ITERATIONS, warm_start=False)
             models.append(model.fit(X, target))
             if deadline is not None and time.perf_counter() >= deadline and k + 1 < y.shape[1]:

@@ -2,9 +2,10 @@
 
 LightGBM (Ke et al. 2017) is the field's standard gradient-boosting library for tables;
 beside scikit-learn's histogram boosting it brings leaf-wise trees and native category
-splits: the category-code columns of the flat features (``categorical`` True, at most
-:data:`~polymodal.models.classic.HGB_MAX_CATEGORIES` codes) are declared categorical, so a
-node splits on a set of categories instead of the codes' arbitrary order.
+splits: the category-code columns of the flat features (``categorical`` True, however
+many categories: names that recur, such as a business, included) are declared
+categorical, so a node splits on a set of categories instead of the codes' arbitrary
+order, its smoothing (``cat_smooth``, ``min_data_per_group``) guarding rare ones.
 
 Fitting is seeded and deterministic (``deterministic=True``, row-wise histograms, a fixed
 thread count), learning rate :data:`LEARNING_RATE`, at most :data:`MAX_ROUNDS` rounds.
@@ -35,6 +36,10 @@ HOLDOUT_FRACTION = 0.1
 PATIENCE = 50
 ROUND_CHUNK = 10  # rounds a deadline cannot cut (also the cost probe's smallest model)
 MODEL_TEXT_FILE = "model.txt"
+# LightGBM leaves a category with fewer rows than cat_smooth out of its category splits:
+# at its default 10, names that recur in 5-10 rows (a business in each of its
+# inspections) are never split on.
+CAT_SMOOTH = 3
 
 
 def params(problem_type: str, n_outputs: int, *, seed: int, threads: int) -> dict:
@@ -46,7 +51,7 @@ def params(problem_type: str, n_outputs: int, *, seed: int, threads: int) -> dic
         raise ValueError(f"lightgbm does not fit {problem_type!r} problems")
     return {**objective, "learning_rate": LEARNING_RATE, "seed": int(seed),
             "deterministic": True, "force_row_wise": True, "num_threads": max(1, int(threads)),
-            "verbose": -1, "min_data_in_leaf": 20, "min_data_per_group": 20, "cat_smooth": 10}
+            "verbose": -1, "min_data_in_leaf": 20, "min_data_per_group": 20, "cat_smooth": CAT_SMOOTH}
 
 
 def fit_booster(X: np.ndarray, y: np.ndarray, categorical: list[bool], problem_type: str,
