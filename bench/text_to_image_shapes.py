@@ -99,6 +99,14 @@ CAPTION_ONLY_GROUPS = ("reworded", "synonyms")
 GRID_PROMPTS_PER_GROUP = 4
 TOKEN_DIM = 32  # width of the caption tokens of the cross-attending contender
 GRID_SAMPLES = 4
+# The UNet on 2x2 patches of pixels (network.patch_size), at two widths: contenders
+# "caption/TAG" and "class/TAG", run only when named in --only.
+PATCH_VARIANTS = {
+    "patch2": {"network.patch_size": 2, "network.base_channels": 32,
+               "network.channel_mults": [1, 2, 4]},
+    "patch2-2lv": {"network.patch_size": 2, "network.base_channels": 32,
+                   "network.channel_mults": [1, 2]},
+}
 
 
 @dataclass
@@ -213,6 +221,9 @@ def contenders(settings: Settings) -> list[Contender]:
     out.append(Contender("caption/tokens", ["caption"], "minilm+hashed",
                          recipe={"network.context_dim": TOKEN_DIM}))
     out.append(Contender("class/factorised", CLASS_COLUMNS))
+    for tag, recipe in PATCH_VARIANTS.items():  # opt-in: --only NAME
+        out.append(Contender(f"caption/{tag}", ["caption"], "minilm+hashed", recipe=recipe))
+        out.append(Contender(f"class/{tag}", CLASS_COLUMNS, recipe=recipe))
     if settings.spatial_ablation:
         flipped = not Generator().spatial_condition
         tag = "spatial" if flipped else "no-spatial"
@@ -227,6 +238,9 @@ def contenders(settings: Settings) -> list[Contender]:
             raise SystemExit(f"--only: unknown contender(s) {unknown}; known: "
                              f"{[c.name for c in out]}")
         out = [c for c in out if c.name in wanted]
+    else:
+        variants = {f"{kind}/{tag}" for tag in PATCH_VARIANTS for kind in ("caption", "class")}
+        out = [c for c in out if c.name not in variants]
     return out
 
 

@@ -79,6 +79,26 @@ def test_odd_sizes_are_padded_and_cropped_back(size, channels):
     assert torch.allclose(net(padded, t)[:, :, :size, :size], net(x, t), atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [32, 13])
+def test_patches_cover_every_pixel_and_round_trip(size):
+    """On 2x2 patches the network still sees and returns every pixel: changing one input
+    pixel changes the output, shapes match, and the config (patch_size) rebuilds it."""
+    net = randomized(UNet(image_channels=3, image_size=size, base_channels=8,
+                          channel_mults=(1, 2), cond_dim=4, spatial_condition=True,
+                          patch_size=2, coord_channels=True))
+    x, t, cond = torch.randn(2, 3, size, size), torch.full((2,), 0.5), torch.randn(2, 4)
+    out = net(x, t, cond)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    nudged = x.clone()
+    nudged[:, :, size - 1, size - 1] += 1.0  # the last pixel, in the padded patch when odd
+    assert not torch.allclose(net(nudged, t, cond), out)
+    rebuilt = UNet(**json.loads(json.dumps(net.config())))
+    rebuilt.load_state_dict(net.state_dict())
+    assert rebuilt.config()["patch_size"] == 2
+    assert torch.equal(rebuilt.eval()(x, t, cond), out)
+    assert "patch_size" not in UNet(image_channels=3, image_size=size).config()  # default
+
+
 def test_sized_for_matches_the_reference_scale():
     net28 = UNet.sized_for(28, 1, 10)
     num_params = sum(p.numel() for p in net28.parameters())

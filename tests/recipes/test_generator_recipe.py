@@ -104,10 +104,12 @@ def test_unknown_keys_and_bad_values_are_named_together():
     with pytest.raises(ConfigError) as info:
         resolve_generator(_schema(), 100, (1, 8, 8), overrides={
             "network.base_channels": 0, "training.lr": -1, "sampling.sampler": "ddim",
-            "condition.dropout": 1.0, "sampling.guidance_interval": [0.8, 0.2]})
+            "condition.dropout": 1.0, "sampling.guidance_interval": [0.8, 0.2],
+            "network.patch_size": 3})
     message = str(info.value)
     for part in ("network.base_channels=0", "training.lr=-1", "sampling.sampler='ddim'",
-                 "condition.dropout=1.0", "sampling.guidance_interval=(0.8, 0.2)"):
+                 "condition.dropout=1.0", "sampling.guidance_interval=(0.8, 0.2)",
+                 "network.patch_size=3"):
         assert part in message, part
     with pytest.raises(ConfigError, match="training.batch_size='many' must be of type int"):
         override(GeneratorRecipe(), {"training.batch_size": "many"})

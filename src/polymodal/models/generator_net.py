@@ -86,7 +86,9 @@ def build_network(feature_spec: dict, conditions: list[str], image_shape: tuple[
         tokens = {}
         if encoder is not None and encoder.num_tokens:
             levels = len(unet_sizing.get("channel_mults") or UNet.sizing_for(height)["channel_mults"])
-            padded = -(-height // 2 ** (levels - 1)) * 2 ** (levels - 1)
+            patch = unet_sizing.get("patch_size", 1)
+            multiple = patch * 2 ** (levels - 1)
+            padded = -(-height // multiple) * multiple // patch
             sides = [padded // 2**i for i in range(levels)][-max(1, cross_attention_levels):]
             tokens = {"cross_attn_dim": context_dim, "context_tokens": encoder.num_tokens,
                       "cross_attention_resolutions": sides}

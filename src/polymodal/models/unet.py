@@ -217,6 +217,9 @@ class UNet(nn.Module):
             Convolutions are translation-equivariant and the condition enters globally
             (added to the time embedding), so without them "at the top left" has no
             handle: the network can only tell where it is from the zero padding.
+        patch_size: 1, or 2 / 4 to run the network on p x p patches of pixels (each a
+            position of p*p*C channels, ``pixel_unshuffle``; the output is shuffled back): a
+            p^2 smaller grid, so the same computation in fewer, wider convolutions.
         spatial_condition: also add a learned map of the condition to the bottleneck's
             feature map: ``cond`` -> linear -> (SPATIAL_MAP_CHANNELS, h, w) -> zero-initialised
             1x1 conv -> (C, h, w), the way a DCGAN generator turns its vector into a grid.
@@ -245,6 +248,7 @@ class UNet(nn.Module):
         spatial_condition: bool = False,
         cross_attention_resolutions: tuple[int, ...] | list[int] | None = None,
         context_tokens: int = 0,
+        patch_size: int = 1,
     ):
         super().__init__()
         default_base, default_mults = _default_widths(image_size)
@@ -260,6 +264,7 @@ class UNet(nn.Module):
             cond_dim=cond_dim,
             cross_attn_dim=cross_attn_dim,
             dropout=dropout,
+            patch_size=patch_size,
         )
         if context_tokens and not (isinstance(context_tokens, int) and cross_attn_dim
                                    and cond_dim > context_tokens * cross_attn_dim):
@@ -287,6 +292,9 @@ class UNet(nn.Module):
                                                            cross_attention_resolutions]
         if context_tokens:
             self._config["context_tokens"] = int(context_tokens)
+        if patch_size != 1:  # saved only when used: folders from before load as they were
+            self._config["patch_size"] = int(patch_size)
+        self.patch = int(patch_size)
         self.image_channels = image_channels
         self.coord_channels = bool(coord_channels)
         self.cond_dim = cond_dim
@@ -294,8 +302,8 @@ class UNet(nn.Module):
         self.context_tokens = int(context_tokens)
         film_dim = cond_dim - self.context_tokens * cross_attn_dim  # cond's non-token part
         self.num_levels = len(channel_mults)
-        self.pad_multiple = 2 ** (self.num_levels - 1)
-        padded_size = -(-image_size // self.pad_multiple) * self.pad_multiple
+        self.pad_multiple = self.patch * 2 ** (self.num_levels - 1)
+        padded_size = -(-image_size // self.pad_multiple) * self.pad_multiple // self.patch
         level_sizes = [padded_size // 2**i for i in range(self.num_levels)]
         # Without cross_attention_resolutions: the self-attention levels and the middle.
         cross_sides = (set(attention_resolutions) if cross_attention_resolutions is None
@@ -316,7 +324,7 @@ class UNet(nn.Module):
             nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
         self.cond_proj = nn.Linear(film_dim, emb_dim) if cond_dim else None
-        in_channels = image_channels + (2 if coord_channels else 0)
+        in_channels = image_channels * self.patch**2 + (2 if coord_channels else 0)
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -359,7 +367,8 @@ class UNet(nn.Module):
             channels = width
 
         self.norm_out = nn.GroupNorm(_num_groups(channels), channels)
-        self.conv_out = _zero_init(nn.Conv2d(channels, image_channels, 3, padding=1))
+        self.conv_out = _zero_init(nn.Conv2d(channels, image_channels * self.patch**2, 3,
+                                             padding=1))
 
     @classmethod
     def sized_for(
@@ -446,8 +455,11 @@ class UNet(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
+        if self.patch > 1:  # each p x p patch as p*p*C channels of one position
+            x = F.pixel_unshuffle(x, self.patch)  # (B, C p^2, H'/p, W'/p)
         if self.coord_channels:
-            x = torch.cat([x, _coordinates(x, H, W)], dim=1)  # (B, C + 2, H', W')
+            x = torch.cat([x, _coordinates(x, -(-H // self.patch), -(-W // self.patch))],
+                          dim=1)  # (B, C + 2, H', W')
         h = self.conv_in(x)  # (B, base, H', W')
         skips = []
         for i, level in enumerate(self.down):
@@ -468,7 +480,9 @@ class UNet(nn.Module):
                 h = self.upsample[j - 1](h)  # (B, C_i, 2h, 2w)
             h = torch.cat([h, skips.pop()], dim=1)  # (B, 2*C_i, h, w)
             h = level(h, emb, context, context_mask)
-        out = self.conv_out(F.silu(self.norm_out(h)))  # (B, C, H', W')
+        out = self.conv_out(F.silu(self.norm_out(h)))  # (B, C p^2, H'/p, W'/p)
+        if self.patch > 1:
+            out = F.pixel_shuffle(out, self.patch)  # (B, C, H', W')
         return out[:, :, :H, :W]
 
     def _check_inputs(self, x, t, cond, context, context_mask) -> None:
@@ -538,6 +552,8 @@ def _validate(**cfg: Any) -> None:
         problems.append(
             f"channel_mults={list(mults)!r} (must be positive integers, e.g. [1, 2, 4])"
         )
+    if cfg["patch_size"] not in (1, 2, 4):
+        problems.append(f"patch_size={cfg['patch_size']!r} (must be 1, 2 or 4)")
     if not 0.0 <= cfg["dropout"] < 1.0:
         problems.append(f"dropout={cfg['dropout']!r} (must be in [0, 1))")
     if problems:

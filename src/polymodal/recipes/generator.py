@@ -88,6 +88,10 @@ class GeneratorNetworkRecipe:
     """A learned coarse map from the condition added at the bottleneck, so the condition
     can say where things go (off without conditions)."""
 
+    patch_size: int = 1
+    """1, or 2 / 4: the UNet runs on p x p patches of pixels (a p^2 smaller grid of p*p*C
+    channels), the same computation in fewer, wider convolutions."""
+
     context_dim: int = 0
     """Width of the condition tokens the UNet cross-attends to (one per condition column,
     and one per hashed n-gram of a caption); 0 for no cross-attention."""
@@ -212,6 +216,8 @@ class GeneratorRecipe:
             if not isinstance(value, tuple) or not all(_int_at_least(v, 1) for v in value) \
                     or (name == "channel_mults" and not value):
                 problems.append(f"network.{name}={value!r} must be a list of integers >= 1")
+        if n.patch_size not in (1, 2, 4) or isinstance(n.patch_size, bool):
+            problems.append(f"network.patch_size={n.patch_size!r} must be 1, 2 or 4")
         for name in ("coord_channels", "spatial_condition"):
             if not isinstance(getattr(n, name), bool):
                 problems.append(f"network.{name}={getattr(n, name)!r} must be true or false")
