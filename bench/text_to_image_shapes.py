@@ -99,13 +99,15 @@ CAPTION_ONLY_GROUPS = ("reworded", "synonyms")
 GRID_PROMPTS_PER_GROUP = 4
 TOKEN_DIM = 32  # width of the caption tokens of the cross-attending contender
 GRID_SAMPLES = 4
-# The UNet on 2x2 patches of pixels (network.patch_size), at two widths: contenders
+# The UNet on 2x2 or 4x4 patches of pixels (network.patch_size), at three widths: contenders
 # "caption/TAG" and "class/TAG", run only when named in --only.
 PATCH_VARIANTS = {
     "patch2": {"network.patch_size": 2, "network.base_channels": 32,
                "network.channel_mults": [1, 2, 4]},
     "patch2-2lv": {"network.patch_size": 2, "network.base_channels": 32,
                    "network.channel_mults": [1, 2]},
+    "patch4": {"network.patch_size": 4, "network.base_channels": 64,
+               "network.channel_mults": [1, 2]},
 }
 
 
