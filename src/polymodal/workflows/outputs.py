@@ -99,7 +99,9 @@ def write_predictions(predictor, table, out_file: str | os.PathLike) -> dict:
         with open(tmp, "wb") as handle:
             for chunk in frames:
                 df = read_table(chunk)
-                frame = prediction_frame(predictor, df)
+                for note in table_notes(df):  # the rows the reader skipped have no prediction
+                    warnings.warn(note, UserWarning, stacklevel=2)
+                frame = prediction_frame(predictor, df)  # (a frame carries no notes on)
                 for column, counts in predictor.unseen_categories(df).items():
                     totals = unseen.setdefault(column, {})
                     for value, count in counts.items():
