@@ -223,9 +223,12 @@ def contenders(settings: Settings) -> list[Contender]:
     out.append(Contender("caption/tokens", ["caption"], "minilm+hashed",
                          recipe={"network.context_dim": TOKEN_DIM}))
     out.append(Contender("class/factorised", CLASS_COLUMNS))
+    named = set(settings.only.split(",")) if settings.only else set()
     for tag, recipe in PATCH_VARIANTS.items():  # opt-in: --only NAME
-        out.append(Contender(f"caption/{tag}", ["caption"], "minilm+hashed", recipe=recipe))
-        out.append(Contender(f"class/{tag}", CLASS_COLUMNS, recipe=recipe))
+        out += [c for c in (Contender(f"caption/{tag}", ["caption"], "minilm+hashed",
+                                      recipe=recipe),
+                            Contender(f"class/{tag}", CLASS_COLUMNS, recipe=recipe))
+                if c.name in named]
     if settings.spatial_ablation:
         flipped = not Generator().spatial_condition
         tag = "spatial" if flipped else "no-spatial"
@@ -237,12 +240,10 @@ def contenders(settings: Settings) -> list[Contender]:
         wanted = settings.only.split(",")
         unknown = sorted(set(wanted) - {c.name for c in out})
         if unknown:
+            variants = [f"{kind}/{tag}" for tag in PATCH_VARIANTS for kind in ("caption", "class")]
             raise SystemExit(f"--only: unknown contender(s) {unknown}; known: "
-                             f"{[c.name for c in out]}")
+                             f"{[c.name for c in out if c.name not in variants] + variants}")
         out = [c for c in out if c.name in wanted]
-    else:
-        variants = {f"{kind}/{tag}" for tag in PATCH_VARIANTS for kind in ("caption", "class")}
-        out = [c for c in out if c.name not in variants]
     return out
 
 

@@ -120,7 +120,9 @@ def test_predict_names_the_categories_the_model_never_learned(served_model_dirs,
     table = pd.read_csv(folder / "table.csv")
     table.loc[[0, 3, 5], "color"] = ["teal", "teal", "mauve"]
     table.loc[6, "color"] = None  # a missing cell is not an unseen value
-    path = folder / "unseen-colors.csv"  # beside the table: its media paths are relative
+    for column in ("image", "audio"):  # the media stay where the shared fixture wrote them
+        table[column] = [str(folder / p) for p in table[column]]
+    path = tmp_path / "unseen-colors.csv"
     table.to_csv(path, index=False)
     predictor = Predictor.load(model)
     assert predictor.unseen_categories(folder / "table.csv") == {}

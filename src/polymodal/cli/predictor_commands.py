@@ -129,11 +129,10 @@ def evaluate(
     report = evaluate_to_report(Predictor.load(model_dir, device=device.value), table, report_dir,
                                 command=command)
     rows, scored = report.get("rows"), report.get("rows_scored")
-    left_out = (f" ({scored:,} of {rows:,} rows scored; the other {rows - scored:,} have no "
-                "label the model knows)" if rows is not None and scored < rows else "")
     print_metrics(report["metrics"], title=f"metrics on {table}")
-    if left_out:  # a line of its own: a table's title wraps at the table's width
-        out.print(left_out.strip()[1:-1], soft_wrap=True, highlight=False)
+    if rows is not None and scored < rows:  # its own line: a table's title wraps at its width
+        out.print(f"{scored:,} of {rows:,} rows scored; the other {rows - scored:,} have no "
+                  "label the model knows", soft_wrap=True, highlight=False)
     if "report_md" in report:
         out.print(f"report: {report['report_md']} and {report['report_html']}")
 

@@ -360,10 +360,10 @@ class ClassicModel:
         mask = None
         if len(self.categorical) == X.shape[1] and any(self.categorical):
             # Codes beyond its 255 bins are handed to it as plain numbers.
-            codes = np.nan_to_num(X, nan=0.0).max(axis=0) if len(X) else np.zeros(X.shape[1])
-            mask = [bool(flag and top < HGB_MAX_CATEGORIES)
-                    for flag, top in zip(self.categorical, codes, strict=True)]
-            mask = mask if any(mask) else None
+            columns = [i for i, flag in enumerate(self.categorical) if flag]
+            top = np.nan_to_num(X[:, columns], nan=0.0).max(axis=0, initial=0.0)
+            fits = set(np.asarray(columns)[top < HGB_MAX_CATEGORIES].tolist())
+            mask = [i in fits for i in range(X.shape[1])] if fits else None
         return cls(max_iter=HGB_CHUNK, warm_start=True, categorical_features=mask,
                    random_state=self.seed)
 

@@ -552,7 +552,7 @@ def _validate(**cfg: Any) -> None:
         problems.append(
             f"channel_mults={list(mults)!r} (must be positive integers, e.g. [1, 2, 4])"
         )
-    if cfg["patch_size"] not in (1, 2, 4):
+    if isinstance(cfg["patch_size"], bool) or cfg["patch_size"] not in (1, 2, 4):
         problems.append(f"patch_size={cfg['patch_size']!r} (must be 1, 2 or 4)")
     if not 0.0 <= cfg["dropout"] < 1.0:
         problems.append(f"dropout={cfg['dropout']!r} (must be in [0, 1))")
