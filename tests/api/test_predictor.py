@@ -77,7 +77,8 @@ def test_every_problem_type(problem):
     # a small table: cross-validated too, which the leaderboard says
     assert list(board.columns)[6:] == [f"cv_{metric}", "judged_on"]
     assert {"random_forest", "hist_gradient_boosting", "neural"} <= set(board["model"])
-    assert ("lightgbm" in set(board["model"])) == (problem != "multilabel")
+    for booster in ("lightgbm", "catboost"):
+        assert (booster in set(board["model"])) == (problem != "multilabel")
     assert board["chosen"].sum() == 1
 
     predictions = p.predict(test)
@@ -178,16 +179,17 @@ def test_save_load_gives_identical_predictions(fitted, media_table, tmp_path):
 
 
 @pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
-def test_lightgbm_candidate_fits_saves_loads_and_repeats_with_a_seed(problem, tmp_path):
-    """A tabular fit has the LightGBM candidate; saved in its text format, it loads to the
-    same outputs, and the same seed fits the same model."""
+@pytest.mark.parametrize(("kind", "file"), [("lightgbm", "model.txt"), ("catboost", "model.cbm")])
+def test_booster_candidate_fits_saves_loads_and_repeats_with_a_seed(problem, kind, file, tmp_path):
+    """A tabular fit has the LightGBM and CatBoost candidates; saved in their own formats,
+    they load to the same outputs, and the same seed fits the same model."""
     train, test = tabular_table(problem, n=80, seed=0), tabular_table(problem, n=40, seed=1)
-    recipe = {"candidates.neural": False, "candidates.classic": ["lightgbm"]}
+    recipe = {"candidates.neural": False, "candidates.classic": [kind]}
     first, second = (Predictor("label", seed=5, recipe=recipe, **FAST).fit(train)
                      for _ in range(2))
-    assert first.chosen_ == "lightgbm"
+    assert first.chosen_ == kind
     folder = first.save(tmp_path / "model")
-    assert (folder / "models" / "lightgbm" / "model.txt").is_file()
+    assert (folder / "models" / kind / file).is_file()
     loaded = Predictor.load(folder)
     outputs = "predict" if problem == "regression" else "predict_proba"
     for other in (loaded, second):

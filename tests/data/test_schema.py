@@ -495,3 +495,22 @@ def test_names_that_recur_are_categories_with_many_levels():
     # As many names, each in fewer than five rows: still text.
     rare = pd.DataFrame({"business": rng.choice(names, 1000), "y": rng.integers(0, 2, 1000)})
     assert infer_schema(rare, label="y").columns["business"].modality == "text"
+
+
+def test_a_distinct_short_name_per_row_is_an_identifier_but_short_phrases_are_text():
+    """Hitters' ``rownames``: a player per row ("-Alan Ashby"), every value distinct, two
+    words each -- an identifier, not text to embed; unique phrases of several words stay
+    text."""
+    rng = np.random.default_rng(0)
+    first = ["Alan", "Mike", "Tony", "Juan", "Dale", "Ron", "Bob", "Ken", "Tom", "Jim"]
+    players = [f"-{f} {last}{i}" for i, (f, last) in enumerate(zip(
+        rng.choice(first, 300), rng.choice(["Ashby", "Davis", "Smith", "Lopez"], 300),
+        strict=True))]
+    df = pd.DataFrame({"player": players, "y": rng.integers(0, 2, 300)})
+    column = infer_schema(df, label="y").columns["player"]
+    assert column.modality == "ignored", column.reason
+    phrases = [f"a {w} {c} item number {i}" for i, (w, c) in enumerate(zip(
+        rng.choice(["small", "large", "red"], 300), rng.choice(["box", "cup"], 300),
+        strict=True))]
+    text = pd.DataFrame({"title": phrases, "y": rng.integers(0, 2, 300)})
+    assert infer_schema(text, label="y").columns["title"].modality == "text"

@@ -106,7 +106,7 @@ def test_new_kinds_learn_and_round_trip(tmp_path, kind, problem):
     np.testing.assert_array_equal(loaded.predict_outputs(X), model.predict_outputs(X))
 
 
-@pytest.mark.parametrize("kind", ["hist_gradient_boosting", "lightgbm", "linear"])
+@pytest.mark.parametrize("kind", ["hist_gradient_boosting", "lightgbm", "catboost", "linear"])
 def test_a_category_with_hundreds_of_levels_is_learned(kind):
     """400 names, each in 10 rows with its own effect on the label: more categories than
     histogram boosting's 255 bins, which then reads the codes as numbers."""

@@ -42,9 +42,9 @@ def test_a_numeric_table_gets_the_preset_and_every_classic_kind():
     recipe = resolve_predictor(_schema({"x": "numeric", "c": "categorical"}), 200)
     assert recipe.network.fusion == "concat" and recipe.network.width == 64
     assert recipe.candidates.classic == ("random_forest", "extra_trees", "linear",
-                                         "hist_gradient_boosting", "lightgbm")
+                                         "hist_gradient_boosting", "lightgbm", "catboost")
     image = resolve_predictor(_schema({"x": "numeric", "i": "image"}), 200)
-    assert "lightgbm" not in image.candidates.classic  # pixels: the forests and boosting
+    assert not {"lightgbm", "catboost"} & set(image.candidates.classic)  # pixels: forests, boosting
     best = resolve_predictor(_schema({"x": "numeric", "i": "image"}), 200, preset="best")
     assert best.network.fusion == "attention" and best.candidates.ensemble_rounds == 50
 
@@ -55,7 +55,7 @@ def test_a_large_table_trains_histogram_boosting_first_with_a_larger_share():
     large = resolve_predictor(schema, LARGE_TABLE_ROWS)
     assert small.candidates.classic[0] == "random_forest"
     assert large.candidates.classic == ("hist_gradient_boosting", "random_forest",
-                                        "extra_trees", "linear", "lightgbm")
+                                        "extra_trees", "linear", "lightgbm", "catboost")
     assert (large.candidates.shares["hist_gradient_boosting"]
             > small.candidates.shares["hist_gradient_boosting"])
     kept = resolve_predictor(schema, LARGE_TABLE_ROWS,

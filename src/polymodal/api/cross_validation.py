@@ -31,6 +31,11 @@ from polymodal.models.ensemble import blend, ensemble_selection
 ENSEMBLE = "ensemble"
 CV_MAX_ROWS = 5_000  # "auto" cross-validates tables with at most this many labelled rows
 AUTO_FOLDS = 5
+# "auto" falls back to this many folds when not one repeat of AUTO_FOLDS is affordable:
+# a k-fold repeat costs k - 1 fits on all rows, so 3 folds cost half of 5, and an
+# out-of-fold judge on every row still beats one small split (bench/RESULTS.md,
+# 'tabular_suite').
+FALLBACK_FOLDS = 3
 MAX_AUTO_REPEATS = 5  # repeats "auto" buys at most ...
 UNLIMITED_REPEATS = 1  # ... and what it takes without a time limit (the standard k-fold)
 CV_SHARE = 0.8  # share of the seconds left the cross-validation may plan to use (each fold fit
@@ -59,15 +64,18 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
     folds, repeats = candidates.cv_folds, candidates.cv_repeats
     if folds == 0 or (folds == "auto" and num_rows > CV_MAX_ROWS):
         return None
-    folds = AUTO_FOLDS if folds == "auto" else int(folds)
-    if num_rows < 2 * folds:
-        return None
-    per_repeat_s = (COST_MARGIN * fit_s * folds * (num_rows * (folds - 1) / folds)
-                    / max(1, num_train_rows))
-    affordable = (math.inf if math.isinf(left_s)
-                  else math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9)))
-    if affordable == 0 and per_repeat_s <= max(0.0, left_s):
-        affordable = 1  # one repeat fits, margin aside: seconds otherwise left unused
+    choices = (AUTO_FOLDS, FALLBACK_FOLDS) if folds == "auto" else (int(folds),)
+    for folds in choices:  # noqa: B020 - the loop keeps the first affordable count
+        if num_rows < 2 * folds:
+            return None
+        per_repeat_s = (COST_MARGIN * fit_s * folds * (num_rows * (folds - 1) / folds)
+                        / max(1, num_train_rows))
+        affordable = (math.inf if math.isinf(left_s)
+                      else math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9)))
+        if affordable == 0 and per_repeat_s <= max(0.0, left_s):
+            affordable = 1  # one repeat fits, margin aside: seconds otherwise left unused
+        if affordable >= 1:
+            break
     if repeats == "auto":
         repeats = UNLIMITED_REPEATS if math.isinf(affordable) else min(MAX_AUTO_REPEATS,
                                                                         affordable)

@@ -117,6 +117,10 @@ def _check_classic(name: str, model) -> None:
 
     if model.kind == "lightgbm":
         return  # onnxmltools converts its category-set splits and missing values
+    if model.kind == "catboost":
+        raise ExportError(f"candidate {name!r} is a CatBoost model, whose category "
+                          "encodings (ordered target statistics) ONNX cannot express; "
+                          f"{_refit_hint(name)}")
     estimator = model.estimator_
     if isinstance(estimator, list) or model.problem_type == "multilabel":
         raise ExportError(f"candidate {name!r} is a multilabel {model.kind} model, which "

@@ -187,7 +187,7 @@ class FolderFile:
 
     path: str  # relative to the folder
     size_bytes: int
-    kind: str  # json, text, safetensors, skops, lightgbm, or other (never read by polymodal)
+    kind: str  # json, text, safetensors, skops, lightgbm, catboost, or other (never read)
     detail: str = ""
     problem: str | None = None  # why loading would refuse the folder
 
@@ -267,6 +267,8 @@ def _inspect_file(file: Path, relative: str) -> FolderFile:
             entry.problem = f"not valid JSON ({exc})"
     elif name == "model.txt":
         entry.kind, entry.detail = "lightgbm", "LightGBM text model (data only)"
+    elif name == "model.cbm":
+        entry.kind, entry.detail = "catboost", "CatBoost binary model (data only)"
     elif name.endswith(_TEXT_FILES):
         entry.kind, entry.detail = "text", "plain text"
     elif name.endswith(".safetensors"):

@@ -156,7 +156,7 @@ def _check_classic_width(path: Path, models: dict, transform: TableTransform) ->
     features than this polymodal makes from the table (the audio features grew, for one)."""
     width = None
     for name, model in models.items():
-        expected = getattr(getattr(model, "estimator_", None), "n_features_in_", None)
+        expected = getattr(model, "features_in_", None)
         if expected is None:
             continue
         if width is None:

@@ -40,6 +40,9 @@ _CODE = re.compile(r"^(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[A-Za-z0-9_.:/-]+$")
 # Share of distinct values from which strings named or shaped like identifiers are codes,
 # not categories (an ID repeats where one individual has several rows).
 CODE_MIN_DISTINCT = 0.5
+# Unique strings this short (words per cell, on average) are names, one per row (a player,
+# a product code with a space), not text a model can read meaning from.
+NAME_MAX_WORDS = 3.0
 # Share of rows one more than the row before, from which a counter-named column counts rows.
 COUNTER_MIN_STEPS = 0.9
 _CAMEL_ID = re.compile(r"[a-z0-9]I[dD]$")
@@ -87,8 +90,9 @@ def id_like_reason(series: pd.Series) -> str | None:
     """Why a column looks like a row identifier (to be ignored), or None.
 
     Integers (or integer strings): see :func:`integer_id_reason`. Other strings: every
-    value distinct, and either named like an identifier or free of spaces with more
-    distinct values than a categorical column would have.
+    value distinct, more distinct values than a categorical column would have, and named
+    like an identifier, free of spaces, or names of at most ``NAME_MAX_WORDS`` words on
+    average.
     """
     mask = present_mask(series)
     if mask.sum() < 2 or pd.api.types.is_bool_dtype(series.dtype):
@@ -118,6 +122,10 @@ def id_like_reason(series: pd.Series) -> str | None:
         return f"ID-like — {fmt_count(n)} distinct strings in {fmt_rows(n)}, and the name {str(series.name)!r} reads as an identifier"
     if n > class_limit(len(series)) and not values.str.contains(r"\s", regex=True).any():
         return f"ID-like — {fmt_count(n)} distinct strings in {fmt_rows(n)}, none with spaces"
+    words = float(values.str.split().str.len().mean())
+    if n > class_limit(len(series)) and words <= NAME_MAX_WORDS:
+        return (f"ID-like — {fmt_count(n)} distinct short strings in {fmt_rows(n)} "
+                f"({words:.1f} words each on average): a name per row, not text")
     return None
 
 

@@ -26,7 +26,9 @@ forest would have no order to split on, where the seed's pipeline had the raw nu
   category-code columns declared categorical, also grown in chunks of iterations; for
   multilabel one model per tag (a constant tag gets a ``DummyClassifier``);
 - ``"lightgbm"``: a LightGBM booster with native category splits
-  (:mod:`polymodal.models.lightgbm_model`; not for multilabel).
+  (:mod:`polymodal.models.lightgbm_model`; not for multilabel);
+- ``"catboost"``: a CatBoost model of symmetric trees with ordered target statistics
+  for the category columns (:mod:`polymodal.models.catboost_model`; not for multilabel).
 
 Outputs follow the predictor's convention (shared with :mod:`polymodal.models.ensemble`):
 ``(N, K)`` class probabilities for binary (K = 2) and multiclass, ``(N,)`` standardised
@@ -34,7 +36,8 @@ values for regression, ``(N, K)`` tag probabilities for multilabel.
 
 Models are saved with ``skops`` (no pickle) and loaded as data only: see
 :mod:`polymodal.models.classic_file`, which refuses any type polymodal does not write;
-a LightGBM booster is saved in LightGBM's own text model format.
+a LightGBM booster is saved in LightGBM's own text model format, a CatBoost model in
+CatBoost's binary model format.
 """
 
 from __future__ import annotations
@@ -56,12 +59,14 @@ import torch.nn.functional as F
 from polymodal.data.batch import Batch
 from polymodal.errors import ConfigError, ModelFolderError
 from polymodal.files import read_json, write_json
-from polymodal.models import lightgbm_model
+from polymodal.models import catboost_model, lightgbm_model
 from polymodal.models.classic_file import check_structure, read_estimator, write_estimator
 
 # In the order the predictor trains them; the seed's forest first, so that a budget too
 # small for anything else still gets it.
-CLASSIC_KINDS = ("random_forest", "extra_trees", "linear", "hist_gradient_boosting", "lightgbm")
+CLASSIC_KINDS = ("random_forest", "extra_trees", "linear", "hist_gradient_boosting", "lightgbm",
+                 "catboost")
+_BOOSTERS = ("lightgbm", "catboost")  # libraries of their own, not scikit-learn estimators
 _FORESTS = ("random_forest", "extra_trees")
 FLAT_IMAGE_SIDE = 16  # images are pooled to at most this many pixels per side
 EDGE_ORIENTATION_BINS = 18  # 10-degree bins of edge orientation (see edge_statistics)
@@ -262,12 +267,14 @@ def chunk_size(kind: str) -> int | None:
     None for the linear model, which fits whole."""
     if kind == "lightgbm":
         return lightgbm_model.ROUND_CHUNK
+    if kind == "catboost":
+        return catboost_model.ROUND_CHUNK
     return RF_CHUNK if kind in _FORESTS else HGB_CHUNK if kind == "hist_gradient_boosting" else None
 
 
 def supports(kind: str, problem_type: str) -> bool:
     """Whether a classic model ``kind`` can be fitted for ``problem_type``."""
-    return not (kind in ("linear", "lightgbm") and problem_type == "multilabel")
+    return not (kind in ("linear", *_BOOSTERS) and problem_type == "multilabel")
 
 
 def _full_proba(classes: np.ndarray, proba: np.ndarray, n_classes: int) -> np.ndarray:
@@ -392,6 +399,20 @@ class ClassicModel:
                 threads=_thread_limit(), deadline=deadline, max_rounds=max_size)
             self.complete_ = self.complete_ and complete
             return self
+        if self.kind == "catboost":
+            if self.problem_type == "multilabel":
+                raise ConfigError("the catboost classic model does not do multilabel; use another kind")
+            if self.problem_type != "regression" and len(np.unique(y)) < 2:
+                from sklearn.dummy import DummyClassifier
+
+                # CatBoost refuses one class (a fold or subsample without the rare one).
+                self.estimator_ = DummyClassifier(strategy="prior").fit(X, y)
+                return self
+            self.estimator_, complete = catboost_model.fit_model(
+                X, y, self.categorical, self.problem_type, self.n_outputs, seed=self.seed,
+                threads=_thread_limit(), deadline=deadline, max_rounds=max_size)
+            self.complete_ = self.complete_ and complete
+            return self
         if self.kind == "hist_gradient_boosting" and self.problem_type == "multilabel":
             self.estimator_ = self._fit_per_tag(X, np.asarray(y), deadline)
             return self
@@ -470,6 +491,21 @@ class ClassicModel:
         refitted.complete_ = self.complete_
         return refitted
 
+    def _catboost_fitted(self) -> bool:
+        """Whether the estimator is a CatBoost model (not the one-class prior)."""
+        return type(self.estimator_).__module__.startswith("catboost")
+
+    @property
+    def features_in_(self) -> int | None:
+        """Flat-feature columns the fitted estimator takes (None: not recorded)."""
+        est = self.estimator_
+        if self.kind == "lightgbm" and est is not None:
+            return int(est.num_feature())
+        if self.kind == "catboost" and self._catboost_fitted():
+            return len(est.feature_names_)
+        expected = getattr(est, "n_features_in_", None)
+        return None if expected is None else int(expected)
+
     @property
     def size_(self) -> int | None:
         """Trees (forests) or boosting iterations grown; None for linear and per-tag models."""
@@ -480,6 +516,8 @@ class ClassicModel:
             return int(est.n_iter_)
         if self.kind == "lightgbm" and est is not None:
             return lightgbm_model.rounds(est)
+        if self.kind == "catboost" and self._catboost_fitted():
+            return catboost_model.rounds(est)
         return None
 
     # --- predict ----------------------------------------------------------------------
@@ -497,6 +535,9 @@ class ClassicModel:
         if self.kind == "lightgbm":
             return lightgbm_model.predict_booster(est, X, self.problem_type, self.n_outputs,
                                                   threads=_thread_limit())
+        if self.kind == "catboost" and self._catboost_fitted():
+            return catboost_model.predict_model(est, X, self.categorical, self.problem_type,
+                                                self.n_outputs, threads=_thread_limit())
         if self.problem_type == "regression":
             return np.asarray(est.predict(X), dtype=np.float64).reshape(-1)
         if self.problem_type == "multilabel":
@@ -516,12 +557,14 @@ class ClassicModel:
                 "categorical": self.categorical, "seed": self.seed, "complete": self.complete_}
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``model.skops`` (no pickle; LightGBM: its text ``model.txt``) and
-        ``model.json`` into ``directory``."""
+        """Write ``model.skops`` (no pickle; LightGBM: its text ``model.txt``; CatBoost:
+        its binary ``model.cbm``) and ``model.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if self.kind == "lightgbm":
             lightgbm_model.write_booster(self.estimator_, directory)
+        elif self.kind == "catboost" and self._catboost_fitted():
+            catboost_model.write_model(self.estimator_, directory)
         else:
             write_estimator(self.estimator_, directory / MODEL_FILE)
         write_json(directory / META_FILE, self.config())
@@ -549,6 +592,10 @@ class ClassicModel:
                 directory, model.problem_type, model.n_outputs, len(model.categorical))
             return model
         model_path = directory / MODEL_FILE
+        if model.kind == "catboost" and not model_path.is_file():  # read_model says when model.cbm is missing
+            model.estimator_ = catboost_model.read_model(
+                directory, model.problem_type, model.n_outputs, len(model.categorical))
+            return model
         if not model_path.is_file():
             raise ModelFolderError(f"{model_path} is missing; the model folder is incomplete — "
                                    "save the predictor again")

@@ -211,6 +211,8 @@ def check_structure(estimator, kind: str, problem_type: str, path: str | os.Path
     def fits(model) -> bool:
         if isinstance(model, DummyClassifier):
             return not regression
+        if kind == "catboost":  # its skops file holds only the one-class prior
+            return False
         if kind == "hist_gradient_boosting":
             return type(model) is head
         return (type(model) is Pipeline and len(model.steps) == 2
@@ -218,7 +220,7 @@ def check_structure(estimator, kind: str, problem_type: str, path: str | os.Path
 
     per_tag = kind == "hist_gradient_boosting" and problem_type == "multilabel"
     ok = (isinstance(estimator, list) and bool(estimator) and all(map(fits, estimator))
-          if per_tag else head is not None and fits(estimator))
+          if per_tag else (head is not None or kind == "catboost") and fits(estimator))
     if not ok:
         raise ModelFolderError(f"{path} does not hold the {kind} model its model.json declares "
                                f"(found {type(estimator).__name__}); save the predictor again")

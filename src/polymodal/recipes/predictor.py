@@ -112,7 +112,7 @@ class CandidatesRecipe:
 
     shares: dict[str, float] = field(default_factory=lambda: {
         "random_forest": 0.08, "extra_trees": 0.08, "linear": 0.05,
-        "hist_gradient_boosting": 0.15, "lightgbm": 0.15})
+        "hist_gradient_boosting": 0.15, "lightgbm": 0.15, "catboost": 0.3})
     """Share of the training budget each classic candidate may use (the network gets the
     rest)."""
 
@@ -126,8 +126,8 @@ class CandidatesRecipe:
     cv_folds: int | str = "auto"
     """Folds of the cross-validation that judges the classic candidates and the ensemble
     on small tables (:mod:`polymodal.api.cross_validation`): ``"auto"`` (5 on tables of
-    at most 5,000 labelled rows, none above), an integer >= 2, or 0 for the hold-out
-    split alone."""
+    at most 5,000 labelled rows, 3 when the time left pays for no repeat of 5, none
+    above), an integer >= 2, or 0 for the hold-out split alone."""
 
     cv_repeats: int | str = "auto"
     """Seeded repeats of the k-fold partition: ``"auto"`` (as many as half the seconds
@@ -380,7 +380,8 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
     large = media and num_train_rows >= LARGE_MEDIA_ROWS
     problem = schema.problem_type
     classic = tuple(k for k in candidates.classic
-                    if supports(k, problem) and not (media and k in ("linear", "lightgbm")))
+                    if supports(k, problem)
+                    and not (media and k in ("linear", "lightgbm", "catboost")))
     shares = dict(candidates.shares)
     if media:
         shares.update({k: shares[k] * 0.5 for k in ("random_forest", "extra_trees")})
