@@ -61,19 +61,13 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
     """The cross-validation the recipe's ``candidates.cv_folds``/``cv_repeats`` ask for on
     ``num_rows`` labelled rows, given the classic candidates' ``fit_s`` seconds on the
     ``num_train_rows`` training rows and ``left_s`` seconds left; ``None``: none."""
-    folds, repeats = candidates.cv_folds, candidates.cv_repeats
-    if folds == 0 or (folds == "auto" and num_rows > CV_MAX_ROWS):
+    asked, repeats = candidates.cv_folds, candidates.cv_repeats
+    if asked == 0 or (asked == "auto" and num_rows > CV_MAX_ROWS):
         return None
-    choices = (AUTO_FOLDS, FALLBACK_FOLDS) if folds == "auto" else (int(folds),)
-    for folds in choices:  # noqa: B020 - the loop keeps the first affordable count
+    for folds in (AUTO_FOLDS, FALLBACK_FOLDS) if asked == "auto" else (int(asked),):
         if num_rows < 2 * folds:
             return None
-        per_repeat_s = (COST_MARGIN * fit_s * folds * (num_rows * (folds - 1) / folds)
-                        / max(1, num_train_rows))
-        affordable = (math.inf if math.isinf(left_s)
-                      else math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9)))
-        if affordable == 0 and per_repeat_s <= max(0.0, left_s):
-            affordable = 1  # one repeat fits, margin aside: seconds otherwise left unused
+        affordable = _affordable_repeats(folds, num_rows, fit_s, num_train_rows, left_s)
         if affordable >= 1:
             break
     if repeats == "auto":
@@ -82,6 +76,19 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
     else:
         repeats = min(int(repeats), affordable)  # never past the limit, even when asked
     return CvPlan(folds, int(repeats)) if repeats >= 1 else None
+
+
+def _affordable_repeats(folds: int, num_rows: int, fit_s: float, num_train_rows: int,
+                        left_s: float) -> float:
+    """Repeats of ``folds``-fold cross-validation the ``left_s`` seconds pay for."""
+    per_repeat_s = (COST_MARGIN * fit_s * folds * (num_rows * (folds - 1) / folds)
+                    / max(1, num_train_rows))
+    if math.isinf(left_s):
+        return math.inf
+    affordable = math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9))
+    if affordable == 0 and per_repeat_s <= max(0.0, left_s):
+        affordable = 1  # one repeat fits, margin aside: seconds otherwise left unused
+    return affordable
 
 
 def _splits(y: np.ndarray, problem_type: str, folds: int, seed: int):
