@@ -221,13 +221,16 @@ def test_string_ids_and_high_cardinality_strings():
         {
             "sku": [f"SKU-{i:05d}" for i in range(200)],
             "city": [f"City {i % 80}" for i in range(200)],
+            "town": [f"{chr(97 + i % 170 // 26)}{chr(97 + i % 26)}ville" for i in range(200)],
         }
     )
     schema = infer_schema(df)
     assert schema.columns["sku"].modality == "ignored"
     assert "200 distinct strings in 200 rows, none with spaces" in schema.columns["sku"].reason
-    assert schema.columns["city"].modality == "text"
-    assert "too many for categories" in schema.columns["city"].reason
+    # every city recurs (80 in 200 rows): categories; most towns do not: text
+    assert schema.columns["city"].modality == "categorical"
+    assert schema.columns["town"].modality == "text"
+    assert "too many for categories" in schema.columns["town"].reason
 
 
 def test_image_paths_are_images_even_when_files_are_missing(tmp_path):
@@ -514,3 +517,22 @@ def test_a_distinct_short_name_per_row_is_an_identifier_but_short_phrases_are_te
         strict=True))]
     text = pd.DataFrame({"title": phrases, "y": rng.integers(0, 2, 300)})
     assert infer_schema(text, label="y").columns["title"].modality == "text"
+
+
+def test_short_labels_that_mostly_recur_are_categories_despite_a_long_tail():
+    """Job titles: a few common ones in most rows, every other row its own title -- more
+    than half the values rare, but most rows share theirs: a category, not text."""
+    rng = np.random.default_rng(0)
+    common = ["manager", "owner", "teacher", "driver", "registered nurse", "sales",
+              "office manager", "truck driver", "supervisor", "engineer"]
+    n = 2000
+    titles = [str(t) for t in rng.choice(common, n)]
+    rare = rng.random(n) < 0.45  # these rows get a title no other row has
+    titles = [f"clerk {i}" if r else t for i, (t, r) in enumerate(zip(titles, rare, strict=True))]
+    df = pd.DataFrame({"title": titles, "y": rng.integers(0, 2, n)})
+    column = infer_schema(df, label="y").columns["title"]
+    assert column.modality == "categorical", column.reason
+    # Mostly rare (the tail in 65% of rows): text, as before.
+    rarer = [f"clerk {i}" if rng.random() < 0.65 else t for i, t in enumerate(titles)]
+    df = pd.DataFrame({"title": rarer, "y": rng.integers(0, 2, n)})
+    assert infer_schema(df, label="y").columns["title"].modality == "text"

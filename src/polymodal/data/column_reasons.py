@@ -65,6 +65,12 @@ _DIGIT = re.compile(r"\d")
 # Short strings with more values than a category column has are still categories (names
 # that recur) when each value is in at least five rows on average; rarer, they are text.
 MAX_NAME_RATIO = 0.2
+# Labels of a word or two (job titles, makes) whose values mostly recur are categories with
+# a long tail of rare ones, even when most values are rare: the rows that share a label
+# are what a model learns from, where embedding a one-word title tells a tree little
+# (bench/RESULTS.md, 'tabular_suite': loans' ``emp_title``).
+MAX_LABEL_WORDS = 2.5
+MIN_RECURRING_SHARE = 0.5  # of the rows, holding a value that is in another row too
 
 
 def _sample_positions(num: int, sample_size: int, seed: int) -> np.ndarray:
@@ -345,6 +351,15 @@ def _string_reason(
             "categorical",
             (f"categorical: {fmt_count(distinct)} distinct short strings in {fmt_rows(n)}, each "
              f"in {n / distinct:.1f} rows on average — names that recur, many categories"),
+            None,
+        )
+    recurring = float((counts[counts > 1].sum()) / n)
+    if words < MAX_LABEL_WORDS and recurring >= MIN_RECURRING_SHARE and distinct <= MAX_CATEGORIES:
+        return (
+            "categorical",
+            (f"categorical: {fmt_count(distinct)} distinct labels of {words:.1f} words in "
+             f"{fmt_rows(n)}, {recurring:.0%} of rows holding one that recurs — many "
+             "categories with a long tail"),
             None,
         )
     return (
