@@ -55,6 +55,7 @@ def test_plan_small_table_cross_validated_large_not():
     # no repeat of 5 folds (1.5 x 4 s x 5 x 4/5 x 300/240 = 30 s) in 20 s: one of 3 (15 s)
     assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=20.0) == CvPlan(3, 1)
     assert plan(CandidatesRecipe(cv_folds=5), 300, 4.0, 240, 20.0) is None  # as asked, or none
+    assert plan(auto, 8, fit_s=0.1, num_train_rows=6, left_s=50.0).folds == 3  # too few for 5
     # one repeat (1.5 x 1.2 s x 5 folds = 9 s) fits in the 10 s left, if not in its share
     assert plan(auto, 300, fit_s=1.2, num_train_rows=240, left_s=10.0) == CvPlan(5, 1)
 

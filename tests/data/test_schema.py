@@ -502,8 +502,8 @@ def test_names_that_recur_are_categories_with_many_levels():
 
 def test_a_distinct_short_name_per_row_is_an_identifier_but_short_phrases_are_text():
     """Hitters' ``rownames``: a player per row ("-Alan Ashby"), every value distinct, two
-    words each -- an identifier, not text to embed; unique phrases of several words stay
-    text."""
+    words each -- an identifier, not text to embed; unique short strings under another
+    name (an utterance, a product title) and unique phrases of several words stay text."""
     rng = np.random.default_rng(0)
     first = ["Alan", "Mike", "Tony", "Juan", "Dale", "Ron", "Bob", "Ken", "Tom", "Jim"]
     players = [f"-{f} {last}{i}" for i, (f, last) in enumerate(zip(
@@ -512,6 +512,9 @@ def test_a_distinct_short_name_per_row_is_an_identifier_but_short_phrases_are_te
     df = pd.DataFrame({"player": players, "y": rng.integers(0, 2, 300)})
     column = infer_schema(df, label="y").columns["player"]
     assert column.modality == "ignored", column.reason
+    for other in ("utterance", "title"):
+        renamed = df.rename(columns={"player": other})
+        assert infer_schema(renamed, label="y").columns[other].modality == "text"
     phrases = [f"a {w} {c} item number {i}" for i, (w, c) in enumerate(zip(
         rng.choice(["small", "large", "red"], 300), rng.choice(["box", "cup"], 300),
         strict=True))]

@@ -106,3 +106,32 @@ def test_saved_as_catboost_binary_and_refused_when_it_is_not_what_model_json_say
     (tmp_path / catboost_model.MODEL_FILE).unlink()
     with pytest.raises(ModelFolderError, match="model.cbm"):
         ClassicModel.load(tmp_path)
+
+
+def test_a_constant_target_gets_the_constant_and_saves(tmp_path):
+    """CatBoost refuses a target of one value (a fold of a mostly-zero amount): the
+    candidate predicts the constant instead, and saves and loads it."""
+    X, _ = _table(50)
+    model = ClassicModel("catboost", "regression", 1, categorical=CATEGORICAL, seed=0)
+    model.fit(X, np.full(50, 2.5))
+    np.testing.assert_allclose(model.predict_outputs(X), 2.5)
+    loaded = ClassicModel.load(model.save(tmp_path))
+    np.testing.assert_allclose(loaded.predict_outputs(X), 2.5)
+
+
+def test_a_model_whose_categories_or_outputs_differ_from_model_json_is_refused(tmp_path):
+    X, y = _table(200)
+    model = ClassicModel("catboost", "binary", 2, categorical=CATEGORICAL, seed=0).fit(X, y)
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "categorical": [False] * 3}))
+    with pytest.raises(ModelFolderError, match="model.cbm"):
+        ClassicModel.load(tmp_path)
+    multi = ClassicModel("catboost", "multiclass", 3, categorical=CATEGORICAL, seed=0)
+    multi.fit(X, y + (X[:, 1] > 0.5)).save(tmp_path)  # three outputs where two are declared
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFolderError, match="model.cbm"):
+        ClassicModel.load(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "problem_type": "multilabel"}))
+    with pytest.raises(ModelFolderError, match="model.json"):
+        ClassicModel.load(tmp_path)

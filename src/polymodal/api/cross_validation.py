@@ -64,9 +64,10 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
     asked, repeats = candidates.cv_folds, candidates.cv_repeats
     if asked == 0 or (asked == "auto" and num_rows > CV_MAX_ROWS):
         return None
+    affordable = 0
     for folds in (AUTO_FOLDS, FALLBACK_FOLDS) if asked == "auto" else (int(asked),):
         if num_rows < 2 * folds:
-            return None
+            continue
         affordable = _affordable_repeats(folds, num_rows, fit_s, num_train_rows, left_s)
         if affordable >= 1:
             break

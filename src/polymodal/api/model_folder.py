@@ -7,8 +7,10 @@ folder (one without ``format_version``), so a typo in ``--out`` cannot wipe a us
 :func:`check_folder` checks the version and the required files with one clear error.
 
 Loading a folder never runs code from it: configuration is JSON, tensors are safetensors,
-and the classic candidates' skops files load only when every type they hold is one that
-polymodal writes (:mod:`polymodal.models.classic_file`). :func:`inspect_folder` lists a
+the classic candidates' skops files load only when every type they hold is one that
+polymodal writes (:mod:`polymodal.models.classic_file`), and the boosters' own formats
+(LightGBM's text model, CatBoost's binary model) are read by their libraries' parsers and
+checked against ``model.json``. :func:`inspect_folder` lists a
 folder's files, kinds and versions and says whether it would load, without loading it.
 """
 
@@ -269,6 +271,13 @@ def _inspect_file(file: Path, relative: str) -> FolderFile:
         entry.kind, entry.detail = "lightgbm", "LightGBM text model (data only)"
     elif name == "model.cbm":
         entry.kind, entry.detail = "catboost", "CatBoost binary model (data only)"
+        try:
+            with file.open("rb") as handle:
+                magic = handle.read(4)
+        except OSError:
+            magic = b""
+        if magic != b"CBM1":
+            entry.problem = "not a CatBoost binary model"
     elif name.endswith(_TEXT_FILES):
         entry.kind, entry.detail = "text", "plain text"
     elif name.endswith(".safetensors"):

@@ -40,9 +40,12 @@ _CODE = re.compile(r"^(?=[^\s]*[A-Za-z])(?=[^\s]*\d)[A-Za-z0-9_.:/-]+$")
 # Share of distinct values from which strings named or shaped like identifiers are codes,
 # not categories (an ID repeats where one individual has several rows).
 CODE_MIN_DISTINCT = 0.5
-# Unique strings this short (words per cell, on average) are names, one per row (a player,
-# a product code with a space), not text a model can read meaning from.
+# Unique strings this short (words per cell, on average), in a column named for row
+# names or names of people, are a name per row (R's exported ``rownames``, a player),
+# not text a model can read meaning from; elsewhere (a title, an utterance) they are text.
 NAME_MAX_WORDS = 3.0
+_ROW_NAME = re.compile(r"^(row[ ._]?names?|players?|persons?|people"
+                       r"|(full|first|last|player|person|customer)?[ ._]?names?)$", re.I)
 # Share of rows one more than the row before, from which a counter-named column counts rows.
 COUNTER_MIN_STEPS = 0.9
 _CAMEL_ID = re.compile(r"[a-z0-9]I[dD]$")
@@ -92,7 +95,7 @@ def id_like_reason(series: pd.Series) -> str | None:
     Integers (or integer strings): see :func:`integer_id_reason`. Other strings: every
     value distinct, more distinct values than a categorical column would have, and named
     like an identifier, free of spaces, or names of at most ``NAME_MAX_WORDS`` words on
-    average.
+    average in a column named for names (``rownames``, ``player_name``).
     """
     mask = present_mask(series)
     if mask.sum() < 2 or pd.api.types.is_bool_dtype(series.dtype):
@@ -123,7 +126,8 @@ def id_like_reason(series: pd.Series) -> str | None:
     if n > class_limit(len(series)) and not values.str.contains(r"\s", regex=True).any():
         return f"ID-like — {fmt_count(n)} distinct strings in {fmt_rows(n)}, none with spaces"
     words = float(values.str.split().str.len().mean())
-    if n > class_limit(len(series)) and words <= NAME_MAX_WORDS:
+    if (n > class_limit(n) and words <= NAME_MAX_WORDS
+            and _ROW_NAME.match(str(series.name).strip())):
         return (f"ID-like — {fmt_count(n)} distinct short strings in {fmt_rows(n)} "
                 f"({words:.1f} words each on average): a name per row, not text")
     return None

@@ -40,6 +40,7 @@ ROUND_CHUNK = 10  # rounds a deadline cannot cut (also the cost probe's smallest
 PROBE_ROUNDS = 20  # the timed first fit that plans the rounds under a deadline
 PLAN_SHARE = 0.8  # of the seconds left after the probe: a margin for a busy CPU
 MODEL_FILE = "model.cbm"
+CBM_MAGIC = b"CBM1"  # the first bytes of CatBoost's binary model format
 _LOSS = {"binary": "Logloss", "multiclass": "MultiClass", "regression": "RMSE"}
 
 
@@ -56,6 +57,17 @@ def _pool(X: np.ndarray, categorical: list[bool], label: np.ndarray | None = Non
     for i in columns:  # codes are never NaN (0 unknown, 1 missing); guard anyway
         frame[f"f{i}"] = np.nan_to_num(X[:, i], nan=1.0).astype(np.int64)
     return Pool(frame, label=label, cat_features=columns)
+
+
+class _Ticks:
+    """A CatBoost callback that notes when each round ends."""
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def after_iteration(self, info) -> bool:
+        self.times.append(time.perf_counter())
+        return True
 
 
 def _quiet() -> dict:
@@ -86,10 +98,18 @@ def fit_model(X: np.ndarray, y: np.ndarray, categorical: list[bool], problem_typ
     rounds_planned = int(max_rounds or MAX_ROUNDS)
     state = {"cut": False}
     if max_rounds is None and deadline is not None:
-        start = time.perf_counter()
-        CatBoost({**params, "iterations": PROBE_ROUNDS}).fit(pool, **_quiet())
-        per_round = (time.perf_counter() - start) / PROBE_ROUNDS  # set-up included: cautious
-        affordable = PLAN_SHARE * (deadline - time.perf_counter()) / max(per_round, 1e-6)
+        affordable = 0.0  # a deadline already passed: the first chunk, without a timing
+        if time.perf_counter() < deadline:
+            start = time.perf_counter()
+            ticks = _Ticks()
+            CatBoost({**params, "iterations": PROBE_ROUNDS}).fit(pool, callbacks=[ticks],
+                                                                 **_quiet())
+            # Per round from the rounds' own times; the set-up (quantising, category
+            # statistics) is paid once more by the real fit.
+            per_round = (ticks.times[-1] - ticks.times[0]) / max(1, len(ticks.times) - 1)
+            setup = ticks.times[0] - start
+            left = deadline - time.perf_counter() - setup
+            affordable = PLAN_SHARE * left / max(per_round, 1e-6)
         if affordable < rounds_planned:
             rounds_planned = max(ROUND_CHUNK, int(affordable))
             state["cut"] = True
@@ -111,6 +131,8 @@ def fit_model(X: np.ndarray, y: np.ndarray, categorical: list[bool], problem_typ
 def predict_model(model, X: np.ndarray, categorical: list[bool], problem_type: str,
                   n_outputs: int, *, threads: int) -> np.ndarray:
     """Probabilities (N, K) for binary/multiclass, standardised values (N,) for regression."""
+    if len(X) == 0:
+        return np.zeros((0,) if problem_type == "regression" else (0, n_outputs))
     pool = _pool(np.asarray(X, dtype=np.float32), categorical)
     if problem_type == "regression":
         raw = model.predict(pool, prediction_type="RawFormulaVal", thread_count=max(1, threads))
@@ -129,25 +151,34 @@ def write_model(model, directory: Path) -> None:
     model.save_model(str(directory / MODEL_FILE), format="cbm")
 
 
-def read_model(directory: Path, problem_type: str, n_outputs: int, num_features: int):
-    """The model saved by :func:`write_model`, checked against what model.json declares."""
+def read_model(directory: Path, problem_type: str, n_outputs: int, categorical: list[bool]):
+    """The model saved by :func:`write_model`, checked against what model.json declares:
+    its loss, its features and which are categories, and the shape of its outputs (one
+    row of zeros predicted)."""
     from catboost import CatBoost, CatBoostError
 
     path = directory / MODEL_FILE
     if not path.is_file():
         raise ModelFolderError(f"{path} is missing; the model folder is incomplete — save the "
                                "predictor again")
+    categories = [i for i, is_cat in enumerate(categorical) if is_cat]
     try:
+        if path.read_bytes()[:4] != CBM_MAGIC:
+            raise ValueError("not a CatBoost binary model")
         model = CatBoost().load_model(str(path), format="cbm")
         loss = str(model.get_all_params().get("loss_function", "")).split(":")[0]
-        classes = len(model.classes_) if loss == _LOSS["multiclass"] else None
         features = len(model.feature_names_ or [])
-    except (CatBoostError, OSError, ValueError, KeyError) as exc:
+        model_categories = sorted(model.get_cat_feature_indices())
+        shape = None
+        if features == len(categorical) and model_categories == categories:
+            shape = predict_model(model, np.zeros((1, features), np.float32), categorical,
+                                  problem_type, n_outputs, threads=1).shape
+    except (CatBoostError, OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelFolderError(f"{path} is not a readable CatBoost model ({exc}); save the "
                                "predictor again") from None
-    if (loss != _LOSS.get(problem_type) or (classes is not None and classes != n_outputs)
-            or (num_features and features != num_features)):
+    expected = (1,) if problem_type == "regression" else (1, n_outputs)
+    if loss != _LOSS.get(problem_type) or shape != expected:
         raise ModelFolderError(f"{path} does not hold the {problem_type} CatBoost model its "
-                               f"model.json declares (loss {loss!r}, {features} features); "
-                               "save the predictor again")
+                               f"model.json declares (loss {loss!r}, {features} features, "
+                               f"categories at {model_categories}); save the predictor again")
     return model

@@ -402,11 +402,14 @@ class ClassicModel:
         if self.kind == "catboost":
             if self.problem_type == "multilabel":
                 raise ConfigError("the catboost classic model does not do multilabel; use another kind")
-            if self.problem_type != "regression" and len(np.unique(y)) < 2:
-                from sklearn.dummy import DummyClassifier
+            if len(np.unique(y)) < 2:
+                from sklearn.dummy import DummyClassifier, DummyRegressor
 
-                # CatBoost refuses one class (a fold or subsample without the rare one).
-                self.estimator_ = DummyClassifier(strategy="prior").fit(X, y)
+                # CatBoost refuses one class or one value (a fold or subsample without the
+                # rare ones, a mostly-zero amount): the prior, or the constant.
+                dummy = (DummyRegressor(strategy="mean") if self.problem_type == "regression"
+                         else DummyClassifier(strategy="prior"))
+                self.estimator_ = dummy.fit(X, y)
                 return self
             self.estimator_, complete = catboost_model.fit_model(
                 X, y, self.categorical, self.problem_type, self.n_outputs, seed=self.seed,
@@ -587,6 +590,9 @@ class ClassicModel:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelFolderError(f"{meta_path} is unreadable ({exc}); save the predictor again"
                                    ) from None
+        if not supports(model.kind, model.problem_type):
+            raise ModelFolderError(f"{meta_path} declares a {model.problem_type} {model.kind} "
+                                   "model, which polymodal never writes; save the predictor again")
         if model.kind == "lightgbm":  # read_booster says when model.txt is missing
             model.estimator_ = lightgbm_model.read_booster(
                 directory, model.problem_type, model.n_outputs, len(model.categorical))
@@ -594,7 +600,7 @@ class ClassicModel:
         model_path = directory / MODEL_FILE
         if model.kind == "catboost" and not model_path.is_file():  # read_model says when model.cbm is missing
             model.estimator_ = catboost_model.read_model(
-                directory, model.problem_type, model.n_outputs, len(model.categorical))
+                directory, model.problem_type, model.n_outputs, model.categorical)
             return model
         if not model_path.is_file():
             raise ModelFolderError(f"{model_path} is missing; the model folder is incomplete — "

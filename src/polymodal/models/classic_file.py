@@ -24,7 +24,8 @@ from pathlib import Path
 from polymodal.errors import ModelFolderError
 
 # Every type a saved candidate is made of (random_forest, extra_trees, linear,
-# hist_gradient_boosting; each problem type; a one-class target's DummyClassifier).
+# hist_gradient_boosting; each problem type; a one-class target's DummyClassifier; the
+# catboost candidate's constant target's DummyRegressor).
 # tests/models/test_classic_file.py saves every kind and fails when this list misses one.
 SAVED_TYPES = frozenset({
     # containers and scalars skops writes for attributes
@@ -74,6 +75,7 @@ SAVED_TYPES = frozenset({
     "sklearn.utils.validation.check_array",
     # a target with one class
     "sklearn.dummy.DummyClassifier",
+    "sklearn.dummy.DummyRegressor",  # the catboost candidate's constant target
 })
 
 # How skops rebuilds each node; anything else (bound methods, operators, sparse
@@ -187,7 +189,7 @@ def check_structure(estimator, kind: str, problem_type: str, path: str | os.Path
     """Raise :class:`ModelFolderError` unless ``estimator`` has the shape that a candidate
     of ``kind`` writes for ``problem_type`` (its top-level types; see ``ClassicModel._fit``)."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.dummy import DummyClassifier
+    from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.ensemble import (
         ExtraTreesClassifier,
         ExtraTreesRegressor,
@@ -211,8 +213,8 @@ def check_structure(estimator, kind: str, problem_type: str, path: str | os.Path
     def fits(model) -> bool:
         if isinstance(model, DummyClassifier):
             return not regression
-        if kind == "catboost":  # its skops file holds only the one-class prior
-            return False
+        if kind == "catboost":  # its skops file holds only the one-class prior or a constant
+            return regression and type(model) is DummyRegressor
         if kind == "hist_gradient_boosting":
             return type(model) is head
         return (type(model) is Pipeline and len(model.steps) == 2
