@@ -169,9 +169,11 @@ def read_model(directory: Path, problem_type: str, n_outputs: int, categorical: 
         loss = str(model.get_all_params().get("loss_function", "")).split(":")[0]
         features = len(model.feature_names_ or [])
         model_categories = sorted(model.get_cat_feature_indices())
+        # No flags in model.json (a ClassicModel built without them): every column a number.
+        flags = categorical if categorical else [False] * features
         shape = None
-        if features == len(categorical) and model_categories == categories:
-            shape = predict_model(model, np.zeros((1, features), np.float32), categorical,
+        if features == len(flags) and model_categories == categories:
+            shape = predict_model(model, np.zeros((1, features), np.float32), flags,
                                   problem_type, n_outputs, threads=1).shape
     except (CatBoostError, OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelFolderError(f"{path} is not a readable CatBoost model ({exc}); save the "
