@@ -30,6 +30,7 @@ from polymodal.data.cleaning import (
 )
 from polymodal.errors import DiskFullError, ModelFolderError
 from polymodal.files import read_json, write_folder
+from polymodal.models.catboost_model import is_model_file
 from polymodal.models.classic_file import file_types, refused_names
 
 FORMAT_FILE = "format_version"
@@ -271,12 +272,7 @@ def _inspect_file(file: Path, relative: str) -> FolderFile:
         entry.kind, entry.detail = "lightgbm", "LightGBM text model (data only)"
     elif name == "model.cbm":
         entry.kind, entry.detail = "catboost", "CatBoost binary model (data only)"
-        try:
-            with file.open("rb") as handle:
-                magic = handle.read(4)
-        except OSError:
-            magic = b""
-        if magic != b"CBM1":
+        if not is_model_file(file):
             entry.problem = "not a CatBoost binary model"
     elif name.endswith(_TEXT_FILES):
         entry.kind, entry.detail = "text", "plain text"

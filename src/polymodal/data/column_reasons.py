@@ -353,7 +353,7 @@ def _string_reason(
              f"in {n / distinct:.1f} rows on average — names that recur, many categories"),
             None,
         )
-    recurring = float((counts[counts > 1].sum()) / n)
+    recurring = float(counts[counts > 1].sum() / n)
     if words < MAX_LABEL_WORDS and recurring >= MIN_RECURRING_SHARE and distinct <= MAX_CATEGORIES:
         return (
             "categorical",

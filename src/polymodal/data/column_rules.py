@@ -93,9 +93,9 @@ def id_like_reason(series: pd.Series) -> str | None:
     """Why a column looks like a row identifier (to be ignored), or None.
 
     Integers (or integer strings): see :func:`integer_id_reason`. Other strings: every
-    value distinct, more distinct values than a categorical column would have, and named
-    like an identifier, free of spaces, or names of at most ``NAME_MAX_WORDS`` words on
-    average in a column named for names (``rownames``, ``player_name``).
+    value distinct, and either named like an identifier, or with more distinct values
+    than a categorical column would have and free of spaces or, in a column named for
+    names (``rownames``, ``player_name``), of at most ``NAME_MAX_WORDS`` words on average.
     """
     mask = present_mask(series)
     if mask.sum() < 2 or pd.api.types.is_bool_dtype(series.dtype):
@@ -125,9 +125,10 @@ def id_like_reason(series: pd.Series) -> str | None:
         return f"ID-like — {fmt_count(n)} distinct strings in {fmt_rows(n)}, and the name {str(series.name)!r} reads as an identifier"
     if n > class_limit(len(series)) and not values.str.contains(r"\s", regex=True).any():
         return f"ID-like — {fmt_count(n)} distinct strings in {fmt_rows(n)}, none with spaces"
+    if not (n > class_limit(n) and _ROW_NAME.match(str(series.name).strip())):
+        return None
     words = float(values.str.split().str.len().mean())
-    if (n > class_limit(n) and words <= NAME_MAX_WORDS
-            and _ROW_NAME.match(str(series.name).strip())):
+    if words <= NAME_MAX_WORDS:
         return (f"ID-like — {fmt_count(n)} distinct short strings in {fmt_rows(n)} "
                 f"({words:.1f} words each on average): a name per row, not text")
     return None

@@ -7,16 +7,16 @@ ordered target statistics (plus their combinations) instead of one split per cod
 its defaults it is the strongest single contender on the tabular suite's small and messy
 tables (bench/RESULTS.md, 'tabular_suite'), so the predictor fits it nearly as it is:
 :data:`MAX_ROUNDS` rounds at the learning rate CatBoost chooses for the table's size and
-round count, depth 6. The category-code columns of the flat features are handed to it as categories
-(integer codes), the rest as numbers (NaN: missing).
+round count, depth 6. The category-code columns of the flat features are handed to it as
+categories (integer codes), the rest as numbers (NaN: missing).
 
 Fitting is seeded and deterministic for a fixed thread count. CatBoost's learning rate
 is chosen for the number of rounds, so a model cut short by a deadline would be one
 tuned for 1000 rounds that trained a few: under a deadline, a first fit of
 :data:`PROBE_ROUNDS` rounds is timed and the rounds are planned to end by the deadline
-(at most :data:`MAX_ROUNDS`), then the model trains those at the rate CatBoost chooses for them. The
-deadline still stops adding rounds once passed (the first :data:`ROUND_CHUNK` always
-train). A refit (``max_rounds``) trains exactly that many rounds on every row given.
+(at most :data:`MAX_ROUNDS`), then the model trains those at the rate CatBoost chooses
+for them. The deadline still stops adding rounds once passed (the first
+:data:`ROUND_CHUNK` always train). A refit (``max_rounds``) trains exactly that many rounds on every row given.
 
 The model is saved in CatBoost's own binary model format (``.cbm``, FlatBuffers), which
 loads as data: no pickle, nothing that can name code.
@@ -42,6 +42,15 @@ PLAN_SHARE = 0.8  # of the seconds left after the probe: a margin for a busy CPU
 MODEL_FILE = "model.cbm"
 CBM_MAGIC = b"CBM1"  # the first bytes of CatBoost's binary model format
 _LOSS = {"binary": "Logloss", "multiclass": "MultiClass", "regression": "RMSE"}
+
+
+def is_model_file(path: Path) -> bool:
+    """Whether ``path`` starts as CatBoost's binary model format does (its first 4 bytes)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(CBM_MAGIC)) == CBM_MAGIC
+    except OSError:
+        return False
 
 
 def _pool(X: np.ndarray, categorical: list[bool], label: np.ndarray | None = None):
@@ -163,7 +172,7 @@ def read_model(directory: Path, problem_type: str, n_outputs: int, categorical: 
                                "predictor again")
     categories = [i for i, is_cat in enumerate(categorical) if is_cat]
     try:
-        if path.read_bytes()[:4] != CBM_MAGIC:
+        if not is_model_file(path):
             raise ValueError("not a CatBoost binary model")
         model = CatBoost().load_model(str(path), format="cbm")
         loss = str(model.get_all_params().get("loss_function", "")).split(":")[0]
