@@ -33,7 +33,7 @@ import numpy as np
 from polymodal.errors import ModelFolderError
 
 # CatBoost's default is 1000; at 300, with the faster rate CatBoost picks for them, it
-# scores as well on the tabular suite's tables in 0.3x the time, which pays for the
+# scores about as well on the tabular suite's tables in 0.3x the time, which pays for the
 # cross-validation that judges it (bench/RESULTS.md, 'tabular_suite').
 MAX_ROUNDS = 300
 ROUND_CHUNK = 10  # rounds a deadline cannot cut (also the cost probe's smallest model)
