@@ -154,7 +154,11 @@ def run_polymodal(preset: Preset, args) -> dict:
         "train_epochs": result["epochs"], "fit_s": fit_s,
         "sampling_images_per_s": args.n_samples / sampling_s,
         "num_steps": args.steps if args.steps is not None else generator.num_steps,
-        "guidance": args.guidance if args.guidance is not None else generator.guidance,
+        # The number sampled with: for the default "auto", the one the fit chose.
+        "guidance": (args.guidance if args.guidance is not None
+                     else generator.recipe_.sampling.guidance),
+        "guidance_check": next((e for e in generator.training_history_
+                                if e.get("event") == "guidance"), None),
         "guide": f"{generator.guide} on t in {tuple(generator.guidance_interval)}",
         "bf16_autocast": result["precision"] == "bf16",
         "num_parameters": sum(p.numel() for p in generator.unet_.parameters())
@@ -488,7 +492,8 @@ def score(record: dict, judge, train: pd.DataFrame, test: pd.DataFrame, out_dir:
                                  judge_time_limit_s=None,
                                  sampling_images_per_s=record["sampling_images_per_s"])
     for key in ("train_images_per_s", "train_steps", "train_epochs", "num_parameters",
-                "peak_rss_bytes", "num_steps", "guidance", "guide", "bf16_autocast"):
+                "peak_rss_bytes", "num_steps", "guidance", "guide", "bf16_autocast",
+                "guidance_check"):
         metrics[key] = record.get(key)
     metrics["peak_rss_gib"] = record["peak_rss_bytes"] / GIB
     return metrics

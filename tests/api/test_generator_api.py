@@ -331,8 +331,11 @@ def test_save_load_gives_identical_samples(digit_gen, tmp_path, digits):
         assert (folder / name).exists(), name
     config = json.loads((folder / "config.json").read_text())
     assert config["network"]["unet"]["image_size"] == 8
+    # The resolved recipe holds the guidance "auto" chose, a number.
+    assert config["params"]["guidance"] == DEFAULT_GUIDANCE == "auto"
     assert config["recipe"]["sampling"] == {
-        "sampler": DEFAULT_SAMPLER, "num_steps": DEFAULT_NUM_STEPS, "guidance": DEFAULT_GUIDANCE,
+        "sampler": DEFAULT_SAMPLER, "num_steps": DEFAULT_NUM_STEPS,
+        "guidance": digit_gen.recipe_.sampling.guidance,
         "shift": DEFAULT_SHIFT, "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL),
         "guide": DEFAULT_GUIDE}
     loaded = Generator.load(folder)
@@ -427,6 +430,15 @@ def test_a_prompt_for_a_model_without_text_conditioning(digit_gen):
 def test_out_of_range_sampling_settings(digit_gen, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         digit_gen.sample(2, **kwargs)
+
+
+def test_more_images_than_memory_holds_is_one_error_before_any_work(digit_gen):
+    n = 10**13  # 8x8 digits: 5.8 PB
+    with pytest.raises(ConfigError, match=r"n=10,000,000,000,000 images of 8x8x1 need about "
+                                          r"[\d,.]+ GiB.*ask for at most [\d,]+ per call"):
+        digit_gen.sample(n, conditions={"label": 3})
+    with pytest.raises(ConfigError, match=r"n=10,000,000,000,000 images"):
+        digit_gen.variations(np.zeros((8, 8), dtype=np.uint8), n=n)
 
 
 def test_edit_strength_out_of_range(digit_gen, digits):

@@ -213,3 +213,19 @@ def test_a_classic_model_of_another_feature_width_is_one_line(tiny_table, tmp_pa
     monkeypatch.setattr(predictor_folder, "flat_layout", wider)
     with pytest.raises(ModelFolderError, match="random_forest"):
         Predictor.load(tmp_path / "model")
+
+
+def test_inspect_lists_a_catboost_model_and_flags_a_forged_one(tmp_path):
+    """CatBoost's binary file is listed as data; one without CatBoost's signature is a
+    problem inspect names and load refuses, before CatBoost parses it."""
+    folder = tmp_path / "model"
+    Predictor("label", verbosity=0, recipe={"candidates.classic": ["catboost"],
+                                            "candidates.neural": False}).fit(_table()).save(folder)
+    report = inspect_folder(folder)
+    (entry,) = [f for f in report.files if f.path.endswith("model.cbm")]
+    assert entry.kind == "catboost" and entry.problem is None and report.loadable
+    (folder / entry.path).write_bytes(b"not a model at all")
+    report = inspect_folder(folder)
+    assert not report.loadable and any(entry.path in p for p in report.problems)
+    with pytest.raises(ModelFolderError, match="model.cbm"):
+        Predictor.load(folder)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from PIL import Image
 
 from polymodal.api.generator import Generator
 from polymodal.cli import main
+from polymodal.evaluate.guidance_check import CANDIDATES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,6 +39,20 @@ def test_fit_saves_a_generator_with_its_training_grids(folder):
     assert list((model / "samples").glob("step_*.png"))
     assert (model / "train_log.jsonl").read_text().count('"event": "end"') == 1
     assert generator.recipe_.training.max_epochs == 4  # --set reached the recipe, saved
+    # guidance "auto" (the default) chose a number, logged and saved in the recipe.
+    log = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
+    chosen = [e for e in log if e.get("event") == "guidance"]
+    assert len(chosen) == 1 and chosen[0]["guidance"] in CANDIDATES
+    assert generator.recipe_.sampling.guidance == chosen[0]["guidance"]
+
+
+def test_a_guidance_set_at_fit_is_kept_without_the_check(folder, run_cli):
+    code, _, err = run_cli("generate", "fit", folder / "data" / "train.csv", "--condition",
+                           "label", "--set", "training.max_epochs=1", "--set",
+                           "sampling.guidance=2", "--out", folder / "guided")
+    assert code == 0, err
+    assert Generator.load(folder / "guided").recipe_.sampling.guidance == 2.0
+    assert '"event": "guidance"' not in (folder / "guided" / "train_log.jsonl").read_text()
 
 
 def test_sample_writes_one_grid(folder, run_cli):
@@ -46,6 +63,14 @@ def test_sample_writes_one_grid(folder, run_cli):
     assert code == 0, err
     width, height = Image.open(grid).size
     assert width > 2 * 64 and height > 64  # 6 tiles of 8x8 scaled to 64 px
+
+
+def test_more_images_than_memory_holds_is_one_line(folder, run_cli):
+    grid = folder / "huge.png"
+    code, _, err = run_cli("generate", "sample", folder / "model", "--condition", "label=7",
+                           "-n", "10000000000000", "--out", grid)
+    assert code == 2 and "n=10,000,000,000,000" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not grid.exists()
 
 
 def test_sample_writes_one_png_per_image_into_a_folder(folder, run_cli):

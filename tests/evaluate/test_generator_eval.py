@@ -232,7 +232,9 @@ def test_real_generator_end_to_end(digits, judge, tmp_path):
     generator.fit(pool)
     result = evaluate_generator(generator, real, judge=judge, n_samples=60, num_steps=4, cas=False,
                                 train_table=pool, out_dir=tmp_path)
-    assert result["num_steps"] == 4 and result["guidance"] == generator.guidance
+    # The default guidance "auto" is reported as the number the fit chose.
+    assert result["num_steps"] == 4 and result["guidance"] == generator.recipe_.sampling.guidance
+    assert isinstance(result["guidance"], float)
     assert result["conditional_accuracy_num_scored"] == 60  # classes '0'..'9' match 0..9
     assert 0.0 <= result["conditional_accuracy"] <= 1.0
     # Two epochs (26 steps) are far from real digits: above the floor, not copying.

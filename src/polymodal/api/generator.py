@@ -20,7 +20,7 @@ import copy
 import functools
 import os
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from polymodal.api.generator_folder import (
     training_folder,
     write_generator,
 )
+from polymodal.api.generator_guidance import auto_guidance, check_seconds, describe
 from polymodal.api.model_folder import is_model_folder
 from polymodal.api.ranks import Ranks, rank_group, train_generator_share, transform_text
 from polymodal.api.sklearn_compat import Estimator
@@ -93,7 +94,11 @@ class Generator(Estimator):
         text_encoder: for text conditions and prompts: ``"auto"`` (MiniLM's sentence
             vector beside hashed n-grams when MiniLM is installed, else the n-grams),
             ``"minilm"``, ``"hashed"`` or ``"minilm+hashed"``.
-        guidance: default classifier-free guidance scale for sampling (1 = none).
+        guidance: default classifier-free guidance scale for sampling (1 = none), or
+            ``"auto"``: after training, the least of 1, 1.5, 2 and 3 at which samples of
+            the (single) category condition are as recognisable as real images of their
+            class, by a pixel classifier fit on the training images
+            (:mod:`polymodal.api.generator_guidance`); 3 for other generators.
         num_steps: default number of sampler steps.
         sampler: default sampler, ``"heun"`` (2nd order) or ``"euler"``.
         guidance_interval: ``(lo, hi)``: guidance applies at sampler times t in this range
@@ -139,7 +144,7 @@ class Generator(Estimator):
         time_limit: float | None = None,
         preset: str = "fast",
         text_encoder: str = "auto",
-        guidance: float = recipes.DEFAULT_GUIDANCE,
+        guidance: float | str = recipes.DEFAULT_GUIDANCE,
         num_steps: int = recipes.DEFAULT_NUM_STEPS,
         sampler: str = recipes.DEFAULT_SAMPLER,
         guidance_interval: tuple[float, float] = samplers.DEFAULT_GUIDANCE_INTERVAL,
@@ -243,7 +248,9 @@ class Generator(Estimator):
         network = self._build_network()
         # 6. Train it with the shared loop, writing sample grids into out_dir as it goes,
         #    keeping an early snapshot of the weights for autoguidance.
-        time_left = training_seconds(None if budget.time_limit_s is None else budget.left_s())
+        left = None if budget.time_limit_s is None else budget.left_s()
+        check_s = check_seconds(self.conditions_, self.recipe_.sampling.guidance, left)
+        time_left = training_seconds(None if left is None else left - check_s)
         training = asdict(self.recipe_.training)
         guide_at = training.pop("guide_at")
         config = generator_train_config(
@@ -262,10 +269,13 @@ class Generator(Estimator):
                                  write_grid=self._write_grid,
                                  callbacks=[] if snapshot is None else [snapshot])
         ranks.phase = "after"
-        # 7. Keep the trained network and what the run did; write the final grid.
+        # 7. Keep the trained network and what the run did.
         self._keep_guide(network, snapshot)
-        self._keep(network, result, out_dir, num_rows=len(df), num_images=len(dataset),
-                   budget=budget)
+        self._keep(network, result, out_dir, num_rows=len(df), num_images=len(dataset))
+        # 8. Resolve guidance "auto" by sampling the trained network; write the final grid.
+        self._resolve_guidance(dataset.images, rows, result,
+                               seconds=None if left is None else min(check_s, budget.left_s()))
+        self._write_final_grid(result, out_dir, budget)
         self.training_history_[:0] = events
         return self
 
@@ -305,7 +315,7 @@ class Generator(Estimator):
             self.guide_network_ = guide.eval().requires_grad_(False)
 
     def _keep(self, network: GeneratorNetwork, result, out_dir, *, num_rows: int,
-              num_images: int, budget: TimeBudget) -> None:
+              num_images: int) -> None:
         network.eval()
         self.network_ = network
         self.unet_, self.condition_encoder_ = network.unet, network.condition
@@ -316,13 +326,27 @@ class Generator(Estimator):
         if result.stop_reason == "nan_loss":
             warnings.warn(nan_message(result), UserWarning, stacklevel=3)
             self._say(f"[yellow]warning:[/] {nan_message(result)}")
+        self._say(f"trained {result.steps:,} steps ({result.epochs:g} epochs, "
+                  f"{result.images_per_s:.0f} images/s), stopped by {result.stop_reason}")
+
+    def _resolve_guidance(self, images, rows, result, *, seconds: float | None) -> None:
+        """Put the guidance to sample with in the resolved recipe: the argument's number,
+        or for "auto" the one the check chooses (its event goes to the training log)."""
+        if self.recipe_.sampling.guidance != recipes.AUTO_GUIDANCE:
+            return
+        guidance, event = auto_guidance(self, images, rows, seconds=seconds,
+                                        images_per_s=result.images_per_s)
+        self.recipe_ = replace(self.recipe_,
+                               sampling=replace(self.recipe_.sampling, guidance=guidance))
+        self.training_history_.append(event)
+        self._say(describe(event))
+
+    def _write_final_grid(self, result, out_dir, budget: TimeBudget) -> None:
         if out_dir is not None:
-            event = write_final_grid(network, Path(out_dir), result, budget=budget,
+            event = write_final_grid(self.network_, Path(out_dir), result, budget=budget,
                                      sampling=self._sampling(), say=self._say,
                                      **self._grid_arguments())
             self.training_history_.append(event)
-        self._say(f"trained {result.steps:,} steps ({result.epochs:g} epochs, "
-                  f"{result.images_per_s:.0f} images/s), stopped by {result.stop_reason}")
 
     def _write_grid(self, network: GeneratorNetwork, folder: Path, step: int, *,
                     num_steps: int | None = None) -> None:
@@ -336,9 +360,13 @@ class Generator(Estimator):
     # ------------------------------------------------------------------ sample / edit
 
     def _sampling(self, num_steps=None, guidance=None, sampler=None) -> recipes.SamplingRecipe:
-        """The sampling settings of a call: its arguments, else the generator's."""
+        """The sampling settings of a call: its arguments, else the generator's; guidance
+        "auto" is the number the fit chose (``FALLBACK_GUIDANCE`` before one is chosen)."""
+        chosen = getattr(getattr(self, "recipe_", None), "sampling", None)
+        auto = (recipes.FALLBACK_GUIDANCE if chosen is None
+                or chosen.guidance == recipes.AUTO_GUIDANCE else chosen.guidance)
         return recipes.call_sampling(self.get_params(), num_steps=num_steps,
-                                     guidance=guidance, sampler=sampler)
+                                     guidance=guidance, sampler=sampler, auto_guidance=auto)
 
     def _condition_vectors(self, n: int, conditions, prompts) -> torch.Tensor | None:
         """(n, D) condition vectors, or None for an unconditional generator. Moves the
@@ -400,6 +428,7 @@ class Generator(Estimator):
         self._check_fitted()
         recipes.check_count("n", n)
         recipes.check_count("batch_size", batch_size)
+        recipes.check_sample_memory(n, self.image_shape_, available_memory())
         recipes.check_seed(seed)
         settings = self._sampling(num_steps, guidance, sampler)
         cond, weak = self._guided(n, conditions, prompts, settings.guide)
@@ -436,6 +465,7 @@ class Generator(Estimator):
         """``n`` variations of one image (SDEdit with independent noise) -> uint8 (n, H, W, C)."""
         self._check_fitted()
         recipes.check_count("n", n)
+        recipes.check_sample_memory(n, self.image_shape_, available_memory())
         recipes.check_seed(seed)
         recipes.check_strength(strength, "; 0.6 is typical")
         s = self._sampling(num_steps, guidance)
@@ -487,3 +517,9 @@ class Generator(Estimator):
         return (f"Generator(image={self.image!r}, condition={self._condition_columns()}, "
                 f"{state})")
 
+
+def available_memory() -> int:
+    """Bytes of memory available to a sampling call now."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)

@@ -28,7 +28,12 @@ PRESETS = ("fast", "best")
 # 'generator_sampling_sweep').
 DEFAULT_SAMPLER = "heun"
 DEFAULT_NUM_STEPS = 8
-DEFAULT_GUIDANCE = 3.0
+# "auto": after training, the least guidance at which a class-conditional generator's
+# samples are as recognisable as real images (polymodal.api.generator_guidance); any
+# other generator, and the grids drawn while training, use FALLBACK_GUIDANCE.
+AUTO_GUIDANCE = "auto"
+DEFAULT_GUIDANCE = AUTO_GUIDANCE
+FALLBACK_GUIDANCE = 3.0
 # Batch 64 gave more optimiser steps per CPU-minute than 128; the EMA half-life is the
 # reference loop's (bench/generator_core_probe.py).
 DEFAULT_BATCH_SIZE = 64
@@ -161,8 +166,9 @@ class SamplingRecipe:
     num_steps: int = DEFAULT_NUM_STEPS
     """Integration steps from noise to image."""
 
-    guidance: float = DEFAULT_GUIDANCE
-    """Classifier-free guidance scale (1 = none)."""
+    guidance: float | str = DEFAULT_GUIDANCE
+    """Classifier-free guidance scale (1 = none), or "auto" (chosen after training; the
+    resolved recipe of a fitted generator holds the number chosen)."""
 
     guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL
     """Sampler times t (1 = noise) where guidance applies; elsewhere one conditional
@@ -341,10 +347,11 @@ def generator_param_problems(params: dict) -> list[str]:
     return problems
 
 
-def call_sampling(params: dict, *, num_steps=None, guidance=None,
-                  sampler=None) -> SamplingRecipe:
+def call_sampling(params: dict, *, num_steps=None, guidance=None, sampler=None,
+                  auto_guidance: float = FALLBACK_GUIDANCE) -> SamplingRecipe:
     """The sampling settings of one sampling call: its arguments where given, else the
-    Generator's (``params``: its ``get_params()``); every problem in one error."""
+    Generator's (``params``: its ``get_params()``; ``auto_guidance``: the number its
+    ``"auto"`` guidance stands for); every problem in one error."""
     settings = sampling_recipe(sampler=params["sampler"], num_steps=params["num_steps"],
                                guidance=params["guidance"],
                                guidance_interval=params["guidance_interval"],
@@ -352,6 +359,8 @@ def call_sampling(params: dict, *, num_steps=None, guidance=None,
                                overrides=params["recipe"])
     given = {"num_steps": num_steps, "guidance": guidance, "sampler": sampler}
     settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
+    if settings.guidance == AUTO_GUIDANCE:
+        settings = replace(settings, guidance=auto_guidance)
     problems = sampling_problems(settings.guidance, settings.num_steps, settings.sampler,
                                  settings.guidance_interval, guide=settings.guide)
     if problems:
@@ -372,6 +381,25 @@ def check_count(name: str, value) -> None:
     """A sampling call's count (``n``, ``batch_size``): an integer >= 1."""
     if not is_int(value) or value < 1:
         raise ConfigError(f"{name}={value!r} must be an integer >= 1")
+
+
+# Bytes per pixel value a sampling call holds at once: its float32 noise, the float32
+# images it integrates to and their uint8 copy.
+SAMPLE_BYTES_PER_VALUE = 9
+SAMPLE_MEMORY_SHARE = 0.5  # of the memory available, what one sampling call may take
+
+
+def check_sample_memory(n: int, image_shape, available_bytes: int) -> None:
+    """``n`` images of ``image_shape`` (C, H, W) fit in a share of ``available_bytes``; else
+    one error naming ``n``, the memory it needs and the most that fit."""
+    per_image = SAMPLE_BYTES_PER_VALUE * math.prod(image_shape)
+    most = int(SAMPLE_MEMORY_SHARE * available_bytes // per_image)
+    if n > most:
+        c, h, w = image_shape
+        raise ConfigError(
+            f"n={n:,} images of {w}x{h}x{c} need about {n * per_image / 2**30:,.1f} GiB, more "
+            f"than half of the {available_bytes / 2**30:.1f} GiB available; ask for at most "
+            f"{most:,} per call (and call again with another seed for more)")
 
 
 def check_seed(seed) -> None:
@@ -473,9 +501,9 @@ def sampling_problems(guidance, num_steps, sampler, guidance_interval=DEFAULT_GU
     """Out-of-range sampling settings, each naming the setting, the value and the range."""
     problems = []
     lo, hi = GUIDANCE_RANGE
-    if not (_number_in(guidance, lo, hi)):
+    if guidance != AUTO_GUIDANCE and not (_number_in(guidance, lo, hi)):
         problems.append(f"{prefix}guidance={guidance!r} must be a number in [{lo:g}, {hi:g}] "
-                        "(1 = no guidance; 1.5-3 is typical)")
+                        f"(1 = no guidance; 1.5-3 is typical) or {AUTO_GUIDANCE!r}")
     lo_steps, hi_steps = NUM_STEPS_RANGE
     if not (isinstance(num_steps, numbers.Integral) and not isinstance(num_steps, bool)
             and lo_steps <= num_steps <= hi_steps):

@@ -464,7 +464,7 @@ def evaluate_generator(
         "label": label, "judge": judge.kind,
         # The settings used: the generator's own defaults where none were given.
         "num_steps": num_steps if num_steps is not None else getattr(generator, "num_steps", None),
-        "guidance": guidance if guidance is not None else getattr(generator, "guidance", None),
+        "guidance": guidance if guidance is not None else _default_guidance(generator),
         "seed": seed, "sampling_s": sampling_s,
         "sampling_images_per_s": (n_samples / sampling_s if sampling_images_per_s is None
                                   else float(sampling_images_per_s)),
@@ -570,3 +570,13 @@ def _report(generator, metrics: dict, samples, asked, classes, train_images, pix
         doc.add_heading("Config")
         doc.add_table(config_table(generator.config_dict()), max_rows=500)
     return doc
+
+
+def _default_guidance(generator):
+    """The guidance ``generator`` samples with by default: for "auto", the number its fit
+    chose (kept in the resolved recipe)."""
+    guidance = getattr(generator, "guidance", None)
+    recipe = getattr(generator, "recipe_", None)
+    if guidance == "auto" and recipe is not None:
+        return recipe.sampling.guidance
+    return guidance
