@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from polymodal.errors import ConfigError
 from polymodal.evaluate.guidance_check import (
     CANDIDATES,
     RecognitionCheck,
@@ -82,8 +83,11 @@ def auto_guidance(generator, images, rows, *, seconds: float | None,
     asked = [check.classes[i % len(check.classes)] for i in range(n)]
     accuracy: dict[float, float] = {}
     for guidance in CANDIDATES:  # least first: stop at the first that reaches real images
-        samples = generator.sample(n, conditions={column: [raw[c] for c in asked]},
-                                   guidance=guidance, seed=generator.seed)
+        try:
+            samples = generator.sample(n, conditions={column: [raw[c] for c in asked]},
+                                       guidance=guidance, seed=generator.seed)
+        except ConfigError as exc:  # e.g. guide="early" without its snapshot: said at sampling
+            return _fallback(f"sampling failed: {exc}")
         accuracy[guidance] = round(check.sample_accuracy(samples, asked), 4)
         if reaches(accuracy[guidance], check.real_accuracy):
             break
