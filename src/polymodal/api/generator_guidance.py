@@ -20,8 +20,8 @@ from polymodal.evaluate.guidance_check import (
     choose_guidance,
     reaches,
 )
-from polymodal.recipes.generator import FALLBACK_GUIDANCE
-from polymodal.train.generator_fit import FORWARD_SHARE_OF_STEP
+from polymodal.recipes.generator import AUTO_GUIDANCE, FALLBACK_GUIDANCE
+from polymodal.train.generator_fit import sampling_seconds
 
 CHECK_IMAGES = 300  # samples per guidance scale (balanced over the classes)
 MIN_CHECK_IMAGES = 60  # fewer than this fit in the time left: no check, the fallback
@@ -41,18 +41,15 @@ def check_column(conditions: dict) -> str | None:
 def check_seconds(conditions: dict, guidance, left_s: float | None) -> float:
     """Seconds of ``left_s`` (the limit's time left when training starts) kept for the
     check: none when it will not run."""
-    if guidance != "auto" or check_column(conditions) is None or left_s is None:
+    if guidance != AUTO_GUIDANCE or check_column(conditions) is None or left_s is None:
         return 0.0
     return CHECK_SHARE * left_s
 
 
 def seconds_per_image(images_per_s: float, *, num_steps: int, sampler: str) -> float:
-    """Estimated seconds to sample one image at every candidate scale, from the training
-    pace (a sampler step's forward pass costs about a third of a training step's image;
-    guidance doubles the passes)."""
-    stages = (2 if sampler == "heun" else 1) * num_steps
-    passes = sum(stages * (1 if g == 1.0 else 2) for g in CANDIDATES)
-    return passes * FORWARD_SHARE_OF_STEP / max(images_per_s, 1e-9)
+    """Estimated seconds to sample one image at every candidate scale."""
+    return sum(sampling_seconds(images_per_s, num_steps=num_steps, sampler=sampler, guidance=g)
+               for g in CANDIDATES)
 
 
 def auto_guidance(generator, images, rows, *, seconds: float | None,

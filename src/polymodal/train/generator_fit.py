@@ -87,6 +87,13 @@ def training_seconds(left_s: float | None) -> float | None:
     return max(1.0, left_s - max(MIN_FINAL_S, FINAL_SHARE * left_s))
 
 
+def sampling_seconds(images_per_s: float, *, num_steps: int, sampler: str,
+                     guidance: float) -> float:
+    """Estimated seconds to sample one image, from the training pace ``images_per_s``."""
+    passes = (2 if sampler == "heun" else 1) * (2 if guidance != 1.0 else 1)
+    return num_steps * passes * FORWARD_SHARE_OF_STEP / max(images_per_s, 1e-9)
+
+
 def final_grid_steps(*, images_per_s: float, left_s: float, num_images: int,
                      num_steps: int, sampler: str, guidance: float) -> int:
     """Sampler steps for the final grid of ``num_images`` that fit in ``left_s`` seconds
@@ -96,8 +103,8 @@ def final_grid_steps(*, images_per_s: float, left_s: float, num_images: int,
         return num_steps
     if images_per_s <= 0:
         return 0
-    passes = (2 if sampler == "heun" else 1) * (2 if guidance != 1.0 else 1)
-    step_s = num_images * passes * FORWARD_SHARE_OF_STEP / images_per_s
+    step_s = num_images * sampling_seconds(images_per_s, num_steps=1, sampler=sampler,
+                                           guidance=guidance)
     steps = min(num_steps, int((left_s - SAVE_S) / step_s))
     return steps if steps >= 2 else 0
 

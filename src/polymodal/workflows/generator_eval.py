@@ -58,6 +58,7 @@ from polymodal.evaluate.generation import (
 )
 from polymodal.evaluate.images import make_grid, png_bytes
 from polymodal.evaluate.report import Document, config_table, small_sample_warning
+from polymodal.recipes.generator import AUTO_GUIDANCE
 from polymodal.workflows.judge import Judge, PixelJudge
 
 # Images per Generator.sample call: bounds sampling memory, not the results' quality.
@@ -577,6 +578,6 @@ def _default_guidance(generator):
     chose (kept in the resolved recipe)."""
     guidance = getattr(generator, "guidance", None)
     recipe = getattr(generator, "recipe_", None)
-    if guidance == "auto" and recipe is not None:
+    if guidance == AUTO_GUIDANCE and recipe is not None:
         return recipe.sampling.guidance
     return guidance
