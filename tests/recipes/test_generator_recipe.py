@@ -15,6 +15,8 @@ from polymodal.errors import ConfigError
 from polymodal.models.unet import UNet
 from polymodal.recipes.base import from_dict, override, to_dict
 from polymodal.recipes.generator import (
+    AUTO_GUIDANCE,
+    FALLBACK_GUIDANCE,
     GeneratorRecipe,
     argument_problems,
     preset_recipe,
@@ -50,8 +52,10 @@ def test_the_fast_preset_resolves_to_what_the_generator_used_before_recipes():
     assert (t.batch_size, t.lr, t.weight_decay, t.max_epochs, t.warmup_steps,
             t.min_lr_ratio, t.ema_halflife_images) == (64, 3e-3, 0.0, 20, 16, 0.1, 5000.0)
     s = recipe.sampling
+    # Guidance is now chosen after training ("auto"); where it cannot be, it is the old 3.
     assert (s.sampler, s.num_steps, s.guidance, s.guidance_interval, s.shift) == (
-        "heun", 8, 3.0, (0.3, 0.8), 1.0)
+        "heun", 8, AUTO_GUIDANCE, (0.3, 0.8), 1.0)
+    assert FALLBACK_GUIDANCE == 3.0
 
 
 def test_image_sizes_and_the_best_preset():
