@@ -127,6 +127,12 @@ def peak_rss_bytes() -> int:
 # ----------------------------------------------------------------------------- workers
 
 
+def recipe_overrides(settings: list[str]) -> dict | None:
+    """``--set KEY=VALUE`` flags as the Generator's ``recipe`` overrides (the recipe
+    parses each value by its field's type, as ``generate fit --set`` does)."""
+    return dict(setting.partition("=")[::2] for setting in settings) or None
+
+
 def run_polymodal(preset: Preset, args) -> dict:
     """Fit polymodal's Generator for the budget, then sample; returns the worker record."""
     from polymodal.api.generator import Generator
@@ -134,7 +140,8 @@ def run_polymodal(preset: Preset, args) -> dict:
     train, _ = load_split(preset)
     start = time.perf_counter()
     generator = Generator(image="image", condition="label", time_limit=args.budget_s,
-                          seed=args.seed, lr=args.lr, verbosity=0).fit(train)
+                          seed=args.seed, lr=args.lr, recipe=recipe_overrides(args.set),
+                          verbosity=0).fit(train)
     fit_s = time.perf_counter() - start
     classes = list(generator.conditions_["label"]["classes"])
     asked = asked_labels(classes, args.n_samples)
@@ -457,6 +464,8 @@ def run_contender(preset: Preset, name: str, args, out_dir: Path) -> dict:
                "--seed", str(args.seed), "--result", str(result)]
     # "polymodal@G" is polymodal sampled at guidance G: a second setting in the same run.
     guidance = float(name.split("@", 1)[1]) if name.startswith("polymodal@") else args.guidance
+    for setting in args.set:
+        command += ["--set", setting]
     for flag, value in (("--steps", args.steps), ("--guidance", guidance), ("--lr", args.lr),
                         ("--reference-steps", args.reference_steps),
                         ("--reference-guidance", args.reference_guidance)):
@@ -517,6 +526,8 @@ TABLE_ROWS = [
     ("kid", "KID", "{:.3f}"),
     ("precision", "precision (k=3)", "{:.3f}"),
     ("recall", "recall (k=3)", "{:.3f}"),
+    ("recall_se", "  standard error", "{:.3f}"),
+    ("n_draws", "  draws of samples averaged", "{}"),
     ("cas", "CAS (train on samples)", "{:.3f}"),
     ("cas_real", "  same, trained on reals", "{:.3f}"),
     ("nn_ratio_pixels", "nearest-train ratio (pixels)", "{:.2f}"),
@@ -610,8 +621,12 @@ def versus_peers(scores: dict[str, dict], speed_ratio: float = 1.5) -> list[tupl
             continue
         for name, peer in peers.items():
             ok = mine[key] >= peer[key] if higher else mine[key] <= peer[key]
+            noise = ""
+            if f"{key}_se" in mine and f"{key}_se" in peer:  # draws of samples averaged
+                two_se = 2 * float(np.hypot(mine[f"{key}_se"], peer[f"{key}_se"]))
+                noise = f" (difference {mine[key] - peer[key]:+.3f}; 2 SE {two_se:.3f})"
             out.append((f"{title} {mine[key]:.3f} {'>=' if higher else '<='} {name}'s "
-                        f"{peer[key]:.3f}", ok))
+                        f"{peer[key]:.3f}{noise}", ok))
     fastest = max(peers, key=lambda n: peers[n]["sampling_images_per_s"])
     speed = mine["sampling_images_per_s"] / peers[fastest]["sampling_images_per_s"]
     out.append((f"sampling {mine['sampling_images_per_s']:.1f} images/s = {speed:.2f}x "
@@ -661,6 +676,9 @@ def parse_args(preset: Preset, argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=None,
                         help="polymodal's learning rate (default: the Generator's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for polymodal (repeatable), as `generate fit "
+                        "--set`: e.g. training.ema_halflife_images=20000")
     parser.add_argument("--reference-steps", type=int, default=REFERENCE_STEPS,
                         help="Euler steps of the 'reference' contender")
     parser.add_argument("--reference-guidance", type=float, default=REFERENCE_GUIDANCE,

@@ -209,6 +209,24 @@ def test_unconditional_generator_skips_class_metrics(digits, tmp_path):
     assert result["n_compared"] == 100 and "Warning" not in md and "UNRELIABLE" not in md
 
 
+def test_distribution_figures_average_disjoint_draws_of_samples(digits, tmp_path):
+    """More samples than a held-out half: each disjoint set of m is scored, the figures
+    averaged with their standard error; the real-vs-real floor does not depend on them."""
+    real, pool = digits
+    real = real.iloc[:200].reset_index(drop=True)  # a held-out half of 100 images
+    one = evaluate_generator(ReplayGenerator(pool), real, judge="pixels", n_samples=100,
+                             cas=False)
+    three = evaluate_generator(ReplayGenerator(pool), real, judge="pixels", n_samples=300,
+                               cas=False, out_dir=tmp_path)
+    assert (one["n_compared"], one["n_draws"], one["recall_se"]) == (100, 1, 0.0)
+    assert (three["n_compared"], three["n_draws"]) == (100, 3)
+    assert three["recall_se"] > 0 and three["fd_se"] > 0  # the draws differ
+    assert (three["fd_floor"], three["recall_floor"]) == (one["fd_floor"], one["recall_floor"])
+    assert 0.0 <= three["recall"] <= 1.0
+    md = (tmp_path / "report.md").read_text()
+    assert "mean over 3 disjoint draw(s)" in md and md.count("over 3 draws") == 3
+
+
 def test_bad_arguments_name_the_fix(digits):
     real, pool = digits
     generator = ReplayGenerator(pool)

@@ -14,7 +14,8 @@ Steps of :func:`evaluate_generator`:
 3. sample ``n_samples`` images, spread evenly over the classes the generator saw, the
    other condition columns taken from held-out rows of the same class;
 4. FD and KID (judge features) of samples vs held-out reals, with floor and ceiling;
-   k-NN precision/recall;
+   k-NN precision/recall; each the mean over disjoint draws of as many samples as the
+   held-out half has images, with its standard error;
 5. conditional accuracy (judge on samples vs the class asked for; ceiling: the judge on
    held-out reals) and CAS (a judge-architecture classifier trained on samples only,
    tested on held-out reals; reference: the same trained on as many real images);
@@ -232,32 +233,42 @@ def _sample(generator, n: int, conditions: dict | None, *, num_steps, guidance,
     return np.concatenate(chunks), time.perf_counter() - start
 
 
-def _distribution_metrics(judge, generated: np.ndarray, reference: np.ndarray,
+def _distribution_metrics(judge, draws: np.ndarray, reference: np.ndarray,
                           second_real: np.ndarray, noise: np.ndarray, seed: int) -> dict:
     """FD/KID/precision/recall of generated, real and noise sets against ``reference``.
 
-    All three sets have the same count, so the floor and ceiling read directly.
+    All sets have the same count, so the floor and ceiling read directly. ``draws``
+    (D, m, ...) are disjoint sets of samples: each is scored against the same reference
+    and the figures averaged, with their standard error over the draws (one set of m
+    images moves recall by a few hundredths from draw to draw).
     """
     ref = judge.features(reference)
-    sets = {"": judge.features(generated), "_floor": judge.features(second_real),
-            "_ceiling": judge.features(noise)}
-    out = {}
-    kid_subset = min(1000, len(generated), len(reference))
-    for suffix, feats in sets.items():
+    kid_subset = min(1000, draws.shape[1], len(reference))
+
+    def scores(feats: np.ndarray) -> dict:
         with warnings.catch_warnings():
             # Constant features (the always-black border of digits in pixel space) make the
             # covariance singular; scipy warns, the distance stays finite and comparable.
             warnings.simplefilter("ignore", linalg.LinAlgWarning)
-            out[f"fd{suffix}"] = frechet_distance(feats, ref)
+            fd = frechet_distance(feats, ref)
         kid, kid_std = kernel_inception_distance(feats, ref, subset_size=kid_subset,
                                                  num_subsets=20, seed=seed)
-        out[f"kid{suffix}"] = kid
-        if suffix == "":
-            out["kid_std"] = kid_std
         # Precision/recall compare equal-sized sets (k-NN radii depend on the count).
         pr = precision_recall(ref[: len(feats)], feats, k=3)
-        out[f"precision{suffix}"] = pr["precision"]
-        out[f"recall{suffix}"] = pr["recall"]
+        return {"fd": fd, "kid": kid, "kid_std": kid_std, **pr}
+
+    out: dict = {}
+    for suffix, images in (("_floor", second_real), ("_ceiling", noise)):
+        out.update({f"{key}{suffix}": value for key, value in scores(judge.features(images)).items()
+                    if key != "kid_std"})
+    per_draw = [scores(judge.features(images)) for images in draws]
+    for key in per_draw[0]:
+        values = np.array([d[key] for d in per_draw])
+        out[key] = float(values.mean())
+        if key != "kid_std":
+            out[f"{key}_se"] = (float(values.std(ddof=1) / np.sqrt(len(values)))
+                                if len(values) > 1 else 0.0)
+    out["n_draws"] = len(per_draw)
     out["fd_ratio_to_floor"] = out["fd"] / max(out["fd_floor"], 1e-12)
     return out
 
@@ -340,15 +351,19 @@ def _metrics_frame(m: dict) -> pd.DataFrame:
     nan = float("nan")
     few = (f"UNRELIABLE at {m['n_compared']} images per set; "
            if m["n_compared"] < MIN_IMAGES_FOR_DISTRIBUTION_METRICS else "")
+
+    def se(key: str) -> str:  # the standard error over the sample draws, where several
+        return f"; ± {m[key + '_se']:.3g} over {m['n_draws']} draws" if m["n_draws"] > 1 else ""
+
     rows = [
         ("Fréchet distance (judge features)", m["fd"], m["fd_floor"], m["fd_ceiling"],
-         f"{few}lower is better; floor = two real sets"),
+         f"{few}lower is better; floor = two real sets{se('fd')}"),
         ("KID (judge features)", m["kid"], m["kid_floor"], m["kid_ceiling"],
          f"{few}lower is better"),
         ("precision (k=3)", m["precision"], m["precision_floor"], m["precision_ceiling"],
-         f"{few}samples inside the real manifold"),
+         f"{few}samples inside the real manifold{se('precision')}"),
         ("recall (k=3)", m["recall"], m["recall_floor"], m["recall_ceiling"],
-         f"{few}reals covered by the samples"),
+         f"{few}reals covered by the samples{se('recall')}"),
         ("conditional accuracy", m.get("conditional_accuracy", nan),
          m.get("judge_accuracy_real", nan), nan,
          "judge on samples vs the class asked; floor column = judge on real held-out"),
@@ -458,7 +473,9 @@ def evaluate_generator(
     half_a, half_b = stratified_halves(held.labels, len(held.images), seed + 1)
     rng = np.random.default_rng(seed)
     m = min(n_samples, len(half_b))
-    generated_m = samples[rng.permutation(n_samples)[:m]]
+    num_draws = n_samples // m  # disjoint sets of m samples, averaged
+    draws = samples[rng.permutation(n_samples)[: num_draws * m]].reshape(
+        num_draws, m, *samples.shape[1:])
     noise = rng.integers(0, 256, size=(m, *samples.shape[1:]), dtype=np.uint8)
     metrics: dict = {
         "n_samples": n_samples, "n_compared": m, "n_heldout": len(held.images),
@@ -470,7 +487,7 @@ def evaluate_generator(
         "sampling_images_per_s": (n_samples / sampling_s if sampling_images_per_s is None
                                   else float(sampling_images_per_s)),
     }
-    metrics.update(_distribution_metrics(judge, generated_m, held.images[half_a],
+    metrics.update(_distribution_metrics(judge, draws, held.images[half_a],
                                          held.images[half_b[:m]], noise, seed))
 
     # 5. Conditional accuracy and CAS.
@@ -534,7 +551,8 @@ def _report(generator, metrics: dict, samples, asked, classes, train_images, pix
         f"{metrics['seed']}) against {metrics['n_heldout']:,} held-out real images, scored "
         f"in the features of {judge!r}. Distribution metrics compare {metrics['n_compared']:,} "
         "images of each set with one half of the held-out reals; the floor is the other half "
-        "(real vs real), the ceiling uniform noise. "
+        "(real vs real), the ceiling uniform noise. The samples' figures are the mean over "
+        f"{metrics['n_draws']} disjoint draw(s) of {metrics['n_compared']:,} samples. "
         f"Written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
     )
     doc.add_heading("Metrics")
