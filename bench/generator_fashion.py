@@ -166,7 +166,9 @@ def run_polymodal(preset: Preset, args) -> dict:
                      else generator.recipe_.sampling.guidance),
         "guidance_check": next((e for e in generator.training_history_
                                 if e.get("event") == "guidance"), None),
-        "guide": f"{generator.guide} on t in {tuple(generator.guidance_interval)}",
+        "guide": f"{generator.guide} on t in {tuple(generator.guidance_interval)}"
+        + (f"; condition withheld above t={start:g}"
+           if (start := generator._sampling().condition_from) < 1 else ""),
         "bf16_autocast": result["precision"] == "bf16",
         "num_parameters": sum(p.numel() for p in generator.unet_.parameters())
         + (0 if generator.condition_encoder_ is None

@@ -12,10 +12,12 @@ keeps an early snapshot of the EMA weights at each ``--snapshots`` share of the 
 besides the Generator's own (``training.guide_at``), so autoguidance by snapshots of
 different ages is compared on one training run.
 
-A setting is ``sampler:steps:guidance[:lo-hi][:guide]``: ``lo-hi`` the guidance interval
-in t (default: the model's ``guidance_interval``); ``guide`` ``cfg`` (classifier-free
-guidance by the null condition, the default), ``early`` (autoguidance by the Generator's
-own snapshot) or ``early@F`` (by the ``--train`` snapshot at share F of the run).
+A setting is ``sampler:steps:guidance[:lo-hi][:guide][:cF]``: ``lo-hi`` the guidance
+interval in t (default: the model's ``guidance_interval``); ``guide`` ``cfg``
+(classifier-free guidance by the null condition, the default), ``early`` (autoguidance by
+the Generator's own snapshot) or ``early@F`` (by the ``--train`` snapshot at share F of
+the run); ``cF`` withholds the condition above t = F (``sampling.condition_from``;
+default 1, conditioned throughout).
 
 Usage::
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -147,8 +150,13 @@ def main(argv=None) -> None:
     own_guide = generator.guide_network_
     rows = []
     saved_interval = tuple(generator.guidance_interval)
+    recipe = generator.recipe_
     for setting in args.settings:
         sampler, steps, guidance, *rest = setting.split(":")
+        starts = [float(r[1:]) for r in rest if r.startswith("c") and r != "cfg"]
+        rest = [r for r in rest if not (r.startswith("c") and r != "cfg")]
+        generator.recipe_ = dataclasses.replace(recipe, sampling=dataclasses.replace(
+            recipe.sampling, condition_from=starts[0] if starts else 1.0))
         interval = [r for r in rest if "-" in r]
         guide = next((r for r in rest if "-" not in r), "cfg")
         lo_hi = (tuple(float(v) for v in interval[0].split("-")) if interval
@@ -167,6 +175,7 @@ def main(argv=None) -> None:
                "guide": guide, "conditional_accuracy": m["conditional_accuracy"],
                "fd": m["fd"], "fd_floor": m["fd_floor"], "fd_ratio_to_floor": m["fd_ratio_to_floor"],
                "precision": m["precision"], "recall": m["recall"],
+               "recall_se": m["recall_se"], "condition_from": starts[0] if starts else 1.0,
                "sampling_images_per_s": m["sampling_images_per_s"],
                "wall_s": time.perf_counter() - start}
         svc = ""
@@ -177,7 +186,7 @@ def main(argv=None) -> None:
         rows.append(row)
         print(f"{setting:<26} acc {row['conditional_accuracy']:.3f}{svc}  FD {row['fd']:7.2f}  "
               f"FD/floor {row['fd_ratio_to_floor']:5.2f}  "
-              f"P {row['precision']:.3f} R {row['recall']:.3f}  "
+              f"P {row['precision']:.3f} R {row['recall']:.3f} ±{row['recall_se']:.3f}  "
               f"{row['sampling_images_per_s']:.1f} images/s", flush=True)
     path = OUT_ROOT / f"{preset.name}_sampling_sweep.json"
     path.write_text(json.dumps({"model": str(model_dir), "judge": str(judge_dir),

@@ -226,6 +226,23 @@ def test_generator_export_samples_the_same_images(tmp_path, text_encoder, contex
         model.sample(2, conditions={"shape": "hexagon"})
 
 
+def test_generator_export_withholds_the_condition_where_the_generator_does(tmp_path):
+    """sampling.condition_from: the export's first steps are unconditional too, and its
+    README says from when."""
+    table = datasets.load("digits", split=True, seed=0)[0].iloc[:300]
+    gen = Generator(condition="label", guidance=2.0,
+                    recipe=epochs(1) | {"sampling.condition_from": 0.7},
+                    verbosity=0).fit(table)
+    assert gen._sampling().condition_from == 0.7
+    exported = gen.export(tmp_path / "export")
+    model = runtime_of(exported).load(exported)
+    conditions = {"label": [3, 8, 1]}
+    expected = gen.sample(3, conditions=conditions, seed=2)
+    got = model.sample(3, conditions=conditions, noise=_torch_noise(3, gen.image_shape_, 2))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= PIXEL_TOLERANCE
+    assert "withheld above t = 0.7" in (exported / "README.md").read_text()
+
+
 def test_unconditional_generator_via_cli(tmp_path):
     train, _ = datasets.load("digits", split=True, seed=0)
     gen = Generator(recipe=epochs(1), verbosity=0).fit(train.head(200))

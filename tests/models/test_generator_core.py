@@ -206,6 +206,23 @@ def test_guidance_one_equals_plain_conditional_sampling_exactly():
     assert not torch.allclose(v, v_c, atol=1e-3)
 
 
+def test_above_condition_from_the_velocity_is_the_null_conditions_alone():
+    """Condition-annealed sampling: above condition_from one unconditional pass (whatever
+    the guidance), at or below it the guided velocity as before."""
+    net = randomized(tiny_unet(cross_attn_dim=6))
+    x, cond, context = torch.randn(3, 1, 8, 8), torch.eye(4)[:3], torch.randn(3, 2, 6)
+    null_mask = torch.zeros(3, 2, dtype=torch.bool)
+    for t_now, annealed in ((0.9, True), (0.8, False), (0.5, False)):
+        t = torch.full((3,), t_now)
+        v = guided_velocity(net, x, t, cond=cond, context=context, guidance=3.0,
+                            guidance_interval=(0.0, 1.0), condition_from=0.8)
+        v_u = net(x, t, torch.zeros_like(cond), context, null_mask)
+        v_guided = guided_velocity(net, x, t, cond=cond, context=context, guidance=3.0,
+                                   guidance_interval=(0.0, 1.0))
+        assert torch.equal(v, v_u) == annealed
+        assert torch.equal(v, v_guided) == (not annealed)
+
+
 def test_autoguidance_extrapolates_from_the_weaker_network_conditional_in_both():
     net, weak = randomized(tiny_unet(), seed=0), randomized(tiny_unet(), seed=1)
     noise, cond, weak_cond = torch.randn(3, 1, 8, 8), torch.eye(4)[:3], torch.eye(4)[1:4]

@@ -109,7 +109,8 @@ def generator_readme(g, spec: dict) -> str:
 `unet.onnx` is the velocity network of the rectified flow; `condition.onnx` encodes the
 condition columns to the vector the UNet takes. `runtime.py` integrates the flow with
 numpy ({sampling['sampler']}, {sampling['num_steps']} steps, guidance {sampling['guidance']}
-inside t in {sampling['guidance_interval']} by default), with onnxruntime alone.
+inside t in {sampling['guidance_interval']}{_annealed(sampling)} by default), with onnxruntime
+alone.
 {_RUNTIME_NOTE}{_minilm_note(spec)}
 
 ## Input contract
@@ -137,3 +138,9 @@ print(images.shape, images.dtype)
 ```
 
 {_SPEC_FIELDS}"""
+
+
+def _annealed(sampling: dict) -> str:
+    """Where the export withholds the condition for the first steps, it says from when."""
+    start = sampling.get("condition_from", 1.0)
+    return "" if start >= 1.0 else f", the condition withheld above t = {start:g}"

@@ -314,9 +314,13 @@ class Generator:
         arrays = self.encoder.encode(rows, os.getcwd())
         return np.asarray(_run(self.condition, arrays), dtype=np.float32)
 
-    def velocity(self, x: np.ndarray, t: float, cond, guidance: float, interval) -> np.ndarray:
-        """Classifier-free guided velocity (Ho & Salimans 2022, Eq. 6) inside ``interval``."""
+    def velocity(self, x: np.ndarray, t: float, cond, guidance: float, interval,
+                 condition_from: float = 1.0) -> np.ndarray:
+        """Classifier-free guided velocity (Ho & Salimans 2022, Eq. 6) inside ``interval``;
+        above ``condition_from`` the null condition alone (condition-annealed sampling)."""
         times = np.full((x.shape[0],), t, dtype=np.float32)
+        if cond is not None and t > condition_from + 1e-6:  # as polymodal's float32 times
+            return self._unet(x, times, np.zeros_like(cond))
         if cond is None or guidance == 1.0 or not interval[0] <= t <= interval[1]:
             return self._unet(x, times, cond)
         both = self._unet(np.concatenate([x, x]), np.concatenate([times, times]),
@@ -340,6 +344,8 @@ class Generator:
         guidance = defaults["guidance"] if guidance is None else guidance
         sampler = defaults["sampler"] if sampler is None else sampler
         interval = tuple(defaults["guidance_interval"])
+        # Exports written before condition-annealed sampling conditioned every step.
+        condition_from = float(defaults.get("condition_from", 1.0))
         shape = self.spec["image_shape"]
         if noise is None:
             noise = np.random.default_rng(seed).standard_normal((n, *shape), dtype=np.float32)
@@ -349,19 +355,20 @@ class Generator:
             c = None if cond is None else cond[start:start + batch_size]
             x = noise[start:start + batch_size].astype(np.float32)
             chunks.append(self._integrate(x, c, num_steps, guidance, sampler, interval,
-                                          defaults["shift"]))
+                                          defaults["shift"], condition_from))
         x = np.concatenate(chunks)
         pixels = np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
         return pixels.transpose(0, 2, 3, 1)  # (n, H, W, C)
 
-    def _integrate(self, x, cond, num_steps, guidance, sampler, interval, shift) -> np.ndarray:
+    def _integrate(self, x, cond, num_steps, guidance, sampler, interval, shift,
+                   condition_from: float = 1.0) -> np.ndarray:
         """Euler or Heun steps from t = 1 to 0 (Karras et al. 2022, Algorithm 1)."""
         ts = time_steps(num_steps, shift)
         for t_cur, t_next in zip(ts[:-1], ts[1:], strict=True):
-            v = self.velocity(x, t_cur, cond, guidance, interval)
+            v = self.velocity(x, t_cur, cond, guidance, interval, condition_from)
             x_next = x + np.float32(t_next - t_cur) * v
             if sampler == "heun" and t_next > 0:
-                v_next = self.velocity(x_next, t_next, cond, guidance, interval)
+                v_next = self.velocity(x_next, t_next, cond, guidance, interval, condition_from)
                 x_next = x + np.float32(t_next - t_cur) * np.float32(0.5) * (v + v_next)
             x = x_next
         return x

@@ -330,14 +330,19 @@ class Generator(Estimator):
                   f"{result.images_per_s:.0f} images/s), stopped by {result.stop_reason}")
 
     def _resolve_guidance(self, images, rows, result, *, seconds: float | None) -> None:
-        """Put the guidance to sample with in the resolved recipe: the argument's number,
-        or for "auto" the one the check chooses (its event goes to the training log)."""
-        if self.recipe_.sampling.guidance != recipes.AUTO_GUIDANCE:
+        """Put the guidance (and condition_from) to sample with in the resolved recipe: the
+        arguments' numbers, or for "auto" the ones the check chooses (its event goes to the
+        training log)."""
+        sampling = self.recipe_.sampling
+        if sampling.guidance != recipes.AUTO_GUIDANCE:
+            if sampling.condition_from == recipes.AUTO_CONDITION_FROM:
+                self.recipe_ = replace(self.recipe_, sampling=replace(
+                    sampling, condition_from=recipes.FALLBACK_CONDITION_FROM))
             return
-        guidance, event = auto_guidance(self, images, rows, seconds=seconds,
-                                        images_per_s=result.images_per_s)
-        self.recipe_ = replace(self.recipe_,
-                               sampling=replace(self.recipe_.sampling, guidance=guidance))
+        guidance, start, event = auto_guidance(self, images, rows, seconds=seconds,
+                                               images_per_s=result.images_per_s)
+        self.recipe_ = replace(self.recipe_, sampling=replace(
+            sampling, guidance=guidance, condition_from=start))
         self.training_history_.append(event)
         self._say(describe(event))
 
@@ -361,12 +366,17 @@ class Generator(Estimator):
 
     def _sampling(self, num_steps=None, guidance=None, sampler=None) -> recipes.SamplingRecipe:
         """The sampling settings of a call: its arguments, else the generator's; guidance
-        "auto" is the number the fit chose (``FALLBACK_GUIDANCE`` before one is chosen)."""
+        and condition_from "auto" are the numbers the fit chose (``FALLBACK_GUIDANCE`` and
+        ``FALLBACK_CONDITION_FROM`` before any is chosen)."""
         chosen = getattr(getattr(self, "recipe_", None), "sampling", None)
         auto = (recipes.FALLBACK_GUIDANCE if chosen is None
                 or chosen.guidance == recipes.AUTO_GUIDANCE else chosen.guidance)
+        start = (recipes.FALLBACK_CONDITION_FROM if chosen is None
+                 or chosen.condition_from == recipes.AUTO_CONDITION_FROM
+                 else chosen.condition_from)
         return recipes.call_sampling(self.get_params(), num_steps=num_steps,
-                                     guidance=guidance, sampler=sampler, auto_guidance=auto)
+                                     guidance=guidance, sampler=sampler, auto_guidance=auto,
+                                     auto_condition_from=start)
 
     def _condition_vectors(self, n: int, conditions, prompts) -> torch.Tensor | None:
         """(n, D) condition vectors, or None for an unconditional generator. Moves the

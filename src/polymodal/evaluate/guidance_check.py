@@ -88,10 +88,11 @@ def reaches(sample_accuracy: float, real_accuracy: float, *,
     return sample_accuracy >= real_accuracy - tolerance
 
 
-def choose_guidance(real_accuracy: float, sample_accuracy: dict[float, float], *,
-                    tolerance: float = TOLERANCE) -> float:
+def choose_guidance(real_accuracy: float, sample_accuracy: dict, *,
+                    tolerance: float = TOLERANCE):
     """The least guidance whose samples reach ``real_accuracy`` (:func:`reaches`); the
-    greatest one tried when none does."""
+    greatest one tried when none does. Keys are guidance scales, or tuples ordered the
+    same way (``(guidance, condition_from)``: the least scale, then the least start)."""
     for guidance in sorted(sample_accuracy):
         if reaches(sample_accuracy[guidance], real_accuracy, tolerance=tolerance):
             return guidance

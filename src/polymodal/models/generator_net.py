@@ -125,7 +125,8 @@ def batch_device(module: nn.Module) -> torch.device:
 def integrate(unet: UNet, cond: torch.Tensor | None, noise: torch.Tensor, *, num_steps: int,
               guidance: float, sampler: str, batch_size: int = SAMPLE_BATCH_SIZE,
               guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT,
-              guide: str = "unconditional", weak: Weak | None = None) -> torch.Tensor:
+              guide: str = "unconditional", weak: Weak | None = None,
+              condition_from: float = 1.0) -> torch.Tensor:
     """Images (N, C, H, W) from ``noise`` at t = 1, in chunks of ``batch_size``.
 
     ``weak``: ``(unet, cond)`` of the weaker network that autoguides when ``guide`` is
@@ -139,7 +140,7 @@ def integrate(unet: UNet, cond: torch.Tensor | None, noise: torch.Tensor, *, num
         c = None if cond is None else cond[start:start + batch_size].to(device)
         velocity = _velocity(unet, c, guidance=guidance, guidance_interval=guidance_interval,
                              weak=_rows(weak if guide == "early" else None, start, batch_size,
-                                        device))
+                                        device), condition_from=condition_from)
         out.append(SAMPLERS[sampler](velocity, chunk, num_steps=num_steps, shift=shift).cpu())
     return torch.cat(out)
 
@@ -154,24 +155,27 @@ def _rows(weak: Weak | None, start: int, size: int, device) -> Weak | None:
 
 
 def _velocity(unet: UNet, cond: torch.Tensor | None, *, guidance: float,
-              guidance_interval: tuple[float, float], weak: Weak | None):
+              guidance_interval: tuple[float, float], weak: Weak | None,
+              condition_from: float = 1.0):
     """``velocity(x, t)``: guided by the null condition, or autoguided by ``weak``."""
     # Autoguidance needs no condition to guide by; guidance by the null condition does.
     guided = cond is not None or weak is not None
     guiding = {} if weak is None else {"guide_net": weak[0], "guide_cond": weak[1]}
     return functools.partial(guided_velocity, unet, cond=cond,
                              guidance=guidance if guided else 1.0,
-                             guidance_interval=guidance_interval, **guiding)
+                             guidance_interval=guidance_interval,
+                             condition_from=condition_from, **guiding)
 
 
 def velocity_fn(unet: UNet, cond: torch.Tensor | None, *, guidance: float,
                 guidance_interval: tuple[float, float], guide: str = "unconditional",
-                weak: Weak | None = None):
+                weak: Weak | None = None, condition_from: float = 1.0):
     """``velocity(x, t)`` with guidance, for the edit samplers: inputs on any device."""
     device = batch_device(unet)
     cond = None if cond is None else cond.to(device)
     guided = _velocity(unet, cond, guidance=guidance, guidance_interval=guidance_interval,
-                       weak=_rows(weak if guide == "early" else None, 0, None, device))
+                       weak=_rows(weak if guide == "early" else None, 0, None, device),
+                       condition_from=condition_from)
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return guided(x.to(device), t.to(device)).to(x.device)
@@ -182,11 +186,12 @@ def velocity_fn(unet: UNet, cond: torch.Tensor | None, *, guidance: float,
 def sample_edit(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, keep: torch.Tensor | None,
          strength: float, seed: int, num_steps: int, guidance: float, sampler: str,
          guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT,
-         guide: str = "unconditional", weak: Weak | None = None) -> torch.Tensor:
+         guide: str = "unconditional", weak: Weak | None = None,
+         condition_from: float = 1.0) -> torch.Tensor:
     """Edited images (N, C, H, W): inpaint where ``keep`` is False when a mask is given,
     else SDEdit ``x`` at ``strength`` (0 keeps it, 1 redraws it)."""
     velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval,
-                           guide=guide, weak=weak)
+                           guide=guide, weak=weak, condition_from=condition_from)
     steps = {"num_steps": num_steps, "method": sampler, "shift": shift,
              "generator": torch.Generator().manual_seed(seed)}
     with torch.no_grad():
@@ -198,10 +203,11 @@ def sample_edit(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, keep:
 def sample_variations(unet: UNet, cond: torch.Tensor | None, x: torch.Tensor, *, n: int,
                strength: float, seed: int, num_steps: int, guidance: float, sampler: str,
                guidance_interval: tuple[float, float], shift: float = DEFAULT_SHIFT,
-               guide: str = "unconditional", weak: Weak | None = None) -> torch.Tensor:
+               guide: str = "unconditional", weak: Weak | None = None,
+               condition_from: float = 1.0) -> torch.Tensor:
     """``n`` variations (n, C, H, W) of the one image ``x`` (SDEdit, independent noise)."""
     velocity = velocity_fn(unet, cond, guidance=guidance, guidance_interval=guidance_interval,
-                           guide=guide, weak=weak)
+                           guide=guide, weak=weak, condition_from=condition_from)
     with torch.no_grad():
         out = samplers.variation_sample(
             velocity, x, num_variations=n, strength=float(strength), num_steps=num_steps,

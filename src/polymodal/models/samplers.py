@@ -83,6 +83,7 @@ def guided_velocity(
     guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
     guide_net: nn.Module | None = None,
     guide_cond: torch.Tensor | None = None,
+    condition_from: float = 1.0,
 ) -> torch.Tensor:
     """Classifier-free-guided velocity ``v_u + guidance * (v_c - v_u)``, or autoguided.
 
@@ -104,9 +105,21 @@ def guided_velocity(
     The default interval (0.3, 0.8) skips the second pass near data, where it was
     measured to buy nothing, and near pure noise, where it cost FD (see the notes
     above); pass (0, 1) to guide everywhere.
+
+    Above ``condition_from`` (t closer to noise) the condition is withheld: one pass with
+    the null condition (condition-annealed sampling, Sadat et al. 2024, "CADS"): the first
+    steps lay out the image as the unconditional model would, so samples of one class
+    spread over more of its variety; 1.0 (the default) conditions every step.
     """
     lo, hi = guidance_interval
     t_now = float(t.reshape(-1)[0])
+    # (t arrives as float32: 0.8 reads 0.80000001, which is not above 0.8.)
+    if t_now > condition_from + 1e-6 and (cond is not None or context is not None):
+        null = None if cond is None else (torch.zeros_like(cond) if null_cond is None
+                                          else null_cond.expand_as(cond))
+        mask = None if context is None else torch.zeros(context.shape[:2], dtype=torch.bool,
+                                                        device=x.device)
+        return net(x, t, null, context, mask)
     if guidance == 1.0 or not lo <= t_now <= hi:
         return net(x, t, cond, context, context_mask)
     if guide_net is not None:

@@ -34,6 +34,10 @@ DEFAULT_NUM_STEPS = 8
 AUTO_GUIDANCE = "auto"
 DEFAULT_GUIDANCE = AUTO_GUIDANCE
 FALLBACK_GUIDANCE = 3.0
+# "auto": chosen by the same check, with the guidance (the condition withheld above a
+# sampler time where that is recognisable enough); FALLBACK_CONDITION_FROM elsewhere.
+AUTO_CONDITION_FROM = "auto"
+FALLBACK_CONDITION_FROM = 1.0
 # Batch 64 gave more optimiser steps per CPU-minute than 128; the EMA half-life is the
 # reference loop's (bench/generator_core_probe.py).
 DEFAULT_BATCH_SIZE = 64
@@ -177,6 +181,12 @@ class SamplingRecipe:
     shift: float = DEFAULT_SHIFT
     """Time-grid shift (1 = uniform steps)."""
 
+    condition_from: float | str = AUTO_CONDITION_FROM
+    """Sampler time t (1 = noise) above which the condition is withheld: the first steps
+    sample unconditionally, the rest follow the condition (condition-annealed sampling:
+    more variety within a class); 1 conditions every step. "auto": chosen with guidance
+    "auto" (the resolved recipe holds the number), else 1."""
+
     guide: str = DEFAULT_GUIDE
     """What guidance pushes away from: ``"unconditional"``, the null condition
     (classifier-free guidance), or ``"early"``, the same network's snapshot from early in
@@ -260,6 +270,11 @@ class GeneratorRecipe:
                                       prefix="sampling.", guide=s.guide)
         if not (_number_in(s.shift, 0.0, math.inf) and s.shift > 0):
             problems.append(f"sampling.shift={s.shift!r} must be a number > 0 (1 = uniform)")
+        if s.condition_from != AUTO_CONDITION_FROM and not (
+                _number_in(s.condition_from, 0.0, 1.0) and s.condition_from > 0):
+            problems.append(f"sampling.condition_from={s.condition_from!r} must be a sampler "
+                            f"time in (0, 1] (1 = conditioned throughout; 0.8 withholds the "
+                            f"condition for the first fifth) or {AUTO_CONDITION_FROM!r}")
         return problems
 
 
@@ -348,10 +363,12 @@ def generator_param_problems(params: dict) -> list[str]:
 
 
 def call_sampling(params: dict, *, num_steps=None, guidance=None, sampler=None,
-                  auto_guidance: float = FALLBACK_GUIDANCE) -> SamplingRecipe:
+                  auto_guidance: float = FALLBACK_GUIDANCE,
+                  auto_condition_from: float = FALLBACK_CONDITION_FROM) -> SamplingRecipe:
     """The sampling settings of one sampling call: its arguments where given, else the
-    Generator's (``params``: its ``get_params()``; ``auto_guidance``: the number its
-    ``"auto"`` guidance stands for); every problem in one error."""
+    Generator's (``params``: its ``get_params()``; ``auto_guidance`` and
+    ``auto_condition_from``: the numbers its ``"auto"`` settings stand for); every problem
+    in one error."""
     settings = sampling_recipe(sampler=params["sampler"], num_steps=params["num_steps"],
                                guidance=params["guidance"],
                                guidance_interval=params["guidance_interval"],
@@ -361,6 +378,8 @@ def call_sampling(params: dict, *, num_steps=None, guidance=None, sampler=None,
     settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
     if settings.guidance == AUTO_GUIDANCE:
         settings = replace(settings, guidance=auto_guidance)
+    if settings.condition_from == AUTO_CONDITION_FROM:
+        settings = replace(settings, condition_from=auto_condition_from)
     problems = sampling_problems(settings.guidance, settings.num_steps, settings.sampler,
                                  settings.guidance_interval, guide=settings.guide)
     if problems:
