@@ -68,6 +68,20 @@ def test_fingerprint_changes_with_any_cell(table):
     assert table_fingerprint(arrays)["sha256"] != table_fingerprint(other)["sha256"]
 
 
+def test_fingerprint_does_not_depend_on_how_many_rows_are_hashed_at_once(monkeypatch):
+    """Object cells are hashed in chunks (to bound memory on image tables); the hash is
+    the one the whole column at once gives, and a cell moved across a chunk edge counts."""
+    import polymodal.data.fingerprint as fingerprint
+
+    images = datasets.load("digits").head(50)
+    whole = table_fingerprint(images)
+    monkeypatch.setattr(fingerprint, "CHUNK_ROWS", 7)
+    assert table_fingerprint(images) == whole
+    swapped = images.copy()
+    swapped.loc[[6, 7], "image"] = swapped.loc[[7, 6], "image"].to_numpy()
+    assert table_fingerprint(swapped)["sha256"] != whole["sha256"]
+
+
 def test_generator_card(tmp_path):
     train, _ = datasets.load("digits", split=True, seed=0)
     gen = Generator(condition=["label"], recipe={"training.max_epochs": 1},
