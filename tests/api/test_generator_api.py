@@ -331,13 +331,15 @@ def test_save_load_gives_identical_samples(digit_gen, tmp_path, digits):
         assert (folder / name).exists(), name
     config = json.loads((folder / "config.json").read_text())
     assert config["network"]["unet"]["image_size"] == 8
-    # The resolved recipe holds the guidance "auto" chose, a number.
+    # The resolved recipe holds the guidance and condition_from "auto" chose, numbers.
     assert config["params"]["guidance"] == DEFAULT_GUIDANCE == "auto"
     assert config["recipe"]["sampling"] == {
         "sampler": DEFAULT_SAMPLER, "num_steps": DEFAULT_NUM_STEPS,
         "guidance": digit_gen.recipe_.sampling.guidance,
         "shift": DEFAULT_SHIFT, "guidance_interval": list(DEFAULT_GUIDANCE_INTERVAL),
-        "guide": DEFAULT_GUIDE}
+        "guide": DEFAULT_GUIDE, "condition_from": digit_gen.recipe_.sampling.condition_from}
+    assert isinstance(config["recipe"]["sampling"]["guidance"], float)
+    assert isinstance(config["recipe"]["sampling"]["condition_from"], float)
     loaded = Generator.load(folder)
     assert loaded.recipe_ == digit_gen.recipe_
     assert loaded.conditions_ == digit_gen.conditions_

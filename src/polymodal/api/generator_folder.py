@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -27,7 +28,13 @@ from polymodal.errors import ConfigError, ModelFolderError
 from polymodal.files import atomic_path, read_json, write_json, write_text
 from polymodal.models.generator_net import load_network, network_config
 from polymodal.recipes.base import from_dict, to_dict
-from polymodal.recipes.generator import LEGACY_GUIDANCE_INTERVAL, GeneratorRecipe, legacy_recipe
+from polymodal.recipes.generator import (
+    AUTO_CONDITION_FROM,
+    FALLBACK_CONDITION_FROM,
+    LEGACY_GUIDANCE_INTERVAL,
+    GeneratorRecipe,
+    legacy_recipe,
+)
 from polymodal.train.devices import resolve_device
 
 # 2: config.json holds the resolved recipe (1, without it, still loads).
@@ -156,8 +163,13 @@ def read_generator(cls, directory: str | os.PathLike, device: str = "auto"):
             # Saved before it was a parameter: sample as they were sampled then.
             generator.guidance_interval = tuple(
                 config.get("sampler", {}).get("guidance_interval", LEGACY_GUIDANCE_INTERVAL))
-        generator.recipe_ = (from_dict(GeneratorRecipe, config["recipe"])
-                             if "recipe" in config else legacy_recipe(config))
+        recipe = (from_dict(GeneratorRecipe, config["recipe"])
+                  if "recipe" in config else legacy_recipe(config))
+        if recipe.sampling.condition_from == AUTO_CONDITION_FROM:
+            # Saved before condition-annealed sampling: conditioned throughout, as then.
+            recipe = replace(recipe, sampling=replace(recipe.sampling,
+                                                      condition_from=FALLBACK_CONDITION_FROM))
+        generator.recipe_ = recipe
         transform = TableTransform.load(path / "transform")
         network = load_network(config["network"], image_column=config["image_column"],
                                condition_dropout=generator.recipe_.condition.dropout)
