@@ -97,8 +97,8 @@ class Generator(Estimator):
         guidance: default classifier-free guidance scale for sampling (1 = none), or
             ``"auto"``: after training, the least of 1, 1.5, 2 and 3 at which samples of
             the (single) category condition are as recognisable as real images of their
-            class, by a pixel classifier fit on the training images, each scale tried
-            first with the condition withheld for the first steps
+            class, by a pixel classifier fit on the training images, and at that scale
+            the condition withheld for the first steps when that is recognisable too
             (``recipe={"sampling.condition_from": ...}``; see
             :mod:`polymodal.api.generator_guidance`); 3 for other generators.
         num_steps: default number of sampler steps.

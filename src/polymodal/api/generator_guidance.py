@@ -1,8 +1,8 @@
 """``guidance="auto"``: the guidance a fitted class-conditional generator samples with,
 chosen after training as the least scale at which its samples are as recognisable as real
-images of their class (:mod:`polymodal.evaluate.guidance_check`); at each scale, sampling
+images of their class (:mod:`polymodal.evaluate.guidance_check`); at that scale, sampling
 without the condition for the first steps (``condition_from`` ``ANNEALED_FROM``: more
-variety within a class) is tried first, and kept when it is recognisable enough.
+variety within a class) is tried too, and kept when it is recognisable enough.
 
 Why: on data whose condition the network learns well (digits) unguided samples are
 already as recognisable as real ones, and guidance only costs recall and FD; on harder
@@ -58,19 +58,18 @@ def check_seconds(conditions: dict, guidance, left_s: float | None) -> float:
     return CHECK_SHARE * left_s
 
 
-def candidates(condition_from) -> list[tuple[float, float]]:
-    """``(guidance, condition_from)`` settings in the order tried, most varied first: each
-    scale annealed, then conditioned throughout; a ``condition_from`` the user set is kept."""
-    starts = ((ANNEALED_FROM, FALLBACK_CONDITION_FROM) if condition_from == AUTO_CONDITION_FROM
-              else (float(condition_from),))
-    return [(g, c) for g in CANDIDATES for c in starts]
+def annealing_tried(condition_from) -> bool:
+    """Whether the check tries the annealed setting (not when the user set condition_from)."""
+    return condition_from == AUTO_CONDITION_FROM
 
 
 def seconds_per_image(images_per_s: float, *, num_steps: int, sampler: str,
-                      settings: list[tuple[float, float]]) -> float:
-    """Estimated seconds to sample one image at every candidate setting."""
-    return sum(sampling_seconds(images_per_s, num_steps=num_steps, sampler=sampler, guidance=g)
-               for g, _ in settings)
+                      annealed: bool) -> float:
+    """Estimated seconds to sample one image at every setting the check may try: each
+    scale, and one annealed setting at the most expensive."""
+    costs = [sampling_seconds(images_per_s, num_steps=num_steps, sampler=sampler, guidance=g)
+             for g in CANDIDATES]
+    return sum(costs) + (max(costs) if annealed else 0.0)
 
 
 def auto_guidance(generator, images, rows, *, seconds: float | None,
@@ -85,11 +84,12 @@ def auto_guidance(generator, images, rows, *, seconds: float | None,
     if column is None:
         return _fallback("the check needs exactly one category condition column", fixed)
     settings = generator._sampling()
-    tried_settings = candidates(fixed)
+    annealed = annealing_tried(fixed)
+    conditioned = FALLBACK_CONDITION_FROM if annealed else float(fixed)
     n = CHECK_IMAGES
     if seconds is not None:
         per_image = seconds_per_image(images_per_s, num_steps=settings.num_steps,
-                                      sampler=settings.sampler, settings=tried_settings)
+                                      sampler=settings.sampler, annealed=annealed)
         n = min(CHECK_IMAGES, int(seconds / per_image))
     if n < MIN_CHECK_IMAGES:
         return _fallback("the time limit left no room for the check", fixed)
@@ -103,15 +103,25 @@ def auto_guidance(generator, images, rows, *, seconds: float | None,
     asked = [check.classes[i % len(check.classes)] for i in range(n)]
     accuracy: dict[tuple[float, float], float] = {}
     recipe = generator.recipe_
+
+    def score(guidance: float, start: float) -> bool:
+        """Sample at this setting (sample() reads condition_from from the resolved recipe);
+        whether it reaches real images."""
+        generator.recipe_ = replace(recipe, sampling=replace(recipe.sampling,
+                                                             condition_from=start))
+        samples = generator.sample(n, conditions={column: [raw[c] for c in asked]},
+                                   guidance=guidance, seed=generator.seed)
+        accuracy[guidance, start] = round(check.sample_accuracy(samples, asked), 4)
+        return reaches(accuracy[guidance, start], check.real_accuracy)
+
     try:
-        for guidance, start in tried_settings:  # most varied first: stop at the first that
-            # reaches real images; sample() reads condition_from from the resolved recipe.
-            generator.recipe_ = replace(recipe, sampling=replace(recipe.sampling,
-                                                                 condition_from=start))
-            samples = generator.sample(n, conditions={column: [raw[c] for c in asked]},
-                                       guidance=guidance, seed=generator.seed)
-            accuracy[guidance, start] = round(check.sample_accuracy(samples, asked), 4)
-            if reaches(accuracy[guidance, start], check.real_accuracy):
+        # The least scale first, conditioned throughout; at the first that reaches real
+        # images, annealed too (withholding the condition only makes samples less
+        # recognisable, so an annealed setting is worth trying only where this one passes).
+        for guidance in CANDIDATES:
+            if score(guidance, conditioned):
+                if annealed:
+                    score(guidance, ANNEALED_FROM)
                 break
     except ConfigError as exc:  # e.g. guide="early" without its snapshot: said at sampling
         return _fallback(f"sampling failed: {exc}", fixed)
