@@ -35,9 +35,9 @@ CHECK_IMAGES = 300  # samples per guidance scale (balanced over the classes)
 MIN_CHECK_IMAGES = 60  # fewer than this fit in the time left: no check, the fallback
 # Of the time left when training starts, this share is kept for the check (with a limit).
 CHECK_SHARE = 0.05
-# Sampler time t above which the annealed candidates withhold the condition (the upper end
-# of the guidance interval): on digits it lifted recall by 0.04 at guidance 1, within the
-# peers' class accuracy (bench/RESULTS.md, 'generator_guidance').
+# Sampler time t above which the annealed setting withholds the condition (the upper end
+# of the guidance interval): the earliest start that kept digits' class accuracy while
+# lifting recall (bench/RESULTS.md, 'generator_guidance').
 ANNEALED_FROM = 0.8
 
 
@@ -56,11 +56,6 @@ def check_seconds(conditions: dict, guidance, left_s: float | None) -> float:
     if guidance != AUTO_GUIDANCE or check_column(conditions) is None or left_s is None:
         return 0.0
     return CHECK_SHARE * left_s
-
-
-def annealing_tried(condition_from) -> bool:
-    """Whether the check tries the annealed setting (not when the user set condition_from)."""
-    return condition_from == AUTO_CONDITION_FROM
 
 
 def seconds_per_image(images_per_s: float, *, num_steps: int, sampler: str,
@@ -84,7 +79,7 @@ def auto_guidance(generator, images, rows, *, seconds: float | None,
     if column is None:
         return _fallback("the check needs exactly one category condition column", fixed)
     settings = generator._sampling()
-    annealed = annealing_tried(fixed)
+    annealed = fixed == AUTO_CONDITION_FROM  # a condition_from the user set is kept
     conditioned = FALLBACK_CONDITION_FROM if annealed else float(fixed)
     n = CHECK_IMAGES
     if seconds is not None:

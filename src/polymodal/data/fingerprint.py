@@ -17,8 +17,8 @@ import pandas as pd
 from polymodal.data.cells import hashable_values
 
 # Object cells are hashed this many rows at a time: their text stand-ins (an image's bytes
-# written out) take several times the cells' own memory, 0.9 GiB for Fashion-MNIST's
-# 60,000 images at once. Row hashes do not depend on the chunking, so neither does the hash.
+# written out) take several times the cells' own memory (bench/RESULTS.md,
+# 'generator_guidance', peak RSS). Row hashes do not depend on the chunking, nor the hash.
 CHUNK_ROWS = 4096
 
 
