@@ -575,10 +575,15 @@ def test_a_large_image_only_table_needs_no_fusion_mlp(media_table, monkeypatch):
     assert single.neural_config_["network"]["fusion"] == "single"
     assert single.neural_config_["train"]["lr"] == single.recipe_.training.lr == 4.2e-3
     assert single.candidates_["neural"].model_.config()["fusion"] == "single"
+    # Pixels alone: no classic model, no flat features; the network alone predicts.
+    assert single.leaderboard()["model"].tolist() == ["neural"] and single.chosen_ == "neural"
+    assert not any(e.get("event") == "flat_features" for e in single.train_log_)
+    assert len(single.predict(images)) == len(images)
     asked = Predictor("label", fusion="concat", **FAST).fit(images)
     assert asked.neural_config_["network"]["fusion"] == "concat"  # the user's choice stands
     both = Predictor("label", **FAST).fit(media_table)  # several modalities: fused
     assert both.neural_config_["network"]["fusion"] == "concat"
+    assert "random_forest" in both.leaderboard()["model"].tolist()
     monkeypatch.setattr(recipes, "LARGE_MEDIA_ROWS", 10**9)
     small = Predictor("label", **FAST).fit(images)  # small tables keep the MLP
     assert small.neural_config_["network"]["fusion"] == "concat"

@@ -85,6 +85,18 @@ def test_image_tables_get_the_image_settings_and_large_ones_larger_batches():
     assert mixed.network.fusion == "concat"
 
 
+def test_a_large_table_of_images_alone_trains_the_network_alone():
+    schema = _schema({"i": "image"})
+    assert resolve_predictor(schema, LARGE_MEDIA_ROWS).candidates.classic == ()
+    assert resolve_predictor(schema, LARGE_MEDIA_ROWS - 1).candidates.classic  # small: trees
+    # A number beside the image: the trees may use it.
+    mixed = resolve_predictor(_schema({"i": "image", "x": "numeric"}), LARGE_MEDIA_ROWS)
+    assert "random_forest" in mixed.candidates.classic
+    kept = resolve_predictor(schema, LARGE_MEDIA_ROWS,
+                             overrides={"candidates.classic": ["extra_trees"]})
+    assert kept.candidates.classic == ("extra_trees",)  # the user's list wins
+
+
 def test_audio_tables_train_longer_with_augmented_per_band_normalised_clips():
     audio = _schema({"a": "audio"})
     recipe = resolve_predictor(audio, 900)

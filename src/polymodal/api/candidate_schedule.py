@@ -30,6 +30,7 @@ from polymodal.models.classic import (
     classic_threads,
     flat_layout,
 )
+from polymodal.recipes.predictor import LARGE_MEDIA_ROWS
 from polymodal.train.budget import TimeBudget
 
 # Refitting a classic model on train + validation rows costs about its first fit scaled by
@@ -62,6 +63,14 @@ def fit_candidates(run: CandidateRun, refit: bool, **neural) -> tuple[tuple, dic
     categorical = flat_layout(spec, category_numbers(run.transform.vocab_)).categorical
     budget, candidates = run.budget, run.recipe.candidates
     run.too_small = budget.left_s() < MIN_TRAIN_S
+    if not candidates.classic and candidates.neural and not run.too_small:
+        # No classic model to train: no flat features either; the network has every thread.
+        why = ("a large table of images alone: trees over pixels score far below the network"
+               if set(spec["columns"].values()) == {"image"}
+               and len(run.train_ds) >= LARGE_MEDIA_ROWS else "none in the recipe")
+        run.say(f"  classic models: none ({why}; recipe candidates.classic adds them)")
+        run.fit_neural(**neural)
+        return (None, None, None), {}
     if ((spec["image_shapes"] or spec["audio_shapes"]) and threads >= 2
             and not run.too_small and not math.isinf(budget.left_s()) and candidates.neural):
         # Media tables: the network would otherwise wait for the side thread's work.

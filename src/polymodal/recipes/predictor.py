@@ -359,7 +359,8 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
       and its seconds are the network's on the side-by-side thread).
     - Large media tables (``LARGE_MEDIA_ROWS`` rows or more): boosting's share shrinks to a
       third (the network learns far more per second); image tables train in batches of
-      256 at a square-root-scaled LR, and one image column alone is not fused.
+      256 at a square-root-scaled LR, and one image column alone is not fused. When every
+      feature is an image, no classic model trains: the network has the whole budget.
     - Rows with an empty label (``num_unlabelled_rows``) of a classification table, with
       ``unlabelled`` "auto" or "self_training": the network self-trains on them.
     """
@@ -390,6 +391,10 @@ def resolve_predictor(schema: Schema, num_train_rows: int, *, preset: str = "fas
         classic = tuple(k for k in classic if k != "hist_gradient_boosting")
     if large:
         shares["hist_gradient_boosting"] /= 3
+        if schema.features() == schema.by_modality("image"):
+            # Pixels alone: the trees over flat pixel features score far below the network
+            # and only take its threads (bench/RESULTS.md, predictor_fashion).
+            classic = ()
     elif num_train_rows >= LARGE_TABLE_ROWS and "hist_gradient_boosting" in classic:
         classic = ("hist_gradient_boosting",
                    *(k for k in classic if k != "hist_gradient_boosting"))
