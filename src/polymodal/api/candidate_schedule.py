@@ -30,7 +30,6 @@ from polymodal.models.classic import (
     classic_threads,
     flat_layout,
 )
-from polymodal.recipes.predictor import LARGE_MEDIA_ROWS
 from polymodal.train.budget import TimeBudget
 
 # Refitting a classic model on train + validation rows costs about its first fit scaled by
@@ -58,19 +57,18 @@ def start_run(p, train_df, val_df, budget: TimeBudget, log: list, *,
 def fit_candidates(run: CandidateRun, refit: bool, **neural) -> tuple[tuple, dict | None]:
     """The classic candidates and the network, side by side on media tables with two or
     more threads. Returns the classic models' flat features (x_train, y_train, x_val) and
-    the refits already made (None when not side by side)."""
+    the refits already made ({} when the network trained alone, None when the classic
+    models trained before it)."""
     spec, threads = run.spec, torch.get_num_threads()
-    categorical = flat_layout(spec, category_numbers(run.transform.vocab_)).categorical
     budget, candidates = run.budget, run.recipe.candidates
     run.too_small = budget.left_s() < MIN_TRAIN_S
     if not candidates.classic and candidates.neural and not run.too_small:
-        # No classic model to train: no flat features either; the network has every thread.
-        why = ("a large table of images alone: trees over pixels score far below the network"
-               if set(spec["columns"].values()) == {"image"}
-               and len(run.train_ds) >= LARGE_MEDIA_ROWS else "none in the recipe")
-        run.say(f"  classic models: none ({why}; recipe candidates.classic adds them)")
+        # No classic model to train (resolve_predictor's docstring says when the recipe
+        # leaves them out): no flat features either; the network has every thread.
+        run.say("  classic models: none in the recipe (candidates.classic adds them)")
         run.fit_neural(**neural)
         return (None, None, None), {}
+    categorical = flat_layout(spec, category_numbers(run.transform.vocab_)).categorical
     if ((spec["image_shapes"] or spec["audio_shapes"]) and threads >= 2
             and not run.too_small and not math.isinf(budget.left_s()) and candidates.neural):
         # Media tables: the network would otherwise wait for the side thread's work.
