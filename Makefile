@@ -42,8 +42,10 @@ system-deps:
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null \
 	|| echo "note: could not install chromium/dataset-fashion-mnist; their tests will skip"
 
+# One worker per core (at most 4), each test file on one worker so that its module-scoped
+# fitted models are trained once.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

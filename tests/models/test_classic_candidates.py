@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn.base
 import torch
 from PIL import Image, ImageDraw
 
@@ -119,6 +120,27 @@ def test_a_category_with_hundreds_of_levels_is_learned(kind):
     model = ClassicModel(kind, "regression", 1, categorical=[True, False], seed=0)
     outputs = model.fit(X[~test], y[~test]).predict_outputs(X[test])
     assert np.corrcoef(outputs, y[test])[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("problem", ["binary", "multilabel"])
+def test_boosting_on_too_few_rows_to_split_grows_one_chunk_of_the_same_model(problem):
+    """Under two leaves' worth of rows no tree splits: more iterations would change nothing."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 40)).astype(np.float32)
+    y = np.arange(30) % 2 if problem == "binary" else np.stack([np.arange(30) % 2,
+                                                                 np.arange(30) % 3 == 0], 1)
+    model = ClassicModel("hist_gradient_boosting", problem, 2, seed=0).fit(X, y)
+    estimators = model.estimator_ if problem == "multilabel" else [model.estimator_]
+    assert [e.n_iter_ for e in estimators] == [10] * len(estimators)
+    for estimator in estimators:  # the full 100 iterations predict the same
+        full = sklearn.base.clone(estimator).set_params(max_iter=100, warm_start=False)
+        target = y if problem == "binary" else y[:, estimators.index(estimator)]
+        full.fit(X, target.astype(np.int64))
+        assert full.n_iter_ == 100
+        np.testing.assert_allclose(estimator.predict_proba(X), full.predict_proba(X), atol=1e-6)
+    enough = ClassicModel("hist_gradient_boosting", "binary", 2, seed=0).fit(
+        np.repeat(X, 2, axis=0), np.repeat(y if problem == "binary" else y[:, 0], 2))
+    assert enough.size_ == 100  # 60 rows can split: the full model
 
 
 def test_linear_refuses_multilabel():

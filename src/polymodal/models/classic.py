@@ -262,6 +262,12 @@ def classic_threads(limit: int) -> Iterator[None]:
         _THREADS.limit = previous
 
 
+def _boosting_iterations(estimator, num_rows: int) -> int:
+    """Iterations worth growing: with fewer than two leaves' worth of rows no tree can
+    split, every iteration is one leaf that leaves the prior as it is, so one chunk does."""
+    return HGB_ITERATIONS if num_rows >= 2 * estimator.min_samples_leaf else HGB_CHUNK
+
+
 def chunk_size(kind: str) -> int | None:
     """Trees or iterations a time limit cannot cut (the first chunk is always grown);
     None for the linear model, which fits whole."""
@@ -426,7 +432,7 @@ class ClassicModel:
             param = estimator.steps[-1][0] + "__n_estimators"  # the forest inside the pipeline
         else:
             estimator = self._boosting(X, regression=self.problem_type == "regression")
-            param, chunk, total = "max_iter", HGB_CHUNK, HGB_ITERATIONS
+            param, chunk, total = "max_iter", HGB_CHUNK, _boosting_iterations(estimator, len(X))
         total = min(total, max_size) if max_size else total
         target = y if self.problem_type != "multilabel" else np.asarray(y).astype(np.int64)
         if self.problem_type in ("binary", "multiclass") and len(np.unique(y)) < 2:
@@ -477,7 +483,7 @@ class ClassicModel:
                 models.append(DummyClassifier(strategy="prior").fit(X, target))
                 continue
             model = self._boosting(X, regression=False)
-            model.set_params(max_iter=HGB_ITERATIONS, warm_start=False)
+            model.set_params(max_iter=_boosting_iterations(model, len(X)), warm_start=False)
             models.append(model.fit(X, target))
             if deadline is not None and time.perf_counter() >= deadline and k + 1 < y.shape[1]:
                 self.complete_ = False  # the remaining tags get the prior
