@@ -7,6 +7,7 @@ from pathlib import Path
 
 from polymodal.train.generator_fit import (
     FINAL_SHARE,
+    MAX_FINAL_S,
     MIN_FINAL_S,
     SAVE_S,
     SampleGrids,
@@ -21,6 +22,8 @@ def test_training_keeps_back_a_share_for_the_grid_and_the_save():
     assert training_seconds(100.0) == 100.0 * (1 - FINAL_SHARE)
     assert training_seconds(5.0) == 5.0 - MIN_FINAL_S
     assert training_seconds(0.5) == 1.0  # the loop always gets a moment
+    long = 2 * MAX_FINAL_S / FINAL_SHARE  # a long limit keeps back no more than the most
+    assert training_seconds(long) == long - MAX_FINAL_S
 
 
 def test_the_final_grid_takes_fewer_sampler_steps_or_none_when_time_is_short():

@@ -21,8 +21,10 @@ GRID_EVERY_S = 30.0  # at most one sample grid per this many seconds of training
 CHECKPOINT_EVERY_S = 60.0
 # Of the time left when training starts, this share (at least MIN_FINAL_S) is kept for
 # what follows it inside the limit: the final evaluation and checkpoint, the final sample
-# grid (made cheaper to fit, see final_grid_steps) and saving the folder.
-FINAL_SHARE, MIN_FINAL_S = 0.1, 1.0
+# grid (made cheaper to fit, see final_grid_steps) and saving the folder. At most
+# MAX_FINAL_S: those do not grow with the limit, and a 15-minute fit left ~80 s of its
+# share unused (bench/RESULTS.md, 'generator_fashion').
+FINAL_SHARE, MIN_FINAL_S, MAX_FINAL_S = 0.1, 1.0, 30.0
 SAVE_S = 1.0  # writing the generator's folder (its weights are a few megabytes)
 # A sampler step costs a forward pass, about a third of a training step per image
 # (forward and backward); a Heun step takes two, guidance doubles each.
@@ -81,10 +83,11 @@ class EarlySnapshot(Callback):
 
 def training_seconds(left_s: float | None) -> float | None:
     """Seconds the loop may train when ``left_s`` are left of the limit (``None``: no
-    limit), keeping back the share for what follows training (``FINAL_SHARE``)."""
+    limit), keeping back the share for what follows training (``FINAL_SHARE``, within
+    ``MIN_FINAL_S`` and ``MAX_FINAL_S``)."""
     if left_s is None:
         return None
-    return max(1.0, left_s - max(MIN_FINAL_S, FINAL_SHARE * left_s))
+    return max(1.0, left_s - min(max(MIN_FINAL_S, FINAL_SHARE * left_s), MAX_FINAL_S))
 
 
 def sampling_seconds(images_per_s: float, *, num_steps: int, sampler: str,
