@@ -23,7 +23,7 @@ CHECKPOINT_EVERY_S = 60.0
 # what follows it inside the limit: the final evaluation and checkpoint, the final sample
 # grid (made cheaper to fit, see final_grid_steps) and saving the folder. At most
 # MAX_FINAL_S: those do not grow with the limit, and a 15-minute fit left ~80 s of its
-# share unused (bench/RESULTS.md, 'generator_fashion').
+# share unused (bench/RESULTS.md, 'generator_guidance').
 FINAL_SHARE, MIN_FINAL_S, MAX_FINAL_S = 0.1, 1.0, 30.0
 SAVE_S = 1.0  # writing the generator's folder (its weights are a few megabytes)
 # A sampler step costs a forward pass, about a third of a training step per image
@@ -142,7 +142,7 @@ def train_generator(network: nn.Module, dataset, config: TrainConfig, *,
     place on ``dataset`` (:class:`~polymodal.data.generator_rows.TrainingRows`);
     ``callbacks`` run besides the sample grids' (an :class:`EarlySnapshot`)."""
     # In training-sized batches: one pass over all the rows at once held ~0.1 GiB more at
-    # its peak than training does (bench/RESULTS.md, 'generator_fashion').
+    # its peak than training does (bench/RESULTS.md, 'generator_guidance').
     rows = list(range(min(EVAL_ROWS, len(dataset))))
     size = config.batch_size
     eval_batches = [(dataset.collate(rows[i:i + size]), len(rows[i:i + size]))
