@@ -132,9 +132,9 @@ def test_boosting_on_too_few_rows_to_split_grows_one_chunk_of_the_same_model(pro
     model = ClassicModel("hist_gradient_boosting", problem, 2, seed=0).fit(X, y)
     estimators = model.estimator_ if problem == "multilabel" else [model.estimator_]
     assert [e.n_iter_ for e in estimators] == [10] * len(estimators)
-    for estimator in estimators:  # the full 100 iterations predict the same
+    for k, estimator in enumerate(estimators):  # the full 100 iterations predict the same
         full = sklearn.base.clone(estimator).set_params(max_iter=100, warm_start=False)
-        target = y if problem == "binary" else y[:, estimators.index(estimator)]
+        target = y if problem == "binary" else y[:, k]
         full.fit(X, target.astype(np.int64))
         assert full.n_iter_ == 100
         np.testing.assert_allclose(estimator.predict_proba(X), full.predict_proba(X), atol=1e-6)

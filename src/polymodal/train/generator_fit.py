@@ -144,9 +144,8 @@ def train_generator(network: nn.Module, dataset, config: TrainConfig, *,
     # In training-sized batches: one pass over all the rows at once held ~0.1 GiB more at
     # its peak than training does (bench/RESULTS.md, 'generator_guidance').
     rows = list(range(min(EVAL_ROWS, len(dataset))))
-    size = config.batch_size
-    eval_batches = [(dataset.collate(rows[i:i + size]), len(rows[i:i + size]))
-                    for i in range(0, len(rows), size)]
+    chunks = [rows[i:i + config.batch_size] for i in range(0, len(rows), config.batch_size)]
+    eval_batches = [(dataset.collate(chunk), len(chunk)) for chunk in chunks]
 
     def validation_loss(model: nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
