@@ -211,12 +211,16 @@ def test_preload_media_needs_the_cache(every_modality):
         TableDataset(df, transform).preload_media()
 
 
+@pytest.mark.parametrize("cache", [False, True])
 @pytest.mark.parametrize("train", [False, True])
-def test_a_batch_read_at_once_equals_the_rows_collated(every_modality, train):
+def test_a_batch_read_at_once_equals_the_rows_collated(every_modality, train, cache):
     """``__getitems__`` (what the DataLoader calls per batch) builds the same Batch as the
-    per-row path, augmentation, missing and unreadable cells included."""
+    per-row path, augmentation, missing and unreadable cells included; from the decoded
+    cache too, where the batch's shifts are one gather."""
     df, transform = every_modality
-    dataset = TableDataset(df, transform, train=train, seed=4)
+    dataset = TableDataset(df, transform, train=train, seed=4, cache_media=cache)
+    if cache:
+        dataset.preload_media()
     dataset.set_epoch(3)
     indices = [5, 0, 2, 3, 0]
     fast, rows = dataset.__getitems__(indices), collate([dataset[i] for i in indices])
@@ -244,12 +248,17 @@ def test_a_batch_read_at_once_augments_several_image_columns_like_the_rows(tmp_p
                          problem_type="binary")
     transform = TableTransform(schema, augment={"shift_px": 3, "hflip": True}).fit(df)
     dataset = TableDataset(df, transform, train=True, seed=2)
+    cached = TableDataset(df, transform, train=True, seed=2, cache_media=True)
+    cached.preload_media()
     mirrored = set()
     for epoch in range(6):
+        cached.set_epoch(epoch)
+        from_cache = cached.__getitems__([2, 0, 1])
         dataset.set_epoch(epoch)
         fast, rows = dataset.__getitems__([2, 0, 1]), collate([dataset[i] for i in (2, 0, 1)])
         for column in ("front", "back"):
             assert torch.equal(fast.image[column], rows.image[column]), (epoch, column)
+            assert torch.equal(from_cache.image[column], rows.image[column]), (epoch, column)
         draws = dataset._augment_draws(np.array([2, 0, 1]))  # (3, 2 x AUGMENT_DRAWS)
         mirrored |= {bool(f) for f in (draws[:, 3] < 0.5)} | {bool(f) for f in (draws[:, 7] < 0.5)}
         assert not np.array_equal(draws[:, :4], draws[:, 4:])  # the columns' own draws

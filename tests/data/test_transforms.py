@@ -18,7 +18,14 @@ from PIL import Image
 
 from polymodal.data.audio_encoding import mel_filterbank
 from polymodal.data.category_encoding import MISSING_INDEX, UNKNOWN_INDEX
-from polymodal.data.image_encoding import tensor_to_uint8
+from polymodal.data.image_encoding import (
+    AUGMENT_DEFAULTS,
+    AUGMENT_DRAWS,
+    augment_with,
+    pixels_to_float,
+    shift_pixels,
+    tensor_to_uint8,
+)
 from polymodal.data.schema import ColumnSchema, Schema
 from polymodal.data.text import TextEmbedder, hashed_embedding, minilm_available
 from polymodal.data.transforms import TableTransform
@@ -406,6 +413,24 @@ def test_augmentation_is_off_by_default_seeded_and_never_flips_unless_asked(tmp_
         for s in range(20)
     }
     assert outcomes == {True, False}  # flipped about half the time
+
+
+@pytest.mark.parametrize("shift_px", [0, 1, 3, 9])
+def test_a_batch_shifted_at_once_equals_each_image_shifted(shift_px):
+    """``shift_pixels`` (uint8, the whole batch) gives what ``augment_with`` gives image by
+    image, draws at the ends of [0, 1) and shifts wider than the image included."""
+    rng = np.random.default_rng(shift_px)
+    pixels = rng.integers(0, 256, (40, 2, 7, 5), dtype=np.uint8)
+    draws = rng.random((40, AUGMENT_DRAWS))
+    draws[:4, 1:3] = [[0.0, 0.0], [0.999999, 0.999999], [0.0, 0.999999], [0.5, 0.5]]
+    augment = {**AUGMENT_DEFAULTS, "shift_px": shift_px}
+    batch = pixels_to_float(shift_pixels(pixels, draws, augment), True)
+    for row in range(40):
+        one = augment_with(torch.from_numpy(pixels_to_float(pixels[row], True)), draws[row],
+                           augment, flip=False)
+        assert torch.equal(torch.from_numpy(batch[row]), one), row
+    with pytest.raises(ValueError, match="rotate"):
+        shift_pixels(pixels, draws, {**augment, "rotate_deg": 5.0})
 
 
 def test_tensor_to_uint8_round_trips_pixels():

@@ -29,7 +29,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from polymodal.data.audio_augment import AUDIO_AUGMENT_DRAWS
 from polymodal.data.batch import Batch
-from polymodal.data.image_encoding import AUGMENT_DRAWS, decode_image_pixels, pixels_to_float
+from polymodal.data.image_encoding import (
+    AUGMENT_DRAWS,
+    decode_image_pixels,
+    pixels_to_float,
+    shift_pixels,
+)
 from polymodal.data.transforms import EncodedTable, TableTransform
 from polymodal.errors import ConfigError, DataError
 
@@ -156,11 +161,20 @@ class TableDataset(Dataset):
         mask = {c: torch.from_numpy(np.asarray(present[idx], dtype=bool))
                 for c, present in enc.mask.items()}
         draws = self._augment_draws(idx)
-        if draws is None and self._cached(idx):  # one gather per column from the cache
+        augment = self.transform.augment_
+        if self._cached(idx) and (draws is None or float(augment["rotate_deg"]) == 0.0):
+            # One gather per column from the cache, shifted (when training) as one batch.
             image, audio = {}, {}
-            for col in (*enc.image, *enc.audio):
-                values, present = self._from_cache(col, idx)
-                (image if col in enc.image else audio)[col] = values
+            for k, col in enumerate(enc.image):
+                cache = self._media_cache[col]
+                pixels, present = cache.values[idx], cache.present[idx]
+                if draws is not None:
+                    pixels = shift_pixels(pixels, draws[:, k * AUGMENT_DRAWS:
+                                                        (k + 1) * AUGMENT_DRAWS], augment)
+                image[col] = torch.from_numpy(pixels_to_float(pixels, present))
+                mask[col] = torch.from_numpy(present)
+            for col in enc.audio:
+                audio[col], present = self._from_cache(col, idx)
                 mask[col] = torch.from_numpy(present)
         else:
             # Mirroring is done below on the stacked batch (the same pixels, fewer calls).

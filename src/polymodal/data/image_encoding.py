@@ -179,8 +179,8 @@ def augment_with(
     mirroring is left to the caller (:func:`flipped_rows`).
     """
     angle = (2.0 * float(draws[0]) - 1.0) * float(augment["rotate_deg"])
-    span = 2 * int(augment["shift_px"]) + 1
-    dy, dx = (min(span - 1, int(float(u) * span)) - int(augment["shift_px"]) for u in draws[1:3])
+    dy, dx = (int(d) for d in _shifts(np.asarray(draws[1:3], dtype=np.float64),
+                                      int(augment["shift_px"])))
     flip = flip and bool(augment["hflip"]) and float(draws[3]) < 0.5
     if angle != 0.0:
         image = _rotate(image, angle)
@@ -189,6 +189,34 @@ def augment_with(
     if flip:
         image = image.flip(-1)
     return image
+
+
+def _shifts(uniforms: np.ndarray, shift_px: int) -> np.ndarray:
+    """Uniforms in [0, 1) -> integer shifts in [-shift_px, shift_px], elementwise."""
+    span = 2 * shift_px + 1
+    return np.minimum(span - 1, (uniforms * span).astype(np.int64)) - shift_px
+
+
+def shift_pixels(pixels: np.ndarray, draws: np.ndarray, augment: dict) -> np.ndarray:
+    """A batch of uint8 images (B, C, H, W) shifted as :func:`augment_with` shifts each one
+    from its line of ``draws`` (B, AUGMENT_DRAWS), uncovered pixels 0 (black once
+    :func:`pixels_to_float` maps them to -1); for settings that only shift
+    (``augment["rotate_deg"] == 0``; mirroring is the caller's, :func:`flipped_rows`).
+    One gather for the batch: per image, the shifts cost more than the network's step on
+    small images (bench/RESULTS.md, 'predictor_fashion')."""
+    if float(augment["rotate_deg"]) != 0.0:
+        raise ValueError("shift_pixels does not rotate; use augment_with")
+    s = int(augment["shift_px"])
+    if s == 0:
+        return pixels
+    b, c, h, w = pixels.shape
+    padded = np.zeros((b, c, h + 2 * s, w + 2 * s), dtype=pixels.dtype)
+    padded[:, :, s:s + h, s:s + w] = pixels
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))
+    dy, dx = _shifts(np.asarray(draws, dtype=np.float64)[:, 1], s), _shifts(
+        np.asarray(draws, dtype=np.float64)[:, 2], s)
+    # Output pixel y of a row shifted by dy is input pixel y - dy: window start s - dy.
+    return np.ascontiguousarray(windows[np.arange(b), :, s - dy, s - dx])  # (B, C, H, W)
 
 
 def flipped_rows(draws: np.ndarray, augment: dict | None) -> np.ndarray | None:
@@ -203,6 +231,8 @@ def _shift(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Translate (C, H, W) by (dy, dx) pixels, filling with black (-1)."""
     _, h, w = image.shape
     out = torch.full_like(image, -1.0)
+    if abs(dy) >= h or abs(dx) >= w:  # shifted out of the frame
+        return out
     src_y, dst_y = slice(max(0, -dy), min(h, h - dy)), slice(max(0, dy), min(h, h + dy))
     src_x, dst_x = slice(max(0, -dx), min(w, w - dx)), slice(max(0, dx), min(w, w + dx))
     out[:, dst_y, dst_x] = image[:, src_y, src_x]
