@@ -202,8 +202,8 @@ def shift_pixels(pixels: np.ndarray, draws: np.ndarray, augment: dict) -> np.nda
     from its line of ``draws`` (B, AUGMENT_DRAWS), uncovered pixels 0 (black once
     :func:`pixels_to_float` maps them to -1); for settings that only shift
     (``augment["rotate_deg"] == 0``; mirroring is the caller's, :func:`flipped_rows`).
-    One gather for the batch: per image, the shifts cost more than the network's step on
-    small images (bench/RESULTS.md, 'predictor_fashion')."""
+    One gather for the batch: image by image, building a Fashion-MNIST batch took about a
+    fifth of a training step (bench/RESULTS.md, 'predictor_fashion')."""
     if float(augment["rotate_deg"]) != 0.0:
         raise ValueError("shift_pixels does not rotate; use augment_with")
     s = int(augment["shift_px"])
