@@ -213,8 +213,8 @@ def shift_pixels(pixels: np.ndarray, draws: np.ndarray, augment: dict) -> np.nda
     padded = np.zeros((b, c, h + 2 * s, w + 2 * s), dtype=pixels.dtype)
     padded[:, :, s:s + h, s:s + w] = pixels
     windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))
-    dy, dx = _shifts(np.asarray(draws, dtype=np.float64)[:, 1], s), _shifts(
-        np.asarray(draws, dtype=np.float64)[:, 2], s)
+    uniforms = np.asarray(draws, dtype=np.float64)
+    dy, dx = _shifts(uniforms[:, 1], s), _shifts(uniforms[:, 2], s)
     # Output pixel y of a row shifted by dy is input pixel y - dy: window start s - dy.
     return np.ascontiguousarray(windows[np.arange(b), :, s - dy, s - dx])  # (B, C, H, W)
 
