@@ -337,6 +337,18 @@ class _MediaCells(Dataset):
             out[column] = (torch.from_numpy(np.require(values, requirements="W")), present)
         return int(index), out
 
+    def __getitems__(self, indices: Sequence[int]):
+        """A worker's whole batch at once, as :func:`_collate_cells` would give it: one
+        array per column crosses to the parent, not one per cell."""
+        enc, out = self.encoded, {}
+        for modality, column in self.columns:
+            cells = enc.image[column] if modality == "image" else enc.audio[column]
+            decoded = [decode_cell(self.transform, enc.base_dir, modality, column, cells[i])
+                       for i in indices]
+            out[column] = (torch.from_numpy(np.stack([values for values, _ in decoded])),
+                           torch.tensor([present for _, present in decoded], dtype=torch.bool))
+        return torch.tensor([int(i) for i in indices], dtype=torch.int64), out
+
 
 class _ColumnCache:
     """One media column's decoded cells, as one array: images as uint8 pixels (a quarter of
@@ -367,7 +379,10 @@ def decode_cell(transform: TableTransform, base_dir, modality: str, column: str,
 
 
 def _collate_cells(items):
-    """``(indices (B,), {column: (values (B, ...), present (B,) bool)})``."""
+    """``(indices (B,), {column: (values (B, ...), present (B,) bool)})``; a batch that
+    :meth:`_MediaCells.__getitems__` built arrives built."""
+    if isinstance(items, tuple):
+        return items
     indices = torch.tensor([i for i, _ in items], dtype=torch.int64)
     columns = items[0][1].keys()
     return indices, {c: (torch.stack([cells[c][0] for _, cells in items]),
