@@ -304,7 +304,7 @@ class TableDataset(Dataset):
         context = ("fork" if num_workers and "fork" in multiprocessing.get_all_start_methods()
                    else None)
         loader = DataLoader(_MediaCells(self, columns), batch_size=batch_size, shuffle=False,
-                            sampler=todo, num_workers=num_workers, collate_fn=_collate_cells,
+                            sampler=todo, num_workers=num_workers, collate_fn=_built,
                             persistent_workers=False, multiprocessing_context=context)
         for indices, decoded in loader:
             for column, (values, present) in decoded.items():
@@ -328,23 +328,20 @@ class _MediaCells(Dataset):
         return self.encoded.n_rows
 
     def __getitem__(self, index: int) -> tuple[int, dict[str, tuple[torch.Tensor, bool]]]:
-        enc, out = self.encoded, {}
-        for modality, column in self.columns:
-            cells = enc.image[column] if modality == "image" else enc.audio[column]
-            values, present = decode_cell(self.transform, enc.base_dir, modality, column,
-                                          cells[index])
-            # A decoded cell may be a read-only view (a cached or memory-mapped array).
-            out[column] = (torch.from_numpy(np.require(values, requirements="W")), present)
-        return int(index), out
+        _, out = self.__getitems__([index])
+        return int(index), {c: (values[0], bool(present[0])) for c, (values, present) in out.items()}
 
-    def __getitems__(self, indices: Sequence[int]):
-        """A worker's whole batch at once, as :func:`_collate_cells` would give it: one
+    def __getitems__(self, indices: Sequence[int]
+                     ) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """A batch's ``(indices (B,), {column: (values (B, ...), present (B,) bool)})``,
+        built in the worker (the DataLoader's fetcher calls this for a whole batch): one
         array per column crosses to the parent, not one per cell."""
         enc, out = self.encoded, {}
         for modality, column in self.columns:
             cells = enc.image[column] if modality == "image" else enc.audio[column]
             decoded = [decode_cell(self.transform, enc.base_dir, modality, column, cells[i])
                        for i in indices]
+            # (np.stack copies: a decoded cell may be a read-only view.)
             out[column] = (torch.from_numpy(np.stack([values for values, _ in decoded])),
                            torch.tensor([present for _, present in decoded], dtype=torch.bool))
         return torch.tensor([int(i) for i in indices], dtype=torch.int64), out
@@ -378,16 +375,9 @@ def decode_cell(transform: TableTransform, base_dir, modality: str, column: str,
     return values.numpy(), bool(present)
 
 
-def _collate_cells(items):
-    """``(indices (B,), {column: (values (B, ...), present (B,) bool)})``; a batch that
-    :meth:`_MediaCells.__getitems__` built arrives built."""
-    if isinstance(items, tuple):
-        return items
-    indices = torch.tensor([i for i, _ in items], dtype=torch.int64)
-    columns = items[0][1].keys()
-    return indices, {c: (torch.stack([cells[c][0] for _, cells in items]),
-                         torch.tensor([cells[c][1] for _, cells in items], dtype=torch.bool))
-                     for c in columns}
+def _built(batch):
+    """The DataLoader's collate step for :class:`_MediaCells`, whose batches arrive built."""
+    return batch
 
 
 def collate(samples: Sequence[Sample]) -> Batch:
