@@ -211,12 +211,17 @@ def test_generator_export_samples_the_same_images(tmp_path, text_encoder, contex
     model = runtime_of(exported).load(exported)
     conditions = {"shape": ["circle", "square"], "hue": [0.2, 0.7],
                   "caption": ["a red circle", "a blue square"]}
-    for settings in ({}, {"sampler": "euler", "num_steps": 3, "guidance": 1.0}):
+    # 5 steps put a time on the guidance interval's end, t = 0.8 (0.80000001 in float32).
+    for settings in ({}, {"sampler": "euler", "num_steps": 3, "guidance": 1.0},
+                     {"sampler": "ab2", "num_steps": 5}):
         expected = gen.sample(4, conditions=conditions, seed=3, **settings)
         got = model.sample(4, conditions=conditions, **settings,
                            noise=_torch_noise(4, gen.image_shape_, 3))
         assert got.shape == expected.shape and got.dtype == np.uint8
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= PIXEL_TOLERANCE
+    with pytest.raises(ValueError, match="sampler"):  # never Euler by default
+        model.sample(2, conditions=conditions, sampler="heun3",
+                     noise=_torch_noise(2, gen.image_shape_, 3))
     # A column left out is the null condition, as in polymodal.
     with pytest.warns(UserWarning):
         expected = gen.sample(2, conditions={"shape": "circle"}, seed=1)

@@ -425,7 +425,7 @@ def test_a_prompt_for_a_model_without_text_conditioning(digit_gen):
     ({"guidance": 25}, r"guidance=25 must be a number in \[0, 20\]"),
     ({"num_steps": 0}, r"num_steps=0 must be an integer in \[1, 1000\]"),
     ({"num_steps": 1001}, r"num_steps=1001 must be an integer in \[1, 1000\]"),
-    ({"sampler": "ddim"}, r"sampler='ddim' must be one of \['euler', 'heun'\]"),
+    ({"sampler": "ddim"}, r"sampler='ddim' must be one of \['euler', 'heun', 'ab2'\]"),
     ({"conditions": {"colour": 1}}, r"'colour'.*condition columns are \['label'\]"),
     ({"conditions": {"label": [1, 2, 3]}}, r"3 values for n=2 images"),
 ])

@@ -54,7 +54,7 @@ def test_the_fast_preset_resolves_to_what_the_generator_used_before_recipes():
     s = recipe.sampling
     # Guidance is now chosen after training ("auto"); where it cannot be, it is the old 3.
     assert (s.sampler, s.num_steps, s.guidance, s.guidance_interval, s.shift) == (
-        "heun", 8, AUTO_GUIDANCE, (0.3, 0.8), 1.0)
+        "ab2", 8, AUTO_GUIDANCE, (0.3, 0.8), 1.0)
     assert FALLBACK_GUIDANCE == 3.0
 
 

@@ -319,7 +319,8 @@ class Generator:
         """Classifier-free guided velocity (Ho & Salimans 2022, Eq. 6) inside ``interval``;
         above ``condition_from`` the null condition alone (condition-annealed sampling)."""
         times = np.full((x.shape[0],), t, dtype=np.float32)
-        if cond is not None and t > condition_from + 1e-6:  # as polymodal's float32 times
+        t = float(times[0])  # compared as polymodal compares it: 0.8 reads 0.80000001
+        if cond is not None and t > condition_from + 1e-6:
             return self._unet(x, times, np.zeros_like(cond))
         if cond is None or guidance == 1.0 or not interval[0] <= t <= interval[1]:
             return self._unet(x, times, cond)
@@ -362,13 +363,24 @@ class Generator:
 
     def _integrate(self, x, cond, num_steps, guidance, sampler, interval, shift,
                    condition_from: float = 1.0) -> np.ndarray:
-        """Euler or Heun steps from t = 1 to 0 (Karras et al. 2022, Algorithm 1)."""
+        """Euler or Heun steps from t = 1 to 0 (Karras et al. 2022, Algorithm 1), or
+        two-step Adams-Bashforth ("ab2": the previous step's velocity instead of Heun's
+        second evaluation)."""
+        if sampler not in ("euler", "heun", "ab2"):
+            raise ValueError(f"sampler={sampler!r} is not known; use 'heun', 'ab2' or 'euler'")
         ts = time_steps(num_steps, shift)
+        v_prev, h_prev = None, None
         for t_cur, t_next in zip(ts[:-1], ts[1:], strict=True):
+            h = t_next - t_cur
             v = self.velocity(x, t_cur, cond, guidance, interval, condition_from)
-            x_next = x + np.float32(t_next - t_cur) * v
+            x_next = x + np.float32(h) * v
             if sampler == "heun" and t_next > 0:
                 v_next = self.velocity(x_next, t_next, cond, guidance, interval, condition_from)
-                x_next = x + np.float32(t_next - t_cur) * np.float32(0.5) * (v + v_next)
+                x_next = x + np.float32(h) * np.float32(0.5) * (v + v_next)
+            elif sampler == "ab2" and v_prev is not None:
+                r = h / h_prev
+                x_next = x + np.float32(h) * (np.float32(1 + 0.5 * r) * v
+                                              - np.float32(0.5 * r) * v_prev)
+            v_prev, h_prev = v, h
             x = x_next
         return x

@@ -102,7 +102,9 @@ class Generator(Estimator):
             (``recipe={"sampling.condition_from": ...}``; see
             :mod:`polymodal.api.generator_guidance`); 3 for other generators.
         num_steps: default number of sampler steps.
-        sampler: default sampler, ``"heun"`` (2nd order) or ``"euler"``.
+        sampler: default sampler, ``"ab2"`` (2nd order with one network pass per step:
+            Adams-Bashforth; the default), ``"heun"`` (2nd order, two passes) or
+            ``"euler"``.
         guidance_interval: ``(lo, hi)``: guidance applies at sampler times t in this range
             only (t = 1 is pure noise); elsewhere one conditional pass runs.
         guide: what guidance pushes away from: ``"unconditional"`` (classifier-free
