@@ -14,11 +14,11 @@ from the ``generator`` they are given.
 
 References: Euler / Heun (2nd order, trapezoidal) steps as in Karras et al. 2022, "EDM",
 Algorithm 1; two-step Adams-Bashforth (2nd order, one evaluation per step), as in Lu et
-al. 2022, "DPM-Solver++", 2M; classifier-free guidance, Ho & Salimans 2022, Eq. 6; guidance limited to an
-interval of noise levels, Kynkaenniemi et al. 2024; autoguidance by a weaker model, Karras
-et al. 2024; SDEdit, Meng et al. 2022; inpainting by
-replacing the known region at every step, Lugmayr et al. 2022 ("RePaint", Eq. 8, without
-resampling); time-shifted schedules, Esser et al. 2024, Eq. 23.
+al. 2022, "DPM-Solver++", 2M; classifier-free guidance, Ho & Salimans 2022, Eq. 6;
+guidance limited to an interval of noise levels, Kynkaenniemi et al. 2024; autoguidance by
+a weaker model, Karras et al. 2024; SDEdit, Meng et al. 2022; inpainting by replacing the
+known region at every step, Lugmayr et al. 2022 ("RePaint", Eq. 8, without resampling);
+time-shifted schedules, Esser et al. 2024, Eq. 23.
 """
 
 from __future__ import annotations
