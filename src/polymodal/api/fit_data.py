@@ -226,11 +226,12 @@ def check_labelled_counts(labels: pd.Series, label: str, problem_type: str, num_
     counts = hashable_values(labels).astype(str).value_counts()
     if len(counts) > 1 and counts.max() < 2:  # a row identifier, or a quantity
         named = ", ".join(repr(c) for c in sorted(counts.index)[:3])
+        named += ", ..." if len(counts) > 3 else ""
         numbers = pd.to_numeric(counts.index.to_series(), errors="coerce").notna().all()
         fix = ("; if it is a quantity, pass --problem-type regression (Python: "
                "problem_type='regression')" if numbers else "; is it a row identifier?")
         raise DataError(f"label column {label!r}: each of its {len(counts):,} classes "
-                        f"({named}, ...) has one labelled row, so no class can be both "
+                        f"({named}) has one labelled row, so no class can be both "
                         f"learned and validated; label more rows per class{fix}")
     rare = counts[counts < 2]
     if len(rare):
