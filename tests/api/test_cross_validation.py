@@ -22,6 +22,7 @@ from polymodal.api.cross_validation import (
     choose_on_oof,
     cross_validate,
     plan,
+    plan_models,
 )
 from polymodal.errors import ConfigError
 from polymodal.recipes.predictor import CandidatesRecipe
@@ -41,6 +42,31 @@ def table(n: int, seed: int = 0) -> pd.DataFrame:
                          "label": np.where(noisy > 0.3, "yes", "no")})
 
 
+def test_plan_models_keeps_the_best_on_the_hold_out_that_the_time_pays_for():
+    auto = CandidatesRecipe()
+    # Higher is better: "slow" is best but costs most; then "a", "b", "c".
+    scores = {"c": 0.70, "slow": 0.90, "a": 0.85, "b": 0.80}
+    fit_s = {"c": 1.0, "slow": 6.0, "a": 1.0, "b": 1.0}
+    cheap = plan_models(auto, scores, fit_s, mode="max", num_rows=300, num_train_rows=240,
+                        left_s=1e6)
+    assert cheap[1] == list(scores)  # all of them, in the candidates' order, when affordable
+    # One 3-fold repeat at the fits' pace costs 3 x (200 / 240) = 2.5 x the models' fit
+    # seconds: 17.5 s for the best two, 20 s for three.
+    tight = plan_models(auto, scores, fit_s, mode="max", num_rows=300, num_train_rows=240,
+                        left_s=18.0)
+    assert tight == (CvPlan(3, 1), ["slow", "a"])  # "b" and "c" left on their hold-out score
+    # Lower is better (an error): the order turns round.
+    errors = {"c": 0.70, "slow": 0.20, "a": 0.30, "b": 0.40}
+    assert plan_models(auto, errors, fit_s, mode="min", num_rows=300, num_train_rows=240,
+                       left_s=18.0)[1] == ["slow", "a"]
+    # Never fewer than two (nothing to choose among), and not even those: none.
+    assert plan_models(auto, scores, fit_s, mode="max", num_rows=300, num_train_rows=240,
+                       left_s=17.0) == (None, [])
+    # A single classic model is judged on its own, as before.
+    assert plan_models(auto, {"a": 0.8}, {"a": 1.0}, mode="max", num_rows=300,
+                       num_train_rows=240, left_s=1e6)[1] == ["a"]
+
+
 def test_plan_small_table_cross_validated_large_not():
     auto = CandidatesRecipe()
     assert plan(auto, 300, fit_s=0.1, num_train_rows=240, left_s=50.0) == CvPlan(5, 5)
@@ -52,9 +78,12 @@ def test_plan_small_table_cross_validated_large_not():
     assert (plan(CandidatesRecipe(cv_folds=3, cv_repeats=10), 300, 1.0, 300, 20.0).repeats
             == math.floor(CV_SHARE * 20.0 / 3.0))
     assert plan(auto, 300, fit_s=10.0, num_train_rows=240, left_s=5.0) is None
-    # no repeat of 5 folds (1.5 x 4 s x 5 x 4/5 x 300/240 = 30 s) in 20 s: one of 3 (15 s)
-    assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=20.0) == CvPlan(3, 1)
-    assert plan(CandidatesRecipe(cv_folds=5), 300, 4.0, 240, 20.0) is None  # as asked, or none
+    # no repeat of 5 folds (4 s x 5 x 4/5 x 300/240 = 20 s, 30 s with the 1.5 margin) in
+    # 19 s: one of 3 (15 s with the margin)
+    assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=19.0) == CvPlan(3, 1)
+    assert plan(CandidatesRecipe(cv_folds=5), 300, 4.0, 240, 19.0) is None  # as asked, or none
+    # 20 s pay for one repeat of 5 at the fits' pace: taken rather than left unused
+    assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=20.0) == CvPlan(5, 1)
     assert plan(auto, 8, fit_s=0.1, num_train_rows=6, left_s=50.0).folds == 3  # too few for 5
     # one repeat (1.5 x 1.2 s x 5 folds = 9 s) fits in the 10 s left, if not in its share
     assert plan(auto, 300, fit_s=1.2, num_train_rows=240, left_s=10.0) == CvPlan(5, 1)

@@ -3,7 +3,8 @@
 One validation split of a few dozen rows is a noisy judge (issue 18: a 53-row split chose
 a model 6 points worse on test than its score said). When the table is small and the
 budget left after the candidates pays for it, :func:`cross_validate` refits each classic
-candidate (same size as on the split) on every fold of ``repeats`` seeded k-fold
+candidate (same size as on the split; when the time pays for fewer, the best of them on
+the hold-out split, :func:`plan_models`) on every fold of ``repeats`` seeded k-fold
 partitions of all labelled rows, and keeps their out-of-fold (OOF) outputs, averaged over
 the repeats. :func:`choose_on_oof` then runs greedy ensemble selection on those OOF
 outputs and chooses, on the OOF score, among the members and the ensemble — so the choice
@@ -79,6 +80,27 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
     return CvPlan(folds, int(repeats)) if repeats >= 1 else None
 
 
+def plan_models(candidates, scores: dict[str, float], fit_s: dict[str, float], *, mode: str,
+                num_rows: int, num_train_rows: int, left_s: float
+                ) -> tuple[CvPlan | None, list[str]]:
+    """The cross-validation :func:`plan` and the models it judges: all of them when it
+    pays for them; otherwise the best on the hold-out split first (``scores``, better by
+    ``mode``), as many as it pays for — at least two, so there is an ensemble to choose
+    among. The slowest candidate alone could otherwise rule the folds out for all, and the
+    choice fall back to one small split (bench/RESULTS.md, 'tabular_suite')."""
+    def rank(name: str) -> tuple[bool, float]:
+        value = scores[name]
+        return math.isnan(value), -value if mode == "max" else value
+
+    order = sorted(scores, key=rank)  # stable: ties keep the candidates' order
+    for count in [len(order), *range(len(order) - 1, 1, -1)]:
+        names = order[:count]
+        cv = plan(candidates, num_rows, sum(fit_s[n] for n in names), num_train_rows, left_s)
+        if cv is not None:
+            return cv, (list(scores) if count == len(order) else names)
+    return None, []
+
+
 def _affordable_repeats(folds: int, num_rows: int, fit_s: float, num_train_rows: int,
                         left_s: float) -> float:
     """Repeats of ``folds``-fold cross-validation the ``left_s`` seconds pay for."""
@@ -87,8 +109,10 @@ def _affordable_repeats(folds: int, num_rows: int, fit_s: float, num_train_rows:
     if math.isinf(left_s):
         return math.inf
     affordable = math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9))
-    if affordable == 0 and per_repeat_s <= max(0.0, left_s):
-        affordable = 1  # one repeat fits, margin aside: seconds otherwise left unused
+    if affordable == 0 and per_repeat_s / COST_MARGIN <= max(0.0, left_s):
+        # One repeat fits at the fits' measured pace: the seconds would otherwise go unused,
+        # and cross_validate starts no fold fit the time left cannot pay for.
+        affordable = 1
     return affordable
 
 
@@ -169,10 +193,18 @@ def select(p, run, flat) -> None:
     if x_train is None or not models or run.too_small:
         return
     x_all, y_all = all_rows(run, x_train, y_train, x_val)
-    fit_s = sum(r["fit_time_s"] for r in run.rows if r["model"] in models)
-    cv = plan(run.recipe.candidates, len(x_all), fit_s, len(x_train), run.budget.left_s())
+    rows = {r["model"]: r for r in run.rows if r["model"] in models}
+    cv, names = plan_models(run.recipe.candidates,
+                            {n: rows[n][f"val_{run.metric}"] for n in rows},
+                            {n: rows[n]["fit_time_s"] for n in rows}, mode=run.mode,
+                            num_rows=len(x_all), num_train_rows=len(x_train),
+                            left_s=run.budget.left_s())
     if cv is None:
         return
+    if len(names) < len(models):
+        run.say(f"  cross-validating the {len(names)} best of {len(models)} classic models on "
+                f"the hold-out split ({', '.join(names)}): the time left pays for no more")
+    models = {name: models[name] for name in names}
     start = time.perf_counter()
     oof, done = cross_validate(models, x_all, y_all, cv, problem_type=run.problem_type,
                                seed=run.seed, budget=run.budget)
@@ -194,7 +226,7 @@ def select(p, run, flat) -> None:
              "time_s": time.perf_counter() - start}
     val_score = None if weights is None else float(run.score(blend(run.val_outputs, weights)))
     p.leaderboard_ = _leaderboard(p.leaderboard_, scores, chosen, run.metric, cv, val_score)
-    run.log.append({"event": "cross_validation", **p.cv_, "chosen": chosen,
+    run.log.append({"event": "cross_validation", **p.cv_, "models": list(models), "chosen": chosen,
                     f"cv_{run.metric}": scores})
     run.say(f"  {cv.judged} on {len(y_all)} rows: chosen {chosen} "
             f"(cv {run.metric} {scores[chosen]:.4f}) in {p.cv_['time_s']:.1f} s")
