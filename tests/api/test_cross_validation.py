@@ -74,19 +74,19 @@ def test_plan_small_table_cross_validated_large_not():
     assert plan(auto, CV_MAX_ROWS + 1, fit_s=0.1, num_train_rows=4000, left_s=1e6) is None
     assert plan(CandidatesRecipe(cv_folds=0), 300, 0.1, 240, math.inf) is None
     # the budget caps the repeats, even ones asked for; nothing when not one repeat fits
-    # (a repeat: 1.5 margin x 1 s x 3 folds x 2/3 of the rows = 3 s)
+    # (a repeat at the fits' pace: 1 s x 3 folds x 2/3 of the rows = 2 s)
     assert (plan(CandidatesRecipe(cv_folds=3, cv_repeats=10), 300, 1.0, 300, 20.0).repeats
-            == math.floor(CV_SHARE * 20.0 / 3.0))
+            == math.floor(CV_SHARE * 20.0 / 2.0))
     assert plan(auto, 300, fit_s=10.0, num_train_rows=240, left_s=5.0) is None
-    # no repeat of 5 folds (4 s x 5 x 4/5 x 300/240 = 20 s, 30 s with the 1.5 margin) in
-    # 19 s: one of 3 (15 s with the margin)
+    # no repeat of 5 folds (4 s x 5 x 4/5 x 300/240 = 20 s) in 19 s: one of 3 (10 s)
     assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=19.0) == CvPlan(3, 1)
     assert plan(CandidatesRecipe(cv_folds=5), 300, 4.0, 240, 19.0) is None  # as asked, or none
     # 20 s pay for one repeat of 5 at the fits' pace: taken rather than left unused
     assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=20.0) == CvPlan(5, 1)
     assert plan(auto, 8, fit_s=0.1, num_train_rows=6, left_s=50.0).folds == 3  # too few for 5
-    # one repeat (1.5 x 1.2 s x 5 folds = 9 s) fits in the 10 s left, if not in its share
-    assert plan(auto, 300, fit_s=1.2, num_train_rows=240, left_s=10.0) == CvPlan(5, 1)
+    # one repeat (1.8 s x 5 folds x 4/5 x 300/240 = 9 s) fits in the 10 s left, if not in
+    # its share (8 s)
+    assert plan(auto, 300, fit_s=1.8, num_train_rows=240, left_s=10.0) == CvPlan(5, 1)
 
 
 def test_recipe_fields_validated():
@@ -106,29 +106,37 @@ class CountingClock:
         return self.limit - self.calls
 
 
-class Constant:
-    def __init__(self, value):
-        self.value = value
+def constant_fit(value, clock: CountingClock):
+    """A fold fit that predicts ``value`` for every held-out row, counted by ``clock``."""
+    def fit(train_rows, test_rows):
+        clock.calls += 1
+        assert clock.left_s() >= 0  # a fit never starts past the limit
+        assert not set(train_rows) & set(test_rows)
+        return np.tile(value, (len(test_rows), 1))
 
-    def predict_outputs(self, x):
-        return np.tile(self.value, (len(x), 1))
+    return fit
 
 
 def test_cross_validate_stops_within_the_budget():
-    x, y = np.zeros((40, 1)), np.arange(40) % 2
+    y = np.arange(40) % 2
     clock = CountingClock(limit=25)
-
-    def fit(model, xs, ys):
-        clock.calls += 1
-        assert clock.left_s() >= 0  # a fit never starts past the limit
-        return Constant(model)
-
-    models = {"a": np.array([0.6, 0.4]), "b": np.array([0.3, 0.7])}
-    oof, done = cross_validate(models, x, y, CvPlan(5, 4), problem_type="binary", seed=0,
-                               budget=clock, fit=fit)
+    fits = {"a": constant_fit([0.6, 0.4], clock), "b": constant_fit([0.3, 0.7], clock)}
+    oof, done = cross_validate(fits, y, CvPlan(5, 4), problem_type="binary", seed=0,
+                               budget=clock)
     assert done == 2  # 10 fits a repeat: two repeats, the third cut short
     assert clock.calls <= 25
     assert np.allclose(oof["a"], [0.6, 0.4])
+
+
+def test_cross_validate_starts_no_fit_its_expected_time_does_not_pay_for():
+    y = np.arange(40) % 2
+    clock = CountingClock(limit=25)
+    fits = {"a": constant_fit([0.6, 0.4], clock), "b": constant_fit([0.3, 0.7], clock)}
+    # "b" is expected to take 30 s a fold (a network's estimate): nothing starts past "a"'s
+    # first fold, and no repeat finishes.
+    oof, done = cross_validate(fits, y, CvPlan(5, 4), problem_type="binary", seed=0,
+                               budget=clock, expected_s={"b": 30.0})
+    assert (oof, done, clock.calls) == ({}, 0, 1)
 
 
 def test_choice_not_worse_than_any_member_on_oof():
@@ -163,6 +171,23 @@ def test_small_table_chosen_on_folds_and_saved(tmp_path):
     loaded = Predictor.load(tmp_path / "m")
     assert loaded.recipe_.candidates.cv_repeats == 2
     assert np.array_equal(loaded.predict_proba(train), p.predict_proba(train))
+
+
+def test_the_network_is_judged_on_the_folds_too():
+    recipe = {"candidates.classic": ["linear"], "training.max_epochs": 4,
+              "candidates.cv_repeats": 1}
+    train = table(150)
+    p = Predictor("label", seed=2, verbosity=0, recipe=recipe).fit(train)
+    board = p.leaderboard().set_index("model")
+    assert board.loc["neural", "judged_on"] == "5-fold x1 out-of-fold"
+    assert 0.5 < board.loc["neural", "cv_accuracy"] <= 1.0
+    event = next(e for e in p.train_log_ if e["event"] == "cross_validation")
+    assert event["models"] == ["linear", "neural"]
+    scores = board["cv_accuracy"].dropna()
+    assert scores[p.chosen_] == scores.max()
+    again = Predictor("label", seed=2, verbosity=0, recipe=recipe).fit(train)
+    assert again.leaderboard()["cv_accuracy"].equals(p.leaderboard()["cv_accuracy"])
+    assert np.array_equal(again.predict_proba(train), p.predict_proba(train))
 
 
 def test_off_and_large_tables_keep_the_hold_out_choice():

@@ -28,7 +28,7 @@ from polymodal.data.image_encoding import (
 )
 from polymodal.data.schema import ColumnSchema, Schema
 from polymodal.data.text import TextEmbedder, hashed_embedding, minilm_available
-from polymodal.data.transforms import TableTransform
+from polymodal.data.transforms import EncodedTable, TableTransform
 from polymodal.errors import ConfigError, DataError, ModelFolderError, NotFittedError, SchemaError
 
 
@@ -126,6 +126,25 @@ def test_categorical_vocabulary_comes_from_training_rows_only():
     np.testing.assert_array_equal(enc.categorical[:, 1], [2, 2, UNKNOWN_INDEX, MISSING_INDEX])
     np.testing.assert_array_equal(enc.mask["city"], [True, True, False, True])
     assert tr.feature_spec()["categorical_cardinalities"] == [4, 4]
+
+
+def test_stacked_rows_equal_the_rows_encoded_together():
+    schema = make_schema({"x": "numeric", "city": "categorical", "title": "text",
+                          "y": "categorical"}, label="y", problem_type="binary")
+    df = pd.DataFrame({"x": [1.0, None, 3.0, 4.0, 5.0], "city": ["Oslo", "Rome", None, "Oslo", "Bern"],
+                       "title": ["a b", "c", None, "d e f", "g"], "y": ["no", "yes", "no", None, "yes"]})
+    tr = TableTransform(schema, text_encoder="hashed").fit(df)
+    a, b = tr.encode(df.iloc[:3]), tr.encode(df.iloc[3:])
+    stacked = EncodedTable.stack([(a, np.array([2, 0])), (b, np.array([1]))])
+    whole = tr.encode(df.iloc[[2, 0, 4]])
+    assert stacked.n_rows == 3
+    for name in ("numeric", "categorical", "label", "label_present"):
+        np.testing.assert_array_equal(getattr(stacked, name), getattr(whole, name))
+    assert stacked.multilabel is None
+    for name in ("text", "mask"):
+        assert getattr(stacked, name).keys() == getattr(whole, name).keys()
+        for col, values in getattr(whole, name).items():
+            np.testing.assert_array_equal(getattr(stacked, name)[col], values)
 
 
 def test_multilabel_accepts_lists_delimited_and_json_strings():

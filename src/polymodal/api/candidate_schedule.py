@@ -185,13 +185,19 @@ def refit_on_all_rows(run: CandidateRun, kept: dict, candidates: dict, x_train, 
 
 def all_rows(run: CandidateRun, x_train, y_train, x_val) -> tuple[np.ndarray, np.ndarray]:
     """Flat features and targets of the training rows plus the labelled validation rows."""
+    known = known_rows(run)
+    x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
+    y_all = np.concatenate([y_train, np.asarray(run.val_ds.encoded.label)[known]])
+    return x_all, y_all
+
+
+def known_rows(run: CandidateRun) -> np.ndarray:
+    """Positions of the validation rows with a label the training rows know."""
     enc = run.val_ds.encoded
     known = np.asarray(enc.label_present, dtype=bool)
     if run.problem_type in ("binary", "multiclass"):
         known &= np.asarray(enc.label) >= 0  # classes the training rows never had
-    x_all = np.concatenate([x_train, x_val[known]])  # (N_train + N_val, F)
-    y_all = np.concatenate([y_train, np.asarray(enc.label)[known]])
-    return x_all, y_all
+    return np.flatnonzero(known)
 
 
 def refit_before(run: CandidateRun, classic: dict, calls: list, deadline: float, x_train, y_train,

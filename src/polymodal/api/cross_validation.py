@@ -1,18 +1,19 @@
-"""Small tables: the classic candidates judged by repeated k-fold cross-validation.
+"""Small tables: the candidates judged by repeated k-fold cross-validation.
 
 One validation split of a few dozen rows is a noisy judge (issue 18: a 53-row split chose
 a model 6 points worse on test than its score said). When the table is small and the
 budget left after the candidates pays for it, :func:`cross_validate` refits each classic
-candidate (same size as on the split; when the time pays for fewer, the best of them on
-the hold-out split, :func:`plan_models`) on every fold of ``repeats`` seeded k-fold
-partitions of all labelled rows, and keeps their out-of-fold (OOF) outputs, averaged over
-the repeats. :func:`choose_on_oof` then runs greedy ensemble selection on those OOF
-outputs and chooses, on the OOF score, among the members and the ensemble — so the choice
-is never worse than its best member on the rows it was judged on. The chosen classic
-models are then refitted on every labelled row (the fit's step 7). Fold models are not
-bagged: a refit on all rows keeps prediction as cheap as one model. The network is not
-cross-validated (each fold would cost a whole training run); its row keeps its hold-out
-score and it is not chosen in this mode.
+candidate (same size as on the split) and, on tables without images or audio, the
+network (for the steps at which it scored best, :mod:`polymodal.api.network_folds`) on
+every fold of ``repeats`` seeded k-fold partitions of all labelled rows — when the time
+pays for fewer, the best of them on the hold-out split (:func:`plan_models`) — and keeps
+their out-of-fold (OOF) outputs, averaged over the repeats. :func:`choose_on_oof` then
+runs greedy ensemble selection on those OOF outputs and chooses, on the OOF score, among
+the members and the ensemble — so the choice is never worse than its best member on the
+rows it was judged on. The chosen classic models are then refitted on every labelled row
+(the fit's step 7); the network keeps the weights the fit trained. Fold models are not
+bagged: a refit on all rows keeps prediction as cheap as one model. A model left out of
+the folds keeps its hold-out score and is not chosen in this mode.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from polymodal.api import network_folds
+from polymodal.api.candidates import NEURAL
+from polymodal.api.network_folds import FoldFit
 from polymodal.evaluate.scoring import primary_metric
 from polymodal.models.classic import ClassicModel
 from polymodal.models.ensemble import blend, ensemble_selection
@@ -41,7 +45,7 @@ MAX_AUTO_REPEATS = 5  # repeats "auto" buys at most ...
 UNLIMITED_REPEATS = 1  # ... and what it takes without a time limit (the standard k-fold)
 CV_SHARE = 0.8  # share of the seconds left the cross-validation may plan to use (each fold fit
 # also waits for its expected time to be left, so a long plan stops at the limit)
-COST_MARGIN = 1.5  # fold fits are timed on a loaded machine too
+COST_MARGIN = 1.5  # a fold fit starts when this many times its expected seconds are left
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,16 +107,16 @@ def plan_models(candidates, scores: dict[str, float], fit_s: dict[str, float], *
 
 def _affordable_repeats(folds: int, num_rows: int, fit_s: float, num_train_rows: int,
                         left_s: float) -> float:
-    """Repeats of ``folds``-fold cross-validation the ``left_s`` seconds pay for."""
-    per_repeat_s = (COST_MARGIN * fit_s * folds * (num_rows * (folds - 1) / folds)
-                    / max(1, num_train_rows))
+    """Repeats of ``folds``-fold cross-validation the ``left_s`` seconds pay for, at the
+    candidates' measured pace: :func:`cross_validate` starts no fold fit the time left
+    cannot pay for (with a margin), so a plan that proves too long costs at most its last
+    repeat, where a margin here left seconds unused (bench/RESULTS.md, 'tabular_suite')."""
+    per_repeat_s = fit_s * folds * (num_rows * (folds - 1) / folds) / max(1, num_train_rows)
     if math.isinf(left_s):
         return math.inf
     affordable = math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9))
-    if affordable == 0 and per_repeat_s / COST_MARGIN <= max(0.0, left_s):
-        # One repeat fits at the fits' measured pace: the seconds would otherwise go unused,
-        # and cross_validate starts no fold fit the time left cannot pay for.
-        affordable = 1
+    if affordable == 0 and per_repeat_s <= max(0.0, left_s):
+        affordable = 1  # beyond the share, but the seconds would otherwise go unused
     return affordable
 
 
@@ -129,25 +133,32 @@ def _splits(y: np.ndarray, problem_type: str, folds: int, seed: int):
     return list(KFold(folds, shuffle=True, random_state=seed).split(y))
 
 
-def cross_validate(models: dict, x: np.ndarray, y: np.ndarray, cv: CvPlan, *,
-                   problem_type: str, seed: int, budget, fit=None) -> tuple[dict, int]:
-    """Each model's OOF outputs on (x, y), averaged over the repeats finished within the
-    budget, and how many repeats finished. A fold fit starts only when the time it is
-    expected to take (the previous one's, with a margin) is left of ``budget``; ``fit``
-    (default ``model.refit_like``) is injectable so tests count calls."""
-    fit = fit or (lambda model, xs, ys: model.refit_like(xs, ys))
-    sums = {name: None for name in models}
-    done, last_s = 0, 0.0
+def classic_fold_fit(model: ClassicModel, x: np.ndarray, y: np.ndarray) -> FoldFit:
+    """A classic model's fold fit on the flat features ``x`` and targets ``y``: refitted
+    like ``model`` (its trees, iterations) on the fold's training rows."""
+    return lambda train, test: model.refit_like(x[train], y[train]).predict_outputs(x[test])
+
+
+def cross_validate(fold_fits: dict[str, FoldFit], y: np.ndarray, cv: CvPlan, *,
+                   problem_type: str, seed: int, budget,
+                   expected_s: dict[str, float] | None = None) -> tuple[dict, int]:
+    """Each model's OOF outputs on the rows of ``y``, averaged over the repeats finished
+    within the budget, and how many repeats finished. ``fold_fits[name](train_rows,
+    test_rows)`` fits a model on a fold and returns the held-out rows' outputs. A fold fit
+    starts only when the time it is expected to take (its previous fold's, at first
+    ``expected_s[name]``, with a margin) is left of ``budget``."""
+    expected = dict(expected_s or {})
+    sums = {name: None for name in fold_fits}
+    done = 0
     for repeat in range(cv.repeats):
         part = {}
         for train_rows, test_rows in _splits(y, problem_type, cv.folds, seed + repeat):
-            for name, model in models.items():
-                if budget.left_s() < COST_MARGIN * last_s:
+            for name, fit in fold_fits.items():
+                if budget.left_s() < COST_MARGIN * expected.get(name, 0.0):
                     return _mean(sums, done), done
                 start = time.perf_counter()
-                fold_model = fit(model, x[train_rows], y[train_rows])
-                out = fold_model.predict_outputs(x[test_rows])
-                last_s = time.perf_counter() - start
+                out = fit(train_rows, test_rows)
+                expected[name] = time.perf_counter() - start
                 if name not in part:
                     part[name] = np.zeros((len(y),) + out.shape[1:])
                 part[name][test_rows] = out
@@ -184,7 +195,7 @@ def select(p, run, flat) -> None:
     budget allow it (sets ``chosen_``, ``ensemble_weights_``, ``val_metric_``,
     ``models_``, ``leaderboard_``, ``cv_``); otherwise the hold-out choice stands and
     ``cv_`` is None."""
-    from polymodal.api.candidate_schedule import all_rows
+    from polymodal.api.candidate_schedule import all_rows, known_rows
 
     p.cv_ = None
     x_train, y_train, x_val = flat
@@ -193,21 +204,28 @@ def select(p, run, flat) -> None:
     if x_train is None or not models or run.too_small:
         return
     x_all, y_all = all_rows(run, x_train, y_train, x_val)
+    fold_fits = {name: classic_fold_fit(m, x_all, y_all) for name, m in models.items()}
     rows = {r["model"]: r for r in run.rows if r["model"] in models}
+    fit_s = {n: rows[n]["fit_time_s"] for n in rows}
+    network = network_folds.fold_fit(run, known_rows(run), share=CV_SHARE)
+    if network is not None:
+        fold_fits[NEURAL], fit_s[NEURAL] = network
+        rows[NEURAL] = next(r for r in run.rows if r["model"] == NEURAL)
     cv, names = plan_models(run.recipe.candidates,
-                            {n: rows[n][f"val_{run.metric}"] for n in rows},
-                            {n: rows[n]["fit_time_s"] for n in rows}, mode=run.mode,
-                            num_rows=len(x_all), num_train_rows=len(x_train),
+                            {n: rows[n][f"val_{run.metric}"] for n in rows}, fit_s,
+                            mode=run.mode, num_rows=len(x_all), num_train_rows=len(x_train),
                             left_s=run.budget.left_s())
     if cv is None:
         return
-    if len(names) < len(models):
-        run.say(f"  cross-validating the {len(names)} best of {len(models)} classic models on "
+    if len(names) < len(fold_fits):
+        run.say(f"  cross-validating the {len(names)} best of {len(fold_fits)} models on "
                 f"the hold-out split ({', '.join(names)}): the time left pays for no more")
-    models = {name: models[name] for name in names}
+    fold_fits = {name: fold_fits[name] for name in names}
     start = time.perf_counter()
-    oof, done = cross_validate(models, x_all, y_all, cv, problem_type=run.problem_type,
-                               seed=run.seed, budget=run.budget)
+    fold_rows = len(x_all) * (cv.folds - 1) / cv.folds / len(x_train)
+    oof, done = cross_validate(fold_fits, y_all, cv, problem_type=run.problem_type,
+                               seed=run.seed, budget=run.budget,
+                               expected_s={n: fit_s[n] * fold_rows for n in fold_fits})
     if done == 0:
         return
     cv = CvPlan(cv.folds, done)
@@ -226,7 +244,7 @@ def select(p, run, flat) -> None:
              "time_s": time.perf_counter() - start}
     val_score = None if weights is None else float(run.score(blend(run.val_outputs, weights)))
     p.leaderboard_ = _leaderboard(p.leaderboard_, scores, chosen, run.metric, cv, val_score)
-    run.log.append({"event": "cross_validation", **p.cv_, "models": list(models), "chosen": chosen,
+    run.log.append({"event": "cross_validation", **p.cv_, "models": list(fold_fits), "chosen": chosen,
                     f"cv_{run.metric}": scores})
     run.say(f"  {cv.judged} on {len(y_all)} rows: chosen {chosen} "
             f"(cv {run.metric} {scores[chosen]:.4f}) in {p.cv_['time_s']:.1f} s")

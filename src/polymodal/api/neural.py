@@ -90,13 +90,15 @@ class NeuralCandidate:
             score: Callable[[np.ndarray], float] | None, metric_name: str, metric_mode: str,
             tie_break: Callable[[np.ndarray], float] | None = None,
             out_dir: str | os.PathLike | None = None, resume: bool = False,
-            callbacks: Sequence = ()) -> TrainResult:
+            callbacks: Sequence = (), validate: bool = True) -> TrainResult:
         """Train on ``train``, keeping the weights that score best on ``val``.
 
         ``score(outputs)`` is the validation metric of the (N_val, ...) outputs;
         ``tie_break(outputs)``, when given, a lower-is-better value that decides between
         evaluations of equal metric (:data:`polymodal.train.loop.TIE_BREAK`). Under
-        ``torchrun`` only rank 0 evaluates: the other ranks pass ``val=None``.
+        ``torchrun`` only rank 0 evaluates: the other ranks pass ``val=None``. With
+        ``validate=False`` (a cross-validation fold, trained for a fixed number of steps)
+        nothing is evaluated and the final weights (EMA when on) are kept.
         """
         val_loader = (None if val is None else
                       make_loader(val, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
@@ -113,7 +115,8 @@ class NeuralCandidate:
         trainer = Trainer(config, out_dir=out_dir)
         loss_fn = functools.partial(_loss, label_smoothing=self.label_smoothing)
         self.result_ = trainer.fit(self.model_, train, collate_fn=collate, loss_fn=loss_fn,
-                                   eval_fn=evaluate, metric_name=metric_name,
+                                   eval_fn=evaluate if validate else None,
+                                   metric_name=metric_name,
                                    metric_mode=metric_mode, resume=resume, callbacks=callbacks)
         self.model_.eval()
         return self.result_

@@ -104,6 +104,27 @@ class EncodedTable:
     label_present: np.ndarray | None = None  # (N,) bool
     base_dir: str | None = None  # folder relative media paths resolve against
 
+    @staticmethod
+    def stack(parts: Sequence[tuple[EncodedTable, np.ndarray]]) -> EncodedTable:
+        """One table of the rows ``rows`` (positions) of each ``(table, rows)`` part, in
+        order: cross-validation's folds of already encoded rows, without encoding (text
+        embeddings, above all) again. The parts share one transform and base folder."""
+        def joined(name: str):
+            if getattr(parts[0][0], name) is None:
+                return None
+            return np.concatenate([getattr(t, name)[r] for t, r in parts])
+
+        def columns(name: str) -> dict:
+            return {col: np.concatenate([getattr(t, name)[col][r] for t, r in parts])
+                    for col in getattr(parts[0][0], name)}
+
+        return EncodedTable(
+            n_rows=sum(len(r) for _, r in parts),
+            **{name: joined(name) for name in ("numeric", "categorical", "multilabel",
+                                               "label", "label_present")},
+            **{name: columns(name) for name in ("text", "image", "audio", "mask")},
+            base_dir=parts[0][0].base_dir)
+
 
 class TableTransform:
     """Fit on training rows, then turn any table with the same columns into tensors.
