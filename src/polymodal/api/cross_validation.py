@@ -107,17 +107,14 @@ def plan_models(candidates, scores: dict[str, float], fit_s: dict[str, float], *
 
 def _affordable_repeats(folds: int, num_rows: int, fit_s: float, num_train_rows: int,
                         left_s: float) -> float:
-    """Repeats of ``folds``-fold cross-validation the ``left_s`` seconds pay for, at the
-    candidates' measured pace: :func:`cross_validate` starts no fold fit the time left
-    cannot pay for (with a margin), so a plan that proves too long costs at most its last
-    repeat, where a margin here left seconds unused (bench/RESULTS.md, 'tabular_suite')."""
+    """Repeats of ``folds``-fold cross-validation that ``CV_SHARE`` of the ``left_s``
+    seconds pays for at the candidates' measured pace: :func:`cross_validate`'s margin
+    guards each fold fit, and a margin here too left seconds unused (bench/RESULTS.md,
+    'tabular_suite')."""
     per_repeat_s = fit_s * folds * (num_rows * (folds - 1) / folds) / max(1, num_train_rows)
     if math.isinf(left_s):
         return math.inf
-    affordable = math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9))
-    if affordable == 0 and per_repeat_s <= max(0.0, left_s):
-        affordable = 1  # beyond the share, but the seconds would otherwise go unused
-    return affordable
+    return math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9))
 
 
 def _splits(y: np.ndarray, problem_type: str, folds: int, seed: int):
@@ -227,6 +224,12 @@ def select(p, run, flat) -> None:
                                seed=run.seed, budget=run.budget,
                                expected_s={n: fit_s[n] * fold_rows for n in fold_fits})
     if done == 0:
+        spent = time.perf_counter() - start
+        run.log.append({"event": "cross_validation_stopped", "time_s": spent,
+                        "models": list(fold_fits)})
+        run.say(f"  {cv.folds}-fold cross-validation stopped after {spent:.1f} s, before one "
+                "repeat finished: the fold fits were slower than planned; the hold-out "
+                "choice stands")
         return
     cv = CvPlan(cv.folds, done)
     y_true = _metric_targets(y_all, run.problem_type, run.transform)
