@@ -49,19 +49,19 @@ def test_plan_models_keeps_the_best_on_the_hold_out_that_the_time_pays_for():
     fit_s = {"c": 1.0, "slow": 6.0, "a": 1.0, "b": 1.0}
     cheap = plan_models(auto, scores, fit_s, mode="max", num_rows=300, num_train_rows=240,
                         left_s=1e6)
-    assert cheap[1] == list(scores)  # all of them, in the candidates' order, when affordable
+    assert cheap[1] == ["slow", "a", "b", "c"]  # all of them, best first, when affordable
     # One 3-fold repeat at the fits' pace costs 3 x (200 / 240) = 2.5 x the models' fit
-    # seconds: 17.5 s for the best two, 20 s for three; 22 s left give them 17.6 s.
+    # seconds: 17.5 s for the best two, 20 s for three.
     tight = plan_models(auto, scores, fit_s, mode="max", num_rows=300, num_train_rows=240,
-                        left_s=22.0)
+                        left_s=18.0)
     assert tight == (CvPlan(3, 1), ["slow", "a"])  # "b" and "c" left on their hold-out score
     # Lower is better (an error): the order turns round.
     errors = {"c": 0.70, "slow": 0.20, "a": 0.30, "b": 0.40}
     assert plan_models(auto, errors, fit_s, mode="min", num_rows=300, num_train_rows=240,
-                       left_s=22.0)[1] == ["slow", "a"]
+                       left_s=18.0)[1] == ["slow", "a"]
     # Never fewer than two (nothing to choose among), and not even those: none.
     assert plan_models(auto, scores, fit_s, mode="max", num_rows=300, num_train_rows=240,
-                       left_s=21.0) == (None, [])
+                       left_s=17.0) == (None, [])
     # A single classic model is judged on its own, as before.
     assert plan_models(auto, {"a": 0.8}, {"a": 1.0}, mode="max", num_rows=300,
                        num_train_rows=240, left_s=1e6)[1] == ["a"]
@@ -81,9 +81,12 @@ def test_plan_small_table_cross_validated_large_not():
     # no repeat of 5 folds (4 s x 5 x 4/5 x 300/240 = 20 s) in 19 s: one of 3 (10 s)
     assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=19.0) == CvPlan(3, 1)
     assert plan(CandidatesRecipe(cv_folds=5), 300, 4.0, 240, 19.0) is None  # as asked, or none
-    # 25 s: their share, 20 s, pays for one repeat of 5 at the fits' pace
-    assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=25.0) == CvPlan(5, 1)
+    # 20 s pay for one repeat of 5 at the fits' pace: taken rather than left unused
+    assert plan(auto, 300, fit_s=4.0, num_train_rows=240, left_s=20.0) == CvPlan(5, 1)
     assert plan(auto, 8, fit_s=0.1, num_train_rows=6, left_s=50.0).folds == 3  # too few for 5
+    # one repeat (1.8 s x 5 folds x 4/5 x 300/240 = 9 s) fits in the 10 s left, if not in
+    # its share (8 s)
+    assert plan(auto, 300, fit_s=1.8, num_train_rows=240, left_s=10.0) == CvPlan(5, 1)
 
 
 def test_recipe_fields_validated():
@@ -118,22 +121,23 @@ def test_cross_validate_stops_within_the_budget():
     y = np.arange(40) % 2
     clock = CountingClock(limit=25)
     fits = {"a": constant_fit([0.6, 0.4], clock), "b": constant_fit([0.3, 0.7], clock)}
-    oof, done = cross_validate(fits, y, CvPlan(5, 4), problem_type="binary", seed=0,
-                               budget=clock)
-    assert done == 2  # 10 fits a repeat: two repeats, the third cut short
-    assert clock.calls <= 25
-    assert np.allclose(oof["a"], [0.6, 0.4])
+    oof, repeats = cross_validate(fits, y, CvPlan(5, 4), problem_type="binary", seed=0,
+                                  budget=clock)
+    # 10 fits a repeat: two repeats each, and "a" (first) finished its folds of a third
+    assert repeats == {"a": 3, "b": 2}
+    assert clock.calls == 25
+    assert np.allclose(oof["a"], [0.6, 0.4]) and np.allclose(oof["b"], [0.3, 0.7])
 
 
 def test_cross_validate_starts_no_fit_its_expected_time_does_not_pay_for():
     y = np.arange(40) % 2
     clock = CountingClock(limit=25)
     fits = {"a": constant_fit([0.6, 0.4], clock), "b": constant_fit([0.3, 0.7], clock)}
-    # "b" is expected to take 30 s a fold (a network's estimate): nothing starts past "a"'s
-    # first fold, and no repeat finishes.
-    oof, done = cross_validate(fits, y, CvPlan(5, 4), problem_type="binary", seed=0,
-                               budget=clock, expected_s={"b": 30.0})
-    assert (oof, done, clock.calls) == ({}, 0, 1)
+    # "b" is expected to take 30 s a fold (a network's estimate): it never starts, and "a"
+    # is judged on the one repeat it finished.
+    oof, repeats = cross_validate(fits, y, CvPlan(5, 4), problem_type="binary", seed=0,
+                                  budget=clock, expected_s={"b": 30.0})
+    assert (list(oof), repeats, clock.calls) == (["a"], {"a": 1}, 5)
 
 
 def test_choice_not_worse_than_any_member_on_oof():

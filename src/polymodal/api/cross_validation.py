@@ -87,11 +87,11 @@ def plan(candidates, num_rows: int, fit_s: float, num_train_rows: int,
 def plan_models(candidates, scores: dict[str, float], fit_s: dict[str, float], *, mode: str,
                 num_rows: int, num_train_rows: int, left_s: float
                 ) -> tuple[CvPlan | None, list[str]]:
-    """The cross-validation :func:`plan` and the models it judges: all of them when it
-    pays for them; otherwise the best on the hold-out split first (``scores``, better by
-    ``mode``), as many as it pays for — at least two, so there is an ensemble to choose
-    among. The slowest candidate alone could otherwise rule the folds out for all, and the
-    choice fall back to one small split (bench/RESULTS.md, 'tabular_suite')."""
+    """The cross-validation :func:`plan` and the models it judges, best on the hold-out
+    split first (``scores``, better by ``mode``): all of them when it pays for them, else
+    as many as it pays for — at least two, so there is an ensemble to choose among. The
+    slowest candidate alone could otherwise rule the folds out for all, and the choice
+    fall back to one small split (bench/RESULTS.md, 'tabular_suite')."""
     def rank(name: str) -> tuple[bool, float]:
         value = scores[name]
         return math.isnan(value), -value if mode == "max" else value
@@ -101,20 +101,25 @@ def plan_models(candidates, scores: dict[str, float], fit_s: dict[str, float], *
         names = order[:count]
         cv = plan(candidates, num_rows, sum(fit_s[n] for n in names), num_train_rows, left_s)
         if cv is not None:
-            return cv, (list(scores) if count == len(order) else names)
+            return cv, names
     return None, []
 
 
 def _affordable_repeats(folds: int, num_rows: int, fit_s: float, num_train_rows: int,
                         left_s: float) -> float:
     """Repeats of ``folds``-fold cross-validation that ``CV_SHARE`` of the ``left_s``
-    seconds pays for at the candidates' measured pace: :func:`cross_validate`'s margin
-    guards each fold fit, and a margin here too left seconds unused (bench/RESULTS.md,
+    seconds pays for at the candidates' measured pace (:func:`cross_validate`'s margin
+    guards each fold fit; a margin here too left seconds unused, bench/RESULTS.md,
     'tabular_suite')."""
     per_repeat_s = fit_s * folds * (num_rows * (folds - 1) / folds) / max(1, num_train_rows)
     if math.isinf(left_s):
         return math.inf
-    return math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9))
+    affordable = math.floor(CV_SHARE * max(0.0, left_s) / max(per_repeat_s, 1e-9))
+    if affordable == 0 and per_repeat_s <= max(0.0, left_s):
+        # Beyond the share, but the seconds would otherwise go unused; the models that
+        # finish their folds before the guard stops the rest are still judged.
+        affordable = 1
+    return affordable
 
 
 def _splits(y: np.ndarray, problem_type: str, folds: int, seed: int):
@@ -138,35 +143,38 @@ def classic_fold_fit(model: ClassicModel, x: np.ndarray, y: np.ndarray) -> FoldF
 
 def cross_validate(fold_fits: dict[str, FoldFit], y: np.ndarray, cv: CvPlan, *,
                    problem_type: str, seed: int, budget,
-                   expected_s: dict[str, float] | None = None) -> tuple[dict, int]:
-    """Each model's OOF outputs on the rows of ``y``, averaged over the repeats finished
-    within the budget, and how many repeats finished. ``fold_fits[name](train_rows,
-    test_rows)`` fits a model on a fold and returns the held-out rows' outputs. A fold fit
-    starts only when the time it is expected to take (its previous fold's, at first
-    ``expected_s[name]``, with a margin) is left of ``budget``."""
+                   expected_s: dict[str, float] | None = None) -> tuple[dict, dict]:
+    """The OOF outputs on the rows of ``y`` of each model that finished a repeat within the
+    budget, averaged over its finished repeats, and how many each finished.
+    ``fold_fits[name](train_rows, test_rows)`` fits a model on a fold and returns the
+    held-out rows' outputs; within a repeat the models take their folds one model after
+    another, in ``fold_fits``' order, so a budget that runs out mid-repeat leaves the
+    models before it judged. A fold fit starts only when the time it is expected to take
+    (its previous fold's, at first ``expected_s[name]``, with a margin) is left of
+    ``budget``."""
     expected = dict(expected_s or {})
-    sums = {name: None for name in fold_fits}
-    done = 0
+    sums: dict = {}
+    repeats = {name: 0 for name in fold_fits}
     for repeat in range(cv.repeats):
-        part = {}
-        for train_rows, test_rows in _splits(y, problem_type, cv.folds, seed + repeat):
-            for name, fit in fold_fits.items():
+        folds = _splits(y, problem_type, cv.folds, seed + repeat)
+        for name, fit in fold_fits.items():
+            oof = None
+            for train_rows, test_rows in folds:
                 if budget.left_s() < COST_MARGIN * expected.get(name, 0.0):
-                    return _mean(sums, done), done
+                    return _mean(sums, repeats), {n: r for n, r in repeats.items() if r}
                 start = time.perf_counter()
                 out = fit(train_rows, test_rows)
                 expected[name] = time.perf_counter() - start
-                if name not in part:
-                    part[name] = np.zeros((len(y),) + out.shape[1:])
-                part[name][test_rows] = out
-        for name, out in part.items():
-            sums[name] = out if sums[name] is None else sums[name] + out
-        done += 1
-    return _mean(sums, done), done
+                if oof is None:
+                    oof = np.zeros((len(y),) + out.shape[1:])
+                oof[test_rows] = out
+            sums[name] = oof if name not in sums else sums[name] + oof
+            repeats[name] += 1
+    return _mean(sums, repeats), repeats
 
 
-def _mean(sums: dict, done: int) -> dict:
-    return {} if done == 0 else {name: s / done for name, s in sums.items()}
+def _mean(sums: dict, repeats: dict) -> dict:
+    return {name: s / repeats[name] for name, s in sums.items()}
 
 
 def choose_on_oof(oof: dict, score, *, mode: str, ensemble_rounds: int
@@ -217,21 +225,26 @@ def select(p, run, flat) -> None:
     if len(names) < len(fold_fits):
         run.say(f"  cross-validating the {len(names)} best of {len(fold_fits)} models on "
                 f"the hold-out split ({', '.join(names)}): the time left pays for no more")
-    fold_fits = {name: fold_fits[name] for name in names}
+    order = list(fold_fits)
+    fold_fits = {name: fold_fits[name] for name in names}  # best on the hold-out split first
     start = time.perf_counter()
     fold_rows = len(x_all) * (cv.folds - 1) / cv.folds / len(x_train)
-    oof, done = cross_validate(fold_fits, y_all, cv, problem_type=run.problem_type,
-                               seed=run.seed, budget=run.budget,
-                               expected_s={n: fit_s[n] * fold_rows for n in fold_fits})
-    if done == 0:
+    oof, repeats = cross_validate(fold_fits, y_all, cv, problem_type=run.problem_type,
+                                  seed=run.seed, budget=run.budget,
+                                  expected_s={n: fit_s[n] * fold_rows for n in fold_fits})
+    if len(oof) < min(2, len(fold_fits)):  # nothing judged, or one model against none
         spent = time.perf_counter() - start
         run.log.append({"event": "cross_validation_stopped", "time_s": spent,
-                        "models": list(fold_fits)})
-        run.say(f"  {cv.folds}-fold cross-validation stopped after {spent:.1f} s, before one "
-                "repeat finished: the fold fits were slower than planned; the hold-out "
-                "choice stands")
+                        "models": list(oof)})
+        run.say(f"  {cv.folds}-fold cross-validation stopped after {spent:.1f} s with "
+                f"{len(oof)} model judged: the fold fits were slower than planned; the "
+                "hold-out choice stands")
         return
-    cv = CvPlan(cv.folds, done)
+    if len(oof) < len(fold_fits):
+        left_out = ", ".join(name for name in fold_fits if name not in oof)
+        run.say(f"  the time ran out for the folds of {left_out}: judged on the hold-out split")
+    oof = {name: oof[name] for name in order if name in oof}  # ties go to the cheaper
+    cv = CvPlan(cv.folds, min(repeats.values()))
     y_true = _metric_targets(y_all, run.problem_type, run.transform)
 
     def score(outputs: np.ndarray) -> float:
@@ -246,8 +259,10 @@ def select(p, run, flat) -> None:
     p.cv_ = {"folds": cv.folds, "repeats": cv.repeats, "rows": len(y_all),
              "time_s": time.perf_counter() - start}
     val_score = None if weights is None else float(run.score(blend(run.val_outputs, weights)))
-    p.leaderboard_ = _leaderboard(p.leaderboard_, scores, chosen, run.metric, cv, val_score)
-    run.log.append({"event": "cross_validation", **p.cv_, "models": list(fold_fits), "chosen": chosen,
+    p.leaderboard_ = _leaderboard(p.leaderboard_, scores, chosen, run.metric, cv, repeats,
+                                  val_score)
+    run.log.append({"event": "cross_validation", **p.cv_, "models": list(oof),
+                    "model_repeats": repeats, "chosen": chosen,
                     f"cv_{run.metric}": scores})
     run.say(f"  {cv.judged} on {len(y_all)} rows: chosen {chosen} "
             f"(cv {run.metric} {scores[chosen]:.4f}) in {p.cv_['time_s']:.1f} s")
@@ -260,10 +275,11 @@ def _metric_targets(y: np.ndarray, problem_type: str, transform) -> np.ndarray:
 
 
 def _leaderboard(board: pd.DataFrame, scores: dict, chosen: str, metric: str,
-                 cv: CvPlan, ensemble_val: float | None) -> pd.DataFrame:
-    """The hold-out leaderboard with each model's ``cv_<metric>`` and ``judged_on``; the
-    ensemble's row is the out-of-fold one, its ``val_<metric>`` its weights' blend of the
-    members' hold-out outputs."""
+                 cv: CvPlan, repeats: dict, ensemble_val: float | None) -> pd.DataFrame:
+    """The hold-out leaderboard with each model's ``cv_<metric>`` and ``judged_on`` (its
+    own ``repeats``; the ensemble's, ``cv``'s: its members' fewest); the ensemble's row is
+    the out-of-fold one, its ``val_<metric>`` its weights' blend of the members' hold-out
+    outputs."""
     board = board.copy()
     if ensemble_val is not None:
         if ENSEMBLE not in set(board["model"]):
@@ -272,7 +288,7 @@ def _leaderboard(board: pd.DataFrame, scores: dict, chosen: str, metric: str,
                               ignore_index=True)
         board.loc[board["model"] == ENSEMBLE, f"val_{metric}"] = ensemble_val
     board[f"cv_{metric}"] = [scores.get(m, math.nan) for m in board["model"]]
-    board["judged_on"] = [cv.judged if m in scores else "hold-out (not cross-validated)"
-                          for m in board["model"]]
+    board["judged_on"] = [CvPlan(cv.folds, repeats.get(m, cv.repeats)).judged if m in scores
+                          else "hold-out (not cross-validated)" for m in board["model"]]
     board["chosen"] = board["model"] == chosen
     return board
