@@ -37,13 +37,15 @@ def fold_fit(run: CandidateRun, known_val_rows: np.ndarray, *, share: float
     rows' outputs, and what one fold fit on the fit's training rows is expected to cost.
     Each fold fit stops at ``share`` of the budget left when it starts. ``None`` when the
     network cannot be judged this way: none trained, it was never evaluated, it
-    self-trained on unlabelled rows, or the table has images or audio (a fold would decode
-    and train on them again: too slow to pay for)."""
+    self-trained on unlabelled rows, it trained with other ``torchrun`` ranks (which wait
+    for rank 0's end, not for its folds), or the table has images or audio (a fold would
+    decode and train on them again: too slow to pay for)."""
     network = run.models.get(NEURAL)
     result = getattr(network, "result_", None)
     if (not isinstance(network, NeuralCandidate) or result is None or not result.best_step
             or run.spec["image_shapes"] or run.spec["audio_shapes"] or run.stream is not None
-            or (run.self_training or {}).get("used")):
+            or (run.self_training or {}).get("used")
+            or (run.ranks is not None and run.ranks.leads)):
         return None
     rows = EncodedTable.stack([(run.train_ds.encoded, np.arange(len(run.train_ds))),
                                (run.val_ds.encoded, known_val_rows)])
