@@ -124,15 +124,16 @@ class CandidatesRecipe:
     outputs (1 keeps the best single model)."""
 
     cv_folds: int | str = "auto"
-    """Folds of the cross-validation that judges the classic candidates and the ensemble
-    on small tables (:mod:`polymodal.api.cross_validation`): ``"auto"`` (5 on tables of
+    """Folds of the cross-validation that judges the candidates (the network on tables
+    without images or audio) and the ensemble on small tables
+    (:mod:`polymodal.api.cross_validation`): ``"auto"`` (5 on tables of
     at most 5,000 labelled rows, 3 when the time left pays for no repeat of 5, none
     above), an integer >= 2, or 0 for the hold-out split alone."""
 
     cv_repeats: int | str = "auto"
-    """Seeded repeats of the k-fold partition: ``"auto"`` (as many as half the seconds
-    left pay for, at most 5; 1 without a time limit) or an integer >= 1, capped by the
-    time limit."""
+    """Seeded repeats of the k-fold partition: ``"auto"`` (as many as 0.8 of the seconds
+    left pay for at the candidates' measured pace, at most 5; 1 without a time limit) or
+    an integer >= 1, capped by the time limit."""
 
 
 @dataclass(frozen=True)
