@@ -61,11 +61,12 @@ def plant_exploit(folder: Path, marker: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> tuple[Path, Path]:
-    """A real predictor folder (fitted on 60 rows, epochs-bounded) and a test table."""
+    """A real predictor folder (fitted on 60 rows) whose chosen model is a classic one,
+    saved with skops, and a test table."""
     root = tmp_path_factory.mktemp("security")
     table = _table()
     predictor = Predictor("label", preset="fast", text_encoder="hashed", verbosity=0, seed=0,
-                          time_limit=None).fit(table)
+                          time_limit=None, recipe={"candidates.neural": False}).fit(table)
     predictor.save(root / "clean")
     table.to_csv(root / "table.csv", index=False)
     return root / "clean", root / "table.csv"
