@@ -210,14 +210,12 @@ def select(p, run, flat) -> None:
         return
     x_all, y_all = all_rows(run, x_train, y_train, x_val)
     fold_fits = {name: classic_fold_fit(m, x_all, y_all) for name, m in models.items()}
-    rows = {r["model"]: r for r in run.rows if r["model"] in models}
-    fit_s = {n: rows[n]["fit_time_s"] for n in rows}
+    fit_s = {r["model"]: r["fit_time_s"] for r in run.rows if r["model"] in models}
     network = network_folds.fold_fit(run, known_rows(run), share=CV_SHARE)
     if network is not None:
         fold_fits[NEURAL], fit_s[NEURAL] = network
-        rows[NEURAL] = next(r for r in run.rows if r["model"] == NEURAL)
-    cv, names = plan_models(run.recipe.candidates,
-                            {n: rows[n][f"val_{run.metric}"] for n in rows}, fit_s,
+    val_scores = {r["model"]: r[f"val_{run.metric}"] for r in run.rows if r["model"] in fit_s}
+    cv, names = plan_models(run.recipe.candidates, val_scores, fit_s,
                             mode=run.mode, num_rows=len(x_all), num_train_rows=len(x_train),
                             left_s=run.budget.left_s())
     if cv is None:

@@ -48,7 +48,7 @@ def predictor_card(p, versions: dict) -> str:
     if cv is not None:  # a small table: the choice was judged out of fold
         lines += ["", f"Chosen on {cv['folds']}-fold x{cv['repeats']} cross-validation: "
                   f"out-of-fold predictions on all {cv['rows']} labelled rows (`cv_{metric}`; "
-                  "a model whose `judged_on` says hold-out, on the held-out rows only)."]
+                  "a model whose `judged_on` is hold-out: on the held-out rows only)."]
     if p.ensemble_weights_:
         weights = ", ".join(f"{k} {v:.2f}" for k, v in p.ensemble_weights_.items() if v > 0)
         lines += ["", f"Ensemble weights: {weights}."]
