@@ -95,6 +95,32 @@ def test_few_integers_that_do_not_count_from_0_or_1_are_quantities():
                                                         "categorical"]
 
 
+def test_counts_numbered_from_0_that_thin_out_toward_the_top_are_quantities():
+    """Bathrooms, years in a role, tax liens: numbered from 0 like codes, but most rows
+    hold the low values and the top of the range is rare (a count); codes such as months
+    or a factor's levels fill their range, and a 0/1 flag stays a class."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame({
+        "baths": rng.choice(5, n, p=[0.05, 0.45, 0.45, 0.04, 0.01]),
+        "years_in_role": np.minimum(rng.poisson(3, n), 18),
+        "month": rng.integers(1, 13, n),
+        "level": rng.choice(4, n, p=[0.3, 0.3, 0.25, 0.15]),
+        "flag": rng.choice(2, n, p=[0.97, 0.03]),
+    })
+    schema = infer_schema(df)
+    modalities = {c: schema.columns[c].modality for c in df}
+    assert modalities == {"baths": "numeric", "years_in_role": "numeric",
+                          "month": "categorical", "level": "categorical",
+                          "flag": "categorical"}
+    reason = schema.columns["baths"].reason
+    assert reason.startswith("numeric: counts — 5 distinct integers (0–4)")
+    assert "override with baths=categorical" in reason
+    # The override the reason names is honoured.
+    forced = infer_schema(df, overrides={"baths": "categorical"})
+    assert forced.columns["baths"].modality == "categorical"
+
+
 @pytest.mark.parametrize(
     ("values", "name", "expected"),
     [

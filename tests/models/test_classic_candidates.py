@@ -171,10 +171,15 @@ def test_chosen_classic_models_are_refitted_on_train_and_validation_rows():
 def test_large_tables_skip_the_refit(monkeypatch):
     import polymodal.api.predictor as predictor_module
 
-    monkeypatch.setattr(predictor_module, "REFIT_MAX_ROWS", 50)  # 64 training rows: "large"
     rng = np.random.default_rng(0)
     x = rng.normal(size=80)
     table = pd.DataFrame({"x": x, "label": np.where(x > 0, "yes", "no")})
+    # Above the limit for image and audio tables, a table of numbers still refits ...
+    monkeypatch.setattr(predictor_module, "REFIT_MAX_ROWS", 50)  # 64 training rows
+    p = Predictor("label", preset="fast", text_encoder="hashed", verbosity=0, seed=0).fit(table)
+    assert p.refit_models_
+    # ... up to its own limit.
+    monkeypatch.setattr(predictor_module, "REFIT_MAX_ROWS_FLAT", 50)
     p = Predictor("label", preset="fast", text_encoder="hashed", verbosity=0, seed=0).fit(table)
     assert p.refit_models_ == []
     assert not [e for e in p.train_log_ if e["event"] == "refit"]

@@ -63,8 +63,12 @@ from polymodal.train.budget import TimeBudget
 __all__ = ["ENSEMBLE", "Predictor"]
 
 # Refitting the classic models on train + validation rows adds a few percent of rows on
-# large tables and costs time the network would use better: done below this many rows.
+# large image and audio tables and costs time the network would use better: done below
+# this many training rows there; on other tables the validation rows (up to 5,000) are
+# still a fifth of the rows at 25,000 and the trees refit in seconds: below the second
+# (bench/RESULTS.md, 'tabular_suite': rodent_surveys).
 REFIT_MAX_ROWS = 20_000
+REFIT_MAX_ROWS_FLAT = 50_000
 
 
 class Predictor(PredictorContract):
@@ -257,7 +261,9 @@ class Predictor(PredictorContract):
             run.stream = streamed_fit.training_batches(self, stream, table, log)
         self.num_val_rows_ = run.num_val_rows
         # 5. Candidates in order of cost, each within its share of the budget.
-        refit = tuning_data is None and stream is None and num_train < REFIT_MAX_ROWS
+        media = any(self.schema_.by_modality(m) for m in ("image", "audio"))
+        refit = (tuning_data is None and stream is None
+                 and num_train < (REFIT_MAX_ROWS if media else REFIT_MAX_ROWS_FLAT))
         flat, refits = fit_candidates(run, refit, resume_dir=resume_dir,
                                       checkpoint_every_s=checkpoint_every_s, callbacks=callbacks)
         refit = refit and (refits is not None or not run.too_small)

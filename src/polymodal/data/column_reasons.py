@@ -43,6 +43,7 @@ from polymodal.data.column_rules import (
     TAG_DELIMITERS,
     all_integers,
     class_limit,
+    count_top_share,
     fmt_count,
     fmt_number,
     fmt_rows,
@@ -92,7 +93,15 @@ def _numeric_reason(values: np.ndarray, name, origin: str) -> tuple[str, str]:
         id_reason = integer_id_reason(values, name)
         if id_reason:
             return "ignored", f"ignored: {id_reason}"
-        if nd <= INT_CODE_MAX_DISTINCT and 2 * nd <= n and integer_codes(lo, hi, nd):
+        codes = nd <= INT_CODE_MAX_DISTINCT and 2 * nd <= n and integer_codes(lo, hi, nd)
+        top_share = count_top_share(values, lo, hi, nd) if codes else None
+        if top_share is not None:
+            return "numeric", (
+                f"numeric: counts — {nd} distinct integers ({fmt_number(lo)}–{fmt_number(hi)}) "
+                f"in {fmt_rows(n)}, thinning out toward the top ({100 * top_share:.1f}% of rows "
+                f"above {fmt_number(lo + 0.75 * (hi - lo))}); override with {name}=categorical"
+            )
+        if codes:
             return "categorical", (
                 f"categorical: {nd} distinct integers ({fmt_number(lo)}–{fmt_number(hi)}) in {fmt_rows(n)} — "
                 f"integer-coded classes, not quantities; override with {name}=numeric"
