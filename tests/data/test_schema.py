@@ -119,6 +119,13 @@ def test_counts_numbered_from_0_that_thin_out_toward_the_top_are_quantities():
     # The override the reason names is honoured.
     forced = infer_schema(df, overrides={"baths": "categorical"})
     assert forced.columns["baths"].modality == "categorical"
+    # Stored as text with a capped top ("4+", not a number), the top's share is unknown:
+    # still codes; without the cap, counts again, and the reason says how they were stored.
+    capped = rng.choice(["0", "1", "2", "3", "4+"], n, p=[0.3, 0.4, 0.2, 0.07, 0.03])
+    text = infer_schema(pd.DataFrame({"k": capped, "plain": np.char.rstrip(capped, "+")}))
+    assert text.columns["k"].modality == "categorical"
+    assert text.columns["plain"].modality == "numeric"
+    assert text.columns["plain"].reason.startswith("numeric: counts stored as strings")
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,20 @@ def test_large_tables_skip_the_refit(monkeypatch):
     assert not [e for e in p.train_log_ if e["event"] == "refit"]
 
 
+def test_image_tables_keep_the_lower_refit_limit(monkeypatch):
+    import polymodal.api.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "REFIT_MAX_ROWS", 50)  # 64 training rows
+    images = [render_shape(("circle", "square")[i % 2], "red", "large", "center",
+                           image_size=16, seed=i) for i in range(80)]
+    table = pd.DataFrame({"image": images, "label": [("circle", "square")[i % 2]
+                                                     for i in range(80)]})
+    p = Predictor("label", preset="fast", time_limit=None, verbosity=0, seed=0,
+                  recipe={"training.max_epochs": 1}).fit(table)
+    assert any(isinstance(m, ClassicModel) for m in p.candidates_.values())
+    assert p.refit_models_ == []
+
+
 def test_large_media_tables_train_the_classic_models_on_a_sample(monkeypatch):
     import polymodal.api.candidates as candidates_module
 

@@ -62,13 +62,11 @@ from polymodal.train.budget import TimeBudget
 
 __all__ = ["ENSEMBLE", "Predictor"]
 
-# Refitting the classic models on train + validation rows adds a few percent of rows on
-# large image and audio tables and costs time the network would use better: done below
-# this many training rows there; on other tables the validation rows (up to 5,000) are
-# still a fifth of the rows at 25,000 and the trees refit in seconds: below the second
-# (bench/RESULTS.md, 'tabular_suite': rodent_surveys).
-REFIT_MAX_ROWS = 20_000
-REFIT_MAX_ROWS_FLAT = 50_000
+# Training rows below which the classic models are refitted on train + validation rows:
+# on large image and audio tables the time is better spent on the network; elsewhere the
+# held-out rows are worth the trees' seconds (bench/RESULTS.md, 'tabular_suite').
+REFIT_MAX_ROWS = 20_000  # tables with images or audio
+REFIT_MAX_ROWS_FLAT = 50_000  # the others
 
 
 class Predictor(PredictorContract):

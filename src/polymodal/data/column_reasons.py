@@ -81,8 +81,9 @@ def _sample_positions(num: int, sample_size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num, size=sample_size, replace=False))
 
 
-def _numeric_reason(values: np.ndarray, name, origin: str) -> tuple[str, str]:
-    """Modality and reason for a column of present numbers (``origin`` says how they were stored)."""
+def _numeric_reason(values: np.ndarray, name, origin: str, unparsed: int = 0) -> tuple[str, str]:
+    """Modality and reason for a column of present numbers (``origin`` says how they were
+    stored; ``unparsed`` cells of the column were not numbers and are not in ``values``)."""
     n = len(values)
     nd = len(pd.unique(values))  # hashing, not sorting: a million rows in a fraction of a second
     lo, hi = float(values.min()), float(values.max())
@@ -94,10 +95,11 @@ def _numeric_reason(values: np.ndarray, name, origin: str) -> tuple[str, str]:
         if id_reason:
             return "ignored", f"ignored: {id_reason}"
         codes = nd <= INT_CODE_MAX_DISTINCT and 2 * nd <= n and integer_codes(lo, hi, nd)
-        top_share = count_top_share(values, lo, hi, nd) if codes else None
+        # Cells that are not numbers ("4+", a capped top) may be the top of the range.
+        top_share = count_top_share(values, lo, hi, nd) if codes and not unparsed else None
         if top_share is not None:
             return "numeric", (
-                f"numeric: counts — {nd} distinct integers ({fmt_number(lo)}–{fmt_number(hi)}) "
+                f"numeric: counts{origin} — {nd} distinct integers ({fmt_number(lo)}–{fmt_number(hi)}) "
                 f"in {fmt_rows(n)}, thinning out toward the top ({100 * top_share:.1f}% of rows "
                 f"above {fmt_number(lo + 0.75 * (hi - lo))}); override with {name}=categorical"
             )
@@ -319,7 +321,7 @@ def _string_reason(
             f", currency/percent signs dropped (e.g. {stripped[signed].iloc[0]!r})"
             if signed.any() else ""
         ) + (f", {bad} unparseable cell(s) read as missing" if bad else "")
-        modality, reason = _numeric_reason(numbers_[parsed], name, origin)
+        modality, reason = _numeric_reason(numbers_[parsed], name, origin, unparsed=bad)
         return modality, reason, None
 
     date_reason = _datetime_reason(values, sample)
@@ -399,7 +401,8 @@ def _object_reason(
         return _string_reason(present.astype(str), name, num_rows, base_dir, sample_size, seed)
     if kind == "number":
         numbers_, parsed = parse_number_strings(present.astype(str))
-        return (*_numeric_reason(numbers_[parsed], name, mixed), None)
+        return (*_numeric_reason(numbers_[parsed], name, mixed,
+                                 unparsed=len(parsed) - int(parsed.sum())), None)
     if kind == "bool":
         return _bool_reason(present)
     if kind == "datetime":

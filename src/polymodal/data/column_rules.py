@@ -19,13 +19,10 @@ from polymodal.data.cells import cell_kind, hashable_values, parse_number_string
 # At most this many distinct integers (each seen twice on average) reads as class codes,
 # when they run from 0 or 1 with at most one gap (see integer_codes).
 INT_CODE_MAX_DISTINCT = 20
-# Integers numbered from 0 or 1 are still counts, not codes, when their values thin out
-# toward the top: the upper quarter of the range holds under this share of the rows
-# (bathrooms 0-4, years in a role 0-18, tax liens 0-7), where codes fill their range
-# (months, levels of a factor). Needs at least COUNT_MIN_DISTINCT values: a 0/1 flag is a
-# class either way.
+# Integers numbered from 0 or 1 whose upper quarter of the range holds under this share of
+# the rows are counts (bathrooms, tax liens), not codes (see count_top_share).
 COUNT_MAX_TOP_SHARE = 0.1
-COUNT_MIN_DISTINCT = 3
+COUNT_MIN_DISTINCT = 3  # a 0/1 flag is a class either way
 # At least this share of sampled cells must parse for strings to count as numbers/dates.
 PARSE_MIN_FRACTION = 0.95
 DATE_MIN_FRACTION = 0.9
@@ -173,8 +170,9 @@ def count_top_share(values: np.ndarray, lo: float, hi: float, distinct: int) -> 
     """The share of ``values`` in the upper quarter of their range ``lo``-``hi`` when
     it is under :data:`COUNT_MAX_TOP_SHARE` (integers numbered like codes that thin out
     toward the top: counts, which a model must order and read past the largest value
-    training saw), else None."""
-    if distinct < COUNT_MIN_DISTINCT or hi <= lo:
+    training saw), else None. Decided by that share alone: a factor coded by frequency,
+    its rarest level last, reads as a count too (its reason names the override)."""
+    if distinct < COUNT_MIN_DISTINCT:
         return None
     share = float(np.mean(values > lo + 0.75 * (hi - lo)))
     return share if share < COUNT_MAX_TOP_SHARE else None
