@@ -168,6 +168,17 @@ def test_chosen_classic_models_are_refitted_on_train_and_validation_rows():
     assert np.mean(p.predict(table) == table["label"]) > 0.85
 
 
+@pytest.mark.parametrize("kind", ["random_forest", "lightgbm", "catboost"])
+def test_a_refit_the_time_limit_stops_is_not_returned(kind):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = ClassicModel(kind, "binary", 2, categorical=[False] * 4, seed=0).fit(X, y)
+    assert model.refit_like(X, y, time_limit_s=0.0) is None  # the deadline cut it short
+    refit = model.refit_like(X, y, time_limit_s=600.0)
+    assert refit is not None and refit.complete_ and refit.size_ == model.size_
+
+
 def test_large_tables_skip_the_refit(monkeypatch):
     import polymodal.api.predictor as predictor_module
 

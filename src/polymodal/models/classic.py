@@ -492,11 +492,15 @@ class ClassicModel:
                 break
         return models
 
-    def refit_like(self, X: np.ndarray, y: np.ndarray) -> ClassicModel:
-        """A model of this one's kind and size (trees, iterations), fitted on ``X``."""
+    def refit_like(self, X: np.ndarray, y: np.ndarray, *,
+                   time_limit_s: float | None = None) -> ClassicModel | None:
+        """A model of this one's kind and size (trees, iterations), fitted on ``X``; None
+        when ``time_limit_s`` ran out before it grew that big."""
         refitted = ClassicModel(self.kind, self.problem_type, self.n_outputs,
                                 categorical=self.categorical, seed=self.seed)
-        refitted.fit(X, y, max_size=self.size_)
+        refitted.fit(X, y, time_limit_s=time_limit_s, max_size=self.size_)
+        if not refitted.complete_:
+            return None
         refitted.complete_ = self.complete_
         return refitted
 
