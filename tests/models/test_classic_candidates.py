@@ -179,6 +179,25 @@ def test_a_refit_the_time_limit_stops_is_not_returned(kind):
     assert refit is not None and refit.complete_ and refit.size_ == model.size_
 
 
+def test_a_refit_the_deadline_stops_leaves_the_model_trained_on_the_training_rows(monkeypatch):
+    real = ClassicModel.refit_like
+
+    def deadline_passed(self, X, y, *, time_limit_s=None):  # the real refit, out of time
+        return real(self, X, y, time_limit_s=None if time_limit_s is None else 0.0)
+
+    monkeypatch.setattr(ClassicModel, "refit_like", deadline_passed)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=120)
+    table = pd.DataFrame({"x": x, "z": rng.normal(size=120), "label": np.where(x > 0, "yes", "no")})
+    p = Predictor("label", time_limit=60, verbosity=0, seed=0,
+                  recipe={"candidates.classic": ["random_forest"], "candidates.neural": False,
+                          "candidates.cv_folds": 0}).fit(table)
+    stopped = [e["model"] for e in p.train_log_ if e["event"] == "refit_stopped"]
+    assert stopped == ["random_forest"] and p.refit_models_ == []
+    assert p.candidates_["random_forest"].size_ == 100  # the first fit's forest, whole
+    assert np.mean(p.predict(table) == table["label"]) > 0.85
+
+
 def test_large_tables_skip_the_refit(monkeypatch):
     import polymodal.api.predictor as predictor_module
 
