@@ -493,6 +493,34 @@ def test_media_tables_fit_the_classic_models_beside_the_network(media_table):
     assert len(predictions) == len(media_table)
 
 
+def test_a_refit_beside_the_network_that_runs_out_of_time_is_dropped(media_table, monkeypatch):
+    """The side thread's refits run under the network's deadline: one it stops is not
+    kept, and the model trained on the training rows predicts."""
+    from polymodal.models.classic import ClassicModel
+
+    real = ClassicModel.refit_like
+
+    def deadline_passed(self, X, y, *, time_limit_s=None):  # the real refit, out of time
+        return real(self, X, y, time_limit_s=None if time_limit_s is None else 0.0)
+
+    monkeypatch.setattr(ClassicModel, "refit_like", deadline_passed)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predictor = Predictor("label", time_limit=60, **FAST).fit(media_table)
+    finally:
+        torch.set_num_threads(previous)
+    assert any(e.get("event") == "classic_beside_network" for e in predictor.train_log_)
+    # The forests grow 10 trees at a time past the deadline's first chunk: stopped.
+    # (A boosting model done in its first chunk is whole, and kept.)
+    assert {"random_forest", "extra_trees"} <= set(predictor.candidates_)
+    assert not {"random_forest", "extra_trees"} & set(predictor.refit_models_)
+    assert predictor.candidates_["random_forest"].size_ == 100  # the first fit's forest
+    refits = [e["model"] for e in predictor.train_log_ if e.get("event") == "refit"]
+    assert refits == predictor.refit_models_
+    assert len(predictor.predict(media_table)) == len(media_table)
+
+
 # --------------------------------------------------------------------------- image augmentation
 
 

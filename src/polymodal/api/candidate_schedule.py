@@ -34,7 +34,9 @@ from polymodal.models.classic import (
 from polymodal.train.budget import TimeBudget
 
 # Refitting a classic model on train + validation rows costs about its first fit scaled by
-# the row ratio; this margin covers the rest (feature scaling, noisy timings).
+# the row ratio; the time kept back from the network for it has this margin for the rest
+# (feature scaling, noisy timings). The refits themselves start at their expected time
+# and a deadline stops one that runs over.
 REFIT_COST_MARGIN = 1.5
 REFIT_MAX_SHARE = 0.15  # at most this share of the budget is kept back from the network for it
 
@@ -212,21 +214,27 @@ def known_rows(run: CandidateRun) -> np.ndarray:
 
 def refit_before(run: CandidateRun, classic: dict, calls: list, deadline: float, x_train, y_train,
                   x_val, messages: list) -> dict:
-    """Refit each of ``classic`` on all labelled rows, each only when its estimated cost
-    ends before ``deadline`` (a ``perf_counter`` time)."""
+    """Refit each of ``classic`` on all labelled rows, each started when its expected time
+    ends before ``deadline`` (a ``perf_counter`` time), which stops it otherwise (the
+    model trained on the training rows then stays, as in :func:`refit_on_all_rows`)."""
     x_all, y_all = all_rows(run, x_train, y_train, x_val)
     fit_times = {args[0]: args[2] for method, args, _ in calls if method == run.record}
     refits = {}
     for name, model in classic.items():
         if name in run.subsampled:
             continue
-        estimate_s = fit_times[name] * REFIT_COST_MARGIN * len(x_all) / len(x_train)
-        if time.perf_counter() + estimate_s > deadline:
-            messages.append(f"  {name:<24} not refitted on all rows: needs ~{estimate_s:.1f} s")
+        expected_s = fit_times[name] * len(x_all) / len(x_train)
+        if time.perf_counter() + expected_s > deadline:
+            messages.append(f"  {name:<24} not refitted on all rows: needs ~{expected_s:.1f} s")
             continue
         fit_start = time.perf_counter()
-        refits[name] = (model.refit_like(x_all, y_all), time.perf_counter() - fit_start,
-                        len(x_all))
+        refitted = model.refit_like(x_all, y_all, time_limit_s=deadline - fit_start)
+        fit_s = time.perf_counter() - fit_start
+        if refitted is None:
+            messages.append(f"  {name:<24} refit on all rows stopped after {fit_s:.1f} s: the "
+                            "network's time was up; the model trained on the training rows stays")
+            continue
+        refits[name] = (refitted, fit_s, len(x_all))
     return refits
 
 
