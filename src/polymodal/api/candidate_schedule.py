@@ -95,7 +95,23 @@ def refit_reserve_s(run: CandidateRun, num_all_rows: int) -> float:
         return 0.0
     fit_s = sum(r["fit_time_s"] for r in run.rows)
     return min(REFIT_MAX_SHARE * left,
-               fit_s * REFIT_COST_MARGIN * num_all_rows / len(run.train_ds))
+               REFIT_COST_MARGIN * refit_seconds(fit_s, num_all_rows, len(run.train_ds)))
+
+
+def refit_seconds(fit_s: float, num_all_rows: int, num_train_rows: int) -> float:
+    """The expected seconds of a refit on ``num_all_rows`` rows of a fit that took ``fit_s``
+    on ``num_train_rows``."""
+    return fit_s * num_all_rows / max(1, num_train_rows)
+
+
+def _refit_until(model: ClassicModel, x_all, y_all, deadline: float
+                 ) -> tuple[ClassicModel | None, float]:
+    """``model`` refitted on all rows (None when ``deadline``, a ``perf_counter`` time or
+    inf, stopped it: the model trained on the training rows stays) and the seconds spent."""
+    start = time.perf_counter()
+    refitted = model.refit_like(x_all, y_all,
+                                time_limit_s=None if math.isinf(deadline) else deadline - start)
+    return refitted, time.perf_counter() - start
 
 
 def fit_side_by_side(run: CandidateRun, categorical: list[bool], *, refit: bool, threads: int,
@@ -171,18 +187,15 @@ def refit_on_all_rows(run: CandidateRun, kept: dict, candidates: dict, x_train, 
                 continue
             refitted, fit_s, num_rows = prefitted[name]
         else:
-            # Started when its expected time is left after saving; a deadline there stops
-            # a slower one, and the model trained on the training rows stays.
-            expected_s = fit_times[name] * len(x_all) / len(x_train)
+            # Started when its expected time is left after saving.
+            expected_s = refit_seconds(fit_times[name], len(x_all), len(x_train))
             left = run.budget.left_s() - save_seconds(kept.values())
             if expected_s > left:
                 run.say(f"  {name:<24} not refitted on all rows: needs ~{expected_s:.1f} "
                          f"s, {max(0.0, left):.1f} s left")
                 continue
-            fit_start = time.perf_counter()
-            refitted = model.refit_like(x_all, y_all,
-                                        time_limit_s=None if math.isinf(left) else left)
-            fit_s, num_rows = time.perf_counter() - fit_start, len(x_all)
+            refitted, fit_s = _refit_until(model, x_all, y_all, time.perf_counter() + left)
+            num_rows = len(x_all)
             if refitted is None:
                 run.log.append({"event": "refit_stopped", "model": name, "time_s": fit_s})
                 run.say(f"  {name:<24} refit on all rows stopped at the time limit after "
@@ -223,13 +236,11 @@ def refit_before(run: CandidateRun, classic: dict, calls: list, deadline: float,
     for name, model in classic.items():
         if name in run.subsampled:
             continue
-        expected_s = fit_times[name] * len(x_all) / len(x_train)
+        expected_s = refit_seconds(fit_times[name], len(x_all), len(x_train))
         if time.perf_counter() + expected_s > deadline:
             messages.append(f"  {name:<24} not refitted on all rows: needs ~{expected_s:.1f} s")
             continue
-        fit_start = time.perf_counter()
-        refitted = model.refit_like(x_all, y_all, time_limit_s=deadline - fit_start)
-        fit_s = time.perf_counter() - fit_start
+        refitted, fit_s = _refit_until(model, x_all, y_all, deadline)
         if refitted is None:
             messages.append(f"  {name:<24} refit on all rows stopped after {fit_s:.1f} s: the "
                             "network's time was up; the model trained on the training rows stays")
